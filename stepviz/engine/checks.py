@@ -1,0 +1,90 @@
+"""Input validation: every bad value gets one clear line naming it and what is allowed."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+MODES = ("txt2img", "img2img", "inpaint", "depth2img")
+
+# UNet input channels each mode accepts (inpaint: DIY blend on 4, the inpainting model on 9).
+MODE_CHANNELS = {"txt2img": (4,), "img2img": (4,), "inpaint": (4, 9), "depth2img": (5,)}
+
+
+class StepvizInputError(ValueError):
+    """A value given to stepviz is not allowed. The message names the value and the rule."""
+
+
+def check_size(name: str, value: int | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or value % 8:
+        raise StepvizInputError(
+            f"{name}={value!r} is not allowed: it must be a positive multiple of 8 "
+            f"(the VAE downsamples by 8), e.g. 64, 512 or 768"
+        )
+
+
+def check_steps(value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise StepvizInputError(f"num_inference_steps={value!r} is not allowed: it must be an integer >= 1")
+
+
+def check_guidance(value: float) -> float:
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        raise StepvizInputError(f"guidance_scale={value!r} is not allowed: it must be a finite number") from None
+    if not math.isfinite(scale):
+        raise StepvizInputError(f"guidance_scale={value!r} is not allowed: it must be a finite number")
+    return scale
+
+
+def check_strength(value: float | None) -> None:
+    if value is None:
+        return
+    try:
+        ok = 0.0 <= float(value) <= 1.0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise StepvizInputError(f"strength={value!r} is not allowed: it must be a number in [0, 1]")
+
+
+def check_mode(mode: str, unet_in_channels: int) -> None:
+    if mode not in MODES:
+        raise StepvizInputError(f"mode={mode!r} is unknown: allowed modes are {', '.join(MODES)}")
+    allowed = MODE_CHANNELS[mode]
+    if unet_in_channels not in allowed:
+        fits = [m for m, ch in MODE_CHANNELS.items() if unet_in_channels in ch]
+        raise StepvizInputError(
+            f"mode={mode!r} needs a UNet with {' or '.join(map(str, allowed))} input channels, "
+            f"but this model's UNet takes {unet_in_channels}; modes that fit it: {', '.join(fits) or 'none'}"
+        )
+
+
+def check_seed(value: int | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+        raise StepvizInputError(f"seed={value!r} is not allowed: it must be an integer in [0, 2**63)")
+
+
+def load_image(name: str, value, mode: str):
+    """Open `value` (a path or a PIL image) for `name`, or fail naming what is missing."""
+    from PIL import Image, UnidentifiedImageError
+
+    if value is None:
+        raise StepvizInputError(f"mode={mode!r} needs {name}=: give a picture (a file path or a PIL image)")
+    if isinstance(value, Image.Image):
+        return value.convert("RGB")
+    if hasattr(value, "shape") and not isinstance(value, (str, Path)):
+        return value  # a tensor or array: the image processor checks it
+    path = Path(value)
+    if not path.is_file():
+        raise StepvizInputError(f"{name}={str(value)!r}: no such file")
+    try:
+        with Image.open(path) as opened:
+            return opened.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise StepvizInputError(f"{name}={str(value)!r} is not a readable image ({exc.__class__.__name__})") from None

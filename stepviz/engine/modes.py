@@ -1,0 +1,113 @@
+"""What each mode prepares before the loop: timesteps, the starting latents x_T, and the extra inputs.
+
+The random draws happen in exactly the order diffusers' matching pipeline makes them
+(VAE posterior samples, then the starting noise), so the same seed gives the same bits.
+
+    txt2img    x_T = eps * init_noise_sigma
+    img2img    x_T = add_noise(E(image), eps, t_start)        t_start from strength
+    inpaint    4-channel UNet: DIY blend each step with add_noise(E(image), eps, t_next)
+               9-channel UNet: mask and E(masked image) concatenated to the model input
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .checks import StepvizInputError, load_image
+
+
+@dataclass
+class PreparedRun:
+    latents: torch.Tensor
+    timesteps: torch.Tensor  # what the loop iterates, from the begin index on
+    begin_index: int
+    height: int
+    width: int
+    image_latents: torch.Tensor | None = None  # E(image) * scaling_factor
+    noise: torch.Tensor | None = None  # the eps drawn for x_T (the DIY blend re-noises with it)
+    mask: torch.Tensor | None = None  # [1, 1, h, w] at latent size, 1 = repaint
+    masked_image_latents: torch.Tensor | None = None
+    depth: torch.Tensor | None = None
+
+
+def _encode_image(pipe, pixels: torch.Tensor, generator) -> torch.Tensor:
+    """E(x) = a sample of the VAE posterior, times the model's scaling factor."""
+    posterior = pipe.vae.encode(pixels).latent_dist
+    return pipe.vae.config.scaling_factor * posterior.sample(generator)
+
+
+def _strength_timesteps(scheduler, num_inference_steps: int, strength: float):
+    """Skip the first (1 - strength) of the schedule, as diffusers' img2img get_timesteps does."""
+    init_timestep = min(int(num_inference_steps * strength), num_inference_steps)
+    t_start = max(num_inference_steps - init_timestep, 0)
+    begin = t_start * scheduler.order
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(begin)
+    if num_inference_steps - t_start < 1:
+        raise StepvizInputError(
+            f"strength={strength} with {num_inference_steps} steps leaves no step to run: "
+            f"raise strength or num_inference_steps so that int(steps * strength) >= 1"
+        )
+    return scheduler.timesteps[begin:], begin
+
+
+def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, width, dtype, device,
+            generator, image=None, mask_image=None, strength=None, depth_map=None) -> PreparedRun:
+    from diffusers.image_processor import VaeImageProcessor
+    from diffusers.utils.torch_utils import randn_tensor
+
+    scale = pipe.vae_scale_factor
+    channels = pipe.vae.config.latent_channels
+    scheduler.set_timesteps(num_inference_steps, device=device)
+
+    if mode == "txt2img":
+        height = height or pipe.unet.config.sample_size * scale
+        width = width or pipe.unet.config.sample_size * scale
+        shape = (1, pipe.unet.config.in_channels, height // scale, width // scale)
+        noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        latents = noise * scheduler.init_noise_sigma
+        return PreparedRun(latents, scheduler.timesteps, 0, height, width, noise=noise)
+
+    if mode == "img2img":
+        strength = 0.8 if strength is None else strength  # StableDiffusionImg2ImgPipeline's default
+        pixels = pipe.image_processor.preprocess(load_image("image", image, mode), height=height, width=width)
+        height, width = pixels.shape[-2:]
+        timesteps, begin = _strength_timesteps(scheduler, num_inference_steps, strength)
+        image_latents = _encode_image(pipe, pixels.to(device=device, dtype=dtype), generator)
+        noise = randn_tensor(image_latents.shape, generator=generator, device=device, dtype=dtype)
+        latents = scheduler.add_noise(image_latents, noise, timesteps[:1])
+        return PreparedRun(latents, timesteps, begin, height, width, image_latents=image_latents, noise=noise)
+
+    if mode == "inpaint":
+        strength = 1.0 if strength is None else strength  # StableDiffusionInpaintPipeline's default
+        height = height or pipe.unet.config.sample_size * scale
+        width = width or pipe.unet.config.sample_size * scale
+        timesteps, begin = _strength_timesteps(scheduler, num_inference_steps, strength)
+        pixels = pipe.image_processor.preprocess(load_image("image", image, mode), height=height, width=width)
+        pixels = pixels.to(dtype=torch.float32)
+        mask_processor = VaeImageProcessor(
+            vae_scale_factor=scale, do_normalize=False, do_binarize=True, do_convert_grayscale=True
+        )
+        mask_pixels = mask_processor.preprocess(load_image("mask_image", mask_image, mode), height=height, width=width)
+        shape = (1, channels, height // scale, width // scale)
+        # 1. the original's latents (4-channel UNet only), then the starting noise
+        image_latents = None
+        if pipe.unet.config.in_channels == 4 or strength < 1.0:
+            # contiguous like diffusers' .repeat(): the blend's memory layout decides the UNet's bits
+            image_latents = _encode_image(pipe, pixels.to(device=device, dtype=dtype), generator).contiguous()
+        noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        if strength == 1.0:
+            latents = noise * scheduler.init_noise_sigma
+        else:
+            latents = scheduler.add_noise(image_latents, noise, timesteps[:1])
+        # 2. the mask at latent size and the masked image's latents (drawn even for 4 channels, like diffusers)
+        mask = torch.nn.functional.interpolate(mask_pixels, size=(height // scale, width // scale))
+        mask = mask.to(device=device, dtype=dtype)
+        masked_pixels = (pixels * (mask_pixels < 0.5)).to(device=device, dtype=dtype)
+        masked_image_latents = _encode_image(pipe, masked_pixels, generator).to(device=device, dtype=dtype)
+        return PreparedRun(latents, timesteps, begin, height, width, image_latents=image_latents, noise=noise,
+                           mask=mask, masked_image_latents=masked_image_latents)
+
+    raise StepvizInputError(f"mode={mode!r} is not supported by this engine yet: use txt2img, img2img or inpaint")

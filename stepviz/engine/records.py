@@ -1,0 +1,125 @@
+"""What the engine records: one StepRecord per scheduler step, plus the run log.
+
+Tensors stay on the run's device and dtype; the metric floats are computed once,
+when the step is taken. The UI and the exports read these records and nothing else,
+so a record never needs to know which scheduler or mode produced it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+# Metric and schedule fields that are plain floats, in the order exports write them.
+FLOAT_FIELDS = (
+    "timestep",
+    "sigma",
+    "sigma_next",
+    "alpha_cumprod",
+    "guidance_scale",
+    "norm_uncond",
+    "norm_text",
+    "norm_guidance",
+    "norm_noise_pred",
+    "cos_uncond_text",
+    "latents_std",
+    "pred_original_std",
+    "seconds_unet",
+    "seconds_scheduler",
+    "seconds_total",
+)
+
+
+@dataclass
+class StepRecord:
+    """Everything one iteration of the denoising loop did.
+
+    `index` counts loop iterations from 0; `latents` is x_{t-1} (after the inpaint
+    blend where there is one) and `pred_original_sample` is x0-hat at this step.
+    """
+
+    index: int
+    num_steps: int
+    timestep: float
+    sigma: float
+    alpha_cumprod: float
+    guidance_scale: float
+    scheduler: str
+    latents: torch.Tensor
+    pred_original_sample: torch.Tensor
+    noise_pred_uncond: torch.Tensor
+    noise_pred_text: torch.Tensor
+    noise_pred: torch.Tensor
+    norm_uncond: float
+    norm_text: float
+    norm_guidance: float
+    norm_noise_pred: float
+    cos_uncond_text: float
+    latents_std: float
+    pred_original_std: float
+    mode: str = "txt2img"
+    family: str = "vp"  # latent space of `latents`: "vp" or "sigma" (x = x0 + sigma eps)
+    sigma_next: float = 0.0  # noise level of `latents`, after the step
+    # inpaint (DIY blend): re-noised original latents and the latent-size mask (1 = repaint)
+    background: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    # inpaint model / depth2img: the extra UNet input channels
+    masked_image_latents: torch.Tensor | None = None
+    depth: torch.Tensor | None = None
+    # where a NaN/Inf first appeared in this step ("unet", "guidance", ...), else None
+    nonfinite: str | None = None
+    seconds_unet: float = 0.0
+    seconds_scheduler: float = 0.0
+    seconds_total: float = 0.0
+    # a note about the scheduler's state, e.g. "multistep history restarted"
+    scheduler_note: str | None = None
+
+    def floats(self) -> dict[str, float]:
+        """The record's numbers, for metrics.csv/json: index first, then FLOAT_FIELDS."""
+        row: dict[str, float] = {"index": self.index, "num_steps": self.num_steps}
+        for name in FLOAT_FIELDS:
+            row[name] = float(getattr(self, name))
+        return row
+
+    def tensor_fields(self) -> dict[str, torch.Tensor]:
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        }
+
+
+@dataclass
+class RunLogEntry:
+    """One edit made to a run: at which step (0 = before the first step) and what changed."""
+
+    at_step: int
+    action: str  # "set_guidance_scale", "set_scheduler", "rewind", "fork"
+    detail: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{k}={v}" for k, v in self.detail.items())
+        return f"step {self.at_step}: {self.action}({parts})"
+
+
+@dataclass
+class PromptAnatomy:
+    """How a prompt became the text encoder's input (seed section S2)."""
+
+    text: str
+    tokens: list[str]
+    input_ids: list[int]
+    embedding_shape: tuple[int, ...]
+    max_length: int
+    truncated_text: str | None = None  # the part cut off beyond max_length, if any
+
+    @property
+    def notice(self) -> str | None:
+        if self.truncated_text is None:
+            return None
+        return (
+            f"prompt is longer than the tokenizer's {self.max_length} tokens; "
+            f"this part was cut: {self.truncated_text!r}"
+        )

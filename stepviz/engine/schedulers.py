@@ -1,0 +1,170 @@
+"""The schedulers stepviz lists, their two latent spaces, and x0-hat per family.
+
+Two families (see DESIGN.md, "Facts about diffusers schedulers"):
+
+    VP     x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps          init_noise_sigma = 1
+    sigma  x   = x_0 + sigma eps,  sigma = sqrt((1 - abar) / abar)  model input x / sqrt(sigma^2 + 1)
+
+so a VP latent times sqrt(sigma^2 + 1) is the sigma-family latent at the same noise level.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+
+from .checks import StepvizInputError
+
+
+@dataclass(frozen=True)
+class SchedulerInfo:
+    name: str
+    class_name: str
+    family: str  # "vp" or "sigma"
+    order: int  # model calls per timestep (Heun: 2) or multistep history length
+    multistep: bool
+    description: str
+
+
+SCHEDULERS: dict[str, SchedulerInfo] = {
+    info.name: info
+    for info in (
+        SchedulerInfo("ddim", "DDIMScheduler", "vp", 1, False, "DDIM, deterministic (eta=0)"),
+        SchedulerInfo("ddpm", "DDPMScheduler", "vp", 1, False, "DDPM, ancestral (draws noise)"),
+        SchedulerInfo("pndm", "PNDMScheduler", "vp", 4, True, "PNDM / PLMS, 4-step history"),
+        SchedulerInfo("lms", "LMSDiscreteScheduler", "sigma", 4, True, "linear multistep, 4-step history"),
+        SchedulerInfo("euler", "EulerDiscreteScheduler", "sigma", 1, False, "Euler (k-diffusion)"),
+        SchedulerInfo("euler_a", "EulerAncestralDiscreteScheduler", "sigma", 1, False, "Euler ancestral (draws noise)"),
+        SchedulerInfo("heun", "HeunDiscreteScheduler", "sigma", 2, False, "Heun, two model calls per timestep"),
+        SchedulerInfo("dpmpp_2m", "DPMSolverMultistepScheduler", "vp", 2, True, "DPM-Solver++ 2M"),
+        SchedulerInfo("unipc", "UniPCMultistepScheduler", "vp", 2, True, "UniPC predictor-corrector"),
+        SchedulerInfo("deis", "DEISMultistepScheduler", "vp", 2, True, "DEIS multistep"),
+    )
+}
+
+_SIGMA_CLASSES = {
+    "EulerDiscreteScheduler",
+    "EulerAncestralDiscreteScheduler",
+    "LMSDiscreteScheduler",
+    "HeunDiscreteScheduler",
+    "KDPM2DiscreteScheduler",
+    "KDPM2AncestralDiscreteScheduler",
+    "DPMSolverSDEScheduler",
+}
+
+
+def info_for(scheduler) -> SchedulerInfo:
+    """The table entry for a scheduler instance (or a made-up one for a class we do not list)."""
+    cls_name = type(scheduler).__name__
+    for info in SCHEDULERS.values():
+        if info.class_name == cls_name:
+            return info
+    family = "sigma" if cls_name in _SIGMA_CLASSES else "vp"
+    return SchedulerInfo(cls_name, cls_name, family, getattr(scheduler, "order", 1), False, cls_name)
+
+
+def make_scheduler(name: str, config, **overrides):
+    """A fresh scheduler by stepviz name, configured from the pipeline's config (`from_config`)."""
+    import diffusers
+
+    if name not in SCHEDULERS:
+        raise StepvizInputError(f"scheduler={name!r} is unknown: allowed schedulers are {', '.join(SCHEDULERS)}")
+    cls = getattr(diffusers, SCHEDULERS[name].class_name)
+    return cls.from_config(config, **overrides)
+
+
+def accepts(method, name: str) -> bool:
+    return name in inspect.signature(method).parameters
+
+
+def noise_level(scheduler, loop_index: int, t) -> tuple[float, float]:
+    """(sigma_t, abar_t) of the scheduler's loop position `loop_index` with timestep t."""
+    sigmas = getattr(scheduler, "sigmas", None)
+    if sigmas is not None and loop_index < len(sigmas):
+        sigma = float(sigmas[loop_index])
+        return sigma, 1.0 / (1.0 + sigma * sigma)
+    abar = float(scheduler.alphas_cumprod[int(round(float(t)))])
+    return ((1.0 - abar) / abar) ** 0.5, abar
+
+
+def pred_original_from_eps(model_output, x, sigma: float, family: str, prediction_type: str):
+    """x0-hat from the model output by the family's formula (for schedulers that do not return it).
+
+    VP:    x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar);  v-pred: x0 = sqrt(abar) x_t - sqrt(1 - abar) v
+    sigma: x0 = x - sigma eps;                            v-pred: x0 = x/(sigma^2+1) - sigma v/sqrt(sigma^2+1)
+    """
+    abar = 1.0 / (1.0 + sigma * sigma)
+    if prediction_type == "sample":
+        return model_output
+    if family == "sigma":
+        if prediction_type == "v_prediction":
+            c = (sigma * sigma + 1.0) ** 0.5
+            return x / (sigma * sigma + 1.0) - model_output * (sigma / c)
+        return x - sigma * model_output
+    sqrt_abar, sqrt_one_minus = abar**0.5, (1.0 - abar) ** 0.5
+    if prediction_type == "v_prediction":
+        return sqrt_abar * x - sqrt_one_minus * model_output
+    return (x - sqrt_one_minus * model_output) / sqrt_abar
+
+
+def history_fill(scheduler) -> tuple[int, int] | None:
+    """(filled, capacity) of a multistep solver's history, or None for one-step schedulers."""
+    name = type(scheduler).__name__
+    if name == "LMSDiscreteScheduler":
+        return len(scheduler.derivatives), 4
+    if name == "PNDMScheduler":
+        return len(scheduler.ets), 4
+    if hasattr(scheduler, "model_outputs") and hasattr(scheduler, "lower_order_nums"):
+        capacity = int(scheduler.config.solver_order)
+        return min(int(scheduler.lower_order_nums), capacity), capacity
+    return None
+
+
+def first_order_grid(timesteps) -> list[float]:
+    """The distinct noise levels a loop visits: Heun's and PNDM's repeated timesteps collapsed."""
+    grid: list[float] = []
+    for t in (float(x) for x in timesteps):
+        if not grid or grid[-1] != t:
+            grid.append(t)
+    return grid
+
+
+def convert_latents(latents: torch.Tensor, sigma: float, from_family: str, to_family: str) -> torch.Tensor:
+    """Move latents between the VP and sigma spaces at noise level sigma (x_sigma = x_vp sqrt(sigma^2+1))."""
+    if from_family == to_family:
+        return latents
+    factor = (sigma * sigma + 1.0) ** 0.5
+    return latents * factor if to_family == "sigma" else latents / factor
+
+
+def set_up_swap(name: str, base_config, old, grid: list[float], t_now: float, num_steps: int, device):
+    """A new scheduler that continues at noise level t_now on the run's grid.
+
+    Returns (scheduler, loop_timesteps, begin_index, notice). The new scheduler gets the old one's
+    timestep spacing and offset; where its grid still differs and it takes custom `timesteps`, the
+    run's grid is passed explicitly. Where neither gives t_now, the nearest grid point is used and
+    the notice says so.
+    """
+    overrides = {
+        key: old.config[key] for key in ("timestep_spacing", "steps_offset") if key in old.config
+    }
+    new = make_scheduler(name, base_config, **overrides)
+    new.set_timesteps(num_steps, device=device)
+    notice = None
+    if first_order_grid(new.timesteps) != grid and accepts(new.set_timesteps, "timesteps"):
+        new.set_timesteps(timesteps=[int(round(t)) for t in grid], device=device)
+    new_grid = first_order_grid(new.timesteps)
+    k = min(range(len(new_grid)), key=lambda j: abs(new_grid[j] - t_now))
+    if new_grid[k] != t_now:
+        notice = f"{name} has no timestep {t_now:g} on its grid; continuing at the nearest, {new_grid[k]:g}"
+    if type(new).__name__ == "PNDMScheduler":
+        # PNDM has no begin index: replay its warm-up pattern (t_k, t_k+1, t_k+1, ...) from here.
+        rest = new_grid[k:]
+        loop = rest[:1] + rest[1:2] + rest[1:]
+        return new, torch.tensor(loop, device=device, dtype=new.timesteps.dtype), 0, notice
+    begin = k * new.order
+    if hasattr(new, "set_begin_index"):
+        new.set_begin_index(begin)
+    return new, new.timesteps[begin:], begin, notice

@@ -1,0 +1,346 @@
+"""The seed's DIY sampling loop, one scheduler step per call.
+
+Notation (Ho et al. 2020; Song et al. 2021 (DDIM); Karras et al. 2022; Ho & Salimans 2022):
+
+    x_t         latents at timestep t                      -> latents
+    eps_uncond  noise predicted for the negative prompt     -> noise_pred_uncond
+    eps_text    noise predicted for the prompt              -> noise_pred_text
+    s           guidance scale                              -> guidance_scale
+    eps_hat     eps_uncond + s (eps_text - eps_uncond)      -> noise_pred
+    abar_t      cumulative product of (1 - beta)            -> alpha_cumprod
+    sigma_t     sqrt((1 - abar_t) / abar_t)                 -> sigma
+    x0_hat      predicted clean latents at step t           -> pred_original_sample
+    m           mask at latent size, 1 = repaint            -> mask
+
+Run without edits, the loop gives the same bits as diffusers' StableDiffusion(Img2Img|Inpaint)Pipeline.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import torch
+
+from . import checks, guidance, modes, schedulers, text
+from .records import PromptAnatomy, RunLogEntry, StepRecord
+
+
+class NonFiniteError(RuntimeError):
+    """A NaN or Inf appeared; `record` is the step where it was first seen (None before any step)."""
+
+    def __init__(self, message: str, record: StepRecord | None = None):
+        super().__init__(message)
+        self.record = record
+
+
+@dataclass
+class _Snapshot:
+    """Everything needed to resume exactly from the state before a step."""
+
+    latents: torch.Tensor
+    scheduler: object
+    scheduler_name: str
+    timesteps: torch.Tensor
+    loop_index: int
+    steps_since_swap: int
+    guidance_scale: float
+    generator_state: torch.Tensor
+    swapped: bool
+
+
+class Stepper:
+    def __init__(self, pipe, prompt: str = "", negative_prompt: str | None = "", seed: int | None = 0,
+                 num_inference_steps: int = 30, guidance_scale: float = 7.5, scheduler="ddim",
+                 height: int | None = None, width: int | None = None, mode: str = "txt2img",
+                 image=None, mask_image=None, depth_map=None, strength: float | None = None,
+                 inpaint_noise: str = "fixed"):
+        checks.check_size("height", height)
+        checks.check_size("width", width)
+        checks.check_steps(num_inference_steps)
+        checks.check_strength(strength)
+        checks.check_seed(seed)
+        checks.check_mode(mode, pipe.unet.config.in_channels)
+        if inpaint_noise not in ("fixed", "fresh"):
+            raise checks.StepvizInputError(f"inpaint_noise={inpaint_noise!r} is unknown: use 'fixed' or 'fresh'")
+        self.pipe, self.mode, self.prompt = pipe, mode, prompt
+        self.negative_prompt = negative_prompt or ""
+        self.seed, self.num_inference_steps, self.inpaint_noise = seed, num_inference_steps, inpaint_noise
+        self.guidance_scale = checks.check_guidance(guidance_scale)
+        self.device = pipe._execution_device
+        self.dtype = pipe.unet.dtype
+        self.generator = torch.Generator(self.device)
+        if seed is not None:
+            self.generator.manual_seed(seed)
+        self._base_config = pipe.scheduler.config
+        if isinstance(scheduler, str):
+            self.scheduler = schedulers.make_scheduler(scheduler, self._base_config)
+            self.scheduler_name = scheduler
+        else:
+            self.scheduler, self.scheduler_name = scheduler, schedulers.info_for(scheduler).name
+        self.records: list[StepRecord] = []
+        self.log: list[RunLogEntry] = []
+        self.notices: list[str] = []
+        self.stopped: NonFiniteError | None = None
+        self._setup_nonfinite: str | None = None
+
+        # Text conditioning, always both branches so the guidance scale can cross 1.0 later.
+        with torch.no_grad():
+            text_embeds = text.encode(pipe.tokenizer, pipe.text_encoder, prompt, self.device)
+            uncond_embeds = text.encode(pipe.tokenizer, pipe.text_encoder, self.negative_prompt, self.device,
+                                        max_length=text_embeds.shape[1])
+        self.prompt_embeds = torch.cat([uncond_embeds, text_embeds])
+        self._watch("text_encoder", self.prompt_embeds)
+        self.prompt_anatomy: PromptAnatomy = text.prompt_anatomy(pipe.tokenizer, prompt, tuple(text_embeds.shape))
+        self.negative_anatomy = text.prompt_anatomy(pipe.tokenizer, self.negative_prompt, tuple(uncond_embeds.shape))
+        for anatomy in (self.prompt_anatomy, self.negative_anatomy):
+            if anatomy.notice:
+                self.notices.append(anatomy.notice)
+
+        with torch.no_grad():
+            run = modes.prepare(pipe, self.scheduler, mode, num_inference_steps=num_inference_steps,
+                                height=height, width=width, dtype=self.prompt_embeds.dtype, device=self.device,
+                                generator=self.generator, image=image, mask_image=mask_image,
+                                strength=strength, depth_map=depth_map)
+        self.run_inputs = run
+        self.height, self.width = run.height, run.width
+        self.latents = run.latents
+        self._watch("vae_encode", run.image_latents, run.masked_image_latents)
+        self.timesteps, self._loop_index, self._steps_since_swap = run.timesteps, 0, 0
+        self.grid = schedulers.first_order_grid(run.timesteps)
+        self._step_kwargs_cache = None
+        self._snapshots: list[_Snapshot] = [self._snapshot()]
+
+    # ---------------------------------------------------------------- state
+    @property
+    def done(self) -> bool:
+        return self._loop_index >= len(self.timesteps) or self.stopped is not None
+
+    @property
+    def total_steps(self) -> int:
+        """Steps taken plus steps left on the current scheduler (changes when a swap changes order)."""
+        return len(self.records) + len(self.timesteps) - self._loop_index
+
+    @property
+    def scheduler_info(self) -> schedulers.SchedulerInfo:
+        return schedulers.info_for(self.scheduler)
+
+    @property
+    def history_fill(self):
+        return schedulers.history_fill(self.scheduler)
+
+    def _watch(self, component: str, *tensors) -> bool:
+        """Record the first component whose output holds NaN or Inf; True while all is finite."""
+        for tensor in tensors:
+            if tensor is not None and not bool(torch.isfinite(tensor).all()):
+                self._setup_nonfinite = self._setup_nonfinite or component
+                return False
+        return True
+
+    def _snapshot(self) -> _Snapshot:
+        return _Snapshot(self.latents, copy.deepcopy(self.scheduler), self.scheduler_name, self.timesteps,
+                         self._loop_index, self._steps_since_swap, self.guidance_scale,
+                         self.generator.get_state(), self._swapped)
+
+    def _extra_step_kwargs(self) -> dict:
+        kwargs = {}
+        if schedulers.accepts(self.scheduler.step, "generator"):
+            kwargs["generator"] = self.generator
+        if schedulers.accepts(self.scheduler.step, "eta"):
+            kwargs["eta"] = 0.0
+        if self._swapped and type(self.scheduler).__name__ == "LMSDiscreteScheduler":
+            # a fresh LMS after a swap has only the history gathered since: use that many terms
+            kwargs["order"] = min(self._steps_since_swap + 1, 4)
+        return kwargs
+
+    _swapped = False
+
+    # ---------------------------------------------------------------- the loop
+    @torch.no_grad()
+    def step(self) -> StepRecord:
+        """One iteration of the seed's loop: x_t -> x_{t-1}, recorded."""
+        if self.stopped is not None:
+            raise self.stopped
+        if self.done:
+            raise RuntimeError("the run is finished: rewind(k) or fork() to go on from an earlier step")
+        started = time.perf_counter()
+        pipe, sched, x_t = self.pipe, self.scheduler, self.latents
+        t = self.timesteps[self._loop_index]
+        family = schedulers.info_for(sched).family
+        sigma, abar = self._noise_level_at(self._loop_index)
+        s = self.guidance_scale
+        run = self.run_inputs
+        nonfinite = self._setup_nonfinite
+
+        # 1. latent_model_input = [x_t, x_t]: uncond first, then text
+        latent_model_input = torch.cat([x_t] * 2)
+        # 2. scale_model_input: sigma family divides by sqrt(sigma^2 + 1), VP family leaves it
+        latent_model_input = sched.scale_model_input(latent_model_input, t)
+        if self.mode == "inpaint" and pipe.unet.config.in_channels == 9:
+            latent_model_input = torch.cat(
+                [latent_model_input, torch.cat([run.mask] * 2), torch.cat([run.masked_image_latents] * 2)], dim=1
+            )
+        # 3. UNet -> eps for both branches
+        unet_started = time.perf_counter()
+        noise_pred_both = pipe.unet(latent_model_input, t, encoder_hidden_states=self.prompt_embeds,
+                                    timestep_cond=None, cross_attention_kwargs=None, added_cond_kwargs=None,
+                                    return_dict=False)[0]
+        seconds_unet = time.perf_counter() - unet_started
+        if not self._watch("unet", noise_pred_both):
+            nonfinite = nonfinite or "unet"
+        noise_pred_uncond, noise_pred_text = noise_pred_both.chunk(2)
+        # 4. CFG: eps_hat = eps_uncond + s (eps_text - eps_uncond)
+        noise_pred = guidance.combine(noise_pred_uncond, noise_pred_text, s)
+        if not self._watch("guidance", noise_pred):
+            nonfinite = nonfinite or "guidance"
+        # 5. scheduler step x_t -> x_{t-1}; x0_hat from the scheduler or the family's formula
+        sched_started = time.perf_counter()
+        out = sched.step(noise_pred, t, x_t, **self._extra_step_kwargs(), return_dict=True)
+        seconds_scheduler = time.perf_counter() - sched_started
+        latents = out.prev_sample
+        pred_original_sample = getattr(out, "pred_original_sample", None)
+        if pred_original_sample is None:
+            pred_original_sample = schedulers.pred_original_from_eps(
+                noise_pred, x_t, sigma, family, sched.config.get("prediction_type", "epsilon"))
+        if not self._watch("scheduler", latents):
+            nonfinite = nonfinite or "scheduler"
+        # 6. DIY inpaint blend: x_{t-1} = m * x_{t-1} + (1 - m) * add_noise(E(image), eps, t_next)
+        background = None
+        if self.mode == "inpaint" and pipe.unet.config.in_channels == 4:
+            background = run.image_latents
+            if self._loop_index < len(self.timesteps) - 1:
+                eps = run.noise
+                if self.inpaint_noise == "fresh":
+                    eps = torch.randn(run.noise.shape, generator=self.generator, device=self.device,
+                                      dtype=run.noise.dtype)
+                t_next = self.timesteps[self._loop_index + 1]
+                background = sched.add_noise(run.image_latents, eps, torch.tensor([t_next]))
+            latents = (1 - run.mask) * background + run.mask * latents
+            if not self._watch("blend", latents):
+                nonfinite = nonfinite or "blend"
+
+        self.latents = latents
+        self._loop_index += 1
+        self._steps_since_swap += 1
+        metrics = guidance.branch_metrics(noise_pred_uncond, noise_pred_text, noise_pred, latents,
+                                          pred_original_sample)
+        record = StepRecord(
+            index=len(self.records), num_steps=self.total_steps, timestep=float(t), sigma=sigma,
+            alpha_cumprod=abar, guidance_scale=s, scheduler=self.scheduler_name, latents=latents,
+            pred_original_sample=pred_original_sample, noise_pred_uncond=noise_pred_uncond,
+            noise_pred_text=noise_pred_text, noise_pred=noise_pred, mode=self.mode, background=background,
+            mask=run.mask, masked_image_latents=run.masked_image_latents if pipe.unet.config.in_channels == 9
+            else None, depth=run.depth, nonfinite=nonfinite, seconds_unet=seconds_unet,
+            seconds_scheduler=seconds_scheduler, family=family, sigma_next=self._noise_level_at(self._loop_index)[0],
+            **metrics,
+        )
+        record.seconds_total = time.perf_counter() - started
+        self.records.append(record)
+        self._snapshots.append(self._snapshot())
+        if nonfinite:
+            self.stopped = NonFiniteError(self._nonfinite_message(record), record)
+            raise self.stopped
+        return record
+
+    def _noise_level_at(self, loop_index: int) -> tuple[float, float]:
+        """(sigma, abar) at a position of the loop; (0, 1) past the end."""
+        if loop_index >= len(self.timesteps):
+            return 0.0, 1.0
+        begin = getattr(self.scheduler, "begin_index", None) or 0
+        return schedulers.noise_level(self.scheduler, begin + loop_index, self.timesteps[loop_index])
+
+    def _nonfinite_message(self, record: StepRecord) -> str:
+        message = (f"NaN/Inf first appeared at step {record.index} in the {record.nonfinite.replace('_', ' ')}; "
+                   "stepping stopped so no black image is produced")
+        if self.dtype == torch.float16:
+            message += " (fp16 overflows easily: load the model in float32, or keep the VAE in float32)"
+        return message
+
+    def run(self) -> list[StepRecord]:
+        while not self.done:
+            self.step()
+        return self.records
+
+    # ---------------------------------------------------------------- edits
+    def _log(self, action: str, **detail) -> None:
+        self.log.append(RunLogEntry(len(self.records), action, detail))
+
+    def set_guidance_scale(self, scale: float) -> None:
+        """Use scale s from the next step on."""
+        new = checks.check_guidance(scale)
+        self._log("set_guidance_scale", old=self.guidance_scale, new=new)
+        self.guidance_scale = new
+        self._snapshots[-1].guidance_scale = new
+
+    def set_scheduler(self, name: str) -> str | None:
+        """Continue the remaining steps with scheduler `name`; returns a notice for the user, if any."""
+        if name not in schedulers.SCHEDULERS:
+            schedulers.make_scheduler(name, self._base_config)  # raises the clear error
+        if self.done:
+            raise RuntimeError("the run is finished: rewind first, then swap the scheduler")
+        if name == self.scheduler_name:
+            self._log("set_scheduler", old=name, new=name)
+            return None
+        t_now = float(self.timesteps[self._loop_index])
+        old_family = schedulers.info_for(self.scheduler).family
+        sigma_now, _ = self._noise_level_at(self._loop_index)
+        new, loop, begin, notice = schedulers.set_up_swap(name, self._base_config, self.scheduler, self.grid,
+                                                          t_now, self.num_inference_steps, self.device)
+        info = schedulers.info_for(new)
+        self.latents = schedulers.convert_latents(self.latents, sigma_now, old_family, info.family)
+        notices = [notice] if notice else []
+        if info.multistep and self.records:
+            notices.append(f"{name} keeps a history of earlier steps; a fresh one restarts at first order")
+        self._log("set_scheduler", old=self.scheduler_name, new=name, t=t_now, family=f"{old_family}->{info.family}")
+        self.scheduler, self.scheduler_name = new, name
+        self.timesteps, self._loop_index, self._steps_since_swap, self._swapped = loop, 0, 0, True
+        self._snapshots[-1] = self._snapshot()
+        message = "; ".join(notices) or None
+        if message:
+            self.notices.append(message)
+        return message
+
+    def rewind(self, k: int) -> None:
+        """Back to the state after step k (k = 0: before the first step), exactly."""
+        if not isinstance(k, int) or not 0 <= k <= len(self.records):
+            raise checks.StepvizInputError(f"rewind k={k!r} is not allowed: use 0..{len(self.records)}")
+        snap = self._snapshots[k]
+        self._log("rewind", to=k, from_=len(self.records))
+        self.records = self.records[:k]
+        self._snapshots = self._snapshots[: k + 1]
+        self._restore(snap)
+        self.stopped = None
+        if k == 0:
+            self._setup_nonfinite = None if self._setup_nonfinite in ("unet", "guidance") else self._setup_nonfinite
+
+    def _restore(self, snap: _Snapshot) -> None:
+        self.latents = snap.latents
+        self.scheduler = copy.deepcopy(snap.scheduler)
+        self.scheduler_name, self.timesteps = snap.scheduler_name, snap.timesteps
+        self._loop_index, self._steps_since_swap = snap.loop_index, snap.steps_since_swap
+        self._swapped = snap.swapped
+        self.guidance_scale = snap.guidance_scale
+        self.generator.set_state(snap.generator_state)
+
+    def fork(self) -> Stepper:
+        """An independent Stepper at the current state (shares the pipeline's weights)."""
+        twin = copy.copy(self)
+        twin.generator = torch.Generator(self.device)
+        twin.records, twin.log, twin.notices = list(self.records), list(self.log), list(self.notices)
+        twin._snapshots = list(self._snapshots)
+        twin._restore(self._snapshot())
+        self._log("fork")
+        twin._log("fork")
+        return twin
+
+    # ---------------------------------------------------------------- pictures
+    @torch.no_grad()
+    def image(self, latents: torch.Tensor | None = None):
+        """Full VAE decode of the current latents (or the given ones) as a PIL image."""
+        latents = self.latents if latents is None else latents
+        pixels = self.pipe.vae.decode(latents / self.pipe.vae.config.scaling_factor, return_dict=False)[0]
+        if not bool(torch.isfinite(pixels).all()):
+            raise NonFiniteError("NaN/Inf appeared in the VAE decode"
+                                 + (" (fp16: keep the VAE in float32)" if self.dtype == torch.float16 else ""))
+        return self.pipe.image_processor.postprocess(pixels, output_type="pil")[0]

@@ -1,0 +1,134 @@
+"""load_pipeline: a diffusers-format Stable Diffusion 1.x/2.x checkpoint, offline, safetensors only.
+
+`model` is one of
+  - "toy", "toy-inpaint", "toy-depth": the models shipped inside stepviz (stepviz/toy/);
+  - a local folder holding model_index.json;
+  - a hub id ("org/name") already in the local Hugging Face cache. stepviz never downloads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+SHIPPED = {
+    "toy": "model",
+    "toy-inpaint": "model-inpaint",
+    "toy-depth": "model-depth",
+}
+PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
+WEIGHT_FOLDERS = ("unet", "vae", "text_encoder", "depth_estimator")
+PIPELINE_CLASSES = (
+    "StableDiffusionPipeline",
+    "StableDiffusionImg2ImgPipeline",
+    "StableDiffusionInpaintPipeline",
+    "StableDiffusionDepth2ImgPipeline",
+)
+
+
+class ModelLoadError(ValueError):
+    """The model could not be loaded; the message names the path and what to do."""
+
+
+def shipped_folder(name: str) -> Path:
+    return Path(__file__).resolve().parent.parent / "toy" / SHIPPED[name]
+
+
+def resolve(model: str | os.PathLike) -> Path:
+    """The local folder for `model`, or a ModelLoadError saying why there is none."""
+    text = str(model)
+    if text in SHIPPED:
+        folder = shipped_folder(text)
+        if not (folder / "model_index.json").is_file():
+            raise ModelLoadError(f"the shipped model {text!r} is missing from {folder}: reinstall stepviz")
+        return folder
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "model_index.json").is_file():
+            raise ModelLoadError(
+                f"{str(path)!r} is not a diffusers pipeline folder (no model_index.json): give the folder "
+                "that save_pretrained wrote, a hub id in the local cache, or 'toy'"
+            )
+        return path
+    if text.count("/") == 1 and not text.startswith((".", "/", "~")):
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            return Path(snapshot_download(text, local_files_only=True))
+        except (LocalEntryNotFoundError, OSError, ValueError):
+            cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
+            raise ModelLoadError(
+                f"model {text!r} is not in the local Hugging Face cache ({cache}) and stepviz never downloads: "
+                f"fetch it on a connected machine (`hf download {text}`) or pass a local folder"
+            ) from None
+    raise ModelLoadError(f"model {text!r} not found: no such folder, and not a hub id of the form org/name")
+
+
+def pickle_only_weights(folder: Path) -> list[Path]:
+    """Weight files that only exist as pickles (no safetensors beside them)."""
+    found = []
+    for name in WEIGHT_FOLDERS:
+        sub = folder / name
+        if not sub.is_dir():
+            continue
+        files = [p for p in sub.iterdir() if p.is_file()]
+        if any(p.suffix == ".safetensors" for p in files):
+            continue
+        found += [p for p in files if p.suffix in PICKLE_SUFFIXES]
+    return found
+
+
+def load_pipeline(model="toy", device=None, dtype=None, *, allow_pickle: bool = False,
+                  attention_slicing: bool = False, variant: str | None = None):
+    """Load a Stable Diffusion pipeline offline. dtype: None (float32), "float16"/"fp16" or a torch dtype."""
+    import torch
+
+    folder = resolve(model)
+    pickles = pickle_only_weights(folder)
+    if pickles and not allow_pickle:
+        raise ModelLoadError(
+            f"{pickles[0]} is a pickle checkpoint with no safetensors beside it; pickles can run code when "
+            "loaded, so stepviz refuses them: convert to safetensors, or pass allow_pickle=True if you trust it"
+        )
+    torch_dtype = _dtype(dtype)
+    index = json.loads((folder / "model_index.json").read_text())
+    class_name = index.get("_class_name", "StableDiffusionPipeline")
+    if class_name not in PIPELINE_CLASSES:
+        class_name = "StableDiffusionPipeline"
+    import diffusers
+
+    cls = getattr(diffusers, class_name)
+    extra = {}
+    if "safety_checker" in index:
+        extra.update(safety_checker=None, requires_safety_checker=False)
+    try:
+        pipe = cls.from_pretrained(folder, torch_dtype=torch_dtype, use_safetensors=not allow_pickle,
+                                   local_files_only=True, variant=variant, **extra)
+    except Exception as exc:  # diffusers raises many kinds; one clear line for the user
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise ModelLoadError(
+            f"could not load the weights in {folder}: {reason[:200]} (a truncated or corrupt file? "
+            "download or export it again)"
+        ) from None
+    pipe.set_progress_bar_config(disable=True)
+    if device is not None:
+        pipe = pipe.to(device)
+    if attention_slicing:
+        pipe.enable_attention_slicing()
+    pipe.stepviz_model_id = str(model)
+    pipe.stepviz_folder = folder
+    return pipe
+
+
+def _dtype(dtype):
+    import torch
+
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16, "float32": torch.float32,
+             "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if dtype not in names:
+        raise ModelLoadError(f"dtype={dtype!r} is unknown: use one of {', '.join(names)}")
+    return names[dtype]
