@@ -226,7 +226,7 @@ class Stepper:
         metrics = guidance.branch_metrics(noise_pred_uncond, noise_pred_text, noise_pred, latents,
                                           pred_original_sample)
         record = StepRecord(
-            index=len(self.records), num_steps=self.total_steps, timestep=float(t), sigma=sigma,
+            index=len(self.records), num_steps=self.total_steps + 1, timestep=float(t), sigma=sigma,
             alpha_cumprod=abar, guidance_scale=s, scheduler=self.scheduler_name, latents=latents,
             pred_original_sample=pred_original_sample, noise_pred_uncond=noise_pred_uncond,
             noise_pred_text=noise_pred_text, noise_pred=noise_pred, mode=self.mode, background=background,

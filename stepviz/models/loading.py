@@ -85,6 +85,7 @@ def load_pipeline(model="toy", device=None, dtype=None, *, allow_pickle: bool = 
     """Load a Stable Diffusion pipeline offline. dtype: None (float32), "float16"/"fp16" or a torch dtype."""
     import torch
 
+    quiet_libraries()
     folder = resolve(model)
     pickles = pickle_only_weights(folder)
     if pickles and not allow_pickle:
@@ -120,6 +121,19 @@ def load_pipeline(model="toy", device=None, dtype=None, *, allow_pickle: bool = 
     pipe.stepviz_model_id = str(model)
     pipe.stepviz_folder = folder
     return pipe
+
+
+def quiet_libraries() -> None:
+    """Keep diffusers' and transformers' progress bars and import chatter off the user's terminal."""
+    for name in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
+        os.environ.setdefault(name, "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import diffusers.utils.logging as diffusers_logging
+    import transformers.utils.logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
 
 
 def _dtype(dtype):

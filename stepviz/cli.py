@@ -1,0 +1,118 @@
+"""Command line: argument parsing and wiring only.
+
+    stepviz                       the TUI on the toy model with a default prompt
+    stepviz tui [SCENARIO] [...]  the TUI (a lesson file, or the options below)
+    stepviz serve [...]           the TUI in a browser (textual-serve), on 127.0.0.1 by default
+    stepviz export [SCENARIO] --out DIR [...]   headless strips, animation, metrics, handout
+    stepviz scenarios             the ready lessons
+    stepviz schedulers            the schedulers, with family and order
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+RUN_OPTIONS = ("model", "prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "mode", "image",
+               "mask", "strength", "height", "width")
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", nargs="?", help="a lesson file (TOML) or the name of a ready lesson")
+    parser.add_argument("--model", help="'toy' (default), a local diffusers folder, or a cached hub id")
+    parser.add_argument("--prompt", help="the text prompt")
+    parser.add_argument("--negative-prompt", dest="negative_prompt", help="the negative prompt (CFG's uncond branch)")
+    parser.add_argument("--seed", type=int, help="random seed (default 42)")
+    parser.add_argument("--steps", type=int, help="number of inference steps (default 25)")
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 7.5)")
+    parser.add_argument("--scheduler", help="ddim, ddpm, pndm, lms, euler, euler_a, heun, dpmpp_2m, unipc, deis")
+    parser.add_argument("--mode", help="txt2img, img2img, inpaint or depth2img")
+    parser.add_argument("--image", help="input picture for img2img / inpaint / depth2img")
+    parser.add_argument("--mask", help="mask picture for inpaint (white = repaint)")
+    parser.add_argument("--strength", type=float, help="img2img / inpaint strength in [0, 1]")
+    parser.add_argument("--height", type=int, help="picture height, a multiple of 8")
+    parser.add_argument("--width", type=int, help="picture width, a multiple of 8")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stepviz", description="A step debugger for diffusion sampling loops.")
+    sub = parser.add_subparsers(dest="command")
+    tui = sub.add_parser("tui", help="step through a run in the terminal UI")
+    _add_run_options(tui)
+    tui.add_argument("--graphics", default="halfcell", choices=("auto", "sixel", "tgp", "halfcell"),
+                     help="how pictures are drawn (default halfcell: works everywhere)")
+    serve = sub.add_parser("serve", help="serve the TUI in a web browser (for projecting in class)")
+    _add_run_options(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    export = sub.add_parser("export", help="write strips, animation, metrics and a handout, headless")
+    _add_run_options(export)
+    export.add_argument("--out", required=True, help="output folder (refused if it exists and is not empty)")
+    export.add_argument("--every", type=int, default=1, help="keep every N-th step in strips (default 1)")
+    export.add_argument("--preview", default="full", choices=("full", "approx", "channels"), help="picture kind")
+    export.add_argument("--format", default="webp", choices=("webp", "gif"), help="animation format")
+    export.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    sub.add_parser("scenarios", help="list the ready lessons")
+    sub.add_parser("schedulers", help="list the schedulers with family and order")
+    return parser
+
+
+def settings_from_args(args):
+    """RunSettings from a scenario (if given) with the explicit command-line options on top."""
+    from .settings import RunSettings
+
+    if args.scenario:
+        from .scenario import load_scenario
+
+        settings = load_scenario(args.scenario)
+    else:
+        settings = RunSettings()
+    names = {"guidance": "guidance_scale", "mask": "mask_image"}
+    overrides = {names.get(k, k): getattr(args, k) for k in RUN_OPTIONS if getattr(args, k) is not None}
+    return settings.with_overrides(**overrides)
+
+
+def _list_schedulers() -> int:
+    from .engine.schedulers import SCHEDULERS
+
+    print(f"{'name':<10} {'family':<7} {'order':<6} description")
+    for info in SCHEDULERS.values():
+        print(f"{info.name:<10} {info.family:<7} {info.order:<6} {info.description}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv or ["tui"])
+    if args.command == "schedulers":
+        return _list_schedulers()
+    if args.command == "scenarios":
+        from .scenario import list_scenarios
+
+        for name, line in list_scenarios():
+            print(f"{name:<24} {line}")
+        return 0
+    from .engine.checks import StepvizInputError
+    from .models import ModelLoadError
+
+    try:
+        settings = settings_from_args(args)
+        settings.validate()
+        if args.command == "export":
+            from .export import run_export_command
+
+            return run_export_command(settings, args)
+        if args.command == "serve":
+            from .tui.serve import serve
+
+            return serve(settings, args, argv)
+        from .tui.app import run_app
+
+        return run_app(settings, graphics=args.graphics)
+    except (StepvizInputError, ModelLoadError) as exc:
+        print(f"stepviz: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stepviz: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,110 @@
+"""Latents -> pictures, three ways (pure functions; no UI).
+
+    channels   the 4 latent channels as grey tiles (2 x 2), range [-3, 3] -> [0, 255]
+    approx     linear latent-to-RGB: rgb = x @ F + b, from [-1, 1] to [0, 255]  (no network, ~free)
+    full       the VAE decoder: D(x / scaling_factor)
+
+Sigma-family latents (x = x0 + sigma eps) are first brought to the VP scale by dividing by
+sqrt(sigma^2 + 1), so pictures of x_t look alike whichever scheduler made them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+PREVIEW_KINDS = ("full", "approx", "channels")
+
+# Linear latent-to-RGB factors for SD 1.x/2.x latents (after scaling_factor), rows = latent channels.
+# Source: the public factors in ComfyUI's comfy/latent_formats.py (class SD15), also used by AUTOMATIC1111.
+SD_LATENT_RGB_FACTORS = (
+    (0.3512, 0.2297, 0.3227),
+    (0.3250, 0.4974, 0.2350),
+    (-0.2829, 0.1762, 0.2721),
+    (-0.2120, -0.2616, -0.7177),
+)
+LATENT_RGB_FILE = "latent_rgb.json"
+
+
+def latent_rgb_factors(pipe) -> tuple[torch.Tensor, torch.Tensor]:
+    """(factors [C, 3], bias [3]) for this pipeline: the model's own file if it ships one, else SD's."""
+    cached = getattr(pipe, "_stepviz_latent_rgb", None)
+    if cached is not None:
+        return cached
+    folder = getattr(pipe, "stepviz_folder", None)
+    path = Path(folder) / LATENT_RGB_FILE if folder else None
+    if path is not None and path.is_file():
+        data = json.loads(path.read_text())
+        factors, bias = torch.tensor(data["factors"]), torch.tensor(data.get("bias", [0.0, 0.0, 0.0]))
+    else:
+        factors, bias = torch.tensor(SD_LATENT_RGB_FACTORS), torch.zeros(3)
+    pipe._stepviz_latent_rgb = (factors, bias)
+    return factors, bias
+
+
+def to_vp_scale(latents: torch.Tensor, family: str, sigma: float) -> torch.Tensor:
+    """Sigma-family latents divided by sqrt(sigma^2 + 1); VP latents as they are."""
+    if family == "sigma":
+        return latents / (sigma * sigma + 1.0) ** 0.5
+    return latents
+
+
+def _to_uint8(values: torch.Tensor, low: float, high: float) -> np.ndarray:
+    scaled = (values.float().clamp(low, high) - low) * (255.0 / (high - low))
+    return scaled.round().to(torch.uint8).cpu().numpy()
+
+
+def channels_image(latents: torch.Tensor, scale: int = 8) -> Image.Image:
+    """The latent channels as grey tiles in a grid (2 x 2 for 4 channels), each upscaled `scale` times."""
+    x = latents[0]
+    tiles = _to_uint8(x, -3.0, 3.0)
+    c, h, w = tiles.shape
+    cols = 2 if c == 4 else c
+    rows = (c + cols - 1) // cols
+    grid = np.full((rows * h + rows - 1, cols * w + cols - 1), 64, dtype=np.uint8)
+    for i in range(c):
+        r, q = divmod(i, cols)
+        grid[r * (h + 1) : r * (h + 1) + h, q * (w + 1) : q * (w + 1) + w] = tiles[i]
+    image = Image.fromarray(grid, mode="L").convert("RGB")
+    return image.resize((image.width * scale // 2, image.height * scale // 2), Image.NEAREST)
+
+
+def approx_rgb_image(latents: torch.Tensor, factors: torch.Tensor, bias: torch.Tensor, scale: int = 8) -> Image.Image:
+    """rgb = x @ F + b (one small matrix product), upscaled `scale` times."""
+    x = latents[0].float()
+    rgb = torch.einsum("chw,cr->hwr", x, factors.to(x.device)) + bias.to(x.device)
+    image = Image.fromarray(_to_uint8(rgb, -1.0, 1.0), mode="RGB")
+    return image.resize((image.width * scale, image.height * scale), Image.BILINEAR)
+
+
+@torch.no_grad()
+def decode_images(pipe, latents: torch.Tensor) -> list[Image.Image]:
+    """Full VAE decode of a batch of latents [B, C, h, w] (one decoder call for the batch)."""
+    vae = pipe.vae
+    pixels = vae.decode(latents.to(dtype=vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+    pixels = torch.nan_to_num(pixels.float(), nan=0.0)
+    array = ((pixels / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(a, mode="RGB") for a in array]
+
+
+def preview(pipe, latents: torch.Tensor, kind: str, family: str = "vp", sigma: float = 0.0) -> Image.Image:
+    """One picture of latents by kind ('full', 'approx' or 'channels')."""
+    x = to_vp_scale(latents, family, sigma)
+    if kind == "full":
+        return decode_images(pipe, x)[0]
+    if kind == "approx":
+        return approx_rgb_image(x, *latent_rgb_factors(pipe))
+    if kind == "channels":
+        return channels_image(x)
+    raise ValueError(f"preview kind {kind!r} is unknown: use one of {', '.join(PREVIEW_KINDS)}")
+
+
+def record_previews(pipe, record, kind: str) -> tuple[Image.Image, Image.Image]:
+    """(x_t after the step, x0-hat) of a StepRecord as pictures of one kind."""
+    x_t = preview(pipe, record.latents, kind, record.family, record.sigma_next)
+    x0 = preview(pipe, record.pred_original_sample, kind)
+    return x_t, x0

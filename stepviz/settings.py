@@ -1,0 +1,98 @@
+"""RunSettings: everything that defines a run, from the command line or a scenario file.
+
+The CLI and scenario files both produce a RunSettings; the TUI and the exporter both consume one.
+`validate()` runs every check that needs no model, so bad input fails before any window opens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_PROMPT = "a red circle on a black background"
+
+
+@dataclass
+class Event:
+    """A scripted change: applied once the run has taken `at_step` steps (0 = before the first)."""
+
+    at_step: int
+    set_guidance_scale: float | None = None
+    set_scheduler: str | None = None
+    note: str | None = None
+    pause: bool = False
+
+
+@dataclass
+class CompareBranch:
+    """Another run to set beside the main one, e.g. the same prompt at another guidance scale."""
+
+    label: str
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunSettings:
+    model: str = "toy"
+    mode: str = "txt2img"
+    prompt: str = DEFAULT_PROMPT
+    negative_prompt: str = ""
+    seed: int = 42
+    steps: int = 25
+    guidance_scale: float = 7.5
+    scheduler: str = "ddim"
+    height: int | None = None
+    width: int | None = None
+    image: str | Path | object | None = None  # a path, or a PIL image (drawn toy scenes)
+    mask_image: str | Path | object | None = None
+    depth_map: object | None = None
+    strength: float | None = None
+    title: str = ""
+    description: str = ""
+    events: list[Event] = field(default_factory=list)
+    compare: list[CompareBranch] = field(default_factory=list)
+    source: str | None = None  # the scenario file, if any
+
+    def validate(self) -> None:
+        """Every check that needs no model: raises StepvizInputError / ModelLoadError with one line."""
+        from .engine import checks
+        from .engine.schedulers import SCHEDULERS
+        from .models import resolve
+
+        checks.check_size("height", self.height)
+        checks.check_size("width", self.width)
+        checks.check_steps(self.steps)
+        checks.check_guidance(self.guidance_scale)
+        checks.check_strength(self.strength)
+        checks.check_seed(self.seed)
+        if self.mode not in checks.MODES:
+            raise checks.StepvizInputError(f"mode={self.mode!r} is unknown: allowed modes are {', '.join(checks.MODES)}")
+        if self.scheduler not in SCHEDULERS:
+            raise checks.StepvizInputError(
+                f"scheduler={self.scheduler!r} is unknown: allowed schedulers are {', '.join(SCHEDULERS)}")
+        if self.mode in ("img2img", "inpaint", "depth2img"):
+            checks.load_image("image", self.image, self.mode)
+        if self.mode == "inpaint":
+            checks.load_image("mask_image", self.mask_image, self.mode)
+        for event in self.events:
+            if event.set_scheduler is not None and event.set_scheduler not in SCHEDULERS:
+                raise checks.StepvizInputError(
+                    f"event at step {event.at_step}: set_scheduler={event.set_scheduler!r} is unknown: "
+                    f"allowed schedulers are {', '.join(SCHEDULERS)}")
+            if event.set_guidance_scale is not None:
+                checks.check_guidance(event.set_guidance_scale)
+        resolve(self.model)
+
+    def stepper_kwargs(self) -> dict:
+        return dict(prompt=self.prompt, negative_prompt=self.negative_prompt, seed=self.seed,
+                    num_inference_steps=self.steps, guidance_scale=self.guidance_scale, scheduler=self.scheduler,
+                    height=self.height, width=self.width, mode=self.mode, image=self.image,
+                    mask_image=self.mask_image, depth_map=self.depth_map, strength=self.strength)
+
+    def make_stepper(self, pipe):
+        from .engine import Stepper
+
+        return Stepper(pipe, **self.stepper_kwargs())
+
+    def with_overrides(self, **overrides) -> RunSettings:
+        return replace(self, **overrides)
