@@ -91,7 +91,8 @@ class Stepper:
             uncond_embeds = text.encode(pipe.tokenizer, pipe.text_encoder, self.negative_prompt, self.device,
                                         max_length=text_embeds.shape[1])
         self.prompt_embeds = torch.cat([uncond_embeds, text_embeds])
-        self._watch("text_encoder", self.prompt_embeds)
+        if not self._finite(self.prompt_embeds):
+            self._setup_nonfinite = "text_encoder"
         self.prompt_anatomy: PromptAnatomy = text.prompt_anatomy(pipe.tokenizer, prompt, tuple(text_embeds.shape))
         self.negative_anatomy = text.prompt_anatomy(pipe.tokenizer, self.negative_prompt, tuple(uncond_embeds.shape))
         for anatomy in (self.prompt_anatomy, self.negative_anatomy):
@@ -106,7 +107,8 @@ class Stepper:
         self.run_inputs = run
         self.height, self.width = run.height, run.width
         self.latents = run.latents
-        self._watch("vae_encode", run.image_latents, run.masked_image_latents)
+        if not self._finite(run.image_latents, run.masked_image_latents):
+            self._setup_nonfinite = self._setup_nonfinite or "vae_encode"
         self.timesteps, self._loop_index, self._steps_since_swap = run.timesteps, 0, 0
         self.grid = schedulers.first_order_grid(run.timesteps)
         self._step_kwargs_cache = None
@@ -130,13 +132,10 @@ class Stepper:
     def history_fill(self):
         return schedulers.history_fill(self.scheduler)
 
-    def _watch(self, component: str, *tensors) -> bool:
-        """Record the first component whose output holds NaN or Inf; True while all is finite."""
-        for tensor in tensors:
-            if tensor is not None and not bool(torch.isfinite(tensor).all()):
-                self._setup_nonfinite = self._setup_nonfinite or component
-                return False
-        return True
+    @staticmethod
+    def _finite(*tensors) -> bool:
+        """The NaN/Inf watchdog's check: True while every given tensor is finite."""
+        return all(tensor is None or bool(torch.isfinite(tensor).all()) for tensor in tensors)
 
     def _snapshot(self) -> _Snapshot:
         return _Snapshot(self.latents, copy.deepcopy(self.scheduler), self.scheduler_name, self.timesteps,
@@ -187,12 +186,12 @@ class Stepper:
                                     timestep_cond=None, cross_attention_kwargs=None, added_cond_kwargs=None,
                                     return_dict=False)[0]
         seconds_unet = time.perf_counter() - unet_started
-        if not self._watch("unet", noise_pred_both):
+        if not self._finite(noise_pred_both):
             nonfinite = nonfinite or "unet"
         noise_pred_uncond, noise_pred_text = noise_pred_both.chunk(2)
         # 4. CFG: eps_hat = eps_uncond + s (eps_text - eps_uncond)
         noise_pred = guidance.combine(noise_pred_uncond, noise_pred_text, s)
-        if not self._watch("guidance", noise_pred):
+        if not self._finite(noise_pred):
             nonfinite = nonfinite or "guidance"
         # 5. scheduler step x_t -> x_{t-1}; x0_hat from the scheduler or the family's formula
         sched_started = time.perf_counter()
@@ -203,7 +202,7 @@ class Stepper:
         if pred_original_sample is None:
             pred_original_sample = schedulers.pred_original_from_eps(
                 noise_pred, x_t, sigma, family, sched.config.get("prediction_type", "epsilon"))
-        if not self._watch("scheduler", latents):
+        if not self._finite(latents):
             nonfinite = nonfinite or "scheduler"
         # 6. DIY inpaint blend: x_{t-1} = m * x_{t-1} + (1 - m) * add_noise(E(image), eps, t_next)
         background = None
@@ -217,7 +216,7 @@ class Stepper:
                 t_next = self.timesteps[self._loop_index + 1]
                 background = sched.add_noise(run.image_latents, eps, torch.tensor([t_next]))
             latents = (1 - run.mask) * background + run.mask * latents
-            if not self._watch("blend", latents):
+            if not self._finite(latents):
                 nonfinite = nonfinite or "blend"
 
         self.latents = latents
@@ -311,8 +310,6 @@ class Stepper:
         self._snapshots = self._snapshots[: k + 1]
         self._restore(snap)
         self.stopped = None
-        if k == 0:
-            self._setup_nonfinite = None if self._setup_nonfinite in ("unet", "guidance") else self._setup_nonfinite
 
     def _restore(self, snap: _Snapshot) -> None:
         self.latents = snap.latents

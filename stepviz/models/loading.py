@@ -105,7 +105,7 @@ def load_pipeline(model="toy", device=None, dtype=None, *, allow_pickle: bool = 
     if "safety_checker" in index:
         extra.update(safety_checker=None, requires_safety_checker=False)
     try:
-        pipe = cls.from_pretrained(folder, torch_dtype=torch_dtype, use_safetensors=not allow_pickle,
+        pipe = cls.from_pretrained(folder, torch_dtype=torch_dtype, use_safetensors=None if allow_pickle else True,
                                    local_files_only=True, variant=variant, **extra)
     except Exception as exc:  # diffusers raises many kinds; one clear line for the user
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
