@@ -7,6 +7,8 @@ The random draws happen in exactly the order diffusers' matching pipeline makes 
     img2img    x_T = add_noise(E(image), eps, t_start)        t_start from strength
     inpaint    4-channel UNet: DIY blend each step with add_noise(E(image), eps, t_next)
                9-channel UNet: mask and E(masked image) concatenated to the model input
+    depth2img  x_T as img2img; the depth map (estimated or given), at latent size in [-1, 1],
+               concatenated to the model input (5-channel UNet)
 """
 
 from __future__ import annotations
@@ -110,4 +112,46 @@ def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, wid
         return PreparedRun(latents, timesteps, begin, height, width, image_latents=image_latents, noise=noise,
                            mask=mask, masked_image_latents=masked_image_latents)
 
-    raise StepvizInputError(f"mode={mode!r} is not supported by this engine yet: use txt2img, img2img or inpaint")
+    if mode == "depth2img":
+        strength = 0.8 if strength is None else strength  # StableDiffusionDepth2ImgPipeline's default
+        picture = load_image("image", image, mode)
+        depth = _depth_at_latent_size(pipe, picture, depth_map, dtype, device)
+        pixels = pipe.image_processor.preprocess(picture)
+        height, width = pixels.shape[-2:]
+        timesteps, begin = _strength_timesteps(scheduler, num_inference_steps, strength)
+        image_latents = _encode_image(pipe, pixels.to(device=device, dtype=dtype), generator)
+        noise = randn_tensor(image_latents.shape, generator=generator, device=device, dtype=dtype)
+        latents = scheduler.add_noise(image_latents, noise, timesteps[:1])
+        return PreparedRun(latents, timesteps, begin, height, width, image_latents=image_latents, noise=noise,
+                           depth=depth)
+
+    raise StepvizInputError(f"mode={mode!r} is unknown: use txt2img, img2img, inpaint or depth2img")
+
+
+def _depth_at_latent_size(pipe, picture, depth_map, dtype, device) -> torch.Tensor:
+    """The depth map [1, 1, h, w] at latent size, scaled to [-1, 1] (near = high), as Depth2Img does."""
+    import contextlib
+
+    if hasattr(picture, "size") and not hasattr(picture, "shape"):
+        width, height = picture.size
+    else:
+        height, width = picture.shape[-2:]
+    if depth_map is None:
+        if getattr(pipe, "depth_estimator", None) is None:
+            raise StepvizInputError("mode='depth2img' needs depth_map= or a pipeline with a depth estimator")
+        pixel_values = pipe.feature_extractor(images=[picture], return_tensors="pt").pixel_values
+        pixel_values = pixel_values.to(device=device, dtype=dtype)
+        # diffusers runs the estimator under autocast (its batch norms dislike fp16)
+        autocast = contextlib.nullcontext() if torch.backends.mps.is_available() else torch.autocast(
+            torch.device(device).type, dtype=dtype)
+        with autocast:
+            depth_map = pipe.depth_estimator(pixel_values).predicted_depth
+    else:
+        depth_map = torch.as_tensor(depth_map)
+        depth_map = (depth_map[None] if depth_map.ndim == 2 else depth_map).to(device=device, dtype=dtype)
+    scale = pipe.vae_scale_factor
+    depth = torch.nn.functional.interpolate(depth_map.unsqueeze(1), size=(height // scale, width // scale),
+                                            mode="bicubic", align_corners=False)
+    low = torch.amin(depth, dim=[1, 2, 3], keepdim=True)
+    high = torch.amax(depth, dim=[1, 2, 3], keepdim=True)
+    return (2.0 * (depth - low) / (high - low) - 1.0).to(dtype)

@@ -176,10 +176,13 @@ class Stepper:
         latent_model_input = torch.cat([x_t] * 2)
         # 2. scale_model_input: sigma family divides by sqrt(sigma^2 + 1), VP family leaves it
         latent_model_input = sched.scale_model_input(latent_model_input, t)
+        # 2b. extra conditioning channels: inpainting model (mask, E(masked image)), Depth2Img (depth)
         if self.mode == "inpaint" and pipe.unet.config.in_channels == 9:
             latent_model_input = torch.cat(
                 [latent_model_input, torch.cat([run.mask] * 2), torch.cat([run.masked_image_latents] * 2)], dim=1
             )
+        elif self.mode == "depth2img":
+            latent_model_input = torch.cat([latent_model_input, torch.cat([run.depth] * 2)], dim=1)
         # 3. UNet -> eps for both branches
         unet_started = time.perf_counter()
         noise_pred_both = pipe.unet(latent_model_input, t, encoder_hidden_states=self.prompt_embeds,
