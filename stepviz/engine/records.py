@@ -51,7 +51,6 @@ class StepRecord:
     pred_original_sample: torch.Tensor
     noise_pred_uncond: torch.Tensor
     noise_pred_text: torch.Tensor
-    noise_pred: torch.Tensor
     norm_uncond: float
     norm_text: float
     norm_guidance: float
@@ -76,6 +75,13 @@ class StepRecord:
     # a note about the scheduler's state, e.g. "multistep history restarted"
     scheduler_note: str | None = None
 
+    @property
+    def noise_pred(self) -> torch.Tensor:
+        """eps_hat = eps_uncond + s (eps_text - eps_uncond), recomputed (same op, same bits) to save memory."""
+        from .guidance import combine
+
+        return combine(self.noise_pred_uncond, self.noise_pred_text, self.guidance_scale)
+
     def floats(self) -> dict[str, float]:
         """The record's numbers, for metrics.csv/json: index first, then FLOAT_FIELDS."""
         row: dict[str, float] = {"index": self.index, "num_steps": self.num_steps}
@@ -84,6 +90,7 @@ class StepRecord:
         return row
 
     def tensor_fields(self) -> dict[str, torch.Tensor]:
+        """The tensors the record holds (noise_pred is derived, so not among them)."""
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)

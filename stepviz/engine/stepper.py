@@ -27,6 +27,25 @@ from . import checks, guidance, modes, schedulers, text
 from .records import PromptAnatomy, RunLogEntry, StepRecord
 
 
+def copy_sharing_tensors(scheduler):
+    """A deep copy of a scheduler's state whose tensors are shared, not copied.
+
+    Schedulers rebind their tensors (and append to history lists) but never write into them, so
+    copying the containers is enough to restore the state exactly, at a fraction of the memory.
+    """
+    memo = {}
+    pending = list(vars(scheduler).values())
+    while pending:
+        value = pending.pop()
+        if isinstance(value, torch.Tensor):
+            memo[id(value)] = value
+        elif isinstance(value, (list, tuple)):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+    return copy.deepcopy(scheduler, memo)
+
+
 class NonFiniteError(RuntimeError):
     """A NaN or Inf appeared; `record` is the step where it was first seen (None before any step)."""
 
@@ -138,7 +157,7 @@ class Stepper:
         return all(tensor is None or bool(torch.isfinite(tensor).all()) for tensor in tensors)
 
     def _snapshot(self) -> _Snapshot:
-        return _Snapshot(self.latents, copy.deepcopy(self.scheduler), self.scheduler_name, self.timesteps,
+        return _Snapshot(self.latents, copy_sharing_tensors(self.scheduler), self.scheduler_name, self.timesteps,
                          self._loop_index, self._steps_since_swap, self.guidance_scale,
                          self.generator.get_state(), self._swapped)
 
@@ -231,7 +250,7 @@ class Stepper:
             index=len(self.records), num_steps=self.total_steps + 1, timestep=float(t), sigma=sigma,
             alpha_cumprod=abar, guidance_scale=s, scheduler=self.scheduler_name, latents=latents,
             pred_original_sample=pred_original_sample, noise_pred_uncond=noise_pred_uncond,
-            noise_pred_text=noise_pred_text, noise_pred=noise_pred, mode=self.mode, background=background,
+            noise_pred_text=noise_pred_text, mode=self.mode, background=background,
             mask=run.mask, masked_image_latents=run.masked_image_latents if pipe.unet.config.in_channels == 9
             else None, depth=run.depth, nonfinite=nonfinite, seconds_unet=seconds_unet,
             seconds_scheduler=seconds_scheduler, family=family, sigma_next=self._noise_level_at(self._loop_index)[0],
@@ -316,7 +335,7 @@ class Stepper:
 
     def _restore(self, snap: _Snapshot) -> None:
         self.latents = snap.latents
-        self.scheduler = copy.deepcopy(snap.scheduler)
+        self.scheduler = copy_sharing_tensors(snap.scheduler)
         self.scheduler_name, self.timesteps = snap.scheduler_name, snap.timesteps
         self._loop_index, self._steps_since_swap = snap.loop_index, snap.steps_since_swap
         self._swapped = snap.swapped

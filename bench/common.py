@@ -1,0 +1,49 @@
+"""Shared bits of the benchmarks: interleaved timing and the models they run on."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+
+def interleaved(runs: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each callable, run A, B, A, B, ... so machine noise hits both alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            started = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def large_random_pipeline(resolution: int = 128):
+    """SD 1.x's UNet widths (320, 640, 1280, 1280) with random weights, a tiny VAE and text encoder.
+
+    The UNet dominates the compute, as in a real checkpoint; `resolution` keeps it affordable on a CPU.
+    """
+    import diffusers
+    import torch
+    from tiny import tiny_components
+
+    parts = tiny_components()
+    torch.manual_seed(0)
+    parts["unet"] = diffusers.UNet2DConditionModel(
+        sample_size=resolution // 8, cross_attention_dim=16, attention_head_dim=8,
+        block_out_channels=(320, 640, 1280, 1280),
+    ).eval()
+    pipe = diffusers.StableDiffusionPipeline(**parts)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def model_pipeline(name: str):
+    import stepviz
+
+    if name == "large":
+        return large_random_pipeline()
+    return stepviz.load_pipeline(name)
