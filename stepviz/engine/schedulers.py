@@ -79,6 +79,19 @@ def accepts(method, name: str) -> bool:
     return name in inspect.signature(method).parameters
 
 
+def step_kwargs(scheduler, generator, swapped: bool, steps_since_swap: int) -> dict:
+    """The extra arguments of scheduler.step(), as diffusers' prepare_extra_step_kwargs passes them."""
+    kwargs = {}
+    if accepts(scheduler.step, "generator"):
+        kwargs["generator"] = generator
+    if accepts(scheduler.step, "eta"):
+        kwargs["eta"] = 0.0
+    if swapped and type(scheduler).__name__ == "LMSDiscreteScheduler":
+        # a fresh LMS after a swap has only the history gathered since: use that many terms
+        kwargs["order"] = min(steps_since_swap + 1, 4)
+    return kwargs
+
+
 def noise_level(scheduler, loop_index: int, t) -> tuple[float, float]:
     """(sigma_t, abar_t) of the scheduler's loop position `loop_index` with timestep t."""
     sigmas = getattr(scheduler, "sigmas", None)

@@ -19,31 +19,12 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
 
 import torch
 
 from . import checks, guidance, modes, schedulers, text
 from .records import PromptAnatomy, RunLogEntry, StepRecord
-
-
-def copy_sharing_tensors(scheduler):
-    """A deep copy of a scheduler's state whose tensors are shared, not copied.
-
-    Schedulers rebind their tensors (and append to history lists) but never write into them, so
-    copying the containers is enough to restore the state exactly, at a fraction of the memory.
-    """
-    memo = {}
-    pending = list(vars(scheduler).values())
-    while pending:
-        value = pending.pop()
-        if isinstance(value, torch.Tensor):
-            memo[id(value)] = value
-        elif isinstance(value, (list, tuple)):
-            pending.extend(value)
-        elif isinstance(value, dict):
-            pending.extend(value.values())
-    return copy.deepcopy(scheduler, memo)
+from .snapshots import Snapshot, copy_sharing_tensors
 
 
 class NonFiniteError(RuntimeError):
@@ -52,21 +33,6 @@ class NonFiniteError(RuntimeError):
     def __init__(self, message: str, record: StepRecord | None = None):
         super().__init__(message)
         self.record = record
-
-
-@dataclass
-class _Snapshot:
-    """Everything needed to resume exactly from the state before a step."""
-
-    latents: torch.Tensor
-    scheduler: object
-    scheduler_name: str
-    timesteps: torch.Tensor
-    loop_index: int
-    steps_since_swap: int
-    guidance_scale: float
-    generator_state: torch.Tensor
-    swapped: bool
 
 
 class Stepper:
@@ -130,8 +96,7 @@ class Stepper:
             self._setup_nonfinite = self._setup_nonfinite or "vae_encode"
         self.timesteps, self._loop_index, self._steps_since_swap = run.timesteps, 0, 0
         self.grid = schedulers.first_order_grid(run.timesteps)
-        self._step_kwargs_cache = None
-        self._snapshots: list[_Snapshot] = [self._snapshot()]
+        self._snapshots: list[Snapshot] = [self._snapshot()]
 
     # ---------------------------------------------------------------- state
     @property
@@ -156,21 +121,10 @@ class Stepper:
         """The NaN/Inf watchdog's check: True while every given tensor is finite."""
         return all(tensor is None or bool(torch.isfinite(tensor).all()) for tensor in tensors)
 
-    def _snapshot(self) -> _Snapshot:
-        return _Snapshot(self.latents, copy_sharing_tensors(self.scheduler), self.scheduler_name, self.timesteps,
+    def _snapshot(self) -> Snapshot:
+        return Snapshot(self.latents, copy_sharing_tensors(self.scheduler), self.scheduler_name, self.timesteps,
                          self._loop_index, self._steps_since_swap, self.guidance_scale,
                          self.generator.get_state(), self._swapped)
-
-    def _extra_step_kwargs(self) -> dict:
-        kwargs = {}
-        if schedulers.accepts(self.scheduler.step, "generator"):
-            kwargs["generator"] = self.generator
-        if schedulers.accepts(self.scheduler.step, "eta"):
-            kwargs["eta"] = 0.0
-        if self._swapped and type(self.scheduler).__name__ == "LMSDiscreteScheduler":
-            # a fresh LMS after a swap has only the history gathered since: use that many terms
-            kwargs["order"] = min(self._steps_since_swap + 1, 4)
-        return kwargs
 
     _swapped = False
 
@@ -217,7 +171,7 @@ class Stepper:
             nonfinite = nonfinite or "guidance"
         # 5. scheduler step x_t -> x_{t-1}; x0_hat from the scheduler or the family's formula
         sched_started = time.perf_counter()
-        out = sched.step(noise_pred, t, x_t, **self._extra_step_kwargs(), return_dict=True)
+        out = sched.step(noise_pred, t, x_t, **schedulers.step_kwargs(sched, self.generator, self._swapped, self._steps_since_swap), return_dict=True)
         seconds_scheduler = time.perf_counter() - sched_started
         latents = out.prev_sample
         pred_original_sample = getattr(out, "pred_original_sample", None)
@@ -333,7 +287,7 @@ class Stepper:
         self._restore(snap)
         self.stopped = None
 
-    def _restore(self, snap: _Snapshot) -> None:
+    def _restore(self, snap: Snapshot) -> None:
         self.latents = snap.latents
         self.scheduler = copy_sharing_tensors(snap.scheduler)
         self.scheduler_name, self.timesteps = snap.scheduler_name, snap.timesteps
