@@ -171,7 +171,8 @@ class Stepper:
             nonfinite = nonfinite or "guidance"
         # 5. scheduler step x_t -> x_{t-1}; x0_hat from the scheduler or the family's formula
         sched_started = time.perf_counter()
-        out = sched.step(noise_pred, t, x_t, **schedulers.step_kwargs(sched, self.generator, self._swapped, self._steps_since_swap), return_dict=True)
+        kwargs = schedulers.step_kwargs(sched, self.generator, self._swapped, self._steps_since_swap)
+        out = sched.step(noise_pred, t, x_t, **kwargs, return_dict=True)
         seconds_scheduler = time.perf_counter() - sched_started
         latents = out.prev_sample
         pred_original_sample = getattr(out, "pred_original_sample", None)
@@ -207,8 +208,8 @@ class Stepper:
             noise_pred_text=noise_pred_text, mode=self.mode, background=background,
             mask=run.mask, masked_image_latents=run.masked_image_latents if pipe.unet.config.in_channels == 9
             else None, depth=run.depth, nonfinite=nonfinite, seconds_unet=seconds_unet,
-            seconds_scheduler=seconds_scheduler, family=family, sigma_next=self._noise_level_at(self._loop_index)[0],
-            **metrics,
+            seconds_scheduler=seconds_scheduler, family=family,
+            sigma_next=self._noise_level_at(self._loop_index)[0], **metrics,
         )
         record.seconds_total = time.perf_counter() - started
         self.records.append(record)
