@@ -82,7 +82,14 @@ def _list_schedulers() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:  # `stepviz scenarios | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv or ["tui"])
     if args.command == "schedulers":

@@ -1,0 +1,263 @@
+"""`stepviz export`: run a lesson (or a prompt) headless and write everything a class handout needs.
+
+    strip.png            x_t and x0-hat per kept step, labelled with i, t, sigma
+    steps.webp|.gif      one frame per step
+    metrics.csv / .json  every float of every StepRecord, one row per step
+    schedule.png         sigma_t and abar_t per step        norms.png   the guidance norms
+    blend.png            the DIY inpaint blend (inpaint mode)
+    compare.png, compare-<n>-<label>.png   the [[compare]] runs
+    manifest.json        versions, weights hash, seed, scheduler configs, events, steps run
+    index.html           all of it in one self-contained page
+
+Everything is written into a hidden folder beside DIR, which is renamed to DIR at the end:
+an interrupted export (Ctrl-C) leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .engine.checks import StepvizInputError
+from .export_strip import (animation_frames, blend_image, compare_image, export_strip, save_atomically,
+                           step_pictures, strip_image)
+from .manifest import build_manifest, describe_picture, plain_config, write_json
+from .scenario import apply_events
+
+__all__ = ["export_run", "export_strip", "run_export_command"]
+
+FRAME_MS, LAST_FRAME_MS = 250, 1500
+
+
+@dataclass
+class FinishedRun:
+    """One run taken to its end (or to a NaN stop), with what the manifest needs."""
+
+    label: str
+    stepper: object
+    scheduler_configs: list[dict]
+    events_applied: list[dict]
+    stopped: str | None
+
+
+def check_output_folder(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise StepvizInputError(f"--out {str(out)!r} is a file: give a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise StepvizInputError(f"--out {str(out)!r} exists and is not empty: pick another folder, or add --force "
+                                "to replace it")
+
+
+def run_export_command(settings, args) -> int:
+    """The CLI's entry: checks the options, exports, prints where the files are."""
+    if args.every < 1:
+        raise StepvizInputError(f"--every {args.every} is not allowed: it must be an integer >= 1")
+    out = Path(args.out).expanduser()
+    check_output_folder(out, args.force)
+    previous = _sigterm_as_interrupt()
+    try:
+        export_run(settings, out, kind=args.preview, every=args.every, animation_format=args.format,
+                   force=args.force, progress=sys.stderr.isatty())
+    finally:
+        _restore_sigterm(previous)
+    print(f"stepviz: wrote {out} (open {out / 'index.html'})")
+    return 0
+
+
+def export_run(settings, out: Path, *, kind: str = "full", every: int = 1, animation_format: str = "webp",
+               force: bool = False, progress: bool = False, pipe=None) -> Path:
+    """Run `settings` (and its compare branches) and write the export folder `out` atomically."""
+    out = Path(out).expanduser().absolute()
+    check_output_folder(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.stepviz-partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        write_export(settings, staging, kind=kind, every=every, animation_format=animation_format,
+                     progress=progress, pipe=pipe)
+        _move_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    if not out.exists():
+        staging.rename(out)
+        return
+    old = out.parent / f".{out.name}.stepviz-old-{os.getpid()}"
+    out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _sigterm_as_interrupt():
+    """While exporting, SIGTERM cleans up like Ctrl-C (main thread only)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        return None
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ---------------------------------------------------------------- running
+def play(label: str, settings, pipe, bar) -> FinishedRun:
+    """Take every step, applying the scripted events at their steps (pauses and notes are for the TUI)."""
+    from .engine import NonFiniteError
+
+    stepper = settings.make_stepper(pipe)
+    configs = [{"at_step": 0, "scheduler": stepper.scheduler_name, "config": plain_config(stepper.scheduler.config)}]
+    applied, stopped = [], None
+    bar.set_description(label)
+    while not stepper.done:
+        steps_taken = len(stepper.records)
+        for event in apply_events(stepper, settings.events):
+            if event.set_scheduler is not None:
+                configs.append({"at_step": steps_taken, "scheduler": stepper.scheduler_name,
+                                "config": plain_config(stepper.scheduler.config)})
+            applied.append({"at_step": steps_taken, "applied": True, "set_guidance_scale": event.set_guidance_scale,
+                            "set_scheduler": event.set_scheduler, "note": event.note, "pause": event.pause})
+        try:
+            stepper.step()
+        except NonFiniteError as exc:
+            stopped = str(exc)
+        bar.total = bar.n + 1 + max(0, stepper.total_steps - len(stepper.records))
+        bar.update(1)
+    reached = {e["at_step"] for e in applied}
+    for event in settings.events:
+        if event.at_step not in reached:
+            applied.append({"at_step": event.at_step, "applied": False, "set_guidance_scale": event.set_guidance_scale,
+                            "set_scheduler": event.set_scheduler, "note": event.note, "pause": event.pause,
+                            "why": f"the run ended after {len(stepper.records)} steps"})
+    applied.sort(key=lambda e: e["at_step"])
+    return FinishedRun(label, stepper, configs, applied, stopped)
+
+
+def branch_settings(settings, branch):
+    return settings.with_overrides(**branch.overrides, events=[], compare=[], title=branch.label)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "branch"
+
+
+# ---------------------------------------------------------------- writing
+def write_metrics(records, folder: Path) -> None:
+    rows = [{**record.floats(), "scheduler": record.scheduler} for record in records]
+    columns = list(rows[0]) if rows else ["index"]
+    with (folder / "metrics.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    write_json(rows, folder / "metrics.json")
+
+
+def save_animation(frames, path: Path) -> None:
+    durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
+    options = dict(save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    if path.suffix == ".webp":
+        options.update(quality=90, method=4)
+    else:
+        options.update(optimize=False, disposal=1)
+    save_atomically(frames[0], path, **options)
+
+
+def write_inputs(settings, folder: Path) -> list[str]:
+    """The run's input pictures (img2img, inpaint), as the handout shows them."""
+    from .engine.checks import load_image
+
+    written = []
+    for key, name in (("image", "input.png"), ("mask_image", "mask.png")):
+        value = getattr(settings, key)
+        if value is not None and settings.mode != "txt2img":
+            save_atomically(load_image(key, value, settings.mode), folder / name)
+            written.append(name)
+    return written
+
+
+def write_export(settings, folder: Path, *, kind: str, every: int, animation_format: str, progress: bool,
+                 pipe=None) -> None:
+    from tqdm import tqdm
+
+    from . import plots
+    from .handout import write_handout
+    from .models import load_pipeline
+
+    pipes = {}
+
+    def pipeline_for(model):
+        if pipe is not None and model == settings.model:
+            return pipe
+        if str(model) not in pipes:
+            pipes[str(model)] = load_pipeline(model)
+        return pipes[str(model)]
+
+    total = settings.steps * (1 + len(settings.compare))
+    with tqdm(total=total, disable=not progress, unit="step", leave=False, file=sys.stderr) as bar:
+        bar.set_description("loading the model")
+        main = play(settings.title or "run", settings, pipeline_for(settings.model), bar)
+        others = []
+        for branch in settings.compare:
+            branch_run = branch_settings(settings, branch)
+            others.append(play(branch.label, branch_run, pipeline_for(branch_run.model), bar))
+
+    stepper, records = main.stepper, main.stepper.records
+    if not records:
+        raise StepvizInputError(f"the run stopped before its first step: {main.stopped}")
+    files = []
+    pictures = step_pictures(stepper.pipe, records, kind, progress)
+    title = f"{settings.title + ':  ' if settings.title else ''}{settings.prompt!r}  seed {settings.seed}  ({kind})"
+    save_atomically(strip_image(records, pictures, every, title=title), folder / "strip.png")
+    animation = f"steps.{animation_format}"
+    save_animation(animation_frames(records, pictures), folder / animation)
+    write_metrics(records, folder)
+    branches = {run.label: run.stepper.records for run in others}
+    plots.schedule_figure(records, folder / "schedule.png", branches)
+    plots.norms_figure(records, folder / "norms.png")
+    files += ["strip.png", animation, "metrics.csv", "metrics.json", "schedule.png", "norms.png"]
+    files += write_inputs(settings, folder)
+    blend = blend_image(stepper.pipe, records, kind, pictures, every)
+    if blend is not None:
+        save_atomically(blend, folder / "blend.png")
+        files.append("blend.png")
+
+    compare = []
+    if others:
+        edited = any(e.set_guidance_scale is not None or e.set_scheduler for e in settings.events)
+        rows = [("this run, with edits" if edited else "this run", records, pictures)]
+        for number, run in enumerate(others, start=1):
+            run_pictures = step_pictures(run.stepper.pipe, run.stepper.records, kind, progress)
+            name = f"compare-{number}-{slug(run.label)}.png"
+            save_atomically(strip_image(run.stepper.records, run_pictures, every,
+                                        title=f"{run.label}  ({kind})"), folder / name)
+            rows.append((run.label, run.stepper.records, run_pictures))
+            branch = settings.compare[number - 1]
+            overrides = {k: describe_picture(v) if k in ("image", "mask_image", "depth_map") else v
+                         for k, v in branch.overrides.items()}
+            compare.append({"label": run.label, "overrides": overrides, "file": name,
+                            "steps_run": len(run.stepper.records), "stopped": run.stopped,
+                            "scheduler_configs": run.scheduler_configs})
+            files.append(name)
+        save_atomically(compare_image(rows, every), folder / "compare.png")
+        files.insert(len(files) - len(others), "compare.png")
+    files += ["manifest.json", "index.html"]
+    manifest = build_manifest(settings, stepper, scheduler_configs=main.scheduler_configs,
+                              events_applied=main.events_applied, stopped=main.stopped, kind=kind, every=every,
+                              animation=animation, compare=compare, files=files)
+    write_json(manifest, folder / "manifest.json")
+    write_handout(folder, manifest, records)

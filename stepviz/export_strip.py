@@ -1,0 +1,215 @@
+"""Labelled strips: a row of x_t and a row of x0-hat, one column per kept step.
+
+Shared by `stepviz export` (strip.png, compare strips) and the TUI's `x` key (export_strip).
+Every file is written under a temporary name and renamed, so a reader never sees half a PNG.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .preview import decode_images, preview, to_vp_scale
+
+CELL = 128  # side of one picture in a strip, in pixels
+GAP = 4
+BACKGROUND = (250, 250, 250)
+INK = (20, 20, 20)
+CHANGE_INK = (190, 40, 40)
+DECODE_BATCH = 8
+
+
+@functools.cache
+def label_font(size: int = 13) -> ImageFont.ImageFont:
+    """DejaVu Sans (shipped with matplotlib, has Greek letters), else Pillow's default."""
+    try:
+        from matplotlib import font_manager
+
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+    except Exception:  # no matplotlib font: the built-in one still writes ASCII
+        return ImageFont.load_default()
+
+
+def kept_indices(count: int, every: int) -> list[int]:
+    """Every `every`-th step from the first, and always the last one."""
+    every = max(1, int(every))
+    kept = list(range(0, count, every))
+    if count and kept[-1] != count - 1:
+        kept.append(count - 1)
+    return kept
+
+
+@torch.no_grad()
+def step_pictures(pipe, records, kind: str, progress: bool = False) -> list[tuple[Image.Image, Image.Image]]:
+    """(x_t after the step, x0-hat) pictures of each record; full VAE decodes run in batches."""
+    if kind != "full":
+        return [(preview(pipe, r.latents, kind, r.family, r.sigma_next), preview(pipe, r.pred_original_sample, kind))
+                for r in records]
+    latents = []
+    for r in records:
+        latents += [to_vp_scale(r.latents, r.family, r.sigma_next), r.pred_original_sample]
+    pictures: list[Image.Image] = []
+    from tqdm import tqdm
+
+    starts = range(0, len(latents), DECODE_BATCH)
+    for start in tqdm(starts, desc="VAE decode", unit="batch", leave=False, disable=not progress, file=sys.stderr):
+        pictures += decode_images(pipe, torch.cat(latents[start:start + DECODE_BATCH]))
+    return list(zip(pictures[0::2], pictures[1::2]))
+
+
+def fit_cell(picture: Image.Image, side: int = CELL) -> Image.Image:
+    """Scale a picture to fit a side x side cell: sharp pixels when enlarging, smooth when shrinking."""
+    scale = side / max(picture.width, picture.height)
+    size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    return picture.convert("RGB").resize(size, Image.NEAREST if scale >= 1 else Image.LANCZOS)
+
+
+def step_label(record) -> list[str]:
+    return [f"i={record.index}", f"t={record.timestep:.0f}", f"σ={record.sigma:.3g}"]
+
+
+def change_label(records, index: int) -> str:
+    """What changed before this step (guidance scale, scheduler), from the records themselves."""
+    if index == 0:
+        return ""
+    before, now = records[index - 1], records[index]
+    changes = []
+    if now.guidance_scale != before.guidance_scale:
+        changes.append(f"s→{now.guidance_scale:g}")
+    if now.scheduler != before.scheduler:
+        changes.append(f"→{now.scheduler}")
+    return " ".join(changes)
+
+
+def strip_image(records, pictures, every: int = 1, title: str = "", row_names=("x_t", "x0-hat")) -> Image.Image:
+    """The strip: a header per kept column (i, t, sigma, changes), one row per picture kind."""
+    font, small = label_font(13), label_font(11)
+    kept = kept_indices(len(records), every)
+    cells = [[fit_cell(pictures[i][row]) for i in kept] for row in range(len(row_names))]
+    cell_w = max((c.width for row in cells for c in row), default=CELL)
+    cell_h = max((c.height for row in cells for c in row), default=CELL)
+    left, top_title = 64, 22 if title else 0
+    header = 4 * 15 + 4
+    width = left + len(kept) * (cell_w + GAP) + GAP
+    height = top_title + header + len(row_names) * (cell_h + GAP) + GAP
+    strip = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(strip)
+    if title:
+        draw.text((GAP, 3), title, fill=INK, font=font)
+    for column, index in enumerate(kept):
+        x = left + column * (cell_w + GAP)
+        for line, text in enumerate(step_label(records[index])):
+            draw.text((x, top_title + 2 + 15 * line), text, fill=INK, font=small)
+        change = change_label(records, index)
+        if change:
+            draw.text((x, top_title + 2 + 45), change, fill=CHANGE_INK, font=small)
+        for row in range(len(row_names)):
+            strip.paste(cells[row][column], (x, top_title + header + row * (cell_h + GAP)))
+    for row, name in enumerate(row_names):
+        draw.text((GAP, top_title + header + row * (cell_h + GAP) + cell_h // 2 - 7), name, fill=INK, font=font)
+    return strip
+
+
+def save_atomically(image: Image.Image, path: Path, **save_options) -> Path:
+    """Write under a temporary name in the same folder, then rename over `path`."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        image.save(temporary, format=save_options.pop("format", None) or _format_for(path), **save_options)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def _format_for(path: Path) -> str:
+    return {".png": "PNG", ".webp": "WEBP", ".gif": "GIF"}[path.suffix.lower()]
+
+
+def export_strip(stepper, out_dir: Path, kind: str = "approx", every: int = 1) -> Path:
+    """The current branch of a Stepper as a labelled strip PNG in out_dir; returns its (unique) path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = stepper.records
+    if not records:
+        raise ValueError("no steps taken yet: take a step before exporting a strip")
+    kept = kept_indices(len(records), every)
+    chosen = [records[i] for i in kept]
+    pictures = step_pictures(stepper.pipe, chosen, kind)
+    # strip_image picks kept columns itself: give it every record with pictures at the kept places
+    by_index = dict(zip(kept, pictures))
+    full = [by_index.get(i) for i in range(len(records))]
+    image = strip_image(records, full, every, title=f"{stepper.prompt!r}  seed {stepper.seed}  ({kind})")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = out_dir / f"stepviz-strip-{stamp}.png"
+    number = 1
+    while path.exists():
+        number += 1
+        path = out_dir / f"stepviz-strip-{stamp}-{number}.png"
+    return save_atomically(image, path)
+
+
+def mask_picture(mask: torch.Tensor) -> Image.Image:
+    """A latent-size mask [1, 1, h, w] (1 = repaint) as a grey picture: white is repainted."""
+    values = (mask[0, 0].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return Image.fromarray(values, mode="L").convert("RGB")
+
+
+def blend_image(pipe, records, kind: str, pictures, every: int = 1) -> Image.Image | None:
+    """The DIY inpaint blend per kept step: background (re-noised original), mask, blended x_t, x0-hat."""
+    if not records or records[0].background is None:
+        return None
+    rows = []
+    for record, (x_t, x0) in zip(records, pictures):
+        background = preview(pipe, record.background, kind, record.family, record.sigma_next)
+        rows.append((background, mask_picture(record.mask), x_t, x0))
+    return strip_image(records, rows, every, title="x_t = m · x_t + (1 − m) · background   (m: white = repaint)",
+                       row_names=("backgr.", "mask m", "x_t", "x0-hat"))
+
+
+def compare_image(branches: list[tuple[str, list, list]], every: int = 1) -> Image.Image:
+    """One row of x0-hat per run (label, records, pictures), columns at the kept steps of each run."""
+    font, small = label_font(13), label_font(11)
+    rows = []
+    for label, records, pictures in branches:
+        kept = kept_indices(len(records), every)
+        rows.append((label, [records[i] for i in kept], [fit_cell(pictures[i][1]) for i in kept]))
+    cell = max((c.width for _, _, cells in rows for c in cells), default=CELL)
+    left, line = 150, 15
+    width = left + max(len(cells) for _, _, cells in rows) * (cell + GAP) + GAP
+    row_height = 2 * line + cell + GAP
+    image = Image.new("RGB", (width, 22 + len(rows) * row_height + GAP), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    draw.text((GAP, 3), "x0-hat of each run, same seed", fill=INK, font=font)
+    for r, (label, records, cells) in enumerate(rows):
+        y = 22 + r * row_height
+        draw.text((GAP, y + line + cell // 2 - 7), label[:22], fill=INK, font=font)
+        for c, (record, picture) in enumerate(zip(records, cells)):
+            x = left + c * (cell + GAP)
+            draw.text((x, y + 2), f"i={record.index} σ={record.sigma:.3g}", fill=INK, font=small)
+            image.paste(picture, (x, y + 2 * line))
+    return image
+
+
+def animation_frames(records, pictures) -> list[Image.Image]:
+    """One frame per step: x_t and x0-hat side by side under a label line."""
+    font = label_font(13)
+    frames = []
+    for record, (x_t, x0) in zip(records, pictures):
+        left, right = fit_cell(x_t, 192), fit_cell(x0, 192)
+        frame = Image.new("RGB", (left.width + right.width + 3 * GAP, left.height + 44), BACKGROUND)
+        draw = ImageDraw.Draw(frame)
+        draw.text((GAP, 3), f"step {record.index + 1}/{len(records)}  t={record.timestep:.0f}  σ={record.sigma:.3g}"
+                  f"  s={record.guidance_scale:g}  {record.scheduler}", fill=INK, font=font)
+        draw.text((GAP, 22), "x_t", fill=INK, font=font)
+        draw.text((left.width + 2 * GAP, 22), "x0-hat", fill=INK, font=font)
+        frame.paste(left, (GAP, 40))
+        frame.paste(right, (left.width + 2 * GAP, 40))
+        frames.append(frame)
+    return frames

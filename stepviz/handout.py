@@ -1,0 +1,141 @@
+"""index.html: the export as one self-contained handout page (pictures embedded as base64).
+
+The page is plain HTML and CSS, no scripts: it prints, and opens from a USB stick or an email.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+CAPTIONS = {
+    "input.png": "The input picture, as given (the pipeline resizes it to the run's size and encodes it with the VAE).",
+    "mask.png": "The mask: white is repainted, black is kept. At latent size it is 8 times coarser.",
+    "strip.png": "Each column is one step of the loop (i: step, t: timestep, σ: noise level). Top row: the latents "
+                 "x_t after the step, as the sampler carries them. Bottom row: x0-hat, the model's guess of the "
+                 "finished picture at that step. Red labels mark a change of guidance scale or scheduler.",
+    "animation": "The same run, one frame per step: x_t on the left, x0-hat on the right.",
+    "blend.png": "The DIY inpaint blend: after every scheduler step, the parts outside the mask are replaced by the "
+                 "original picture re-noised to the next timestep (the background), so only the white part of the "
+                 "mask is generated.",
+    "compare.png": "The runs side by side, same seed: x0-hat of each run at the same steps. Only the setting named "
+                   "on the left differs.",
+    "schedule.png": "The noise schedule: how much noise (σ_t) is left at each step, and how much of the signal "
+                    "(ᾱ_t) the latents keep. Dashed lines mark edits.",
+    "norms.png": "Guidance in numbers: the size of the two noise predictions, of their difference (the direction "
+                 "guidance pushes along) and of the combined prediction; below, how alike the two predictions are "
+                 "(cosine) and the spread of x_t and x0-hat.",
+}
+TABLE_COLUMNS = ("index", "timestep", "sigma", "alpha_cumprod", "guidance_scale", "scheduler", "norm_guidance",
+                 "norm_noise_pred", "cos_uncond_text", "latents_std")
+MIME = {".png": "image/png", ".webp": "image/webp", ".gif": "image/gif", ".csv": "text/csv",
+        ".json": "application/json"}
+STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; }
+figure { margin: 1em 0; } figure img { max-width: 100%; image-rendering: pixelated; border: 1px solid #ddd; }
+figure img[alt="input.png"], figure img[alt="mask.png"] { width: 192px; }
+.row { display: flex; gap: 2em; } .row figure { max-width: 22em; }
+figcaption { color: #555; font-size: 0.92em; max-width: 60em; }
+table { border-collapse: collapse; font-size: 0.88em; } td, th { border: 1px solid #ddd; padding: 2px 8px; }
+th { background: #f3f3f3; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.note { background: #fff8dc; } .muted { color: #777; } pre { background: #f6f6f6; padding: 1em; overflow: auto; }
+"""
+
+
+def data_uri(path: Path) -> str:
+    return f"data:{MIME[path.suffix]};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def figure(folder: Path, name: str, caption: str) -> str:
+    return (f'<figure><img src="{data_uri(folder / name)}" alt="{html.escape(name)}">'
+            f"<figcaption><b>{html.escape(name)}</b> — {html.escape(caption)}</figcaption></figure>")
+
+
+def rows_table(pairs) -> str:
+    return "<table>" + "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                               for k, v in pairs if v not in (None, "")) + "</table>"
+
+
+def events_table(events: list[dict]) -> str:
+    if not events:
+        return '<p class="muted">No scripted events: the run went straight through.</p>'
+    lines = ["<table><tr><th>step</th><th>change</th><th>note</th><th>applied</th></tr>"]
+    for event in sorted(events, key=lambda e: e["at_step"]):
+        change = ", ".join(filter(None, [
+            f"guidance scale → {event['set_guidance_scale']:g}" if event["set_guidance_scale"] is not None else "",
+            f"scheduler → {event['set_scheduler']}" if event["set_scheduler"] else "",
+            "pause (in the TUI)" if event["pause"] else ""]))
+        applied = "yes" if event["applied"] else f"no ({event.get('why', '')})"
+        lines.append(f'<tr class="note"><td class="num">{event["at_step"]}</td><td>{html.escape(change)}</td>'
+                     f"<td>{html.escape(event['note'] or '')}</td><td>{html.escape(applied)}</td></tr>")
+    return "".join(lines) + "</table>"
+
+
+def metrics_table(records) -> str:
+    lines = ["<table><tr>" + "".join(f"<th>{c}</th>" for c in TABLE_COLUMNS) + "</tr>"]
+    for record in records:
+        row = {**record.floats(), "scheduler": record.scheduler}
+        cells = []
+        for column in TABLE_COLUMNS:
+            value = row[column]
+            text = value if isinstance(value, str) else (f"{value:.0f}" if column in ("index", "timestep")
+                                                          else f"{value:.4g}")
+            cells.append(f'<td class="num">{html.escape(text)}</td>')
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    return "".join(lines) + "</table>"
+
+
+def write_handout(folder: Path, manifest: dict, records) -> Path:
+    """Write folder/index.html from the files already in `folder` and the manifest."""
+    settings, model, versions = manifest["settings"], manifest["model"], manifest["versions"]
+    title = manifest["title"] or "stepviz export"
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
+    for paragraph in (manifest["description"] or "").strip().split("\n\n"):
+        if paragraph.strip():
+            parts.append(f"<p>{html.escape(paragraph.strip())}</p>")
+    parts.append("<h2>The run</h2>")
+    parts.append(rows_table([
+        ("prompt", settings["prompt"]), ("negative prompt", settings["negative_prompt"]),
+        ("mode", settings["mode"]), ("input picture", settings["image"]), ("mask", settings["mask_image"]), ("depth map", settings["depth_map"]),
+        ("strength", settings["strength"]), ("seed", manifest["seed"]), ("scheduler", settings["scheduler"]),
+        ("guidance scale", settings["guidance_scale"]),
+        ("steps", f"{manifest['steps_run']} run of {manifest['steps_planned']} planned"),
+        ("size", f"{manifest['size']['width']} x {manifest['size']['height']}"),
+        ("model", f"{model['id']} (weights sha256 {str(model['weights_sha256'])[:16]}…)"),
+        ("stopped early", manifest["stopped"]), ("notices", "; ".join(manifest["notices"])),
+        ("pictures", f"{manifest['preview']} preview, every {manifest['every']} step(s) in the strips"),
+    ]))
+    inputs = [name for name in ("input.png", "mask.png") if (folder / name).is_file()]
+    if inputs:
+        parts.append("<h2>The inputs</h2><div class='row'>"
+                     + "".join(figure(folder, name, CAPTIONS[name]) for name in inputs) + "</div>")
+    parts.append("<h2>Notes and events</h2>" + events_table(manifest["events"]))
+    parts.append("<h2>Step by step</h2>" + figure(folder, "strip.png", CAPTIONS["strip.png"]))
+    parts.append(figure(folder, manifest["animation"], CAPTIONS["animation"]))
+    if (folder / "blend.png").is_file():
+        parts.append("<h2>The inpaint blend</h2>" + figure(folder, "blend.png", CAPTIONS["blend.png"]))
+    if manifest["compare"]:
+        parts.append("<h2>Compared runs</h2>" + figure(folder, "compare.png", CAPTIONS["compare.png"]))
+        for branch in manifest["compare"]:
+            changed = ", ".join(f"{k} = {v}" for k, v in branch["overrides"].items())
+            parts.append(figure(folder, branch["file"], f"{branch['label']}: the main run with {changed}, "
+                                                        "without its scripted events."))
+    parts.append("<h2>Schedule and guidance</h2>" + figure(folder, "schedule.png", CAPTIONS["schedule.png"]))
+    parts.append(figure(folder, "norms.png", CAPTIONS["norms.png"]))
+    parts.append(f"<h2>Metrics</h2><p>Every number of every step is in "
+                 f"<a download='metrics.csv' href='{data_uri(folder / 'metrics.csv')}'>metrics.csv</a> and "
+                 f"<a download='metrics.json' href='{data_uri(folder / 'metrics.json')}'>metrics.json</a>; "
+                 f"a selection:</p>" + metrics_table(records))
+    parts.append("<h2>How to make these pictures again</h2>" + rows_table(
+        [(name, version) for name, version in versions.items()]
+        + [("weights hash method", model["weights_hash_method"]), ("scenario", manifest["scenario"])]))
+    parts.append("<details><summary>manifest.json</summary><pre>"
+                 + html.escape(json.dumps(manifest, indent=2, ensure_ascii=False, default=str)) + "</pre></details>")
+    parts.append("</body></html>")
+    path = folder / "index.html"
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path

@@ -1,0 +1,1 @@
+"""The ready lessons (scenario TOML files), shipped inside the package: `stepviz scenarios` lists them."""

@@ -1,0 +1,97 @@
+"""Matplotlib figures of a run: the noise schedule and the guidance norms, per step.
+
+Pure functions from StepRecords to PNG files (Agg backend, no display needed).
+Edits (guidance or scheduler changes) are marked with a dashed line at the step they applied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+NORM_FIELDS = (
+    ("norm_uncond", "‖ε_uncond‖"),
+    ("norm_text", "‖ε_text‖"),
+    ("norm_guidance", "‖ε_text − ε_uncond‖"),
+    ("norm_noise_pred", "‖ε̂‖ (after CFG)"),
+)
+
+
+def _changes(records) -> list[tuple[int, str]]:
+    """(step, what changed) wherever guidance scale or scheduler differ from the step before."""
+    found = []
+    for before, now in zip(records, records[1:]):
+        parts = []
+        if now.guidance_scale != before.guidance_scale:
+            parts.append(f"s={now.guidance_scale:g}")
+        if now.scheduler != before.scheduler:
+            parts.append(now.scheduler)
+        if parts:
+            found.append((now.index, ", ".join(parts)))
+    return found
+
+
+def _mark_changes(axis, records) -> None:
+    for step, text in _changes(records):
+        axis.axvline(step, color="0.4", linestyle="--", linewidth=1)
+        axis.annotate(text, (step, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                      textcoords="offset points", fontsize=8, color="0.25")
+
+
+def _save(figure, path: Path) -> Path:
+    path = Path(path)
+    for axis in figure.axes:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def schedule_figure(records, path: Path, branches: dict[str, list] | None = None) -> Path:
+    """sigma_t (log scale) and abar_t per step; other runs (compare branches) as thin lines."""
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.2), sharex=True)
+    steps = [r.index for r in records]
+    top.plot(steps, [max(r.sigma, 1e-4) for r in records], "o-", label="this run", color="C0")
+    bottom.plot(steps, [r.alpha_cumprod for r in records], "o-", color="C0")
+    for n, (label, other) in enumerate((branches or {}).items(), start=1):
+        top.plot([r.index for r in other], [max(r.sigma, 1e-4) for r in other], "-", linewidth=1,
+                 color=f"C{n}", label=label)
+        bottom.plot([r.index for r in other], [r.alpha_cumprod for r in other], "-", linewidth=1, color=f"C{n}")
+    top.set_yscale("log")
+    top.set_ylabel("σ_t  (noise level)")
+    top.set_title("Noise schedule: σ_t = √((1 − ᾱ_t) / ᾱ_t) at each step's timestep")
+    bottom.set_ylabel("ᾱ_t  (signal kept)")
+    bottom.set_xlabel("step i")
+    bottom.set_ylim(-0.02, 1.02)
+    for axis in (top, bottom):
+        axis.grid(alpha=0.3)
+        _mark_changes(axis, records)
+    top.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def norms_figure(records, path: Path) -> Path:
+    """The noise predictions' norms, the guidance direction, the latents' spread and cos(uncond, text)."""
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.2), sharex=True)
+    steps = [r.index for r in records]
+    for field, label in NORM_FIELDS:
+        top.plot(steps, [getattr(r, field) for r in records], "o-", markersize=3, label=label)
+    top.set_ylabel("L2 norm")
+    top.set_title("Guidance: ε̂ = ε_uncond + s (ε_text − ε_uncond)")
+    top.legend(fontsize=8)
+    bottom.plot(steps, [r.cos_uncond_text for r in records], "o-", markersize=3, color="C4",
+                label="cos(ε_uncond, ε_text)")
+    bottom.plot(steps, [r.latents_std for r in records], "s-", markersize=3, color="C5", label="std(x_t)")
+    bottom.plot(steps, [r.pred_original_std for r in records], "^-", markersize=3, color="C6", label="std(x̂_0)")
+    bottom.set_xlabel("step i")
+    bottom.legend(fontsize=8)
+    for axis in (top, bottom):
+        axis.grid(alpha=0.3)
+        _mark_changes(axis, records)
+    return _save(figure, path)

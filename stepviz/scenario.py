@@ -1,0 +1,316 @@
+"""Scenario files: a lesson in TOML -> RunSettings, scripted events and notes.
+
+    title = "What guidance does"
+    description = "The same seed at guidance 1, 7.5 and 15."
+    prompt = "a red circle on a black background"
+    steps = 25
+    guidance_scale = 7.5
+
+    [[events]]
+    at_step = 10                # applied once the run has taken 10 steps (0 = before the first)
+    set_guidance_scale = 1.0
+    note = "Guidance off from here: watch x0-hat lose the colour."
+    pause = true
+
+    [[compare]]                 # another run beside the main one (without the main run's events)
+    label = "guidance 15"
+    guidance_scale = 15.0
+
+Pictures (`image`, `mask_image`) are paths relative to the scenario file, or drawn toy scenes:
+`image = { toy_scene = "a red circle on a black background", seed = 1 }` and the same scene's
+mask with `mask_image = { toy_scene = "...", seed = 1, layer = "mask" }`.
+Every error names the file, the key (with its line) and what is allowed; unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from pathlib import Path
+
+from .engine.checks import MODES, StepvizInputError
+from .settings import CompareBranch, Event, RunSettings
+
+LESSONS_FOLDER = Path(__file__).resolve().parent / "lessons"
+
+# key -> (python type(s) accepted, what is allowed, in words)
+RUN_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "model": ((str,), "'toy', a local diffusers folder or a cached hub id"),
+    "mode": ((str,), f"one of {', '.join(MODES)}"),
+    "prompt": ((str,), "a string"),
+    "negative_prompt": ((str,), "a string"),
+    "seed": ((int,), "an integer in [0, 2**63)"),
+    "steps": ((int,), "an integer >= 1"),
+    "guidance_scale": ((int, float), "a finite number"),
+    "scheduler": ((str,), "a scheduler name (see `stepviz schedulers`)"),
+    "height": ((int,), "a positive multiple of 8"),
+    "width": ((int,), "a positive multiple of 8"),
+    "image": ((str, dict), "a path relative to the scenario file, or { toy_scene = \"<caption>\", seed = N }"),
+    "mask_image": ((str, dict), "a path relative to the scenario file, or { toy_scene = \"<caption>\", seed = N, "
+                                "layer = \"mask\" }"),
+    "depth_map": ((str, dict), "a greyscale picture (near = bright) relative to the scenario file, or "
+                               "{ toy_scene = \"<caption>\", seed = N, layer = \"depth\" }"),
+    "strength": ((int, float), "a number in [0, 1]"),
+}
+TOP_KEYS = {"title": ((str,), "a string"), "description": ((str,), "a string"), **RUN_KEYS}
+EVENT_KEYS = {
+    "at_step": ((int,), "an integer >= 0: the number of steps taken when the event applies"),
+    "set_guidance_scale": ((int, float), "a finite number"),
+    "set_scheduler": ((str,), "a scheduler name (see `stepviz schedulers`)"),
+    "note": ((str,), "text shown in the notes area at that step"),
+    "pause": ((bool,), "true or false"),
+}
+COMPARE_KEYS = {"label": ((str,), "a short name for the branch"), **RUN_KEYS}
+TOY_SCENE_KEYS = ("toy_scene", "seed", "size", "layer")
+TOY_SCENE_LAYERS = ("image", "mask", "depth")
+
+
+class ScenarioError(StepvizInputError):
+    """A scenario file is malformed; the message names the file, the key, its line and what is allowed."""
+
+
+# ---------------------------------------------------------------- events (shared with the TUI and export)
+def due_events(events: list[Event], steps_taken: int) -> list[Event]:
+    """The events to apply once the run has taken `steps_taken` steps, in file order."""
+    return [event for event in events if event.at_step == steps_taken]
+
+
+def apply_events(stepper, events: list[Event]) -> list[Event]:
+    """Apply the guidance and scheduler changes of the events due now; returns those events.
+
+    Notes and pauses are for the UI; the stepper's own log records what changed.
+    """
+    due = due_events(events, len(stepper.records))
+    if stepper.done:
+        return []
+    for event in due:
+        if event.set_guidance_scale is not None:
+            stepper.set_guidance_scale(event.set_guidance_scale)
+        if event.set_scheduler is not None:
+            stepper.set_scheduler(event.set_scheduler)
+    return due
+
+
+# ---------------------------------------------------------------- finding lessons
+def lesson_path(name_or_path: str | Path) -> Path:
+    """A scenario file: an existing path, or the name of a ready lesson ('guidance')."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    stem = path.name.removesuffix(".toml")
+    if path.parent == Path(".") and (LESSONS_FOLDER / f"{stem}.toml").is_file():
+        return LESSONS_FOLDER / f"{stem}.toml"
+    names = ", ".join(p.stem for p in sorted(LESSONS_FOLDER.glob("*.toml")))
+    raise ScenarioError(f"scenario {str(name_or_path)!r} not found: give a .toml file or a ready lesson ({names})")
+
+
+def list_scenarios() -> list[tuple[str, str]]:
+    """(name, one line) for every ready lesson, in name order."""
+    found = []
+    for path in sorted(LESSONS_FOLDER.glob("*.toml")):
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, OSError) as exc:
+            found.append((path.stem, f"(unreadable: {exc})"))
+            continue
+        found.append((path.stem, one_line(str(data.get("title", "")), str(data.get("description", "")))))
+    return found
+
+
+def one_line(title: str, description: str, width: int = 100) -> str:
+    """The description's first line (its summary), else the title, cut to `width` characters."""
+    line = description.strip().split("\n")[0].strip() or title
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+# ---------------------------------------------------------------- loading
+def load_scenario(name_or_path: str | Path) -> RunSettings:
+    """RunSettings from a scenario file (or a ready lesson's name), every value checked."""
+    path = lesson_path(name_or_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read it ({exc.__class__.__name__})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    return _Reader(path, text).settings(data)
+
+
+class _Reader:
+    """Checks one parsed file; knows the text so errors can give the line of a key."""
+
+    def __init__(self, path: Path, text: str):
+        self.path, self.lines = path, text.splitlines()
+
+    def fail(self, where: str, key: str, message: str, table: str | None = None, index: int = 0):
+        line = self._line_of(key, table, index)
+        at = f" (line {line})" if line else ""
+        raise ScenarioError(f"{self.path}: {where}{key}{at}: {message}")
+
+    def _line_of(self, key: str, table: str | None, index: int) -> int | None:
+        """Line of `key =` in the top level (table None) or in the index-th [[table]]."""
+        header = re.compile(r"^\s*\[")
+        assign = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
+        seen, inside = -1, table is None
+        for number, line in enumerate(self.lines, start=1):
+            if header.match(line):
+                if table is None:
+                    return None
+                inside = line.strip() == f"[[{table}]]" and (seen := seen + 1) == index
+                continue
+            if inside and assign.match(line):
+                return number
+        return None
+
+    def check(self, allowed: dict, data: dict, where: str, table: str | None = None, index: int = 0) -> None:
+        for key, value in data.items():
+            if key not in allowed:
+                self.fail(where, key, f"unknown key; allowed keys are {', '.join(allowed)}", table, index)
+            types, words = allowed[key]
+            ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+            if ok and isinstance(value, float) and not math.isfinite(value):
+                ok = False
+            if not ok:
+                self.fail(where, key, f"{value!r} is not allowed: it must be {words}", table, index)
+
+    def settings(self, data: dict) -> RunSettings:
+        top = {k: v for k, v in data.items() if k not in ("events", "compare")}
+        self.check(TOP_KEYS, top, "")
+        run = self.run_values(top, "", None, 0)
+        settings = RunSettings(**run, source=str(self.path))
+        settings.events = [self.event(item, i, settings.steps) for i, item in enumerate(self.tables(data, "events"))]
+        settings.compare = [self.branch(item, i) for i, item in enumerate(self.tables(data, "compare"))]
+        return settings
+
+    def tables(self, data: dict, name: str) -> list[dict]:
+        value = data.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            self.fail("", name, f"must be an array of tables, written [[{name}]]")
+        return value
+
+    def run_values(self, values: dict, where: str, table: str | None, index: int) -> dict:
+        """Check the values of run keys that need no model; resolve pictures relative to the file."""
+        from .engine import checks
+        from .engine.schedulers import SCHEDULERS
+
+        run = dict(values)
+        if "guidance_scale" in run:
+            run["guidance_scale"] = float(run["guidance_scale"])
+        if "strength" in run:
+            run["strength"] = float(run["strength"])
+        rules = {
+            "height": lambda v: checks.check_size("height", v),
+            "width": lambda v: checks.check_size("width", v),
+            "steps": checks.check_steps,
+            "strength": checks.check_strength,
+            "seed": checks.check_seed,
+        }
+        for key, rule in rules.items():
+            if key in run:
+                try:
+                    rule(run[key])
+                except StepvizInputError as exc:
+                    self.fail(where, key, str(exc).split(": ", 1)[-1], table, index)
+        if "mode" in run and run["mode"] not in MODES:
+            self.fail(where, "mode", f"{run['mode']!r} is unknown; allowed modes are {', '.join(MODES)}", table, index)
+        if "scheduler" in run and run["scheduler"] not in SCHEDULERS:
+            self.fail(where, "scheduler", f"{run['scheduler']!r} is unknown; allowed schedulers are "
+                      f"{', '.join(SCHEDULERS)}", table, index)
+        for key in ("image", "mask_image", "depth_map"):
+            if key in run:
+                run[key] = self.picture(key, run[key], where, table, index)
+        if "depth_map" in run:
+            run["depth_map"] = depth_tensor(run["depth_map"])
+        return run
+
+    def picture(self, key: str, value, where: str, table: str | None, index: int):
+        if isinstance(value, str):
+            path = (self.path.parent / value).expanduser()
+            if not path.is_file():
+                self.fail(where, key, f"no such file {str(path)!r} (paths are relative to the scenario file)",
+                          table, index)
+            return str(path)
+        unknown = [k for k in value if k not in TOY_SCENE_KEYS]
+        if unknown or "toy_scene" not in value:
+            self.fail(where, key, f"a drawn scene is {{ toy_scene = \"a red circle on a black background\", seed = 1 }}"
+                      f" with optional size = 64 and layer = {' | '.join(TOY_SCENE_LAYERS)}; "
+                      f"{'unknown key ' + unknown[0] if unknown else 'toy_scene is missing'}", table, index)
+        layer = value.get("layer", {"mask_image": "mask", "depth_map": "depth"}.get(key, "image"))
+        seed, size = value.get("seed", 0), value.get("size", 64)
+        if layer not in TOY_SCENE_LAYERS:
+            self.fail(where, key, f"layer={layer!r} is unknown; allowed layers are {', '.join(TOY_SCENE_LAYERS)}",
+                      table, index)
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            self.fail(where, key, f"seed={seed!r} is not allowed: it must be an integer >= 0", table, index)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 8 or size % 8:
+            self.fail(where, key, f"size={size!r} is not allowed: it must be a multiple of 8, at least 8", table, index)
+        try:
+            return draw_toy_picture(value["toy_scene"], seed, size, layer)
+        except ValueError as exc:
+            self.fail(where, key, str(exc), table, index)
+
+    def event(self, item: dict, i: int, steps: int) -> Event:
+        where = f"[[events]] #{i + 1}: "
+        self.check(EVENT_KEYS, item, where, "events", i)
+        if "at_step" not in item:
+            self.fail(where, "at_step", "is missing: every event needs at_step", "events", i)
+        at_step = item["at_step"]
+        if not 0 <= at_step < steps:
+            self.fail(where, "at_step", f"{at_step} is not allowed: it must be in 0..{steps - 1} "
+                      f"(the run has {steps} steps)", "events", i)
+        from .engine.schedulers import SCHEDULERS
+
+        if "set_scheduler" in item and item["set_scheduler"] not in SCHEDULERS:
+            self.fail(where, "set_scheduler", f"{item['set_scheduler']!r} is unknown; allowed schedulers are "
+                      f"{', '.join(SCHEDULERS)}", "events", i)
+        if len(item) == 1:
+            self.fail(where, "at_step", "the event does nothing: add set_guidance_scale, set_scheduler, note or "
+                      "pause", "events", i)
+        scale = item.get("set_guidance_scale")
+        return Event(at_step=at_step, set_guidance_scale=None if scale is None else float(scale),
+                     set_scheduler=item.get("set_scheduler"), note=item.get("note"), pause=item.get("pause", False))
+
+    def branch(self, item: dict, i: int) -> CompareBranch:
+        where = f"[[compare]] #{i + 1}: "
+        self.check(COMPARE_KEYS, item, where, "compare", i)
+        overrides = {k: v for k, v in item.items() if k != "label"}
+        if not overrides:
+            self.fail(where, "label", "the branch changes nothing: add e.g. guidance_scale or scheduler",
+                      "compare", i)
+        overrides = self.run_values(overrides, where, "compare", i)
+        label = item.get("label") or ", ".join(f"{k}={v}" for k, v in item.items())
+        return CompareBranch(label=label, overrides=overrides)
+
+
+def depth_tensor(picture):
+    """A depth picture (a path or a PIL image; bright = near) as the float tensor [1, H, W] the engine takes."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    if not isinstance(picture, Image.Image):
+        with Image.open(picture) as opened:
+            picture = opened.convert("L")
+    return torch.from_numpy(np.asarray(picture.convert("F"), dtype=np.float32) / 255.0)[None]
+
+
+def draw_toy_picture(caption: str, seed: int = 0, size: int = 64, layer: str = "image"):
+    """A drawn toy scene as a PIL image: the picture, its shape's mask (white = shape) or its depth."""
+    import numpy as np
+    from PIL import Image
+
+    from .toy.world import draw_scene, parse_caption
+
+    colour, shape, background = parse_caption(caption)
+    scene = draw_scene(colour, shape, background, seed=seed, size=size)
+    if layer == "image":
+        picture = scene.pil()
+    elif layer == "mask":
+        picture = Image.fromarray(scene.mask.astype(np.uint8) * 255, mode="L")
+    else:
+        picture = Image.fromarray((scene.depth * 255).round().astype(np.uint8), mode="L")
+    picture.info["stepviz_source"] = f"toy scene {caption!r}, seed {seed}, size {size}, {layer}"
+    return picture

@@ -1,0 +1,137 @@
+"""Bad input on the command line: non-zero exit, a short message, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from stepviz.cli import main
+
+
+@pytest.fixture(scope="module")
+def corrupt_model_dir(tiny_model_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corrupt") / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    unet = next((folder / "unet").glob("*.safetensors"))
+    unet.write_bytes(unet.read_bytes()[:200])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pickle_model_dir(tiny_pipe, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pickle")
+    tiny_pipe.save_pretrained(folder, safe_serialization=False)
+    return folder
+
+
+@pytest.fixture
+def run_export(tmp_path, capsys):
+    def run(*options, out=None):
+        out = out or tmp_path / "out"
+        code = main(["export", *map(str, options), "--out", str(out), "--preview", "approx"])
+        captured = capsys.readouterr()
+        return code, captured.err.strip(), out
+    return run
+
+
+def assert_refused(code, message, out):
+    assert code == 2, message
+    assert message.startswith("stepviz: error: ") and "Traceback" not in message
+    assert len(message.splitlines()) <= 3
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if ".stepviz-" in p.name]
+
+
+@pytest.mark.parametrize("options, words", [
+    (("--height", "30"), "multiple of 8"),
+    (("--width", "33"), "multiple of 8"),
+    (("--steps", "0"), ">= 1"),
+    (("--guidance", "nan"), "finite"),
+    (("--guidance", "inf"), "finite"),
+    (("--strength", "1.5"), "[0, 1]"),
+    (("--scheduler", "fast"), "unknown"),
+    (("--mode", "video"), "unknown"),
+    (("--seed", "-3"), "2**63"),
+    (("--every", "0"), "--every"),
+    (("--mode", "img2img", "--image", "/no/such/picture.png"), "no such file"),
+    (("--mode", "inpaint", "--image", "/no/such/picture.png"), "no such file"),
+])
+def test_bad_values_are_refused_with_one_line(run_export, tiny_model_dir, options, words):
+    code, message, out = run_export("--model", tiny_model_dir, *options)
+    assert_refused(code, message, out)
+    assert words in message
+
+
+def test_a_missing_model_is_refused(run_export, tmp_path):
+    code, message, out = run_export("--model", tmp_path / "nowhere")
+    assert_refused(code, message, out)
+    assert "not found" in message
+
+
+def test_corrupt_weights_are_refused(run_export, corrupt_model_dir):
+    code, message, out = run_export("--model", corrupt_model_dir, "--steps", "2", "--height", "32", "--width", "32")
+    assert_refused(code, message, out)
+    assert "could not load the weights" in message
+
+
+def test_pickle_only_weights_are_refused(run_export, pickle_model_dir):
+    code, message, out = run_export("--model", pickle_model_dir, "--steps", "2")
+    assert_refused(code, message, out)
+    assert "pickle" in message
+
+
+def test_a_malformed_scenario_is_refused(run_export, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("title = 'x'\nsteps = = 3\n")
+    code, message, out = run_export(bad)
+    assert_refused(code, message, out)
+    assert "bad.toml" in message and "line 2" in message
+
+
+def test_a_scenario_with_an_unknown_key_is_refused(run_export, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("title = 'x'\n[[events]]\nat_step = 1\nwiat = true\n")
+    code, message, out = run_export(bad)
+    assert_refused(code, message, out)
+    assert "wiat (line 4): unknown key" in message
+
+
+def test_an_unknown_lesson_name_is_refused(run_export):
+    code, message, out = run_export("no-such-lesson")
+    assert_refused(code, message, out)
+    assert "loop-anatomy" in message
+
+
+def test_a_non_empty_out_folder_is_left_alone(run_export, tiny_model_dir, tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    code, message, _ = run_export("--model", tiny_model_dir, out=out)
+    assert code == 2 and "--force" in message and "Traceback" not in message
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_an_export_from_the_command_line(run_export, tiny_model_dir, capsys):
+    code, message, out = run_export("loop-anatomy", "--model", tiny_model_dir, "--steps", "2", "--height", "32",
+                                    "--width", "32", "--format", "gif")
+    assert code == 0, message
+    assert (out / "steps.gif").is_file() and (out / "index.html").is_file()
+
+
+def test_scenarios_lists_the_lessons_one_line_each(capsys):
+    assert main(["scenarios"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert any(line.startswith("guidance ") for line in lines)
+    assert all(len(line) < 130 for line in lines)
+
+
+def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "stepviz", "export", "--steps", "0", "--out", str(out)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
