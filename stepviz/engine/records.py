@@ -64,6 +64,7 @@ class StepRecord:
     # inpaint (DIY blend): re-noised original latents and the latent-size mask (1 = repaint)
     background: torch.Tensor | None = None
     mask: torch.Tensor | None = None
+    latents_before_blend: torch.Tensor | None = None  # the scheduler's x_{t-1}, before the blend
     # inpaint model / depth2img: the extra UNet input channels
     masked_image_latents: torch.Tensor | None = None
     depth: torch.Tensor | None = None

@@ -182,8 +182,9 @@ class Stepper:
         if not self._finite(latents):
             nonfinite = nonfinite or "scheduler"
         # 6. DIY inpaint blend: x_{t-1} = m * x_{t-1} + (1 - m) * add_noise(E(image), eps, t_next)
-        background = None
+        background = latents_before_blend = None
         if self.mode == "inpaint" and pipe.unet.config.in_channels == 4:
+            latents_before_blend = latents
             background = run.image_latents
             if self._loop_index < len(self.timesteps) - 1:
                 eps = run.noise
@@ -206,6 +207,7 @@ class Stepper:
             alpha_cumprod=abar, guidance_scale=s, scheduler=self.scheduler_name, latents=latents,
             pred_original_sample=pred_original_sample, noise_pred_uncond=noise_pred_uncond,
             noise_pred_text=noise_pred_text, mode=self.mode, background=background,
+            latents_before_blend=latents_before_blend,
             mask=run.mask, masked_image_latents=run.masked_image_latents if pipe.unet.config.in_channels == 9
             else None, depth=run.depth, nonfinite=nonfinite, seconds_unet=seconds_unet,
             seconds_scheduler=seconds_scheduler, family=family,

@@ -1,0 +1,173 @@
+"""What the engine worker does in its thread: call the session, post messages, never touch widgets.
+
+Each job runs in a Textual thread worker (see screens/main.py). `cancelled()` is checked between
+steps, so pausing, rewinding or quitting lets the step in progress finish and then stops cleanly.
+Every failure a user can cause (NaN/Inf, out of memory, a bad value, a missing model) becomes a
+`Failed` message: the app shows it and stays alive.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from textual.message import Message
+
+from .pictures import step_pictures
+from .session import MAIN, RunSession
+
+
+class EngineJobs:
+    class RunChanged(Message):
+        """A branch changed (loaded, stepped, rewound, edited): its fresh view."""
+
+        def __init__(self, view, reason: str = "", notice: str | None = None) -> None:
+            super().__init__()
+            self.view, self.reason, self.notice = view, reason, notice
+
+    class Failed(Message):
+        """Something the user should see; the app stays alive."""
+
+        def __init__(self, title: str, text: str, view=None) -> None:
+            super().__init__()
+            self.title, self.text, self.view = title, text, view
+
+    class EventsDue(Message):
+        """Scripted lesson events applied at this step: their notes, and whether to pause."""
+
+        def __init__(self, notes: list[str], pause: bool, view) -> None:
+            super().__init__()
+            self.notes, self.pause, self.view = notes, pause, view
+
+    class PicturesReady(Message):
+        def __init__(self, branch: str, index: int | None, kind: str, pictures: dict) -> None:
+            super().__init__()
+            self.branch, self.index, self.kind, self.pictures = branch, index, kind, pictures
+
+    class Exported(Message):
+        def __init__(self, path: Path) -> None:
+            super().__init__()
+            self.path = path
+
+    class PlayStopped(Message):
+        """Auto-play ended (finished, paused by the user or a lesson, or failed)."""
+
+    def __init__(self, session: RunSession, post: Callable[[Message], object]):
+        self.session, self.post = session, post
+
+    # ------------------------------------------------------------ jobs
+    def load(self, cancelled) -> None:
+        with self._reporting():
+            view = self.session.load()
+            self.post(self.RunChanged(view, "loaded"))
+            self._events(MAIN)
+
+    def steps(self, branches: tuple[str, ...], count: int | None, cancelled) -> None:
+        """`count` steps of each branch (None: until done, paused or cancelled)."""
+        taken = 0
+        try:
+            while count is None or taken < count:
+                if cancelled():
+                    return
+                moved = False
+                for branch in branches:
+                    with self._reporting(branch) as report:
+                        if self.session.step(branch) is not None:
+                            moved = True
+                            self.post(self.RunChanged(self.session.view(branch), "step"))
+                            if self._events(branch):
+                                return
+                    if report.failed:
+                        return
+                if not moved:
+                    return
+                taken += 1
+        finally:
+            if count is None:
+                self.post(self.PlayStopped())
+
+    def rewind(self, keep: int, branch: str, cancelled) -> None:
+        with self._reporting(branch):
+            self.session.rewind(keep, branch)
+            self.post(self.RunChanged(self.session.view(branch), "rewind"))
+
+    def set_guidance_scale(self, scale: float, branch: str, cancelled) -> None:
+        with self._reporting(branch):
+            self.session.set_guidance_scale(scale, branch)
+            self.post(self.RunChanged(self.session.view(branch), "guidance"))
+
+    def set_scheduler(self, name: str, branch: str, cancelled) -> None:
+        with self._reporting(branch):
+            notice = self.session.set_scheduler(name, branch)
+            self.post(self.RunChanged(self.session.view(branch), "scheduler", notice))
+
+    def fork(self, cancelled) -> None:
+        with self._reporting():
+            self.session.fork()
+            self.post(self.RunChanged(self.session.view(MAIN), "fork"))
+            self.post(self.RunChanged(self.session.view("fork"), "fork"))
+
+    def export(self, out_dir: Path, kind: str, cancelled) -> None:
+        with self._reporting():
+            self.post(self.Exported(Path(self.session.export_strip(out_dir, kind))))
+
+    def pictures(self, branch: str, record, index: int | None, kind: str, initial, cancelled) -> None:
+        with self._reporting(branch):
+            pictures = step_pictures(self.session.pipe, record, kind, initial)
+            if not cancelled():
+                self.post(self.PicturesReady(branch, index, kind, pictures))
+
+    # ------------------------------------------------------------ helpers
+    def _events(self, branch: str) -> bool:
+        """Apply the lesson events due now; True when one asks to pause."""
+        due = self.session.due_events(branch)
+        if not due:
+            return False
+        notes = [e.note for e in due if e.note]
+        pause = any(e.pause for e in due)
+        self.post(self.EventsDue(notes, pause, self.session.view(branch)))
+        return pause
+
+    def _reporting(self, branch: str = MAIN):
+        return _Reporter(self, branch)
+
+
+class _Reporter:
+    """A context that turns a failure into a `Failed` message (with the branch's view where there is one)."""
+
+    def __init__(self, jobs: EngineJobs, branch: str):
+        self.jobs, self.branch, self.failed = jobs, branch, False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if exc is None:
+            return False
+        if not isinstance(exc, Exception):
+            return False
+        self.failed = True
+        self.jobs.post(EngineJobs.Failed(*describe_failure(exc), view=self._view()))
+        return True
+
+    def _view(self):
+        try:
+            return self.jobs.session.view(self.branch) if self.jobs.session.has(self.branch) else None
+        except Exception:  # a view is a courtesy here; the failure message matters more
+            return None
+
+
+def describe_failure(exc: Exception) -> tuple[str, str]:
+    """(title, text) for a notification, in the user's words."""
+    from ..engine import NonFiniteError, StepvizInputError
+    from ..models import ModelLoadError
+
+    if isinstance(exc, NonFiniteError):
+        return "NaN/Inf", str(exc)
+    if isinstance(exc, (StepvizInputError, ModelLoadError)):
+        return "Not allowed", str(exc)
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc):
+        return "Out of memory", f"{exc}".strip()[:300] + " (try a smaller picture or fewer branches)"
+    if isinstance(exc, ModuleNotFoundError):
+        return "Not available", f"{exc} (this part of stepviz is not installed yet)"
+    return type(exc).__name__, str(exc)[:300] or type(exc).__name__

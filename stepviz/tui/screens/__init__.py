@@ -1,0 +1,1 @@
+"""The screens: the main one, the compare view, the dialogs and the help."""

@@ -1,0 +1,74 @@
+"""The help screen (`?`): every key, and every quantity on screen with its formula."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# stepviz: keys
+
+| key | what it does |
+|---|---|
+| `space` | take one scheduler step |
+| `p` | play / pause (one step after another) |
+| `left` / `right` | look at an earlier / later recorded step (or click the timeline) |
+| `b` | rewind the run to the step you are looking at (later steps are dropped) |
+| `g` | set the guidance scale s, from the next step on |
+| `s` | pick a scheduler for the remaining steps (family and order shown) |
+| `v` | cycle the preview: approx RGB -> 4 latent channels -> full VAE decode |
+| `f` | fork the run here and compare the two branches side by side |
+| `x` | export the run as a labelled strip PNG into the working folder |
+| `?` | this help (`escape` closes it) |
+| `q` | quit (a step in progress finishes first, nothing else starts) |
+
+# What each number means
+
+One step of the loop, from x_t to x_(t-1):
+
+1. `latent_model_input = [x_t, x_t]` - the same latents twice: negative prompt (uncond) first, then the prompt.
+2. `scale_model_input(x, t)` - VP schedulers (DDIM, DDPM, PNDM, DPM-Solver++, UniPC, DEIS) leave x as it is;
+   sigma schedulers (Euler, Euler a, LMS, Heun) divide by `sqrt(sigma^2 + 1)`, because their latents are
+   `x = x0 + sigma * eps` and the UNet was trained on unit-variance inputs.
+3. The UNet predicts the noise for both: **eps_uncond** and **eps_text**.
+4. Classifier-free guidance, the CFG line: **eps_hat = eps_uncond + s * (eps_text - eps_uncond)**.
+   s = 1 uses the prompt branch alone; s > 1 pushes further along what the prompt adds.
+5. `scheduler.step(eps_hat, t, x_t)` gives x_(t-1) and **x0-hat**, the clean latents predicted at this step.
+6. Inpaint: **x = m * x_generated + (1 - m) * add_noise(E(image), noise, t_next)** - outside the mask m the
+   original, re-noised to the next noise level, replaces what was generated.
+
+**t** - the timestep (0 = clean, 999 = pure noise in SD's 1000-step training schedule).
+
+**alpha_cumprod** (abar_t) - the product of (1 - beta) up to t: **x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps**.
+How much of the clean picture is left at t.
+
+**sigma** - the same noise level in the sigma family's terms: **sigma_t = sqrt((1 - abar_t) / abar_t)**.
+
+**x0-hat** - VP: **(x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t)**; sigma family: **x - sigma eps_hat**.
+
+**Guidance anatomy** - **|eps_uncond|**, **|eps_text|** (L2 norms over all latent elements),
+**|eps_text - eps_uncond|** (the direction guidance amplifies, times s), **|eps_hat|** (what the scheduler gets),
+**cos(uncond, text)** = <eps_uncond, eps_text> / (|eps_uncond| |eps_text|): near 1, the prompt changes little.
+
+**Scheduler** - family (vp or sigma: which latent space), order (model calls per timestep, or history length);
+multistep solvers (PNDM, LMS, DPM-Solver++, UniPC, DEIS) keep a history of earlier predictions: after a swap a
+fresh one restarts at first order, the status line shows its history fill.
+
+**Previews** - approx RGB: **rgb = x @ F + b**, a fixed linear map (nearly free); 4 latent channels as grey tiles
+(range -3..3); full VAE decode: **D(x / scaling_factor)**. Sigma-family latents are shown divided by
+sqrt(sigma^2 + 1) so both families look alike.
+
+**Prompt anatomy** - the tokenizer's tokens and ids (up to 77, with start and end tokens), the embedding shape
+[1, 77, d] the UNet attends to, and what was cut if the prompt was too long.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-body"):
+            yield Markdown(HELP, id="help-text")

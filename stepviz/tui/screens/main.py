@@ -1,0 +1,278 @@
+"""The main screen: the panels, the keys, and the workers that run the engine off the UI thread."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.worker import get_current_worker
+
+from ..engine_jobs import EngineJobs
+from ..session import FORK, MAIN, RunSession, Shown
+from ..widgets.blend_panel import BlendPanel
+from ..widgets.guidance_panel import GuidancePanel
+from ..widgets.notes_panel import NotesPanel
+from ..widgets.preview_panel import PreviewPanel
+from ..widgets.prompt_panel import PromptPanel
+from ..widgets.schedule_panel import SchedulePanel
+from ..widgets.status_line import StatusLine
+from ..widgets.timeline import Timeline
+from .guidance_dialog import GuidanceDialog
+from .help import HelpScreen
+from .scheduler_picker import SchedulerPicker
+
+PREVIEW_CYCLE = ("approx", "channels", "full")
+
+
+class MainScreen(Screen):
+    BINDINGS = [
+        Binding("space", "step", "step", priority=True),
+        Binding("p", "play", "play", priority=True),
+        Binding("left", "look(-1)", "look back", priority=True, key_display="←→"),
+        Binding("right", "look(1)", "later", priority=True, show=False),
+        Binding("b", "rewind", "rewind", priority=True),
+        Binding("g", "guidance", "guidance", priority=True),
+        Binding("s", "scheduler", "scheduler", priority=True),
+        Binding("v", "preview", "preview", priority=True),
+        Binding("f", "fork", "fork", priority=True),
+        Binding("x", "export", "export", priority=True),
+        Binding("question_mark", "help", "help", priority=True, key_display="?"),
+        Binding("q", "quit", "quit", priority=True),
+    ]
+
+    def __init__(self, session: RunSession, graphics: str = "halfcell") -> None:
+        super().__init__()
+        self.session, self.graphics = session, graphics
+        self.jobs = EngineJobs(session, self.post_message)
+        self.views: dict = {}
+        self.index: int | None = None  # the step looked at; None follows the latest, -1 the start
+        self.kind = "approx"
+        self.playing = False
+        self.compare = None
+
+    def compose(self) -> ComposeResult:
+        yield StatusLine("loading the model...", id="status")
+        with Horizontal(id="top"):
+            yield PreviewPanel(self.graphics, id="previews")
+            yield GuidancePanel(id="guidance")
+        with Horizontal(id="middle"):
+            yield SchedulePanel(id="schedule")
+            with Vertical(id="side"):
+                yield BlendPanel(self.graphics, id="blend")
+                yield PromptPanel("prompt anatomy: loading...", id="prompt")
+        yield Timeline(id="timeline")
+        yield NotesPanel(id="notes")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        settings = self.session.settings
+        notes = self.query_one(NotesPanel)
+        for text in (settings.title, settings.description):
+            if text:
+                notes.note(text)
+        notes.note("space: one step   p: play   left/right: look back   ?: help with every formula")
+        self.run_engine("load")
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < 32, "-compact")
+
+    # ------------------------------------------------------------ workers (threads; they only post messages)
+    @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
+    def run_engine(self, job: str, *args) -> None:
+        worker = get_current_worker()
+        getattr(self.jobs, job)(*args, cancelled=lambda: worker.is_cancelled)
+
+    @work(thread=True, group="edit", exit_on_error=False)
+    def run_edit(self, job: str, *args) -> None:
+        worker = get_current_worker()
+        getattr(self.jobs, job)(*args, cancelled=lambda: worker.is_cancelled)
+
+    def draw_pictures(self, branch: str, shown: Shown) -> None:
+        """Pictures of the step looked at, in the current kind (one worker per branch; a newer request wins)."""
+        record = shown.record
+        index = None if record is None else record.index
+        job = partial(self.jobs.pictures, branch, record, index, self.kind, shown.view.initial_latents)
+        self.run_worker(lambda: job(cancelled=lambda: get_current_worker().is_cancelled), thread=True,
+                        exclusive=True, group=f"pictures-{branch}", exit_on_error=False)
+
+    def start_steps(self, branches: tuple[str, ...], count: int | None) -> None:
+        if not self.views:
+            self.notify("the model is still loading", title="Wait")
+            return
+        if all(self.views[b].done for b in branches if b in self.views):
+            self.notify("the run is finished: look back (left) and rewind (b), or fork (f)", title="Finished")
+            return
+        self.playing = count is None
+        self.run_engine("steps", branches, count)
+
+    def pause(self) -> None:
+        self.workers.cancel_group(self, "engine")
+        self.playing = False
+
+    # ------------------------------------------------------------ messages from the workers
+    def on_engine_jobs_run_changed(self, message: EngineJobs.RunChanged) -> None:
+        view = message.view
+        self.views[view.branch] = view
+        if message.notice:
+            self.notify(message.notice, title="Scheduler")
+            self.note(message.notice)
+        if message.reason in ("scheduler", "guidance"):
+            self.note(f"{view.branch}: {message.reason} set, from step {view.steps_taken + 1} on: "
+                      f"{view.scheduler if message.reason == 'scheduler' else view.guidance_scale}")
+        if view.branch == MAIN:
+            if message.reason in ("rewind", "loaded"):
+                self.index = None
+            if message.reason == "rewind":
+                self.note(f"rewound to step {view.steps_taken}: later steps dropped")
+            self.show_main()
+        if message.reason == "fork" and view.branch == FORK:
+            self.open_compare()
+        if self.compare is not None and self.compare.is_attached:
+            self.compare.show_view(view)
+            self.draw_pictures(view.branch, Shown(view))
+
+    def on_engine_jobs_failed(self, message: EngineJobs.Failed) -> None:
+        self.notify(message.text, title=message.title, severity="error", timeout=8)
+        self.note(f"{message.title}: {message.text}")
+        if message.view is not None:
+            self.on_engine_jobs_run_changed(EngineJobs.RunChanged(message.view, "failed"))
+
+    def on_engine_jobs_events_due(self, message: EngineJobs.EventsDue) -> None:
+        for note in message.notes:
+            self.note(note)
+        self.on_engine_jobs_run_changed(EngineJobs.RunChanged(message.view, "event"))
+        if message.pause:
+            self.playing = False
+            self.notify("paused by the lesson: space or p to go on", title="Lesson")
+
+    def on_engine_jobs_play_stopped(self, message: EngineJobs.PlayStopped) -> None:
+        self.playing = False
+
+    def on_engine_jobs_pictures_ready(self, message: EngineJobs.PicturesReady) -> None:
+        if message.branch == MAIN and message.kind == self.kind:
+            shown = self.shown()
+            record = shown.record if shown else None
+            if (None if record is None else record.index) == message.index:
+                self.query_one(PreviewPanel).show(message.pictures, message.kind, 0 if record is None else
+                                                  record.index + 1)
+                self.query_one(BlendPanel).show(message.pictures)
+        if self.compare is not None and self.compare.is_attached:
+            self.compare.show_pictures(message.branch, message.pictures, message.kind)
+
+    def on_engine_jobs_exported(self, message: EngineJobs.Exported) -> None:
+        self.notify(f"wrote {message.path.name}", title="Exported")
+        self.note(f"exported strip: {message.path}")
+
+    def on_timeline_selected(self, message: Timeline.Selected) -> None:
+        self.index = message.index
+        self.show_main()
+
+    # ------------------------------------------------------------ showing
+    def shown(self) -> Shown | None:
+        view = self.views.get(MAIN)
+        return None if view is None else Shown(view, self.index)
+
+    def show_main(self) -> None:
+        shown = self.shown()
+        if shown is None:
+            return
+        for panel in (StatusLine, GuidancePanel, SchedulePanel, PromptPanel, Timeline):
+            self.query_one(panel).shown = shown
+        self.query_one(BlendPanel).display = shown.view.mode == "inpaint" and shown.view.records != ()
+        self.draw_pictures(MAIN, shown)
+
+    def note(self, text: str) -> None:
+        self.query_one(NotesPanel).note(text)
+
+    def open_compare(self) -> None:
+        from .compare import CompareScreen
+
+        if self.compare is None or not self.compare.is_attached:
+            self.compare = CompareScreen(self, self.graphics)
+            self.app.push_screen(self.compare)
+        for view in (self.views[MAIN], self.views[FORK]):
+            self.compare.show_view(view)
+            self.draw_pictures(view.branch, Shown(view))
+
+    # ------------------------------------------------------------ keys
+    def action_step(self) -> None:
+        self.start_steps((MAIN,), 1)
+
+    def action_play(self) -> None:
+        if self.playing:
+            self.pause()
+            self.note("paused")
+        else:
+            self.start_steps((MAIN,), None)
+
+    def action_look(self, delta: int) -> None:
+        shown = self.shown()
+        if shown is None or not shown.view.records:
+            return
+        last = shown.view.steps_taken - 1
+        current = last if self.index is None else self.index
+        new = min(max(current + delta, -1), last)
+        self.index = None if new == last else new
+        self.show_main()
+
+    def action_rewind(self) -> None:
+        if self.index is None:
+            self.notify("look at an earlier step first (left arrow or click the timeline), then b",
+                        title="Rewind")
+            return
+        self.pause()
+        self.run_engine("rewind", self.index + 1, MAIN)
+
+    def action_guidance(self) -> None:
+        if MAIN in self.views:
+            self.ask_guidance(MAIN)
+
+    def ask_guidance(self, branch: str) -> None:
+        def apply(scale: float | None) -> None:
+            if scale is not None:
+                self.run_edit("set_guidance_scale", scale, branch)
+
+        label = " of the fork" if branch == FORK else ""
+        self.app.push_screen(GuidanceDialog(self.views[branch].guidance_scale, label), apply)
+
+    def action_scheduler(self) -> None:
+        if MAIN in self.views:
+            self.ask_scheduler(MAIN)
+
+    def ask_scheduler(self, branch: str) -> None:
+        if self.views[branch].done:
+            self.notify("the run is finished: rewind first, then swap the scheduler", title="Scheduler")
+            return
+
+        def apply(name: str | None) -> None:
+            if name is not None:
+                self.run_edit("set_scheduler", name, branch)
+
+        self.app.push_screen(SchedulerPicker(self.views[branch].scheduler), apply)
+
+    def action_preview(self) -> None:
+        self.kind = PREVIEW_CYCLE[(PREVIEW_CYCLE.index(self.kind) + 1) % len(PREVIEW_CYCLE)]
+        self.note(f"preview: {self.kind}")
+        self.show_main()
+
+    def action_fork(self) -> None:
+        if MAIN in self.views:
+            self.pause()
+            self.run_engine("fork")
+
+    def action_export(self) -> None:
+        if MAIN in self.views:
+            self.run_edit("export", Path.cwd(), self.kind)
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen())
+
+    def action_quit(self) -> None:
+        self.workers.cancel_node(self)
+        self.app.exit()

@@ -1,0 +1,167 @@
+"""The run behind the TUI: the steppers, a lock, and frozen views of them for the widgets.
+
+Plain Python (no Textual). The engine worker calls the mutating methods from its thread, each
+under `lock`, so a rewind or a scheduler swap waits for a step in progress instead of racing it.
+The widgets only ever see `RunView`s: frozen snapshots taken under the same lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+MAIN, FORK = "main", "fork"
+
+
+@dataclass(frozen=True)
+class RunView:
+    """Everything a panel shows about one branch of the run, at one moment."""
+
+    branch: str
+    model: str
+    mode: str
+    scheduler: str
+    family: str
+    order: int
+    multistep: bool
+    history_fill: tuple[int, int] | None
+    total_steps: int
+    guidance_scale: float
+    done: bool
+    records: tuple = ()
+    initial_latents: object = None
+    prompt_anatomy: object = None
+    negative_anatomy: object = None
+    alphas_cumprod: tuple[float, ...] = ()
+    grid: tuple[float, ...] = ()
+    notices: tuple[str, ...] = field(default=())
+
+    @property
+    def steps_taken(self) -> int:
+        return len(self.records)
+
+    def record(self, index: int | None):
+        """The record at `index` (None: the latest; -1: before the first step, no record)."""
+        if not self.records or (index is not None and index < 0):
+            return None
+        if index is None or index >= len(self.records):
+            return self.records[-1]
+        return self.records[max(index, 0)]
+
+
+class Shown(NamedTuple):
+    """What a panel is asked to show: a branch's view and the step index looked at (None: the latest)."""
+
+    view: RunView
+    index: int | None = None
+
+    @property
+    def record(self):
+        return self.view.record(self.index)
+
+
+class RunSession:
+    """The steppers of one run (the main branch and, after `f`, a fork) and their settings."""
+
+    def __init__(self, settings, pipe=None):
+        self.settings = settings
+        self.pipe = pipe
+        self.steppers: dict[str, object] = {}
+        self.lock = threading.RLock()
+        self._alphas_cumprod: tuple[float, ...] = ()
+        self._initial_latents = None
+
+    # ------------------------------------------------------------ set-up (worker thread)
+    def load(self) -> RunView:
+        """Load the model if none was given, and build the main stepper."""
+        with self.lock:
+            if self.pipe is None:
+                from ..models import load_pipeline
+
+                self.pipe = load_pipeline(self.settings.model)
+            stepper = self.settings.make_stepper(self.pipe)
+            self.steppers = {MAIN: stepper}
+            self._alphas_cumprod = tuple(float(a) for a in stepper.scheduler.alphas_cumprod)
+            self._initial_latents = self._vp_scaled(stepper)
+            return self.view(MAIN)
+
+    def _vp_scaled(self, stepper):
+        """The starting latents on the VP scale (sigma-family latents divided by sqrt(sigma^2 + 1))."""
+        if stepper.scheduler_info.family != "sigma" or not stepper.grid:
+            return stepper.latents
+        abar = self._alphas_cumprod[int(round(stepper.grid[0]))]
+        return stepper.latents * abar**0.5  # 1 / sqrt(sigma^2 + 1) = sqrt(abar)
+
+    @property
+    def model_name(self) -> str:
+        return str(getattr(self.pipe, "stepviz_model_id", None) or self.settings.model)
+
+    def has(self, branch: str) -> bool:
+        return branch in self.steppers
+
+    # ------------------------------------------------------------ edits (worker thread)
+    def step(self, branch: str = MAIN):
+        """One scheduler step of `branch`; None if that branch is finished."""
+        with self.lock:
+            stepper = self.steppers[branch]
+            if stepper.done:
+                return None
+            return stepper.step()
+
+    def rewind(self, keep: int, branch: str = MAIN) -> None:
+        with self.lock:
+            self.steppers[branch].rewind(keep)
+
+    def set_guidance_scale(self, scale: float, branch: str = MAIN) -> None:
+        with self.lock:
+            self.steppers[branch].set_guidance_scale(scale)
+
+    def set_scheduler(self, name: str, branch: str = MAIN) -> str | None:
+        with self.lock:
+            return self.steppers[branch].set_scheduler(name)
+
+    def fork(self) -> None:
+        """A fork of the main branch at its current state (replaces an earlier fork)."""
+        with self.lock:
+            self.steppers[FORK] = self.steppers[MAIN].fork()
+
+    def due_events(self, branch: str = MAIN) -> list:
+        """Apply the scripted events due now on the main branch; returns them (notes and pauses are the UI's)."""
+        if branch != MAIN or not self.settings.events:
+            return []
+        from ..scenario import due_events
+
+        with self.lock:
+            stepper = self.steppers[MAIN]
+            due = due_events(self.settings.events, len(stepper.records))
+            for event in due:
+                if stepper.done:
+                    break
+                if event.set_guidance_scale is not None:
+                    stepper.set_guidance_scale(event.set_guidance_scale)
+                if event.set_scheduler is not None:
+                    stepper.set_scheduler(event.set_scheduler)
+            return due
+
+    def export_strip(self, out_dir, kind: str = "approx"):
+        from ..export import export_strip
+
+        with self.lock:
+            return export_strip(self.steppers[MAIN], out_dir, kind=kind)
+
+    # ------------------------------------------------------------ views
+    def view(self, branch: str = MAIN) -> RunView:
+        """A frozen snapshot of `branch` for the widgets."""
+        with self.lock:
+            st = self.steppers[branch]
+            info = st.scheduler_info
+            return RunView(
+                branch=branch, model=self.model_name, mode=st.mode, scheduler=st.scheduler_name,
+                family=info.family, order=info.order, multistep=info.multistep, history_fill=st.history_fill,
+                total_steps=st.total_steps, guidance_scale=st.guidance_scale, done=st.done,
+                records=tuple(st.records), initial_latents=self._initial_latents,
+                prompt_anatomy=st.prompt_anatomy, negative_anatomy=st.negative_anatomy,
+                alphas_cumprod=self._alphas_cumprod, grid=tuple(st.grid),
+                notices=tuple(st.notices),
+            )

@@ -1,0 +1,33 @@
+"""Inpaint mode: the blend x = m * generated + (1 - m) * re-noised original, one picture per term."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+
+from ..pictures import BLEND_ROLES
+from .picture import Picture
+
+CAPTIONS = {
+    "mask": "mask m (latent size)",
+    "background": "re-noised original",
+    "generated": "generated (inside m)",
+    "blended": "blended result",
+}
+
+
+class BlendPanel(Horizontal):
+    def __init__(self, graphics: str = "halfcell", *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.graphics = graphics
+
+    def compose(self) -> ComposeResult:
+        for role in BLEND_ROLES:
+            yield Picture(CAPTIONS[role], self.graphics, id=f"blend-{role}")
+
+    def on_mount(self) -> None:
+        self.border_title = "inpaint blend: m * generated + (1 - m) * re-noised original"
+
+    def show(self, pictures: dict) -> None:
+        for role in BLEND_ROLES:
+            self.query_one(f"#blend-{role}", Picture).show(pictures.get(role))

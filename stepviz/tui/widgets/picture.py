@@ -1,0 +1,61 @@
+"""A labelled picture, drawn by textual-image with the renderer chosen by name."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Label
+from textual_image.widget import HalfcellImage, Image as AutoImage, SixelImage, TGPImage
+
+GRAPHICS = ("auto", "sixel", "tgp", "halfcell")
+
+
+def picture_class(graphics: str):
+    """The textual-image widget for a --graphics name (halfcell works everywhere, also in a browser)."""
+    classes = {"auto": AutoImage, "sixel": SixelImage, "tgp": TGPImage, "halfcell": HalfcellImage}
+    if graphics not in classes:
+        raise ValueError(f"graphics={graphics!r} is unknown: use one of {', '.join(GRAPHICS)}")
+    return classes[graphics]
+
+
+def fit_cells(width: int, height: int, image_size: tuple[int, int]) -> tuple[int, int]:
+    """(columns, rows) for a picture in a width x height box, keeping its shape (a cell is 1:2)."""
+    iw, ih = image_size
+    columns = max(1, min(width, int(2 * height * iw / max(ih, 1))))
+    rows = max(1, min(height, round(columns * ih / max(iw, 1) / 2)))
+    return columns, rows
+
+
+class Picture(Vertical):
+    """A caption over a picture; `show(image)` with a PIL image, or None for a blank."""
+
+    DEFAULT_CSS = """
+    Picture { width: 1fr; height: 1fr; padding-right: 1; }
+    Picture > .picture--caption { height: 1; width: 1fr; }
+    """
+
+    def __init__(self, caption: str, graphics: str = "halfcell", *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.caption, self.graphics = caption, graphics
+        self._picture_size = (1, 1)
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.caption, classes="picture--caption")
+        yield picture_class(self.graphics)(None, classes="picture--image")
+
+    def show(self, image, caption: str | None = None) -> None:
+        widget = self.query_one(".picture--image")
+        if image is not None:
+            self._picture_size = image.size
+        widget.image = image
+        self._fit()
+        if caption is not None:
+            self.query_one(".picture--caption", Label).update(caption)
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        columns, rows = fit_cells(self.content_size.width, self.content_size.height - 1, self._picture_size)
+        widget = self.query_one(".picture--image")
+        widget.styles.width, widget.styles.height = columns, rows

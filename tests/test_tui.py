@@ -1,0 +1,502 @@
+"""The terminal UI on a tiny random model: every key, the worker never blocking, failures kept alive."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from stepviz.settings import Event, RunSettings
+from tiny import scene_image, square_mask
+
+pytest.importorskip("textual")
+
+from stepviz.tui.app import StepvizApp  # noqa: E402
+from stepviz.tui.screens.compare import CompareScreen  # noqa: E402
+from stepviz.tui.screens.guidance_dialog import GuidanceDialog  # noqa: E402
+from stepviz.tui.screens.help import HelpScreen  # noqa: E402
+from stepviz.tui.screens.main import MainScreen  # noqa: E402
+from stepviz.tui.screens.scheduler_picker import SchedulerPicker  # noqa: E402
+from stepviz.tui.widgets.notes_panel import NotesPanel  # noqa: E402
+from stepviz.tui.widgets.preview_panel import PreviewPanel  # noqa: E402
+
+SIZE = (120, 40)
+
+
+@pytest.fixture
+def pipe(tiny_pipe):
+    """The session's tiny pipeline (tests that slow or break its UNet put it back)."""
+    yield tiny_pipe
+    tiny_pipe.unet.__dict__.pop("forward", None)
+
+
+def make_app(pipe, steps: int = 6, **overrides) -> StepvizApp:
+    settings = RunSettings(model="tiny", steps=steps, height=32, width=32, **overrides)
+    return StepvizApp(settings, pipe=pipe, graphics="halfcell")
+
+
+async def settle(pilot) -> None:
+    """Wait for every worker, then for the messages they posted."""
+    for _ in range(3):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+def main_screen(app) -> MainScreen:
+    return next(s for s in app.screen_stack if isinstance(s, MainScreen))
+
+
+def notes_text(app) -> str:
+    return "\n".join(main_screen(app).query_one(NotesPanel).lines)
+
+
+def main_stepper(app):
+    return app.session.steppers["main"]
+
+
+async def test_step_look_back_and_rewind(pipe):
+    app = make_app(pipe)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = main_screen(app)
+        assert screen.views["main"].steps_taken == 0
+        for _ in range(3):
+            await pilot.press("space")
+            await settle(pilot)
+        assert len(main_stepper(app).records) == 3
+        assert "step 3/6" in str(screen.query_one("#status").render())
+        await pilot.press("left")
+        await pilot.press("left")
+        await settle(pilot)
+        assert screen.index == 0
+        assert "step 1/6" in str(screen.query_one("#status").render())
+        await pilot.press("right")
+        assert screen.index == 1
+        await pilot.press("b")  # keep steps 1..2
+        await settle(pilot)
+        assert len(main_stepper(app).records) == 2
+        assert screen.index is None
+        assert "rewound to step 2" in notes_text(app)
+        await pilot.click("#timeline", offset=(1, 0))  # a mouse click on the timeline's first cell
+        await settle(pilot)
+        assert screen.index == 0
+        assert "step 1/6" in str(screen.query_one("#status").render())
+
+
+async def test_play_and_pause(pipe):
+    app = make_app(pipe, steps=5)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        assert main_stepper(app).done
+        assert not main_screen(app).playing
+        assert main_screen(app).views["main"].steps_taken == 5
+        await pilot.press("space")  # finished: a notification, no crash
+        await settle(pilot)
+        assert len(main_stepper(app).records) == 5
+
+
+async def test_play_pause_stops_between_steps(pipe):
+    gate = threading.Event()
+    app = make_app(pipe, steps=20)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        original = pipe.unet.forward
+
+        def slowed(*args, **kwargs):
+            gate.wait(5)
+            return original(*args, **kwargs)
+
+        pipe.unet.forward = slowed
+        try:
+            await pilot.press("p")
+            await pilot.pause(0.1)
+            await pilot.press("p")  # pause while a step computes
+            assert not main_screen(app).playing
+            gate.set()
+            await settle(pilot)
+        finally:
+            del pipe.unet.forward
+        assert 1 <= len(main_stepper(app).records) < 20
+
+
+async def test_keys_answered_while_a_step_computes(pipe):
+    gate, entered = threading.Event(), threading.Event()
+    app = make_app(pipe)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        original = pipe.unet.forward
+
+        def gated(*args, **kwargs):
+            entered.set()
+            assert gate.wait(10), "the test never opened the gate"
+            return original(*args, **kwargs)
+
+        pipe.unet.forward = gated
+        try:
+            await pilot.press("space")
+            for _ in range(50):
+                if entered.is_set():
+                    break
+                await pilot.pause(0.05)
+            assert entered.is_set()
+            await pilot.press("v")  # answered while the UNet is held
+            assert main_screen(app).kind == "channels"
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert isinstance(app.screen, MainScreen)
+            assert len(main_stepper(app).records) == 0  # the step is still held
+            gate.set()
+            await settle(pilot)
+        finally:
+            gate.set()
+            del pipe.unet.forward
+        assert len(main_stepper(app).records) == 1
+
+
+async def test_rewind_while_a_step_computes_waits_and_cancels(pipe):
+    gate, entered = threading.Event(), threading.Event()
+    app = make_app(pipe, steps=20)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for _ in range(2):
+            await pilot.press("space")
+            await settle(pilot)
+        original = pipe.unet.forward
+
+        def gated(*args, **kwargs):
+            entered.set()
+            gate.wait(10)
+            return original(*args, **kwargs)
+
+        pipe.unet.forward = gated
+        try:
+            await pilot.press("left")
+            await pilot.press("p")
+            for _ in range(50):
+                if entered.is_set():
+                    break
+                await pilot.pause(0.05)
+            main_screen(app).index = 0
+            await pilot.press("b")  # rewind to step 1 while step 3 is held
+            gate.set()
+            await settle(pilot)
+        finally:
+            gate.set()
+            del pipe.unet.forward
+        assert len(main_stepper(app).records) == 1
+        assert main_screen(app).views["main"].steps_taken == 1
+
+
+async def test_guidance_change_and_bad_value(pipe):
+    app = make_app(pipe)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await pilot.pause()
+        assert isinstance(app.screen, GuidanceDialog)
+        dialog = app.screen
+        dialog.query_one("Input").value = ""
+        await pilot.press(*"abc", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, GuidanceDialog)  # refused, still open
+        assert "not allowed" in str(dialog.query_one("#dialog-error").render())
+        dialog.query_one("Input").value = ""
+        await pilot.press("3", ".", "5", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, MainScreen)
+        assert main_stepper(app).guidance_scale == 3.5
+        await pilot.press("space")
+        await settle(pilot)
+        assert main_stepper(app).records[-1].guidance_scale == 3.5
+        assert "guidance 3.5" in str(main_screen(app).query_one("#status").render())
+        await pilot.press("g")  # the old value is selected: typing replaces it; the mouse applies
+        await pilot.pause()
+        await pilot.press("2")
+        await pilot.click("#apply")
+        await settle(pilot)
+        assert main_stepper(app).guidance_scale == 2.0
+
+
+async def test_scheduler_swap_from_the_list(pipe):
+    app = make_app(pipe)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+        await pilot.press("s")
+        await pilot.pause()
+        assert isinstance(app.screen, SchedulerPicker)
+        picker = app.screen.query_one("OptionList")
+        assert "vp" in str(picker.get_option("ddim").prompt) and "order 1" in str(picker.get_option("ddim").prompt)
+        picker.highlighted = list(picker._id_to_option).index("euler") if hasattr(picker, "_id_to_option") else 4
+        await pilot.press("enter")
+        await settle(pilot)
+        assert main_stepper(app).scheduler_name == "euler"
+        await pilot.press("space")
+        await settle(pilot)
+        assert main_stepper(app).records[-1].scheduler == "euler"
+        assert "euler (sigma, order 1)" in str(main_screen(app).query_one("#status").render())
+
+
+async def test_preview_cycle_draws_each_kind(pipe):
+    app = make_app(pipe)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+        panel = main_screen(app).query_one(PreviewPanel)
+        seen = []
+        for _ in range(3):
+            await pilot.press("v")
+            await settle(pilot)
+            seen.append((main_screen(app).kind, panel.border_title))
+            assert panel.query_one("#x0 .picture--image").image is not None
+        assert [k for k, _ in seen] == ["channels", "full", "approx"]
+        assert "VAE decode" in seen[1][1]
+
+
+async def test_fork_compares_two_branches(pipe):
+    app = make_app(pipe)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        assert isinstance(app.screen, CompareScreen)
+        await pilot.press("g")
+        await pilot.pause()
+        app.screen.query_one("Input").value = "1"
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+        main, fork = app.session.steppers["main"], app.session.steppers["fork"]
+        assert len(main.records) == len(fork.records) == 2
+        assert main.records[-1].guidance_scale == 7.5 and fork.records[-1].guidance_scale == 1.0
+        assert not bool((main.latents == fork.latents).all())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_export_writes_a_strip_into_the_working_folder(pipe, tmp_path, monkeypatch):
+    pytest.importorskip("stepviz.export")
+    monkeypatch.chdir(tmp_path)
+    app = make_app(pipe)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for _ in range(2):
+            await pilot.press("space")
+            await settle(pilot)
+        await pilot.press("x")
+        await settle(pilot)
+        written = list(tmp_path.glob("*.png"))
+        assert len(written) == 1
+        assert written[0].name in notes_text(app)
+        assert any(n.title == "Exported" and written[0].name in n.message for n in app._notifications)
+
+
+async def test_help_lists_keys_and_formulas(pipe):
+    app = make_app(pipe)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        from stepviz.tui.screens.help import HELP
+
+        for text in ("eps_uncond + s * (eps_text - eps_uncond)", "scale_model_input", "sqrt(sigma^2 + 1)",
+                     "alpha_cumprod", "`b`", "`x`", "`f`"):
+            assert text in HELP
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_quit_while_a_step_computes(pipe):
+    gate, entered = threading.Event(), threading.Event()
+    app = make_app(pipe, steps=20)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        original = pipe.unet.forward
+
+        def gated(*args, **kwargs):
+            entered.set()
+            gate.wait(10)
+            return original(*args, **kwargs)
+
+        pipe.unet.forward = gated
+        try:
+            await pilot.press("p")
+            for _ in range(50):
+                if entered.is_set():
+                    break
+                await pilot.pause(0.05)
+            await pilot.press("q")
+            gate.set()
+            await pilot.pause()
+        finally:
+            gate.set()
+            del pipe.unet.forward
+    assert app.return_code in (0, None)
+    assert len(main_stepper(app).records) <= 2  # the held step finished, no new one started
+
+
+async def test_nan_shows_a_notification_and_the_app_stays_alive(pipe):
+    app = make_app(pipe)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        original = pipe.unet.forward
+        pipe.unet.forward = lambda *a, **k: (original(*a, **k)[0] * float("nan"),)
+        try:
+            await pilot.press("space")
+            await settle(pilot)
+        finally:
+            del pipe.unet.forward
+        assert "NaN/Inf" in notes_text(app)
+        assert any(n.title == "NaN/Inf" for n in app._notifications)
+        await pilot.press("left")  # still answering
+        await pilot.press("b")
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+        assert main_stepper(app).records[-1].nonfinite is None
+
+
+async def test_lesson_events_notes_and_pause(pipe):
+    events = [Event(at_step=0, note="Watch x0-hat sharpen."),
+              Event(at_step=2, set_guidance_scale=2.0, note="Guidance down to 2.", pause=True)]
+    app = make_app(pipe, title="A lesson", events=events)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "A lesson" in notes_text(app) and "Watch x0-hat sharpen." in notes_text(app)
+        await pilot.press("p")
+        await settle(pilot)
+        assert len(main_stepper(app).records) == 2  # paused by the lesson
+        assert main_stepper(app).guidance_scale == 2.0
+        assert "Guidance down to 2." in notes_text(app)
+
+
+async def test_model_loads_in_a_worker_when_no_pipe_is_given(tiny_model_dir):
+    app = StepvizApp(RunSettings(model=str(tiny_model_dir), steps=3, height=32, width=32))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+        assert len(main_stepper(app).records) == 1
+
+
+async def test_missing_model_is_a_notification_not_a_crash(tmp_path):
+    app = StepvizApp(RunSettings(model=str(tmp_path / "nowhere"), steps=3))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert "not found" in notes_text(app)
+        await pilot.press("space")  # "still loading", nothing else
+        await pilot.pause()
+
+
+async def test_inpaint_shows_the_blend(pipe):
+    app = make_app(pipe, mode="inpaint", image=scene_image(), mask_image=square_mask())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+        blend = main_screen(app).query_one("#blend")
+        assert blend.display
+        assert blend.query_one("#blend-mask .picture--image").image is not None
+
+
+def test_serve_command_keeps_run_options_only():
+    from stepviz.tui.serve import tui_command
+
+    command = tui_command(["serve", "--host", "127.0.0.1", "--port=8123", "--model", "/tmp/m", "--prompt", "a b"])
+    assert command.endswith("-m stepviz tui --model /tmp/m --prompt 'a b' --graphics halfcell")
+    assert "8123" not in command and "--host" not in command
+
+
+def test_serve_answers_on_loopback(tiny_model_dir):
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stepviz", "serve", "--port", str(port), "--model", str(tiny_model_dir),
+              "--steps", "3", "--height", "32", "--width", "32"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        page = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    page = response.read().decode()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert page is not None, process.stdout.read1().decode() if process.poll() is not None else "no answer"
+        assert "textual" in page.lower() and f"127.0.0.1:{port}" in page
+        screen = asyncio.run(_browser_session(port, deadline=time.monotonic() + 60))
+        assert b"step 1/3" in screen  # the app started behind the page and answered a key
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def _browser_session(port: int, deadline: float) -> bytes:
+    """What a browser tab would receive: connect to the app's websocket, wait for step 0, press space."""
+    import json
+    import time
+
+    import aiohttp
+
+    received = b""
+
+    async def read_until(marker: bytes) -> None:
+        nonlocal received
+        while marker not in received and time.monotonic() < deadline:
+            try:
+                message = await ws.receive(timeout=2)
+            except asyncio.TimeoutError:
+                continue
+            if message.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                return
+            received += message.data if isinstance(message.data, bytes) else message.data.encode()
+
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"http://127.0.0.1:{port}/ws?width=120&height=40") as ws:
+            await ws.send_str(json.dumps(["resize", {"width": 120, "height": 40}]))
+            await read_until(b"step 0/3")
+            await ws.send_str(json.dumps(["stdin", " "]))
+            await read_until(b"step 1/3")
+    return received
+
+
+async def test_out_of_memory_is_a_notification(pipe):
+    app = make_app(pipe)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+
+        def exhausted(*args, **kwargs):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+        pipe.unet.forward = exhausted
+        try:
+            await pilot.press("space")
+            await settle(pilot)
+        finally:
+            del pipe.unet.forward
+        assert any(n.title == "Out of memory" for n in app._notifications)
+        await pilot.press("space")  # alive, and the run goes on
+        await settle(pilot)
+        assert len(main_stepper(app).records) == 1
