@@ -1,0 +1,153 @@
+"""The toy world: one coloured shape on a plain background, drawn from a seed.
+
+Every scene is fully determined by (colour, shape, background, seed, size). The
+seed picks the shape's centre, size and rotation and a small jitter of the
+colours; the picture is drawn 4x larger and averaged down, so edges are
+anti-aliased. Besides the RGB picture a scene carries the shape's mask and a
+depth map, which the inpainting and Depth2Img variants use.
+
+Depth follows the convention of the depth estimators Depth2Img uses (MiDaS/DPT):
+larger values are *nearer*. The background is a slightly tilted far plane
+(0.1..0.3), the shape a shaded body in front of it (0.6..1.0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30),
+    "green": (30, 180, 40),
+    "blue": (30, 60, 220),
+    "yellow": (240, 220, 30),
+    "purple": (140, 40, 180),
+    "orange": (250, 140, 20),
+}
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
+BACKGROUNDS: dict[str, tuple[int, int, int]] = {
+    "black": (8, 8, 8),
+    "white": (247, 247, 247),
+}
+
+SUPERSAMPLE = 4  # drawn at 4x and averaged down: anti-aliased edges
+COLOUR_JITTER = 12  # +- per RGB channel, drawn once per scene
+RADIUS_RANGE = (0.16, 0.30)  # circumradius as a fraction of the picture's side
+
+
+@dataclass
+class Scene:
+    """One drawn scene and everything known about it."""
+
+    image: np.ndarray  # uint8 HxWx3
+    mask: np.ndarray  # bool HxW, True on the shape
+    depth: np.ndarray  # float32 HxW in [0, 1], larger = nearer
+    colour: str
+    shape: str
+    background: str
+    centre: tuple[float, float]  # (x, y) in pixels
+    radius: float  # circumradius in pixels
+    rotation: float  # radians
+
+    @property
+    def caption(self) -> str:
+        return caption(self.colour, self.shape, self.background)
+
+    def pil(self) -> Image.Image:
+        return Image.fromarray(self.image)
+
+
+def caption(colour: str, shape: str, background: str) -> str:
+    """The one caption form the toy model knows: 'a red circle on a black background'."""
+    return f"a {colour} {shape} on a {background} background"
+
+
+def parse_caption(text: str) -> tuple[str, str, str]:
+    """Inverse of caption(); raises ValueError with the expected form otherwise."""
+    words = text.strip().lower().split()
+    form = "a <colour> <shape> on a <background> background"
+    if len(words) != 7 or words[0] != "a" or words[3:5] != ["on", "a"] or words[6] != "background":
+        raise ValueError(f"not a toy caption: {text!r}; expected {form!r}")
+    colour, shape, background = words[1], words[2], words[5]
+    if colour not in COLOURS or shape not in SHAPES or background not in BACKGROUNDS:
+        raise ValueError(
+            f"unknown word in {text!r}: colours {list(COLOURS)}, shapes {list(SHAPES)}, "
+            f"backgrounds {list(BACKGROUNDS)}"
+        )
+    return colour, shape, background
+
+
+def all_captions() -> list[str]:
+    """Every colour x shape x background caption, in a fixed order."""
+    return [caption(c, s, b) for c in COLOURS for s in SHAPES for b in BACKGROUNDS]
+
+
+def _polygon_inside(xs: np.ndarray, ys: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """True where (xs, ys) lies inside the convex polygon with counter-clockwise corners."""
+    inside = np.ones(xs.shape, dtype=bool)
+    for i in range(len(corners)):
+        x0, y0 = corners[i]
+        x1, y1 = corners[(i + 1) % len(corners)]
+        inside &= (x1 - x0) * (ys - y0) - (y1 - y0) * (xs - x0) >= 0
+    return inside
+
+
+def _coverage(shape: str, centre, radius: float, rotation: float, size: int) -> np.ndarray:
+    """Fraction of each pixel covered by the shape (float HxW), by supersampling."""
+    n = size * SUPERSAMPLE
+    coords = (np.arange(n) + 0.5) / SUPERSAMPLE
+    xs, ys = np.meshgrid(coords, coords)
+    dx, dy = xs - centre[0], ys - centre[1]
+    if shape == "circle":
+        inside = dx * dx + dy * dy <= radius * radius
+    else:
+        corners_n = 4 if shape == "square" else 3
+        angles = rotation + 2 * np.pi * np.arange(corners_n) / corners_n
+        corners = np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
+        inside = _polygon_inside(dx, dy, corners)
+    return inside.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).mean(axis=(1, 3))
+
+
+def _jitter(rgb, rng: np.random.Generator) -> np.ndarray:
+    offset = rng.integers(-COLOUR_JITTER, COLOUR_JITTER + 1, size=3)
+    return np.clip(np.asarray(rgb, dtype=np.float32) + offset, 0, 255)
+
+
+def draw_scene(colour: str, shape: str, background: str, seed: int = 0, size: int = 64) -> Scene:
+    """Draw one scene; the seed decides position, size, rotation and colour jitter."""
+    if colour not in COLOURS or shape not in SHAPES or background not in BACKGROUNDS:
+        raise ValueError(f"unknown scene ({colour!r}, {shape!r}, {background!r})")
+    rng = np.random.default_rng(seed)
+    radius = float(rng.uniform(*RADIUS_RANGE)) * size
+    margin = radius + 1.0
+    centre = (float(rng.uniform(margin, size - margin)), float(rng.uniform(margin, size - margin)))
+    rotation = float(rng.uniform(0, 2 * np.pi))
+    fg = _jitter(COLOURS[colour], rng)
+    bg = _jitter(BACKGROUNDS[background], rng)
+
+    cover = _coverage(shape, centre, radius, rotation, size)
+    image = cover[..., None] * fg + (1 - cover[..., None]) * bg
+    image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+
+    # depth: a tilted far plane behind a shaded body (a dome for every shape)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    tilt = rng.uniform(-1, 1, size=2)
+    plane = 0.2 + 0.05 * (tilt[0] * (xs / size - 0.5) + tilt[1] * (ys / size - 0.5)) * 2
+    r2 = ((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / (radius * radius)
+    body = 0.6 + 0.4 * np.sqrt(np.clip(1 - r2, 0, 1))
+    depth = (cover * body + (1 - cover) * plane).astype(np.float32)
+
+    return Scene(
+        image=image, mask=cover >= 0.5, depth=depth, colour=colour, shape=shape,
+        background=background, centre=centre, radius=radius, rotation=rotation,
+    )
+
+
+def random_scene(rng: np.random.Generator, size: int = 64) -> Scene:
+    """A scene with colour, shape, background and seed all drawn from rng."""
+    colour = list(COLOURS)[rng.integers(len(COLOURS))]
+    shape = SHAPES[rng.integers(len(SHAPES))]
+    background = list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
+    return draw_scene(colour, shape, background, seed=int(rng.integers(2**31)), size=size)

@@ -1,0 +1,67 @@
+"""The toy world's generator, pixel checker and tokenizer."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from stepviz.toy import checker, world
+from stepviz.toy.tokenizer import caption_words, write_tokenizer
+
+
+def test_caption_round_trip():
+    text = world.caption("red", "circle", "black")
+    assert text == "a red circle on a black background"
+    assert world.parse_caption(text) == ("red", "circle", "black")
+    assert len(world.all_captions()) == len(world.COLOURS) * len(world.SHAPES) * len(world.BACKGROUNDS)
+    with pytest.raises(ValueError, match="expected"):
+        world.parse_caption("a red circle")
+    with pytest.raises(ValueError, match="unknown word"):
+        world.parse_caption("a pink circle on a black background")
+
+
+def test_scene_is_deterministic_and_consistent():
+    a = world.draw_scene("blue", "triangle", "white", seed=7)
+    b = world.draw_scene("blue", "triangle", "white", seed=7)
+    c = world.draw_scene("blue", "triangle", "white", seed=8)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.depth, b.depth)
+    assert not np.array_equal(a.image, c.image)
+    assert a.image.shape == (64, 64, 3) and a.image.dtype == np.uint8
+    assert a.mask.shape == (64, 64) and a.mask.dtype == bool and a.mask.any()
+    assert a.depth.shape == (64, 64) and a.depth.dtype == np.float32
+    # the shape is nearer (larger depth value) than the background everywhere
+    far = ~ndimage.binary_dilation(a.mask, iterations=2)
+    assert a.depth[a.mask].min() > a.depth[far].max()
+    # pixels under the mask have the shape's colour, outside it the background's
+    assert np.abs(a.image[a.mask].astype(int) - world.COLOURS["blue"]).mean() < 30
+    assert np.abs(a.image[~a.mask].astype(int) - world.BACKGROUNDS["white"]).mean() < 30
+    assert world.random_scene(np.random.default_rng(3), size=32).image.shape == (32, 32, 3)
+
+
+def test_checker_accuracy_on_generated_scenes():
+    rng = np.random.default_rng(2024)
+    scenes = [world.random_scene(rng) for _ in range(300)]
+    found = [checker.classify(s.image) for s in scenes]
+    for k, name in enumerate(("colour", "shape", "background")):
+        accuracy = np.mean([f[k] == getattr(s, name) for f, s in zip(found, scenes)])
+        assert accuracy >= 0.98, (name, accuracy)
+
+
+def test_check_reports_each_part():
+    scene = world.draw_scene("yellow", "square", "black", seed=1)
+    result = checker.check(scene.image, "a yellow circle on a white background")
+    assert result["colour_ok"] and not result["shape_ok"] and not result["background_ok"]
+    assert result["found"] == {"colour": "yellow", "shape": "square", "background": "black"}
+    blank = np.zeros((64, 64, 3), dtype=np.uint8)
+    assert checker.classify(blank) == (None, None, "black")
+
+
+def test_tokenizer_has_one_token_per_caption_word(tmp_path):
+    tokenizer = write_tokenizer(tmp_path)
+    assert {"vocab.json", "merges.txt"} <= {p.name for p in tmp_path.iterdir()}
+    assert tokenizer.model_max_length == 77
+    for word in caption_words():
+        assert tokenizer.tokenize(word) == [word + "</w>"]
+    ids = tokenizer("a red circle on a black background", padding="max_length", max_length=77).input_ids
+    assert len(ids) == 77 and ids[0] == tokenizer.bos_token_id and ids[8] == tokenizer.eos_token_id
+    unknown = tokenizer("a zebra, 42 élan!").input_ids  # unknown words split into bytes, no error
+    assert unknown[0] == tokenizer.bos_token_id and len(unknown) > 4
