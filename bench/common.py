@@ -41,6 +41,32 @@ def large_random_pipeline(resolution: int = 128):
     return pipe
 
 
+def run_options(steps: int, scheduler: str = "ddim"):
+    """The options every benchmark takes: model, steps, scheduler, picture size."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="toy", help="'toy', a diffusers folder, or 'large' (SD widths, random)")
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--scheduler", default=scheduler)
+    parser.add_argument("--size", type=int, default=None, help="height = width in pixels")
+    return parser
+
+
+def finished_run(args):
+    """(pipe, Stepper) after running args.steps steps on args.model."""
+    import stepviz
+    import torch
+
+    pipe = model_pipeline(args.model)
+    size = dict(height=args.size, width=args.size) if args.size else {}
+    st = stepviz.Stepper(pipe, prompt="a red circle on a black background", seed=0,
+                         num_inference_steps=args.steps, scheduler=args.scheduler, **size)
+    with torch.no_grad():
+        st.run()
+    return pipe, st
+
+
 def model_pipeline(name: str):
     import stepviz
 

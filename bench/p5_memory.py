@@ -8,10 +8,9 @@ storages counted once), split into latent-sized tensors and scheduler state.
 
 from __future__ import annotations
 
-import argparse
 
 import torch
-from common import model_pipeline
+from common import finished_run, run_options
 
 
 def tensors_in(obj, depth=0):
@@ -40,20 +39,8 @@ def storage_bytes(tensors, seen) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="toy")
-    parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--scheduler", default="dpmpp_2m")
-    parser.add_argument("--size", type=int, default=None)
-    args = parser.parse_args()
-    import stepviz
-
-    pipe = model_pipeline(args.model)
-    size = dict(height=args.size, width=args.size) if args.size else {}
-    st = stepviz.Stepper(pipe, prompt="a red circle on a black background", seed=0, num_inference_steps=args.steps,
-                         scheduler=args.scheduler, **size)
-    with torch.no_grad():
-        st.run()
+    args = run_options(steps=25, scheduler="dpmpp_2m").parse_args()
+    _, st = finished_run(args)
     latent_bytes = st.latents.numel() * st.latents.element_size()
     seen: set[int] = set()
     # storages every step shares (mask, inputs) are counted before the per-step ones

@@ -83,8 +83,6 @@ def pickle_only_weights(folder: Path) -> list[Path]:
 def load_pipeline(model="toy", device=None, dtype=None, *, allow_pickle: bool = False,
                   attention_slicing: bool = False, variant: str | None = None):
     """Load a Stable Diffusion pipeline offline. dtype: None (float32), "float16"/"fp16" or a torch dtype."""
-    import torch
-
     quiet_libraries()
     folder = resolve(model)
     pickles = pickle_only_weights(folder)
