@@ -1,0 +1,49 @@
+"""Resumable training: atomic checkpoint files and a clock that says when to write one."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """Write `state` to `path` atomically (a crash never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+class SaveClock:
+    """True every `seconds` of wall time (and never for seconds <= 0)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        if self.seconds <= 0 or time.monotonic() - self.last < self.seconds:
+            return False
+        self.last = time.monotonic()
+        return True
+
+
+def step_generator(seed: int, phase: int, step: int) -> torch.Generator:
+    """The generator for one training step: a resumed run draws exactly the same batches."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + phase * 10_000_019 + step)
+
+
+def warmup_cosine(step: int, total: int, peak: float, warmup: int, floor: float = 0.05) -> float:
+    """Learning rate: linear warm-up to `peak`, cosine decay to `floor * peak`."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (floor + (1 - floor) * 0.5 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item()))

@@ -1,0 +1,126 @@
+"""Phase 1: train the AutoencoderKL, then fold a per-channel normalisation into it.
+
+Loss = shape-weighted (MSE + L1) + a small KL. Background pixels dominate a toy picture,
+so the shape's pixels weigh `shape_weight` times more; otherwise the decoder gets
+colours wrong (green and yellow came back orange in a trial run).
+
+After training, the latents' per-channel mean and std are folded into the 1x1
+convolutions around the latent space (DESIGN.md, "The toy world"): with
+z' = a (z - m), a = 1/std per channel,
+  quant_conv mean rows:   W <- a W,  b <- a (b - m);  log-variance bias += 2 log a
+  post_quant_conv:        columns W[:, c] <- W[:, c] / a_c,  b <- b + W m
+so the decoder sees exactly what it saw before, the latents have zero mean and
+unit std per channel, and `scaling_factor` is 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL
+from tqdm import tqdm
+
+from .checker import classify
+from .checkpoint import SaveClock, load_checkpoint, save_checkpoint, step_generator, warmup_cosine
+from .dataset import SceneSet
+from .world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
+
+VAE_PHASE = 1
+
+
+def train_vae(
+    vae: AutoencoderKL, scenes: SceneSet, steps: int, batch: int, lr: float, seed: int,
+    checkpoint_path: Path, shape_weight: float = 5.0, kl_weight: float = 1e-6, save_every_s: float = 180,
+) -> list[float]:
+    """Train in place; returns the loss per step (resumes from checkpoint_path)."""
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    losses: list[float] = []
+    start = 0
+    state = load_checkpoint(checkpoint_path)
+    if state is not None:
+        vae.load_state_dict(state["vae"])
+        optimizer.load_state_dict(state["optimizer"])
+        losses, start = state["losses"], state["step"]
+    clock = SaveClock(save_every_s)
+    vae.train()
+    progress = tqdm(range(start, steps), initial=start, total=steps, desc="vae", mininterval=5)
+    for step in progress:
+        generator = step_generator(seed, VAE_PHASE, step)
+        index = torch.randint(len(scenes), (batch,), generator=generator).numpy()
+        x, mask = scenes.image_tensor(index), scenes.mask_tensor(index)
+        for group in optimizer.param_groups:
+            group["lr"] = warmup_cosine(step, steps, lr, warmup=min(100, steps // 10 + 1))
+
+        posterior = vae.encode(x).latent_dist
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
+        reconstruction = vae.decode(z).sample
+        weight = 1.0 + shape_weight * mask
+        error = reconstruction - x
+        # MSE keeps colours right on average, L1 keeps edges sharp
+        pixel = (weight * (error**2 + error.abs())).sum() / (3 * weight.sum())
+        kl = posterior.kl().mean() / z[0].numel()
+        loss = pixel + kl_weight * kl
+
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+        if step % 25 == 0:
+            progress.set_postfix(loss=f"{np.mean(losses[-25:]):.4f}")
+        if clock.due() or step + 1 == steps:
+            save_checkpoint({"vae": vae.state_dict(), "optimizer": optimizer.state_dict(),
+                             "losses": losses, "step": step + 1}, checkpoint_path)
+    vae.eval()
+    return losses
+
+
+@torch.no_grad()
+def latent_statistics(vae: AutoencoderKL, scenes: SceneSet, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of posterior samples over `count` training pictures."""
+    generator = torch.Generator().manual_seed(seed)
+    samples = []
+    for start in range(0, min(count, len(scenes)), 128):
+        index = np.arange(start, min(start + 128, count, len(scenes)))
+        posterior = vae.encode(scenes.image_tensor(index)).latent_dist
+        samples.append(posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator))
+    z = torch.cat(samples)
+    return z.mean(dim=(0, 2, 3)), z.std(dim=(0, 2, 3))
+
+
+@torch.no_grad()
+def fold_latent_normalisation(vae: AutoencoderKL, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """Make the latents zero-mean, unit-std per channel without changing any decoded picture."""
+    channels = mean.numel()
+    scale = 1.0 / std
+    quant_w, quant_b = vae.quant_conv.weight, vae.quant_conv.bias  # [2C, 2C, 1, 1]: mean rows, then log-variance rows
+    quant_w[:channels] *= scale[:, None, None, None]
+    quant_b[:channels] = scale * (quant_b[:channels] - mean)
+    quant_b[channels:] += 2.0 * torch.log(scale)
+    post_w, post_b = vae.post_quant_conv.weight, vae.post_quant_conv.bias  # [C, C, 1, 1]: out x in
+    post_b += post_w[:, :, 0, 0] @ mean
+    post_w /= scale[None, :, None, None]
+    vae.register_to_config(scaling_factor=1.0)
+
+
+@torch.no_grad()
+def reconstruction_report(vae: AutoencoderKL, size: int, per_cell: int = 4) -> tuple[str, dict]:
+    """Reconstruct fresh scenes and judge them with the checker, colour by colour."""
+    rows, totals = [], {}
+    for colour in COLOURS:
+        scenes = [draw_scene(colour, s, b, seed=10_000 + i, size=size)
+                  for s in SHAPES for b in BACKGROUNDS for i in range(per_cell)]
+        x = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float() / 127.5 - 1
+        y = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+        pictures = ((y + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+        found = [classify(p) for p in pictures]
+        masks = torch.from_numpy(np.stack([s.mask for s in scenes]))[:, None].float()
+        shape_mse = float((((y - x) ** 2) * masks).sum() / (3 * masks.sum()))
+        colour_ok = np.mean([f[0] == s.colour for f, s in zip(found, scenes)])
+        shape_ok = np.mean([f[1] == s.shape for f, s in zip(found, scenes)])
+        totals[colour] = float(colour_ok)
+        rows.append(f"| {colour} | {colour_ok:.0%} | {shape_ok:.0%} | {shape_mse:.4f} |")
+    table = "| colour | colour right | shape right | MSE on shape pixels |\n|---|---|---|---|\n" + "\n".join(rows)
+    return table, totals

@@ -1,0 +1,63 @@
+"""The shipped toy model: standard SD folder, loads offline, obeys its prompt."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from stepviz.toy.checker import check
+from stepviz.toy.evaluate import SHIPPED_MODEL, accuracy_table, generate, load_toy_pipeline
+from stepviz.toy.world import draw_scene
+
+# one prompt per colour, shapes and backgrounds varied
+PROMPTS = [
+    "a red circle on a black background",
+    "a green square on a white background",
+    "a blue triangle on a black background",
+    "a yellow circle on a white background",
+    "a purple square on a black background",
+    "a orange triangle on a white background",
+]
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")  # the folder must load with no network
+        yield load_toy_pipeline(SHIPPED_MODEL)
+
+
+def test_folder_is_a_standard_sd_folder():
+    index = json.loads((SHIPPED_MODEL / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionPipeline"
+    assert index["safety_checker"] == [None, None] and index["feature_extractor"] == [None, None]
+    weights = list(SHIPPED_MODEL.rglob("*.safetensors"))
+    assert len(weights) == 3 and not list(SHIPPED_MODEL.rglob("*.bin"))
+    assert sum(w.stat().st_size for w in weights) <= 25 * 2**20
+    rgb = json.loads((SHIPPED_MODEL / "latent_rgb.json").read_text())
+    assert np.asarray(rgb["factors"]).shape == (4, 3) and len(rgb["bias"]) == 3
+
+
+def test_scaled_latents_have_unit_std_per_channel(pipe):
+    scenes = [draw_scene(c, s, b, seed=i) for i, (c, s, b) in enumerate(
+        [(c, s, b) for c in ("red", "green", "blue", "yellow", "purple", "orange")
+         for s in ("circle", "square", "triangle") for b in ("black", "white")])]
+    x = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        z = pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
+    std = z.std(dim=(0, 2, 3))
+    assert pipe.vae.config.scaling_factor == 1.0
+    assert torch.all((std > 0.6) & (std < 1.5)), std
+
+
+def test_shipped_model_draws_the_prompted_colour(pipe):
+    image = generate(pipe, [PROMPTS[0]], [0], guidance_scale=7.5)[0]
+    assert check(image, PROMPTS[0])["colour_ok"]
+
+
+def test_reduced_accuracy_table(pipe):
+    table = accuracy_table(pipe, PROMPTS, seeds_per_prompt=1, guidance_scales=(7.5,))
+    row = table[7.5]
+    assert row["n"] == len(PROMPTS)
+    assert row["colour"] >= 5 / 6 and row["background"] >= 5 / 6 and row["shape"] >= 4 / 6, row

@@ -1,0 +1,74 @@
+"""The training script runs end to end on a tiny config, and its parts behave."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from stepviz.toy import components
+from stepviz.toy.reporting import fit_latent_rgb
+from stepviz.toy.train import main as train_main
+from stepviz.toy.train_vae import fold_latent_normalisation
+
+
+def test_fold_latent_normalisation_keeps_decoding_and_unit_std():
+    torch.manual_seed(0)
+    vae = components.make_vae(components.TINY, 32).eval()
+    x = torch.rand(6, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        before = vae.encode(x).latent_dist
+        decoded_before = vae.decode(before.mean).sample
+        mean, std = before.mean.mean(dim=(0, 2, 3)), before.mean.std(dim=(0, 2, 3))
+        fold_latent_normalisation(vae, mean, std)
+        after = vae.encode(x).latent_dist
+        decoded_after = vae.decode(after.mean).sample
+    torch.testing.assert_close(decoded_after, decoded_before, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(after.mean.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(after.std, before.std / std.view(1, 4, 1, 1), atol=1e-5, rtol=1e-4)
+    assert vae.config.scaling_factor == 1.0
+
+
+def test_fit_latent_rgb_recovers_a_linear_map():
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn(20, 4, 4, 4, generator=generator)
+    factors = torch.randn(4, 3, generator=generator)
+    rgb = torch.einsum("nchw,cd->ndhw", latents, factors) + torch.tensor([0.1, -0.2, 0.3]).view(1, 3, 1, 1)
+    images = rgb.repeat_interleave(8, dim=2).repeat_interleave(8, dim=3)
+    fitted, bias, rms = fit_latent_rgb(latents, images)
+    assert np.allclose(fitted, factors.numpy(), atol=1e-4) and np.allclose(bias, [0.1, -0.2, 0.3], atol=1e-4)
+    assert rms < 1e-4
+
+
+def test_tiny_training_run_writes_a_loadable_pipeline(tmp_path, monkeypatch):
+    out = tmp_path / "toy"
+    train_main(["--out", str(out), "--tiny", "--size", "32", "--threads", "1"])
+    index = json.loads((out / "model_index.json").read_text())
+    assert index["safety_checker"] == [None, None] and index["feature_extractor"] == [None, None]
+    for part in ("unet", "vae", "text_encoder"):
+        assert list((out / part).glob("*.safetensors")) and not list((out / part).glob("*.bin"))
+    rgb = json.loads((out / "latent_rgb.json").read_text())
+    assert np.asarray(rgb["factors"]).shape == (4, 3) and len(rgb["bias"]) == 3
+    assert (out / "loss_curve.png").stat().st_size > 0 and "VAE" in (out / "evaluation.md").read_text()
+    scheduler = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
+    assert scheduler["beta_schedule"] == "scaled_linear" and scheduler["steps_offset"] == 1
+    assert scheduler["beta_start"] == 0.00085 and scheduler["beta_end"] == 0.012
+    assert scheduler["set_alpha_to_one"] is False and scheduler["clip_sample"] is False
+    from diffusers import DDIMScheduler
+
+    assert DDIMScheduler.from_config(scheduler).config.clip_sample is False
+
+    # resuming a finished run trains nothing more and writes the same weights
+    before = (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+    train_main(["--out", str(out), "--tiny", "--size", "32", "--threads", "1", "--resume"])
+    assert (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == before
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(out))
+    pipe.set_progress_bar_config(disable=True)
+    image = pipe("a red circle on a black background", num_inference_steps=2, output_type="np",
+                 generator=torch.Generator().manual_seed(0)).images[0]
+    assert image.shape == (32, 32, 3)
