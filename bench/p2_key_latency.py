@@ -72,7 +72,14 @@ async def measure(presses: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--presses", type=int, default=8)
+    parser.add_argument("--all-cores", action="store_true",
+                        help="let torch use every core (by default one is left for the UI, as run_app does)")
     args = parser.parse_args()
+    if not args.all_cores:
+        from stepviz.tui.app import leave_a_core_for_the_ui
+
+        leave_a_core_for_the_ui()
+    print(f"torch threads {torch.get_num_threads()}")
     latencies = asyncio.run(measure(args.presses))
     median = statistics.median(latencies)
     print(f"P2 key press -> repaint while a step computes: median {median * 1000:.1f} ms, "

@@ -500,3 +500,78 @@ async def test_out_of_memory_is_a_notification(pipe):
         await pilot.press("space")  # alive, and the run goes on
         await settle(pilot)
         assert len(main_stepper(app).records) == 1
+
+
+async def test_play_ends_showing_the_last_step(pipe):
+    """Auto-play repaints a few times a second with the newest step; the last one is always shown."""
+    app = make_app(pipe, steps=7)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        assert main_stepper(app).done
+        assert "step 7/7" in str(main_screen(app).query_one("#status").render())
+        assert "7 of 7 steps taken" in str(main_screen(app).query_one("#timeline").render())
+
+
+async def test_steps_taken_behind_the_help_are_shown_on_return(pipe):
+    gate, entered = threading.Event(), threading.Event()
+    app = make_app(pipe)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        original = pipe.unet.forward
+
+        def gated(*args, **kwargs):
+            entered.set()
+            gate.wait(10)
+            return original(*args, **kwargs)
+
+        pipe.unet.forward = gated
+        try:
+            await pilot.press("space")
+            for _ in range(50):
+                if entered.is_set():
+                    break
+                await pilot.pause(0.05)
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            gate.set()
+            await settle(pilot)
+            assert main_screen(app).views["main"].steps_taken == 1
+        finally:
+            gate.set()
+            del pipe.unet.forward
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, MainScreen)
+        assert "step 1/6" in str(main_screen(app).query_one("#status").render())
+        await pilot.press("question_mark")  # the help opens again (it is kept, not rebuilt)
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+
+
+def test_the_first_frame_needs_no_torch():
+    """The app and its main screen import without torch: the window opens before the model loads."""
+    import subprocess
+    import sys
+
+    code = "import sys, stepviz.tui.app, stepviz.tui.screens.main; print(sorted({'torch', 'diffusers'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_schedule_curves_are_thinned_to_the_plot_width():
+    from stepviz.tui.widgets.schedule_panel import thinned
+
+    ts = thinned(1000, 100)
+    assert ts[0] == 0 and ts[-1] == 999 and len(ts) == 100 and ts == sorted(ts)
+    assert thinned(20, 100) == list(range(20))
+
+
+def test_a_thread_count_the_user_set_is_kept(monkeypatch):
+    from stepviz.tui.app import leave_a_core_for_the_ui
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert leave_a_core_for_the_ui() is None

@@ -13,7 +13,6 @@ from typing import Callable
 
 from textual.message import Message
 
-from .pictures import step_pictures
 from .session import MAIN, RunSession
 
 
@@ -112,6 +111,8 @@ class EngineJobs:
             self.post(self.Exported(Path(self.session.export_strip(out_dir, kind))))
 
     def pictures(self, branch: str, record, index: int | None, kind: str, initial, cancelled) -> None:
+        from .pictures import step_pictures  # torch: imported in the worker, after the first frame
+
         with self._reporting(branch):
             pictures = step_pictures(self.session.pipe, record, kind, initial)
             if not cancelled():

@@ -1,17 +1,14 @@
 """The pictures a step is shown with (pure functions over StepRecords; no Textual).
 
 Only what is shown is drawn: a "full" preview costs a VAE decode per picture, "approx" is a
-small matrix product, "channels" a grey tiling.
+small matrix product, "channels" a grey tiling. Torch is imported when a picture is drawn (in a
+worker), so that importing the widgets does not delay the app's first frame.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-
-import torch
-
-from ..preview import decode_images, preview, to_vp_scale
 
 BLEND_ROLES = ("mask", "background", "generated", "blended")
 
@@ -28,6 +25,10 @@ def step_pictures(pipe, record, kind: str, initial_latents=None) -> dict[str, Im
 
     In inpaint (DIY blend) mode also the blend: mask, re-noised original, generated part, result.
     """
+    import torch
+
+    from ..preview import decode_images, preview, to_vp_scale
+
     if record is None:
         if initial_latents is None:
             return {}

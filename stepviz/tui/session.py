@@ -60,6 +60,19 @@ class Shown(NamedTuple):
     def record(self):
         return self.view.record(self.index)
 
+    def draws_like(self, other: "Shown | None") -> bool:
+        """True when `other` shows the same steps of the same run (the plots need no redraw).
+
+        Records are compared by identity (they hold tensors, and a rewound step is a new object).
+        """
+        if other is None:
+            return False
+        mine, theirs = self.view.records, other.view.records
+        return (self.index == other.index and len(mine) == len(theirs)
+                and (not mine or mine[-1] is theirs[-1])
+                and self.view.total_steps == other.view.total_steps and self.view.grid == other.view.grid
+                and self.view.alphas_cumprod is other.view.alphas_cumprod)
+
 
 class RunSession:
     """The steppers of one run (the main branch and, after `f`, a fork) and their settings."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from rich.markdown import Markdown
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.screen import Screen
+from textual.widgets import Static
 
 HELP = """\
 # stepviz: keys
@@ -66,9 +67,13 @@ sqrt(sigma^2 + 1) so both families look alike.
 """
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Screen[None]):
+    """A whole screen, one Static: it opens in tens of milliseconds even while a step computes
+    (a modal over the main screen, or Textual's Markdown widget with a widget per block, took
+    hundreds, see bench/p2_key_latency.py)."""
+
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body"):
-            yield Markdown(HELP, id="help-text")
+            yield Static(Markdown(HELP), id="help-text")

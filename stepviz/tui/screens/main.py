@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from functools import partial
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from textual.widgets import Footer
 from textual.worker import get_current_worker
 
 from ..engine_jobs import EngineJobs
+from ..pacer import Pacer
 from ..session import FORK, MAIN, RunSession, Shown
 from ..widgets.blend_panel import BlendPanel
 from ..widgets.guidance_panel import GuidancePanel
@@ -23,11 +25,9 @@ from ..widgets.prompt_panel import PromptPanel
 from ..widgets.schedule_panel import SchedulePanel
 from ..widgets.status_line import StatusLine
 from ..widgets.timeline import Timeline
-from .guidance_dialog import GuidanceDialog
-from .help import HelpScreen
-from .scheduler_picker import SchedulerPicker
 
 PREVIEW_CYCLE = ("approx", "channels", "full")
+PLAY_REPAINT_EVERY = 0.3  # seconds between two repaints while auto-play runs: the newest step wins
 
 
 class MainScreen(Screen):
@@ -55,6 +55,9 @@ class MainScreen(Screen):
         self.kind = "approx"
         self.playing = False
         self.compare = None
+        self.pacer = Pacer(self, self.repaint, PLAY_REPAINT_EVERY)
+        self._stale: set[str] = set()  # branches changed since the last repaint
+        self._main_stale = False  # the main panels missed a change while another screen was on top
 
     def compose(self) -> ComposeResult:
         yield StatusLine("loading the model...", id="status")
@@ -81,6 +84,13 @@ class MainScreen(Screen):
 
     def on_resize(self) -> None:
         self.set_class(self.size.height < 32, "-compact")
+
+    def on_screen_resume(self) -> None:
+        if self._main_stale:  # what changed while help, a dialog or the comparison was on top
+            self.show_main()
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()  # see on_engine_jobs_run_changed
 
     # ------------------------------------------------------------ workers (threads; they only post messages)
     @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
@@ -128,14 +138,14 @@ class MainScreen(Screen):
         if view.branch == MAIN:
             if message.reason in ("rewind", "loaded"):
                 self.index = None
+            if message.reason == "loaded":
+                gc.freeze()  # torch, diffusers, the model: a full collection over them froze the UI ~0.5 s
             if message.reason == "rewind":
                 self.note(f"rewound to step {view.steps_taken}: later steps dropped")
-            self.show_main()
+        self._stale.add(view.branch)
         if message.reason == "fork" and view.branch == FORK:
             self.open_compare()
-        if self.compare is not None and self.compare.is_attached:
-            self.compare.show_view(view)
-            self.draw_pictures(view.branch, Shown(view))
+        self.pacer.request(soon=self.playing and message.reason == "step")
 
     def on_engine_jobs_failed(self, message: EngineJobs.Failed) -> None:
         self.notify(message.text, title=message.title, severity="error", timeout=8)
@@ -153,6 +163,8 @@ class MainScreen(Screen):
 
     def on_engine_jobs_play_stopped(self, message: EngineJobs.PlayStopped) -> None:
         self.playing = False
+        if self.pacer.waiting:
+            self.pacer.request()
 
     def on_engine_jobs_pictures_ready(self, message: EngineJobs.PicturesReady) -> None:
         if message.branch == MAIN and message.kind == self.kind:
@@ -178,9 +190,23 @@ class MainScreen(Screen):
         view = self.views.get(MAIN)
         return None if view is None else Shown(view, self.index)
 
+    def repaint(self) -> None:
+        """Show the branches that changed (paced by `self.pacer` while auto-play runs)."""
+        stale, self._stale = self._stale, set()
+        if MAIN in stale:
+            self.show_main()
+        if self.compare is not None and self.compare.is_attached:
+            for branch in sorted(stale):
+                self.compare.show_view(self.views[branch])
+                self.draw_pictures(branch, Shown(self.views[branch]))
+
     def show_main(self) -> None:
+        """Show the step looked at in the panels (later, when another screen is on top)."""
         shown = self.shown()
         if shown is None:
+            return
+        self._main_stale = self.app.screen is not self
+        if self._main_stale:  # help, a dialog or the comparison is on top: catch up on resume
             return
         for panel in (StatusLine, GuidancePanel, SchedulePanel, PromptPanel, Timeline):
             self.query_one(panel).shown = shown
@@ -234,6 +260,8 @@ class MainScreen(Screen):
             self.ask_guidance(MAIN)
 
     def ask_guidance(self, branch: str) -> None:
+        from .guidance_dialog import GuidanceDialog  # its checks are the engine's: imported when asked
+
         def apply(scale: float | None) -> None:
             if scale is not None:
                 self.run_edit("set_guidance_scale", scale, branch)
@@ -246,6 +274,8 @@ class MainScreen(Screen):
             self.ask_scheduler(MAIN)
 
     def ask_scheduler(self, branch: str) -> None:
+        from .scheduler_picker import SchedulerPicker
+
         if self.views[branch].done:
             self.notify("the run is finished: rewind first, then swap the scheduler", title="Scheduler")
             return
@@ -271,7 +301,11 @@ class MainScreen(Screen):
             self.run_edit("export", Path.cwd(), self.kind)
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen())
+        if not self.app.is_screen_installed("help"):  # kept after closing: it reopens in milliseconds
+            from .help import HelpScreen
+
+            self.app.install_screen(HelpScreen(), "help")
+        self.app.push_screen("help")
 
     def action_quit(self) -> None:
         self.workers.cancel_node(self)

@@ -17,25 +17,38 @@ COLOURS = {name: colour for name, _, colour in GUIDANCE_ROWS}
 class GuidancePanel(Vertical):
     shown: reactive[Shown | None] = reactive(None, always_update=True)
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._numbers = guidance_text(None)
+        self._plotted: Shown | None = None  # what the plot shows now (it is costly to redraw)
+
     def compose(self) -> ComposeResult:
-        yield Static(guidance_text(None), id="guidance-numbers")
+        yield Static(self._numbers, id="guidance-numbers")
         yield BlockPlot(id="guidance-plot")
 
     def on_mount(self) -> None:
         self.border_title = "guidance anatomy (norms over the steps)"
 
     def on_resize(self) -> None:
-        self.watch_shown(self.shown)
+        self._show_numbers(self.shown)
 
     def watch_shown(self, shown: Shown | None) -> None:
-        record = None if shown is None else shown.record
-        self.query_one("#guidance-numbers", Static).update(guidance_text(record, self.content_size.width))
+        self._show_numbers(shown)
+        if shown is not None and shown.draws_like(self._plotted):
+            return
+        self._plotted = shown
         plot = self.query_one("#guidance-plot", BlockPlot)
         plot.clear()
         if shown is None or not shown.view.records:
             return
         for name, (steps, values) in guidance_series(shown.view.records).items():
             plot.plot(steps, values, line_style=COLOURS[name], hires_mode=BLOCKS)
-        if record is not None:
-            plot.add_v_line(record.index + 1, "grey50")
+        if shown.record is not None:
+            plot.add_v_line(shown.record.index + 1, "grey50")
         plot.set_xlimits(0.5, max(shown.view.total_steps, 2) + 0.5)
+
+    def _show_numbers(self, shown: Shown | None) -> None:
+        numbers = guidance_text(None if shown is None else shown.record, self.content_size.width)
+        if numbers != self._numbers:  # an update costs a layout of the screen
+            self._numbers = numbers
+            self.query_one("#guidance-numbers", Static).update(numbers)

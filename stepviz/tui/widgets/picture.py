@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.css.scalar import Scalar
 from textual.widgets import Label
 from textual_image.widget import HalfcellImage, Image as AutoImage, SixelImage, TGPImage
 
@@ -38,6 +39,7 @@ class Picture(Vertical):
         super().__init__(id=id)
         self.caption, self.graphics = caption, graphics
         self._picture_size = (1, 1)
+        self._caption_shown = caption
 
     def compose(self) -> ComposeResult:
         yield Label(self.caption, classes="picture--caption")
@@ -45,11 +47,13 @@ class Picture(Vertical):
 
     def show(self, image, caption: str | None = None) -> None:
         widget = self.query_one(".picture--image")
-        if image is not None:
-            self._picture_size = image.size
-        widget.image = image
-        self._fit()
-        if caption is not None:
+        if image is not widget.image:  # drawing a picture in cells is costly: only a new one
+            if image is not None:
+                self._picture_size = image.size
+            widget.image = image
+            self._fit()
+        if caption is not None and caption != self._caption_shown:
+            self._caption_shown = caption
             self.query_one(".picture--caption", Label).update(caption)
 
     def on_resize(self) -> None:
@@ -58,4 +62,5 @@ class Picture(Vertical):
     def _fit(self) -> None:
         columns, rows = fit_cells(self.content_size.width, self.content_size.height - 1, self._picture_size)
         widget = self.query_one(".picture--image")
-        widget.styles.width, widget.styles.height = columns, rows
+        if (widget.styles.width, widget.styles.height) != (Scalar.from_number(columns), Scalar.from_number(rows)):
+            widget.styles.width, widget.styles.height = columns, rows

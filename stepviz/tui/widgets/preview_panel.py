@@ -25,7 +25,9 @@ class PreviewPanel(Horizontal):
     def show(self, pictures: dict, kind: str, step: int) -> None:
         """Pictures keyed 'x_t' and 'x0' (x0 missing before the first step)."""
         name = KIND_NAMES.get(kind, kind)
-        self.border_title = f"previews: {name} (v to change)"
+        title = f"previews: {name} (v to change)"
+        if self.border_title != title:
+            self.border_title = title
         label = "x_T (start noise)" if step == 0 else f"x_t after step {step}"
         self.query_one("#x_t", Picture).show(pictures.get("x_t"), label)
         x0_label = "x0-hat: take a step" if step == 0 else "x0-hat"

@@ -11,12 +11,14 @@ from ..session import Shown
 
 class PromptPanel(Static):
     shown: reactive[Shown | None] = reactive(None, always_update=True)
+    _text: str | None = None
 
     def on_mount(self) -> None:
         self.border_title = "prompt anatomy"
 
     def watch_shown(self, shown: Shown | None) -> None:
-        if shown is None:
-            self.update(prompt_text(None))
-        else:
-            self.update(prompt_text(shown.view.prompt_anatomy, shown.view.negative_anatomy))
+        text = prompt_text(None) if shown is None else prompt_text(shown.view.prompt_anatomy,
+                                                                     shown.view.negative_anatomy)
+        if text != self._text:  # a step leaves the prompt as it is, and an update costs a layout
+            self._text = text
+            self.update(text)

@@ -18,23 +18,52 @@ def sigma_of(abar: float) -> float:
     return ((1.0 - abar) / abar) ** 0.5
 
 
+def thinned(count: int, points: int) -> list[int]:
+    """About `points` evenly spaced indices into `count` values, the first and the last included.
+
+    A half-block plot has one column per cell: the 1000 training timesteps need not all be drawn.
+    """
+    if count <= points:
+        return list(range(count))
+    step = (count - 1) / (points - 1)
+    return sorted({round(i * step) for i in range(points)})
+
+
 class SchedulePanel(Vertical):
     shown: reactive[Shown | None] = reactive(None, always_update=True)
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._plotted: Shown | None = None
+        self._curves: tuple = ()  # (alphas_cumprod, points, ts, abar, sigma / sigma_max) of the last draw
 
     def compose(self) -> ComposeResult:
         yield BlockPlot(id="schedule-plot")
 
+    def on_resize(self) -> None:
+        self._plotted = None  # more or fewer columns: thin the curves again
+        self.watch_shown(self.shown)
+
+    def curves(self, abar: tuple[float, ...]) -> tuple[list[int], list[float], list[float]]:
+        """(t, alpha_cumprod, sigma / sigma_max), four points per column of the plot."""
+        points = max(4 * self.size.width, 64)
+        if not self._curves or self._curves[0] is not abar or self._curves[1] != points:
+            ts = thinned(len(abar), points)
+            sigma_max = sigma_of(abar[-1])
+            self._curves = (abar, points, ts, [abar[t] for t in ts], [sigma_of(abar[t]) / sigma_max for t in ts])
+        return self._curves[2:]
+
     def watch_shown(self, shown: Shown | None) -> None:
-        if shown is None or not shown.view.alphas_cumprod:
+        if shown is None or not shown.view.alphas_cumprod or shown.draws_like(self._plotted):
             return
+        self._plotted = shown
         view, record = shown.view, shown.record
         abar = view.alphas_cumprod
-        ts = list(range(len(abar)))
-        sigma_max = sigma_of(abar[-1])
+        ts, abar_points, sigma_points = self.curves(abar)
         plot = self.query_one("#schedule-plot", BlockPlot)
         plot.clear()
-        plot.plot(ts, abar, line_style=ABAR, hires_mode=BLOCKS)
-        plot.plot(ts, [sigma_of(a) / sigma_max for a in abar], line_style=SIGMA, hires_mode=BLOCKS)
+        plot.plot(ts, abar_points, line_style=ABAR, hires_mode=BLOCKS)
+        plot.plot(ts, sigma_points, line_style=SIGMA, hires_mode=BLOCKS)
         visited = visited_timesteps(view.records[: (record.index + 1) if record else 0])
         if visited:
             plot.scatter(visited, [abar[int(round(t))] for t in visited], marker="●", marker_style="white")
@@ -43,6 +72,5 @@ class SchedulePanel(Vertical):
             plot.add_v_line(t_now, NOW)
         plot.set_xlimits(0, len(abar) - 1)
         plot.set_ylimits(0, 1.05)
-        caption = (f"[{ABAR}]alpha_cumprod[/] [{SIGMA}]sigma/{sigma_max:.1f}[/] vs t, "
-                   f"[{NOW}]t now[/], {len(visited)}/{len(view.grid)} visited")
-        self.border_title = caption
+        self.border_title = (f"[{ABAR}]alpha_cumprod[/] [{SIGMA}]sigma/{sigma_of(abar[-1]):.1f}[/] vs t, "
+                             f"[{NOW}]t now[/], {len(visited)}/{len(view.grid)} visited")

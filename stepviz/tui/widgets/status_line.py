@@ -11,6 +11,10 @@ from ..session import Shown
 
 class StatusLine(Static):
     shown: reactive[Shown | None] = reactive(None, always_update=True)
+    _text: str | None = None
 
     def watch_shown(self, shown: Shown | None) -> None:
-        self.update("loading the model..." if shown is None else status_text(shown.view, shown.record))
+        text = "loading the model..." if shown is None else status_text(shown.view, shown.record)
+        if text != self._text:  # an update costs a layout of the screen
+            self._text = text
+            self.update(text)
