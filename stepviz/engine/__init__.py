@@ -1,9 +1,26 @@
-"""The stepping engine: torch + diffusers only (never textual)."""
+"""The stepping engine: torch + diffusers only (never textual).
 
-from .checks import StepvizInputError
-from .records import PromptAnatomy, RunLogEntry, StepRecord
-from .schedulers import SCHEDULERS
-from .stepper import NonFiniteError, Stepper
+Names load lazily, so input checks (`stepviz.engine.checks`) and the scheduler table answer
+without importing torch: the CLI validates its arguments before the heavy imports.
+"""
 
-__all__ = ["NonFiniteError", "PromptAnatomy", "RunLogEntry", "SCHEDULERS", "StepRecord", "Stepper",
-           "StepvizInputError"]
+import importlib
+
+_WHERE = {
+    "StepvizInputError": ".checks",
+    "PromptAnatomy": ".records",
+    "RunLogEntry": ".records",
+    "StepRecord": ".records",
+    "SCHEDULERS": ".schedulers",
+    "NonFiniteError": ".stepper",
+    "Stepper": ".stepper",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,8 +13,6 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
-import torch
-
 from .checks import StepvizInputError
 
 
@@ -144,7 +142,7 @@ def first_order_grid(timesteps) -> list[float]:
     return grid
 
 
-def convert_latents(latents: torch.Tensor, sigma: float, from_family: str, to_family: str) -> torch.Tensor:
+def convert_latents(latents, sigma: float, from_family: str, to_family: str):
     """Move latents between the VP and sigma spaces at noise level sigma (x_sigma = x_vp sqrt(sigma^2+1))."""
     if from_family == to_family:
         return latents
@@ -176,6 +174,8 @@ def set_up_swap(name: str, base_config, old, grid: list[float], t_now: float, nu
         # PNDM has no begin index: replay its warm-up pattern (t_k, t_k+1, t_k+1, ...) from here.
         rest = new_grid[k:]
         loop = rest[:1] + rest[1:2] + rest[1:]
+        import torch
+
         return new, torch.tensor(loop, device=device, dtype=new.timesteps.dtype), 0, notice
     begin = k * new.order
     if hasattr(new, "set_begin_index"):
