@@ -23,7 +23,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--size", type=int, default=None, help="height = width in pixels")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both (default 1: stable timings)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     import stepviz
     from stepviz.engine.schedulers import make_scheduler
@@ -48,7 +50,7 @@ def main() -> None:
         with_diffusers(), with_stepviz()  # warm-up
         medians = interleaved({"diffusers": with_diffusers, "stepviz": with_stepviz}, args.repeats)
     ratio = medians["stepviz"] / medians["diffusers"]
-    print(f"P1 model={args.model} steps={args.steps} device={args.device} dtype={args.dtype} "
+    print(f"P1 model={args.model} steps={args.steps} device={args.device} dtype={args.dtype} threads={args.threads} "
           f"diffusers={medians['diffusers']:.3f}s stepviz={medians['stepviz']:.3f}s ratio={ratio:.3f}")
 
 
