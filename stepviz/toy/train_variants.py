@@ -1,0 +1,304 @@
+"""Fine-tune the toy model into its inpainting or Depth2Img variant.
+
+    python -m stepviz.toy.train_variants --base stepviz/toy/model --variant inpaint|depth --out DIR [--resume]
+
+As SD's inpainting and depth models were made from SD: keep the base model's VAE,
+tokenizer and text encoder (frozen), widen the UNet's conv_in with zero-initialised
+input channels (5 for inpaint: mask + masked-image latents; 1 for depth) and train
+the whole UNet on eps prediction (Min-SNR-5 loss weights, conv_in at 10x the learning
+rate so the new channels grow within a short run) with the extra channels built exactly as the
+diffusers pipeline builds them at inference (see extra_channels.py). ~10% of the
+captions are dropped to "" so classifier-free guidance keeps working. An EMA of the
+UNet is what gets saved, as a StableDiffusionInpaintPipeline or a
+StableDiffusionDepth2ImgPipeline (with the toy depth estimator) folder.
+
+The training pictures are drawn and encoded once (cached in DIR/scratch); each step
+samples the VAE posteriors afresh. Checkpoints go to DIR/scratch; --resume continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .checkpoint import SaveClock, load_checkpoint, save_checkpoint, step_generator, warmup_cosine
+from .dataset import EMPTY_CAPTION_INDEX
+from .extra_channels import (EXTRA_CHANNELS, depth_at_latent_size, encode_posterior, mask_at_latent_size,
+                             masked_pixels, pixels_from_uint8, sample_posterior, widen_conv_in)
+from .train_unet import caption_token_ids
+from .variant_data import draw_inpaint_examples, load_or_draw_depth_scenes
+
+VARIANT_PHASE = {"inpaint": 8, "depth": 9}  # step_generator phases, distinct from the base model's
+DEFAULTS = dict(steps=3000, batch=48, lr=8e-4, scenes=6000, examples=7000)
+DEFAULT_ESTIMATOR = Path("toy-train-variants/estimator")
+
+
+@dataclass
+class VariantSet:
+    """Training examples in latent space: target x_0 and the extra channels, both as posteriors."""
+
+    mean: torch.Tensor  # N x 4 x h x w, x_0 posterior mean (scaled latents)
+    std: torch.Tensor  # N x 4 x h x w
+    extra_mean: torch.Tensor  # N x C x h x w, the channels concatenated after x_t
+    extra_std: torch.Tensor  # N x C x h x w, 0 where the channel is not a VAE sample (mask, depth)
+    caption_index: torch.Tensor  # N, into dataset.CAPTIONS
+
+    def __len__(self) -> int:
+        return len(self.mean)
+
+
+def build_inpaint_set(vae, scenes, count: int, seed: int) -> VariantSet:
+    examples = draw_inpaint_examples(scenes, count, seed)
+    pixels = pixels_from_uint8(examples.images)
+    holes = torch.from_numpy(examples.holes)[:, None]
+    latent_size = pixels.shape[-1] // (2 ** (len(vae.config.block_out_channels) - 1))
+    mean, std = encode_posterior(vae, pixels)
+    masked_mean, masked_std = encode_posterior(vae, masked_pixels(pixels, holes))
+    mask = mask_at_latent_size(holes, latent_size)
+    return VariantSet(mean, std, torch.cat([mask, masked_mean], 1), torch.cat([torch.zeros_like(mask), masked_std], 1),
+                      torch.from_numpy(examples.caption_index))
+
+
+def build_depth_set(vae, scenes, estimator_folder: Path | None, estimator_share: float, seed: int) -> VariantSet:
+    """True depth for most scenes; the estimator's prediction for `estimator_share` of them."""
+    pixels = pixels_from_uint8(scenes.images)
+    latent_size = pixels.shape[-1] // (2 ** (len(vae.config.block_out_channels) - 1))
+    depth = torch.from_numpy(scenes.depth)
+    if estimator_folder is not None and estimator_share > 0:
+        from .depth_estimator import load_depth_estimator, processor_pixels
+
+        estimator, processor = load_depth_estimator(estimator_folder)
+        chosen = torch.from_numpy(np.random.default_rng(seed).random(len(scenes)) < estimator_share)
+        index = torch.nonzero(chosen).flatten()
+        inputs = processor_pixels(processor, scenes.images[index.numpy()])
+        with torch.no_grad():
+            predicted = torch.cat([estimator(pixel_values=inputs[s:s + 128]).predicted_depth
+                                   for s in range(0, len(inputs), 128)])
+        depth = depth.clone()
+        depth[index] = torch.nn.functional.interpolate(predicted[:, None], size=depth.shape[-2:], mode="bicubic",
+                                                       align_corners=False)[:, 0]
+    mean, std = encode_posterior(vae, pixels)
+    extra = depth_at_latent_size(depth, latent_size)
+    return VariantSet(mean, std, extra, torch.zeros_like(extra), torch.from_numpy(scenes.caption_index))
+
+
+def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p, 1.0 - decay)
+
+
+def train_variant_unet(unet, text_states: torch.Tensor, data: VariantSet, steps: int, batch: int, lr: float,
+                       seed: int, phase: int, checkpoint_path: Path, caption_dropout: float = 0.1,
+                       ema_decay: float = 0.995, conv_in_lr_scale: float = 10.0, min_snr_gamma: float = 5.0,
+                       save_every_s: float = 180) -> tuple[torch.nn.Module, list[float]]:
+    """Train the UNet in place on eps prediction (resuming from checkpoint_path); returns the EMA UNet and losses.
+
+    text_states: the frozen text encoder's hidden states for every caption, "" last.
+    """
+    from diffusers import DDIMScheduler
+
+    from .components import SCHEDULER_CONFIG
+
+    abar = DDIMScheduler(**SCHEDULER_CONFIG).alphas_cumprod
+    # conv_in learns faster: its new input channels start at zero and must grow within a short run
+    conv_in = list(unet.conv_in.parameters())
+    rest = [p for name, p in unet.named_parameters() if not name.startswith("conv_in.")]
+    optimizer = torch.optim.AdamW([dict(params=rest, lr_scale=1.0), dict(params=conv_in, lr_scale=conv_in_lr_scale)],
+                                  lr=lr, weight_decay=1e-2)
+    ema = copy.deepcopy(unet).eval()
+    losses: list[float] = []
+    start = 0
+    state = load_checkpoint(checkpoint_path)
+    if state is not None:
+        unet.load_state_dict(state["unet"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        losses, start = state["losses"], state["step"]
+    clock = SaveClock(save_every_s)
+    unet.train()
+    progress = tqdm(range(start, steps), initial=start, total=steps, desc="variant unet", mininterval=5)
+    for step in progress:
+        generator = step_generator(seed, phase, step)
+        index = torch.randint(len(data), (batch,), generator=generator)
+        for group in optimizer.param_groups:
+            group["lr"] = group["lr_scale"] * warmup_cosine(step, steps, lr, warmup=min(150, steps // 10 + 1))
+
+        # 1. x_0 and the extra channels from their posteriors; drop ~10% of the captions to ""
+        x_0 = sample_posterior(data.mean[index], data.std[index], generator)
+        extra = sample_posterior(data.extra_mean[index], data.extra_std[index], generator)
+        caption = data.caption_index[index].clone()
+        caption[torch.rand(batch, generator=generator) < caption_dropout] = EMPTY_CAPTION_INDEX
+        # 2. x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps
+        t = torch.randint(0, 1000, (batch,), generator=generator)
+        eps = torch.randn(x_0.shape, generator=generator)
+        a = abar[t].view(-1, 1, 1, 1)
+        x_t = a.sqrt() * x_0 + (1 - a).sqrt() * eps
+        # 3. the pipeline's input: cat([x_t, extra channels]) -> eps_hat
+        eps_hat = unet(torch.cat([x_t, extra], dim=1), t, text_states[caption]).sample
+        # 4. Min-SNR weighting (Hang et al. 2023): min(SNR_t, gamma) / SNR_t for eps prediction. The
+        #    nearly clean timesteps, whose loss is mostly unpredictable detail, stop drowning the
+        #    middle and noisy ones, where the extra channels must decide what goes where.
+        per_example = (eps_hat - eps).pow(2).mean(dim=(1, 2, 3))
+        snr = a.flatten() / (1 - a.flatten())
+        weight = snr.clamp(max=min_snr_gamma) / snr if min_snr_gamma > 0 else torch.ones_like(snr)
+        loss = (weight * per_example).mean()
+
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        _update_ema(ema, unet, min(ema_decay, (1 + step) / (10 + step)))
+        losses.append(loss.item())
+        if step % 25 == 0:
+            progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        if step % 500 == 0 or step + 1 == steps:
+            progress.write(f"step {step}: loss {np.mean(losses[-200:]):.4f}")
+        if clock.due() or step + 1 == steps:
+            save_checkpoint({"unet": unet.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+                             "losses": losses, "step": step + 1}, checkpoint_path)
+    return ema, losses
+
+
+def save_variant(variant: str, base, unet, out: Path, estimator_folder: Path | None):
+    """The variant as the matching diffusers pipeline folder (safetensors, no safety checker)."""
+    from diffusers import StableDiffusionDepth2ImgPipeline, StableDiffusionInpaintPipeline
+
+    parts = dict(vae=base.vae, text_encoder=base.text_encoder, tokenizer=base.tokenizer, unet=unet,
+                 scheduler=base.scheduler)
+    if variant == "inpaint":
+        pipe = StableDiffusionInpaintPipeline(**parts, safety_checker=None, feature_extractor=None,
+                                              requires_safety_checker=False)
+    else:
+        from .depth_estimator import load_depth_estimator
+
+        depth_estimator, feature_extractor = load_depth_estimator(estimator_folder)
+        pipe = StableDiffusionDepth2ImgPipeline(**parts, depth_estimator=depth_estimator,
+                                                feature_extractor=feature_extractor)
+    pipe.save_pretrained(out, safe_serialization=True)
+    if variant == "depth":
+        portable_processor_name(out / "model_index.json")
+    return pipe
+
+
+def portable_processor_name(model_index: Path) -> None:
+    """Name the feature extractor DPTImageProcessor, as SD 2 depth does.
+
+    Without torchvision, transformers 5 hands out its PIL twin and save_pretrained records
+    "DPTImageProcessorPil", a class transformers 4 lacks; "DPTImageProcessor" loads in both.
+    """
+    index = json.loads(model_index.read_text())
+    index["feature_extractor"] = ["transformers", "DPTImageProcessor"]
+    model_index.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
+def plot_variant_losses(losses: list[float], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    axis.plot(losses, alpha=0.25, lw=0.5, color="tab:blue")
+    window = max(1, len(losses) // 100)
+    if len(losses) >= window:
+        axis.plot(np.arange(window - 1, len(losses)), np.convolve(losses, np.ones(window) / window, mode="valid"),
+                  color="tab:blue")
+    axis.set(title=title, xlabel="step", yscale="log")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m stepviz.toy.train_variants", description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="the base toy model folder (a StableDiffusionPipeline)")
+    parser.add_argument("--variant", required=True, choices=sorted(EXTRA_CHANNELS))
+    parser.add_argument("--out", required=True, help="output folder (the variant pipeline is saved here)")
+    parser.add_argument("--depth-estimator", default=str(DEFAULT_ESTIMATOR),
+                        help="folder written by `python -m stepviz.toy.depth_estimator` (depth variant)")
+    parser.add_argument("--estimator-share", type=float, default=0.25,
+                        help="depth variant: share of training scenes conditioned on the estimator's depth")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/scratch")
+    parser.add_argument("--seed", type=int, default=0)
+    for name, value in DEFAULTS.items():
+        parser.add_argument(f"--{name}", type=type(value), default=value)
+    parser.add_argument("--ema-decay", type=float, default=0.995)
+    parser.add_argument("--conv-in-lr-scale", type=float, default=10.0,
+                        help="conv_in's learning rate as a multiple of --lr (its new channels start at zero)")
+    parser.add_argument("--min-snr-gamma", type=float, default=5.0, help="Min-SNR loss weighting (0: plain MSE)")
+    parser.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on busy cores)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    started = time.monotonic()
+    out, estimator = Path(args.out), Path(args.depth_estimator)
+    scratch = out / "scratch"
+    if not args.resume and scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True, exist_ok=True)
+    if args.variant == "depth" and not (estimator / "depth_estimator").is_dir():
+        sys.exit(f"no depth estimator in {estimator}: run `python -m stepviz.toy.depth_estimator --out {estimator}`")
+
+    from diffusers import StableDiffusionPipeline
+
+    base = StableDiffusionPipeline.from_pretrained(args.base, safety_checker=None, requires_safety_checker=False,
+                                                   use_safetensors=True)
+    for part in (base.vae, base.text_encoder):
+        part.requires_grad_(False).eval()
+    size = base.unet.config.sample_size * base.vae_scale_factor
+    cached = scratch / "variant_set.pt"
+    stored = load_checkpoint(cached)
+    if stored is None:
+        scenes = load_or_draw_depth_scenes(scratch / "scenes.npz", args.scenes, size, args.seed)
+        data = (build_inpaint_set(base.vae, scenes, args.examples, args.seed) if args.variant == "inpaint"
+                else build_depth_set(base.vae, scenes, estimator, args.estimator_share, args.seed))
+        save_checkpoint(vars(data), cached)
+    else:
+        data = VariantSet(**stored)
+    print(f"{len(data)} training examples for the {args.variant} variant", flush=True)
+    with torch.no_grad():
+        text_states = base.text_encoder(caption_token_ids(base.tokenizer))[0]
+
+    unet = widen_conv_in(base.unet, EXTRA_CHANNELS[args.variant])
+    ema_unet, losses = train_variant_unet(unet, text_states, data, args.steps, args.batch, args.lr, args.seed,
+                                          VARIANT_PHASE[args.variant], scratch / "unet.pt",
+                                          ema_decay=args.ema_decay, conv_in_lr_scale=args.conv_in_lr_scale,
+                                          min_snr_gamma=args.min_snr_gamma,
+                                          save_every_s=args.save_every)
+    save_variant(args.variant, base, ema_unet, out, estimator)
+    base_rgb = Path(args.base) / "latent_rgb.json"
+    if base_rgb.exists():  # same VAE, same latent space: the base's preview factors hold
+        shutil.copy(base_rgb, out / "latent_rgb.json")
+    plot_variant_losses(losses, f"{args.variant} variant UNet (Min-SNR-weighted eps MSE)", out / "loss_curve.png")
+    minutes = (time.monotonic() - started) / 60
+    command = "python -m stepviz.toy.train_variants " + " ".join(argv if argv is not None else sys.argv[1:])
+    (out / "TRAINING.md").write_text(
+        f"# How this toy {args.variant} model was made\n\n```\n{command}\n```\n\n"
+        f"Fine-tuned from the base toy model `{args.base}` in {minutes:.1f} min ({args.threads} torch thread(s)): "
+        f"VAE, tokenizer and text encoder kept (frozen); UNet conv_in widened by {EXTRA_CHANNELS[args.variant]} "
+        f"zero-initialised channels, then {args.steps} steps at batch {args.batch}, peak LR {args.lr} "
+        f"(conv_in x{args.conv_in_lr_scale}), Min-SNR-{args.min_snr_gamma} loss weights, {len(data)} examples, seed {args.seed}; EMA ({args.ema_decay}) "
+        f"weights saved. Final loss (mean of the last 200 steps) "
+        f"{np.mean(losses[-200:]):.4f}. Loss curve: `loss_curve.png`.\n"
+    )
+    print(f"saved the {args.variant} variant to {out} in {minutes:.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Training pictures for the toy variants: scenes with their depth, and inpainting holes.
+
+The base model's scene set (dataset.py) keeps pictures, masks and captions; the
+variants also need each scene's depth map (Depth2Img and its estimator) and, for
+the inpainting model, a hole to repaint. Holes are drawn the way SD's inpainting
+model was trained (random rectangles and ellipses, the whole picture), plus holes
+that contain the scene's shape (its mask dilated, a box or an ellipse around it),
+sometimes with a second shape pasted outside the hole. For those, the caption
+names the shape *inside* the hole: "put a blue square here" is what a user asks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from .dataset import CAPTIONS
+from .world import BACKGROUNDS, COLOURS, SHAPES, draw_scene, random_scene
+
+HOLE_KINDS = ("shape_dilated", "box_around", "ellipse_around", "random_box", "random_ellipse", "whole")
+HOLE_WEIGHTS = (0.22, 0.22, 0.14, 0.14, 0.14, 0.14)
+DISTRACTOR_CHANCE = 0.5  # holes around the shape: chance of a second shape outside the hole
+
+
+@dataclass
+class DepthSceneSet:
+    """Scenes with everything the variants train on."""
+
+    images: np.ndarray  # uint8 N x H x W x 3
+    masks: np.ndarray  # bool N x H x W, the shape
+    depth: np.ndarray  # float32 N x H x W in [0, 1], larger = nearer
+    caption_index: np.ndarray  # int64 N, into dataset.CAPTIONS
+    centres: np.ndarray  # float32 N x 2, (x, y) of the shape
+    radii: np.ndarray  # float32 N, circumradius in pixels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def draw_depth_scene_set(count: int, size: int, seed: int) -> DepthSceneSet:
+    rng = np.random.default_rng(seed)
+    images = np.empty((count, size, size, 3), dtype=np.uint8)
+    masks = np.empty((count, size, size), dtype=bool)
+    depth = np.empty((count, size, size), dtype=np.float32)
+    caption_index = np.empty(count, dtype=np.int64)
+    centres = np.empty((count, 2), dtype=np.float32)
+    radii = np.empty(count, dtype=np.float32)
+    for i in range(count):
+        scene = random_scene(rng, size)
+        images[i], masks[i], depth[i] = scene.image, scene.mask, scene.depth
+        caption_index[i] = CAPTIONS.index(scene.caption)
+        centres[i], radii[i] = scene.centre, scene.radius
+    return DepthSceneSet(images, masks, depth, caption_index, centres, radii)
+
+
+def load_or_draw_depth_scenes(path: Path, count: int, size: int, seed: int) -> DepthSceneSet:
+    """The set cached at `path`, drawn (and cached atomically) when missing or different."""
+    fields = ("images", "masks", "depth", "caption_index", "centres", "radii")
+    if path.exists():
+        cached = np.load(path)
+        if cached["images"].shape[:2] == (count, size) and int(cached["seed"]) == seed:
+            return DepthSceneSet(*(cached[name] for name in fields))
+    scenes = draw_depth_scene_set(count, size, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, seed=seed, **{name: getattr(scenes, name) for name in fields})
+    tmp.replace(path)
+    return scenes
+
+
+# --- holes for the inpainting model (True = repaint) ---
+
+def box_hole(size: int, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    ys, xs = np.mgrid[0:size, 0:size] + 0.5
+    return (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
+
+
+def ellipse_hole(size: int, cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
+    ys, xs = np.mgrid[0:size, 0:size] + 0.5
+    return ((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2 <= 1.0
+
+
+def disk(radius: int) -> np.ndarray:
+    ys, xs = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    return xs * xs + ys * ys <= radius * radius
+
+
+def draw_hole(kind: str, rng: np.random.Generator, shape_mask: np.ndarray, centre, radius: float) -> np.ndarray:
+    """One hole of `kind`; the '*_around' and 'shape_dilated' kinds contain the whole shape."""
+    size = shape_mask.shape[0]
+    cx, cy = float(centre[0]), float(centre[1])
+    if kind == "shape_dilated":
+        return ndimage.binary_dilation(shape_mask, structure=disk(int(rng.integers(1, 7))))
+    if kind == "box_around":
+        ys, xs = np.nonzero(shape_mask)
+        margin = rng.uniform(1, 7, size=4)
+        return box_hole(size, xs.min() - margin[0], ys.min() - margin[1], xs.max() + 1 + margin[2],
+                        ys.max() + 1 + margin[3])
+    if kind == "ellipse_around":
+        offset = rng.uniform(-2, 2, size=2)
+        extra = rng.uniform(1, 7, size=2)
+        reach = radius + np.abs(offset).max()
+        return ellipse_hole(size, cx + offset[0], cy + offset[1], reach + extra[0], reach + extra[1])
+    if kind == "random_box":
+        w, h = rng.uniform(0.2, 0.6, size=2) * size
+        x0, y0 = rng.uniform(0, size - w), rng.uniform(0, size - h)
+        return box_hole(size, x0, y0, x0 + w, y0 + h)
+    if kind == "random_ellipse":
+        rx, ry = rng.uniform(0.1, 0.3, size=2) * size
+        return ellipse_hole(size, rng.uniform(rx, size - rx), rng.uniform(ry, size - ry), rx, ry)
+    if kind == "whole":
+        return np.ones_like(shape_mask)
+    raise ValueError(f"unknown hole kind {kind!r}: one of {HOLE_KINDS}")
+
+
+def paste_distractor(image: np.ndarray, hole: np.ndarray, background: str, rng: np.random.Generator,
+                     tries: int = 6) -> bool:
+    """Paste a second shape (same background) outside the hole, in place; False if none fitted."""
+    keep_clear = ndimage.binary_dilation(hole, structure=disk(2))
+    for _ in range(tries):
+        colour = list(COLOURS)[rng.integers(len(COLOURS))]
+        shape = SHAPES[rng.integers(len(SHAPES))]
+        other = draw_scene(colour, shape, background, seed=int(rng.integers(2**31)), size=image.shape[0])
+        if not (other.mask & keep_clear).any():
+            image[other.mask] = other.image[other.mask]
+            return True
+    return False
+
+
+@dataclass
+class InpaintExamples:
+    images: np.ndarray  # uint8 M x H x W x 3, the full picture (training target)
+    holes: np.ndarray  # bool M x H x W, True = repaint
+    caption_index: np.ndarray  # int64 M, into CAPTIONS
+    kinds: np.ndarray  # int64 M, into HOLE_KINDS
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def draw_inpaint_examples(scenes: DepthSceneSet, count: int, seed: int) -> InpaintExamples:
+    """`count` (picture, hole, caption) triples from the scenes, deterministically from `seed`."""
+    rng = np.random.default_rng(seed)
+    size = scenes.images.shape[1]
+    images = np.empty((count, size, size, 3), dtype=np.uint8)
+    holes = np.empty((count, size, size), dtype=bool)
+    caption_index = np.empty(count, dtype=np.int64)
+    kinds = rng.choice(len(HOLE_KINDS), size=count, p=np.asarray(HOLE_WEIGHTS) / sum(HOLE_WEIGHTS))
+    backgrounds = list(BACKGROUNDS)
+    for m in range(count):
+        i = int(rng.integers(len(scenes)))
+        kind = HOLE_KINDS[kinds[m]]
+        image = scenes.images[i].copy()
+        hole = draw_hole(kind, rng, scenes.masks[i], scenes.centres[i], float(scenes.radii[i]))
+        if kind.endswith("_around") or kind == "shape_dilated":
+            if rng.random() < DISTRACTOR_CHANCE:
+                background = next(b for b in backgrounds if CAPTIONS[scenes.caption_index[i]].endswith(f"{b} background"))
+                paste_distractor(image, hole, background, rng)
+        images[m], holes[m], caption_index[m] = image, hole, scenes.caption_index[i]
+    return InpaintExamples(images, holes, caption_index, kinds.astype(np.int64))
+
+
+__all__ = ["CAPTIONS", "DepthSceneSet", "HOLE_KINDS", "InpaintExamples", "draw_depth_scene_set",
+           "draw_hole", "draw_inpaint_examples", "load_or_draw_depth_scenes", "box_hole", "ellipse_hole"]

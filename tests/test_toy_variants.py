@@ -1,0 +1,164 @@
+"""The toy variants' training: extra channels built as diffusers builds them, and a tiny run end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from stepviz.toy import components
+from stepviz.toy.extra_channels import (depth_at_latent_size, mask_at_latent_size, masked_pixels, pixels_from_uint8,
+                                        widen_conv_in)
+from stepviz.toy.variant_data import HOLE_KINDS, draw_depth_scene_set, draw_hole, draw_inpaint_examples
+from stepviz.toy.world import draw_scene
+
+from tiny import tiny_components, tiny_pipeline
+
+
+def test_widened_unet_starts_as_the_base_unet():
+    torch.manual_seed(0)
+    base = components.make_unet(components.TINY, 32).eval()
+    wide = widen_conv_in(base, 5).eval()
+    assert wide.config.in_channels == 9 and wide.conv_in.weight.shape[1] == 9
+    x_t, extra = torch.randn(2, 4, 4, 4), torch.randn(2, 5, 4, 4)
+    states = torch.randn(2, 77, components.TINY.text_width)
+    with torch.no_grad():
+        expected = base(x_t, 500, states).sample
+        got = wide(torch.cat([x_t, extra], 1), 500, states).sample
+    torch.testing.assert_close(got, expected)
+
+
+def test_inpaint_channels_match_the_diffusers_pipeline():
+    from PIL import Image
+
+    pipe = tiny_pipeline("StableDiffusionInpaintPipeline", unet_in_channels=9)
+    scene = draw_scene("red", "square", "black", seed=3, size=32)
+    hole = draw_hole("box_around", np.random.default_rng(0), scene.mask, scene.centre, scene.radius)
+    pixels = pixels_from_uint8(scene.image[None])
+    holes = torch.from_numpy(hole)[None, None]
+    mask_condition = pipe.mask_processor.preprocess(Image.fromarray((hole * 255).astype(np.uint8)))
+    init_image = pipe.image_processor.preprocess(scene.pil())
+    torch.testing.assert_close(masked_pixels(pixels, holes), init_image * (mask_condition < 0.5))
+    mask, _ = pipe.prepare_mask_latents(mask_condition, init_image * (mask_condition < 0.5), 1, 32, 32,
+                                        torch.float32, "cpu", torch.Generator().manual_seed(0), False)
+    torch.testing.assert_close(mask_at_latent_size(holes, 4), mask)
+
+
+def test_depth_channel_matches_the_diffusers_pipeline():
+    from diffusers import StableDiffusionDepth2ImgPipeline
+
+    parts = tiny_components(unet_in_channels=5)
+    for key in ("safety_checker", "requires_safety_checker"):
+        parts.pop(key)
+    pipe = StableDiffusionDepth2ImgPipeline(depth_estimator=None, **parts)
+    scene = draw_scene("blue", "circle", "white", seed=5, size=32)
+    depth = torch.from_numpy(scene.depth)[None]
+    expected = pipe.prepare_depth_map(scene.pil(), depth, 1, False, torch.float32, torch.device("cpu"))
+    got = depth_at_latent_size(depth, 4)
+    torch.testing.assert_close(got, expected)
+    assert got.amax() == 1 and got.amin() == -1
+
+
+@pytest.mark.parametrize("kind", HOLE_KINDS)
+def test_holes_around_the_shape_contain_it(kind):
+    scene = draw_scene("green", "triangle", "black", seed=11)
+    hole = draw_hole(kind, np.random.default_rng(1), scene.mask, scene.centre, scene.radius)
+    assert hole.dtype == bool and hole.shape == scene.mask.shape and 0 < hole.sum()
+    if kind.endswith("_around") or kind in ("shape_dilated", "whole"):
+        assert hole[scene.mask].all()
+
+
+def test_inpaint_examples_are_deterministic():
+    scenes = draw_depth_scene_set(6, 32, seed=0)
+    first, second = draw_inpaint_examples(scenes, 10, seed=4), draw_inpaint_examples(scenes, 10, seed=4)
+    assert np.array_equal(first.images, second.images) and np.array_equal(first.holes, second.holes)
+    assert first.images.shape == (10, 32, 32, 3) and first.holes.any(axis=(1, 2)).all()
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    """A tiny base toy model (size 32) saved as a StableDiffusionPipeline folder, and a tiny depth estimator."""
+    from diffusers import StableDiffusionPipeline
+
+    from stepviz.toy.depth_estimator import main as estimator_main
+    from stepviz.toy.tokenizer import write_tokenizer
+
+    root = tmp_path_factory.mktemp("toy-variants")
+    torch.manual_seed(0)
+    tokenizer = write_tokenizer(root / "tokenizer-src")
+    StableDiffusionPipeline(
+        vae=components.make_vae(components.TINY, 32), text_encoder=components.make_text_encoder(components.TINY, tokenizer),
+        tokenizer=tokenizer, unet=components.make_unet(components.TINY, 32),
+        scheduler=components.make_pipeline_scheduler(), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
+    ).save_pretrained(root / "base", safe_serialization=True)
+    estimator_main(["--out", str(root / "estimator"), "--tiny", "--size", "32", "--steps", "2", "--batch", "4",
+                    "--scenes", "8", "--held-out", "4"])
+    assert "mean absolute depth error" in (root / "estimator" / "depth_estimator.md").read_text()
+    return root
+
+
+@pytest.mark.parametrize("variant, class_name, channels", [
+    ("inpaint", "StableDiffusionInpaintPipeline", 9), ("depth", "StableDiffusionDepth2ImgPipeline", 5)])
+def test_tiny_variant_training_writes_a_loadable_pipeline(tiny_base, variant, class_name, channels):
+    import diffusers
+
+    out = tiny_base / variant
+    train = ["--base", str(tiny_base / "base"), "--variant", variant, "--out", str(out), "--steps", "2",
+             "--batch", "4", "--scenes", "8", "--examples", "8", "--depth-estimator", str(tiny_base / "estimator")]
+    from stepviz.toy.train_variants import main as train_main
+
+    train_main(train)
+    index = json.loads((out / "model_index.json").read_text())
+    assert index["_class_name"] == class_name
+    assert "--variant " + variant in (out / "TRAINING.md").read_text() and (out / "loss_curve.png").exists()
+    for part in ("unet", "vae", "text_encoder") + (("depth_estimator",) if variant == "depth" else ()):
+        assert list((out / part).glob("*.safetensors")) and not list((out / part).glob("*.bin"))
+    pipe = getattr(diffusers, class_name).from_pretrained(out)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.unet.config.in_channels == channels
+    # the VAE and the text encoder are the base model's, untouched
+    base = diffusers.StableDiffusionPipeline.from_pretrained(tiny_base / "base")
+    for mine, theirs in ((pipe.vae, base.vae), (pipe.text_encoder, base.text_encoder)):
+        for (name, a), b in zip(mine.state_dict().items(), theirs.state_dict().values()):
+            torch.testing.assert_close(a, b, msg=name)
+    scene = draw_scene("red", "circle", "black", seed=0, size=32)
+    extra = dict(mask_image=scene.pil().convert("L")) if variant == "inpaint" else {}
+    image = pipe("a blue circle on a black background", image=scene.pil(), num_inference_steps=2,
+                 generator=torch.Generator().manual_seed(0), output_type="np", **extra).images[0]
+    assert image.shape == (32, 32, 3) and np.isfinite(image).all()
+
+    # resuming a finished run trains no further and writes the same weights
+    before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
+    train_main(train + ["--resume"])
+    again = getattr(diffusers, class_name).from_pretrained(out).unet.state_dict()
+    for name, value in before.items():
+        torch.testing.assert_close(again[name], value, msg=name)
+
+
+SHIPPED_VARIANTS = [("toy-inpaint", "StableDiffusionInpaintPipeline", 9, "inpaint"),
+                    ("toy-depth", "StableDiffusionDepth2ImgPipeline", 5, "depth2img")]
+
+
+@pytest.mark.parametrize("name, class_name, channels, mode", SHIPPED_VARIANTS)
+def test_shipped_variant_folder_loads_and_steps(name, class_name, channels, mode):
+    from stepviz import Stepper, load_pipeline
+    from stepviz.models.loading import shipped_folder
+
+    folder = shipped_folder(name)
+    if not (folder / "model_index.json").exists():
+        pytest.skip(f"{folder} not shipped yet")
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["_class_name"] == class_name
+    weights = list(folder.rglob("*.safetensors"))
+    assert weights and not list(folder.rglob("*.bin")) and not (folder / "scratch").exists()
+    assert sum(w.stat().st_size for w in weights) <= 12.5 * 2**20
+    assert "python -m stepviz.toy.train_variants" in (folder / "TRAINING.md").read_text()
+    pipe = load_pipeline(name)
+    assert pipe.unet.config.in_channels == channels
+    scene = draw_scene("red", "circle", "black", seed=1)
+    extra = dict(mask_image=scene.pil().convert("L")) if mode == "inpaint" else {}
+    stepper = Stepper(pipe, prompt="a blue circle on a black background", seed=0, num_inference_steps=3,
+                      mode=mode, image=scene.pil(), **extra)
+    stepper.run()
+    assert stepper.done and np.asarray(stepper.image()).shape == (64, 64, 3)
