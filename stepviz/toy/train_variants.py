@@ -282,6 +282,8 @@ def main(argv: list[str] | None = None) -> None:
                                           min_snr_gamma=args.min_snr_gamma,
                                           save_every_s=args.save_every)
     save_variant(args.variant, base, ema_unet, out, estimator)
+    # the base's tokenizer files verbatim (vocab.json + merges.txt too, which transformers 4 needs)
+    shutil.copytree(Path(args.base) / "tokenizer", out / "tokenizer", dirs_exist_ok=True)
     base_rgb = Path(args.base) / "latent_rgb.json"
     if base_rgb.exists():  # same VAE, same latent space: the base's preview factors hold
         shutil.copy(base_rgb, out / "latent_rgb.json")
