@@ -55,6 +55,39 @@ def main_stepper(app):
     return app.session.steppers["main"]
 
 
+class HeldUNet:
+    """Holds every UNet call of `pipe` until the test calls `release()` (a step "still computing")."""
+
+    def __init__(self, pipe):
+        self.pipe, self.gate, self.entered = pipe, threading.Event(), threading.Event()
+
+    def __enter__(self):
+        original = self.pipe.unet.forward
+
+        def held(*args, **kwargs):
+            self.entered.set()
+            assert self.gate.wait(10), "the test never released the UNet"
+            return original(*args, **kwargs)
+
+        self.pipe.unet.forward = held
+        return self
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def __exit__(self, *exc) -> None:
+        self.gate.set()
+        del self.pipe.unet.forward
+
+    async def until_inside(self, pilot) -> None:
+        """Wait (at most 2.5 s) until the worker is inside a held UNet call."""
+        for _ in range(50):
+            if self.entered.is_set():
+                return
+            await pilot.pause(0.05)
+        raise AssertionError("no UNet call started")
+
+
 async def test_step_look_back_and_rewind(pipe):
     app = make_app(pipe)
     async with app.run_test(size=SIZE) as pilot:
@@ -123,25 +156,12 @@ async def test_play_pause_stops_between_steps(pipe):
 
 
 async def test_keys_answered_while_a_step_computes(pipe):
-    gate, entered = threading.Event(), threading.Event()
     app = make_app(pipe)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        original = pipe.unet.forward
-
-        def gated(*args, **kwargs):
-            entered.set()
-            assert gate.wait(10), "the test never opened the gate"
-            return original(*args, **kwargs)
-
-        pipe.unet.forward = gated
-        try:
+        with HeldUNet(pipe) as held:
             await pilot.press("space")
-            for _ in range(50):
-                if entered.is_set():
-                    break
-                await pilot.pause(0.05)
-            assert entered.is_set()
+            await held.until_inside(pilot)
             await pilot.press("v")  # answered while the UNet is held
             assert main_screen(app).kind == "channels"
             await pilot.press("question_mark")
@@ -151,44 +171,26 @@ async def test_keys_answered_while_a_step_computes(pipe):
             await pilot.pause()
             assert isinstance(app.screen, MainScreen)
             assert len(main_stepper(app).records) == 0  # the step is still held
-            gate.set()
+            held.release()
             await settle(pilot)
-        finally:
-            gate.set()
-            del pipe.unet.forward
         assert len(main_stepper(app).records) == 1
 
 
 async def test_rewind_while_a_step_computes_waits_and_cancels(pipe):
-    gate, entered = threading.Event(), threading.Event()
     app = make_app(pipe, steps=20)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         for _ in range(2):
             await pilot.press("space")
             await settle(pilot)
-        original = pipe.unet.forward
-
-        def gated(*args, **kwargs):
-            entered.set()
-            gate.wait(10)
-            return original(*args, **kwargs)
-
-        pipe.unet.forward = gated
-        try:
+        with HeldUNet(pipe) as held:
             await pilot.press("left")
             await pilot.press("p")
-            for _ in range(50):
-                if entered.is_set():
-                    break
-                await pilot.pause(0.05)
+            await held.until_inside(pilot)
             main_screen(app).index = 0
             await pilot.press("b")  # rewind to step 1 while step 3 is held
-            gate.set()
+            held.release()
             await settle(pilot)
-        finally:
-            gate.set()
-            del pipe.unet.forward
         assert len(main_stepper(app).records) == 1
         assert main_screen(app).views["main"].steps_taken == 1
 
@@ -321,30 +323,15 @@ async def test_help_lists_keys_and_formulas(pipe):
 
 
 async def test_quit_while_a_step_computes(pipe):
-    gate, entered = threading.Event(), threading.Event()
     app = make_app(pipe, steps=20)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        original = pipe.unet.forward
-
-        def gated(*args, **kwargs):
-            entered.set()
-            gate.wait(10)
-            return original(*args, **kwargs)
-
-        pipe.unet.forward = gated
-        try:
+        with HeldUNet(pipe) as held:
             await pilot.press("p")
-            for _ in range(50):
-                if entered.is_set():
-                    break
-                await pilot.pause(0.05)
+            await held.until_inside(pilot)
             await pilot.press("q")
-            gate.set()
+            held.release()
             await pilot.pause()
-        finally:
-            gate.set()
-            del pipe.unet.forward
     assert app.return_code in (0, None)
     assert len(main_stepper(app).records) <= 2  # the held step finished, no new one started
 
@@ -515,33 +502,18 @@ async def test_play_ends_showing_the_last_step(pipe):
 
 
 async def test_steps_taken_behind_the_help_are_shown_on_return(pipe):
-    gate, entered = threading.Event(), threading.Event()
     app = make_app(pipe)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        original = pipe.unet.forward
-
-        def gated(*args, **kwargs):
-            entered.set()
-            gate.wait(10)
-            return original(*args, **kwargs)
-
-        pipe.unet.forward = gated
-        try:
+        with HeldUNet(pipe) as held:
             await pilot.press("space")
-            for _ in range(50):
-                if entered.is_set():
-                    break
-                await pilot.pause(0.05)
+            await held.until_inside(pilot)
             await pilot.press("question_mark")
             await pilot.pause()
             assert isinstance(app.screen, HelpScreen)
-            gate.set()
+            held.release()
             await settle(pilot)
             assert main_screen(app).views["main"].steps_taken == 1
-        finally:
-            gate.set()
-            del pipe.unet.forward
         await pilot.press("escape")
         await settle(pilot)
         assert isinstance(app.screen, MainScreen)
