@@ -22,6 +22,20 @@ def load_checkpoint(path: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def resume(path: Path, modules: dict, optimizer) -> tuple[list[float], int, dict]:
+    """Restore `modules` (checkpoint key -> module) and the optimizer from `path` if it exists.
+
+    Returns (losses so far, the step to start at, the whole saved state or {} for extra entries).
+    """
+    state = load_checkpoint(path)
+    if state is None:
+        return [], 0, {}
+    for key, module in modules.items():
+        module.load_state_dict(state[key])
+    optimizer.load_state_dict(state["optimizer"])
+    return state["losses"], state["step"], state
+
+
 class SaveClock:
     """True every `seconds` of wall time (and never for seconds <= 0)."""
 

@@ -27,7 +27,7 @@ from PIL import Image
 from tqdm import tqdm
 from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
 
-from .checkpoint import SaveClock, load_checkpoint, save_checkpoint, step_generator, warmup_cosine
+from .checkpoint import SaveClock, resume, save_checkpoint, step_generator, warmup_cosine
 from .variant_data import load_or_draw_depth_scenes
 
 ESTIMATOR_PHASE = 7  # step_generator phase: distinct from the base model's phases
@@ -70,13 +70,7 @@ def train_depth_estimator(model: DPTForDepthEstimation, pixels: torch.Tensor, de
                           save_every_s: float = 180) -> list[float]:
     """L1 on predicted_depth; resumes from checkpoint_path. Returns the per-step losses."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    losses: list[float] = []
-    start = 0
-    state = load_checkpoint(checkpoint_path)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        losses, start = state["losses"], state["step"]
+    losses, start, _ = resume(checkpoint_path, {"model": model}, optimizer)
     clock = SaveClock(save_every_s)
     model.train()
     progress = tqdm(range(start, steps), initial=start, total=steps, desc="depth estimator", mininterval=5)

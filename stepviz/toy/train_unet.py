@@ -29,7 +29,7 @@ from diffusers import DDIMScheduler, UNet2DConditionModel
 from tqdm import tqdm
 from transformers import CLIPTextModel
 
-from .checkpoint import SaveClock, load_checkpoint, save_checkpoint, step_generator, warmup_cosine
+from .checkpoint import SaveClock, resume, save_checkpoint, step_generator, warmup_cosine
 from .dataset import CAPTIONS, EMPTY_CAPTION_INDEX
 from .world import COLOURS
 
@@ -99,17 +99,9 @@ def train_unet(
     parameters = list(unet.parameters()) + list(text_encoder.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-2)
     ema_unet, ema_text = copy.deepcopy(unet).eval(), copy.deepcopy(text_encoder).eval()
-    losses: list[float] = []
-    sensitivity: list[tuple[int, float]] = []
-    start = 0
-    state = load_checkpoint(checkpoint_path)
-    if state is not None:
-        unet.load_state_dict(state["unet"])
-        text_encoder.load_state_dict(state["text_encoder"])
-        ema_unet.load_state_dict(state["ema_unet"])
-        ema_text.load_state_dict(state["ema_text"])
-        optimizer.load_state_dict(state["optimizer"])
-        losses, sensitivity, start = state["losses"], state["sensitivity"], state["step"]
+    modules = {"unet": unet, "text_encoder": text_encoder, "ema_unet": ema_unet, "ema_text": ema_text}
+    losses, start, state = resume(checkpoint_path, modules, optimizer)
+    sensitivity: list[tuple[int, float]] = state.get("sensitivity", [])
     clock = SaveClock(save_every_s)
     unet.train()
     text_encoder.train()

@@ -23,7 +23,7 @@ from diffusers import AutoencoderKL
 from tqdm import tqdm
 
 from .checker import classify
-from .checkpoint import SaveClock, load_checkpoint, save_checkpoint, step_generator, warmup_cosine
+from .checkpoint import SaveClock, resume, save_checkpoint, step_generator, warmup_cosine
 from .dataset import SceneSet
 from .world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
 
@@ -36,13 +36,7 @@ def train_vae(
 ) -> list[float]:
     """Train in place; returns the loss per step (resumes from checkpoint_path)."""
     optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-    losses: list[float] = []
-    start = 0
-    state = load_checkpoint(checkpoint_path)
-    if state is not None:
-        vae.load_state_dict(state["vae"])
-        optimizer.load_state_dict(state["optimizer"])
-        losses, start = state["losses"], state["step"]
+    losses, start, _ = resume(checkpoint_path, {"vae": vae}, optimizer)
     clock = SaveClock(save_every_s)
     vae.train()
     progress = tqdm(range(start, steps), initial=start, total=steps, desc="vae", mininterval=5)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoint import SaveClock, load_checkpoint, save_checkpoint, step_generator, warmup_cosine
+from .checkpoint import SaveClock, load_checkpoint, resume, save_checkpoint, step_generator, warmup_cosine
 from .dataset import EMPTY_CAPTION_INDEX
 from .extra_channels import (EXTRA_CHANNELS, depth_at_latent_size, encode_posterior, mask_at_latent_size,
                              masked_pixels, pixels_from_uint8, sample_posterior, widen_conv_in)
@@ -117,14 +117,7 @@ def train_variant_unet(unet, text_states: torch.Tensor, data: VariantSet, steps:
     optimizer = torch.optim.AdamW([dict(params=rest, lr_scale=1.0), dict(params=conv_in, lr_scale=conv_in_lr_scale)],
                                   lr=lr, weight_decay=1e-2)
     ema = copy.deepcopy(unet).eval()
-    losses: list[float] = []
-    start = 0
-    state = load_checkpoint(checkpoint_path)
-    if state is not None:
-        unet.load_state_dict(state["unet"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        losses, start = state["losses"], state["step"]
+    losses, start, _ = resume(checkpoint_path, {"unet": unet, "ema": ema}, optimizer)
     clock = SaveClock(save_every_s)
     unet.train()
     progress = tqdm(range(start, steps), initial=start, total=steps, desc="variant unet", mininterval=5)
