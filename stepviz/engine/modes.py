@@ -40,6 +40,15 @@ def _encode_image(pipe, pixels: torch.Tensor, generator) -> torch.Tensor:
     return pipe.vae.config.scaling_factor * posterior.sample(generator)
 
 
+def _noised_image(pipe, scheduler, pixels, timesteps, dtype, device, generator):
+    """img2img's start: E(image), then eps, then x_T = add_noise(E(image), eps, t_start) (in that draw order)."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    image_latents = _encode_image(pipe, pixels.to(device=device, dtype=dtype), generator)
+    noise = randn_tensor(image_latents.shape, generator=generator, device=device, dtype=dtype)
+    return image_latents, noise, scheduler.add_noise(image_latents, noise, timesteps[:1])
+
+
 def _strength_timesteps(scheduler, num_inference_steps: int, strength: float):
     """Skip the first (1 - strength) of the schedule, as diffusers' img2img get_timesteps does."""
     init_timestep = min(int(num_inference_steps * strength), num_inference_steps)
@@ -77,9 +86,7 @@ def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, wid
         pixels = pipe.image_processor.preprocess(load_image("image", image, mode), height=height, width=width)
         height, width = pixels.shape[-2:]
         timesteps, begin = _strength_timesteps(scheduler, num_inference_steps, strength)
-        image_latents = _encode_image(pipe, pixels.to(device=device, dtype=dtype), generator)
-        noise = randn_tensor(image_latents.shape, generator=generator, device=device, dtype=dtype)
-        latents = scheduler.add_noise(image_latents, noise, timesteps[:1])
+        image_latents, noise, latents = _noised_image(pipe, scheduler, pixels, timesteps, dtype, device, generator)
         return PreparedRun(latents, timesteps, begin, height, width, image_latents=image_latents, noise=noise)
 
     if mode == "inpaint":
@@ -119,9 +126,7 @@ def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, wid
         pixels = pipe.image_processor.preprocess(picture)
         height, width = pixels.shape[-2:]
         timesteps, begin = _strength_timesteps(scheduler, num_inference_steps, strength)
-        image_latents = _encode_image(pipe, pixels.to(device=device, dtype=dtype), generator)
-        noise = randn_tensor(image_latents.shape, generator=generator, device=device, dtype=dtype)
-        latents = scheduler.add_noise(image_latents, noise, timesteps[:1])
+        image_latents, noise, latents = _noised_image(pipe, scheduler, pixels, timesteps, dtype, device, generator)
         return PreparedRun(latents, timesteps, begin, height, width, image_latents=image_latents, noise=noise,
                            depth=depth)
 
