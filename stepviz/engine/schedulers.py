@@ -10,6 +10,7 @@ so a VP latent times sqrt(sigma^2 + 1) is the sigma-family latent at the same no
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 
@@ -77,12 +78,19 @@ def accepts(method, name: str) -> bool:
     return name in inspect.signature(method).parameters
 
 
+@functools.cache
+def _step_parameters(cls) -> frozenset[str]:
+    """The names step() takes, looked up once per scheduler class (step() runs every iteration)."""
+    return frozenset(inspect.signature(cls.step).parameters)
+
+
 def step_kwargs(scheduler, generator, swapped: bool, steps_since_swap: int) -> dict:
     """The extra arguments of scheduler.step(), as diffusers' prepare_extra_step_kwargs passes them."""
     kwargs = {}
-    if accepts(scheduler.step, "generator"):
+    parameters = _step_parameters(type(scheduler))
+    if "generator" in parameters:
         kwargs["generator"] = generator
-    if accepts(scheduler.step, "eta"):
+    if "eta" in parameters:
         kwargs["eta"] = 0.0
     if swapped and type(scheduler).__name__ == "LMSDiscreteScheduler":
         # a fresh LMS after a swap has only the history gathered since: use that many terms
