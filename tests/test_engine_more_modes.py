@@ -46,6 +46,8 @@ def test_inpainting_model_bit_exact(inpaint_pipe, scheduler):
     records = st.run()
     assert torch.equal(st.latents, expected)
     assert records[0].masked_image_latents.shape == (1, 4, 4, 4) and records[0].background is None
+    assert list(st.extra_channels) == ["mask", "masked_image_latents"]
+    assert st.extra_channels["masked_image_latents"] is records[0].masked_image_latents
 
 
 @pytest.mark.parametrize("scheduler", ["ddim", "euler", "heun"])
@@ -60,6 +62,7 @@ def test_depth2img_bit_exact(depth_pipe, scheduler):
     assert torch.equal(st.latents, expected)
     depth = records[0].depth
     assert depth.shape == (1, 1, 4, 4) and depth.min() == -1 and depth.max() == 1
+    assert list(st.extra_channels) == ["depth"] and st.extra_channels["depth"] is depth
 
 
 def test_depth2img_without_depth_or_estimator_is_a_clear_error(depth_pipe):

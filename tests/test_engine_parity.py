@@ -56,6 +56,7 @@ def test_inpaint_records_the_blend_inputs(tiny_pipe):
     rec = st.step()
     assert rec.mask.shape == (1, 1, 4, 4) and set(rec.mask.unique().tolist()) == {0.0, 1.0}
     assert rec.background.shape == rec.latents.shape
+    assert st.extra_channels == {}  # the 4-channel UNet sees x_t alone; the mask acts in the blend (step 6)
     keep = rec.mask == 0
     # outside the mask the result is exactly the re-noised original
     assert torch.equal(rec.latents.masked_select(keep.expand_as(rec.latents)),

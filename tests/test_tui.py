@@ -400,6 +400,55 @@ async def test_inpaint_shows_the_blend(pipe):
         assert blend.query_one("#blend-mask .picture--image").image is not None
 
 
+def extra_pipe(in_channels: int):
+    """A tiny 9-channel inpainting or 5-channel Depth2Img pipeline."""
+    import diffusers
+
+    from tiny import tiny_components
+
+    parts = tiny_components(unet_in_channels=in_channels)
+    if in_channels == 5:
+        for key in ("safety_checker", "requires_safety_checker"):
+            parts.pop(key)
+        pipe = diffusers.StableDiffusionDepth2ImgPipeline(depth_estimator=None, **parts)
+    else:
+        pipe = diffusers.StableDiffusionInpaintPipeline(**parts)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.mark.parametrize("in_channels, shown, formula", [
+    (9, ("mask", "masked_image_latents"), "UNet input [x_t, m, E(masked image)]: 4 + 1 + 4 = 9 channels"),
+    (5, ("depth",), "UNet input [x_t, depth]: 4 + 1 = 5 channels"),
+])
+async def test_extra_unet_channels_are_shown_from_the_start(in_channels, shown, formula):
+    import torch
+    from textual.markup import escape
+
+    if in_channels == 9:
+        inputs = dict(mode="inpaint", image=scene_image(), mask_image=square_mask())
+    else:
+        ramp = torch.linspace(0, 1, 32)
+        inputs = dict(mode="depth2img", image=scene_image(), strength=0.8, depth_map=(ramp[None, :] + ramp[:, None])[None])
+    app = make_app(extra_pipe(in_channels), **inputs)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        panel = main_screen(app).query_one("#extra-channels")
+        assert panel.display and panel.border_title == escape(formula)  # shown as written, brackets too
+        assert not main_screen(app).query_one("#blend").display
+        for role in ("mask", "masked_image_latents", "depth"):
+            picture = panel.query_one(f"#extra-{role}")
+            assert picture.display == (role in shown)
+            if role in shown:  # before the first step: the channels are fixed for the whole run
+                assert picture.query_one(".picture--image").image is not None
+        await pilot.press("space")
+        await settle(pilot)
+        assert main_stepper(app).records and panel.display
+        if in_channels == 5:  # near (high values) is light: the ramp's far corner dark, near corner light
+            depth = panel.query_one("#extra-depth .picture--image").image.convert("L")
+            assert depth.getpixel((0, 0)) == 0 and depth.getpixel((depth.width - 1, depth.height - 1)) == 255
+
+
 def test_serve_command_keeps_run_options_only():
     from stepviz.tui.serve import tui_command
 

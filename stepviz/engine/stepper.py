@@ -116,6 +116,19 @@ class Stepper:
     def history_fill(self):
         return schedulers.history_fill(self.scheduler)
 
+    @property
+    def extra_channels(self) -> dict[str, torch.Tensor]:
+        """The UNet's inputs besides x_t, fixed for the whole run (step 2b); empty for a 4-channel UNet.
+
+        Inpainting model: the mask m and E(masked image); Depth2Img: the depth map. All at latent size.
+        """
+        run = self.run_inputs
+        if self.mode == "inpaint" and self.pipe.unet.config.in_channels == 9:
+            return {"mask": run.mask, "masked_image_latents": run.masked_image_latents}
+        if self.mode == "depth2img":
+            return {"depth": run.depth}
+        return {}
+
     @staticmethod
     def _finite(*tensors) -> bool:
         """The NaN/Inf watchdog's check: True while every given tensor is finite."""

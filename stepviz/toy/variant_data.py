@@ -5,8 +5,11 @@ variants also need each scene's depth map (Depth2Img and its estimator) and, for
 the inpainting model, a hole to repaint. Holes are drawn the way SD's inpainting
 model was trained (random rectangles and ellipses, the whole picture), plus holes
 that contain the scene's shape (its mask dilated, a box or an ellipse around it),
-sometimes with a second shape pasted outside the hole. For those, the caption
-names the shape *inside* the hole: "put a blue square here" is what a user asks.
+sometimes with a second shape pasted outside the hole, and "placed" holes: a box
+or ellipse on empty background with a new shape drawn into it, the scene's own
+shape left outside. The caption always names the shape *inside* the hole ("put a
+blue square here" is what a user asks); a random hole that misses the shape gets
+the empty caption, so no caption ever names a shape the hole does not hold.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .dataset import CAPTIONS
-from .world import BACKGROUNDS, COLOURS, SHAPES, draw_scene, random_scene
+from .dataset import CAPTIONS, EMPTY_CAPTION_INDEX
+from .world import BACKGROUNDS, COLOURS, SHAPES, caption, draw_scene, jittered, random_scene, shape_coverage
 
-HOLE_KINDS = ("shape_dilated", "box_around", "ellipse_around", "random_box", "random_ellipse", "whole")
-HOLE_WEIGHTS = (0.22, 0.22, 0.14, 0.14, 0.14, 0.14)
+HOLE_KINDS = ("shape_dilated", "box_around", "ellipse_around", "random_box", "random_ellipse", "whole",
+              "placed_box", "placed_ellipse")
+HOLE_WEIGHTS = (0.14, 0.18, 0.10, 0.06, 0.06, 0.12, 0.24, 0.10)
 DISTRACTOR_CHANCE = 0.5  # holes around the shape: chance of a second shape outside the hole
+PLACED_SIDE = (0.32, 0.56)  # placed holes: side (box) or diameter (ellipse) as a fraction of the picture
 
 
 @dataclass
@@ -113,7 +118,39 @@ def draw_hole(kind: str, rng: np.random.Generator, shape_mask: np.ndarray, centr
         return ellipse_hole(size, rng.uniform(rx, size - rx), rng.uniform(ry, size - ry), rx, ry)
     if kind == "whole":
         return np.ones_like(shape_mask)
+    if kind.startswith("placed_"):
+        return placed_hole(kind, rng, shape_mask)
     raise ValueError(f"unknown hole kind {kind!r}: one of {HOLE_KINDS}")
+
+
+def placed_hole(kind: str, rng: np.random.Generator, shape_mask: np.ndarray, tries: int = 24) -> np.ndarray:
+    """A box or ellipse clear of the scene's shape (by 2 px); a box around the shape if none fits."""
+    size = shape_mask.shape[0]
+    keep_clear = ndimage.binary_dilation(shape_mask, structure=disk(2))
+    for _ in range(tries):
+        w, h = rng.uniform(*PLACED_SIDE, size=2) * size
+        x0, y0 = rng.uniform(0, size - w), rng.uniform(0, size - h)
+        hole = (box_hole(size, x0, y0, x0 + w, y0 + h) if kind == "placed_box"
+                else ellipse_hole(size, x0 + w / 2, y0 + h / 2, w / 2, h / 2))
+        if not (hole & keep_clear).any():
+            return hole
+    return draw_hole("box_around", rng, shape_mask, (0.0, 0.0), 0.0)
+
+
+def paint_into_hole(image: np.ndarray, hole: np.ndarray, rng: np.random.Generator) -> tuple[str, str]:
+    """Draw a random shape inside the hole (in place), as large as fits; returns its (colour, shape)."""
+    inside = ndimage.distance_transform_edt(np.pad(hole, 1))[1:-1, 1:-1]  # to the nearest pixel outside it
+    y, x = np.unravel_index(np.argmax(inside), hole.shape)
+    room = float(inside[y, x]) - 1.0
+    colour = list(COLOURS)[rng.integers(len(COLOURS))]
+    shape = SHAPES[rng.integers(len(SHAPES))]
+    radius = room * rng.uniform(0.6, 0.95)
+    shift = rng.uniform(-1, 1, size=2) * (room - radius)
+    cover = shape_coverage(shape, (x + 0.5 + shift[0], y + 0.5 + shift[1]), radius, rng.uniform(0, 2 * np.pi),
+                           hole.shape[0]) * hole
+    fg = jittered(COLOURS[colour], rng)
+    image[:] = np.clip(np.round(cover[..., None] * fg + (1 - cover[..., None]) * image), 0, 255).astype(np.uint8)
+    return colour, shape
 
 
 def paste_distractor(image: np.ndarray, hole: np.ndarray, background: str, rng: np.random.Generator,
@@ -134,7 +171,7 @@ def paste_distractor(image: np.ndarray, hole: np.ndarray, background: str, rng: 
 class InpaintExamples:
     images: np.ndarray  # uint8 M x H x W x 3, the full picture (training target)
     holes: np.ndarray  # bool M x H x W, True = repaint
-    caption_index: np.ndarray  # int64 M, into CAPTIONS
+    caption_index: np.ndarray  # int64 M, into CAPTIONS; EMPTY_CAPTION_INDEX for ""
     kinds: np.ndarray  # int64 M, into HOLE_KINDS
 
     def __len__(self) -> int:
@@ -155,11 +192,16 @@ def draw_inpaint_examples(scenes: DepthSceneSet, count: int, seed: int) -> Inpai
         kind = HOLE_KINDS[kinds[m]]
         image = scenes.images[i].copy()
         hole = draw_hole(kind, rng, scenes.masks[i], scenes.centres[i], float(scenes.radii[i]))
+        background = next(b for b in backgrounds if CAPTIONS[scenes.caption_index[i]].endswith(f"{b} background"))
+        index = int(scenes.caption_index[i])
         if kind.endswith("_around") or kind == "shape_dilated":
             if rng.random() < DISTRACTOR_CHANCE:
-                background = next(b for b in backgrounds if CAPTIONS[scenes.caption_index[i]].endswith(f"{b} background"))
                 paste_distractor(image, hole, background, rng)
-        images[m], holes[m], caption_index[m] = image, hole, scenes.caption_index[i]
+        elif kind.startswith("placed_") and not (hole & scenes.masks[i]).any():
+            index = CAPTIONS.index(caption(*paint_into_hole(image, hole, rng), background))
+        elif kind.startswith("random_") and not (hole & scenes.masks[i]).any():
+            index = EMPTY_CAPTION_INDEX  # nothing named lies in the hole
+        images[m], holes[m], caption_index[m] = image, hole, index
     return InpaintExamples(images, holes, caption_index, kinds.astype(np.int64))
 
 

@@ -94,7 +94,7 @@ def _polygon_inside(xs: np.ndarray, ys: np.ndarray, corners: np.ndarray) -> np.n
     return inside
 
 
-def _coverage(shape: str, centre, radius: float, rotation: float, size: int) -> np.ndarray:
+def shape_coverage(shape: str, centre, radius: float, rotation: float, size: int) -> np.ndarray:
     """Fraction of each pixel covered by the shape (float HxW), by supersampling."""
     n = size * SUPERSAMPLE
     coords = (np.arange(n) + 0.5) / SUPERSAMPLE
@@ -110,7 +110,7 @@ def _coverage(shape: str, centre, radius: float, rotation: float, size: int) -> 
     return inside.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).mean(axis=(1, 3))
 
 
-def _jitter(rgb, rng: np.random.Generator) -> np.ndarray:
+def jittered(rgb, rng: np.random.Generator) -> np.ndarray:
     offset = rng.integers(-COLOUR_JITTER, COLOUR_JITTER + 1, size=3)
     return np.clip(np.asarray(rgb, dtype=np.float32) + offset, 0, 255)
 
@@ -124,10 +124,10 @@ def draw_scene(colour: str, shape: str, background: str, seed: int = 0, size: in
     margin = radius + 1.0
     centre = (float(rng.uniform(margin, size - margin)), float(rng.uniform(margin, size - margin)))
     rotation = float(rng.uniform(0, 2 * np.pi))
-    fg = _jitter(COLOURS[colour], rng)
-    bg = _jitter(BACKGROUNDS[background], rng)
+    fg = jittered(COLOURS[colour], rng)
+    bg = jittered(BACKGROUNDS[background], rng)
 
-    cover = _coverage(shape, centre, radius, rotation, size)
+    cover = shape_coverage(shape, centre, radius, rotation, size)
     image = cover[..., None] * fg + (1 - cover[..., None]) * bg
     image = np.clip(np.round(image), 0, 255).astype(np.uint8)
 

@@ -110,11 +110,12 @@ class EngineJobs:
         with self._reporting():
             self.post(self.Exported(Path(self.session.export_strip(out_dir, kind))))
 
-    def pictures(self, branch: str, record, index: int | None, kind: str, initial, cancelled) -> None:
+    def pictures(self, branch: str, record, index: int | None, kind: str, initial, extra_channels,
+                 cancelled) -> None:
         from .pictures import step_pictures  # torch: imported in the worker, after the first frame
 
         with self._reporting(branch):
-            pictures = step_pictures(self.session.pipe, record, kind, initial)
+            pictures = step_pictures(self.session.pipe, record, kind, initial, extra_channels)
             if not cancelled():
                 self.post(self.PicturesReady(branch, index, kind, pictures))
 

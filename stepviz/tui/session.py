@@ -35,6 +35,7 @@ class RunView:
     negative_anatomy: object = None
     alphas_cumprod: tuple[float, ...] = ()
     grid: tuple[float, ...] = ()
+    extra_channels: dict = field(default_factory=dict)  # the UNet's inputs besides x_t (Stepper.extra_channels)
     notices: tuple[str, ...] = field(default=())
 
     @property
@@ -175,6 +176,6 @@ class RunSession:
                 total_steps=st.total_steps, guidance_scale=st.guidance_scale, done=st.done,
                 records=tuple(st.records), initial_latents=self._initial_latents,
                 prompt_anatomy=st.prompt_anatomy, negative_anatomy=st.negative_anatomy,
-                alphas_cumprod=self._alphas_cumprod, grid=tuple(st.grid),
+                alphas_cumprod=self._alphas_cumprod, grid=tuple(st.grid), extra_channels=st.extra_channels,
                 notices=tuple(st.notices),
             )

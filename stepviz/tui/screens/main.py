@@ -18,6 +18,7 @@ from ..engine_jobs import EngineJobs
 from ..pacer import Pacer
 from ..session import FORK, MAIN, RunSession, Shown
 from ..widgets.blend_panel import BlendPanel
+from ..widgets.extra_channels_panel import ExtraChannelsPanel
 from ..widgets.guidance_panel import GuidancePanel
 from ..widgets.notes_panel import NotesPanel
 from ..widgets.preview_panel import PreviewPanel
@@ -68,6 +69,7 @@ class MainScreen(Screen):
             yield SchedulePanel(id="schedule")
             with Vertical(id="side"):
                 yield BlendPanel(self.graphics, id="blend")
+                yield ExtraChannelsPanel(self.graphics, id="extra-channels")
                 yield PromptPanel("prompt anatomy: loading...", id="prompt")
         yield Timeline(id="timeline")
         yield NotesPanel(id="notes")
@@ -107,7 +109,8 @@ class MainScreen(Screen):
         """Pictures of the step looked at, in the current kind (one worker per branch; a newer request wins)."""
         record = shown.record
         index = None if record is None else record.index
-        job = partial(self.jobs.pictures, branch, record, index, self.kind, shown.view.initial_latents)
+        job = partial(self.jobs.pictures, branch, record, index, self.kind, shown.view.initial_latents,
+                      shown.view.extra_channels)
         self.run_worker(lambda: job(cancelled=lambda: get_current_worker().is_cancelled), thread=True,
                         exclusive=True, group=f"pictures-{branch}", exit_on_error=False)
 
@@ -174,6 +177,7 @@ class MainScreen(Screen):
                 self.query_one(PreviewPanel).show(message.pictures, message.kind, 0 if record is None else
                                                   record.index + 1)
                 self.query_one(BlendPanel).show(message.pictures)
+                self.query_one(ExtraChannelsPanel).show(message.pictures)
         if self.compare is not None and self.compare.is_attached:
             self.compare.show_pictures(message.branch, message.pictures, message.kind)
 
@@ -210,7 +214,9 @@ class MainScreen(Screen):
             return
         for panel in (StatusLine, GuidancePanel, SchedulePanel, PromptPanel, Timeline):
             self.query_one(panel).shown = shown
-        self.query_one(BlendPanel).display = shown.view.mode == "inpaint" and shown.view.records != ()
+        self.query_one(BlendPanel).display = shown.view.mode == "inpaint" and shown.view.records != () and \
+            not shown.view.extra_channels
+        self.query_one(ExtraChannelsPanel).set_channels(shown.view.extra_channels)
         self.draw_pictures(MAIN, shown)
 
     def note(self, text: str) -> None:
