@@ -18,7 +18,8 @@
 
 Pictures (`image`, `mask_image`) are paths relative to the scenario file, or drawn toy scenes:
 `image = { toy_scene = "a red circle on a black background", seed = 1 }` and the same scene's
-mask with `mask_image = { toy_scene = "...", seed = 1, layer = "mask" }`.
+mask with `mask_image = { toy_scene = "...", seed = 1, layer = "mask" }` (layer "box": a box around
+the shape in whole 8x8 latent cells; "depth": its depth map).
 Every error names the file, the key (with its line) and what is allowed; unknown keys are errors.
 """
 
@@ -63,7 +64,7 @@ EVENT_KEYS = {
 }
 COMPARE_KEYS = {"label": ((str,), "a short name for the branch"), **RUN_KEYS}
 TOY_SCENE_KEYS = ("toy_scene", "seed", "size", "layer")
-TOY_SCENE_LAYERS = ("image", "mask", "depth")
+TOY_SCENE_LAYERS = ("image", "mask", "box", "depth")  # box: toy.world.cell_box_around(mask)
 
 
 class ScenarioError(StepvizInputError):
@@ -298,18 +299,20 @@ def depth_tensor(picture):
 
 
 def draw_toy_picture(caption: str, seed: int = 0, size: int = 64, layer: str = "image"):
-    """A drawn toy scene as a PIL image: the picture, its shape's mask (white = shape) or its depth."""
+    """A drawn toy scene as a PIL image: the picture, its shape's mask (white = shape), a hole around the
+    shape in whole latent cells ("box") or its depth."""
     import numpy as np
     from PIL import Image
 
-    from .toy.world import draw_scene, parse_caption
+    from .toy.world import cell_box_around, draw_scene, parse_caption
 
     colour, shape, background = parse_caption(caption)
     scene = draw_scene(colour, shape, background, seed=seed, size=size)
     if layer == "image":
         picture = scene.pil()
-    elif layer == "mask":
-        picture = Image.fromarray(scene.mask.astype(np.uint8) * 255, mode="L")
+    elif layer in ("mask", "box"):
+        white = scene.mask if layer == "mask" else cell_box_around(scene.mask)
+        picture = Image.fromarray(white.astype(np.uint8) * 255, mode="L")
     else:
         picture = Image.fromarray((scene.depth * 255).round().astype(np.uint8), mode="L")
     picture.info["stepviz_source"] = f"toy scene {caption!r}, seed {seed}, size {size}, {layer}"

@@ -135,6 +135,18 @@ def test_toy_scenes_draw_the_picture_and_its_mask(tmp_path):
     assert "toy scene" in settings.image.info["stepviz_source"]
 
 
+def test_a_box_layer_is_a_hole_of_whole_latent_cells_around_the_shape(tmp_path):
+    settings = load_scenario(write(tmp_path, "mode = 'inpaint'\n"
+                                             "image = { toy_scene = 'a red square on a white background', seed = 5 }\n"
+                                             "mask_image = { toy_scene = 'a red square on a white background', "
+                                             "seed = 5, layer = 'box' }\n"))
+    hole = np.asarray(settings.mask_image) > 0
+    shape = np.asarray(settings.image)[..., 1] < 128  # the red square: little green
+    assert hole[shape].all() and hole.sum() > shape.sum()
+    ys, xs = np.nonzero(hole)
+    assert {ys.min() % 8, xs.min() % 8, (ys.max() + 1) % 8, (xs.max() + 1) % 8} == {0}
+
+
 def test_unknown_lesson_name_lists_the_ready_ones():
     with pytest.raises(ScenarioError, match="guidance"):
         load_scenario("no-such-lesson")

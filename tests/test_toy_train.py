@@ -1,10 +1,8 @@
 """The training script runs end to end on a tiny config, and its parts behave."""
 
 import json
-import os
 
 import numpy as np
-import pytest
 import torch
 
 from stepviz.toy import components

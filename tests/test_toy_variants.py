@@ -68,6 +68,26 @@ def test_holes_around_the_shape_contain_it(kind):
         assert hole[scene.mask].all()
 
 
+def test_inpaint_captions_name_what_lies_in_the_hole():
+    from stepviz.toy.checker import inspect
+    from stepviz.toy.dataset import CAPTIONS, EMPTY_CAPTION_INDEX
+    from stepviz.toy.world import parse_caption
+
+    scenes = draw_depth_scene_set(60, 64, seed=1)
+    examples = draw_inpaint_examples(scenes, 120, seed=2)
+    placed = 0
+    for image, hole, index, kind in zip(examples.images, examples.holes, examples.caption_index, examples.kinds):
+        if index == EMPTY_CAPTION_INDEX:
+            assert HOLE_KINDS[kind].startswith("random_")
+            continue
+        if HOLE_KINDS[kind].startswith("placed_"):
+            ys, xs = np.nonzero(hole)
+            crop = image[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+            colour, _, _ = parse_caption(CAPTIONS[index])
+            placed += inspect(crop)["colour"] == colour
+    assert placed >= 20  # the drawn shape sits in the hole and is the caption's colour
+
+
 def test_inpaint_examples_are_deterministic():
     scenes = draw_depth_scene_set(6, 32, seed=0)
     first, second = draw_inpaint_examples(scenes, 10, seed=4), draw_inpaint_examples(scenes, 10, seed=4)

@@ -46,6 +46,17 @@ def test_checker_accuracy_on_generated_scenes():
         assert accuracy >= 0.98, (name, accuracy)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_cell_box_covers_the_shape_with_a_margin_in_whole_cells(seed):
+    scene = world.draw_scene("green", "triangle", "black", seed=seed)
+    hole = world.cell_box_around(scene.mask, margin=4, cell=8)
+    ys, xs = np.nonzero(hole)
+    assert hole.sum() == (ys.max() + 1 - ys.min()) * (xs.max() + 1 - xs.min())  # one box
+    assert {ys.min() % 8, xs.min() % 8, (ys.max() + 1) % 8, (xs.max() + 1) % 8} == {0}
+    grown = ndimage.binary_dilation(scene.mask, iterations=4)  # 4 px in every direction (a diamond)
+    assert hole[grown].all()
+
+
 def test_check_reports_each_part():
     scene = world.draw_scene("yellow", "square", "black", seed=1)
     result = checker.check(scene.image, "a yellow circle on a white background")
@@ -65,3 +76,16 @@ def test_tokenizer_has_one_token_per_caption_word(tmp_path):
     assert len(ids) == 77 and ids[0] == tokenizer.bos_token_id and ids[8] == tokenizer.eos_token_id
     unknown = tokenizer("a zebra, 42 élan!").input_ids  # unknown words split into bytes, no error
     assert unknown[0] == tokenizer.bos_token_id and len(unknown) > 4
+
+
+def test_diy_inpaint_cases_ask_for_something_new_in_a_hole_around_the_old_shape():
+    from stepviz.toy.evaluate_diy_inpaint import SETS, diy_cases
+
+    cases = diy_cases()
+    assert [c.placement for c in cases] == [s for s in SETS for _ in range(18)]
+    for case in cases:
+        assert case.hole[case.scene.mask].all() and case.shape != case.scene.shape
+        assert (case.colour == case.scene.colour) == (case.placement == "new shape")
+        assert case.prompt == world.caption(case.colour, case.shape, case.scene.background)
+        if case.placement == "empty":
+            assert len(np.unique(case.scene.image.reshape(-1, 3), axis=0)) == 1

@@ -104,9 +104,14 @@ def vae_round_trip(pipe, images: np.ndarray) -> np.ndarray:
     return _uint8((decoded.permute(0, 2, 3, 1).numpy() + 1) / 2)
 
 
-def evaluate_inpaint(pipe, steps: int = 25, guidance_scale: float = 7.5) -> list[dict]:
-    """One row per case: asked colour/shape found in the hole's crop, mean difference outside."""
-    cases = inpaint_cases(pipe.unet.config.sample_size * pipe.vae_scale_factor)
+def evaluate_inpaint(pipe, steps: int = 25, guidance_scale: float = 7.5,
+                     cases: list[InpaintCase] | None = None) -> list[dict]:
+    """One row per case: asked colour/shape found in the hole's crop, mean difference outside.
+
+    `pipe` is a StableDiffusionInpaintPipeline: with a 9-channel UNet the inpainting model, with
+    a 4-channel one the DIY blend loop (the same loop as stepviz's Stepper, bit for bit).
+    """
+    cases = cases if cases is not None else inpaint_cases(pipe.unet.config.sample_size * pipe.vae_scale_factor)
     with torch.no_grad():
         outputs = _uint8(_ddim(pipe)(
             prompt=[c.prompt for c in cases], image=[c.scene.pil() for c in cases],
@@ -128,15 +133,21 @@ def evaluate_inpaint(pipe, steps: int = 25, guidance_scale: float = 7.5) -> list
     return rows
 
 
-def format_inpaint_table(rows: list[dict]) -> str:
+def inpaint_rows_table(rows: list[dict]) -> list[str]:
+    """Markdown lines: one row per `placement` (in order of appearance), then all of them."""
     lines = ["| hole | cases | colour right | shape right | both right | mean abs diff outside hole "
              "| VAE round trip (floor) |", "|---|---|---|---|---|---|---|"]
-    for placement in ("elsewhere", "covering", "all"):
+    for placement in list(dict.fromkeys(r["placement"] for r in rows)) + ["all"]:
         chosen = [r for r in rows if placement in ("all", r["placement"])]
         both = np.mean([r["colour_ok"] and r["shape_ok"] for r in chosen])
         lines.append(f"| {placement} | {len(chosen)} | {np.mean([r['colour_ok'] for r in chosen]):.1%} "
                      f"| {np.mean([r['shape_ok'] for r in chosen]):.1%} | {both:.1%} "
                      f"| {np.mean([r['outside'] for r in chosen]):.1f} | {np.mean([r['outside_vae'] for r in chosen]):.1f} |")
+    return lines
+
+
+def format_inpaint_table(rows: list[dict]) -> str:
+    lines = inpaint_rows_table(rows)
     colour_rate = np.mean([r["colour_ok"] and r["shape_ok"] for r in rows])
     outside = np.mean([r["outside"] for r in rows])
     verdict = "PASS" if colour_rate >= PASS_RATE and outside < OUTSIDE_BOUND else "FAIL"

@@ -35,6 +35,7 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {
 SUPERSAMPLE = 4  # drawn at 4x and averaged down: anti-aliased edges
 COLOUR_JITTER = 12  # +- per RGB channel, drawn once per scene
 RADIUS_RANGE = (0.16, 0.30)  # circumradius as a fraction of the picture's side
+MARGIN, CELL = 8, 8  # cell_box_around: pixels around the shape; pixels per latent cell (SD's 8x VAE)
 
 
 @dataclass
@@ -143,6 +144,22 @@ def draw_scene(colour: str, shape: str, background: str, seed: int = 0, size: in
         image=image, mask=cover >= 0.5, depth=depth, colour=colour, shape=shape,
         background=background, centre=centre, radius=radius, rotation=rotation,
     )
+
+
+def cell_box_around(mask: np.ndarray, margin: int = MARGIN, cell: int = CELL) -> np.ndarray:
+    """An inpainting hole: the shape's bounding box widened by `margin`, then outwards to whole latent cells.
+
+    The DIY blend acts on latent cells (8 x 8 pixels): a hole that cuts through a cell keeps part
+    of the old shape's latent, which pulls the new content back towards the old.
+    """
+    size = mask.shape[0]
+    ys, xs = np.nonzero(mask)
+    x0, y0 = max(0, xs.min() - margin) // cell * cell, max(0, ys.min() - margin) // cell * cell
+    x1 = min(size, -(-(xs.max() + 1 + margin) // cell) * cell)
+    y1 = min(size, -(-(ys.max() + 1 + margin) // cell) * cell)
+    hole = np.zeros_like(mask)
+    hole[y0:y1, x0:x1] = True
+    return hole
 
 
 def random_scene(rng: np.random.Generator, size: int = 64) -> Scene:
