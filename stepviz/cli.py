@@ -14,7 +14,7 @@ import argparse
 import sys
 
 RUN_OPTIONS = ("model", "prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "mode", "image",
-               "mask", "strength", "height", "width")
+               "mask", "depth_map", "strength", "height", "width")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +29,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", help="txt2img, img2img, inpaint or depth2img")
     parser.add_argument("--image", help="input picture for img2img / inpaint / depth2img")
     parser.add_argument("--mask", help="mask picture for inpaint (white = repaint)")
+    parser.add_argument("--depth-map", dest="depth_map",
+                        help="greyscale depth picture for depth2img (bright = near; default: the model's estimator)")
     parser.add_argument("--strength", type=float, help="img2img / inpaint strength in [0, 1]")
     parser.add_argument("--height", type=int, help="picture height, a multiple of 8")
     parser.add_argument("--width", type=int, help="picture width, a multiple of 8")

@@ -45,7 +45,7 @@ class RunSettings:
     width: int | None = None
     image: str | Path | object | None = None  # a path, or a PIL image (drawn toy scenes)
     mask_image: str | Path | object | None = None
-    depth_map: object | None = None
+    depth_map: str | Path | object | None = None  # a picture path, or a tensor [1, H, W] (near = high)
     strength: float | None = None
     title: str = ""
     description: str = ""
@@ -74,6 +74,10 @@ class RunSettings:
             checks.load_image("image", self.image, self.mode)
         if self.mode == "inpaint":
             checks.load_image("mask_image", self.mask_image, self.mode)
+        if self.depth_map is not None:
+            if self.mode != "depth2img":
+                raise checks.StepvizInputError(f"depth_map is used by mode='depth2img' only, not mode={self.mode!r}")
+            checks.load_image("depth_map", self.depth_map, self.mode)
         for event in self.events:
             if event.set_scheduler is not None and event.set_scheduler not in SCHEDULERS:
                 raise checks.StepvizInputError(
@@ -87,7 +91,15 @@ class RunSettings:
         return dict(prompt=self.prompt, negative_prompt=self.negative_prompt, seed=self.seed,
                     num_inference_steps=self.steps, guidance_scale=self.guidance_scale, scheduler=self.scheduler,
                     height=self.height, width=self.width, mode=self.mode, image=self.image,
-                    mask_image=self.mask_image, depth_map=self.depth_map, strength=self.strength)
+                    mask_image=self.mask_image, depth_map=self.depth_map_tensor(), strength=self.strength)
+
+    def depth_map_tensor(self):
+        """The depth map as the engine takes it: a picture file (bright = near) becomes [1, H, W] in [0, 1]."""
+        if isinstance(self.depth_map, (str, Path)):
+            from .scenario import depth_tensor
+
+            return depth_tensor(self.depth_map)
+        return self.depth_map
 
     def make_stepper(self, pipe):
         from .engine import Stepper

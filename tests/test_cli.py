@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from stepviz.cli import main
+from tiny import scene_image
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +59,14 @@ def assert_refused(code, message, out):
     (("--every", "0"), "--every"),
     (("--mode", "img2img", "--image", "/no/such/picture.png"), "no such file"),
     (("--mode", "inpaint", "--image", "/no/such/picture.png"), "no such file"),
+    (("--mode", "depth2img", "--image", "PICTURE", "--depth-map", "/no/such/depth.png"),
+     "depth_map='/no/such/depth.png': no such file"),
+    (("--depth-map", "PICTURE"), "depth2img' only"),
 ])
-def test_bad_values_are_refused_with_one_line(run_export, tiny_model_dir, options, words):
+def test_bad_values_are_refused_with_one_line(run_export, tiny_model_dir, tmp_path, options, words):
+    picture = tmp_path / "picture.png"
+    scene_image().save(picture)
+    options = [str(picture) if option == "PICTURE" else option for option in options]
     code, message, out = run_export("--model", tiny_model_dir, *options)
     assert_refused(code, message, out)
     assert words in message
