@@ -34,12 +34,17 @@ One step of the loop, from x_t to x_(t-1):
 2. `scale_model_input(x, t)` - VP schedulers (DDIM, DDPM, PNDM, DPM-Solver++, UniPC, DEIS) leave x as it is;
    sigma schedulers (Euler, Euler a, LMS, Heun) divide by `sqrt(sigma^2 + 1)`, because their latents are
    `x = x0 + sigma * eps` and the UNet was trained on unit-variance inputs.
+   2b. A UNet with more input channels gets them appended, the same at every step: the inpainting model
+   **[x_t, m, E(image * (1 - m))]** (4 + 1 + 4 = 9: the mask and the masked picture's latents), Depth2Img
+   **[x_t, depth]** (4 + 1 = 5: the depth map at latent size, scaled to [-1, 1], near = high). Their panel
+   shows them.
 3. The UNet predicts the noise for both: **eps_uncond** and **eps_text**.
 4. Classifier-free guidance, the CFG line: **eps_hat = eps_uncond + s * (eps_text - eps_uncond)**.
    s = 1 uses the prompt branch alone; s > 1 pushes further along what the prompt adds.
 5. `scheduler.step(eps_hat, t, x_t)` gives x_(t-1) and **x0-hat**, the clean latents predicted at this step.
-6. Inpaint: **x = m * x_generated + (1 - m) * add_noise(E(image), noise, t_next)** - outside the mask m the
-   original, re-noised to the next noise level, replaces what was generated.
+6. Inpaint with an ordinary 4-channel UNet (the DIY loop): **x = m * x_generated + (1 - m) * add_noise(E(image),
+   noise, t_next)** - outside the mask m the original, re-noised to the next noise level, replaces what was
+   generated. The inpainting model (9 channels) needs no blend: it sees the mask in step 2b.
 
 **t** - the timestep (0 = clean, 999 = pure noise in SD's 1000-step training schedule).
 
