@@ -28,7 +28,7 @@ from .dataset import load_or_draw
 from .evaluate import accuracy_table, format_table, load_toy_pipeline
 from .reporting import fit_latent_rgb, plot_losses
 from .tokenizer import write_tokenizer
-from .train_unet import LatentSet, caption_token_ids, train_unet
+from .train_unet import LatentSet, caption_token_ids, outline_share, train_unet
 from .train_vae import fold_latent_normalisation, latent_statistics, reconstruction_report, train_vae
 
 FULL_DEFAULTS = dict(scenes=12000, vae_steps=1600, vae_batch=16, unet_steps=6000, unet_batch=64, eval_seeds=2)
@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--unet-lr", type=float, default=8e-4)
     parser.add_argument("--colour-noise", type=float, default=0.3,
                         help="fraction of training captions that name a wrong colour (noisy captions make CFG matter)")
+    parser.add_argument("--outline-weight", type=float, default=0.0,
+                        help="extra loss weight on latent cells at the shape's outline (0: plain eps MSE)")
     parser.add_argument("--caption-dropout", type=float, default=0.1, help="fraction of captions replaced by \"\"")
     parser.add_argument("--eval-seeds", type=int, help="seeds per prompt in the final evaluation (0: skip)")
     parser.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
@@ -108,14 +110,15 @@ def main(argv: list[str] | None = None) -> None:
 
     # --- phase 2: UNet + text encoder on the encoded scenes ---
     latent_mean, latent_std = encode_scenes(vae, scenes)
-    latents = LatentSet(latent_mean, latent_std, torch.from_numpy(scenes.caption_index))
+    outline = outline_share(scenes.masks, args.size // latent_mean.shape[-1]) if args.outline_weight > 0 else None
+    latents = LatentSet(latent_mean, latent_std, torch.from_numpy(scenes.caption_index), outline)
     token_ids = caption_token_ids(tokenizer)
     unet = components.make_unet(sizes, args.size)
     text_encoder = components.make_text_encoder(sizes, tokenizer)
     ema_unet, ema_text, unet_losses, sensitivity = train_unet(
         unet, text_encoder, latents, token_ids, args.unet_steps, args.unet_batch, args.unet_lr, args.seed,
         scratch / "unet.pt", caption_dropout=args.caption_dropout, colour_noise=args.colour_noise,
-        save_every_s=args.save_every)
+        save_every_s=args.save_every, outline_weight=args.outline_weight)
     report += ["## UNet", f"captions dropped to \"\": {args.caption_dropout:.0%}; captions naming a wrong colour: "
                f"{args.colour_noise:.0%}", "", "Prompt sensitivity ||eps(red) - eps(blue)|| / ||eps(red)|| at t=500 (EMA weights):", "",
                ", ".join(f"step {s}: {v:.3f}" for s, v in sensitivity), ""]
