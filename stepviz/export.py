@@ -4,7 +4,8 @@
     steps.webp|.gif      one frame per step
     metrics.csv / .json  every float of every StepRecord, one row per step
     schedule.png         sigma_t and abar_t per step        norms.png   the guidance norms
-    blend.png            the DIY inpaint blend (inpaint mode)
+    blend.png            the DIY inpaint blend (inpaint mode, 4-channel UNet)
+    extra_channels.png   the inpainting model's mask and masked picture, or Depth2Img's depth
     compare.png, compare-<n>-<label>.png   the [[compare]] runs
     manifest.json        versions, weights hash, seed, scheduler configs, events, steps run
     index.html           all of it in one self-contained page
@@ -25,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .engine.checks import StepvizInputError
-from .export_strip import (animation_frames, blend_image, compare_image, export_strip, save_atomically,
-                           step_pictures, strip_image)
+from .export_strip import (animation_frames, blend_image, compare_image, export_strip, extra_channels_image,
+                           save_atomically, step_pictures, strip_image)
 from .manifest import build_manifest, describe_picture, plain_config, write_json
 from .scenario import apply_events
 
@@ -235,6 +236,10 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
     if blend is not None:
         save_atomically(blend, folder / "blend.png")
         files.append("blend.png")
+    extra = extra_channels_image(stepper.pipe, stepper.extra_channels, kind)
+    if extra is not None:
+        save_atomically(extra, folder / "extra_channels.png")
+        files.append("extra_channels.png")
 
     compare = []
     if others:

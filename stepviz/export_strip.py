@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .channel_pictures import depth_picture, mask_picture, unet_input_formula
 from .preview import decode_images, preview, to_vp_scale
 
 CELL = 128  # side of one picture in a strip, in pixels
@@ -155,12 +156,6 @@ def export_strip(stepper, out_dir: Path, kind: str = "approx", every: int = 1) -
     return save_atomically(image, path)
 
 
-def mask_picture(mask: torch.Tensor) -> Image.Image:
-    """A latent-size mask [1, 1, h, w] (1 = repaint) as a grey picture: white is repainted."""
-    values = (mask[0, 0].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    return Image.fromarray(values, mode="L").convert("RGB")
-
-
 def blend_image(pipe, records, kind: str, pictures, every: int = 1) -> Image.Image | None:
     """The DIY inpaint blend per kept step: background (re-noised original), mask, blended x_t, x0-hat."""
     if not records or records[0].background is None:
@@ -168,9 +163,32 @@ def blend_image(pipe, records, kind: str, pictures, every: int = 1) -> Image.Ima
     rows = []
     for record, (x_t, x0) in zip(records, pictures):
         background = preview(pipe, record.background, kind, record.family, record.sigma_next)
-        rows.append((background, mask_picture(record.mask), x_t, x0))
+        rows.append((background, mask_picture(record.mask, scale=1), x_t, x0))
     return strip_image(records, rows, every, title="x_t = m · x_t + (1 − m) · background   (m: white = repaint)",
                        row_names=("backgr.", "mask m", "x_t", "x0-hat"))
+
+
+def extra_channels_image(pipe, extra_channels: dict, kind: str) -> Image.Image | None:
+    """The inpainting model's or Depth2Img's extra UNet inputs (fixed for the run), one labelled cell each."""
+    if not extra_channels:
+        return None
+    cells = []
+    if "mask" in extra_channels:
+        cells.append(("mask m", mask_picture(extra_channels["mask"], scale=1)))
+    if "masked_image_latents" in extra_channels:
+        cells.append(("E(image · (1 − m))", preview(pipe, extra_channels["masked_image_latents"], kind)))
+    if "depth" in extra_channels:
+        cells.append(("depth (near = light)", depth_picture(extra_channels["depth"], scale=1)))
+    font = label_font(13)
+    width = GAP + len(cells) * (CELL + 3 * GAP)
+    image = Image.new("RGB", (max(width, 420), 44 + CELL + GAP), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    draw.text((GAP, 3), unet_input_formula(extra_channels), fill=INK, font=font)
+    for c, (label, picture) in enumerate(cells):
+        x = GAP + c * (CELL + 3 * GAP)
+        draw.text((x, 23), label, fill=INK, font=font)
+        image.paste(fit_cell(picture), (x, 42))
+    return image
 
 
 def compare_image(branches: list[tuple[str, list, list]], every: int = 1) -> Image.Image:

@@ -20,6 +20,10 @@ CAPTIONS = {
     "blend.png": "The DIY inpaint blend: after every scheduler step, the parts outside the mask are replaced by the "
                  "original picture re-noised to the next timestep (the background), so only the white part of the "
                  "mask is generated.",
+    "extra_channels.png": "What this UNet gets besides x_t at every step, the same at each: the inpainting model "
+                          "sees the mask and the latents of the picture with the hole blanked out, Depth2Img the "
+                          "depth map (at latent size, near = light). No blend is needed: the model itself keeps "
+                          "what it is shown.",
     "compare.png": "The runs side by side, same seed: x0-hat of each run at the same steps. Only the setting named "
                    "on the left differs.",
     "schedule.png": "The noise schedule: how much noise (σ_t) is left at each step, and how much of the signal "
@@ -118,6 +122,9 @@ def write_handout(folder: Path, manifest: dict, records) -> Path:
     parts.append(figure(folder, manifest["animation"], CAPTIONS["animation"]))
     if (folder / "blend.png").is_file():
         parts.append("<h2>The inpaint blend</h2>" + figure(folder, "blend.png", CAPTIONS["blend.png"]))
+    if (folder / "extra_channels.png").is_file():
+        parts.append("<h2>The extra UNet channels</h2>"
+                     + figure(folder, "extra_channels.png", CAPTIONS["extra_channels.png"]))
     if manifest["compare"]:
         parts.append("<h2>Compared runs</h2>" + figure(folder, "compare.png", CAPTIONS["compare.png"]))
         for branch in manifest["compare"]:

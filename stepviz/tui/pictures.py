@@ -7,25 +7,11 @@ worker), so that importing the widgets does not delay the app's first frame.
 
 from __future__ import annotations
 
-import numpy as np
 from PIL import Image
 
+from ..channel_pictures import depth_picture, mask_picture
+
 BLEND_ROLES = ("mask", "background", "generated", "blended")
-EXTRA_CHANNEL_ROLES = ("mask", "masked_image_latents", "depth")  # Stepper.extra_channels' names
-
-
-def mask_picture(mask, scale: int = 8) -> Image.Image:
-    """The latent-size mask (1 = repaint) as a white-on-black picture."""
-    values = (mask[0, 0].float().clamp(0, 1) * 255).round().to("cpu").numpy().astype(np.uint8)
-    image = Image.fromarray(values, mode="L").convert("RGB")
-    return image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-
-
-def depth_picture(depth, scale: int = 8) -> Image.Image:
-    """The latent-size depth channel ([-1, 1], near = high) as grey: near is light."""
-    values = ((depth[0, 0].float().clamp(-1, 1) + 1) * 127.5).round().to("cpu").numpy().astype(np.uint8)
-    image = Image.fromarray(values, mode="L").convert("RGB")
-    return image.resize((image.width * scale, image.height * scale), Image.NEAREST)
 
 
 def step_pictures(pipe, record, kind: str, initial_latents=None, extra_channels=None) -> dict[str, Image.Image]:

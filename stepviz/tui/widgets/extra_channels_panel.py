@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 
-from ..pictures import EXTRA_CHANNEL_ROLES
+from ...channel_pictures import EXTRA_CHANNELS, unet_input_formula
 from .picture import Picture
 
 CAPTIONS = {
@@ -13,15 +13,6 @@ CAPTIONS = {
     "masked_image_latents": "E(image * (1 - m)) (4)",
     "depth": "depth (1 channel, near = light)",
 }
-
-
-def input_formula(names) -> str:
-    """The UNet input as channels, e.g. 'UNet input [x_t, m, E(masked image)]: 4 + 1 + 4 = 9 channels'."""
-    parts = {"mask": ("m", 1), "masked_image_latents": ("E(masked image)", 4), "depth": ("depth", 1)}
-    chosen = [parts[name] for name in EXTRA_CHANNEL_ROLES if name in names]
-    symbols = ", ".join(["x_t"] + [symbol for symbol, _ in chosen])
-    counts = [4] + [count for _, count in chosen]
-    return f"UNet input [{symbols}]: {' + '.join(map(str, counts))} = {sum(counts)} channels"
 
 
 class ExtraChannelsPanel(Horizontal):
@@ -33,18 +24,18 @@ class ExtraChannelsPanel(Horizontal):
         self._names: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
-        for role in EXTRA_CHANNEL_ROLES:
+        for role in EXTRA_CHANNELS:
             yield Picture(CAPTIONS[role], self.graphics, id=f"extra-{role}")
 
     def set_channels(self, names) -> None:
         """Show the panel for these channels (none: hide it)."""
-        names = tuple(name for name in EXTRA_CHANNEL_ROLES if name in names)
+        names = tuple(name for name in EXTRA_CHANNELS if name in names)
         if names == self._names:
             return
         self._names = names
         self.display = bool(names)
-        self.border_title = input_formula(names) if names else ""
-        for role in EXTRA_CHANNEL_ROLES:
+        self.border_title = unet_input_formula(names) if names else ""
+        for role in EXTRA_CHANNELS:
             self.query_one(f"#extra-{role}", Picture).display = role in names
 
     def show(self, pictures: dict) -> None:
