@@ -34,7 +34,8 @@ One step of the loop, from x_t to x_(t-1):
 2. `scale_model_input(x, t)` - VP schedulers (DDIM, DDPM, PNDM, DPM-Solver++, UniPC, DEIS) leave x as it is;
    sigma schedulers (Euler, Euler a, LMS, Heun) divide by `sqrt(sigma^2 + 1)`, because their latents are
    `x = x0 + sigma * eps` and the UNet was trained on unit-variance inputs.
-   2b. A UNet with more input channels gets them appended, the same at every step: the inpainting model
+
+   *Step 2b*, extra channels: a UNet with more input channels gets them appended, the same at every step: the inpainting model
    **[x_t, m, E(image * (1 - m))]** (4 + 1 + 4 = 9: the mask and the masked picture's latents), Depth2Img
    **[x_t, depth]** (4 + 1 = 5: the depth map at latent size, scaled to [-1, 1], near = high). Their panel
    shows them.
