@@ -1,4 +1,5 @@
-"""P6: cold start of `stepviz export` and of the TUI's first frame, with an import-time breakdown.
+"""P6: cold start of `stepviz export` and of the TUI's first frame, with an import-time breakdown;
+also `stepviz.load_pipeline(MODEL)` in a fresh process (issue 3 asks under 2 s for "toy").
 
     python bench/p6_cold_start.py --model toy
 
@@ -42,6 +43,17 @@ asyncio.run(main())
 """
 
 
+LOAD = r"""
+import sys, time
+started = time.perf_counter()
+import diffusers, torch, transformers  # what load_pipeline needs, imported first to time them apart
+imported = time.perf_counter()
+import stepviz
+stepviz.load_pipeline(sys.argv[1])
+print(f"LOAD {time.perf_counter() - imported:.3f} IMPORTS {imported - started:.3f}", flush=True)
+"""
+
+
 def timed(command: list[str]) -> tuple[float, str]:
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
@@ -81,6 +93,15 @@ def main() -> None:
             validated.append(float(found.group(2)))
         else:
             print(output[-2000:], file=sys.stderr)
+    loads, imports = [], []
+    for _ in range(0 if args.tui_only else args.repeats):
+        found = re.search(r"LOAD ([\d.]+) IMPORTS ([\d.]+)", timed([sys.executable, "-c", LOAD, args.model])[1])
+        if found:
+            loads.append(float(found.group(1)))
+            imports.append(float(found.group(2)))
+    if loads:
+        print(f"P6 load_pipeline({args.model!r}): {statistics.median(loads):.2f} s once torch, diffusers and "
+              f"transformers are imported (target 2 s); the imports take {statistics.median(imports):.2f} s")
     print(f"P6 model={args.model}: `stepviz --help` {statistics.median(help_times):.2f} s; "
           f"`stepviz export` (1 step) {statistics.median(export_times):.2f} s; "
           f"TUI first frame {statistics.median(frames) if frames else float('nan'):.2f} s (target 4 s; "
