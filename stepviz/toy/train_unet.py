@@ -74,8 +74,7 @@ def outline_share(masks: np.ndarray, cell: int, width: int = 2) -> torch.Tensor:
 
     band = np.stack([ndimage.binary_dilation(m, iterations=width) & ~ndimage.binary_erosion(m, iterations=width)
                      for m in masks])
-    pooled = torch.nn.functional.avg_pool2d(torch.from_numpy(band).float()[:, None], cell)
-    return pooled
+    return torch.nn.functional.avg_pool2d(torch.from_numpy(band).float()[:, None], cell)
 
 
 def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
