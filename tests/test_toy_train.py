@@ -85,7 +85,9 @@ def test_outline_share_marks_the_cells_on_the_shape_edge():
     assert (share.numpy()[far] == 0).all()  # cells away from the shape get no extra weight
 
 
-def test_outline_weighted_training_runs(tmp_path):
+def test_outline_weighted_training_of_a_wider_unet_runs(tmp_path):
     out = tmp_path / "toy"
-    train_main(["--out", str(out), "--tiny", "--size", "32", "--threads", "1", "--outline-weight", "4"])
+    train_main(["--out", str(out), "--tiny", "--size", "32", "--threads", "1", "--outline-weight", "4",
+                "--unet-channels", "16,32"])
     assert list((out / "unet").glob("*.safetensors"))
+    assert json.loads((out / "unet" / "config.json").read_text())["block_out_channels"] == [16, 32]

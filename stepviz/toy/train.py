@@ -14,6 +14,7 @@ Resumable: checkpoints go to DIR/scratch every few minutes; rerun with --resume.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -51,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--unet-lr", type=float, default=8e-4)
     parser.add_argument("--colour-noise", type=float, default=0.3,
                         help="fraction of training captions that name a wrong colour (noisy captions make CFG matter)")
+    parser.add_argument("--unet-channels", type=lambda text: tuple(int(c) for c in text.split(",")),
+                        help="UNet block widths, e.g. 64,128 (default: the shipped model's 48,96)")
     parser.add_argument("--outline-weight", type=float, default=0.0,
                         help="extra loss weight on latent cells at the shape's outline (0: plain eps MSE)")
     parser.add_argument("--caption-dropout", type=float, default=0.1, help="fraction of captions replaced by \"\"")
@@ -88,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True, exist_ok=True)
     sizes = components.TINY if args.tiny else components.FULL
+    if args.unet_channels:
+        sizes = dataclasses.replace(sizes, unet_channels=args.unet_channels)
     report: list[str] = [f"# Toy model training report\n\nCommand options: `{vars(args)}`\n"]
 
     tokenizer = write_tokenizer(out / "tokenizer")
