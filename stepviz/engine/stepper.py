@@ -162,13 +162,10 @@ class Stepper:
         latent_model_input = torch.cat([x_t] * 2)
         # 2. scale_model_input: sigma family divides by sqrt(sigma^2 + 1), VP family leaves it
         latent_model_input = sched.scale_model_input(latent_model_input, t)
-        # 2b. extra conditioning channels: inpainting model (mask, E(masked image)), Depth2Img (depth)
-        if self.mode == "inpaint" and pipe.unet.config.in_channels == 9:
-            latent_model_input = torch.cat(
-                [latent_model_input, torch.cat([run.mask] * 2), torch.cat([run.masked_image_latents] * 2)], dim=1
-            )
-        elif self.mode == "depth2img":
-            latent_model_input = torch.cat([latent_model_input, torch.cat([run.depth] * 2)], dim=1)
+        # 2b. extra conditioning channels, appended in order: inpainting model [m, E(masked image)], Depth2Img [depth]
+        extra = self.extra_channels
+        if extra:
+            latent_model_input = torch.cat([latent_model_input, *(torch.cat([c] * 2) for c in extra.values())], dim=1)
         # 3. UNet -> eps for both branches
         unet_started = time.perf_counter()
         noise_pred_both = pipe.unet(latent_model_input, t, encoder_hidden_states=self.prompt_embeds,
@@ -221,8 +218,8 @@ class Stepper:
             pred_original_sample=pred_original_sample, noise_pred_uncond=noise_pred_uncond,
             noise_pred_text=noise_pred_text, mode=self.mode, background=background,
             latents_before_blend=latents_before_blend,
-            mask=run.mask, masked_image_latents=run.masked_image_latents if pipe.unet.config.in_channels == 9
-            else None, depth=run.depth, nonfinite=nonfinite, seconds_unet=seconds_unet,
+            mask=run.mask, masked_image_latents=extra.get("masked_image_latents"), depth=extra.get("depth"),
+            nonfinite=nonfinite, seconds_unet=seconds_unet,
             seconds_scheduler=seconds_scheduler, family=family,
             sigma_next=self._noise_level_at(self._loop_index)[0], **metrics,
         )
