@@ -34,3 +34,18 @@ def unet_input_formula(names) -> str:
     symbols = ", ".join(["x_t"] + [symbol for symbol, _ in chosen])
     counts = [4] + [count for _, count in chosen]
     return f"UNet input [{symbols}]: {' + '.join(map(str, counts))} = {sum(counts)} channels"
+
+
+def extra_channel_pictures(pipe, extra_channels: dict, kind: str, scale: int = 8) -> dict[str, Image.Image]:
+    """One picture per extra UNet input (Stepper.extra_channels): the masked image's latents in the
+    preview `kind` (a VAE decode for "full"), the mask and the depth as grey maps."""
+    pictures = {}
+    if extra_channels.get("mask") is not None:
+        pictures["mask"] = mask_picture(extra_channels["mask"], scale)
+    if extra_channels.get("masked_image_latents") is not None:
+        from .preview import preview
+
+        pictures["masked_image_latents"] = preview(pipe, extra_channels["masked_image_latents"], kind)
+    if extra_channels.get("depth") is not None:
+        pictures["depth"] = depth_picture(extra_channels["depth"], scale)
+    return pictures

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .channel_pictures import depth_picture, mask_picture, unet_input_formula
+from .channel_pictures import extra_channel_pictures, mask_picture, unet_input_formula
 from .preview import decode_images, preview, to_vp_scale
 
 CELL = 128  # side of one picture in a strip, in pixels
@@ -172,13 +172,9 @@ def extra_channels_image(pipe, extra_channels: dict, kind: str) -> Image.Image |
     """The inpainting model's or Depth2Img's extra UNet inputs (fixed for the run), one labelled cell each."""
     if not extra_channels:
         return None
-    cells = []
-    if "mask" in extra_channels:
-        cells.append(("mask m", mask_picture(extra_channels["mask"], scale=1)))
-    if "masked_image_latents" in extra_channels:
-        cells.append(("E(image · (1 − m))", preview(pipe, extra_channels["masked_image_latents"], kind)))
-    if "depth" in extra_channels:
-        cells.append(("depth (near = light)", depth_picture(extra_channels["depth"], scale=1)))
+    labels = {"mask": "mask m", "masked_image_latents": "E(image · (1 − m))", "depth": "depth (near = light)"}
+    cells = [(labels[name], picture)
+             for name, picture in extra_channel_pictures(pipe, extra_channels, kind, scale=1).items()]
     font = label_font(13)
     width = GAP + len(cells) * (CELL + 3 * GAP)
     image = Image.new("RGB", (max(width, 420), 44 + CELL + GAP), BACKGROUND)

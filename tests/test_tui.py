@@ -441,9 +441,12 @@ async def test_extra_unet_channels_are_shown_from_the_start(in_channels, shown, 
             assert picture.display == (role in shown)
             if role in shown:  # before the first step: the channels are fixed for the whole run
                 assert picture.query_one(".picture--image").image is not None
+        before = {role: panel.query_one(f"#extra-{role} .picture--image").image for role in shown}
         await pilot.press("space")
         await settle(pilot)
         assert main_stepper(app).records and panel.display
+        for role in shown:  # drawn once per preview kind, not again at every step
+            assert panel.query_one(f"#extra-{role} .picture--image").image is before[role]
         if in_channels == 5:  # near (high values) is light: the ramp's far corner dark, near corner light
             depth = panel.query_one("#extra-depth .picture--image").image.convert("L")
             assert depth.getpixel((0, 0)) == 0 and depth.getpixel((depth.width - 1, depth.height - 1)) == 255

@@ -53,6 +53,7 @@ class EngineJobs:
 
     def __init__(self, session: RunSession, post: Callable[[Message], object]):
         self.session, self.post = session, post
+        self._extra_cache: tuple = (None, (), {})  # (kind, extra-channel tensors, their pictures)
 
     # ------------------------------------------------------------ jobs
     def load(self, cancelled) -> None:
@@ -115,11 +116,24 @@ class EngineJobs:
         from .pictures import step_pictures  # torch: imported in the worker, after the first frame
 
         with self._reporting(branch):
-            pictures = step_pictures(self.session.pipe, record, kind, initial, extra_channels)
+            pictures = step_pictures(self.session.pipe, record, kind, initial)
+            pictures.update(self._extra_channel_pictures(extra_channels, kind))
             if not cancelled():
                 self.post(self.PicturesReady(branch, index, kind, pictures))
 
     # ------------------------------------------------------------ helpers
+    def _extra_channel_pictures(self, extra_channels: dict, kind: str) -> dict:
+        """The extra UNet inputs' pictures: fixed for the run, so drawn once per preview kind, not per step."""
+        from ..channel_pictures import extra_channel_pictures
+
+        tensors = tuple(extra_channels.values())
+        cached_kind, cached_tensors, pictures = self._extra_cache
+        if kind != cached_kind or len(tensors) != len(cached_tensors) or \
+                any(a is not b for a, b in zip(tensors, cached_tensors)):
+            pictures = extra_channel_pictures(self.session.pipe, extra_channels, kind)
+            self._extra_cache = (kind, tensors, pictures)  # keeps the tensors: identity stays meaningful
+        return pictures
+
     def _events(self, branch: str) -> bool:
         """Apply the lesson events due now; True when one asks to pause."""
         due = self.session.due_events(branch)

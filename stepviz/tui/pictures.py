@@ -9,49 +9,38 @@ from __future__ import annotations
 
 from PIL import Image
 
-from ..channel_pictures import depth_picture, mask_picture
+from ..channel_pictures import mask_picture
 
 BLEND_ROLES = ("mask", "background", "generated", "blended")
 
 
-def step_pictures(pipe, record, kind: str, initial_latents=None, extra_channels=None) -> dict[str, Image.Image]:
+def step_pictures(pipe, record, kind: str, initial_latents=None) -> dict[str, Image.Image]:
     """x_t (after the step) and x0-hat of a record; before any step, the starting noise only.
 
     In inpaint (DIY blend) mode also the blend: mask, re-noised original, generated part, result.
-    With a 9- or 5-channel UNet also its extra input channels (`extra_channels`, the same at every
-    step): mask and masked-image latents, or the depth map.
     """
     import torch
 
     from ..preview import decode_images, preview, to_vp_scale
 
-    extra = extra_channels or {}
-    latents = {}
-    if record is not None:
-        family, sigma = record.family, record.sigma_next
-        latents = {"x_t": (record.latents, family, sigma), "x0": (record.pred_original_sample, "vp", 0.0)}
-    elif initial_latents is not None:
-        latents = {"x_t": (initial_latents, "vp", 0.0)}
-    if extra.get("masked_image_latents") is not None:
-        latents["masked_image_latents"] = (extra["masked_image_latents"], "vp", 0.0)
-    blend = record is not None and record.background is not None and record.mask is not None
+    if record is None:
+        if initial_latents is None:
+            return {}
+        return {"x_t": preview(pipe, initial_latents, kind)}
+    family, sigma = record.family, record.sigma_next
+    latents = {"x_t": (record.latents, family, sigma), "x0": (record.pred_original_sample, "vp", 0.0)}
+    blend = record.background is not None and record.mask is not None
     if blend:
         # records without the pre-blend latents: the generated part is what shows inside the mask
         generated = getattr(record, "latents_before_blend", None)
         if generated is None:
             generated = record.latents * record.mask
         latents.update(background=(record.background, family, sigma), generated=(generated, family, sigma))
-    if kind == "full" and latents:  # one VAE call for all of them
+    if kind == "full":  # one VAE call for all of them
         batch = torch.cat([to_vp_scale(x, fam, sig) for x, fam, sig in latents.values()])
         pictures = dict(zip(latents, decode_images(pipe, batch)))
-    elif kind == "full":
-        pictures = {}
     else:
         pictures = {role: preview(pipe, x, kind, fam, sig) for role, (x, fam, sig) in latents.items()}
     if blend:
         pictures.update(mask=mask_picture(record.mask), blended=pictures["x_t"])
-    if extra.get("mask") is not None:
-        pictures["mask"] = mask_picture(extra["mask"])
-    if extra.get("depth") is not None:
-        pictures["depth"] = depth_picture(extra["depth"])
     return pictures
