@@ -9,6 +9,7 @@ import torch
 from stepviz.toy import components
 from stepviz.toy.extra_channels import (depth_at_latent_size, mask_at_latent_size, masked_pixels, pixels_from_uint8,
                                         widen_conv_in)
+from stepviz.toy.train_variants import eps_loss
 from stepviz.toy.variant_data import HOLE_KINDS, draw_depth_scene_set, draw_hole, draw_inpaint_examples
 from stepviz.toy.world import draw_scene
 
@@ -26,6 +27,23 @@ def test_widened_unet_starts_as_the_base_unet():
         expected = base(x_t, 500, states).sample
         got = wide(torch.cat([x_t, extra], 1), 500, states).sample
     torch.testing.assert_close(got, expected)
+
+
+def test_eps_loss_weighs_the_hole_and_the_timesteps():
+    eps = torch.zeros(2, 4, 4, 4)
+    hole = torch.zeros(2, 1, 4, 4)
+    hole[:, :, :2] = 1.0  # top half repainted
+    error_inside, error_outside = eps.clone(), eps.clone()
+    error_inside[:, :, :2], error_outside[:, :, 2:] = 1.0, 1.0
+    abar = torch.tensor([0.5, 0.5])  # SNR 1: below gamma 5, so Min-SNR leaves it alone
+    assert eps_loss(error_inside, eps, abar, 5.0) == pytest.approx(0.5)
+    assert eps_loss(error_inside, eps, abar, 5.0, torch.ones_like(hole)) == pytest.approx(0.5)
+    weight = 1.0 + 2.0 * hole  # inside x3: an error inside counts 3/4 of the average, outside 1/4
+    assert eps_loss(error_inside, eps, abar, 5.0, weight) == pytest.approx(0.75)
+    assert eps_loss(error_outside, eps, abar, 5.0, weight) == pytest.approx(0.25)
+    clean = torch.tensor([0.99, 0.99])  # SNR 99: weighted down to gamma / SNR
+    assert eps_loss(error_inside, eps, clean, 5.0) == pytest.approx(0.5 * 5.0 / 99.0)
+    assert eps_loss(error_inside, eps, clean, 0.0) == pytest.approx(0.5)
 
 
 def test_inpaint_channels_match_the_diffusers_pipeline():

@@ -98,13 +98,36 @@ def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
             e.lerp_(p, 1.0 - decay)
 
 
+def eps_loss(eps_hat: torch.Tensor, eps: torch.Tensor, abar_t: torch.Tensor, min_snr_gamma: float,
+             pixel_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over the batch of w_t * (weighted) mean squared error of eps_hat.
+
+    w_t is Min-SNR weighting (Hang et al. 2023) for eps prediction: min(SNR_t, gamma) / SNR_t with
+    SNR_t = abar_t / (1 - abar_t); the nearly clean timesteps, whose loss is mostly unpredictable
+    detail, stop drowning the middle and noisy ones, where the extra channels decide what goes where.
+    gamma <= 0 gives plain MSE. pixel_weight (N x 1 x h x w) averages the squared error with weights
+    (the inpaint variant weighs the hole above the rest, whose answer is in the masked image already).
+    """
+    squared_error = (eps_hat - eps).pow(2)
+    if pixel_weight is None:
+        per_example = squared_error.mean(dim=(1, 2, 3))
+    else:
+        per_example = (pixel_weight * squared_error).mean(dim=(1, 2, 3)) / pixel_weight.mean(dim=(1, 2, 3))
+    snr = abar_t / (1 - abar_t)
+    weight = snr.clamp(max=min_snr_gamma) / snr if min_snr_gamma > 0 else torch.ones_like(snr)
+    return (weight * per_example).mean()
+
+
 def train_variant_unet(unet, text_states: torch.Tensor, data: VariantSet, steps: int, batch: int, lr: float,
                        seed: int, phase: int, checkpoint_path: Path, caption_dropout: float = 0.1,
                        ema_decay: float = 0.995, conv_in_lr_scale: float = 10.0, min_snr_gamma: float = 5.0,
+                       hole_loss_weight: float = 1.0,
                        save_every_s: float = 180) -> tuple[torch.nn.Module, list[float]]:
     """Train the UNet in place on eps prediction (resuming from checkpoint_path); returns the EMA UNet and losses.
 
     text_states: the frozen text encoder's hidden states for every caption, "" last.
+    hole_loss_weight: inpaint variant only, how much more a latent pixel inside the hole counts than one
+    outside it (the first extra channel is the mask).
     """
     from diffusers import DDIMScheduler
 
@@ -139,13 +162,9 @@ def train_variant_unet(unet, text_states: torch.Tensor, data: VariantSet, steps:
         x_t = a.sqrt() * x_0 + (1 - a).sqrt() * eps
         # 3. the pipeline's input: cat([x_t, extra channels]) -> eps_hat
         eps_hat = unet(torch.cat([x_t, extra], dim=1), t, text_states[caption]).sample
-        # 4. Min-SNR weighting (Hang et al. 2023): min(SNR_t, gamma) / SNR_t for eps prediction. The
-        #    nearly clean timesteps, whose loss is mostly unpredictable detail, stop drowning the
-        #    middle and noisy ones, where the extra channels must decide what goes where.
-        per_example = (eps_hat - eps).pow(2).mean(dim=(1, 2, 3))
-        snr = a.flatten() / (1 - a.flatten())
-        weight = snr.clamp(max=min_snr_gamma) / snr if min_snr_gamma > 0 else torch.ones_like(snr)
-        loss = (weight * per_example).mean()
+        # 4. the loss, Min-SNR weighted over timesteps (and over the hole, for the inpaint variant)
+        pixel_weight = 1.0 + (hole_loss_weight - 1.0) * extra[:, :1] if hole_loss_weight != 1.0 else None
+        loss = eps_loss(eps_hat, eps, a.flatten(), min_snr_gamma, pixel_weight)
 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -230,6 +249,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--conv-in-lr-scale", type=float, default=10.0,
                         help="conv_in's learning rate as a multiple of --lr (its new channels start at zero)")
     parser.add_argument("--min-snr-gamma", type=float, default=5.0, help="Min-SNR loss weighting (0: plain MSE)")
+    parser.add_argument("--hole-loss-weight", type=float, default=1.0,
+                        help="inpaint variant: weight of the loss inside the hole relative to outside it")
     parser.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on busy cores)")
     return parser.parse_args(argv)
@@ -245,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.resume and scratch.exists():
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True, exist_ok=True)
+    if args.variant != "inpaint" and args.hole_loss_weight != 1.0:
+        sys.exit(f"--hole-loss-weight {args.hole_loss_weight}: only the inpaint variant has a hole (leave it at 1)")
     if args.variant == "depth" and not (estimator / "depth_estimator").is_dir():
         sys.exit(f"no depth estimator in {estimator}: run `python -m stepviz.toy.depth_estimator --out {estimator}`")
 
@@ -272,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     ema_unet, losses = train_variant_unet(unet, text_states, data, args.steps, args.batch, args.lr, args.seed,
                                           VARIANT_PHASE[args.variant], scratch / "unet.pt",
                                           ema_decay=args.ema_decay, conv_in_lr_scale=args.conv_in_lr_scale,
-                                          min_snr_gamma=args.min_snr_gamma,
+                                          min_snr_gamma=args.min_snr_gamma, hole_loss_weight=args.hole_loss_weight,
                                           save_every_s=args.save_every)
     save_variant(args.variant, base, ema_unet, out, estimator)
     # the base's tokenizer files verbatim (vocab.json + merges.txt too, which transformers 4 needs)
@@ -288,7 +311,9 @@ def main(argv: list[str] | None = None) -> None:
         f"Fine-tuned from the base toy model `{args.base}` in {minutes:.1f} min ({args.threads} torch thread(s)): "
         f"VAE, tokenizer and text encoder kept (frozen); UNet conv_in widened by {EXTRA_CHANNELS[args.variant]} "
         f"zero-initialised channels, then {args.steps} steps at batch {args.batch}, peak LR {args.lr} "
-        f"(conv_in x{args.conv_in_lr_scale}), Min-SNR-{args.min_snr_gamma} loss weights, {len(data)} examples, seed {args.seed}; EMA ({args.ema_decay}) "
+        f"(conv_in x{args.conv_in_lr_scale}), Min-SNR-{args.min_snr_gamma} loss weights, "
+        f"loss inside the hole x{args.hole_loss_weight}, "
+        f"{len(data)} examples, seed {args.seed}; EMA ({args.ema_decay}) "
         f"weights saved. Final loss (mean of the last 200 steps) "
         f"{np.mean(losses[-200:]):.4f}. Loss curve: `loss_curve.png`.\n"
     )
