@@ -200,3 +200,18 @@ def test_shipped_variant_folder_loads_and_steps(name, class_name, channels, mode
                       mode=mode, image=scene.pil(), **extra)
     stepper.run()
     assert stepper.done and np.asarray(stepper.image()).shape == (64, 64, 3)
+
+
+def test_inpaint_evaluation_runs_the_cases_once_per_seed():
+    from stepviz.toy.evaluate_variants import InpaintCase, evaluate_inpaint
+    from stepviz.toy.variant_data import box_hole
+    from stepviz.toy.world import caption
+
+    pipe = tiny_pipeline("StableDiffusionInpaintPipeline", unet_in_channels=9)
+    scene = draw_scene("red", "circle", "black", seed=1, size=32)
+    case = InpaintCase(scene, box_hole(32, 2, 2, 14, 14), "elsewhere", caption("blue", "square", "black"), "blue",
+                       "square")
+    rows = evaluate_inpaint(pipe, steps=2, cases=[case], seeds=3)
+    assert [r["prompt"] for r in rows] == [case.prompt] * 3
+    assert not np.array_equal(rows[0]["output"], rows[1]["output"])  # seeds 0 and 1
+    assert all(r["outside"] >= 0 and isinstance(r["colour_ok"], bool) for r in rows)

@@ -1,6 +1,6 @@
 """Do the toy variants do their job? Run the diffusers pipelines and ask the checker.
 
-    python -m stepviz.toy.evaluate_variants [--inpaint toy-inpaint] [--depth toy-depth] [--steps 25]
+    python -m stepviz.toy.evaluate_variants [--inpaint toy-inpaint] [--depth toy-depth] [--steps 25] [--seeds 4]
 
 (a) Inpainting (StableDiffusionInpaintPipeline, strength 1): a one-shape scene, a hole
     either on empty background ("elsewhere") or over the shape ("covering"), and a
@@ -12,7 +12,8 @@
     another colour; the depth comes from the pipeline's own estimator (or the true
     depth map). Layout kept = IoU of the checker's shape masks of input and output.
 
-Fixed seeds everywhere (generator i = torch.Generator().manual_seed(i)), DDIM, guidance 7.5.
+Fixed seeds everywhere: each set of 36 cases runs --seeds times, picture i with
+torch.Generator().manual_seed(i) (so round r has seeds 36r..36r+35); DDIM, guidance 7.5.
 """
 
 from __future__ import annotations
@@ -105,13 +106,15 @@ def vae_round_trip(pipe, images: np.ndarray) -> np.ndarray:
 
 
 def evaluate_inpaint(pipe, steps: int = 25, guidance_scale: float = 7.5,
-                     cases: list[InpaintCase] | None = None) -> list[dict]:
+                     cases: list[InpaintCase] | None = None, seeds: int = 1) -> list[dict]:
     """One row per case: asked colour/shape found in the hole's crop, mean difference outside.
 
     `pipe` is a StableDiffusionInpaintPipeline: with a 9-channel UNet the inpainting model, with
-    a 4-channel one the DIY blend loop (the same loop as stepviz's Stepper, bit for bit).
+    a 4-channel one the DIY blend loop (the same loop as stepviz's Stepper, bit for bit). The cases
+    run `seeds` times over, picture i with seed i.
     """
-    cases = cases if cases is not None else inpaint_cases(pipe.unet.config.sample_size * pipe.vae_scale_factor)
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    cases = (cases if cases is not None else inpaint_cases(size)) * seeds
     with torch.no_grad():
         outputs = _uint8(_ddim(pipe)(
             prompt=[c.prompt for c in cases], image=[c.scene.pil() for c in cases],
@@ -167,8 +170,9 @@ def depth_cases(size: int = 64) -> list[tuple[Scene, str, str]]:
     return cases
 
 
-def evaluate_depth(pipe, strength: float, true_depth: bool, steps: int = 25, guidance_scale: float = 7.5) -> dict:
-    cases = depth_cases(pipe.unet.config.sample_size * pipe.vae_scale_factor)
+def evaluate_depth(pipe, strength: float, true_depth: bool, steps: int = 25, guidance_scale: float = 7.5,
+                   seeds: int = 1) -> dict:
+    cases = depth_cases(pipe.unet.config.sample_size * pipe.vae_scale_factor) * seeds
     depth_map = torch.from_numpy(np.stack([s.depth for s, _, _ in cases])) if true_depth else None
     with torch.no_grad():
         outputs = _uint8(_ddim(pipe)(
@@ -188,7 +192,7 @@ def evaluate_depth(pipe, strength: float, true_depth: bool, steps: int = 25, gui
 
 
 def format_depth_table(results: list[dict]) -> str:
-    lines = ["| depth from | strength | scenes | mean IoU of shape masks | IoU >= 0.6 | prompt's colour | shape kept |",
+    lines = ["| depth from | strength | pictures | mean IoU of shape masks | IoU >= 0.6 | prompt's colour | shape kept |",
              "|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['depth']} | {r['strength']} | {r['n']} | {r['iou']:.2f} | {r['iou_ok']:.1%} "
@@ -238,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--depth", default="toy-depth", help="Depth2Img model (name or folder); 'none' skips")
     parser.add_argument("--steps", type=int, default=25, help="DDIM steps")
     parser.add_argument("--guidance", type=float, default=7.5)
+    parser.add_argument("--seeds", type=int, default=4, help="runs of each case set, new seeds each run")
     parser.add_argument("--grids", help="folder to save the output pictures as grids")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on busy cores)")
     args = parser.parse_args(argv)
@@ -245,8 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.grids:
         Path(args.grids).mkdir(parents=True, exist_ok=True)
     if args.inpaint != "none":
-        rows = evaluate_inpaint(load_pipeline(args.inpaint), args.steps, args.guidance)
-        print(f"## (a) inpainting: {args.inpaint}, {args.steps} DDIM steps, guidance {args.guidance}\n")
+        rows = evaluate_inpaint(load_pipeline(args.inpaint), args.steps, args.guidance, seeds=args.seeds)
+        print(f"## (a) inpainting: {args.inpaint}, {args.steps} DDIM steps, guidance {args.guidance}, "
+              f"{args.seeds} seed(s) per case\n")
         print(format_inpaint_table(rows), flush=True)
         print(f"stepviz.Stepper(mode='inpaint') vs the pipeline, first case: largest pixel difference "
               f"{stepper_difference(load_pipeline(args.inpaint), 'inpaint', args.steps, args.guidance):.0f}/255")
@@ -254,10 +260,10 @@ def main(argv: list[str] | None = None) -> None:
             save_grid([r["output"] for r in rows], Path(args.grids) / "inpaint.png")
     if args.depth != "none":
         pipe = load_pipeline(args.depth)
-        results = [evaluate_depth(pipe, 0.8, False, args.steps, args.guidance),
-                   evaluate_depth(pipe, 1.0, False, args.steps, args.guidance),
-                   evaluate_depth(pipe, 1.0, True, args.steps, args.guidance)]
-        print(f"\n## (b) Depth2Img: {args.depth}, {args.steps} DDIM steps, guidance {args.guidance}\n")
+        results = [evaluate_depth(pipe, strength, true_depth, args.steps, args.guidance, args.seeds)
+                   for strength, true_depth in ((0.8, False), (1.0, False), (1.0, True))]
+        print(f"\n## (b) Depth2Img: {args.depth}, {args.steps} DDIM steps, guidance {args.guidance}, "
+              f"{args.seeds} seed(s) per case\n")
         print(format_depth_table(results), flush=True)
         print(f"stepviz.Stepper(mode='depth2img') vs the pipeline, first case: largest pixel difference "
               f"{stepper_difference(pipe, 'depth', args.steps, args.guidance):.0f}/255")
