@@ -136,6 +136,29 @@ def tiny_base(tmp_path_factory):
     return root
 
 
+def test_decoder_fine_tune_keeps_the_encoder_and_the_rest_of_the_folder(tiny_base):
+    from diffusers import AutoencoderKL
+
+    from stepviz.toy.train_decoder import foreground, main as decoder_main
+
+    scene = draw_scene("red", "circle", "white", seed=3, size=64)
+    shapes = foreground(scene.image[None])[0]
+    assert (shapes & scene.mask).sum() / (shapes | scene.mask).sum() > 0.9
+
+    out = tiny_base / "decoder"
+    decoder_main(["--model", str(tiny_base / "base"), "--out", str(out), "--steps", "2", "--batch", "4",
+                  "--scenes", "8", "--examples", "8", "--threads", "1"])
+    before = AutoencoderKL.from_pretrained(tiny_base / "base" / "vae").state_dict()
+    after = AutoencoderKL.from_pretrained(out / "vae").state_dict()
+    same = {name: torch.equal(before[name], after[name]) for name in before}
+    assert all(same[name] for name in same if name.startswith(("encoder.", "quant_conv.")))
+    assert not all(same[name] for name in same if name.startswith("decoder."))
+    for part in ("unet", "text_encoder"):
+        for file in (tiny_base / "base" / part).iterdir():
+            assert (out / part / file.name).read_bytes() == file.read_bytes()
+    assert "--steps 2" in (out / "DECODER.md").read_text() and not (tiny_base / "decoder.tmp").exists()
+
+
 @pytest.mark.parametrize("variant, class_name, channels", [
     ("inpaint", "StableDiffusionInpaintPipeline", 9), ("depth", "StableDiffusionDepth2ImgPipeline", 5)])
 def test_tiny_variant_training_writes_a_loadable_pipeline(tiny_base, variant, class_name, channels):

@@ -32,6 +32,7 @@ from .variant_data import box_hole, disk
 from .world import BACKGROUNDS, COLOURS, SHAPES, Scene, caption, draw_scene
 
 HOLE_SIDE = 30  # pixels, the "elsewhere" hole (a square on empty background)
+MIN_CASE_SIZE = 2 * HOLE_SIDE + 4  # pictures smaller than this leave no room for an "elsewhere" hole
 OUTSIDE_BOUND = 12.0  # (a) passes when the mean |output - original| outside the hole is below this (0..255)
 PASS_RATE = 0.8
 IOU_BOUND = 0.6
@@ -64,6 +65,8 @@ def _elsewhere_hole(scene: Scene) -> np.ndarray | None:
 
 def inpaint_cases(size: int = 64) -> list[InpaintCase]:
     """36 cases: every asked colour x shape, each on both backgrounds, holes elsewhere and covering."""
+    if size < MIN_CASE_SIZE:
+        raise ValueError(f"picture size {size}: the inpainting cases need at least {MIN_CASE_SIZE} pixels")
     colours, backgrounds = list(COLOURS), list(BACKGROUNDS)
     cases = []
     for k, (colour, shape) in enumerate((c, s) for c in colours for s in SHAPES):

@@ -30,6 +30,15 @@ from .world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
 VAE_PHASE = 1
 
 
+def shape_weighted_pixel_loss(reconstruction: torch.Tensor, x: torch.Tensor, mask: torch.Tensor,
+                              shape_weight: float = 5.0) -> torch.Tensor:
+    """MSE + L1 per pixel, the shapes' pixels (mask N x 1 x H x W) weighing 1 + shape_weight."""
+    weight = 1.0 + shape_weight * mask
+    error = reconstruction - x
+    # MSE keeps colours right on average, L1 keeps edges sharp
+    return (weight * (error**2 + error.abs())).sum() / (3 * weight.sum())
+
+
 def train_vae(
     vae: AutoencoderKL, scenes: SceneSet, steps: int, batch: int, lr: float, seed: int,
     checkpoint_path: Path, shape_weight: float = 5.0, kl_weight: float = 1e-6, save_every_s: float = 180,
@@ -50,10 +59,7 @@ def train_vae(
         posterior = vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
         reconstruction = vae.decode(z).sample
-        weight = 1.0 + shape_weight * mask
-        error = reconstruction - x
-        # MSE keeps colours right on average, L1 keeps edges sharp
-        pixel = (weight * (error**2 + error.abs())).sum() / (3 * weight.sum())
+        pixel = shape_weighted_pixel_loss(reconstruction, x, mask, shape_weight)
         kl = posterior.kl().mean() / z[0].numel()
         loss = pixel + kl_weight * kl
 

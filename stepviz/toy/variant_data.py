@@ -25,7 +25,7 @@ from .world import BACKGROUNDS, COLOURS, SHAPES, caption, draw_scene, jittered, 
 
 HOLE_KINDS = ("shape_dilated", "box_around", "ellipse_around", "random_box", "random_ellipse", "whole",
               "placed_box", "placed_ellipse")
-HOLE_WEIGHTS = (0.14, 0.18, 0.10, 0.06, 0.06, 0.12, 0.24, 0.10)
+HOLE_WEIGHTS = (0.10, 0.16, 0.08, 0.05, 0.05, 0.10, 0.32, 0.14)
 DISTRACTOR_CHANCE = 0.5  # holes around the shape: chance of a second shape outside the hole
 PLACED_SIDE = (0.32, 0.56)  # placed holes: side (box) or diameter (ellipse) as a fraction of the picture
 
