@@ -249,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grids", help="folder to save the output pictures as grids")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on busy cores)")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: must be 1 or more")
     torch.set_num_threads(args.threads)
     if args.grids:
         Path(args.grids).mkdir(parents=True, exist_ok=True)

@@ -1,16 +1,17 @@
 """Fine-tune a toy VAE's decoder on pictures with two shapes, the encoder (so the latent space) kept.
 
-    python -m stepviz.toy.train_decoder --model DIR --out DIR [--steps 1200] [--resume]
+    python -m stepviz.toy.train_decoder --model DIR --out DIR [--steps 3000] [--resume]
 
 The base VAE learned from one-shape scenes. An inpainting model is asked to draw a
-second shape beside the first, and that VAE decodes such pictures badly: its decoder's
-attention looks over the whole picture, so a small new shape takes the old one's
-colour or outline (measured by `round_trip_report`: the checker on the new shape's
+second shape beside the first, and that VAE decodes such pictures badly (it never saw
+two, and its attention looks over the whole picture): a small new shape takes the old
+one's colour or outline (measured by `round_trip_report`: the checker on the new shape's
 crop, original vs VAE round trip). As SD's ft-MSE VAE did, only the decoder (and
 post_quant_conv) is trained: the encoder, its latents and every UNet trained on them
 stay valid. The pictures are the inpainting variant's own training targets
 (variant_data.py: scenes, second shapes outside holes, new shapes drawn in holes).
-OUT gets a copy of the model folder with the new VAE; DIR/scratch keeps the checkpoint.
+OUT gets a copy of the model folder with the new VAE; OUT-scratch beside it keeps the
+pictures and the checkpoint (--resume continues from there).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stepviz.toy.train_decoder", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a toy pipeline folder (its vae/ is fine-tuned)")
     parser.add_argument("--out", required=True, help="where the copy with the new VAE goes")
-    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--scenes", type=int, default=4000)
