@@ -28,6 +28,7 @@ from PIL import Image
 from scipy import ndimage
 
 from .checker import inspect
+from .extra_channels import pixels_from_uint8
 from .variant_data import box_hole, disk
 from .world import BACKGROUNDS, COLOURS, SHAPES, Scene, caption, draw_scene
 
@@ -102,10 +103,16 @@ def _ddim(pipe):
 
 
 @torch.no_grad()
-def vae_round_trip(pipe, images: np.ndarray) -> np.ndarray:
-    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    decoded = pipe.vae.decode(pipe.vae.encode(pixels).latent_dist.mean).sample
+def vae_round_trip(vae, images: np.ndarray) -> np.ndarray:
+    """uint8 pictures N x H x W x 3 through encode (posterior mean) -> decode, back to uint8."""
+    decoded = vae.decode(vae.encode(pixels_from_uint8(images)).latent_dist.mean).sample
     return _uint8((decoded.permute(0, 2, 3, 1).numpy() + 1) / 2)
+
+
+def hole_crop(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The part of `image` inside the hole's bounding box (what the checker judges)."""
+    ys, xs = np.nonzero(hole)
+    return image[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
 
 
 def evaluate_inpaint(pipe, steps: int = 25, guidance_scale: float = 7.5,
@@ -125,11 +132,10 @@ def evaluate_inpaint(pipe, steps: int = 25, guidance_scale: float = 7.5,
             num_inference_steps=steps, guidance_scale=guidance_scale, output_type="np",
             generator=[torch.Generator().manual_seed(i) for i in range(len(cases))]).images)
     originals = np.stack([c.scene.image for c in cases])
-    round_trips = vae_round_trip(pipe, originals)
+    round_trips = vae_round_trip(pipe.vae, originals)
     rows = []
     for case, output, round_trip in zip(cases, outputs, round_trips):
-        ys, xs = np.nonzero(case.hole)
-        found = inspect(output[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+        found = inspect(hole_crop(output, case.hole))
         outside = ~case.hole
         difference = np.abs(output.astype(float) - case.scene.image)[outside].mean()
         floor = np.abs(round_trip.astype(float) - case.scene.image)[outside].mean()

@@ -81,7 +81,7 @@ def round_trip_report(vae, rounds: int = 3, seed: int = 0) -> dict:
     the "elsewhere" hole. Share of new shapes the checker reads right (colour and shape, on the hole's
     crop) in the original and after encode -> decode; also with the old shape removed. Empty when the
     pictures are too small for the evaluation's holes."""
-    from .evaluate_variants import MIN_CASE_SIZE, inpaint_cases
+    from .evaluate_variants import MIN_CASE_SIZE, hole_crop, inpaint_cases, vae_round_trip
 
     if vae.config.sample_size < MIN_CASE_SIZE:
         return {}
@@ -96,15 +96,10 @@ def round_trip_report(vae, rounds: int = 3, seed: int = 0) -> dict:
                 image[:] = case.scene.image[0, 0]  # the background colour (corners are clear of the shape)
             asked.append((*paint_into_hole(image, case.hole, rng), case.hole))
             images.append(image)
-        pixels = pixels_from_uint8(np.stack(images))
-        decoded = vae.decode(vae.encode(pixels).latent_dist.mean).sample
-        round_trips = np.clip(np.round((decoded.permute(0, 2, 3, 1).numpy() + 1) * 127.5), 0, 255).astype(np.uint8)
         right = []
-        for original, round_trip, (colour, shape, hole) in zip(images, round_trips, asked):
-            ys, xs = np.nonzero(hole)
-            crop = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+        for original, round_trip, (colour, shape, hole) in zip(images, vae_round_trip(vae, np.stack(images)), asked):
             right.append([(found["colour"], found["shape"]) == (colour, shape)
-                          for found in (inspect(original[crop]), inspect(round_trip[crop]))])
+                          for found in (inspect(hole_crop(original, hole)), inspect(hole_crop(round_trip, hole)))])
         report[name] = dict(pictures=len(images), original=float(np.mean([r[0] for r in right])),
                             round_trip=float(np.mean([r[1] for r in right])))
     return report
