@@ -1,6 +1,7 @@
 """Matplotlib figures of a run: the noise schedule and the guidance norms, per step.
 
-Pure functions from StepRecords to PNG files (Agg backend, no display needed).
+Pure functions from StepRecords to PNG files. Figures are built with matplotlib's object API
+(`Figure`, no pyplot), so nothing here picks or switches the process's matplotlib backend.
 Edits (guidance or scheduler changes) are marked with a dashed line at the step they applied.
 """
 
@@ -8,11 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 NORM_FIELDS = (
     ("norm_uncond", "‖ε_uncond‖"),
@@ -49,13 +47,13 @@ def _save(figure, path: Path) -> Path:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)
     return path
 
 
 def schedule_figure(records, path: Path, branches: dict[str, list] | None = None) -> Path:
     """sigma_t (log scale) and abar_t per step; other runs (compare branches) as thin lines."""
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.2), sharex=True)
+    figure = Figure(figsize=(7, 5.2))
+    top, bottom = figure.subplots(2, 1, sharex=True)
     steps = [r.index for r in records]
     top.plot(steps, [max(r.sigma, 1e-4) for r in records], "o-", label="this run", color="C0")
     bottom.plot(steps, [r.alpha_cumprod for r in records], "o-", color="C0")
@@ -78,7 +76,8 @@ def schedule_figure(records, path: Path, branches: dict[str, list] | None = None
 
 def norms_figure(records, path: Path) -> Path:
     """The noise predictions' norms, the guidance direction, the latents' spread and cos(uncond, text)."""
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.2), sharex=True)
+    figure = Figure(figsize=(7, 5.2))
+    top, bottom = figure.subplots(2, 1, sharex=True)
     steps = [r.index for r in records]
     for field, label in NORM_FIELDS:
         top.plot(steps, [getattr(r, field) for r in records], "o-", markersize=3, label=label)

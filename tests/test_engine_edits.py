@@ -134,12 +134,14 @@ def test_fork_gives_independent_branches(tiny_pipe):
 @pytest.mark.parametrize("scheduler", list(SCHEDULERS))
 def test_every_record_has_a_finite_x0_hat_and_metrics(tiny_pipe, scheduler):
     st = make(tiny_pipe, scheduler=scheduler, num_inference_steps=4)
-    for rec in st.run():
+    records = st.run()
+    assert [rec.index for rec in records] == list(range(len(records))) and len(records) == st.total_steps
+    for rec in records:
         assert rec.pred_original_sample.shape == rec.latents.shape
         assert torch.isfinite(rec.pred_original_sample).all()
         assert all(v == v for v in rec.floats().values())
         assert rec.norm_guidance > 0 and -1.0 <= rec.cos_uncond_text <= 1.0
-        assert rec.index < rec.num_steps == len(st.records) or rec.num_steps == st.total_steps
+        assert rec.num_steps == st.total_steps
 
 
 def test_x0_hat_of_a_vp_scheduler_follows_the_formula(tiny_pipe):

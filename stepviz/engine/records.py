@@ -74,7 +74,6 @@ class StepRecord:
     seconds_scheduler: float = 0.0
     seconds_total: float = 0.0
     # a note about the scheduler's state, e.g. "multistep history restarted"
-    scheduler_note: str | None = None
 
     @property
     def noise_pred(self) -> torch.Tensor:
@@ -114,7 +113,7 @@ class RunLogEntry:
 
 @dataclass
 class PromptAnatomy:
-    """How a prompt became the text encoder's input (seed section S2)."""
+    """How a prompt became the text encoder's input (the Hugging Face diffusion course, Unit 3)."""
 
     text: str
     tokens: list[str]

@@ -1,6 +1,6 @@
 """The schedulers stepviz lists, their two latent spaces, and x0-hat per family.
 
-Two families (see DESIGN.md, "Facts about diffusers schedulers"):
+Two families (Karras et al. 2022 relate them; diffusers implements both):
 
     VP     x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps          init_noise_sigma = 1
     sigma  x   = x_0 + sigma eps,  sigma = sqrt((1 - abar) / abar)  model input x / sqrt(sigma^2 + 1)

@@ -1,4 +1,4 @@
-"""The seed's DIY sampling loop, one scheduler step per call.
+"""The DIY sampling loop of the Hugging Face diffusion course (Unit 3), one scheduler step per call.
 
 Notation (Ho et al. 2020; Song et al. 2021 (DDIM); Karras et al. 2022; Ho & Salimans 2022):
 
@@ -95,6 +95,7 @@ class Stepper:
         if not self._finite(run.image_latents, run.masked_image_latents):
             self._setup_nonfinite = self._setup_nonfinite or "vae_encode"
         self.timesteps, self._loop_index, self._steps_since_swap = run.timesteps, 0, 0
+        self._swapped = False  # True once set_scheduler has replaced the run's first scheduler
         self.grid = schedulers.first_order_grid(run.timesteps)
         self._snapshots: list[Snapshot] = [self._snapshot()]
 
@@ -139,12 +140,10 @@ class Stepper:
                          self._loop_index, self._steps_since_swap, self.guidance_scale,
                          self.generator.get_state(), self._swapped)
 
-    _swapped = False
-
     # ---------------------------------------------------------------- the loop
     @torch.no_grad()
     def step(self) -> StepRecord:
-        """One iteration of the seed's loop: x_t -> x_{t-1}, recorded."""
+        """One iteration of the course's loop: x_t -> x_{t-1}, recorded."""
         if self.stopped is not None:
             raise self.stopped
         if self.done:

@@ -1,4 +1,4 @@
-"""Prompt -> tokens -> ids -> text embeddings (seed section S2), as diffusers' encode_prompt does it."""
+"""Prompt -> tokens -> ids -> text embeddings (the Hugging Face diffusion course, Unit 3), as diffusers' encode_prompt does it."""
 
 from __future__ import annotations
 

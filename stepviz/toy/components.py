@@ -121,6 +121,3 @@ def make_pipeline_scheduler() -> PNDMScheduler:
     scheduler.register_to_config(clip_sample=False)
     return scheduler
 
-
-def parameter_count(module) -> int:
-    return sum(p.numel() for p in module.parameters())

@@ -5,7 +5,7 @@ so the shape's pixels weigh `shape_weight` times more; otherwise the decoder get
 colours wrong (green and yellow came back orange in a trial run).
 
 After training, the latents' per-channel mean and std are folded into the 1x1
-convolutions around the latent space (DESIGN.md, "The toy world"): with
+convolutions around the latent space: with
 z' = a (z - m), a = 1/std per channel,
   quant_conv mean rows:   W <- a W,  b <- a (b - m);  log-variance bias += 2 log a
   post_quant_conv:        columns W[:, c] <- W[:, c] / a_c,  b <- b + W m
