@@ -46,6 +46,66 @@ def test_checker_accuracy_on_generated_scenes():
         assert accuracy >= 0.98, (name, accuracy)
 
 
+def _painted(corners_xy: list[np.ndarray], fg=(30, 180, 40), bg=(8, 8, 8), size=64) -> np.ndarray:
+    """A picture of the union of polygons (each an array of (x, y) corners), 4x supersampled."""
+    from matplotlib.path import Path
+
+    fine = (np.arange(size * 4) + 0.5) / 4
+    points = np.stack(np.meshgrid(fine, fine), axis=-1).reshape(-1, 2)
+    inside = np.zeros(len(points), dtype=bool)
+    for corners in corners_xy:
+        inside |= Path(corners).contains_points(points)
+    cover = inside.reshape(size, 4, size, 4).mean(axis=(1, 3))[..., None]
+    return np.round(cover * np.array(fg) + (1 - cover) * np.array(bg)).astype(np.uint8)
+
+
+def _star(centre, radius, inner, rotation, points=4):
+    """Corners of a star with `points` tips at `radius` and notches at `inner` * radius (inner=1: a regular
+    2*points-gon)."""
+    angles = rotation + np.pi * np.arange(2 * points) / points
+    radii = np.where(np.arange(2 * points) % 2 == 0, radius, inner * radius)
+    return np.stack([centre[0] + radii * np.cos(angles), centre[1] + radii * np.sin(angles)], axis=1)
+
+
+def _regular(centre, radius, corners, rotation):
+    angles = rotation + 2 * np.pi * np.arange(corners) / corners
+    return np.stack([centre[0] + radius * np.cos(angles), centre[1] + radius * np.sin(angles)], axis=1)
+
+
+WRONG_DRAWINGS = {
+    "pentagon": lambda c, r, a: [_regular(c, r, 5, a)],
+    "hexagon": lambda c, r, a: [_regular(c, r, 6, a)],
+    "four-pointed star": lambda c, r, a: [_star(c, r, 0.5, a)],
+    "square with a notch": lambda c, r, a: [np.concatenate([_regular(c, r, 4, a)[:3], [c], _regular(c, r, 4, a)[3:]])],
+    "blob of three discs": lambda c, r, a: [_regular((c[0] + dx * r, c[1] + dy * r), r * 0.55, 24, 0)
+                                            for dx, dy in ((-0.45, 0.2), (0.35, 0.3), (0.1, -0.5 + 0.1 * a))],
+}
+
+
+@pytest.mark.parametrize("name", list(WRONG_DRAWINGS))
+def test_checker_names_no_shape_for_wrong_drawings(name):
+    rng = np.random.default_rng(7)
+    for _ in range(12):
+        radius = rng.uniform(10.5, 19.0)
+        centre = rng.uniform(radius + 2, 62 - radius, size=2)
+        image = _painted(WRONG_DRAWINGS[name](centre, radius, rng.uniform(0, 2 * np.pi)))
+        found = checker.inspect(image)
+        assert found["colour"] == "green" and found["blob_area"] > 150
+        assert found["shape"] is None, (name, found["template_iou"], found["solidity"])
+        assert not checker.check(image, "a green square on a black background")["shape_ok"]
+
+
+def test_checker_measures_the_template_fit():
+    scene = world.draw_scene("red", "triangle", "white", seed=3)
+    found = checker.inspect(scene.image)
+    assert set(found["template_iou"]) == {"circle", "square", "triangle", "pentagon", "hexagon"}
+    assert found["template_iou"]["triangle"] >= 0.95 > 0.8 > found["template_iou"]["circle"]
+    assert found["solidity"] > 0.97 and found["shape"] == "triangle"
+    # a square drawn the world's way, but squashed to a 2:1 rectangle, fits no template well enough
+    rectangle = _painted([np.array([[14, 24], [50, 24], [50, 42], [14, 42]])])
+    assert checker.classify(rectangle)[1] is None
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_cell_box_covers_the_shape_with_a_margin_in_whole_cells(seed):
     scene = world.draw_scene("green", "triangle", "black", seed=seed)

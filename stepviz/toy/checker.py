@@ -4,9 +4,15 @@ Deterministic and rule-based, so it can judge the toy model's outputs:
 1. background: the median colour of the border pixels, dark -> black, light -> white;
 2. the shape: the largest connected blob of pixels far from that background colour;
 3. colour: the circular median hue of the blob's saturated pixels, nearest reference hue;
-4. shape: rotation-invariant fill ratio = blob area / (pi * r_max^2), with r_max the
-   largest distance from the blob's centroid to its pixels. A circle fills ~1.0 of
-   that disc, a square 2/pi ~ 0.64, an equilateral triangle 3*sqrt(3)/(4*pi) ~ 0.41.
+4. shape: template fit. Circle, square and equilateral-triangle templates, centred on the
+   blob's centroid and scaled to its area, are laid over the blob at every rotation (2 degree
+   steps); each template's score is its best IoU with the blob. The shape is the best-fitting
+   template, and only when
+   - its IoU is at least MIN_TEMPLATE_IOU (0.85),
+   - no rival template (a regular pentagon or hexagon) fits better: a pentagon is no circle,
+   - the blob is convex: area / area of its convex hull >= MIN_SOLIDITY (a four-pointed
+     star or a notched blob is no square);
+   otherwise the shape is None.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import colorsys
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+from scipy.spatial import ConvexHull, QhullError
 
 from .world import COLOURS, parse_caption
 
@@ -24,8 +31,12 @@ REFERENCE_HUES = {
     name: 360.0 * colorsys.rgb_to_hsv(*(np.asarray(rgb) / 255.0))[0] for name, rgb in COLOURS.items()
 }
 FOREGROUND_DISTANCE = 80.0  # RGB distance from the background that counts as shape
-CIRCLE_MIN_FILL = 0.80  # fill ratio above: circle
-SQUARE_MIN_FILL = 0.54  # between: square; below: triangle
+MIN_TEMPLATE_IOU = 0.85  # the best template must cover the blob at least this well
+MIN_SOLIDITY = 0.90  # blob area / convex-hull area: drawn shapes 1.0, VAE round trips >= 0.93, a 4-pointed star <= 0.87
+CORNERS = {"circle": 0, "square": 4, "triangle": 3}  # the shapes the world draws
+RIVAL_CORNERS = {"pentagon": 5, "hexagon": 6}  # shapes it never draws, which a lumpy blob may resemble
+ROTATION_STEP = np.radians(2.0)
+MIN_BLOB_AREA = 12
 
 
 def _as_array(image) -> np.ndarray:
@@ -53,13 +64,21 @@ def _largest_blob(image: np.ndarray, bg_colour: np.ndarray) -> np.ndarray:
     return labels == (1 + int(np.argmax(sizes)))
 
 
+def _hues(rgb: np.ndarray) -> np.ndarray:
+    """HSV hue in [0, 1) of N x 3 colours in [0, 1] (as colorsys.rgb_to_hsv, vectorised)."""
+    top, low = rgb.max(axis=1), rgb.min(axis=1)
+    span = np.where(top > low, top - low, 1.0)
+    r, g, b = rgb.T
+    hue = np.where(top == r, (g - b) / span, np.where(top == g, 2.0 + (b - r) / span, 4.0 + (r - g) / span))
+    return (hue / 6.0) % 1.0
+
+
 def _hue_name(pixels: np.ndarray) -> str | None:
     rgb = pixels / 255.0
-    top, low = rgb.max(axis=1), rgb.min(axis=1)
-    saturated = (top - low) > 0.25
+    saturated = (rgb.max(axis=1) - rgb.min(axis=1)) > 0.25
     if not saturated.any():
         return None
-    hues = np.array([colorsys.rgb_to_hsv(*p)[0] for p in rgb[saturated]]) * 2 * np.pi
+    hues = _hues(rgb[saturated]) * 2 * np.pi
     mean_angle = np.angle(np.exp(1j * hues).mean())
     hue = np.degrees(mean_angle) % 360.0
 
@@ -70,33 +89,90 @@ def _hue_name(pixels: np.ndarray) -> str | None:
     return min(REFERENCE_HUES, key=distance)
 
 
-def _shape_name(blob: np.ndarray) -> tuple[str | None, float]:
-    area = float(blob.sum())
-    if area < 12:
-        return None, 0.0
+def _template_iou(corners: int, area: float, py: np.ndarray, px: np.ndarray, blob: np.ndarray) -> float:
+    """Best IoU over rotations of a regular polygon (0 corners: a disc) of the blob's area,
+    centred at the origin of the pixel offsets (py, px)."""
+    if corners == 0:
+        inside = (py * py + px * px <= area / np.pi)[None]
+    else:
+        # regular n-gon of area A: circumradius R with A = n/2 R^2 sin(2 pi / n); inside = every
+        # edge normal's projection at most the inradius R cos(pi / n)
+        circumradius = np.sqrt(2.0 * area / (corners * np.sin(2 * np.pi / corners)))
+        inradius = circumradius * np.cos(np.pi / corners)
+        rotations = np.arange(0.0, 2 * np.pi / corners, ROTATION_STEP)
+        normals = rotations[:, None] + 2 * np.pi * np.arange(corners)[None] / corners
+        reach = np.cos(normals)[..., None] * px + np.sin(normals)[..., None] * py
+        inside = reach.max(axis=1) <= inradius
+    inside = inside.astype(np.float32)
+    overlap = inside @ blob
+    return float((overlap / (area + inside.sum(axis=1) - overlap)).max())
+
+
+def _offsets_around(centre_y: float, centre_x: float, reach: float, shape: tuple[int, int]):
+    """Offsets (dy, dx) from the centre of every pixel within `reach` rows/columns of it, and that window."""
+    y0, x0 = max(0, int(centre_y - reach)), max(0, int(centre_x - reach))
+    y1, x1 = min(shape[0], int(centre_y + reach) + 2), min(shape[1], int(centre_x + reach) + 2)
+    grid_y, grid_x = np.mgrid[y0:y1, x0:x1]
+    return (grid_y - centre_y).ravel(), (grid_x - centre_x).ravel(), (slice(y0, y1), slice(x0, x1))
+
+
+def template_ious(blob: np.ndarray) -> dict[str, float]:
+    """IoU of each template (the world's shapes, then the rivals) with the blob, best rotation."""
     ys, xs = np.nonzero(blob)
-    cy, cx = ys.mean(), xs.mean()
-    r_max = float(np.sqrt((ys - cy) ** 2 + (xs - cx) ** 2).max()) + 0.5  # to the pixel's edge
-    fill = area / (np.pi * r_max * r_max)
-    if fill >= CIRCLE_MIN_FILL:
-        return "circle", fill
-    if fill >= SQUARE_MIN_FILL:
-        return "square", fill
-    return "triangle", fill
+    area = float(len(ys))
+    reach = np.sqrt(4.0 * area / (3.0 * np.sqrt(3.0))) + 1.0  # the triangle's circumradius: the widest template
+    py, px, window = _offsets_around(ys.mean(), xs.mean(), reach, blob.shape)
+    flat = blob[window].ravel().astype(np.float32)
+    return {name: _template_iou(n, area, py, px, flat) for name, n in {**CORNERS, **RIVAL_CORNERS}.items()}
+
+
+def solidity(blob: np.ndarray) -> float:
+    """Blob area / the area of its convex hull (pixel centres); 1.0 for any convex shape."""
+    ys, xs = np.nonzero(blob)
+    try:
+        hull = ConvexHull(np.stack([xs, ys], axis=1).astype(float))
+    except QhullError:  # all pixels on one line
+        return 1.0
+    grid_y, grid_x = np.mgrid[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    points = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
+    in_hull = (points @ hull.equations[:, :2].T + hull.equations[:, 2] <= 1e-9).all(axis=1)
+    return float(len(ys) / in_hull.sum())
+
+
+def _shape_name(blob: np.ndarray) -> tuple[str | None, dict]:
+    """(shape or None, the measurements behind it)."""
+    if blob.sum() < MIN_BLOB_AREA:
+        return None, {"template_iou": {}, "solidity": 0.0}
+    ious = template_ious(blob)
+    convexity = solidity(blob)
+    best = max(CORNERS, key=ious.get)
+    fits = (ious[best] >= MIN_TEMPLATE_IOU and convexity >= MIN_SOLIDITY
+            and all(ious[rival] <= ious[best] for rival in RIVAL_CORNERS))
+    return (best if fits else None), {"template_iou": ious, "solidity": convexity}
+
+
+def _fill_ratio(blob: np.ndarray) -> float:
+    """Blob area / (pi r_max^2), r_max the farthest pixel edge from the centroid (1.0 for a disc)."""
+    if blob.sum() < MIN_BLOB_AREA:
+        return 0.0
+    ys, xs = np.nonzero(blob)
+    r_max = float(np.hypot(ys - ys.mean(), xs - xs.mean()).max()) + 0.5
+    return float(blob.sum() / (np.pi * r_max * r_max))
 
 
 def inspect(image) -> dict:
-    """Everything the checker sees: names plus the measurements behind them."""
+    """Everything the checker sees: names plus the measurements behind them (template_iou per
+    template, solidity, fill_ratio, blob_area, mask)."""
     pixels = _as_array(image)
     background, bg_colour = _background(pixels)
     blob = _largest_blob(pixels, bg_colour)
     # judge colour on the blob's interior, away from anti-aliased edges
     interior = ndimage.binary_erosion(blob)
     colour = _hue_name(pixels[interior if interior.sum() >= 4 else blob]) if blob.any() else None
-    shape, fill = _shape_name(blob)
+    shape, measures = _shape_name(blob)
     return {
         "colour": colour, "shape": shape, "background": background,
-        "fill_ratio": fill, "blob_area": int(blob.sum()), "mask": blob,
+        "fill_ratio": _fill_ratio(blob), "blob_area": int(blob.sum()), "mask": blob, **measures,
     }
 
 
@@ -118,4 +194,4 @@ def check(image, expected_caption: str) -> dict:
     }
 
 
-__all__ = ["check", "classify", "inspect"]
+__all__ = ["check", "classify", "inspect", "solidity", "template_ious"]
