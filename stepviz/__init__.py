@@ -19,6 +19,7 @@ _LAZY = {
     "NonFiniteError": ("stepviz.engine", "NonFiniteError"),
     "SCHEDULERS": ("stepviz.engine", "SCHEDULERS"),
     "load_scenario": ("stepviz.scenario", "load_scenario"),
+    "trace": ("stepviz.engine", "trace"),
 }
 
 __all__ = list(_LAZY)

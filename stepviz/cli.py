@@ -6,6 +6,7 @@
     stepviz export [SCENARIO] --out DIR [...]   headless strips, animation, metrics, handout
     stepviz scenarios             the ready lessons
     stepviz schedulers            the schedulers, with family and order
+    stepviz trace SCRIPT.py [ARGS] [--open]   run your own sampling loop, name its first divergence from the pipeline
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     sub.add_parser("scenarios", help="list the ready lessons")
     sub.add_parser("schedulers", help="list the schedulers with family and order")
+    trace = sub.add_parser("trace", help="run a script's own sampling loop traced; report its first divergence "
+                                         "from the pipeline (exit 1 when there is one)")
+    trace.add_argument("script", help="a Python script that builds a pipeline and runs its loop, or a shipped "
+                                      "example: course-loop")
+    trace.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments for the script (sys.argv[1:])")
+    trace.add_argument("--open", action="store_true", help="then step through the loop beside the pipeline's run")
+    trace.add_argument("--graphics", default="halfcell", choices=("auto", "sixel", "tgp", "halfcell"))
     return parser
 
 
@@ -106,6 +114,12 @@ def _main(argv: list[str]) -> int:
     from .models import ModelLoadError
 
     try:
+        if args.command == "trace":
+            from .trace_script import run_trace_command
+
+            args.open = args.open or "--open" in args.script_args  # `stepviz trace SCRIPT.py --open` too
+            args.script_args = [a for a in args.script_args if a != "--open"]
+            return run_trace_command(args)
         settings = settings_from_args(args)
         settings.validate()
         if args.command == "export":

@@ -14,6 +14,7 @@ _WHERE = {
     "SCHEDULERS": ".schedulers",
     "NonFiniteError": ".stepper",
     "Stepper": ".stepper",
+    "trace": ".trace",
 }
 __all__ = sorted(_WHERE)
 

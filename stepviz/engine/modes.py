@@ -4,6 +4,7 @@ The random draws happen in exactly the order diffusers' matching pipeline makes 
 (VAE posterior samples, then the starting noise), so the same seed gives the same bits.
 
     txt2img    x_T = eps * init_noise_sigma
+               (eps given: diffusers' `latents=`; an img2img image with the VAE's latent channels is E(image))
     img2img    x_T = add_noise(E(image), eps, t_start)        t_start from strength
     inpaint    4-channel UNet: DIY blend each step with add_noise(E(image), eps, t_next)
                9-channel UNet: mask and E(masked image) concatenated to the model input
@@ -40,12 +41,18 @@ def _encode_image(pipe, pixels: torch.Tensor, generator) -> torch.Tensor:
     return pipe.vae.config.scaling_factor * posterior.sample(generator)
 
 
-def _noised_image(pipe, scheduler, pixels, timesteps, dtype, device, generator):
-    """img2img's start: E(image), then eps, then x_T = add_noise(E(image), eps, t_start) (in that draw order)."""
+def _noised_image(pipe, scheduler, pixels, timesteps, dtype, device, generator, noise=None):
+    """img2img's start: E(image), then eps, then x_T = add_noise(E(image), eps, t_start) (in that draw order).
+
+    Pixels with the VAE's latent channels are E(image) already, as diffusers' img2img takes them.
+    """
     from diffusers.utils.torch_utils import randn_tensor
 
-    image_latents = _encode_image(pipe, pixels.to(device=device, dtype=dtype), generator)
-    noise = randn_tensor(image_latents.shape, generator=generator, device=device, dtype=dtype)
+    pixels = pixels.to(device=device, dtype=dtype)
+    latent = pixels.shape[1] == pipe.vae.config.latent_channels
+    image_latents = pixels if latent else _encode_image(pipe, pixels, generator)
+    if noise is None:
+        noise = randn_tensor(image_latents.shape, generator=generator, device=device, dtype=dtype)
     return image_latents, noise, scheduler.add_noise(image_latents, noise, timesteps[:1])
 
 
@@ -65,7 +72,7 @@ def _strength_timesteps(scheduler, num_inference_steps: int, strength: float):
 
 
 def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, width, dtype, device,
-            generator, image=None, mask_image=None, strength=None, depth_map=None) -> PreparedRun:
+            generator, image=None, mask_image=None, strength=None, depth_map=None, noise=None) -> PreparedRun:
     from diffusers.image_processor import VaeImageProcessor
     from diffusers.utils.torch_utils import randn_tensor
 
@@ -77,7 +84,10 @@ def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, wid
         height = height or pipe.unet.config.sample_size * scale
         width = width or pipe.unet.config.sample_size * scale
         shape = (1, pipe.unet.config.in_channels, height // scale, width // scale)
-        noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        if noise is None:
+            noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        else:
+            height, width = noise.shape[-2] * scale, noise.shape[-1] * scale
         latents = noise * scheduler.init_noise_sigma
         return PreparedRun(latents, scheduler.timesteps, 0, height, width, noise=noise)
 
@@ -85,8 +95,11 @@ def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, wid
         strength = 0.8 if strength is None else strength  # StableDiffusionImg2ImgPipeline's default
         pixels = pipe.image_processor.preprocess(load_image("image", image, mode), height=height, width=width)
         height, width = pixels.shape[-2:]
+        if pixels.shape[1] == channels:  # latents: the picture is vae_scale_factor times larger
+            height, width = height * scale, width * scale
         timesteps, begin = _strength_timesteps(scheduler, num_inference_steps, strength)
-        image_latents, noise, latents = _noised_image(pipe, scheduler, pixels, timesteps, dtype, device, generator)
+        image_latents, noise, latents = _noised_image(pipe, scheduler, pixels, timesteps, dtype, device, generator,
+                                                      noise)
         return PreparedRun(latents, timesteps, begin, height, width, image_latents=image_latents, noise=noise)
 
     if mode == "inpaint":

@@ -40,7 +40,7 @@ class Stepper:
                  num_inference_steps: int = 30, guidance_scale: float = 7.5, scheduler="ddim",
                  height: int | None = None, width: int | None = None, mode: str = "txt2img",
                  image=None, mask_image=None, depth_map=None, strength: float | None = None,
-                 inpaint_noise: str = "fixed"):
+                 inpaint_noise: str = "fixed", latents=None, prompt_embeds=None, negative_prompt_embeds=None):
         checks.check_size("height", height)
         checks.check_size("width", width)
         checks.check_steps(num_inference_steps)
@@ -71,10 +71,12 @@ class Stepper:
         self._setup_nonfinite: str | None = None
 
         # Text conditioning, always both branches so the guidance scale can cross 1.0 later.
+        # Given embeddings (diffusers' prompt_embeds / negative_prompt_embeds) are used as they are.
         with torch.no_grad():
-            text_embeds = text.encode(pipe.tokenizer, pipe.text_encoder, prompt, self.device)
-            uncond_embeds = text.encode(pipe.tokenizer, pipe.text_encoder, self.negative_prompt, self.device,
-                                        max_length=text_embeds.shape[1])
+            text_embeds = prompt_embeds if prompt_embeds is not None else text.encode(
+                pipe.tokenizer, pipe.text_encoder, prompt, self.device)
+            uncond_embeds = negative_prompt_embeds if negative_prompt_embeds is not None else text.encode(
+                pipe.tokenizer, pipe.text_encoder, self.negative_prompt, self.device, max_length=text_embeds.shape[1])
         self.prompt_embeds = torch.cat([uncond_embeds, text_embeds])
         if not self._finite(self.prompt_embeds):
             self._setup_nonfinite = "text_encoder"
@@ -88,7 +90,7 @@ class Stepper:
             run = modes.prepare(pipe, self.scheduler, mode, num_inference_steps=num_inference_steps,
                                 height=height, width=width, dtype=self.prompt_embeds.dtype, device=self.device,
                                 generator=self.generator, image=image, mask_image=mask_image,
-                                strength=strength, depth_map=depth_map)
+                                strength=strength, depth_map=depth_map, noise=latents)
         self.run_inputs = run
         self.height, self.width = run.height, run.width
         self.latents = run.latents

@@ -1,0 +1,170 @@
+"""`stepviz.trace`: record a hand-written sampling loop and name its first divergence from the pipeline.
+
+    with stepviz.trace(pipe) as tr:
+        ...                       # the loop, calling pipe.unet, pipe.scheduler, pipe.vae as it likes
+    report = tr.compare()
+    print(report)                 # step by step against the reference, and the verdict
+    report.first_divergence       # None when the loop does what the pipeline does
+
+The reference is the engine's Stepper (bit-exact with diffusers' pipelines) run on what the loop used:
+its scheduler class, step count, guidance scale, prompt embeddings and starting noise (trace_reference).
+Quantities are compared in the order the loop makes them (the numbered steps of engine/stepper.py): the
+starting latents x_T, then per step t, the scaled model input (2), the UNet branches (3), the guidance
+combination eps_hat (4), the scheduler's x_{t-1} (5) and the inpaint blend (6); last, the latents decoded.
+The first one that differs beyond float rounding is the first divergence; trace_causes says why, if it can.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .trace_causes import Cause, diagnose
+from .trace_loop import LoopRecording, read_loop
+from .trace_recorder import Recorder
+from .trace_reference import InferredRun, infer, run_reference
+
+QUANTITIES = ("starting latents", "timestep", "scaled model input", "UNet branches", "guidance combination",
+              "scheduler output", "blend", "decode")
+RTOL, ATOL = 1e-4, 1e-5  # float32 rounding of equivalent formulas stays far below this over a whole run
+
+
+@dataclass(frozen=True)
+class Summary:
+    shape: tuple[int, ...]
+    mean: float
+    std: float
+    max_abs_diff: float  # against the other side
+
+    @classmethod
+    def of(cls, tensor: torch.Tensor, other: torch.Tensor) -> Summary:
+        x = tensor.detach().double().cpu()
+        diff = float((x - other.detach().double().cpu()).abs().max()) if x.shape == other.shape else float("nan")
+        return cls(tuple(x.shape), float(x.mean()), float(x.std()) if x.numel() > 1 else 0.0, diff)
+
+    def __str__(self) -> str:
+        return (f"shape {list(self.shape)}, mean {self.mean:.4g}, std {self.std:.4g}, "
+                f"max abs diff {self.max_abs_diff:.3g}")
+
+
+@dataclass(frozen=True)
+class Divergence:
+    step: int  # 0-based loop index
+    quantity: str  # one of QUANTITIES
+    measured: Summary | str  # the loop's
+    expected: Summary | str  # the pipeline's
+    cause: Cause | None
+
+
+@dataclass
+class TraceReport:
+    user: LoopRecording
+    reference: LoopRecording
+    run: InferredRun
+    first_divergence: Divergence | None
+    rows: list[tuple] = field(default_factory=list)  # (step, t loop, t pipeline, diffs per column)
+    final_difference: float | None = None  # max abs difference of the final latents
+
+    def __str__(self) -> str:
+        from .trace_text import report_text
+
+        return report_text(self)
+
+
+def differs(measured: torch.Tensor | None, expected: torch.Tensor | None) -> bool:
+    if measured is None or expected is None:
+        return (measured is None) != (expected is None)
+    if measured.shape != expected.shape:
+        return True
+    a, b = measured.detach().double().cpu(), expected.detach().double().cpu()
+    return float((a - b).abs().max()) > ATOL + RTOL * float(b.abs().max())
+
+
+def _max_diff(a, b) -> float:
+    if a is None or b is None or a.shape != b.shape:
+        return float("nan")
+    return float((a.detach().double().cpu() - b.detach().double().cpu()).abs().max())
+
+
+class Trace:
+    """The context manager `stepviz.trace(pipe)` returns."""
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+        self._recorder: Recorder | None = None
+        self._base_config = None
+        self.recording: LoopRecording | None = None
+
+    def __enter__(self) -> Trace:
+        self._base_config = self.pipe.scheduler.config  # the pipeline's own configuration, before any swap
+        self._recorder = Recorder(self.pipe).__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._recorder.__exit__(*exc)
+        self.recording = read_loop(self._recorder.events, self._recorder.schedulers, self.pipe.tokenizer)
+
+    def compare(self) -> TraceReport:
+        if self.recording is None:
+            raise RuntimeError("compare() runs after the `with stepviz.trace(pipe)` block has ended")
+        user = self.recording
+        run = infer(user, self._base_config)
+        reference, self.reference_stepper = run_reference(self.pipe, run, user)
+        report = TraceReport(user, reference, run, None)
+        found = self._walk(user, reference, report)
+        if found is not None:
+            step, quantity, measured, expected = found
+            cause = diagnose(quantity, step, user, reference, run, self.pipe, self._base_config)
+            report.first_divergence = Divergence(step, quantity, measured, expected, cause)
+        if user.final_latents is not None and reference.final_latents is not None:
+            report.final_difference = _max_diff(user.final_latents, reference.final_latents)
+        return report
+
+    def _walk(self, user: LoopRecording, reference: LoopRecording, report: TraceReport):
+        """Fill the table; return the first (step, quantity, measured, expected) that differs, or None."""
+        first = None
+
+        def check(step, quantity, measured, expected):
+            nonlocal first
+            if first is None and differs(measured, expected):
+                if isinstance(measured, torch.Tensor) and isinstance(expected, torch.Tensor):
+                    first = (step, quantity, Summary.of(measured, expected), Summary.of(expected, measured))
+                else:
+                    first = (step, quantity, _describe(measured), _describe(expected))
+
+        for u, r in zip(user.steps, reference.steps):
+            i = u.index
+            if i == 0:
+                check(i, "starting latents", u.latents, r.latents)
+            if first is None and u.timestep != r.timestep:
+                first = (i, "timestep", f"t = {u.timestep:g}", f"t = {r.timestep:g}")
+            check(i, "scaled model input", u.model_input, r.model_input)
+            check(i, "UNet branches", _branches(u), _branches(r))
+            check(i, "guidance combination", u.noise_pred, r.noise_pred)
+            check(i, "scheduler output", u.prev_sample, r.prev_sample)
+            if u.blends or r.blends:
+                check(i, "blend", u.carried, r.carried)
+            report.rows.append((i, u.timestep, r.timestep, _max_diff(u.model_input, r.model_input),
+                                _max_diff(u.noise_pred, r.noise_pred), _max_diff(u.carried, r.carried)))
+        if first is None and len(user.steps) != len(reference.steps):
+            at = min(len(user.steps), len(reference.steps))
+            first = (at, "timestep", f"{len(user.steps)} steps", f"{len(reference.steps)} steps")
+        if user.decode_input is not None and reference.final_latents is not None:
+            expected = reference.final_latents / self.pipe.vae.config.scaling_factor
+            check(len(user.steps) - 1, "decode", user.decode_input, expected)
+        return first
+
+
+def _branches(step) -> torch.Tensor | None:
+    parts = [x for x in (step.eps_uncond, step.eps_text) if x is not None]
+    return torch.cat(parts) if parts else None
+
+
+def _describe(value) -> str:
+    return "missing" if value is None else f"shape {list(value.shape)}"
+
+
+def trace(pipe) -> Trace:
+    """Record the hand-written loop run inside `with stepviz.trace(pipe) as tr:`; then `tr.compare()`."""
+    return Trace(pipe)

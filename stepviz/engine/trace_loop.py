@@ -1,0 +1,147 @@
+"""A recorded event stream -> the loop it came from: the start, one `LoopStep` per scheduler.step(), the decode.
+
+The same reading serves the user's loop and the reference run, so the two compare quantity by quantity.
+One call of `scheduler.step()` closes one loop iteration (the loop index `i` of `enumerate(timesteps)`):
+the UNet calls since the previous step belong to it, and `add_noise` calls after it (before the next UNet
+call) are its inpaint blend. Classifier-free guidance runs either as one UNet call on a batch of two or
+as two calls of one; either way the branches are put in the order [uncond, text] by their embeddings:
+the text encoder call of an empty prompt (or, failing that, the later of two) is the uncond branch, as in
+diffusers' encode_prompt and the course's loop; without text encoder calls, batch order is taken as
+[uncond, text] (the course's `torch.cat([latents] * 2)` with `_encode_prompt`'s [negative, prompt]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .trace_recorder import Event
+
+
+@dataclass
+class LoopStep:
+    index: int
+    timestep: float  # the t given to scheduler.step
+    latents: torch.Tensor  # x_t given to scheduler.step
+    noise_pred: torch.Tensor  # the model output given to scheduler.step (after guidance)
+    prev_sample: torch.Tensor
+    pred_original_sample: torch.Tensor | None
+    scheduler_id: int
+    rng_state: torch.Tensor | None = None  # the step's generator state before the call (ancestral draws)
+    unet_timestep: float | None = None
+    model_input: torch.Tensor | None = None  # the UNet's x input (latent channels), branches in role order
+    eps_uncond: torch.Tensor | None = None
+    eps_text: torch.Tensor | None = None
+    embeds_uncond: torch.Tensor | None = None
+    embeds_text: torch.Tensor | None = None
+    scaled: bool = False  # scale_model_input was called during this iteration
+    blends: list[dict] = field(default_factory=list)  # add_noise calls after the step: the inpaint background
+    carried: torch.Tensor | None = None  # the latents the next iteration starts from (the last: prev_sample)
+
+
+@dataclass
+class LoopRecording:
+    steps: list[LoopStep]
+    schedulers: dict[int, object]
+    text_calls: list[tuple[torch.Tensor, torch.Tensor]]  # (input ids, embeddings) per text encoder call
+    draws: list[torch.Tensor]  # torch.randn results, in order
+    set_timesteps: dict[int, dict]  # scheduler id -> arguments of its last set_timesteps before the loop
+    init_noise_sigma_reads: list[tuple[float, bool]]  # (value, read after set_timesteps on that scheduler)
+    start_add_noise: dict | None  # add_noise before the loop: img2img's start
+    decode_input: torch.Tensor | None  # the z of the last vae.decode after the loop
+
+    @property
+    def scheduler(self):
+        return self.schedulers.get(self.steps[0].scheduler_id) if self.steps else None
+
+    @property
+    def final_latents(self) -> torch.Tensor | None:
+        return self.steps[-1].carried if self.steps else None
+
+
+def read_loop(events: list[Event], schedulers: dict[int, object], tokenizer=None) -> LoopRecording:
+    steps: list[LoopStep] = []
+    unet_calls: list[Event] = []
+    scaled = False
+    text_calls, draws, reads, decodes = [], [], [], []
+    set_timesteps: dict[int, dict] = {}
+    start_add_noise = None
+    for event in events:
+        v = event.values
+        if event.kind == "text_encoder":
+            text_calls.append((v["input_ids"], v["output"]))
+        elif event.kind == "randn":
+            draws.append(v["output"])
+        elif event.kind == "init_noise_sigma":
+            reads.append((v["value"], event.owner in set_timesteps))
+        elif event.kind == "set_timesteps":
+            if not steps:
+                set_timesteps[event.owner] = v
+        elif event.kind == "scale_model_input":
+            scaled = True
+        elif event.kind == "unet":
+            unet_calls.append(event)
+        elif event.kind == "step":
+            steps.append(_make_step(len(steps), event, unet_calls, scaled, text_calls, tokenizer))
+            unet_calls, scaled = [], False
+        elif event.kind == "add_noise" and not unet_calls:
+            if steps:
+                steps[-1].blends.append(v)
+            else:
+                start_add_noise = v
+        elif event.kind == "vae_decode":
+            decodes.append((len(steps), v["z"]))
+    for step, after in zip(steps, steps[1:]):
+        step.carried = after.latents
+    if steps:
+        steps[-1].carried = steps[-1].prev_sample
+    decode_input = next((z for at, z in reversed(decodes) if steps and at == len(steps)), None)
+    return LoopRecording(steps, schedulers, text_calls, draws, set_timesteps, reads, start_add_noise, decode_input)
+
+
+def _make_step(index, event, unet_calls, scaled, text_calls, tokenizer) -> LoopStep:
+    v = event.values
+    step = LoopStep(index=index, timestep=float(torch.as_tensor(v["timestep"]).flatten()[0]), latents=v["sample"],
+                    noise_pred=v["model_output"], prev_sample=v["prev_sample"],
+                    pred_original_sample=v["pred_original_sample"], scheduler_id=event.owner,
+                    rng_state=v.get("rng_state"), scaled=scaled)
+    branches = [(call.values["sample"][j:j + 1], call.values["encoder_hidden_states"][j:j + 1],
+                 call.values["output"][j:j + 1]) for call in unet_calls for j in range(call.values["sample"].shape[0])]
+    if not branches:
+        return step
+    step.unet_timestep = unet_calls[0].values["timestep"]
+    channels = step.latents.shape[1]
+    if len(branches) >= 2:
+        uncond = uncond_branch(branches[0][1], branches[1][1], text_calls, tokenizer)
+        ordered = [branches[uncond], branches[1 - uncond]]
+        step.eps_uncond, step.embeds_uncond = ordered[0][2], ordered[0][1]
+    else:
+        ordered = branches[:1]
+    step.eps_text, step.embeds_text = ordered[-1][2], ordered[-1][1]
+    step.model_input = torch.cat([sample[:, :channels] for sample, _, _ in ordered])
+    return step
+
+
+def uncond_branch(embeds_a, embeds_b, text_calls, tokenizer) -> int:
+    """0 or 1: which of two branches' embeddings is the negative (uncond) prompt's."""
+    found = [_encoder_call(embeds, text_calls) for embeds in (embeds_a, embeds_b)]
+    if None in found or found[0] == found[1]:
+        return 0
+    empty = [_is_empty(text_calls[k][0], tokenizer) for k in found]
+    if empty[0] != empty[1]:
+        return 0 if empty[0] else 1
+    return 0 if found[0] > found[1] else 1
+
+
+def _encoder_call(embeds, text_calls) -> int | None:
+    for k, (_, output) in enumerate(text_calls):
+        rows = output.reshape(-1, *embeds.shape[1:]) if output.shape[1:] == embeds.shape[1:] else ()
+        if any(torch.equal(row[None].to(embeds.device), embeds) for row in rows):
+            return k
+    return None
+
+
+def _is_empty(input_ids, tokenizer) -> bool:
+    special = {getattr(tokenizer, name, None) for name in ("bos_token_id", "eos_token_id", "pad_token_id")}
+    return all(int(i) in special for i in input_ids.flatten()[:77].tolist())

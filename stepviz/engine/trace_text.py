@@ -1,0 +1,46 @@
+"""The trace report as text: what was inferred, a table step by step, and the verdict."""
+
+from __future__ import annotations
+
+import math
+
+
+def _num(value: float) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    if value == 0:
+        return "0"
+    return f"{value:.2e}"
+
+
+def report_text(report) -> str:
+    run, user, first = report.run, report.user, report.first_divergence
+    scheduler = type(user.scheduler).__name__
+    embeds = list(run.embeds_text.shape)
+    lines = [
+        f"stepviz trace: {len(user.steps)} steps of {scheduler}, compared with the pipeline's loop (stepviz Stepper)",
+        f"  inferred: {run.mode}, num_inference_steps={run.num_inference_steps}, guidance_scale={run.guidance_scale:g}"
+        + (f", strength={len(user.steps) / run.num_inference_steps:.2f}" if run.mode == "img2img" else "")
+        + (", inpaint blend" if run.mask is not None else ""),
+        f"  prompt embeddings {embeds} per branch; starting noise: {run.noise_source or 'as drawn'}",
+        "",
+        "  step       t   pipeline t   |model input diff|   |eps_hat diff|   |latents diff|",
+    ]
+    for step, t_user, t_ref, d_input, d_eps, d_latents in report.rows:
+        mark = "  <- first divergence" if first is not None and first.step == step else ""
+        lines.append(f"  {step:>4} {t_user:>7g} {t_ref:>12g}   {_num(d_input):>18}   {_num(d_eps):>14}   "
+                     f"{_num(d_latents):>14}{mark}")
+    lines.append("")
+    if report.final_difference is not None:
+        lines.append(f"  final latents: max abs difference {report.final_difference:.3g}")
+    if first is None:
+        lines.append("verdict: the loop matches the pipeline (every quantity within float rounding)")
+        return "\n".join(lines)
+    lines += [
+        f"verdict: first divergence at step {first.step}, {first.quantity}",
+        f"  measured (the loop):     {first.measured}",
+        f"  expected (the pipeline): {first.expected}",
+        f"  cause: {first.cause}" if first.cause is not None else
+        "  cause: not one stepviz recognises (see the table: where the differences start)",
+    ]
+    return "\n".join(lines)

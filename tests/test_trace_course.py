@@ -1,0 +1,50 @@
+"""The course's own DIY loop (shipped as the `course-loop` example) traced on the toy model, and the CLI."""
+
+import pytest
+
+from stepviz.cli import main
+from stepviz.trace_script import run_traced, script_path
+
+
+@pytest.mark.parametrize("scheduler,diverges", [("lms", True), ("euler", True), ("ddim", False), ("pndm", False)])
+def test_the_course_loop_on_the_toy(scheduler, diverges):
+    (tr,) = run_traced(script_path("course-loop"), [scheduler])
+    report = tr.compare()
+    first = report.first_divergence
+    if not diverges:
+        assert first is None, str(report)
+        assert report.final_difference < 1e-4
+        return
+    assert (first.step, first.quantity, first.cause.id) == (0, "starting latents", "init-noise-sigma-order")
+    assert "scaled by 14.65" in first.cause.explanation and "instead of 11.52" in first.cause.explanation
+    assert report.final_difference > 0.3  # far beyond float rounding: LMS 0.70, Euler 0.35 on the shipped toy
+
+
+def test_cli_prints_the_report_and_exits_1_on_a_divergence(tmp_path, capsys, tiny_model_dir):
+    script = tmp_path / "my_loop.py"
+    script.write_text(f"""
+import torch, stepviz
+from diffusers import EulerDiscreteScheduler
+pipe = stepviz.load_pipeline({str(tiny_model_dir)!r})
+scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="leading")
+emb = pipe._encode_prompt("a red circle", "cpu", 1, True, "")
+latents = torch.randn((1, 4, 4, 4), generator=torch.Generator().manual_seed(0))
+scheduler.set_timesteps(3)
+latents = latents * scheduler.init_noise_sigma
+for t in scheduler.timesteps:
+    eps_u, eps_t = pipe.unet(torch.cat([latents] * 2), t, encoder_hidden_states=emb).sample.chunk(2)
+    latents = scheduler.step(eps_u + 3.0 * (eps_t - eps_u), t, latents).prev_sample
+""")
+    assert main(["trace", str(script)]) == 1
+    out = capsys.readouterr().out
+    assert "first divergence at step 0, scaled model input" in out and "missing-scale-model-input" in out
+    assert "guidance_scale=3" in out
+
+
+def test_cli_refuses_what_it_cannot_trace(tmp_path, capsys):
+    assert main(["trace", str(tmp_path / "nope.py")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    assert main(["trace", str(empty)]) == 2
+    assert "never stepped a scheduler" in capsys.readouterr().err
