@@ -127,8 +127,8 @@ def _guidance(index, user, reference, run, pipe, base_config):
     if not fit.is_cfg:
         return Cause("cfg-formula", (
             f"the loop's combination is {fit.a:.4g} eps_uncond + {fit.b:.4g} eps_text (weights sum to "
-            f"{fit.a + fit.b:.4g}, fit residual {fit.residual:.2g}); eps_uncond + s (eps_text - eps_uncond) has weights "
-            f"1 - s and s, summing to 1"))
+            f"{fit.a + fit.b:.4g}, fit residual {fit.residual:.2g}); eps_uncond + s (eps_text - eps_uncond) has "
+            f"weights 1 - s and s, summing to 1"))
     return None
 
 

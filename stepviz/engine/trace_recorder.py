@@ -144,7 +144,7 @@ class Recorder:
             finally:
                 recorder._inside -= 1
 
-        setattr(cls, "__init__", __init__)
+        cls.__init__ = __init__
         self._undo.append(lambda: setattr(cls, "__init__", original))
 
     def _wrap_init_noise_sigma(self, cls) -> None:
@@ -157,7 +157,7 @@ class Recorder:
                 recorder._add("init_noise_sigma", scheduler, value=float(value))
             return value
 
-        setattr(cls, "init_noise_sigma", property(read, doc=original.__doc__))
+        cls.init_noise_sigma = property(read, doc=original.__doc__)
         self._undo.append(lambda: setattr(cls, "init_noise_sigma", original))
 
     # ------------------------------------------------------------ what each hook keeps

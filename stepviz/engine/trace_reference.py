@@ -141,7 +141,8 @@ def _starting_noise(loop: LoopRecording, run: InferredRun):
     # No draw seen (made before the trace): take the nearest of the two scales a loop uses.
     reference = run.scheduler
     reference.set_timesteps(run.num_inference_steps)
-    candidates = [float(type(reference).from_config(reference.config).init_noise_sigma), float(reference.init_noise_sigma)]
+    fresh = type(reference).from_config(reference.config)
+    candidates = [float(fresh.init_noise_sigma), float(reference.init_noise_sigma)]
     std = float(x_t.double().std())
     scale = min(candidates, key=lambda c: abs(c - std))
     run.scheduler = type(reference).from_config(reference.config)

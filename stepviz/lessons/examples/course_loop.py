@@ -30,7 +30,7 @@ latents *= pipe.scheduler.init_noise_sigma
 
 pipe.scheduler.set_timesteps(num_inference_steps, device=device)
 
-for i, t in enumerate(pipe.scheduler.timesteps):
+for i, t in enumerate(pipe.scheduler.timesteps):  # noqa: B007 (as the course prints it)
     latent_model_input = torch.cat([latents] * 2)
     latent_model_input = pipe.scheduler.scale_model_input(latent_model_input, t)
 
