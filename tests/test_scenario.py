@@ -179,7 +179,7 @@ def test_due_events_match_the_steps_taken():
 def test_apply_events_changes_guidance_and_scheduler(tiny_pipe):
     from stepviz.engine import Stepper
 
-    stepper = Stepper(tiny_pipe, prompt="a red circle", num_inference_steps=4, height=32, width=32)
+    stepper = Stepper(tiny_pipe, prompt="a red circle", num_inference_steps=4, height=32, width=32, scheduler="ddim")
     events = [Event(1, set_guidance_scale=2.0, note="lower"), Event(2, set_scheduler="euler")]
     seen = []
     while not stepper.done:

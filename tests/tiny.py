@@ -22,7 +22,9 @@ def tokenizer_folder() -> str:
     return folder
 
 
-def tiny_components(unet_in_channels: int = 4, seed: int = 0) -> dict:
+def tiny_components(unet_in_channels: int = 4, seed: int = 0, prediction_type: str = "epsilon",
+                    sd2: bool = False) -> dict:
+    """sd2=True: SD 2.x's UNet layout (linear projections, upcast attention); prediction_type as its scheduler says."""
     from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -31,7 +33,7 @@ def tiny_components(unet_in_channels: int = 4, seed: int = 0) -> dict:
         sample_size=4, in_channels=unet_in_channels, out_channels=4, layers_per_block=1,
         block_out_channels=(8, 16), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=16, attention_head_dim=4,
-        norm_num_groups=4,
+        norm_num_groups=4, use_linear_projection=sd2, upcast_attention=sd2,
     )
     vae = AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8),
@@ -45,7 +47,7 @@ def tiny_components(unet_in_channels: int = 4, seed: int = 0) -> dict:
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     ))
     return dict(unet=unet.eval(), vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer,
-                scheduler=PNDMScheduler.from_config(SCHEDULER_CONFIG), safety_checker=None, feature_extractor=None,
+                scheduler=PNDMScheduler.from_config({**SCHEDULER_CONFIG, "prediction_type": prediction_type}), safety_checker=None, feature_extractor=None,
                 requires_safety_checker=False)
 
 
@@ -73,3 +75,43 @@ def square_mask(size: int = 32):
     mask = Image.new("L", (size, size), 0)
     ImageDraw.Draw(mask).rectangle((size // 2, 0, size - 1, size // 2), fill=255)
     return mask
+
+
+def tiny_sdxl_components(unet_in_channels: int = 4, seed: int = 0) -> dict:
+    """SDXL's layout at tiny width: two text encoders (the second with a projection), text_time conditioning."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=4, in_channels=unet_in_channels, out_channels=4, layers_per_block=1,
+        block_out_channels=(8, 16), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4), use_linear_projection=True,
+        addition_embed_type="text_time", addition_time_embed_dim=4, transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=6 * 4 + 8, cross_attention_dim=16 + 16, norm_num_groups=4,
+    )
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1, norm_num_groups=4, sample_size=32, scaling_factor=0.13025,
+    )
+    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_folder())
+    config = dict(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=3,
+                  num_attention_heads=2, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
+                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, hidden_act="gelu",
+                  projection_dim=8)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**config))
+    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**config))
+    scheduler = EulerDiscreteScheduler.from_config({**SCHEDULER_CONFIG, "timestep_spacing": "leading",
+                                                    "interpolation_type": "linear"})
+    return dict(unet=unet.eval(), vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer,
+                text_encoder_2=text_encoder_2.eval(), tokenizer_2=tokenizer, scheduler=scheduler,
+                image_encoder=None, feature_extractor=None)
+
+
+def tiny_sdxl_pipeline(cls_name: str = "StableDiffusionXLPipeline", **kwargs):
+    import diffusers
+
+    pipe = getattr(diffusers, cls_name)(**tiny_sdxl_components(**kwargs))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

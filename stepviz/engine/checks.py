@@ -51,9 +51,16 @@ def check_strength(value: float | None) -> None:
         raise StepvizInputError(f"strength={value!r} is not allowed: it must be a number in [0, 1]")
 
 
-def check_mode(mode: str, unet_in_channels: int) -> None:
+def check_pipeline(class_name: str, supported: tuple[str, ...]) -> None:
+    if class_name not in supported:
+        raise StepvizInputError(f"a {class_name} cannot be stepped: stepviz supports {', '.join(supported)}")
+
+
+def check_mode(mode: str, unet_in_channels: int, sdxl: bool = False) -> None:
     if mode not in MODES:
         raise StepvizInputError(f"mode={mode!r} is unknown: allowed modes are {', '.join(MODES)}")
+    if sdxl and mode == "depth2img":
+        raise StepvizInputError("mode='depth2img' needs an SD 2 depth model; SDXL runs txt2img, img2img and inpaint")
     allowed = MODE_CHANNELS[mode]
     if unet_in_channels not in allowed:
         fits = [m for m, ch in MODE_CHANNELS.items() if unet_in_channels in ch]

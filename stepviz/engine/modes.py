@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from .checks import StepvizInputError, load_image
+from .sdxl import is_sdxl
 
 
 @dataclass
@@ -35,10 +36,30 @@ class PreparedRun:
     depth: torch.Tensor | None = None
 
 
+# diffusers' pipelines' defaults: StableDiffusion(Img2Img|Inpaint) 0.8 / 1.0, StableDiffusionXL(...) 0.3 / 0.9999
+DEFAULT_STRENGTH = {("img2img", False): 0.8, ("inpaint", False): 1.0, ("depth2img", False): 0.8,
+                    ("img2img", True): 0.3, ("inpaint", True): 0.9999}
+
+
+def default_strength(pipe, mode: str) -> float:
+    return DEFAULT_STRENGTH[mode, is_sdxl(pipe)]
+
+
 def _encode_image(pipe, pixels: torch.Tensor, generator) -> torch.Tensor:
-    """E(x) = a sample of the VAE posterior, times the model's scaling factor."""
-    posterior = pipe.vae.encode(pixels).latent_dist
-    return pipe.vae.config.scaling_factor * posterior.sample(generator)
+    """E(x) = a sample of the VAE posterior, times the model's scaling factor.
+
+    SDXL's pipelines encode in float32 when the VAE says `force_upcast` (its fp16 overflows), and so does this.
+    """
+    vae, dtype = pipe.vae, pixels.dtype
+    upcast = is_sdxl(pipe) and vae.dtype == torch.float16 and vae.config.get("force_upcast", False)
+    if upcast:
+        vae.to(dtype=torch.float32)
+        pixels = pixels.float()
+    posterior = vae.encode(pixels).latent_dist
+    latents = posterior.sample(generator)
+    if upcast:
+        vae.to(dtype=torch.float16)
+    return vae.config.scaling_factor * latents.to(dtype)
 
 
 def _noised_image(pipe, scheduler, pixels, timesteps, dtype, device, generator, noise=None):
@@ -92,7 +113,7 @@ def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, wid
         return PreparedRun(latents, scheduler.timesteps, 0, height, width, noise=noise)
 
     if mode == "img2img":
-        strength = 0.8 if strength is None else strength  # StableDiffusionImg2ImgPipeline's default
+        strength = default_strength(pipe, mode) if strength is None else strength
         pixels = pipe.image_processor.preprocess(load_image("image", image, mode), height=height, width=width)
         height, width = pixels.shape[-2:]
         if pixels.shape[1] == channels:  # latents: the picture is vae_scale_factor times larger
@@ -103,7 +124,7 @@ def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, wid
         return PreparedRun(latents, timesteps, begin, height, width, image_latents=image_latents, noise=noise)
 
     if mode == "inpaint":
-        strength = 1.0 if strength is None else strength  # StableDiffusionInpaintPipeline's default
+        strength = default_strength(pipe, mode) if strength is None else strength
         height = height or pipe.unet.config.sample_size * scale
         width = width or pipe.unet.config.sample_size * scale
         timesteps, begin = _strength_timesteps(scheduler, num_inference_steps, strength)

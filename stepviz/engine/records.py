@@ -60,6 +60,10 @@ class StepRecord:
     pred_original_std: float
     mode: str = "txt2img"
     family: str = "vp"  # latent space of `latents`: "vp" or "sigma" (x = x0 + sigma eps)
+    # what the UNet output (noise_pred_*) is: "epsilon", "v_prediction" or "sample" (engine/prediction.py)
+    prediction_type: str = "epsilon"
+    # SDXL's size conditioning of the prompt branch: (original h, w, crop top, left, target h, w); None for SD
+    add_time_ids: tuple[float, ...] | None = None
     sigma_next: float = 0.0  # noise level of `latents`, after the step
     # inpaint (DIY blend): re-noised original latents and the latent-size mask (1 = repaint)
     background: torch.Tensor | None = None

@@ -1,4 +1,4 @@
-"""The schedulers stepviz lists, their two latent spaces, and x0-hat per family.
+"""The schedulers stepviz lists and their two latent spaces (x0-hat per family: prediction.py).
 
 Two families (Karras et al. 2022 relate them; diffusers implements both):
 
@@ -64,14 +64,35 @@ def info_for(scheduler) -> SchedulerInfo:
     return SchedulerInfo(cls_name, cls_name, family, getattr(scheduler, "order", 1), False, cls_name)
 
 
-def make_scheduler(name: str, config, **overrides):
-    """A fresh scheduler by stepviz name, configured from the pipeline's config (`from_config`)."""
+# What diffusers' StableDiffusion*Pipeline constructors rewrite in an outdated scheduler config
+# (diffusers, pipeline_stable_diffusion.py): steps_offset != 1 becomes 1, and clip_sample=True (DDIM's and
+# DDPM's default when the config does not say, e.g. one PNDMScheduler wrote) becomes False, since latents are
+# not confined to [-1, 1]. StableDiffusionXLPipeline's constructor rewrites nothing.
+SD_CONSTRUCTOR_FIXES = {"steps_offset": 1, "clip_sample": False}
+
+
+def make_scheduler(name: str, config, *, constructor_fixes: bool = True, **overrides):
+    """A fresh scheduler by stepviz name, built from the pipeline's config as the pipeline's constructor would.
+
+    `constructor_fixes`: apply SD_CONSTRUCTOR_FIXES (the SD 1.x/2.x pipelines do; SDXL's does not).
+    """
     import diffusers
 
     if name not in SCHEDULERS:
         raise StepvizInputError(f"scheduler={name!r} is unknown: allowed schedulers are {', '.join(SCHEDULERS)}")
     cls = getattr(diffusers, SCHEDULERS[name].class_name)
-    return cls.from_config(config, **overrides)
+    scheduler = cls.from_config(config, **overrides)
+    if constructor_fixes:
+        fixes = {key: value for key, value in SD_CONSTRUCTOR_FIXES.items()
+                 if key in scheduler.config and scheduler.config[key] != value and key not in overrides}
+        if fixes:
+            scheduler.register_to_config(**fixes)
+    return scheduler
+
+
+def copy_of(scheduler):
+    """A fresh scheduler of the same class and config (the pipeline's own one stays untouched)."""
+    return type(scheduler).from_config(scheduler.config)
 
 
 def accepts(method, name: str) -> bool:
@@ -108,26 +129,6 @@ def noise_level(scheduler, loop_index: int, t) -> tuple[float, float]:
     return ((1.0 - abar) / abar) ** 0.5, abar
 
 
-def pred_original_from_eps(model_output, x, sigma: float, family: str, prediction_type: str):
-    """x0-hat from the model output by the family's formula (for schedulers that do not return it).
-
-    VP:    x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar);  v-pred: x0 = sqrt(abar) x_t - sqrt(1 - abar) v
-    sigma: x0 = x - sigma eps;                            v-pred: x0 = x/(sigma^2+1) - sigma v/sqrt(sigma^2+1)
-    """
-    abar = 1.0 / (1.0 + sigma * sigma)
-    if prediction_type == "sample":
-        return model_output
-    if family == "sigma":
-        if prediction_type == "v_prediction":
-            c = (sigma * sigma + 1.0) ** 0.5
-            return x / (sigma * sigma + 1.0) - model_output * (sigma / c)
-        return x - sigma * model_output
-    sqrt_abar, sqrt_one_minus = abar**0.5, (1.0 - abar) ** 0.5
-    if prediction_type == "v_prediction":
-        return sqrt_abar * x - sqrt_one_minus * model_output
-    return (x - sqrt_one_minus * model_output) / sqrt_abar
-
-
 def history_fill(scheduler) -> tuple[int, int] | None:
     """(filled, capacity) of a multistep solver's history, or None for one-step schedulers."""
     name = type(scheduler).__name__
@@ -158,7 +159,8 @@ def convert_latents(latents, sigma: float, from_family: str, to_family: str):
     return latents * factor if to_family == "sigma" else latents / factor
 
 
-def set_up_swap(name: str, base_config, old, grid: list[float], t_now: float, num_steps: int, device):
+def set_up_swap(name: str, base_config, old, grid: list[float], t_now: float, num_steps: int, device,
+                constructor_fixes: bool = True):
     """A new scheduler that continues at noise level t_now on the run's grid.
 
     Returns (scheduler, loop_timesteps, begin_index, notice). The new scheduler gets the old one's
@@ -169,7 +171,7 @@ def set_up_swap(name: str, base_config, old, grid: list[float], t_now: float, nu
     overrides = {
         key: old.config[key] for key in ("timestep_spacing", "steps_offset") if key in old.config
     }
-    new = make_scheduler(name, base_config, **overrides)
+    new = make_scheduler(name, base_config, constructor_fixes=constructor_fixes, **overrides)
     new.set_timesteps(num_steps, device=device)
     notice = None
     if first_order_grid(new.timesteps) != grid and accepts(new.set_timesteps, "timesteps"):

@@ -21,8 +21,9 @@ import copy
 import time
 
 import torch
+from diffusers.utils.torch_utils import randn_tensor
 
-from . import checks, guidance, modes, schedulers, text
+from . import checks, guidance, modes, prediction, schedulers, sdxl, text
 from .records import PromptAnatomy, RunLogEntry, StepRecord
 from .snapshots import Snapshot, copy_sharing_tensors
 
@@ -37,16 +38,25 @@ class NonFiniteError(RuntimeError):
 
 class Stepper:
     def __init__(self, pipe, prompt: str = "", negative_prompt: str | None = "", seed: int | None = 0,
-                 num_inference_steps: int = 30, guidance_scale: float = 7.5, scheduler="ddim",
+                 num_inference_steps: int = 30, guidance_scale: float = 7.5, scheduler=None,
                  height: int | None = None, width: int | None = None, mode: str = "txt2img",
                  image=None, mask_image=None, depth_map=None, strength: float | None = None,
-                 inpaint_noise: str = "fixed", latents=None, prompt_embeds=None, negative_prompt_embeds=None):
+                 inpaint_noise: str = "fixed", latents=None, prompt_embeds=None, negative_prompt_embeds=None,
+                 generator_device="cpu"):
+        """scheduler: None runs the pipeline's own (a fresh copy), as pipe() would; a stepviz name builds one
+        from its config as the pipeline's constructor would; or a diffusers scheduler instance.
+
+        generator_device: where the seeded torch.Generator lives. "cpu" (the default) draws the same noise on
+        every device, as diffusers does when given generator=torch.Generator("cpu"); None: the run's device.
+        """
         checks.check_size("height", height)
         checks.check_size("width", width)
         checks.check_steps(num_inference_steps)
         checks.check_strength(strength)
         checks.check_seed(seed)
-        checks.check_mode(mode, pipe.unet.config.in_channels)
+        checks.check_pipeline(type(pipe).__name__, sdxl.SD_CLASSES + sdxl.SDXL_CLASSES)
+        self.sdxl = sdxl.is_sdxl(pipe)
+        checks.check_mode(mode, pipe.unet.config.in_channels, sdxl=self.sdxl)
         if inpaint_noise not in ("fixed", "fresh"):
             raise checks.StepvizInputError(f"inpaint_noise={inpaint_noise!r} is unknown: use 'fixed' or 'fresh'")
         self.pipe, self.mode, self.prompt = pipe, mode, prompt
@@ -55,33 +65,43 @@ class Stepper:
         self.guidance_scale = checks.check_guidance(guidance_scale)
         self.device = pipe._execution_device
         self.dtype = pipe.unet.dtype
-        self.generator = torch.Generator(self.device)
+        self.generator = torch.Generator(self.device if generator_device is None else generator_device)
         if seed is not None:
             self.generator.manual_seed(seed)
         self._base_config = pipe.scheduler.config
+        self._constructor_fixes = not self.sdxl  # SDXL's constructor leaves its scheduler's config alone
+        if scheduler is None:
+            scheduler = schedulers.copy_of(pipe.scheduler)
         if isinstance(scheduler, str):
-            self.scheduler = schedulers.make_scheduler(scheduler, self._base_config)
+            self.scheduler = schedulers.make_scheduler(scheduler, self._base_config,
+                                                       constructor_fixes=self._constructor_fixes)
             self.scheduler_name = scheduler
         else:
             self.scheduler, self.scheduler_name = scheduler, schedulers.info_for(scheduler).name
         self.records: list[StepRecord] = []
         self.log: list[RunLogEntry] = []
-        self.notices: list[str] = []
+        self.notices: list[str] = list(getattr(pipe, "stepviz_notices", ()))  # what loading noticed
         self.stopped: NonFiniteError | None = None
         self._setup_nonfinite: str | None = None
 
         # Text conditioning, always both branches so the guidance scale can cross 1.0 later.
         # Given embeddings (diffusers' prompt_embeds / negative_prompt_embeds) are used as they are.
         with torch.no_grad():
-            text_embeds = prompt_embeds if prompt_embeds is not None else text.encode(
-                pipe.tokenizer, pipe.text_encoder, prompt, self.device)
-            uncond_embeds = negative_prompt_embeds if negative_prompt_embeds is not None else text.encode(
-                pipe.tokenizer, pipe.text_encoder, self.negative_prompt, self.device, max_length=text_embeds.shape[1])
-        self.prompt_embeds = torch.cat([uncond_embeds, text_embeds])
-        if not self._finite(self.prompt_embeds):
+            if self.sdxl:  # two text encoders and a pooled embedding (engine/sdxl.py)
+                self.conditioning = sdxl.encode(pipe, prompt, self.negative_prompt, self.device)
+            else:
+                text_embeds = prompt_embeds if prompt_embeds is not None else text.encode(
+                    pipe.tokenizer, pipe.text_encoder, prompt, self.device)
+                uncond_embeds = negative_prompt_embeds if negative_prompt_embeds is not None else text.encode(
+                    pipe.tokenizer, pipe.text_encoder, self.negative_prompt, self.device,
+                    max_length=text_embeds.shape[1])
+                self.conditioning = sdxl.Conditioning(torch.cat([uncond_embeds, text_embeds]))
+        self.prompt_embeds = self.conditioning.prompt_embeds
+        if not self._finite(self.prompt_embeds, self.conditioning.text_embeds):
             self._setup_nonfinite = "text_encoder"
-        self.prompt_anatomy: PromptAnatomy = text.prompt_anatomy(pipe.tokenizer, prompt, tuple(text_embeds.shape))
-        self.negative_anatomy = text.prompt_anatomy(pipe.tokenizer, self.negative_prompt, tuple(uncond_embeds.shape))
+        tokenizer, shape = pipe.tokenizer or pipe.tokenizer_2, tuple(self.prompt_embeds[1:].shape)
+        self.prompt_anatomy: PromptAnatomy = text.prompt_anatomy(tokenizer, prompt, shape)
+        self.negative_anatomy = text.prompt_anatomy(tokenizer, self.negative_prompt, shape)
         for anatomy in (self.prompt_anatomy, self.negative_anatomy):
             if anatomy.notice:
                 self.notices.append(anatomy.notice)
@@ -93,6 +113,8 @@ class Stepper:
                                 strength=strength, depth_map=depth_map, noise=latents)
         self.run_inputs = run
         self.height, self.width = run.height, run.width
+        if self.sdxl:  # SDXL's size conditioning: the picture's own size, no crop
+            sdxl.add_time_ids(pipe, self.conditioning, run.height, run.width, self.device)
         self.latents = run.latents
         if not self._finite(run.image_latents, run.masked_image_latents):
             self._setup_nonfinite = self._setup_nonfinite or "vae_encode"
@@ -114,6 +136,11 @@ class Stepper:
     @property
     def scheduler_info(self) -> schedulers.SchedulerInfo:
         return schedulers.info_for(self.scheduler)
+
+    @property
+    def prediction_type(self) -> str:
+        """What the UNet predicts (engine/prediction.py): "epsilon", "v_prediction" or "sample"."""
+        return self.scheduler.config.get("prediction_type", "epsilon")
 
     @property
     def history_fill(self):
@@ -154,6 +181,7 @@ class Stepper:
         pipe, sched, x_t = self.pipe, self.scheduler, self.latents
         t = self.timesteps[self._loop_index]
         family = schedulers.info_for(sched).family
+        prediction_type = self.prediction_type  # eps, v or x0: what the UNet gives
         sigma, abar = self._noise_level_at(self._loop_index)
         s = self.guidance_scale
         run = self.run_inputs
@@ -167,11 +195,11 @@ class Stepper:
         extra = self.extra_channels
         if extra:
             latent_model_input = torch.cat([latent_model_input, *(torch.cat([c] * 2) for c in extra.values())], dim=1)
-        # 3. UNet -> eps for both branches
+        # 3. UNet -> eps (or v, or x0, as prediction_type says) for both branches
         unet_started = time.perf_counter()
         noise_pred_both = pipe.unet(latent_model_input, t, encoder_hidden_states=self.prompt_embeds,
-                                    timestep_cond=None, cross_attention_kwargs=None, added_cond_kwargs=None,
-                                    return_dict=False)[0]
+                                    timestep_cond=None, cross_attention_kwargs=None,
+                                    added_cond_kwargs=self.conditioning.added_cond_kwargs(), return_dict=False)[0]
         seconds_unet = time.perf_counter() - unet_started
         if not self._finite(noise_pred_both):
             nonfinite = nonfinite or "unet"
@@ -188,8 +216,7 @@ class Stepper:
         latents = out.prev_sample
         pred_original_sample = getattr(out, "pred_original_sample", None)
         if pred_original_sample is None:
-            pred_original_sample = schedulers.pred_original_from_eps(
-                noise_pred, x_t, sigma, family, sched.config.get("prediction_type", "epsilon"))
+            pred_original_sample = prediction.pred_original(noise_pred, x_t, sigma, family, prediction_type)
         if not self._finite(latents):
             nonfinite = nonfinite or "scheduler"
         # 6. DIY inpaint blend: x_{t-1} = m * x_{t-1} + (1 - m) * add_noise(E(image), eps, t_next)
@@ -200,8 +227,8 @@ class Stepper:
             if self._loop_index < len(self.timesteps) - 1:
                 eps = run.noise
                 if self.inpaint_noise == "fresh":
-                    eps = torch.randn(run.noise.shape, generator=self.generator, device=self.device,
-                                      dtype=run.noise.dtype)
+                    eps = randn_tensor(run.noise.shape, generator=self.generator, device=self.device,
+                                       dtype=run.noise.dtype)
                 t_next = self.timesteps[self._loop_index + 1]
                 background = sched.add_noise(run.image_latents, eps, torch.tensor([t_next]))
             latents = (1 - run.mask) * background + run.mask * latents
@@ -221,7 +248,8 @@ class Stepper:
             latents_before_blend=latents_before_blend,
             mask=run.mask, masked_image_latents=extra.get("masked_image_latents"), depth=extra.get("depth"),
             nonfinite=nonfinite, seconds_unet=seconds_unet,
-            seconds_scheduler=seconds_scheduler, family=family,
+            seconds_scheduler=seconds_scheduler, family=family, prediction_type=prediction_type,
+            add_time_ids=self.conditioning.size_numbers(),
             sigma_next=self._noise_level_at(self._loop_index)[0], **metrics,
         )
         record.seconds_total = time.perf_counter() - started
@@ -275,7 +303,8 @@ class Stepper:
         old_family = schedulers.info_for(self.scheduler).family
         sigma_now, _ = self._noise_level_at(self._loop_index)
         new, loop, begin, notice = schedulers.set_up_swap(name, self._base_config, self.scheduler, self.grid,
-                                                          t_now, self.num_inference_steps, self.device)
+                                                          t_now, self.num_inference_steps, self.device,
+                                                          self._constructor_fixes)
         info = schedulers.info_for(new)
         self.latents = schedulers.convert_latents(self.latents, sigma_now, old_family, info.family)
         notices = [notice] if notice else []
@@ -313,7 +342,7 @@ class Stepper:
     def fork(self) -> Stepper:
         """An independent Stepper at the current state (shares the pipeline's weights)."""
         twin = copy.copy(self)
-        twin.generator = torch.Generator(self.device)
+        twin.generator = torch.Generator(self.generator.device)
         twin.records, twin.log, twin.notices = list(self.records), list(self.log), list(self.notices)
         twin._snapshots = list(self._snapshots)
         twin._restore(self._snapshot())

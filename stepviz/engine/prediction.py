@@ -1,0 +1,63 @@
+"""What the UNet predicts, named after the scheduler's `prediction_type`, and x0-hat from it.
+
+    epsilon       eps  the noise:        x_t = sqrt(abar) x0 + sqrt(1 - abar) eps   (Ho et al. 2020)
+    v_prediction  v    the velocity:     v = sqrt(abar) eps - sqrt(1 - abar) x0      (Salimans & Ho 2022)
+    sample        x0   the clean latents themselves
+
+SD 1.x and SDXL predict eps; SD 2.x at 768 px (and its "-v" checkpoints) predict v. Classifier-free
+guidance combines whichever it is the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Prediction:
+    prediction_type: str  # as diffusers' scheduler configs spell it
+    symbol: str  # as the panels write it: eps, v, x0
+    pretty: str  # as plots write it: ε, v, x₀
+    meaning: str
+    x0_vp: str  # x0-hat in the VP family (x_t = sqrt(abar) x0 + sqrt(1 - abar) eps)
+    x0_sigma: str  # x0-hat in the sigma family (x = x0 + sigma eps)
+
+    def cfg_line(self, scale: str = "s", short: bool = False) -> str:
+        """The CFG line in this prediction's symbols; short: u/t subscripts instead of uncond/text."""
+        u, t = (f"{self.symbol}_u", f"{self.symbol}_t") if short else (f"{self.symbol}_uncond", f"{self.symbol}_text")
+        return f"{self.symbol}_hat = {u} + {scale} ({t} - {u})"
+
+
+PREDICTIONS = {
+    p.prediction_type: p
+    for p in (
+        Prediction("epsilon", "eps", "ε", "the noise eps in x_t",
+                   "(x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t)", "x - sigma eps_hat"),
+        Prediction("v_prediction", "v", "v", "the velocity v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0",
+                   "sqrt(abar_t) x_t - sqrt(1 - abar_t) v_hat",
+                   "x / (sigma^2 + 1) - sigma v_hat / sqrt(sigma^2 + 1)"),
+        Prediction("sample", "x0", "x₀", "the clean latents x0 themselves", "x0_hat", "x0_hat"),
+    )
+}
+
+
+def prediction_for(prediction_type: str | None) -> Prediction:
+    """The entry for a scheduler config's prediction_type (None: epsilon, diffusers' default)."""
+    return PREDICTIONS.get(prediction_type or "epsilon") or Prediction(
+        prediction_type, prediction_type, prediction_type, f"what {prediction_type} names", "?", "?")
+
+
+def pred_original(model_output, x, sigma: float, family: str, prediction_type: str):
+    """x0-hat from the (guided) model output by the family's formula, for schedulers that do not return it."""
+    if prediction_type == "sample":
+        return model_output
+    if family == "sigma":
+        if prediction_type == "v_prediction":
+            c = (sigma * sigma + 1.0) ** 0.5
+            return x / (sigma * sigma + 1.0) - model_output * (sigma / c)
+        return x - sigma * model_output
+    abar = 1.0 / (1.0 + sigma * sigma)
+    sqrt_abar, sqrt_one_minus = abar**0.5, (1.0 - abar) ** 0.5
+    if prediction_type == "v_prediction":
+        return sqrt_abar * x - sqrt_one_minus * model_output
+    return (x - sqrt_one_minus * model_output) / sqrt_abar

@@ -1,0 +1,86 @@
+"""SDXL's conditioning (Podell et al. 2023): two text encoders, a pooled embedding and six size numbers.
+
+    prompt_embeds  penultimate hidden states of both encoders, side by side   [1, 77, 768 + 1280]
+    text_embeds    the second encoder's pooled, projected output               [1, 1280]
+    time_ids       (original h, w, crop top, left, target h, w); a model that
+                   requires an aesthetic score (the refiner) has (h, w, top, left, score) instead
+
+The UNet takes the last two as `added_cond_kwargs`. Computed as diffusers' StableDiffusionXL(Img2Img|Inpaint)
+Pipeline computes them (same ops, same order, same bits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+SD_CLASSES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline",
+              "StableDiffusionDepth2ImgPipeline")
+SDXL_CLASSES = ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline")
+# The defaults of diffusers' pipelines where they differ: SDXL img2img 0.3 and inpaint 0.9999 (SD: 0.8, 1.0),
+# and the refiner's aesthetic scores.
+AESTHETIC_SCORE, NEGATIVE_AESTHETIC_SCORE = 6.0, 2.5
+
+
+def is_sdxl(pipe) -> bool:
+    return type(pipe).__name__ in SDXL_CLASSES
+
+
+@dataclass
+class Conditioning:
+    """What the UNet is conditioned on, both CFG branches stacked (uncond first)."""
+
+    prompt_embeds: torch.Tensor  # [2, 77, d]
+    text_embeds: torch.Tensor | None = None  # SDXL: [2, p] pooled
+    time_ids: torch.Tensor | None = None  # SDXL: [2, 6]
+
+    def size_numbers(self) -> tuple[float, ...] | None:
+        """The prompt branch's time ids as plain numbers (None without SDXL's size conditioning)."""
+        return None if self.time_ids is None else tuple(float(v) for v in self.time_ids[-1].tolist())
+
+    def added_cond_kwargs(self) -> dict | None:
+        if self.text_embeds is None:
+            return None
+        return {"text_embeds": self.text_embeds, "time_ids": self.time_ids}
+
+
+def _encode_both(pipe, text: str, device, max_length: int | None = None):
+    """One prompt through every text encoder the pipeline has: (concatenated hidden states, pooled output)."""
+    hidden, pooled = [], None
+    for tokenizer, encoder in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)):
+        if encoder is None:  # the refiner has the second encoder only
+            continue
+        ids = tokenizer(text, padding="max_length", max_length=max_length or tokenizer.model_max_length,
+                        truncation=True, return_tensors="pt").input_ids
+        out = encoder(ids.to(device), output_hidden_states=True)
+        if pooled is None and out[0].ndim == 2:  # only the projection model's output is pooled
+            pooled = out[0]
+        hidden.append(out.hidden_states[-2])
+    return torch.concat(hidden, dim=-1), pooled
+
+
+def encode(pipe, prompt: str, negative_prompt: str, device) -> Conditioning:
+    """Both branches' embeddings. An empty negative prompt gives zeros where the model's config says
+    `force_zeros_for_empty_prompt` (SDXL base), as the pipeline does when no negative prompt is given."""
+    prompt_embeds, pooled = _encode_both(pipe, prompt, device)
+    if not negative_prompt and pipe.config.get("force_zeros_for_empty_prompt", False):
+        negative_embeds, negative_pooled = torch.zeros_like(prompt_embeds), torch.zeros_like(pooled)
+    else:
+        negative_embeds, negative_pooled = _encode_both(pipe, negative_prompt, device, prompt_embeds.shape[1])
+    dtype = (pipe.text_encoder_2 or pipe.unet).dtype
+    both = torch.cat([negative_embeds.to(dtype=dtype, device=device), prompt_embeds.to(dtype=dtype, device=device)])
+    return Conditioning(both, torch.cat([negative_pooled, pooled]).to(device))
+
+
+def add_time_ids(pipe, conditioning: Conditioning, height: int, width: int, device) -> None:
+    """Fill in the size conditioning: the picture's own size, no crop (the pipelines' defaults)."""
+    size, crop = (height, width), (0, 0)
+    if pipe.config.get("requires_aesthetics_score", False):
+        text, negative = [*size, *crop, AESTHETIC_SCORE], [*size, *crop, NEGATIVE_AESTHETIC_SCORE]
+    else:
+        text = negative = [*size, *crop, *size]
+    dtype = conditioning.prompt_embeds.dtype
+    ids = torch.cat([torch.tensor([negative], dtype=dtype), torch.tensor([text], dtype=dtype)])
+    conditioning.time_ids = ids.to(device)
+
