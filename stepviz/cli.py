@@ -15,7 +15,7 @@ import argparse
 import sys
 
 RUN_OPTIONS = ("model", "prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "mode", "image",
-               "mask", "depth_map", "strength", "height", "width")
+               "mask", "depth_map", "strength", "height", "width", "device", "dtype", "variant")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +26,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="random seed (default 42)")
     parser.add_argument("--steps", type=int, help="number of inference steps (default 25)")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 7.5)")
-    parser.add_argument("--scheduler", help="ddim, ddpm, pndm, lms, euler, euler_a, heun, dpmpp_2m, unipc, deis")
+    parser.add_argument("--scheduler", help="ddim, ddpm, pndm, lms, euler, euler_a, heun, dpmpp_2m, unipc, deis "
+                        "(default: the model's own scheduler, as its pipeline runs it)")
     parser.add_argument("--mode", help="txt2img, img2img, inpaint or depth2img")
     parser.add_argument("--image", help="input picture for img2img / inpaint / depth2img")
     parser.add_argument("--mask", help="mask picture for inpaint (white = repaint)")
@@ -35,6 +36,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strength", type=float, help="img2img / inpaint strength in [0, 1]")
     parser.add_argument("--height", type=int, help="picture height, a multiple of 8")
     parser.add_argument("--width", type=int, help="picture width, a multiple of 8")
+    parser.add_argument("--device", help="auto (default: CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--dtype", help="auto (default: float16 on a GPU, float32 on the CPU), float32, float16 "
+                        "or bfloat16")
+    parser.add_argument("--variant", help="load the weight files *.VARIANT.safetensors, e.g. fp16 "
+                        "(default: found by itself when only one kind is there)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +118,7 @@ def _main(argv: list[str]) -> int:
         return 0
     from .engine.checks import StepvizInputError
     from .models import ModelLoadError
+    from .models.device import DeviceError
 
     try:
         if args.command == "trace":
@@ -133,7 +140,7 @@ def _main(argv: list[str]) -> int:
         from .tui.app import run_app
 
         return run_app(settings, graphics=args.graphics)
-    except (StepvizInputError, ModelLoadError) as exc:
+    except (StepvizInputError, ModelLoadError, DeviceError) as exc:
         print(f"stepviz: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -197,7 +197,6 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
 
     from . import plots
     from .handout import write_handout
-    from .models import load_pipeline
 
     pipes = {}
 
@@ -205,7 +204,7 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
         if pipe is not None and model == settings.model:
             return pipe
         if str(model) not in pipes:
-            pipes[str(model)] = load_pipeline(model)
+            pipes[str(model)] = settings.load_pipeline(model)
         return pipes[str(model)]
 
     total = settings.steps * (1 + len(settings.compare))

@@ -40,13 +40,16 @@ class RunSettings:
     seed: int = 42
     steps: int = 25
     guidance_scale: float = 7.5
-    scheduler: str = "ddim"
+    scheduler: str | None = None  # None: the model's own scheduler, as its pipeline runs it
     height: int | None = None
     width: int | None = None
     image: str | Path | object | None = None  # a path, or a PIL image (drawn toy scenes)
     mask_image: str | Path | object | None = None
     depth_map: str | Path | object | None = None  # a picture path, or a tensor [1, H, W] (near = high)
     strength: float | None = None
+    device: str = "auto"  # auto: CUDA, else MPS, else CPU (stepviz.models.device)
+    dtype: str = "auto"  # auto: float16 on a GPU, float32 on the CPU
+    variant: str | None = None  # weight files *.<variant>.safetensors, e.g. fp16 (found by itself when alone)
     title: str = ""
     description: str = ""
     events: list[Event] = field(default_factory=list)
@@ -58,6 +61,7 @@ class RunSettings:
         from .engine import checks
         from .engine.schedulers import SCHEDULERS
         from .models import resolve
+        from .models.device import check_names
 
         checks.check_size("height", self.height)
         checks.check_size("width", self.width)
@@ -67,7 +71,7 @@ class RunSettings:
         checks.check_seed(self.seed)
         if self.mode not in checks.MODES:
             raise checks.StepvizInputError(f"mode={self.mode!r} is unknown: allowed modes are {', '.join(checks.MODES)}")
-        if self.scheduler not in SCHEDULERS:
+        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
             raise checks.StepvizInputError(
                 f"scheduler={self.scheduler!r} is unknown: allowed schedulers are {', '.join(SCHEDULERS)}")
         if self.mode in ("img2img", "inpaint", "depth2img"):
@@ -85,6 +89,7 @@ class RunSettings:
                     f"allowed schedulers are {', '.join(SCHEDULERS)}")
             if event.set_guidance_scale is not None:
                 checks.check_guidance(event.set_guidance_scale)
+        check_names(self.device, self.dtype)
         resolve(self.model)
 
     def stepper_kwargs(self) -> dict:
@@ -100,6 +105,13 @@ class RunSettings:
 
             return depth_tensor(self.depth_map)
         return self.depth_map
+
+    def load_pipeline(self, model=None):
+        """The pipeline for `model` (default: this run's) on this run's device, dtype and weight variant."""
+        from .models import load_pipeline
+
+        return load_pipeline(self.model if model is None else model, device=self.device, dtype=self.dtype,
+                             variant=self.variant)
 
     def make_stepper(self, pipe):
         from .engine import Stepper

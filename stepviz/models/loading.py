@@ -1,4 +1,4 @@
-"""load_pipeline: a diffusers-format Stable Diffusion 1.x/2.x checkpoint, offline, safetensors only.
+"""load_pipeline: a Stable Diffusion 1.x/2.x or SDXL checkpoint, offline, safetensors only.
 
 `model` is one of
   - "toy", "toy-inpaint", "toy-depth": the models shipped inside stepviz (stepviz/toy/);
@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from .device import pick_device, pick_dtype
+
 SHIPPED = {
     "toy": "model",
     "toy-inpaint": "model-inpaint",
@@ -24,7 +26,13 @@ PIPELINE_CLASSES = (
     "StableDiffusionImg2ImgPipeline",
     "StableDiffusionInpaintPipeline",
     "StableDiffusionDepth2ImgPipeline",
+    "StableDiffusionXLPipeline",
+    "StableDiffusionXLImg2ImgPipeline",
+    "StableDiffusionXLInpaintPipeline",
 )
+# Components stepviz never uses (the safety checker, its feature extractor, IP-Adapter's image encoder): loaded
+# as None when model_index.json names them but their folders are absent. Depth2Img's feature extractor is used.
+UNUSED_COMPONENTS = ("safety_checker", "feature_extractor", "image_encoder")
 
 
 class ModelLoadError(ValueError):
@@ -80,10 +88,17 @@ def pickle_only_weights(folder: Path) -> list[Path]:
     return found
 
 
-def load_pipeline(model="toy", device=None, dtype=None, *, allow_pickle: bool = False,
+def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: bool = False,
                   attention_slicing: bool = False, variant: str | None = None):
-    """Load a Stable Diffusion pipeline offline. dtype: None (float32), "float16"/"fp16" or a torch dtype."""
+    """Load a Stable Diffusion (1.x, 2.x, XL) pipeline offline.
+
+    device: "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:N", "mps"; dtype: "auto" (float16 on a
+    GPU, float32 on the CPU), a name such as "float16", or a torch dtype; variant: the weight files'
+    *.<variant>.safetensors (found by itself when a folder holds only one kind).
+    """
     quiet_libraries()
+    device = pick_device(device)
+    torch_dtype = pick_dtype(dtype, device)
     folder = resolve(model)
     pickles = pickle_only_weights(folder)
     if pickles and not allow_pickle:
@@ -91,17 +106,25 @@ def load_pipeline(model="toy", device=None, dtype=None, *, allow_pickle: bool = 
             f"{pickles[0]} is a pickle checkpoint with no safetensors beside it; pickles can run code when "
             "loaded, so stepviz refuses them: convert to safetensors, or pass allow_pickle=True if you trust it"
         )
-    torch_dtype = _dtype(dtype)
     index = json.loads((folder / "model_index.json").read_text())
     class_name = index.get("_class_name", "StableDiffusionPipeline")
     if class_name not in PIPELINE_CLASSES:
-        class_name = "StableDiffusionPipeline"
+        raise ModelLoadError(f"{folder} holds a {class_name}; stepviz steps Stable Diffusion 1.x/2.x and SDXL "
+                             f"pipelines only: {', '.join(PIPELINE_CLASSES)}")
     import diffusers
 
     cls = getattr(diffusers, class_name)
+    notices = []
+    variant = weight_variant(folder, variant, notices)
     extra = {}
+    skipped = [name for name in UNUSED_COMPONENTS if (index.get(name) or [None])[0] is not None
+               and not (folder / name).is_dir()]
     if "safety_checker" in index:
         extra.update(safety_checker=None, requires_safety_checker=False)
+    extra.update({name: None for name in skipped})
+    if skipped:
+        notices.append(f"model_index.json names {' and '.join(skipped)}, absent from the folder: loaded without "
+                       "(stepviz does not use them)")
     try:
         pipe = cls.from_pretrained(folder, torch_dtype=torch_dtype, use_safetensors=None if allow_pickle else True,
                                    local_files_only=True, variant=variant, **extra)
@@ -111,14 +134,51 @@ def load_pipeline(model="toy", device=None, dtype=None, *, allow_pickle: bool = 
             f"could not load the weights in {folder}: {reason[:200]} (a truncated or corrupt file? "
             "download or export it again)"
         ) from None
+    return _ready(pipe, model, folder, device, attention_slicing, notices)
+
+
+def _ready(pipe, model, folder, device, attention_slicing: bool, notices: list[str]):
+    """The loaded pipeline on its device, quiet, labelled with where it came from and what loading noticed."""
     pipe.set_progress_bar_config(disable=True)
-    if device is not None:
-        pipe = pipe.to(device)
+    pipe = pipe.to(device)
     if attention_slicing:
         pipe.enable_attention_slicing()
     pipe.stepviz_model_id = str(model)
     pipe.stepviz_folder = folder
+    pipe.stepviz_notices = notices
     return pipe
+
+
+def weight_variant(folder: Path, variant: str | None, notices: list[str]) -> str | None:
+    """The variant to load: the one asked for (checked), or the only one the UNet's folder holds."""
+    found = variants_in(folder / "unet")
+    if variant is not None:
+        if found and variant not in found:
+            plain = "plain files" if None in found else ""
+            kinds = ", ".join([f"*.{v}.safetensors" for v in sorted(v for v in found if v)] + ([plain] if plain else []))
+            raise ModelLoadError(f"variant={variant!r}: {folder / 'unet'} has no *.{variant}.safetensors "
+                                 f"(it holds {kinds})")
+        return variant
+    if found and None not in found and len(found) == 1:
+        (only,) = found
+        notices.append(f"only {only} weight files (*.{only}.safetensors) in {folder.name}: loading the {only} "
+                       "variant")
+        return only
+    return None
+
+
+def variants_in(folder: Path) -> set[str | None]:
+    """The variants of the safetensors weights in a component folder (None: the plain, variant-less files).
+
+    diffusers names them diffusion_pytorch_model.<variant>.safetensors, sharded ...<variant>-00001-of-00002.
+    """
+    found: set[str | None] = set()
+    if not folder.is_dir():
+        return found
+    for path in folder.glob("*.safetensors"):
+        middle = path.name.split(".")[1:-1]
+        found.add(middle[0].split("-")[0] if middle else None)
+    return found
 
 
 def quiet_libraries() -> None:
@@ -132,15 +192,3 @@ def quiet_libraries() -> None:
 
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
-
-
-def _dtype(dtype):
-    import torch
-
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    names = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16, "float32": torch.float32,
-             "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-    if dtype not in names:
-        raise ModelLoadError(f"dtype={dtype!r} is unknown: use one of {', '.join(names)}")
-    return names[dtype]

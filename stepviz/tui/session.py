@@ -37,6 +37,9 @@ class RunView:
     grid: tuple[float, ...] = ()
     extra_channels: dict = field(default_factory=dict)  # the UNet's inputs besides x_t (Stepper.extra_channels)
     notices: tuple[str, ...] = field(default=())
+    prediction_type: str = "epsilon"  # what the UNet predicts: epsilon, v_prediction or sample
+    device: str = "cpu"  # where the run computes, and in which dtype (the status line says)
+    dtype: str = "float32"
 
     @property
     def steps_taken(self) -> int:
@@ -91,9 +94,7 @@ class RunSession:
         """Load the model if none was given, and build the main stepper."""
         with self.lock:
             if self.pipe is None:
-                from ..models import load_pipeline
-
-                self.pipe = load_pipeline(self.settings.model)
+                self.pipe = self.settings.load_pipeline()
             stepper = self.settings.make_stepper(self.pipe)
             self.steppers = {MAIN: stepper}
             self._alphas_cumprod = tuple(float(a) for a in stepper.scheduler.alphas_cumprod)
@@ -177,5 +178,6 @@ class RunSession:
                 records=tuple(st.records), initial_latents=self._initial_latents,
                 prompt_anatomy=st.prompt_anatomy, negative_anatomy=st.negative_anatomy,
                 alphas_cumprod=self._alphas_cumprod, grid=tuple(st.grid), extra_channels=st.extra_channels,
-                notices=tuple(st.notices),
+                notices=tuple(st.notices), prediction_type=st.prediction_type, device=str(st.device),
+                dtype=str(st.dtype).removeprefix("torch."),
             )
