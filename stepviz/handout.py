@@ -28,7 +28,8 @@ CAPTIONS = {
                    "on the left differs.",
     "schedule.png": "The noise schedule: how much noise (σ_t) is left at each step, and how much of the signal "
                     "(ᾱ_t) the latents keep. Dashed lines mark edits.",
-    "norms.png": "Guidance in numbers: the size of the two noise predictions, of their difference (the direction "
+    "norms.png": "Guidance in numbers: the size of the UNet's two predictions (of the noise ε, or of v or x₀ as the "
+                 "model's prediction_type says), of their difference (the direction "
                  "guidance pushes along) and of the combined prediction; below, how alike the two predictions are "
                  "(cosine) and the spread of x_t and x0-hat.",
 }
@@ -105,11 +106,13 @@ def write_handout(folder: Path, manifest: dict, records) -> Path:
     parts.append(rows_table([
         ("prompt", settings["prompt"]), ("negative prompt", settings["negative_prompt"]),
         ("mode", settings["mode"]), ("input picture", settings["image"]), ("mask", settings["mask_image"]), ("depth map", settings["depth_map"]),
-        ("strength", settings["strength"]), ("seed", manifest["seed"]), ("scheduler", settings["scheduler"]),
+        ("strength", settings["strength"]), ("seed", manifest["seed"]),
+        ("scheduler", settings["scheduler"] or f"{manifest['scheduler_configs'][0]['scheduler']} (the model's own)"),
         ("guidance scale", settings["guidance_scale"]),
         ("steps", f"{manifest['steps_run']} run of {manifest['steps_planned']} planned"),
         ("size", f"{manifest['size']['width']} x {manifest['size']['height']}"),
-        ("model", f"{model['id']} (weights sha256 {str(model['weights_sha256'])[:16]}…)"),
+        ("model", f"{model['id']} (weights sha256 {str(model['weights_sha256'])[:16]}…), "
+                  f"predicts {model.get('prediction_type', 'epsilon')}, {model['device']} {model['dtype']}"),
         ("stopped early", manifest["stopped"]), ("notices", "; ".join(manifest["notices"])),
         ("pictures", f"{manifest['preview']} preview, every {manifest['every']} step(s) in the strips"),
     ]))

@@ -12,12 +12,18 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-NORM_FIELDS = (
-    ("norm_uncond", "‖ε_uncond‖"),
-    ("norm_text", "‖ε_text‖"),
-    ("norm_guidance", "‖ε_text − ε_uncond‖"),
-    ("norm_noise_pred", "‖ε̂‖ (after CFG)"),
-)
+from .engine.prediction import prediction_for
+
+
+def norm_fields(prediction_type: str = "epsilon") -> tuple[tuple[str, str], ...]:
+    """(record field, label) per plotted norm, in the symbol of what the UNet predicts (ε, v or x₀)."""
+    p = prediction_for(prediction_type).pretty
+    return (
+        ("norm_uncond", f"‖{p}_uncond‖"),
+        ("norm_text", f"‖{p}_text‖"),
+        ("norm_guidance", f"‖{p}_text − {p}_uncond‖"),
+        ("norm_noise_pred", f"‖{p}̂‖ (after CFG)"),
+    )
 
 
 def _changes(records) -> list[tuple[int, str]]:
@@ -75,17 +81,19 @@ def schedule_figure(records, path: Path, branches: dict[str, list] | None = None
 
 
 def norms_figure(records, path: Path) -> Path:
-    """The noise predictions' norms, the guidance direction, the latents' spread and cos(uncond, text)."""
+    """The two predictions' norms (eps, v or x0), the guidance direction, the latents' spread and cos(uncond, text)."""
     figure = Figure(figsize=(7, 5.2))
     top, bottom = figure.subplots(2, 1, sharex=True)
     steps = [r.index for r in records]
-    for field, label in NORM_FIELDS:
+    prediction_type = records[0].prediction_type if records else "epsilon"
+    p = prediction_for(prediction_type).pretty
+    for field, label in norm_fields(prediction_type):
         top.plot(steps, [getattr(r, field) for r in records], "o-", markersize=3, label=label)
     top.set_ylabel("L2 norm")
-    top.set_title("Guidance: ε̂ = ε_uncond + s (ε_text − ε_uncond)")
+    top.set_title(f"Guidance: {p}̂ = {p}_uncond + s ({p}_text − {p}_uncond)   (UNet predicts {prediction_type})")
     top.legend(fontsize=8)
     bottom.plot(steps, [r.cos_uncond_text for r in records], "o-", markersize=3, color="C4",
-                label="cos(ε_uncond, ε_text)")
+                label=f"cos({p}_uncond, {p}_text)")
     bottom.plot(steps, [r.latents_std for r in records], "s-", markersize=3, color="C5", label="std(x_t)")
     bottom.plot(steps, [r.pred_original_std for r in records], "^-", markersize=3, color="C6", label="std(x̂_0)")
     bottom.set_xlabel("step i")

@@ -32,7 +32,7 @@ def pipe(tiny_pipe):
 
 
 def make_app(pipe, steps: int = 6, **overrides) -> StepvizApp:
-    settings = RunSettings(model="tiny", steps=steps, height=32, width=32, **overrides)
+    settings = RunSettings(model="tiny", steps=steps, height=32, width=32, **{"scheduler": "ddim", **overrides})
     return StepvizApp(settings, pipe=pipe, graphics="halfcell")
 
 
@@ -98,7 +98,8 @@ async def test_step_look_back_and_rewind(pipe):
             await pilot.press("space")
             await settle(pilot)
         assert len(main_stepper(app).records) == 3
-        assert "step 3/6" in str(screen.query_one("#status").render())
+        status = str(screen.query_one("#status").render())
+        assert "step 3/6" in status and "cpu float32" in status and "predicts eps" in status
         await pilot.press("left")
         await pilot.press("left")
         await settle(pilot)
@@ -323,8 +324,9 @@ async def test_help_lists_keys_and_formulas(pipe):
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         drawn = help_text_as_drawn(app.screen)
-        for text in ("eps_uncond + s * (eps_text - eps_uncond)", "scale_model_input", "sqrt(sigma^2 + 1)",
-                     "alpha_cumprod"):
+        assert app.screen.prediction_type == "epsilon"
+        for text in ("eps_hat = eps_uncond + s (eps_text - eps_uncond)", "scale_model_input", "sqrt(sigma^2 + 1)",
+                     "(x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t)", "alpha_cumprod"):
             assert text in drawn
         for key in ("space", "b", "g", "s", "v", "f", "x", "q"):  # each key starts a row of the keys table
             assert any(line.startswith(f"{key} ") for line in drawn.splitlines()), key
@@ -483,7 +485,7 @@ def test_serve_answers_on_loopback(tiny_model_dir):
         port = probe.getsockname()[1]
     process = subprocess.Popen(
         [sys.executable, "-m", "stepviz", "serve", "--port", str(port), "--model", str(tiny_model_dir),
-              "--steps", "3", "--height", "32", "--width", "32"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+              "--steps", "3", "--height", "32", "--width", "32", "--scheduler", "ddim"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         page = None
         deadline = time.monotonic() + 60
@@ -610,3 +612,13 @@ def test_a_thread_count_the_user_set_is_kept(monkeypatch):
 
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert leave_a_core_for_the_ui() is None
+
+
+def test_help_names_a_v_prediction_model_after_v():
+    from stepviz.tui.screens.help import help_text
+
+    text = help_text("v_prediction")
+    assert "v_hat = v_uncond + s (v_text - v_uncond)" in text and "`v_prediction`" in text
+    assert "sqrt(abar_t) x_t - sqrt(1 - abar_t) v_hat" in text  # x0-hat from v, VP family
+    assert "x / (sigma^2 + 1) - sigma v_hat / sqrt(sigma^2 + 1)" in text  # and in the sigma family
+    assert "eps_hat" not in text and "eps_uncond" not in text

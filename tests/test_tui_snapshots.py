@@ -16,7 +16,7 @@ from stepviz.tui.app import StepvizApp  # noqa: E402
 
 
 def app_for(**overrides) -> StepvizApp:
-    settings = RunSettings(model="tiny", steps=8, height=32, width=32, seed=42, **overrides)
+    settings = RunSettings(model="tiny", steps=8, height=32, width=32, seed=42, **{"scheduler": "ddim", **overrides})
     return StepvizApp(settings, pipe=tiny_pipeline(), graphics="halfcell")
 
 

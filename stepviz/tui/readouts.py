@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..engine.prediction import prediction_for
+
 
 def scheduler_text(view) -> str:
     """'ddim (vp, order 1)' plus the multistep history fill where there is one."""
@@ -18,9 +20,11 @@ def model_label(model: str) -> str:
 
 
 def status_text(view, record) -> str:
-    """The status line: model, mode, scheduler, step i/N, t, sigma, alpha_cumprod, guidance scale."""
+    """The status line: model, device and dtype, mode, what the UNet predicts, scheduler, step i/N, t, sigma, alpha_cumprod, guidance scale."""
     step = 0 if record is None else record.index + 1
-    parts = [model_label(view.model), view.mode, scheduler_text(view), f"step {step}/{view.total_steps}"]
+    parts = [model_label(view.model), f"{view.device} {view.dtype}", view.mode,
+             f"predicts {prediction_for(view.prediction_type).symbol}", scheduler_text(view),
+             f"step {step}/{view.total_steps}"]
     if record is None:
         parts.append("t -")
     else:
@@ -36,12 +40,18 @@ def status_text(view, record) -> str:
     return " · ".join(parts)
 
 
-GUIDANCE_ROWS = (
-    ("norm_uncond", "|eps_u|", "#3d9df3"),
-    ("norm_text", "|eps_t|", "#ffa500"),
-    ("norm_guidance", "|eps_t-eps_u|", "#ff4fd8"),
-    ("norm_noise_pred", "|eps_hat|", "#3ddc4a"),
-)
+def guidance_rows(prediction_type: str = "epsilon") -> tuple[tuple[str, str, str], ...]:
+    """(record field, label, colour) per plotted norm, in the symbol of what the UNet predicts (eps, v, x0)."""
+    p = prediction_for(prediction_type).symbol
+    return (
+        ("norm_uncond", f"|{p}_u|", "#3d9df3"),
+        ("norm_text", f"|{p}_t|", "#ffa500"),
+        ("norm_guidance", f"|{p}_t-{p}_u|", "#ff4fd8"),
+        ("norm_noise_pred", f"|{p}_hat|", "#3ddc4a"),
+    )
+
+
+GUIDANCE_ROWS = guidance_rows()
 
 
 def guidance_text(record, width: int = 80) -> str:
@@ -51,11 +61,11 @@ def guidance_text(record, width: int = 80) -> str:
     """
     if record is None:
         return "take a step (space) to see the two branches"
-    (u, lu, cu), (t, lt, ct), (d, ld, cd), (e, le, ce) = GUIDANCE_ROWS
+    (u, lu, cu), (t, lt, ct), (d, ld, cd), (e, le, ce) = guidance_rows(record.prediction_type)
     value = lambda name: f"{getattr(record, name):.4f}"  # noqa: E731
     cos = f"cos(u,t) {record.cos_uncond_text:.4f}"
     if width >= 50:
-        lines = [f"eps_hat = eps_u + {record.guidance_scale:g} (eps_t - eps_u)",
+        lines = [prediction_for(record.prediction_type).cfg_line(f"{record.guidance_scale:g}", short=True),
                  f"[{cu}]{lu}[/] {value(u)}  [{ct}]{lt}[/] {value(t)}  {cos}",
                  f"[{cd}]{ld}[/] {value(d)}  [{ce}]{le}[/] {value(e)}"]
     else:

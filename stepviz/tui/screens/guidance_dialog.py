@@ -9,20 +9,22 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
 from ...engine.checks import StepvizInputError, check_guidance
+from ...engine.prediction import prediction_for
 
 
 class GuidanceDialog(ModalScreen[float | None]):
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
-    def __init__(self, current: float, branch_label: str = "") -> None:
+    def __init__(self, current: float, branch_label: str = "", prediction_type: str = "epsilon") -> None:
         super().__init__()
         self.current, self.branch_label = current, branch_label
+        self.cfg_line = prediction_for(prediction_type).cfg_line()
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(f"Guidance scale s{self.branch_label} (now {self.current:g}), from the next step on:")
             yield Input(value=f"{self.current:g}", id="guidance-input")
-            yield Label("eps_hat = eps_uncond + s (eps_text - eps_uncond); enter to apply, escape to cancel",
+            yield Label(f"{self.cfg_line}; enter to apply, escape to cancel",
                         id="dialog-hint")
             yield Label("", id="dialog-error")
             with Horizontal(id="dialog-buttons"):

@@ -9,6 +9,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
+from ...engine.prediction import prediction_for
+
 HELP = """\
 # stepviz: keys
 
@@ -39,10 +41,11 @@ One step of the loop, from x_t to x_(t-1):
    **[x_t, m, E(image * (1 - m))]** (4 + 1 + 4 = 9: the mask and the masked picture's latents), Depth2Img
    **[x_t, depth]** (4 + 1 = 5: the depth map at latent size, scaled to [-1, 1], near = high). Their panel
    shows them.
-3. The UNet predicts the noise for both: **eps_uncond** and **eps_text**.
-4. Classifier-free guidance, the CFG line: **eps_hat = eps_uncond + s * (eps_text - eps_uncond)**.
+3. The UNet predicts {meaning} for both (this model's prediction_type is `{ptype}`): **{p}_uncond** and
+   **{p}_text**.
+4. Classifier-free guidance, the CFG line: **{cfg}**.
    s = 1 uses the prompt branch alone; s > 1 pushes further along what the prompt adds.
-5. `scheduler.step(eps_hat, t, x_t)` gives x_(t-1) and **x0-hat**, the clean latents predicted at this step.
+5. `scheduler.step({p}_hat, t, x_t)` gives x_(t-1) and **x0-hat**, the clean latents predicted at this step.
 6. Inpaint with an ordinary 4-channel UNet (the DIY loop): **x = m * x_generated + (1 - m) * add_noise(E(image),
    noise, t_next)** - outside the mask m the original, re-noised to the next noise level, replaces what was
    generated. The inpainting model (9 channels) needs no blend: it sees the mask in step 2b.
@@ -54,11 +57,12 @@ How much of the clean picture is left at t.
 
 **sigma** - the same noise level in the sigma family's terms: **sigma_t = sqrt((1 - abar_t) / abar_t)**.
 
-**x0-hat** - VP: **(x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t)**; sigma family: **x - sigma eps_hat**.
+**x0-hat** - from {p}_hat: VP: **{x0_vp}**; sigma family: **{x0_sigma}**.
+(eps: the noise; v: the velocity sqrt(abar_t) eps - sqrt(1 - abar_t) x0; x0: the clean latents.)
 
-**Guidance anatomy** - **|eps_uncond|**, **|eps_text|** (L2 norms over all latent elements),
-**|eps_text - eps_uncond|** (the direction guidance amplifies, times s), **|eps_hat|** (what the scheduler gets),
-**cos(uncond, text)** = <eps_uncond, eps_text> / (|eps_uncond| |eps_text|): near 1, the prompt changes little.
+**Guidance anatomy** - **|{p}_uncond|**, **|{p}_text|** (L2 norms over all latent elements),
+**|{p}_text - {p}_uncond|** (the direction guidance amplifies, times s), **|{p}_hat|** (what the scheduler gets),
+**cos(uncond, text)** = <{p}_uncond, {p}_text> / (|{p}_uncond| |{p}_text|): near 1, the prompt changes little.
 
 **Scheduler** - family (vp or sigma: which latent space), order (model calls per timestep, or history length);
 multistep solvers (PNDM, LMS, DPM-Solver++, UniPC, DEIS) keep a history of earlier predictions: after a swap a
@@ -73,6 +77,13 @@ sqrt(sigma^2 + 1) so both families look alike.
 """
 
 
+def help_text(prediction_type: str = "epsilon") -> str:
+    """The help in the symbols of what this model's UNet predicts (eps, v or x0), with x0-hat's formulas."""
+    p = prediction_for(prediction_type)
+    return HELP.format(p=p.symbol, ptype=p.prediction_type, meaning=p.meaning, cfg=p.cfg_line(),
+                       x0_vp=p.x0_vp, x0_sigma=p.x0_sigma)
+
+
 class HelpScreen(Screen[None]):
     """A whole screen, one Static: it opens in tens of milliseconds even while a step computes
     (a modal over the main screen, or Textual's Markdown widget with a widget per block, took
@@ -80,6 +91,10 @@ class HelpScreen(Screen[None]):
 
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
 
+    def __init__(self, prediction_type: str = "epsilon") -> None:
+        super().__init__()
+        self.prediction_type = prediction_type
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body"):
-            yield Static(Markdown(HELP), id="help-text")
+            yield Static(Markdown(help_text(self.prediction_type)), id="help-text")

@@ -273,7 +273,8 @@ class MainScreen(Screen):
                 self.run_edit("set_guidance_scale", scale, branch)
 
         label = " of the fork" if branch == FORK else ""
-        self.app.push_screen(GuidanceDialog(self.views[branch].guidance_scale, label), apply)
+        view = self.views[branch]
+        self.app.push_screen(GuidanceDialog(view.guidance_scale, label, view.prediction_type), apply)
 
     def action_scheduler(self) -> None:
         if MAIN in self.views:
@@ -307,10 +308,15 @@ class MainScreen(Screen):
             self.run_edit("export", Path.cwd(), self.kind)
 
     def action_help(self) -> None:
+        if MAIN not in self.views:  # before the model is loaded: what it predicts is not known yet
+            from .help import HelpScreen
+
+            self.app.push_screen(HelpScreen())
+            return
         if not self.app.is_screen_installed("help"):  # kept after closing: it reopens in milliseconds
             from .help import HelpScreen
 
-            self.app.install_screen(HelpScreen(), "help")
+            self.app.install_screen(HelpScreen(self.views[MAIN].prediction_type), "help")
         self.app.push_screen("help")
 
     def action_quit(self) -> None:
