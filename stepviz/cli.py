@@ -54,13 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    export = sub.add_parser("export", help="write strips, animation, metrics and a handout, headless")
+    export = sub.add_parser("export", help="write strips, animation, metrics and a handout, headless",
+                            epilog="exit codes: 0 written, 2 bad input (nothing written), 3 the NaN/Inf watchdog "
+                                   "stopped the run (the steps that ran are written), 130 interrupted")
     _add_run_options(export)
-    export.add_argument("--out", required=True, help="output folder (refused if it exists and is not empty)")
+    export.add_argument("--out", required=True, help="output folder (refused if it exists and is not empty; "
+                        "a symlink is followed)")
     export.add_argument("--every", type=int, default=1, help="keep every N-th step in strips (default 1)")
     export.add_argument("--preview", default="full", choices=("full", "approx", "channels"), help="picture kind")
     export.add_argument("--format", default="webp", choices=("webp", "gif"), help="animation format")
-    export.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    export.add_argument("--force", action="store_true",
+                        help="replace an earlier stepviz export (recognised by its manifest; never other files)")
     sub.add_parser("scenarios", help="list the ready lessons")
     sub.add_parser("schedulers", help="list the schedulers with family and order")
     trace = sub.add_parser("trace", help="run a script's own sampling loop traced; report its first divergence "

@@ -11,13 +11,17 @@
     index.html           all of it in one self-contained page
 
 Everything is written into a hidden folder beside DIR, which is renamed to DIR at the end:
-an interrupted export (Ctrl-C) leaves nothing behind.
+an interrupted export (Ctrl-C) leaves nothing behind. What `--force` may replace, and how leftovers
+of a killed export are cleaned, is in export_folder.py.
+
+A run stopped by the NaN/Inf watchdog still writes the steps that ran (the handout says where it
+stopped); the command then prints the watchdog's line and exits with STOPPED_EXIT_CODE.
 """
 
 from __future__ import annotations
 
 import csv
-import os
+import json
 import re
 import shutil
 import signal
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .engine.checks import StepvizInputError
+from .export_folder import check_output_folder, make_staging, move_into_place
 from .export_strip import (animation_frames, blend_image, compare_image, export_strip, extra_channels_image,
                            save_atomically, step_pictures, strip_image)
 from .manifest import build_manifest, describe_picture, plain_config, write_json
@@ -34,6 +39,7 @@ from .scenario import apply_events
 __all__ = ["export_run", "export_strip", "run_export_command"]
 
 FRAME_MS, LAST_FRAME_MS = 250, 1500
+STOPPED_EXIT_CODE = 3  # `stepviz export` when the NaN/Inf watchdog stopped the run (the files are written)
 
 
 @dataclass
@@ -47,57 +53,42 @@ class FinishedRun:
     stopped: str | None
 
 
-def check_output_folder(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise StepvizInputError(f"--out {str(out)!r} is a file: give a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise StepvizInputError(f"--out {str(out)!r} exists and is not empty: pick another folder, or add --force "
-                                "to replace it")
-
-
 def run_export_command(settings, args) -> int:
     """The CLI's entry: checks the options, exports, prints where the files are."""
     if args.every < 1:
         raise StepvizInputError(f"--every {args.every} is not allowed: it must be an integer >= 1")
-    out = Path(args.out).expanduser()
-    check_output_folder(out, args.force)
+    check_output_folder(args.out, args.force)
     previous = _sigterm_as_interrupt()
     try:
-        export_run(settings, out, kind=args.preview, every=args.every, animation_format=args.format,
-                   force=args.force, progress=sys.stderr.isatty())
+        out = export_run(settings, args.out, kind=args.preview, every=args.every, animation_format=args.format,
+                         force=args.force, progress=sys.stderr.isatty())
     finally:
         _restore_sigterm(previous)
     print(f"stepviz: wrote {out} (open {out / 'index.html'})")
+    stopped = _stopped_line(out)
+    if stopped:
+        print(f"stepviz: stopped: {stopped} (the steps that ran are written)", file=sys.stderr)
+        return STOPPED_EXIT_CODE
     return 0
+
+
+def _stopped_line(out: Path) -> str | None:
+    return json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("stopped")
 
 
 def export_run(settings, out: Path, *, kind: str = "full", every: int = 1, animation_format: str = "webp",
                force: bool = False, progress: bool = False, pipe=None) -> Path:
-    """Run `settings` (and its compare branches) and write the export folder `out` atomically."""
-    out = Path(out).expanduser().absolute()
-    check_output_folder(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.stepviz-partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    """Run `settings` (and its compare branches) and write the export folder `out` atomically; returns it."""
+    target = check_output_folder(out, force)
+    staging = make_staging(target)
     try:
         write_export(settings, staging, kind=kind, every=every, animation_format=animation_format,
                      progress=progress, pipe=pipe)
-        _move_into_place(staging, out)
+        move_into_place(staging, target, force)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return out
-
-
-def _move_into_place(staging: Path, out: Path) -> None:
-    if not out.exists():
-        staging.rename(out)
-        return
-    old = out.parent / f".{out.name}.stepviz-old-{os.getpid()}"
-    out.rename(old)
-    staging.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
 def _sigterm_as_interrupt():

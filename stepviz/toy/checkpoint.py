@@ -17,9 +17,10 @@ def save_checkpoint(state: dict, path: Path) -> None:
 
 
 def load_checkpoint(path: Path) -> dict | None:
+    """The saved state, read with weights_only=True: tensors, numbers, lists and dicts only, never pickled code."""
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def resume(path: Path, modules: dict, optimizer) -> tuple[list[float], int, dict]:
