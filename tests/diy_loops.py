@@ -50,10 +50,15 @@ def denoise(pipe, scheduler, latents, embeddings, timesteps, guidance_scale, mis
             image_latents, mask, noise = blend
             if i < len(timesteps) - 1:
                 t_noise = t if mistake == "inpaint-blend-timestep" else timesteps[i + 1]
+                if noise is None:  # the course's loop: fresh noise at every step
+                    noise = torch.randn(image_latents.shape, generator=generator)
                 background = scheduler.add_noise(image_latents, noise, torch.tensor([t_noise]))
+            elif noise is None:  # the course's loop blends only while i < len(timesteps) - 1
+                continue
             else:
                 background = image_latents
             latents = latents * mask + background * (1 - mask)
+            noise = blend[2]
     return latents
 
 
@@ -104,8 +109,11 @@ def img2img_loop(pipe, scheduler_name="ddim", mistake=None, steps=6, strength=0.
     return latents, decode(pipe, latents)
 
 
-def inpaint_loop(pipe, scheduler_name="ddim", mistake=None, steps=5, guidance_scale=7.5, seed=0):
-    """The DIY inpaint loop with diffusers' blend: re-noise the original to the next t; the clean original last."""
+def inpaint_loop(pipe, scheduler_name="ddim", mistake=None, steps=5, guidance_scale=7.5, seed=0, course=False):
+    """The DIY inpaint loop with diffusers' blend: re-noise the original to the next t; the clean original last.
+
+    course=True: the course's variant, fresh noise for each blend and no blend at the last step.
+    """
     scheduler = scheduler_for(pipe, scheduler_name)
     generator = torch.Generator().manual_seed(seed)
     embeddings = encode(pipe, "a red circle on a black background")
@@ -116,5 +124,5 @@ def inpaint_loop(pipe, scheduler_name="ddim", mistake=None, steps=5, guidance_sc
     noise = torch.randn(image_latents.shape, generator=generator)
     latents = noise * scheduler.init_noise_sigma
     latents = denoise(pipe, scheduler, latents, embeddings, scheduler.timesteps, guidance_scale, mistake, generator,
-                      blend=(image_latents, mask, noise))
+                      blend=(image_latents, mask, None if course else noise))
     return latents, decode(pipe, latents)

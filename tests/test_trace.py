@@ -41,6 +41,14 @@ def test_correct_img2img_and_inpaint_loops_match(sd_pipe, loop, scheduler):
     assert report.first_divergence is None, str(report)
 
 
+def test_the_courses_inpaint_loop_differs_at_its_last_step(sd_pipe):
+    """Fresh noise per blend is followed; the skipped last blend (the pipeline blends the clean image) is shown."""
+    report, _ = traced(sd_pipe, inpaint_loop, "euler", course=True)
+    first = report.first_divergence
+    assert (first.step, first.quantity, first.cause) == (4, "blend", None), str(report)
+    assert all(row[5] < 1e-5 for row in report.rows[:-1]) and "clean image latents" in str(report)
+
+
 MISTAKES = [  # (cause id, loop, scheduler, loop index where it shows first)
     ("init-noise-sigma-order", txt2img_loop, "euler", 0),
     ("missing-scale-model-input", txt2img_loop, "euler", 0),

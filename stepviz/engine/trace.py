@@ -112,18 +112,23 @@ class Trace:
         run = infer(user, self._base_config)
         reference, self.reference_stepper = run_reference(self.pipe, run, user)
         report = TraceReport(user, reference, run, None)
+        self._run = run
         found = self._walk(user, reference, report)
         if found is not None:
             step, quantity, measured, expected = found
             cause = diagnose(quantity, step, user, reference, run, self.pipe, self._base_config)
             report.first_divergence = Divergence(step, quantity, measured, expected, cause)
-        if user.final_latents is not None and reference.final_latents is not None:
-            report.final_difference = _max_diff(user.final_latents, reference.final_latents)
+        final = user.final_latents
+        if run.mask is not None and user.decode_input is not None:  # the last blend is seen in the decode only
+            final = user.decode_input * self.pipe.vae.config.scaling_factor
+        if final is not None and reference.final_latents is not None:
+            report.final_difference = _max_diff(final, reference.final_latents)
         return report
 
     def _walk(self, user: LoopRecording, reference: LoopRecording, report: TraceReport):
         """Fill the table; return the first (step, quantity, measured, expected) that differs, or None."""
         first = None
+        inpaint, last, decoded = self._run.mask is not None, len(user.steps) - 1, user.decode_input
 
         def check(step, quantity, measured, expected):
             nonlocal first
@@ -143,16 +148,19 @@ class Trace:
             check(i, "UNet branches", _branches(u), _branches(r))
             check(i, "guidance combination", u.noise_pred, r.noise_pred)
             check(i, "scheduler output", u.prev_sample, r.prev_sample)
-            if u.blends or r.blends:
+            if inpaint and not (i == last and decoded is not None):  # the last blend shows in the decode
                 check(i, "blend", u.carried, r.carried)
             report.rows.append((i, u.timestep, r.timestep, _max_diff(u.model_input, r.model_input),
                                 _max_diff(u.noise_pred, r.noise_pred), _max_diff(u.carried, r.carried)))
         if first is None and len(user.steps) != len(reference.steps):
             at = min(len(user.steps), len(reference.steps))
             first = (at, "timestep", f"{len(user.steps)} steps", f"{len(reference.steps)} steps")
-        if user.decode_input is not None and reference.final_latents is not None:
-            expected = reference.final_latents / self.pipe.vae.config.scaling_factor
-            check(len(user.steps) - 1, "decode", user.decode_input, expected)
+        if decoded is not None and reference.final_latents is not None:
+            factor = self.pipe.vae.config.scaling_factor
+            expected = reference.final_latents / factor
+            if inpaint and differs(decoded, expected) and not differs(decoded * factor, user.steps[-1].prev_sample):
+                check(last, "blend", decoded * factor, reference.final_latents)  # the loop skipped the last blend
+            check(last, "decode", decoded, expected)
         return first
 
 

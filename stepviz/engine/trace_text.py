@@ -17,11 +17,11 @@ def report_text(report) -> str:
     run, user, first = report.run, report.user, report.first_divergence
     scheduler = type(user.scheduler).__name__
     embeds = list(run.embeds_text.shape)
+    mode = run.mode if run.mask is None else f"{run.mode} with the DIY inpaint blend"
     lines = [
         f"stepviz trace: {len(user.steps)} steps of {scheduler}, compared with the pipeline's loop (stepviz Stepper)",
-        f"  inferred: {run.mode}, num_inference_steps={run.num_inference_steps}, guidance_scale={run.guidance_scale:g}"
-        + (f", strength={len(user.steps) / run.num_inference_steps:.2f}" if run.mode == "img2img" else "")
-        + (", inpaint blend" if run.mask is not None else ""),
+        f"  inferred: {mode}, num_inference_steps={run.num_inference_steps}, guidance_scale={run.guidance_scale:g}"
+        + (f", strength={len(user.steps) / run.num_inference_steps:.2f}" if run.mode == "img2img" else ""),
         f"  prompt embeddings {embeds} per branch; starting noise: {run.noise_source or 'as drawn'}",
         "",
         "  step       t   pipeline t   |model input diff|   |eps_hat diff|   |latents diff|",
@@ -43,4 +43,7 @@ def report_text(report) -> str:
         f"  cause: {first.cause}" if first.cause is not None else
         "  cause: not one stepviz recognises (see the table: where the differences start)",
     ]
+    if first.cause is None and first.quantity == "blend" and first.step == len(user.steps) - 1:
+        lines.append("  note: at the last step diffusers' inpaint pipeline blends with the clean image latents "
+                     "(the course's loop skips the blend there)")
     return "\n".join(lines)
