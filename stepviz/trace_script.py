@@ -38,8 +38,8 @@ def run_traced(path: Path, argv: list[str]) -> list:
     """Run the script; the `Trace`s of the pipelines it built whose scheduler it stepped."""
     import diffusers
 
+    from .engine.sdxl import SD_CLASSES
     from .engine.trace import Trace
-    from .models.loading import PIPELINE_CLASSES
 
     traces: list[Trace] = []
     originals = {}
@@ -52,7 +52,7 @@ def run_traced(path: Path, argv: list[str]) -> list:
                 traces.append(Trace(pipe).__enter__())
         return __init__
 
-    for name in PIPELINE_CLASSES:
+    for name in SD_CLASSES:  # the SD 1.x/2.x pipelines (SDXL loops are not traced yet)
         cls = getattr(diffusers, name)
         originals[cls] = cls.__init__
         cls.__init__ = traced_init(cls, cls.__init__)

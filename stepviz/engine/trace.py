@@ -97,6 +97,12 @@ class Trace:
         self.recording: LoopRecording | None = None
 
     def __enter__(self) -> Trace:
+        from .checks import StepvizInputError
+        from .sdxl import is_sdxl
+
+        if is_sdxl(self.pipe):
+            raise StepvizInputError("stepviz.trace follows Stable Diffusion 1.x/2.x loops; an SDXL loop (two text "
+                                    "encoders, added_cond_kwargs) is not traced yet")
         self._base_config = self.pipe.scheduler.config  # the pipeline's own configuration, before any swap
         self._recorder = Recorder(self.pipe).__enter__()
         return self

@@ -75,7 +75,12 @@ def fit_guidance(step: LoopStep) -> GuidanceFit | None:
 
 
 def reference_scheduler(loop: LoopRecording, base_config):
-    """The loop's scheduler class, configured as the pipeline configures it."""
+    """The loop's scheduler class, built from the pipeline's config as the pipeline's constructor would."""
+    from .schedulers import SCHEDULERS, info_for, make_scheduler
+
+    name = info_for(loop.scheduler).name
+    if name in SCHEDULERS:
+        return make_scheduler(name, base_config)
     return type(loop.scheduler).from_config(base_config)
 
 
@@ -100,7 +105,7 @@ def infer(loop: LoopRecording, base_config) -> InferredRun:
     else:
         scale = round(fit.a if fit.swapped else fit.b, 4)
     uncond = first.embeds_uncond if first.embeds_uncond is not None else first.embeds_text
-    run = InferredRun(scheduler=cls.from_config(base_config), num_inference_steps=asked or count,
+    run = InferredRun(scheduler=reference_scheduler(loop, base_config), num_inference_steps=asked or count,
                       guidance_scale=scale, guidance_fit=fit, mode="txt2img", noise=first.latents, noise_scale=None,
                       noise_source="", embeds_uncond=uncond, embeds_text=first.embeds_text,
                       rng_state=first.rng_state, notes=notes)
