@@ -15,7 +15,8 @@ import argparse
 import sys
 
 RUN_OPTIONS = ("model", "prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "mode", "image",
-               "mask", "depth_map", "strength", "height", "width", "device", "dtype", "variant")
+               "mask", "depth_map", "strength", "height", "width", "device", "dtype", "variant",
+               "vae_tiling")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +42,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         "or bfloat16")
     parser.add_argument("--variant", help="load the weight files *.VARIANT.safetensors, e.g. fp16 "
                         "(default: found by itself when only one kind is there)")
+    parser.add_argument("--vae-tiling", dest="vae_tiling", action="store_true", default=None,
+                        help="decode full previews tile by tile and one picture at a time (diffusers' tiled and "
+                        "sliced VAE decode: less memory for big pictures)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -211,6 +211,12 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
     if not records:
         raise StepvizInputError(f"the run stopped before its first step: {main.stopped}")
     files = []
+    if kind == "full":
+        from .preview import slow_preview_notice
+
+        notice = slow_preview_notice(stepper.pipe, stepper.height, stepper.width, "--preview approx is instant")
+        if notice:
+            print(f"stepviz: {notice}", file=sys.stderr)
     pictures = step_pictures(stepper.pipe, records, kind, progress)
     title = f"{settings.title + ':  ' if settings.title else ''}{settings.prompt!r}  seed {settings.seed}  ({kind})"
     save_atomically(strip_image(records, pictures, every, title=title), folder / "strip.png")

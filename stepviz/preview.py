@@ -81,11 +81,46 @@ def approx_rgb_image(latents: torch.Tensor, factors: torch.Tensor, bias: torch.T
     return image.resize((image.width * scale, image.height * scale), Image.BILINEAR)
 
 
+# A full decode by SD's VAE (83.7M parameters) at 512 x 512 took about 50 s on 2 CPU cores (issue 19's
+# measurement); the time grows with the pixels and the decoder's size. Slower than this per picture: say so.
+SLOW_DECODE_SECONDS = 2.0
+SD_VAE_CPU_SECONDS_512 = 50.0
+SD_VAE_PARAMETERS = 83.7e6
+
+
+def decode_seconds(pipe, height: int, width: int) -> tuple[float, bool]:
+    """(seconds per full decode at height x width, measured?): the last decode's time, else a CPU estimate."""
+    measured = getattr(pipe, "_stepviz_decode_seconds", None)  # (seconds per picture, pixels)
+    if measured is not None:
+        seconds, pixels = measured
+        return seconds * (height * width) / pixels, True
+    if pipe.vae.device.type != "cpu":
+        return 0.0, False
+    size = sum(p.numel() for p in pipe.vae.parameters()) / SD_VAE_PARAMETERS
+    return SD_VAE_CPU_SECONDS_512 * size * (height * width) / (512 * 512), False
+
+
+def slow_preview_notice(pipe, height: int, width: int, instead: str = "the approx preview is instant") -> str | None:
+    """One line when full previews will be slow on this machine, with what to do about it; else None."""
+    seconds, measured = decode_seconds(pipe, height, width)
+    if seconds < SLOW_DECODE_SECONDS:
+        return None
+    how = "measured" if measured else "estimated"
+    tiling = "" if getattr(pipe.vae, "use_tiling", False) else "; --vae-tiling decodes in tiles (less memory)"
+    return (f"full previews run the VAE decoder at {width}x{height} on {pipe.vae.device.type}: about "
+            f"{seconds:.0f} s per picture ({how}); {instead}{tiling}")
+
+
 @torch.no_grad()
 def decode_images(pipe, latents: torch.Tensor) -> list[Image.Image]:
-    """Full VAE decode of a batch of latents [B, C, h, w] (one decoder call for the batch)."""
+    """Full VAE decode of a batch of latents [B, C, h, w] (one decoder call for the batch; one per picture
+    with --vae-tiling, which also turns on diffusers' sliced decode). The time taken is kept for the notice."""
+    import time
+
     vae = pipe.vae
+    started = time.perf_counter()
     pixels = vae.decode(latents.to(dtype=vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+    pipe._stepviz_decode_seconds = ((time.perf_counter() - started) / len(latents), pixels.shape[-2] * pixels.shape[-1])
     pixels = torch.nan_to_num(pixels.float(), nan=0.0)
     array = ((pixels / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(a, mode="RGB") for a in array]

@@ -50,6 +50,7 @@ class RunSettings:
     device: str = "auto"  # auto: CUDA, else MPS, else CPU (stepviz.models.device)
     dtype: str = "auto"  # auto: float16 on a GPU, float32 on the CPU
     variant: str | None = None  # weight files *.<variant>.safetensors, e.g. fp16 (found by itself when alone)
+    vae_tiling: bool = False  # diffusers' tiled and sliced VAE decode for full previews
     title: str = ""
     description: str = ""
     events: list[Event] = field(default_factory=list)
@@ -111,7 +112,7 @@ class RunSettings:
         from .models import load_pipeline
 
         return load_pipeline(self.model if model is None else model, device=self.device, dtype=self.dtype,
-                             variant=self.variant)
+                             variant=self.variant, vae_tiling=self.vae_tiling)
 
     def make_stepper(self, pipe):
         from .engine import Stepper

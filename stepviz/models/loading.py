@@ -89,12 +89,13 @@ def pickle_only_weights(folder: Path) -> list[Path]:
 
 
 def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: bool = False,
-                  attention_slicing: bool = False, variant: str | None = None):
+                  attention_slicing: bool = False, variant: str | None = None, vae_tiling: bool = False):
     """Load a Stable Diffusion (1.x, 2.x, XL) pipeline offline.
 
     device: "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:N", "mps"; dtype: "auto" (float16 on a
     GPU, float32 on the CPU), a name such as "float16", or a torch dtype; variant: the weight files'
-    *.<variant>.safetensors (found by itself when a folder holds only one kind).
+    *.<variant>.safetensors (found by itself when a folder holds only one kind); vae_tiling: diffusers' tiled
+    and sliced VAE decode (less memory for big pictures).
     """
     quiet_libraries()
     device = pick_device(device)
@@ -134,15 +135,18 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
             f"could not load the weights in {folder}: {reason[:200]} (a truncated or corrupt file? "
             "download or export it again)"
         ) from None
-    return _ready(pipe, model, folder, device, attention_slicing, notices)
+    return _ready(pipe, model, folder, device, attention_slicing, vae_tiling, notices)
 
 
-def _ready(pipe, model, folder, device, attention_slicing: bool, notices: list[str]):
+def _ready(pipe, model, folder, device, attention_slicing: bool, vae_tiling: bool, notices: list[str]):
     """The loaded pipeline on its device, quiet, labelled with where it came from and what loading noticed."""
     pipe.set_progress_bar_config(disable=True)
     pipe = pipe.to(device)
     if attention_slicing:
         pipe.enable_attention_slicing()
+    if vae_tiling:
+        pipe.vae.enable_tiling()
+        pipe.vae.enable_slicing()
     pipe.stepviz_model_id = str(model)
     pipe.stepviz_folder = folder
     pipe.stepviz_notices = notices

@@ -40,6 +40,8 @@ class RunView:
     prediction_type: str = "epsilon"  # what the UNet predicts: epsilon, v_prediction or sample
     device: str = "cpu"  # where the run computes, and in which dtype (the status line says)
     dtype: str = "float32"
+    height: int = 0  # the picture's size in pixels
+    width: int = 0
 
     @property
     def steps_taken(self) -> int:
@@ -179,5 +181,5 @@ class RunSession:
                 prompt_anatomy=st.prompt_anatomy, negative_anatomy=st.negative_anatomy,
                 alphas_cumprod=self._alphas_cumprod, grid=tuple(st.grid), extra_channels=st.extra_channels,
                 notices=tuple(st.notices), prediction_type=st.prediction_type, device=str(st.device),
-                dtype=str(st.dtype).removeprefix("torch."),
+                dtype=str(st.dtype).removeprefix("torch."), height=st.height, width=st.width,
             )

@@ -296,6 +296,13 @@ class MainScreen(Screen):
     def action_preview(self) -> None:
         self.kind = PREVIEW_CYCLE[(PREVIEW_CYCLE.index(self.kind) + 1) % len(PREVIEW_CYCLE)]
         self.note(f"preview: {self.kind}")
+        if self.kind == "full" and MAIN in self.views:
+            from ...preview import slow_preview_notice  # torch is loaded by now: the model is
+
+            view = self.views[MAIN]
+            notice = slow_preview_notice(self.session.pipe, view.height, view.width, "v again for approx (instant)")
+            if notice:
+                self.note(notice)
         self.show_main()
 
     def action_fork(self) -> None:
