@@ -16,12 +16,13 @@ import sys
 
 RUN_OPTIONS = ("model", "prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "mode", "image",
                "mask", "depth_map", "strength", "height", "width", "device", "dtype", "variant",
-               "vae_tiling")
+               "vae_tiling", "prediction_type")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", nargs="?", help="a lesson file (TOML) or the name of a ready lesson")
-    parser.add_argument("--model", help="'toy' (default), a local diffusers folder, or a cached hub id")
+    parser.add_argument("--model", help="'toy' (default), a local diffusers folder, a cached hub id, or a "
+                        "single-file .safetensors checkpoint (SD 1.x, 2.x, SDXL)")
     parser.add_argument("--prompt", help="the text prompt")
     parser.add_argument("--negative-prompt", dest="negative_prompt", help="the negative prompt (CFG's uncond branch)")
     parser.add_argument("--seed", type=int, help="random seed (default 42)")
@@ -42,6 +43,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         "or bfloat16")
     parser.add_argument("--variant", help="load the weight files *.VARIANT.safetensors, e.g. fp16 "
                         "(default: found by itself when only one kind is there)")
+    parser.add_argument("--prediction-type", dest="prediction_type",
+                        help="a single-file SD 2.x checkpoint: v_prediction (768 px models) or epsilon (-base)")
     parser.add_argument("--vae-tiling", dest="vae_tiling", action="store_true", default=None,
                         help="decode full previews tile by tile and one picture at a time (diffusers' tiled and "
                         "sliced VAE decode: less memory for big pictures)")

@@ -20,14 +20,15 @@ _hash_cache: dict[tuple, tuple[str, str]] = {}
 
 
 def weights_hash(folder: str | Path | None) -> tuple[str | None, str]:
-    """(sha256 hex, method) over the folder's safetensors files, in path order; cached per folder state."""
+    """(sha256 hex, method) over the folder's safetensors files (or the single file), in path order; cached."""
     if folder is None:
         return None, "no model folder (pipeline built in code)"
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*.safetensors") if p.is_file())
+    files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*.safetensors") if p.is_file())
     if not files:
         return None, "no safetensors files in the model folder"
-    stats = tuple((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    base = folder.parent if folder.is_file() else folder  # a single-file checkpoint: its name
+    stats = tuple((str(p.relative_to(base)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
     key = (str(folder.resolve()), stats)
     if key in _hash_cache:
         return _hash_cache[key]

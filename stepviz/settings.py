@@ -51,6 +51,7 @@ class RunSettings:
     dtype: str = "auto"  # auto: float16 on a GPU, float32 on the CPU
     variant: str | None = None  # weight files *.<variant>.safetensors, e.g. fp16 (found by itself when alone)
     vae_tiling: bool = False  # diffusers' tiled and sliced VAE decode for full previews
+    prediction_type: str | None = None  # a single-file SD 2.x checkpoint: epsilon or v_prediction
     title: str = ""
     description: str = ""
     events: list[Event] = field(default_factory=list)
@@ -91,6 +92,9 @@ class RunSettings:
             if event.set_guidance_scale is not None:
                 checks.check_guidance(event.set_guidance_scale)
         check_names(self.device, self.dtype)
+        if self.prediction_type not in (None, "epsilon", "v_prediction"):
+            raise checks.StepvizInputError(
+                f"prediction_type={self.prediction_type!r} is unknown: use epsilon or v_prediction")
         resolve(self.model)
 
     def stepper_kwargs(self) -> dict:
@@ -112,7 +116,7 @@ class RunSettings:
         from .models import load_pipeline
 
         return load_pipeline(self.model if model is None else model, device=self.device, dtype=self.dtype,
-                             variant=self.variant, vae_tiling=self.vae_tiling)
+                             variant=self.variant, vae_tiling=self.vae_tiling, prediction_type=self.prediction_type)
 
     def make_stepper(self, pipe):
         from .engine import Stepper

@@ -140,3 +140,15 @@ def test_export_with_vae_tiling(export, tiny_model_dir):
     code, message, out = export("--model", tiny_model_dir, "--steps", "2", "--height", "32", "--width", "32",
                                 "--vae-tiling", "--device", "cpu")
     assert code == 0, message
+
+
+def test_an_sdxl_folder_loads_as_sdxl_and_steps_bit_exact(tmp_path):
+    from tiny import tiny_sdxl_pipeline
+
+    tiny_sdxl_pipeline().save_pretrained(tmp_path / "xl", safe_serialization=True)
+    pipe = load_pipeline(tmp_path / "xl", device="cpu")
+    assert type(pipe).__name__ == "StableDiffusionXLPipeline" and pipe.text_encoder_2 is not None
+    expected = pipe(**RUN, output_type="latent", generator=torch.Generator("cpu").manual_seed(3)).images
+    st = Stepper(pipe, seed=3, **RUN)
+    st.run()
+    assert torch.equal(st.latents, expected)

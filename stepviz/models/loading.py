@@ -3,7 +3,8 @@
 `model` is one of
   - "toy", "toy-inpaint", "toy-depth": the models shipped inside stepviz (stepviz/toy/);
   - a local folder holding model_index.json;
-  - a hub id ("org/name") already in the local Hugging Face cache. stepviz never downloads.
+  - a hub id ("org/name") already in the local Hugging Face cache. stepviz never downloads;
+  - a single-file checkpoint (.safetensors with the original key names): SD 1.x, 2.x or SDXL.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def resolve(model: str | os.PathLike) -> Path:
             raise ModelLoadError(f"the shipped model {text!r} is missing from {folder}: reinstall stepviz")
         return folder
     path = Path(text).expanduser()
+    if path.is_file() and path.suffix == ".safetensors":
+        return path  # a single-file checkpoint (single_file.py)
+    if path.is_file() and path.suffix in PICKLE_SUFFIXES:
+        raise ModelLoadError(f"{str(path)!r} is a pickle checkpoint; pickles can run code when loaded, so stepviz "
+                             "loads single files as .safetensors only: convert it, or use a diffusers folder")
     if path.exists():
         if not path.is_dir() or not (path / "model_index.json").is_file():
             raise ModelLoadError(
@@ -89,18 +95,34 @@ def pickle_only_weights(folder: Path) -> list[Path]:
 
 
 def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: bool = False,
-                  attention_slicing: bool = False, variant: str | None = None, vae_tiling: bool = False):
+                  attention_slicing: bool = False, variant: str | None = None, vae_tiling: bool = False,
+                  prediction_type: str | None = None, config=None):
     """Load a Stable Diffusion (1.x, 2.x, XL) pipeline offline.
 
     device: "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:N", "mps"; dtype: "auto" (float16 on a
     GPU, float32 on the CPU), a name such as "float16", or a torch dtype; variant: the weight files'
     *.<variant>.safetensors (found by itself when a folder holds only one kind); vae_tiling: diffusers' tiled
-    and sliced VAE decode (less memory for big pictures).
+    and sliced VAE decode (less memory for big pictures). A single .safetensors file is read with the config
+    stepviz ships for its kind (single_file.py): prediction_type tells SD 2.x's eps from v; config: a diffusers
+    folder to take the architecture from instead.
     """
     quiet_libraries()
     device = pick_device(device)
     torch_dtype = pick_dtype(dtype, device)
     folder = resolve(model)
+    if folder.is_file():
+        from .single_file import SingleFileError, load_single_file
+
+        notices: list[str] = []
+        try:
+            pipe = load_single_file(folder, torch_dtype, prediction_type=prediction_type, config=config,
+                                    notices=notices)
+        except SingleFileError as exc:
+            raise ModelLoadError(str(exc)) from None
+        except Exception as exc:  # diffusers raises many kinds; one clear line for the user
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise ModelLoadError(f"could not load the single-file checkpoint {folder}: {reason[:200]}") from None
+        return _ready(pipe, model, folder, device, attention_slicing, vae_tiling, notices)
     pickles = pickle_only_weights(folder)
     if pickles and not allow_pickle:
         raise ModelLoadError(
