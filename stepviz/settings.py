@@ -98,7 +98,8 @@ class RunSettings:
         resolve(self.model)
 
     def stepper_kwargs(self) -> dict:
-        return dict(prompt=self.prompt, negative_prompt=self.negative_prompt, seed=self.seed,
+        # no negative prompt given: None, so SDXL zeroes the uncond branch as its pipeline does by default
+        return dict(prompt=self.prompt, negative_prompt=self.negative_prompt or None, seed=self.seed,
                     num_inference_steps=self.steps, guidance_scale=self.guidance_scale, scheduler=self.scheduler,
                     height=self.height, width=self.width, mode=self.mode, image=self.image,
                     mask_image=self.mask_image, depth_map=self.depth_map_tensor(), strength=self.strength)

@@ -40,11 +40,11 @@ def test_sdxl_txt2img_bit_exact(xl, scheduler):
 
 
 def test_sdxl_own_scheduler_and_empty_negative_prompt_as_the_pipeline(xl):
-    """No negative prompt: SDXL base zeroes the uncond embeddings (force_zeros_for_empty_prompt)."""
+    """No negative prompt (None): SDXL base zeroes the uncond embeddings (force_zeros_for_empty_prompt)."""
     kwargs = dict(num_inference_steps=4, height=32, width=48)
     expected = xl(prompt=PROMPT, guidance_scale=6.5, output_type="latent",
                   generator=torch.Generator("cpu").manual_seed(7), **kwargs).images
-    st = stepped(xl, None, negative_prompt="", **kwargs)
+    st = stepped(xl, None, negative_prompt=None, **kwargs)
     assert st.scheduler_name == "euler" and torch.equal(st.latents, expected)
     assert not st.conditioning.prompt_embeds[0].any()  # the uncond branch is zeros
     # what SDXL adds, recorded: both encoders side by side, the pooled embedding, the size conditioning

@@ -60,14 +60,14 @@ def _encode_both(pipe, text: str, device, max_length: int | None = None):
     return torch.concat(hidden, dim=-1), pooled
 
 
-def encode(pipe, prompt: str, negative_prompt: str, device) -> Conditioning:
-    """Both branches' embeddings. An empty negative prompt gives zeros where the model's config says
-    `force_zeros_for_empty_prompt` (SDXL base), as the pipeline does when no negative prompt is given."""
+def encode(pipe, prompt: str, negative_prompt: str | None, device) -> Conditioning:
+    """Both branches' embeddings. No negative prompt (None) gives zeros where the model's config says
+    `force_zeros_for_empty_prompt` (SDXL base), as the pipeline does; "" is encoded like any prompt."""
     prompt_embeds, pooled = _encode_both(pipe, prompt, device)
-    if not negative_prompt and pipe.config.get("force_zeros_for_empty_prompt", False):
+    if negative_prompt is None and pipe.config.get("force_zeros_for_empty_prompt", False):
         negative_embeds, negative_pooled = torch.zeros_like(prompt_embeds), torch.zeros_like(pooled)
     else:
-        negative_embeds, negative_pooled = _encode_both(pipe, negative_prompt, device, prompt_embeds.shape[1])
+        negative_embeds, negative_pooled = _encode_both(pipe, negative_prompt or "", device, prompt_embeds.shape[1])
     dtype = (pipe.text_encoder_2 or pipe.unet).dtype
     both = torch.cat([negative_embeds.to(dtype=dtype, device=device), prompt_embeds.to(dtype=dtype, device=device)])
     return Conditioning(both, torch.cat([negative_pooled, pooled]).to(device))

@@ -37,7 +37,7 @@ class NonFiniteError(RuntimeError):
 
 
 class Stepper:
-    def __init__(self, pipe, prompt: str = "", negative_prompt: str | None = "", seed: int | None = 0,
+    def __init__(self, pipe, prompt: str = "", negative_prompt: str | None = None, seed: int | None = 0,
                  num_inference_steps: int = 30, guidance_scale: float = 7.5, scheduler=None,
                  height: int | None = None, width: int | None = None, mode: str = "txt2img",
                  image=None, mask_image=None, depth_map=None, strength: float | None = None,
@@ -88,7 +88,7 @@ class Stepper:
         # Given embeddings (diffusers' prompt_embeds / negative_prompt_embeds) are used as they are.
         with torch.no_grad():
             if self.sdxl:  # two text encoders and a pooled embedding (engine/sdxl.py)
-                self.conditioning = sdxl.encode(pipe, prompt, self.negative_prompt, self.device)
+                self.conditioning = sdxl.encode(pipe, prompt, negative_prompt, self.device)
             else:
                 text_embeds = prompt_embeds if prompt_embeds is not None else text.encode(
                     pipe.tokenizer, pipe.text_encoder, prompt, self.device)
