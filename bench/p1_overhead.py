@@ -36,7 +36,7 @@ def main() -> None:
     size = dict(height=args.size, width=args.size) if args.size else {}
 
     def with_diffusers():
-        generator = torch.Generator(args.device).manual_seed(0)
+        generator = torch.Generator("cpu").manual_seed(0)  # as the Stepper draws its seeded noise
         pipe(prompt=prompt, num_inference_steps=args.steps, generator=generator, output_type="latent", **size)
 
     def with_stepviz():

@@ -118,21 +118,21 @@ def test_export_runs_on_the_device_and_dtype_asked(export, fp16_model_dir):
     assert manifest["model"]["prediction_type"] == "epsilon"
 
 
-def test_vae_tiling_and_the_slow_preview_notice(tiny_model_dir, tiny_pipe):
+def test_vae_tiling_and_the_slow_preview_notice(tiny_model_dir):
     from stepviz.preview import decode_images, slow_preview_notice
 
     pipe = load_pipeline(tiny_model_dir, device="cpu", vae_tiling=True)
     assert pipe.vae.use_tiling and pipe.vae.use_slicing
-    assert slow_preview_notice(tiny_pipe, 32, 32) is None  # a tiny VAE on a small picture: fast
-    estimate = slow_preview_notice(tiny_pipe, 8192, 8192)  # estimated from the VAE's size before any decode
+    plain = load_pipeline(tiny_model_dir, device="cpu")  # fresh: no decode measured yet
+    assert slow_preview_notice(plain, 32, 32) is None  # a tiny VAE on a small picture: fast
+    estimate = slow_preview_notice(plain, 8192, 8192)  # estimated from the VAE's size before any decode
     assert estimate and "8192x8192 on cpu" in estimate and "estimated" in estimate and "--vae-tiling" in estimate
-    decode_images(tiny_pipe, torch.zeros(2, 4, 4, 4))
-    seconds, pixels = tiny_pipe._stepviz_decode_seconds
+    decode_images(plain, torch.zeros(2, 4, 4, 4))
+    seconds, pixels = plain._stepviz_decode_seconds
     assert pixels == 32 * 32 and seconds > 0
-    tiny_pipe._stepviz_decode_seconds = (3.0, 32 * 32)  # as if the last decode had taken 3 s per picture
-    measured = slow_preview_notice(tiny_pipe, 64, 32, "v again for approx (instant)")
+    plain._stepviz_decode_seconds = (3.0, 32 * 32)  # as if the last decode had taken 3 s per picture
+    measured = slow_preview_notice(plain, 64, 32, "v again for approx (instant)")
     assert "about 6 s per picture (measured); v again for approx (instant)" in measured
-    del tiny_pipe._stepviz_decode_seconds
     assert "--vae-tiling" not in slow_preview_notice(pipe, 8192, 8192)  # already on
 
 
