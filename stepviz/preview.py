@@ -27,11 +27,19 @@ SD_LATENT_RGB_FACTORS = (
     (-0.2829, 0.1762, 0.2721),
     (-0.2120, -0.2616, -0.7177),
 )
+# The same for SDXL's VAE (its latents differ), with a bias; same source (class SDXL).
+SDXL_LATENT_RGB_FACTORS = (
+    (0.3651, 0.4232, 0.4341),
+    (-0.2533, -0.0042, 0.1068),
+    (0.1076, 0.1111, -0.0362),
+    (-0.3165, -0.2492, -0.2188),
+)
+SDXL_LATENT_RGB_BIAS = (0.1084, -0.0175, -0.0011)
 LATENT_RGB_FILE = "latent_rgb.json"
 
 
 def latent_rgb_factors(pipe) -> tuple[torch.Tensor, torch.Tensor]:
-    """(factors [C, 3], bias [3]) for this pipeline: the model's own file if it ships one, else SD's."""
+    """(factors [C, 3], bias [3]) for this pipeline: the model's own file if it ships one, else SDXL's or SD's."""
     cached = getattr(pipe, "_stepviz_latent_rgb", None)
     if cached is not None:
         return cached
@@ -40,6 +48,8 @@ def latent_rgb_factors(pipe) -> tuple[torch.Tensor, torch.Tensor]:
     if path is not None and path.is_file():
         data = json.loads(path.read_text())
         factors, bias = torch.tensor(data["factors"]), torch.tensor(data.get("bias", [0.0, 0.0, 0.0]))
+    elif type(pipe).__name__.startswith("StableDiffusionXL"):
+        factors, bias = torch.tensor(SDXL_LATENT_RGB_FACTORS), torch.tensor(SDXL_LATENT_RGB_BIAS)
     else:
         factors, bias = torch.tensor(SD_LATENT_RGB_FACTORS), torch.zeros(3)
     pipe._stepviz_latent_rgb = (factors, bias)

@@ -51,6 +51,8 @@ def test_sdxl_own_scheduler_and_empty_negative_prompt_as_the_pipeline(xl):
     assert st.prompt_embeds.shape == (2, 77, 32) and st.conditioning.text_embeds.shape == (2, 8)
     assert st.conditioning.time_ids.tolist() == [[32, 48, 0, 0, 32, 48]] * 2
     assert st.records[0].add_time_ids == (32.0, 48.0, 0.0, 0.0, 32.0, 48.0)
+    assert st.conditioning.describe() == ("SDXL adds: pooled text embedding (1, 8), add_time_ids "
+                                          "(32, 48, 0, 0, 32, 48) (original h, w, crop top, left, target h, w)")
 
 
 @pytest.mark.parametrize("scheduler", ["ddim", "euler_a", "dpmpp_2m", "heun"])
@@ -97,3 +99,20 @@ def test_other_pipeline_classes_are_refused_in_one_line():
     message = str(caught.value)
     assert "LatentConsistencyModelPipeline" in message and "StableDiffusionXLPipeline" in message
     assert len(message.splitlines()) == 1
+
+
+async def test_the_tui_steps_sdxl_and_shows_what_it_adds(xl):
+    from stepviz.settings import RunSettings
+    from stepviz.tui.app import StepvizApp
+
+    app = StepvizApp(RunSettings(model="tiny-xl", steps=3, height=32, width=32), pipe=xl, graphics="halfcell")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("space")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        status = str(screen.query_one("#status").render())
+        assert "euler" in status and "step 1/3" in status and "cpu float32" in status
+        assert "add_time_ids (32, 32, 0, 0, 32, 32)" in str(screen.query_one("PromptPanel").render())

@@ -6,7 +6,8 @@
                    requires an aesthetic score (the refiner) has (h, w, top, left, score) instead
 
 The UNet takes the last two as `added_cond_kwargs`. Computed as diffusers' StableDiffusionXL(Img2Img|Inpaint)
-Pipeline computes them (same ops, same order, same bits).
+Pipeline computes them (same ops, same order, same bits). SD 1.x/2.x's single-encoder conditioning goes
+through the same `text_conditioning`, so the loop holds one Conditioning whichever the model.
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ class Conditioning:
     def size_numbers(self) -> tuple[float, ...] | None:
         """The prompt branch's time ids as plain numbers (None without SDXL's size conditioning)."""
         return None if self.time_ids is None else tuple(float(v) for v in self.time_ids[-1].tolist())
+
+    def describe(self) -> str | None:
+        """SDXL's added conditioning in one line, for the prompt panel (None for SD)."""
+        numbers = self.size_numbers()
+        if numbers is None:
+            return None
+        names = "original h, w, crop top, left, " + ("aesthetic score" if len(numbers) == 5 else "target h, w")
+        return (f"SDXL adds: pooled text embedding {tuple(self.text_embeds[1:].shape)}, "
+                f"add_time_ids {tuple(int(v) if v == int(v) else v for v in numbers)} ({names})")
 
     def added_cond_kwargs(self) -> dict | None:
         if self.text_embeds is None:
@@ -71,6 +81,21 @@ def encode(pipe, prompt: str, negative_prompt: str | None, device) -> Conditioni
     dtype = (pipe.text_encoder_2 or pipe.unet).dtype
     both = torch.cat([negative_embeds.to(dtype=dtype, device=device), prompt_embeds.to(dtype=dtype, device=device)])
     return Conditioning(both, torch.cat([negative_pooled, pooled]).to(device))
+
+
+def text_conditioning(pipe, prompt: str, negative_prompt: str | None, device, prompt_embeds=None,
+                      negative_prompt_embeds=None) -> Conditioning:
+    """Both CFG branches' text conditioning, as the model's pipeline computes it. SD: one text encoder (given
+    embeddings, diffusers' prompt_embeds / negative_prompt_embeds, are used as they are); SDXL: `encode`."""
+    if is_sdxl(pipe):
+        return encode(pipe, prompt, negative_prompt, device)
+    from . import text
+
+    text_embeds = prompt_embeds if prompt_embeds is not None else text.encode(
+        pipe.tokenizer, pipe.text_encoder, prompt, device)
+    uncond_embeds = negative_prompt_embeds if negative_prompt_embeds is not None else text.encode(
+        pipe.tokenizer, pipe.text_encoder, negative_prompt or "", device, max_length=text_embeds.shape[1])
+    return Conditioning(torch.cat([uncond_embeds, text_embeds]))
 
 
 def add_time_ids(pipe, conditioning: Conditioning, height: int, width: int, device) -> None:

@@ -86,16 +86,9 @@ class Stepper:
 
         # Text conditioning, always both branches so the guidance scale can cross 1.0 later.
         # Given embeddings (diffusers' prompt_embeds / negative_prompt_embeds) are used as they are.
-        with torch.no_grad():
-            if self.sdxl:  # two text encoders and a pooled embedding (engine/sdxl.py)
-                self.conditioning = sdxl.encode(pipe, prompt, negative_prompt, self.device)
-            else:
-                text_embeds = prompt_embeds if prompt_embeds is not None else text.encode(
-                    pipe.tokenizer, pipe.text_encoder, prompt, self.device)
-                uncond_embeds = negative_prompt_embeds if negative_prompt_embeds is not None else text.encode(
-                    pipe.tokenizer, pipe.text_encoder, self.negative_prompt, self.device,
-                    max_length=text_embeds.shape[1])
-                self.conditioning = sdxl.Conditioning(torch.cat([uncond_embeds, text_embeds]))
+        with torch.no_grad():  # SD: one text encoder; SDXL: two and a pooled embedding (engine/sdxl.py)
+            self.conditioning = sdxl.text_conditioning(pipe, prompt, negative_prompt, self.device,
+                                                       prompt_embeds, negative_prompt_embeds)
         self.prompt_embeds = self.conditioning.prompt_embeds
         if not self._finite(self.prompt_embeds, self.conditioning.text_embeds):
             self._setup_nonfinite = "text_encoder"

@@ -83,7 +83,7 @@ def guidance_series(records) -> dict[str, tuple[list[float], list[float]]]:
     return {name: (steps, [float(getattr(r, name)) for r in records]) for name, _, _ in GUIDANCE_ROWS}
 
 
-def prompt_text(anatomy, negative=None) -> str:
+def prompt_text(anatomy, negative=None, added: str | None = None) -> str:
     """Tokens with their ids, the embedding shape, and the truncation notice if any."""
     if anatomy is None:
         return "prompt anatomy: loading..."
@@ -92,6 +92,8 @@ def prompt_text(anatomy, negative=None) -> str:
              f"{len(anatomy.tokens)} of {anatomy.max_length} tokens, embedding {tuple(anatomy.embedding_shape)}"]
     if anatomy.notice:
         lines.append(f"TRUNCATED: {anatomy.notice}")
+    if added:
+        lines.append(added)
     if negative is not None:
         neg = " ".join(negative.tokens)
         lines.append(f"negative {negative.text!r} -> {neg}")

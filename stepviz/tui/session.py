@@ -40,6 +40,7 @@ class RunView:
     prediction_type: str = "epsilon"  # what the UNet predicts: epsilon, v_prediction or sample
     device: str = "cpu"  # where the run computes, and in which dtype (the status line says)
     dtype: str = "float32"
+    added_conditioning: str | None = None  # SDXL: the pooled embedding and add_time_ids, in one line
     height: int = 0  # the picture's size in pixels
     width: int = 0
 
@@ -182,4 +183,5 @@ class RunSession:
                 alphas_cumprod=self._alphas_cumprod, grid=tuple(st.grid), extra_channels=st.extra_channels,
                 notices=tuple(st.notices), prediction_type=st.prediction_type, device=str(st.device),
                 dtype=str(st.dtype).removeprefix("torch."), height=st.height, width=st.width,
+                added_conditioning=st.conditioning.describe(),
             )

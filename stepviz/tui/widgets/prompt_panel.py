@@ -18,7 +18,8 @@ class PromptPanel(Static):
 
     def watch_shown(self, shown: Shown | None) -> None:
         text = prompt_text(None) if shown is None else prompt_text(shown.view.prompt_anatomy,
-                                                                     shown.view.negative_anatomy)
+                                                                     shown.view.negative_anatomy,
+                                                                     shown.view.added_conditioning)
         if text != self._text:  # a step leaves the prompt as it is, and an update costs a layout
             self._text = text
             self.update(text)
