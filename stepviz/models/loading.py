@@ -120,8 +120,7 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
         except SingleFileError as exc:
             raise ModelLoadError(str(exc)) from None
         except Exception as exc:  # diffusers raises many kinds; one clear line for the user
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-            raise ModelLoadError(f"could not load the single-file checkpoint {folder}: {reason[:200]}") from None
+            raise ModelLoadError(f"could not load the single-file checkpoint {folder}: {first_line(exc)}") from None
         return _ready(pipe, model, folder, device, attention_slicing, vae_tiling, notices)
     pickles = pickle_only_weights(folder)
     if pickles and not allow_pickle:
@@ -152,12 +151,17 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
         pipe = cls.from_pretrained(folder, torch_dtype=torch_dtype, use_safetensors=None if allow_pickle else True,
                                    local_files_only=True, variant=variant, **extra)
     except Exception as exc:  # diffusers raises many kinds; one clear line for the user
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise ModelLoadError(
-            f"could not load the weights in {folder}: {reason[:200]} (a truncated or corrupt file? "
+            f"could not load the weights in {folder}: {first_line(exc)} (a truncated or corrupt file? "
             "download or export it again)"
         ) from None
     return _ready(pipe, model, folder, device, attention_slicing, vae_tiling, notices)
+
+
+def first_line(exc: Exception) -> str:
+    """An exception's first line (at most 200 characters), or its class name when it says nothing."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else exc.__class__.__name__
 
 
 def _ready(pipe, model, folder, device, attention_slicing: bool, vae_tiling: bool, notices: list[str]):
