@@ -90,7 +90,8 @@ def norms_figure(records, path: Path) -> Path:
     for field, label in norm_fields(prediction_type):
         top.plot(steps, [getattr(r, field) for r in records], "o-", markersize=3, label=label)
     top.set_ylabel("L2 norm")
-    top.set_title(f"Guidance: {p}̂ = {p}_uncond + s ({p}_text − {p}_uncond)   (UNet predicts {prediction_type})")
+    top.set_title(f"Guidance: {p}̂ = {p}_uncond + s ({p}_text − {p}_uncond)\n"
+                  f"(the UNet's prediction_type: {prediction_type})", fontsize=11)
     top.legend(fontsize=8)
     bottom.plot(steps, [r.cos_uncond_text for r in records], "o-", markersize=3, color="C4",
                 label=f"cos({p}_uncond, {p}_text)")
