@@ -48,8 +48,9 @@ def diagnose(quantity: str, index: int, user, reference, run, pipe, base_config)
 
 
 def _sigma(scheduler, t: float) -> float:
-    abar = float(scheduler.alphas_cumprod[int(round(t))])
-    return ((1 - abar) / abar) ** 0.5
+    from .trace_replay import noise_level_at
+
+    return noise_level_at(scheduler, t)[0]
 
 
 def _schedule_differences(user_config, base_config) -> list[str]:

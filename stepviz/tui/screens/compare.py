@@ -38,7 +38,7 @@ class CompareScreen(Screen):
         with Horizontal(id="branches"):
             for branch in (MAIN, FORK):
                 with Vertical(classes="branch", id=f"branch-{branch}"):
-                    yield Label(TITLES[branch], classes="branch-title")
+                    yield Label(getattr(self.main, "compare_titles", TITLES)[branch], classes="branch-title")
                     yield StatusLine("", classes="branch-status")
                     yield PreviewPanel(self.graphics, id=f"previews-{branch}")
                     yield Static("", classes="branch-guidance")

@@ -1,0 +1,81 @@
+"""`stepviz trace SCRIPT.py --open`: the traced loop and the pipeline's run side by side, stepped together.
+
+The main screen holds the loop's own steps (A); the comparison opens at once with the pipeline's
+reference run (B) beside it. Both are recordings (engine/trace_replay.py): space steps both, the
+left arrow and `b` look back and rewind as in any run; guidance and scheduler edits are refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .app import StepvizApp, leave_a_core_for_the_ui
+from .engine_jobs import EngineJobs
+from .screens.main import MainScreen
+from .session import FORK, MAIN, RunSession
+
+
+def verdict_lines(report) -> tuple[str, str]:
+    """(a short title, the verdict with its cause) for the screen."""
+    first = report.first_divergence
+    if first is None:
+        return "your loop matches the pipeline", "every quantity agrees within float rounding"
+    cause = f"{first.cause.id}: {first.cause.explanation}" if first.cause else "cause not recognised"
+    return f"first divergence: step {first.step}, {first.quantity}", cause
+
+
+class TraceSession(RunSession):
+    """The two replays as the session's main branch and fork, each with its own starting latents."""
+
+    def __init__(self, settings, pipe, loop, reference):
+        super().__init__(settings, pipe)
+        self._sides = {MAIN: loop, FORK: reference}
+
+    def load(self):
+        with self.lock:
+            self.steppers = dict(self._sides)
+            self._alphas_cumprod = tuple(float(a) for a in self._sides[MAIN].scheduler.alphas_cumprod)
+            return self.view(MAIN)
+
+    def view(self, branch: str = MAIN):
+        with self.lock:
+            view = super().view(branch)
+            return dataclasses.replace(view, initial_latents=self._vp_scaled(self.steppers[branch]))
+
+
+class TraceMainScreen(MainScreen):
+    """The main screen, opening the comparison as soon as the recordings are in."""
+
+    def __init__(self, session, graphics, titles):
+        super().__init__(session, graphics)
+        self.compare_titles = titles
+
+    def on_engine_jobs_run_changed(self, message: EngineJobs.RunChanged) -> None:
+        super().on_engine_jobs_run_changed(message)
+        if message.reason == "loaded":
+            self.post_message(EngineJobs.RunChanged(self.session.view(FORK), "fork"))
+
+
+class TraceApp(StepvizApp):
+    def __init__(self, report, loop, reference, pipe, graphics: str = "halfcell") -> None:
+        from ..settings import RunSettings
+
+        title, verdict = verdict_lines(report)
+        settings = RunSettings(title=f"stepviz trace: {title}", description=verdict)
+        super().__init__(settings, pipe, graphics)
+        self.session = TraceSession(settings, pipe, loop, reference)
+        self.titles = {MAIN: f"A: your loop ({title})", FORK: "B: the pipeline (stepviz Stepper, same inputs)"}
+        self.verdict = verdict
+
+    def on_mount(self) -> None:
+        self.push_screen(TraceMainScreen(self.session, self.graphics, self.titles))
+        self.notify(self.verdict, title="stepviz trace", timeout=15)
+
+
+def run_trace_app(tr, report, graphics: str = "halfcell") -> int:
+    from ..engine.trace_replay import replays
+
+    leave_a_core_for_the_ui()
+    loop, reference = replays(report, tr.pipe)
+    TraceApp(report, loop, reference, tr.pipe, graphics=graphics).run()
+    return 0

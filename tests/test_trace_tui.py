@@ -1,0 +1,49 @@
+"""`stepviz trace --open`: the traced loop and the pipeline's run side by side, stepped together."""
+
+import pytest
+from diy_loops import txt2img_loop
+
+import stepviz
+
+pytest.importorskip("textual")
+
+from stepviz.engine.trace_replay import replays  # noqa: E402
+from stepviz.tui.screens.compare import CompareScreen  # noqa: E402
+from stepviz.tui.session import FORK, MAIN  # noqa: E402
+from stepviz.tui.trace_app import TraceApp  # noqa: E402
+
+
+async def settle(pilot):
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_the_loop_and_the_pipeline_step_side_by_side(tiny_pipe):
+    with stepviz.trace(tiny_pipe) as tr:
+        txt2img_loop(tiny_pipe, "euler", mistake="missing-scale-model-input")
+    report = tr.compare()
+    loop, reference = replays(report, tiny_pipe)
+    app = TraceApp(report, loop, reference, tiny_pipe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        titles = [str(label.render()) for label in screen.query(".branch-title")]
+        assert "A: your loop (first divergence: step 0, scaled model input)" in titles[0]
+        assert titles[1].startswith("B: the pipeline")
+        for _ in range(2):
+            await pilot.press("space")
+            await settle(pilot)
+        session = app.session
+        assert [len(session.view(b).records) for b in (MAIN, FORK)] == [2, 2]
+        mine, theirs = session.view(MAIN).records[1], session.view(FORK).records[1]
+        assert mine.timestep == theirs.timestep and not mine.latents.equal(theirs.latents)
+        assert mine.latents.equal(report.user.steps[1].carried)
+        await pilot.press("g")
+        await settle(pilot)
+        await pilot.press("enter")  # the dialog's value as it is: refused, the app stays alive
+        await settle(pilot)
+        assert session.view(FORK).guidance_scale == report.run.guidance_scale
+        assert any("is a recording" in str(n.message) for n in app._notifications)
