@@ -24,6 +24,7 @@ class LoopReplay:
         self.guidance_scale = records[0].guidance_scale if records else 1.0
         self.prediction_type = scheduler.config.get("prediction_type", "epsilon")
         self.device, self.dtype = initial_latents.device, initial_latents.dtype
+        self.height, self.width = (size * pipe.vae_scale_factor for size in initial_latents.shape[-2:])
         self.grid = schedulers.first_order_grid([r.timestep for r in records])
         self.prompt_anatomy = self.negative_anatomy = None
         if pipe.tokenizer is not None and records:
