@@ -1,8 +1,8 @@
 """A diffusers pipeline's weights written as one single-file checkpoint with the original (LDM) key names.
 
-The inverse of diffusers' single-file conversion, for the layouts the tests build (SD 1.x and SD 2.x text
-encoders are CLIP-style: SD 2.x's is renamed the OpenCLIP way). It lets the tests make the kind of file
-model sites share, from tiny random components, and check that loading it gives the same weights back.
+The inverse of diffusers' single-file conversion, for the layouts the tests build (SD 1.x, and SDXL with
+its OpenCLIP second encoder). It lets the tests make the kind of file model sites share, from tiny random
+components, and check that loading it gives the same weights back.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ def unet_keys(unet) -> dict[str, torch.Tensor]:
         else:
             name = (key.replace("time_embedding.linear_1", "time_embed.0").replace("time_embedding.linear_2",
                     "time_embed.2").replace("conv_in", "input_blocks.0.0").replace("conv_norm_out", "out.0")
-                    .replace("conv_out", "out.2"))
+                    .replace("conv_out", "out.2").replace("add_embedding.linear_1", "label_emb.0.0")
+                    .replace("add_embedding.linear_2", "label_emb.0.2"))
         out["model.diffusion_model." + name] = value
     return out
 
@@ -88,9 +89,53 @@ def text_encoder_keys(text_encoder) -> dict[str, torch.Tensor]:
             for k, v in text_encoder.state_dict().items() if not k.endswith("position_ids")}
 
 
-def write_single_file(pipe, path) -> None:
-    """SD 1.x layout: UNet, VAE and CLIP text encoder under their original prefixes, in one safetensors file."""
+OPEN_CLIP_NAMES = (("self_attn.out_proj", "attn.out_proj"), ("layer_norm1", "ln_1"), ("layer_norm2", "ln_2"),
+                   ("mlp.fc1", "mlp.c_fc"), ("mlp.fc2", "mlp.c_proj"))
+
+
+def open_clip_keys(encoder, prefix: str) -> dict[str, torch.Tensor]:
+    """A CLIPTextModelWithProjection in OpenCLIP's names (SDXL's second encoder): q, k, v in one in_proj,
+    the projection transposed."""
+    out, qkv = {}, {}
+    for key, value in encoder.state_dict().items():
+        key = key.removeprefix("text_model.")
+        if key.endswith("position_ids"):
+            continue
+        if key == "embeddings.position_embedding.weight":
+            out[prefix + "positional_embedding"] = value
+        elif key == "embeddings.token_embedding.weight":
+            out[prefix + "token_embedding.weight"] = value
+        elif key.startswith("final_layer_norm."):
+            out[prefix + "ln_final." + key.removeprefix("final_layer_norm.")] = value
+        elif key == "text_projection.weight":
+            out[prefix + "text_projection"] = value.T.contiguous()
+        else:
+            layer, rest = re.match(r"encoder\.layers\.(\d+)\.(.*)", key).groups()
+            m = re.match(r"self_attn\.([qkv])_proj\.(weight|bias)", rest)
+            if m:
+                qkv.setdefault((layer, m[2]), {})[m[1]] = value
+                continue
+            for new, old in OPEN_CLIP_NAMES:
+                rest = rest.replace(new, old)
+            out[f"{prefix}transformer.resblocks.{layer}.{rest}"] = value
+    for (layer, kind), parts in qkv.items():
+        out[f"{prefix}transformer.resblocks.{layer}.attn.in_proj_{kind}"] = torch.cat([parts[c] for c in "qkv"])
+    return out
+
+
+def write_single_file(pipe, path, open_clip: bool = False) -> None:
+    """UNet, VAE and text encoder(s) under their original prefixes, in one safetensors file: SD 1.x's layout
+    (SD 2.x's with open_clip=True: the text encoder in OpenCLIP's names under cond_stage_model.model), or
+    SDXL's (CLIP ViT-L under conditioner.embedders.0, the OpenCLIP encoder under conditioner.embedders.1)."""
     from safetensors.torch import save_file
 
-    tensors = {**unet_keys(pipe.unet), **vae_keys(pipe.vae), **text_encoder_keys(pipe.text_encoder)}
+    tensors = {**unet_keys(pipe.unet), **vae_keys(pipe.vae)}
+    if getattr(pipe, "text_encoder_2", None) is not None:
+        clip = text_encoder_keys(pipe.text_encoder)
+        tensors.update({k.replace("cond_stage_model.", "conditioner.embedders.0."): v for k, v in clip.items()})
+        tensors.update(open_clip_keys(pipe.text_encoder_2, "conditioner.embedders.1.model."))
+    elif open_clip:
+        tensors.update(open_clip_keys(pipe.text_encoder, "cond_stage_model.model."))
+    else:
+        tensors.update(text_encoder_keys(pipe.text_encoder))
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))

@@ -48,7 +48,7 @@ def test_sdxl_own_scheduler_and_empty_negative_prompt_as_the_pipeline(xl):
     assert st.scheduler_name == "euler" and torch.equal(st.latents, expected)
     assert not st.conditioning.prompt_embeds[0].any()  # the uncond branch is zeros
     # what SDXL adds, recorded: both encoders side by side, the pooled embedding, the size conditioning
-    assert st.prompt_embeds.shape == (2, 77, 32) and st.conditioning.text_embeds.shape == (2, 8)
+    assert st.prompt_embeds.shape == (2, 77, 40) and st.conditioning.text_embeds.shape == (2, 8)
     assert st.conditioning.time_ids.tolist() == [[32, 48, 0, 0, 32, 48]] * 2
     assert st.records[0].add_time_ids == (32.0, 48.0, 0.0, 0.0, 32.0, 48.0)
     assert st.conditioning.describe() == ("SDXL adds: pooled text embedding (1, 8), add_time_ids "

@@ -104,3 +104,37 @@ def test_cli_prediction_type_reaches_the_loader(tmp_path, capsys):
     assert code == 2 and "--prediction-type v_prediction or epsilon" in capsys.readouterr().err
     code = main(["export", "--model", str(path), "--out", str(tmp_path / "out"), "--prediction-type", "sideways"])
     assert code == 2 and "prediction_type='sideways' is unknown" in capsys.readouterr().err
+
+
+def test_an_sdxl_single_file_gives_the_same_weights_and_latents(tmp_path):
+    from tiny import tiny_sdxl_pipeline
+
+    xl = tiny_sdxl_pipeline()
+    xl.save_pretrained(tmp_path / "xl", safe_serialization=True)
+    write_single_file(xl, tmp_path / "tiny-sdxl.safetensors")
+    assert checkpoint_kind(tmp_path / "tiny-sdxl.safetensors") == ("sdxl", 4)
+    pipe = load_pipeline(tmp_path / "tiny-sdxl.safetensors", device="cpu", config=tmp_path / "xl")
+    assert type(pipe).__name__ == "StableDiffusionXLPipeline" and "single-file SDXL" in pipe.stepviz_notices[0]
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        mine, theirs = getattr(pipe, name).state_dict(), getattr(xl, name).state_dict()
+        assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine), name
+    a, b = Stepper(pipe, seed=5, **RUN), Stepper(xl, seed=5, **RUN)
+    a.run(), b.run()
+    assert torch.equal(a.latents, b.latents)
+
+
+def test_an_sd2_v_single_file_gives_the_same_latents(tmp_path):
+    import diffusers
+    from tiny import tiny_components
+
+    v = diffusers.StableDiffusionPipeline(**tiny_components(prediction_type="v_prediction", sd2=True))
+    v.save_pretrained(tmp_path / "v", safe_serialization=True)
+    write_single_file(v, tmp_path / "tiny-sd2-v.safetensors", open_clip=True)
+    path = tmp_path / "tiny-sd2-v.safetensors"
+    assert checkpoint_kind(path, "v_prediction") == ("sd2-v", 4)
+    pipe = load_pipeline(path, device="cpu", prediction_type="v_prediction", config=tmp_path / "v")
+    assert "single-file SD 2.x (v-prediction)" in pipe.stepviz_notices[0]
+    assert pipe.scheduler.config.prediction_type == "v_prediction"
+    a, b = Stepper(pipe, seed=5, **RUN), Stepper(v, seed=5, **RUN)
+    a.run(), b.run()
+    assert torch.equal(a.latents, b.latents) and a.records[0].prediction_type == "v_prediction"

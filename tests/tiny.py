@@ -88,7 +88,7 @@ def tiny_sdxl_components(unet_in_channels: int = 4, seed: int = 0) -> dict:
         block_out_channels=(8, 16), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4), use_linear_projection=True,
         addition_embed_type="text_time", addition_time_embed_dim=4, transformer_layers_per_block=(1, 2),
-        projection_class_embeddings_input_dim=6 * 4 + 8, cross_attention_dim=16 + 16, norm_num_groups=4,
+        projection_class_embeddings_input_dim=6 * 4 + 8, cross_attention_dim=16 + 24, norm_num_groups=4,
     )
     vae = AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8),
@@ -101,7 +101,9 @@ def tiny_sdxl_components(unet_in_channels: int = 4, seed: int = 0) -> dict:
                   eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, hidden_act="gelu",
                   projection_dim=8)
     text_encoder = CLIPTextModel(CLIPTextConfig(**config))
-    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**config))
+    # wider than the first, as in SDXL (768 / 1280): diffusers' single-file loader tells the two apart by width
+    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**{**config, "hidden_size": 24,
+                                                                   "intermediate_size": 48}))
     scheduler = EulerDiscreteScheduler.from_config({**SCHEDULER_CONFIG, "timestep_spacing": "leading",
                                                     "interpolation_type": "linear"})
     return dict(unet=unet.eval(), vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer,
