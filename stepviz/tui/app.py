@@ -11,7 +11,7 @@ import sys
 
 from textual.app import App
 
-from .session import RunSession
+from ..session import RunSession
 from .widgets.picture import GRAPHICS
 
 

@@ -13,7 +13,7 @@ from typing import Callable
 
 from textual.message import Message
 
-from .session import MAIN, RunSession
+from ..session import MAIN, RunSession, describe_failure
 
 
 class EngineJobs:
@@ -113,7 +113,7 @@ class EngineJobs:
 
     def pictures(self, branch: str, record, index: int | None, kind: str, initial, extra_channels,
                  cancelled) -> None:
-        from .pictures import step_pictures  # torch: imported in the worker, after the first frame
+        from ..step_pictures import step_pictures  # torch: imported in the worker, after the first frame
 
         with self._reporting(branch):
             pictures = step_pictures(self.session.pipe, record, kind, initial)
@@ -172,18 +172,3 @@ class _Reporter:
         except Exception:  # a view is a courtesy here; the failure message matters more
             return None
 
-
-def describe_failure(exc: Exception) -> tuple[str, str]:
-    """(title, text) for a notification, in the user's words."""
-    from ..engine import NonFiniteError, StepvizInputError
-    from ..models import ModelLoadError
-
-    if isinstance(exc, NonFiniteError):
-        return "NaN/Inf", str(exc)
-    if isinstance(exc, (StepvizInputError, ModelLoadError)):
-        return "Not allowed", str(exc)
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc):
-        return "Out of memory", f"{exc}".strip()[:300] + " (try a smaller picture or fewer branches)"
-    if isinstance(exc, ModuleNotFoundError):
-        return "Not available", f"{exc} (this part of stepviz is not installed yet)"
-    return type(exc).__name__, str(exc)[:300] or type(exc).__name__

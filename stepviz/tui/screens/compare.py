@@ -8,8 +8,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
-from ..readouts import guidance_text
-from ..session import FORK, MAIN, Shown
+from ...readouts import guidance_text
+from ...session import FORK, MAIN, Shown
 from ..widgets.preview_panel import PreviewPanel
 from ..widgets.status_line import StatusLine
 

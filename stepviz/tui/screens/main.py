@@ -16,7 +16,7 @@ from textual.worker import get_current_worker
 
 from ..engine_jobs import EngineJobs
 from ..pacer import Pacer
-from ..session import FORK, MAIN, RunSession, Shown
+from ...session import FORK, MAIN, RunSession, Shown
 from ..widgets.blend_panel import BlendPanel
 from ..widgets.extra_channels_panel import ExtraChannelsPanel
 from ..widgets.guidance_panel import GuidancePanel

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 
-from ..pictures import BLEND_ROLES
+from ...step_pictures import BLEND_ROLES
 from .picture import Picture
 
 CAPTIONS = {

@@ -6,8 +6,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
 
-from ..readouts import visited_timesteps
-from ..session import Shown
+from ...readouts import visited_timesteps
+from ...session import Shown
 from .block_plot import BLOCKS, BlockPlot
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from ..readouts import status_text
-from ..session import Shown
+from ...readouts import status_text
+from ...session import Shown
 
 
 class StatusLine(Static):

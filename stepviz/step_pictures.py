@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from ..channel_pictures import mask_picture
+from .channel_pictures import mask_picture
 
 BLEND_ROLES = ("mask", "background", "generated", "blended")
 
@@ -21,7 +21,7 @@ def step_pictures(pipe, record, kind: str, initial_latents=None) -> dict[str, Im
     """
     import torch
 
-    from ..preview import decode_images, preview, to_vp_scale
+    from .preview import decode_images, preview, to_vp_scale
 
     if record is None:
         if initial_latents is None:

@@ -1,8 +1,8 @@
-"""The numbers the panels print, as plain text (pure functions of a RunView and a StepRecord)."""
+"""The numbers the panels print (TUI and notebook), as plain text: pure functions of a RunView and a StepRecord."""
 
 from __future__ import annotations
 
-from ..engine.prediction import prediction_for
+from .engine.prediction import prediction_for
 
 
 def scheduler_text(view) -> str:

@@ -1,6 +1,6 @@
-"""The run behind the TUI: the steppers, a lock, and frozen views of them for the widgets.
+"""The run behind a front end (the TUI, the notebook): the steppers, a lock, and frozen views of them.
 
-Plain Python (no Textual). The engine worker calls the mutating methods from its thread, each
+Plain Python (no Textual, no Jupyter). The engine worker calls the mutating methods from its thread, each
 under `lock`, so a rewind or a scheduler swap waits for a step in progress instead of racing it.
 The widgets only ever see `RunView`s: frozen snapshots taken under the same lock.
 """
@@ -148,7 +148,7 @@ class RunSession:
         """Apply the scripted events due now on the main branch; returns them (notes and pauses are the UI's)."""
         if branch != MAIN or not self.settings.events:
             return []
-        from ..scenario import due_events
+        from .scenario import due_events
 
         with self.lock:
             stepper = self.steppers[MAIN]
@@ -163,7 +163,7 @@ class RunSession:
             return due
 
     def export_strip(self, out_dir, kind: str = "approx"):
-        from ..export import export_strip
+        from .export import export_strip
 
         with self.lock:
             return export_strip(self.steppers[MAIN], out_dir, kind=kind)
@@ -185,3 +185,19 @@ class RunSession:
                 dtype=str(st.dtype).removeprefix("torch."), height=st.height, width=st.width,
                 added_conditioning=st.conditioning.describe(),
             )
+
+
+def describe_failure(exc: Exception) -> tuple[str, str]:
+    """(title, text) for a notification, in the user's words."""
+    from .engine import NonFiniteError, StepvizInputError
+    from .models import ModelLoadError
+
+    if isinstance(exc, NonFiniteError):
+        return "NaN/Inf", str(exc)
+    if isinstance(exc, (StepvizInputError, ModelLoadError)):
+        return "Not allowed", str(exc)
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc):
+        return "Out of memory", f"{exc}".strip()[:300] + " (try a smaller picture or fewer branches)"
+    if isinstance(exc, ModuleNotFoundError):
+        return "Not available", f"{exc} (this part of stepviz is not installed yet)"
+    return type(exc).__name__, str(exc)[:300] or type(exc).__name__
