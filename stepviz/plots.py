@@ -1,8 +1,9 @@
 """Matplotlib figures of a run: the noise schedule and the guidance norms, per step.
 
-Pure functions from StepRecords to PNG files. Figures are built with matplotlib's object API
-(`Figure`, no pyplot), so nothing here picks or switches the process's matplotlib backend.
-Edits (guidance or scheduler changes) are marked with a dashed line at the step they applied.
+Pure functions from StepRecords to PNG files or binary file objects. Figures are built with matplotlib's
+object API (`Figure`, no pyplot), so nothing here picks or switches the process's matplotlib backend.
+Edits (guidance or scheduler changes) are marked with a dashed line at the step they applied;
+`viewed` (the notebook's timeline) marks the step looked at with a red line.
 """
 
 from __future__ import annotations
@@ -47,8 +48,14 @@ def _mark_changes(axis, records) -> None:
                       textcoords="offset points", fontsize=8, color="0.25")
 
 
-def _save(figure, path: Path) -> Path:
-    path = Path(path)
+def _mark_viewed(axis, viewed: int | None) -> None:
+    if viewed is not None:
+        axis.axvline(viewed, color="red", linewidth=1.2, alpha=0.7)
+
+
+def _save(figure, path):
+    """Write the figure as PNG to a path (returned as a Path) or to a binary file object."""
+    path = path if hasattr(path, "write") else Path(path)
     for axis in figure.axes:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
@@ -56,7 +63,7 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
-def schedule_figure(records, path: Path, branches: dict[str, list] | None = None) -> Path:
+def schedule_figure(records, path: Path, branches: dict[str, list] | None = None, viewed: int | None = None) -> Path:
     """sigma_t (log scale) and abar_t per step; other runs (compare branches) as thin lines."""
     figure = Figure(figsize=(7, 5.2))
     top, bottom = figure.subplots(2, 1, sharex=True)
@@ -76,11 +83,12 @@ def schedule_figure(records, path: Path, branches: dict[str, list] | None = None
     for axis in (top, bottom):
         axis.grid(alpha=0.3)
         _mark_changes(axis, records)
+        _mark_viewed(axis, viewed)
     top.legend(fontsize=8)
     return _save(figure, path)
 
 
-def norms_figure(records, path: Path) -> Path:
+def norms_figure(records, path: Path, viewed: int | None = None) -> Path:
     """The two predictions' norms (eps, v or x0), the guidance direction, the latents' spread and cos(uncond, text)."""
     figure = Figure(figsize=(7, 5.2))
     top, bottom = figure.subplots(2, 1, sharex=True)
@@ -102,4 +110,5 @@ def norms_figure(records, path: Path) -> Path:
     for axis in (top, bottom):
         axis.grid(alpha=0.3)
         _mark_changes(axis, records)
+        _mark_viewed(axis, viewed)
     return _save(figure, path)

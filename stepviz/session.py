@@ -67,7 +67,7 @@ class Shown(NamedTuple):
     def record(self):
         return self.view.record(self.index)
 
-    def draws_like(self, other: "Shown | None") -> bool:
+    def draws_like(self, other: Shown | None) -> bool:
         """True when `other` shows the same steps of the same run (the plots need no redraw).
 
         Records are compared by identity (they hold tensors, and a rewound step is a new object).
@@ -98,10 +98,16 @@ class RunSession:
         with self.lock:
             if self.pipe is None:
                 self.pipe = self.settings.load_pipeline()
-            stepper = self.settings.make_stepper(self.pipe)
+            return self.adopt(self.settings.make_stepper(self.pipe))
+
+    def adopt(self, stepper) -> RunView:
+        """Make `stepper` (built here or by the user) the main branch; its starting noise is known only
+        while it has taken no step."""
+        with self.lock:
+            self.pipe = stepper.pipe
             self.steppers = {MAIN: stepper}
             self._alphas_cumprod = tuple(float(a) for a in stepper.scheduler.alphas_cumprod)
-            self._initial_latents = self._vp_scaled(stepper)
+            self._initial_latents = None if stepper.records else self._vp_scaled(stepper)
             return self.view(MAIN)
 
     def _vp_scaled(self, stepper):

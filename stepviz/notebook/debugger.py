@@ -1,0 +1,355 @@
+"""`Debugger`: the step debugger as a notebook widget (Jupyter, JupyterLab, VS Code, Colab).
+
+    from stepviz.notebook import Debugger
+    debugger = Debugger("toy", prompt="a red circle on a black background", num_inference_steps=20)
+    debugger                                  # shows the widget (also: debugger.widget)
+    debugger.stepper.set_guidance_scale(3)    # code and buttons drive the same Stepper
+
+The run is a `stepviz.session.RunSession`, as in the TUI: buttons put jobs on an engine thread
+(`EngineThread`), which steps the model and redraws, so the kernel answers clicks while a step
+computes. Following code: after every cell the notebook runs (an IPython `post_run_cell` hook), and
+before every button's action, the widget compares the Stepper with what it last showed (its log of
+edits, its records, guidance and scheduler) and redraws when they differ. Outside IPython, call
+`debugger.refresh()`.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import weakref
+from pathlib import Path
+
+from ..session import FORK, MAIN, RunSession, Shown, describe_failure
+from .engine_thread import EngineThread
+from .panels import Panels
+from .run_settings import settings_for_stepper, settings_with_edits
+
+PLAY_REDRAW_EVERY = 0.3  # seconds between two redraws while playing: the newest step wins
+
+
+class Debugger:
+    """`Debugger(pipe_or_model, prompt=..., **Stepper arguments)`, `Debugger(stepper)` or
+    `Debugger.from_lesson("guidance")`."""
+
+    def __init__(self, pipe_or_stepper, prompt: str | None = None, *, kind: str = "full", **stepper_kwargs):
+        from ..engine import Stepper
+
+        self._export_problem = None  # why `export` could not replay the run, if it could not
+        if isinstance(pipe_or_stepper, RunSession):  # from_lesson
+            self.session = pipe_or_stepper
+            self.session.load()
+        else:
+            if isinstance(pipe_or_stepper, Stepper):
+                if prompt is not None or stepper_kwargs:
+                    raise TypeError("Debugger(stepper) takes no Stepper arguments: the stepper already has them")
+                stepper = pipe_or_stepper
+            else:
+                pipe = pipe_or_stepper
+                if isinstance(pipe, (str, Path)):
+                    from ..models import load_pipeline
+
+                    pipe = load_pipeline(str(pipe))
+                if prompt is not None:
+                    stepper_kwargs["prompt"] = prompt
+                stepper = Stepper(pipe, **stepper_kwargs)
+            settings, self._export_problem = settings_for_stepper(stepper, stepper_kwargs)
+            self.session = RunSession(settings, stepper.pipe)
+            self.session.adopt(stepper)
+        self.settings = self.session.settings
+        view = self.session.view(MAIN)
+        self.panels = Panels(self.settings.title, self.settings.description, kind=kind, scheduler=view.scheduler)
+        self.index: int | None = None  # the step looked at (Shown's index): None follows the latest
+        self._seen = None  # the Stepper's state when it was last drawn (see `refresh`)
+        self._plotted: Shown | None = None
+        self._extra_cache: tuple = (None, None)  # (kind, picture): the extra channels are fixed for a run
+        self._redraw_due = False
+        self._syncing = False  # True while the engine thread sets controls (their observers then do nothing)
+        self.engine = EngineThread(self._failed)
+        self._connect()
+        self._follow_cells()
+        self.engine.submit(self._job_events_at_start)
+        self.request_redraw()
+
+    @classmethod
+    def from_lesson(cls, name_or_path, pipe=None, kind: str = "full") -> Debugger:
+        """A ready lesson ('guidance', 'schedulers', ...) or a scenario file: its run, notes, pauses and edits."""
+        from ..scenario import load_scenario
+
+        settings = load_scenario(name_or_path)
+        settings.validate()
+        return cls(RunSession(settings, pipe), kind=kind)
+
+    # ------------------------------------------------------------ what a user holds
+    @property
+    def stepper(self):
+        """The Stepper of the main run: call its methods from code, and the widget follows."""
+        return self.session.steppers[MAIN]
+
+    @property
+    def widget(self):
+        return self.panels.root
+
+    @property
+    def kind(self) -> str:
+        return self.panels.kind.value
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def wait(self, timeout: float | None = 60) -> bool:
+        """Block until the engine thread has done every job asked so far (for scripts and tests)."""
+        return self.engine.wait(timeout)
+
+    def close(self) -> None:
+        self.engine.close()
+        self.widget.close()
+
+    # ------------------------------------------------------------ actions (the buttons call these too)
+    def step(self, count: int = 1) -> None:
+        self._steps(count)
+
+    def play(self) -> None:
+        self._steps(None)
+
+    def pause(self) -> None:
+        self.engine.cancel()
+
+    def look(self, step: int | None) -> None:
+        """Look at the state after `step` steps (0: the starting noise; None: the latest)."""
+        taken = len(self.session.view(MAIN).records)
+        self.index = None if step is None or step >= taken else max(step, 0) - 1
+        self.request_redraw()
+
+    def rewind(self) -> None:
+        """Go back to the step looked at: the later steps are dropped (the fork keeps its own)."""
+        if self.index is None:
+            self.panels.show_error("look at an earlier step first (the timeline), then rewind")
+            return
+        keep = self.index + 1
+        self.pause()
+        self._submit(lambda cancelled: self.session.rewind(keep, MAIN), f"rewound to step {keep}: later steps dropped")
+        self.index = None
+
+    def set_guidance_scale(self, scale) -> None:
+        """From the next step on, on the branch(es) the controls act on (checked as everywhere)."""
+        for branch in self._branches():
+            self._submit(lambda cancelled, b=branch: self.session.set_guidance_scale(scale, b),
+                         f"{branch}: guidance scale {scale} from the next step on")
+
+    def set_scheduler(self, name: str) -> None:
+        for branch in self._branches():
+            self._submit(lambda cancelled, b=branch: self._swap(name, b))
+
+    def set_preview(self, kind: str) -> None:
+        self.panels.kind.value = kind  # its observer redraws
+
+    def fork(self) -> None:
+        self.pause()
+        self._submit(lambda cancelled: self.session.fork(), "forked: the fork starts where the main run is now")
+
+    def export(self, folder: str | Path | None = None, replace: bool | None = None) -> None:
+        """Write the handout (`stepviz export`'s folder) of this run as it was stepped, edits included."""
+        folder = Path(folder if folder is not None else self.panels.export_folder.value).expanduser()
+        replace = self.panels.export_replace.value if replace is None else replace
+        self._submit(lambda cancelled: self._export(folder, replace))
+
+    def refresh(self) -> None:
+        """Redraw if the Stepper changed since the last drawing (a call from code, e.g. set_guidance_scale)."""
+        if self._stepper_state() != self._seen:
+            self.request_redraw()
+
+    # ------------------------------------------------------------ jobs (run on the engine thread)
+    def _steps(self, count: int | None) -> None:
+        self.refresh()
+        branches = self._branches()
+        views = [self.session.view(b) for b in branches]
+        if all(v.done for v in views):
+            self.panels.show_error("the run is finished: look back and rewind, or fork")
+            return
+        self.panels.show_error(None)
+        self.panels.show_busy("computing..." if count == 1 else "playing...")
+        self.index = None
+        self.engine.submit(lambda cancelled: self._job_steps(branches, count, cancelled))
+
+    def _job_steps(self, branches: tuple[str, ...], count: int | None, cancelled) -> None:
+        taken, last_redraw = 0, 0.0
+        try:
+            while count is None or taken < count:
+                if cancelled():
+                    self.panels.note("paused")
+                    return
+                moved = [b for b in branches if self.session.step(b) is not None]
+                if not moved:
+                    return
+                taken += 1
+                paused = MAIN in moved and self._apply_events()
+                if count is not None or time.monotonic() - last_redraw > PLAY_REDRAW_EVERY or paused:
+                    self._redraw()
+                    last_redraw = time.monotonic()
+                if paused:
+                    self.panels.note("paused by the lesson: step or play to go on")
+                    return
+        finally:
+            self.panels.show_busy("")
+            self._redraw()
+
+    def _job_events_at_start(self, cancelled) -> None:
+        if not self.session.view(MAIN).records:
+            self._apply_events()
+
+    def _apply_events(self) -> bool:
+        """The lesson's events due now (notes shown whole); True when one asks to pause."""
+        due = self.session.due_events(MAIN)
+        for event in due:
+            if event.note:
+                self.panels.note(event.note)
+        return any(event.pause for event in due)
+
+    def _swap(self, name: str, branch: str) -> None:
+        notice = self.session.set_scheduler(name, branch)
+        self.panels.note(f"{branch}: scheduler {name} from the next step on" + (f" ({notice})" if notice else ""))
+
+    def _export(self, folder: Path, replace: bool) -> None:
+        from ..export import export_run
+
+        self.panels.show_busy(f"exporting to {folder}...")
+        try:
+            settings = settings_with_edits(self.settings, self.stepper, self._export_problem)
+            export_run(settings, folder, kind=self.kind, force=replace, pipe=self.session.pipe)
+        finally:
+            self.panels.show_busy("")
+        self.panels.note(f"exported the handout: {folder / 'index.html'}")
+
+    def _submit(self, action, note: str | None = None) -> None:
+        """An edit on the engine thread (after the step in progress), then a redraw."""
+        self.refresh()
+        self.panels.show_error(None)
+
+        def job(cancelled) -> None:
+            action(cancelled)
+            if note:
+                self.panels.note(note)
+            self._redraw()
+
+        self.engine.submit(job)
+
+    def request_redraw(self) -> None:
+        self._redraw_due = True
+        self.engine.submit(lambda cancelled: self._redraw() if self._redraw_due else None)
+
+    def _failed(self, exc: Exception) -> None:
+        title, text = describe_failure(exc)
+        self.panels.show_error(f"{title}: {text}")
+        self.panels.note(f"{title}: {text}")
+        self._redraw()
+
+    # ------------------------------------------------------------ drawing (engine thread)
+    def _redraw(self) -> None:
+        from ..step_pictures import step_pictures
+
+        self._redraw_due = False
+        view = self.session.view(MAIN)
+        self._seen = self._stepper_state()
+        if self.index is not None and self.index >= len(view.records):
+            self.index = None
+        shown = Shown(view, self.index)
+        pipe, kind = self.session.pipe, self.kind
+        self._sync_controls(view)
+        self.panels.show_status(shown)
+        self.panels.show_numbers(shown)
+        self.panels.show_pictures(step_pictures(pipe, shown.record, kind, view.initial_latents),
+                                  self._extra_picture(view, kind))
+        self._plot(shown)
+        if self.session.has(FORK):
+            for branch in (MAIN, FORK):
+                latest = Shown(self.session.view(branch))
+                self.panels.show_compare(branch, latest, step_pictures(pipe, latest.record, kind))
+
+    def _plot(self, shown: Shown) -> None:
+        from .. import plots
+
+        if shown.draws_like(self._plotted):
+            return
+        self._plotted = shown
+        records = shown.view.records
+        if not records:
+            self.panels.show_plots(b"", b"")
+            return
+        viewed = None if shown.record is None else shown.record.index
+        branches = {"fork": self.session.view(FORK).records} if self.session.has(FORK) else None
+        schedule, norms = io.BytesIO(), io.BytesIO()
+        plots.schedule_figure(records, schedule, branches, viewed=viewed)
+        plots.norms_figure(records, norms, viewed=viewed)
+        self.panels.show_plots(schedule.getvalue(), norms.getvalue())
+
+    def _extra_picture(self, view, kind: str):
+        """The extra UNet inputs (inpainting model, Depth2Img) as the export draws them, once per kind."""
+        from ..export_strip import extra_channels_image
+
+        if not view.extra_channels:
+            return None
+        if self._extra_cache[0] != kind:
+            self._extra_cache = (kind, extra_channels_image(self.session.pipe, view.extra_channels, kind))
+        return self._extra_cache[1]
+
+    def _sync_controls(self, view) -> None:
+        """Timeline, guidance and scheduler controls as the run now is (their observers stay quiet)."""
+        panels = self.panels
+        self._syncing = True
+        try:
+            taken = len(view.records)
+            panels.timeline.max = max(taken, 0)
+            panels.timeline.value = taken if self.index is None else self.index + 1
+            if panels.scheduler.value != view.scheduler:
+                panels.scheduler.value = view.scheduler
+            panels.guidance.value = f"{view.guidance_scale:g}"
+        finally:
+            self._syncing = False
+
+    def _stepper_state(self) -> tuple:
+        """What tells that the main Stepper changed: its edit log, its records, guidance and scheduler."""
+        st = self.stepper
+        last = st.records[-1] if st.records else None
+        return len(st.log), len(st.records), id(last), st.guidance_scale, st.scheduler_name, self.session.has(FORK)
+
+    def _branches(self) -> tuple[str, ...]:
+        choice = self.panels.branch.value
+        if not self.session.has(FORK) or choice == MAIN:
+            return (MAIN,)
+        return (MAIN, FORK) if choice == "both" else (FORK,)
+
+    # ------------------------------------------------------------ wiring
+    def _connect(self) -> None:
+        p = self.panels
+        p.step.on_click(lambda _: self.step())
+        p.play.on_click(lambda _: self.play())
+        p.pause.on_click(lambda _: self.pause())
+        p.rewind.on_click(lambda _: self.rewind())
+        p.fork.on_click(lambda _: self.fork())
+        p.apply_guidance.on_click(lambda _: self.set_guidance_scale(p.guidance.value))
+        p.export.on_click(lambda _: self.export())
+        quiet = lambda act: (lambda change: None if self._syncing else act(change["new"]))  # noqa: E731
+        p.timeline.observe(quiet(self.look), names="value")
+        p.scheduler.observe(quiet(self.set_scheduler), names="value")
+        p.kind.observe(quiet(lambda kind: self.request_redraw()), names="value")
+
+    def _follow_cells(self) -> None:
+        """Redraw after any notebook cell that changed the Stepper (an IPython hook; weakly held)."""
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return
+        shell = get_ipython()
+        if shell is None:
+            return
+        me = weakref.ref(self)
+
+        def after_cell(result=None) -> None:
+            debugger = me()
+            if debugger is None:
+                shell.events.unregister("post_run_cell", after_cell)
+            else:
+                debugger.refresh()
+
+        shell.events.register("post_run_cell", after_cell)

@@ -1,0 +1,69 @@
+"""The RunSettings of a notebook run, so that `stepviz export` can replay it, the user's edits included.
+
+A Stepper runs the same way every time for the same settings and seed, so the handout of a run
+stepped by hand is the export of its settings with each edit that is still part of the run
+(guidance or scheduler changes, read from `Stepper.log`) as a scripted event at its step.
+"""
+
+from __future__ import annotations
+
+from ..engine.checks import StepvizInputError
+from ..settings import Event, RunSettings
+
+PICTURES = ("image", "mask_image", "depth_map", "strength")  # known only from the arguments given
+
+
+def settings_for_stepper(stepper, given: dict) -> tuple[RunSettings, str | None]:
+    """(settings that rebuild `stepper` as it started, why an export could not replay it or None).
+
+    `given`: the keyword arguments the Stepper was built with (empty for a Stepper built elsewhere).
+    """
+    first = {}
+    for entry in stepper.log:  # the values before the first edit are the run's own
+        first.setdefault(entry.action, entry.detail.get("old"))
+    settings = RunSettings(
+        model=str(getattr(stepper.pipe, "stepviz_model_id", "the notebook's pipeline")), mode=stepper.mode,
+        prompt=stepper.prompt, negative_prompt=stepper.negative_prompt, seed=stepper.seed,
+        steps=stepper.num_inference_steps, guidance_scale=first.get("set_guidance_scale", stepper.guidance_scale),
+        scheduler=first.get("set_scheduler", stepper.scheduler_name), height=stepper.height, width=stepper.width,
+        **{key: given[key] for key in PICTURES if key in given})
+    problem = None
+    if stepper.seed is None:
+        problem = "the run has no seed (seed=None), so it cannot be replayed: give seed=<an integer>"
+    elif not isinstance(given.get("scheduler", ""), str):
+        problem = "the run was given a scheduler object: give its name (see `stepviz schedulers`) to export"
+    elif given.get("inpaint_noise", "fixed") != "fixed":
+        problem = "export replays inpaint_noise='fixed' runs only"
+    elif stepper.mode != "txt2img" and "image" not in given:
+        problem = (f"the Stepper ({stepper.mode}) was built outside the Debugger, so its input pictures are not "
+                   "known: build it with Debugger(pipe, image=..., ...) to export")
+    return settings, problem
+
+
+def edits_as_events(stepper) -> list[Event]:
+    """The guidance and scheduler edits still part of the run (a rewind to k drops those after step k)."""
+    kept: list[Event] = []
+    for entry in stepper.log:
+        if entry.action == "rewind":
+            kept = [event for event in kept if event.at_step <= entry.detail["to"]]
+        elif entry.action == "set_guidance_scale":
+            kept.append(Event(entry.at_step, set_guidance_scale=entry.detail["new"],
+                              note=f"guidance scale set to {entry.detail['new']:g} in the notebook"))
+        elif entry.action == "set_scheduler" and entry.detail["new"] != entry.detail["old"]:
+            kept.append(Event(entry.at_step, set_scheduler=entry.detail["new"],
+                              note=f"scheduler set to {entry.detail['new']} in the notebook"))
+    return kept
+
+
+def settings_with_edits(settings: RunSettings, stepper, problem: str | None = None) -> RunSettings:
+    """`settings` plus the edits made by hand (a lesson's own events, applied too, are not repeated)."""
+    if problem:
+        raise StepvizInputError(f"export: {problem}")
+    scripted = {change for e in settings.events for change in _changes(e)}
+    edits = [e for e in edits_as_events(stepper) if not set(_changes(e)) <= scripted]
+    return settings.with_overrides(events=sorted(settings.events + edits, key=lambda e: e.at_step))
+
+
+def _changes(event: Event) -> list[tuple]:
+    return [(event.at_step, name, value) for name, value in (("guidance", event.set_guidance_scale),
+                                                             ("scheduler", event.set_scheduler)) if value is not None]
