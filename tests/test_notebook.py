@@ -23,7 +23,8 @@ PROMPT = "a red circle on a black background"
 
 @pytest.fixture
 def debugger(tiny_pipe):
-    made = Debugger(tiny_pipe, prompt=PROMPT, num_inference_steps=4, seed=3, guidance_scale=7.5, kind="approx")
+    made = Debugger(tiny_pipe, prompt=PROMPT, num_inference_steps=4, seed=3, guidance_scale=7.5, scheduler="ddim",
+                    kind="approx")
     assert made.wait()
     yield made
     made.close()
@@ -271,3 +272,15 @@ def test_nothing_imports_the_notebook_and_it_imports_no_tui():
                     assert "tui" not in name.split("."), f"{path} imports {name}"
                 else:
                     assert "notebook" not in name.split("."), f"{path} imports {name}"
+
+
+def test_an_unlisted_scheduler_joins_the_menu_and_export_asks_for_a_name(tiny_pipe, tmp_path):
+    from diffusers import LCMScheduler
+
+    made = Debugger(tiny_pipe, prompt=PROMPT, num_inference_steps=2, seed=0, kind="approx",
+                    scheduler=LCMScheduler.from_config(tiny_pipe.scheduler.config))
+    assert made.wait()
+    assert made.panels.scheduler.value == "LCMScheduler" and "ddim" in made.panels.scheduler.options
+    made.export(tmp_path / "out")
+    assert made.wait() and "give its name" in error(made)
+    made.close()

@@ -301,8 +301,7 @@ class Debugger:
             taken = len(view.records)
             panels.timeline.max = max(taken, 0)
             panels.timeline.value = taken if self.index is None else self.index + 1
-            if panels.scheduler.value != view.scheduler:
-                panels.scheduler.value = view.scheduler
+            panels.show_scheduler(view.scheduler)
             panels.guidance.value = f"{view.guidance_scale:g}"
         finally:
             self._syncing = False

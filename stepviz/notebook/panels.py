@@ -75,8 +75,9 @@ class Panels:
         self.guidance = widgets.Text(value="", description="guidance scale", continuous_update=False,
                                      style={"description_width": "initial"}, layout=widgets.Layout(width="220px"))
         self.apply_guidance = button("apply", "check", "use this guidance scale from the next step on")
-        self.scheduler = widgets.Dropdown(options=list(SCHEDULERS), value=scheduler, description="scheduler",
+        self.scheduler = widgets.Dropdown(options=list(SCHEDULERS), description="scheduler",
                                           layout=widgets.Layout(width="220px"))
+        self.show_scheduler(scheduler)
         self.kind = widgets.ToggleButtons(options=list(PREVIEW_KINDS), value=kind, description="preview",
                                           tooltips=["full VAE decode", "linear latent-to-RGB approximation",
                                                     "the latent channels as grey tiles"],
@@ -175,6 +176,12 @@ class Panels:
         """A note, shown whole (wrapped); the newest last."""
         self._notes.append(text)
         self.notes.value = "".join(f"<p style='margin:0.25em 0'>{html.escape(n)}</p>" for n in self._notes)
+
+    def show_scheduler(self, name: str) -> None:
+        """The menu on the run's scheduler (a pipeline's own unlisted one joins the menu under its class name)."""
+        if name not in self.scheduler.options:
+            self.scheduler.options = [*self.scheduler.options, name]
+        self.scheduler.value = name
 
     def show_error(self, text: str | None) -> None:
         self.error.value = "" if not text else f"<span style='color:#c0392b'><b>{html.escape(text)}</b></span>"

@@ -16,21 +16,23 @@ PICTURES = ("image", "mask_image", "depth_map", "strength")  # known only from t
 def settings_for_stepper(stepper, given: dict) -> tuple[RunSettings, str | None]:
     """(settings that rebuild `stepper` as it started, why an export could not replay it or None).
 
-    `given`: the keyword arguments the Stepper was built with (empty for a Stepper built elsewhere).
+    `given`: the keyword arguments the Stepper was built with (empty for a Stepper built elsewhere: its
+    scheduler is then rebuilt by name). No scheduler given: the pipeline's own, as the Stepper used.
     """
     first = {}
     for entry in stepper.log:  # the values before the first edit are the run's own
         first.setdefault(entry.action, entry.detail.get("old"))
     settings = RunSettings(
-        model=str(getattr(stepper.pipe, "stepviz_model_id", "the notebook's pipeline")), mode=stepper.mode,
+        model=str(getattr(stepper.pipe, "stepviz_model_id", type(stepper.pipe).__name__)), mode=stepper.mode,
         prompt=stepper.prompt, negative_prompt=stepper.negative_prompt, seed=stepper.seed,
         steps=stepper.num_inference_steps, guidance_scale=first.get("set_guidance_scale", stepper.guidance_scale),
-        scheduler=first.get("set_scheduler", stepper.scheduler_name), height=stepper.height, width=stepper.width,
+        scheduler=given.get("scheduler") if given else first.get("set_scheduler", stepper.scheduler_name),
+        height=stepper.height, width=stepper.width,
         **{key: given[key] for key in PICTURES if key in given})
     problem = None
     if stepper.seed is None:
         problem = "the run has no seed (seed=None), so it cannot be replayed: give seed=<an integer>"
-    elif not isinstance(given.get("scheduler", ""), str):
+    elif not isinstance(given.get("scheduler") or "", str):
         problem = "the run was given a scheduler object: give its name (see `stepviz schedulers`) to export"
     elif given.get("inpaint_noise", "fixed") != "fixed":
         problem = "export replays inpaint_noise='fixed' runs only"
