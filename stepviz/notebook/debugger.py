@@ -7,7 +7,8 @@
 
 The run is a `stepviz.session.RunSession`, as in the TUI: buttons put jobs on an engine thread
 (`EngineThread`), which steps the model and redraws, so the kernel answers clicks while a step
-computes. Following code: after every cell the notebook runs (an IPython `post_run_cell` hook), and
+computes. The matplotlib plots are drawn on a second thread, newest request first, so a step's
+pictures do not wait for them. Following code: after every cell the notebook runs (an IPython `post_run_cell` hook), and
 before every button's action, the widget compares the Stepper with what it last showed (its log of
 edits, its records, guidance and scheduler) and redraws when they differ. Outside IPython, call
 `debugger.refresh()`.
@@ -26,6 +27,7 @@ from .panels import Panels
 from .run_settings import settings_for_stepper, settings_with_edits
 
 PLAY_REDRAW_EVERY = 0.3  # seconds between two redraws while playing: the newest step wins
+PLAY_PLOT_EVERY = 2.0  # ... and between two plot requests (matplotlib takes the GIL from the model's step)
 
 
 class Debugger:
@@ -61,11 +63,15 @@ class Debugger:
         self.panels = Panels(self.settings.title, self.settings.description, kind=kind, scheduler=view.scheduler)
         self.index: int | None = None  # the step looked at (Shown's index): None follows the latest
         self._seen = None  # the Stepper's state when it was last drawn (see `refresh`)
-        self._plotted: Shown | None = None
+        self._plotted: Shown | None = None  # what the plots show (the run and the fork's records)
+        self._plotted_fork: tuple = ()
+        self._plot_asked = 0.0  # when the plots were last asked for (time.monotonic)
         self._extra_cache: tuple = (None, None)  # (kind, picture): the extra channels are fixed for a run
         self._redraw_due = False
         self._syncing = False  # True while the engine thread sets controls (their observers then do nothing)
         self.engine = EngineThread(self._failed)
+        self.plotter = EngineThread(self._failed, name="stepviz-notebook-plots")
+        self._plot_wanted: tuple | None = None  # (Shown, the fork's records or None): taken on the engine thread
         self._connect()
         self._follow_cells()
         self.engine.submit(self._job_events_at_start)
@@ -98,11 +104,13 @@ class Debugger:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def wait(self, timeout: float | None = 60) -> bool:
-        """Block until the engine thread has done every job asked so far (for scripts and tests)."""
-        return self.engine.wait(timeout)
+        """Block until the engine thread has done every job asked so far, and the plots have caught up
+        (for scripts and tests)."""
+        return self.engine.wait(timeout) and self.plotter.wait(timeout)
 
     def close(self) -> None:
         self.engine.close()
+        self.plotter.close()
         self.widget.close()
 
     # ------------------------------------------------------------ actions (the buttons call these too)
@@ -173,7 +181,8 @@ class Debugger:
         self.engine.submit(lambda cancelled: self._job_steps(branches, count, cancelled))
 
     def _job_steps(self, branches: tuple[str, ...], count: int | None, cancelled) -> None:
-        taken, last_redraw = 0, 0.0
+        """`count` steps (None: play), redrawn at most every PLAY_REDRAW_EVERY s while playing, and at the end."""
+        taken, last_redraw, drawn = 0, 0.0, True
         try:
             while count is None or taken < count:
                 if cancelled():
@@ -182,17 +191,18 @@ class Debugger:
                 moved = [b for b in branches if self.session.step(b) is not None]
                 if not moved:
                     return
-                taken += 1
+                taken, drawn = taken + 1, False
                 paused = MAIN in moved and self._apply_events()
-                if count is not None or time.monotonic() - last_redraw > PLAY_REDRAW_EVERY or paused:
-                    self._redraw()
-                    last_redraw = time.monotonic()
                 if paused:
                     self.panels.note("paused by the lesson: step or play to go on")
                     return
+                if count is None and time.monotonic() - last_redraw > PLAY_REDRAW_EVERY:
+                    self._redraw(final=False)
+                    last_redraw, drawn = time.monotonic(), True
         finally:
             self.panels.show_busy("")
-            self._redraw()
+            if not drawn or count is None:
+                self._redraw()
 
     def _job_events_at_start(self, cancelled) -> None:
         if not self.session.view(MAIN).records:
@@ -245,7 +255,9 @@ class Debugger:
         self._redraw()
 
     # ------------------------------------------------------------ drawing (engine thread)
-    def _redraw(self) -> None:
+    def _redraw(self, final: bool = True) -> None:
+        """Show the step looked at. `final=False` (while playing): new plots only every PLAY_PLOT_EVERY s, when
+        the plot thread is free."""
         from ..step_pictures import step_pictures
 
         self._redraw_due = False
@@ -260,24 +272,34 @@ class Debugger:
         self.panels.show_numbers(shown)
         self.panels.show_pictures(step_pictures(pipe, shown.record, kind, view.initial_latents),
                                   self._extra_picture(view, kind))
-        self._plot(shown)
-        if self.session.has(FORK):
+        fork = self.session.view(FORK) if self.session.has(FORK) else None
+        plot_free = self._plot_wanted is None and not self.plotter.running.is_set()
+        if final or (plot_free and time.monotonic() - self._plot_asked > PLAY_PLOT_EVERY):
+            self._plot_wanted = (shown, None if fork is None else {"fork": fork.records})
+            self._plot_asked = time.monotonic()
+            self.plotter.submit(lambda cancelled: self._plot())
+        if fork is not None:
             for branch in (MAIN, FORK):
                 latest = Shown(self.session.view(branch))
                 self.panels.show_compare(branch, latest, step_pictures(pipe, latest.record, kind))
 
-    def _plot(self, shown: Shown) -> None:
+    def _plot(self) -> None:
+        """The plots of the newest view asked for (plot thread; older requests are skipped)."""
         from .. import plots
 
-        if shown.draws_like(self._plotted):
+        wanted, self._plot_wanted = self._plot_wanted, None  # the requests queued behind this one find None
+        if wanted is None:
             return
-        self._plotted = shown
+        shown, branches = wanted
+        fork = tuple(map(id, branches["fork"])) if branches else ()
+        if shown.draws_like(self._plotted) and fork == self._plotted_fork:
+            return  # e.g. another preview kind: the plots stay as they are
+        self._plotted, self._plotted_fork = shown, fork
         records = shown.view.records
         if not records:
             self.panels.show_plots(b"", b"")
             return
         viewed = None if shown.record is None else shown.record.index
-        branches = {"fork": self.session.view(FORK).records} if self.session.has(FORK) else None
         schedule, norms = io.BytesIO(), io.BytesIO()
         plots.schedule_figure(records, schedule, branches, viewed=viewed)
         plots.norms_figure(records, norms, viewed=viewed)
