@@ -284,3 +284,10 @@ def test_an_unlisted_scheduler_joins_the_menu_and_export_asks_for_a_name(tiny_pi
     made.export(tmp_path / "out")
     assert made.wait() and "give its name" in error(made)
     made.close()
+
+
+def test_an_unknown_preview_kind_is_refused_in_one_line(tiny_pipe):
+    from stepviz import StepvizInputError
+
+    with pytest.raises(StepvizInputError, match=r"^kind='pretty' is unknown: use one of full, approx, channels$"):
+        Debugger(tiny_pipe, prompt=PROMPT, kind="pretty")

@@ -35,8 +35,11 @@ class Debugger:
     `Debugger.from_lesson("guidance")`."""
 
     def __init__(self, pipe_or_stepper, prompt: str | None = None, *, kind: str = "full", **stepper_kwargs):
-        from ..engine import Stepper
+        from ..engine import Stepper, StepvizInputError
+        from ..preview import PREVIEW_KINDS
 
+        if kind not in PREVIEW_KINDS:
+            raise StepvizInputError(f"kind={kind!r} is unknown: use one of {', '.join(PREVIEW_KINDS)}")
         self._export_problem = None  # why `export` could not replay the run, if it could not
         if isinstance(pipe_or_stepper, RunSession):  # from_lesson
             self.session = pipe_or_stepper
