@@ -9,7 +9,7 @@ pytest.importorskip("textual")
 
 from stepviz.engine.trace_replay import replays  # noqa: E402
 from stepviz.tui.screens.compare import CompareScreen  # noqa: E402
-from stepviz.tui.session import FORK, MAIN  # noqa: E402
+from stepviz.session import FORK, MAIN  # noqa: E402
 from stepviz.tui.trace_app import TraceApp  # noqa: E402
 
 

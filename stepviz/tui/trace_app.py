@@ -12,7 +12,7 @@ import dataclasses
 from .app import StepvizApp, leave_a_core_for_the_ui
 from .engine_jobs import EngineJobs
 from .screens.main import MainScreen
-from .session import FORK, MAIN, RunSession
+from ..session import FORK, MAIN, RunSession
 
 
 def verdict_lines(report) -> tuple[str, str]:
