@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from . import guidance, prediction, schedulers, text
+from . import guidance, prediction, schedulers, sdxl, text
 from .checks import StepvizInputError
 from .records import StepRecord
 from .trace_loop import LoopRecording
@@ -17,7 +17,7 @@ from .trace_loop import LoopRecording
 
 class LoopReplay:
     def __init__(self, label: str, records: list[StepRecord], scheduler, initial_latents, pipe, prompt: str,
-                 notices: tuple[str, ...] = ()):
+                 embeddings: torch.Tensor, notices: tuple[str, ...] = ()):
         self.label, self._all, self.records = label, records, []
         self.scheduler, self.scheduler_name = scheduler, schedulers.info_for(scheduler).name
         self.mode, self.latents, self.notices = "txt2img", initial_latents, list(notices)
@@ -30,6 +30,7 @@ class LoopReplay:
         if pipe.tokenizer is not None and records:
             shape = tuple(records[0].noise_pred_text.shape)
             self.prompt_anatomy = text.prompt_anatomy(pipe.tokenizer, prompt, shape)
+        self.conditioning = sdxl.Conditioning(embeddings)  # [uncond, text]
         self.extra_channels: dict = {}
         self.history_fill = None
 
@@ -116,9 +117,9 @@ def replays(report, pipe) -> tuple[LoopReplay, LoopReplay]:
     """(the traced loop, the pipeline's reference) as replays, with their starting latents."""
     run, user, reference = report.run, report.user, report.reference
     prompt = prompt_of(user, pipe.tokenizer) if pipe.tokenizer is not None else ""
-    sides = []
+    sides, embeddings = [], torch.cat([run.embeds_uncond, run.embeds_text])
     for label, loop in (("your loop", user), ("the pipeline", reference)):
         scheduler = type(run.scheduler).from_config(run.scheduler.config)
         records = loop_records(loop, scheduler, run.guidance_scale)
-        sides.append(LoopReplay(label, records, scheduler, loop.steps[0].latents, pipe, prompt))
+        sides.append(LoopReplay(label, records, scheduler, loop.steps[0].latents, pipe, prompt, embeddings))
     return sides[0], sides[1]
