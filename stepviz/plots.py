@@ -58,6 +58,8 @@ def _save(figure, path):
     path = path if hasattr(path, "write") else Path(path)
     for axis in figure.axes:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if axis.dataLim.width == 0:  # one step so far: a step either side, not matplotlib's +-0.05
+            axis.set_xlim(axis.dataLim.x0 - 1, axis.dataLim.x0 + 1)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     return path
