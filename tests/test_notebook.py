@@ -291,3 +291,15 @@ def test_an_unknown_preview_kind_is_refused_in_one_line(tiny_pipe):
 
     with pytest.raises(StepvizInputError, match=r"^kind='pretty' is unknown: use one of full, approx, channels$"):
         Debugger(tiny_pipe, prompt=PROMPT, kind="pretty")
+
+
+def test_fork_starts_at_the_step_looked_at(debugger):
+    p = debugger.panels
+    press(debugger, p.play)
+    choose(debugger, p.timeline, 2)
+    press(debugger, p.fork)
+    main, fork = debugger.session.steppers["main"], debugger.session.steppers["fork"]
+    assert (len(main.records), len(fork.records)) == (4, 2) and "forked at step 2" in p.notes.value
+    choose(debugger, p.branch, "fork")
+    press(debugger, p.step)
+    assert len(fork.records) == 3 and fork.records[2].latents.equal(main.records[2].latents)  # same run, no edit

@@ -156,8 +156,17 @@ class Debugger:
         self.panels.kind.value = kind  # its observer redraws
 
     def fork(self) -> None:
+        """An independent copy of the run at the step looked at (the latest unless the timeline looks back)."""
+        keep = None if self.index is None else self.index + 1
         self.pause()
-        self._submit(lambda cancelled: self.session.fork(), "forked: the fork starts where the main run is now")
+
+        def fork(cancelled) -> None:
+            self.session.fork()
+            if keep is not None:  # the fork goes back to the step looked at; the main run keeps its steps
+                self.session.rewind(keep, FORK)
+
+        where = "the latest step" if keep is None else f"step {keep}"
+        self._submit(fork, f"forked at {where}: the fork goes on from there")
 
     def export(self, folder: str | Path | None = None, replace: bool | None = None) -> None:
         """Write the handout (`stepviz export`'s folder) of this run as it was stepped, edits included."""

@@ -68,7 +68,7 @@ class Panels:
         self.play = button("play", "play", "step until the end (or a lesson's pause)")
         self.pause = button("pause", "pause", "stop after the step in progress")
         self.rewind = button("rewind here", "undo", "drop the steps after the one looked at, and go on from there")
-        self.fork = button("fork", "code-fork", "an independent copy of the run at its latest step, to compare")
+        self.fork = button("fork", "code-fork", "an independent copy of the run at the step looked at, to compare")
         self.timeline = widgets.IntSlider(value=0, min=0, max=0, description="look at step", continuous_update=False,
                                           style={"description_width": "initial"},
                                           layout=widgets.Layout(width="60%"))
