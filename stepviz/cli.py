@@ -4,7 +4,9 @@
     stepviz tui [SCENARIO] [...]  the TUI (a lesson file, or the options below)
     stepviz serve [...]           the TUI in a browser (textual-serve), on 127.0.0.1 by default
     stepviz export [SCENARIO] --out DIR [...]   headless strips, animation, metrics, handout
+    stepviz grid [SCENARIO] --out DIR --seeds N   N seeds x guidance scales, with the checker's counts
     stepviz scenarios             the ready lessons
+    stepviz lessons check [LESSON ...]   play lessons headless, test every claim their notes make
     stepviz schedulers            the schedulers, with family and order
     stepviz trace SCRIPT.py [ARGS] [--open]   run your own sampling loop, name its first divergence from the pipeline
 """
@@ -72,7 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="webp", choices=("webp", "gif"), help="animation format")
     export.add_argument("--force", action="store_true",
                         help="replace an earlier stepviz export (recognised by its manifest; never other files)")
+    grid = sub.add_parser("grid", help="one prompt over N seeds x guidance scales, with the checker's counts")
+    _add_run_options(grid)
+    grid.add_argument("--out", required=True, help="output folder (refused if it exists and is not empty)")
+    grid.add_argument("--seeds", type=int, default=8, help="how many seeds (default 8)")
+    grid.add_argument("--first-seed", dest="first_seed", type=int, default=0, help="the first seed (default 0)")
+    grid.add_argument("--scales", default="1,3,7.5,15", help="guidance scales, comma-separated (default 1,3,7.5,15)")
+    grid.add_argument("--force", action="store_true",
+                      help="replace an earlier stepviz grid (recognised by its manifest; never other files)")
     sub.add_parser("scenarios", help="list the ready lessons")
+    lessons = sub.add_parser("lessons", help="the ready lessons: list them, or check every claim their notes make")
+    lessons_sub = lessons.add_subparsers(dest="lessons_command", required=True)
+    check = lessons_sub.add_parser("check", help="play lessons headless and test every claim (exit 1 if one fails)")
+    check.add_argument("lessons", nargs="*", help="lesson names or files (default: every ready lesson)")
+    lessons_sub.add_parser("list", help="list the ready lessons (as `stepviz scenarios`)")
     sub.add_parser("schedulers", help="list the schedulers with family and order")
     trace = sub.add_parser("trace", help="run a script's own sampling loop traced; report its first divergence "
                                          "from the pipeline (exit 1 when there is one)")
@@ -116,12 +131,28 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def _reporting_input_errors(function, *args) -> int:
+    """function(*args), with a bad value or a missing model reported in one line and exit status 2."""
+    from .engine.checks import StepvizInputError
+    from .models import ModelLoadError
+
+    try:
+        return function(*args)
+    except (StepvizInputError, ModelLoadError) as exc:
+        print(f"stepviz: error: {exc}", file=sys.stderr)
+        return 2
+
+
 def _main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv or ["tui"])
     if args.command == "schedulers":
         return _list_schedulers()
-    if args.command == "scenarios":
+    if args.command == "lessons" and args.lessons_command == "check":
+        from .lessons_check import run_check_command
+
+        return _reporting_input_errors(run_check_command, args.lessons)
+    if args.command in ("scenarios", "lessons"):
         from .scenario import list_scenarios
 
         for name, line in list_scenarios():
@@ -140,6 +171,10 @@ def _main(argv: list[str]) -> int:
             return run_trace_command(args)
         settings = settings_from_args(args)
         settings.validate()
+        if args.command == "grid":
+            from .seed_grid import run_grid_command
+
+            return run_grid_command(settings, args)
         if args.command == "export":
             from .export import run_export_command
 

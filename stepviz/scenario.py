@@ -30,7 +30,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from .engine.checks import MODES, StepvizInputError
+from .engine.checks import INPAINT_NOISES, MODES, TIMESTEP_SPACINGS, StepvizInputError
 from .settings import CompareBranch, Event, RunSettings
 
 LESSONS_FOLDER = Path(__file__).resolve().parent / "lessons"
@@ -53,14 +53,21 @@ RUN_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "depth_map": ((str, dict), "a greyscale picture (near = bright) relative to the scenario file, or "
                                "{ toy_scene = \"<caption>\", seed = N, layer = \"depth\" }"),
     "strength": ((int, float), "a number in [0, 1]"),
+    "inpaint_noise": ((str,), "'fixed' (the DIY blend re-noises the original with one noise) or 'fresh' (new "
+                              "noise every step)"),
+    "timestep_spacing": ((str,), "'leading', 'trailing' or 'linspace' (how the inference steps sit on the "
+                                 "1000 training steps)"),
 }
-TOP_KEYS = {"title": ((str,), "a string"), "description": ((str,), "a string"), **RUN_KEYS}
+TOP_KEYS = {"title": ((str,), "a string"), "description": ((str,), "a string"),
+            "pace": ((int, float), "seconds each note stays on screen when the lesson plays itself (> 0)"),
+            **RUN_KEYS}
 EVENT_KEYS = {
     "at_step": ((int,), "an integer >= 0: the number of steps taken when the event applies"),
     "set_guidance_scale": ((int, float), "a finite number"),
     "set_scheduler": ((str,), "a scheduler name (see `stepviz schedulers`)"),
     "note": ((str,), "text shown in the notes area at that step"),
     "pause": ((bool,), "true or false"),
+    "expect": ((list,), "claims the note makes, as [[events.expect]] tables (see `stepviz lessons check`)"),
 }
 COMPARE_KEYS = {"label": ((str,), "a short name for the branch"), **RUN_KEYS}
 TOY_SCENE_KEYS = ("toy_scene", "seed", "size", "layer")
@@ -180,10 +187,13 @@ class _Reader:
     def settings(self, data: dict) -> RunSettings:
         top = {k: v for k, v in data.items() if k not in ("events", "compare")}
         self.check(TOP_KEYS, top, "")
+        if "pace" in top and top["pace"] <= 0:
+            self.fail("", "pace", f"{top['pace']!r} is not allowed: it must be a number of seconds > 0")
         run = self.run_values(top, "", None, 0)
         settings = RunSettings(**run, source=str(self.path))
         settings.events = [self.event(item, i, settings.steps) for i, item in enumerate(self.tables(data, "events"))]
         settings.compare = [self.branch(item, i) for i, item in enumerate(self.tables(data, "compare"))]
+        self.check_claim_runs(settings)
         return settings
 
     def tables(self, data: dict, name: str) -> list[dict]:
@@ -217,6 +227,9 @@ class _Reader:
                     self.fail(where, key, str(exc).split(": ", 1)[-1], table, index)
         if "mode" in run and run["mode"] not in MODES:
             self.fail(where, "mode", f"{run['mode']!r} is unknown; allowed modes are {', '.join(MODES)}", table, index)
+        for key, allowed in (("inpaint_noise", INPAINT_NOISES), ("timestep_spacing", TIMESTEP_SPACINGS)):
+            if key in run and run[key] not in allowed:
+                self.fail(where, key, f"{run[key]!r} is unknown; allowed: {', '.join(allowed)}", table, index)
         if "scheduler" in run and run["scheduler"] not in SCHEDULERS:
             self.fail(where, "scheduler", f"{run['scheduler']!r} is unknown; allowed schedulers are "
                       f"{', '.join(SCHEDULERS)}", table, index)
@@ -272,7 +285,42 @@ class _Reader:
                       "pause", "events", i)
         scale = item.get("set_guidance_scale")
         return Event(at_step=at_step, set_guidance_scale=None if scale is None else float(scale),
-                     set_scheduler=item.get("set_scheduler"), note=item.get("note"), pause=item.get("pause", False))
+                     set_scheduler=item.get("set_scheduler"), note=item.get("note"), pause=item.get("pause", False),
+                     expect=self.claims(item, at_step, where))
+
+    def claims(self, item: dict, at_step: int, where: str) -> list:
+        """The event's [[events.expect]] tables as Claims (their run names are checked in check_claim_runs)."""
+        from .claims import ClaimFormError, parse_claim
+
+        tables = item.get("expect", [])
+        if not all(isinstance(table, dict) for table in tables):
+            self.fail(where, "expect", "must be an array of tables, written [[events.expect]]", "events",
+                      self._claims_seen)
+        found = []
+        for table in tables:
+            self._claims_seen += 1
+            try:
+                found.append(parse_claim(table, at_step))
+            except ClaimFormError as exc:
+                self.fail(f"{where}[[events.expect]] #{len(found) + 1}: ", exc.key, str(exc), "events.expect",
+                          self._claims_seen - 1)
+        return found
+
+    _claims_seen = 0
+
+    def check_claim_runs(self, settings: RunSettings) -> None:
+        """Every run a claim names is "main" or a [[compare]] label."""
+        labels = ["main", *(branch.label for branch in settings.compare)]
+        for event_number, event in enumerate(settings.events, start=1):
+            for number, claim in enumerate(event.expect, start=1):
+                if claim.other == claim.run:
+                    self.fail(f"[[events]] #{event_number} [[events.expect]] #{number}: ", "run",
+                              f"the claim compares {claim.run!r} with itself: name another run")
+                for name in claim.runs():
+                    if name not in labels:
+                        key = "run" if name == claim.run else ("differs_from" if claim.kind == "differs" else "same_as")
+                        self.fail(f"[[events]] #{event_number} [[events.expect]] #{number}: ", key,
+                                  f"{name!r} is not a run of this lesson: use one of {', '.join(map(repr, labels))}")
 
     def branch(self, item: dict, i: int) -> CompareBranch:
         where = f"[[compare]] #{i + 1}: "

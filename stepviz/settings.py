@@ -21,6 +21,7 @@ class Event:
     set_scheduler: str | None = None
     note: str | None = None
     pause: bool = False
+    expect: list = field(default_factory=list)  # claims.Claim: what the note says the screen shows, checked
 
 
 @dataclass
@@ -52,11 +53,14 @@ class RunSettings:
     variant: str | None = None  # weight files *.<variant>.safetensors, e.g. fp16 (found by itself when alone)
     vae_tiling: bool = False  # diffusers' tiled and sliced VAE decode for full previews
     prediction_type: str | None = None  # a single-file SD 2.x checkpoint: epsilon or v_prediction
+    inpaint_noise: str = "fixed"  # the DIY blend: "fixed" noise for the run or "fresh" noise every step
+    timestep_spacing: str | None = None  # None: the model's scheduler config; else leading / trailing / linspace
     title: str = ""
     description: str = ""
     events: list[Event] = field(default_factory=list)
     compare: list[CompareBranch] = field(default_factory=list)
     source: str | None = None  # the scenario file, if any
+    pace: float | None = None  # a lesson's seconds per note when it plays itself (None: the default)
 
     def validate(self) -> None:
         """Every check that needs no model: raises StepvizInputError / ModelLoadError with one line."""
@@ -102,7 +106,8 @@ class RunSettings:
         return dict(prompt=self.prompt, negative_prompt=self.negative_prompt or None, seed=self.seed,
                     num_inference_steps=self.steps, guidance_scale=self.guidance_scale, scheduler=self.scheduler,
                     height=self.height, width=self.width, mode=self.mode, image=self.image,
-                    mask_image=self.mask_image, depth_map=self.depth_map_tensor(), strength=self.strength)
+                    mask_image=self.mask_image, depth_map=self.depth_map_tensor(), strength=self.strength,
+                    inpaint_noise=self.inpaint_noise)
 
     def depth_map_tensor(self):
         """The depth map as the engine takes it: a picture file (bright = near) becomes [1, H, W] in [0, 1]."""
@@ -122,7 +127,15 @@ class RunSettings:
     def make_stepper(self, pipe):
         from .engine import Stepper
 
-        return Stepper(pipe, **self.stepper_kwargs())
+        kwargs = self.stepper_kwargs()
+        if self.timestep_spacing is not None:  # the named (or the model's own) scheduler, spaced as asked
+            from .engine.schedulers import make_scheduler
+
+            spacing = {"timestep_spacing": self.timestep_spacing}
+            kwargs["scheduler"] = (type(pipe.scheduler).from_config(pipe.scheduler.config, **spacing)
+                                   if self.scheduler is None else
+                                   make_scheduler(self.scheduler, pipe.scheduler.config, **spacing))
+        return Stepper(pipe, **kwargs)
 
     def with_overrides(self, **overrides) -> RunSettings:
         return replace(self, **overrides)

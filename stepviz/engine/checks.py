@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 
 MODES = ("txt2img", "img2img", "inpaint", "depth2img")
+INPAINT_NOISES = ("fixed", "fresh")  # the DIY blend's re-noising: one noise for the run, or new noise every step
+TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")  # diffusers' timestep_spacing values
 
 # UNet input channels each mode accepts (inpaint: DIY blend on 4, the inpainting model on 9).
 MODE_CHANNELS = {"txt2img": (4,), "img2img": (4,), "inpaint": (4, 9), "depth2img": (5,)}

@@ -129,6 +129,19 @@ def noise_level(scheduler, loop_index: int, t) -> tuple[float, float]:
     return ((1.0 - abar) / abar) ** 0.5, abar
 
 
+def final_noise_level(scheduler) -> tuple[float, float]:
+    """(sigma, abar) the last step lands on: 0 and 1 (the clean picture) unless the scheduler stops short.
+
+    DDIM and PNDM step to `final_alpha_cumprod`, which is alphas_cumprod[0] when the config has
+    set_alpha_to_one = false (Stable Diffusion's: abar = 0.99915, sigma = 0.029); sigma schedulers end at 0.
+    """
+    abar = getattr(scheduler, "final_alpha_cumprod", None)
+    if abar is None:
+        return 0.0, 1.0
+    abar = float(abar)
+    return ((1.0 - abar) / abar) ** 0.5, abar
+
+
 def history_fill(scheduler) -> tuple[int, int] | None:
     """(filled, capacity) of a multistep solver's history, or None for one-step schedulers."""
     name = type(scheduler).__name__

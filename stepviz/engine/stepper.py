@@ -57,7 +57,7 @@ class Stepper:
         checks.check_pipeline(type(pipe).__name__, sdxl.SD_CLASSES + sdxl.SDXL_CLASSES)
         self.sdxl = sdxl.is_sdxl(pipe)
         checks.check_mode(mode, pipe.unet.config.in_channels, sdxl=self.sdxl)
-        if inpaint_noise not in ("fixed", "fresh"):
+        if inpaint_noise not in checks.INPAINT_NOISES:
             raise checks.StepvizInputError(f"inpaint_noise={inpaint_noise!r} is unknown: use 'fixed' or 'fresh'")
         self.pipe, self.mode, self.prompt = pipe, mode, prompt
         self.negative_prompt = negative_prompt or ""
@@ -254,9 +254,9 @@ class Stepper:
         return record
 
     def _noise_level_at(self, loop_index: int) -> tuple[float, float]:
-        """(sigma, abar) at a position of the loop; (0, 1) past the end."""
+        """(sigma, abar) at a position of the loop; past the end, where the last step lands."""
         if loop_index >= len(self.timesteps):
-            return 0.0, 1.0
+            return schedulers.final_noise_level(self.scheduler)
         begin = getattr(self.scheduler, "begin_index", None) or 0
         return schedulers.noise_level(self.scheduler, begin + loop_index, self.timesteps[loop_index])
 

@@ -50,7 +50,10 @@ One step of the loop, from x_t to x_(t-1):
    noise, t_next)** - outside the mask m the original, re-noised to the next noise level, replaces what was
    generated. The inpainting model (9 channels) needs no blend: it sees the mask in step 2b.
 
-**t** - the timestep (0 = clean, 999 = pure noise in SD's 1000-step training schedule).
+**t** - the timestep in SD's 1000-step training schedule: 0 is nearly clean (abar = 0.99915), 999 the noisiest
+(abar = 0.0047: close to noise, not pure noise). Inference takes a subset: 25 DDIM steps with the model's
+"leading" spacing start at t = 961 and end at t = 1, and DDIM's last step lands on abar = 0.99915
+(sigma_next = 0.029), not on the clean picture; sigma schedulers (Euler, DPM++) end at sigma 0.
 
 **alpha_cumprod** (abar_t) - the product of (1 - beta) up to t: **x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps**.
 How much of the clean picture is left at t.

@@ -1,0 +1,176 @@
+"""Claims: what a lesson's note says the screen shows, written so `stepviz lessons check` can test it.
+
+A lesson event carries expectations in `[[events.expect]]` tables (after its `[[events]]` table):
+
+    [[events]]
+    at_step = 8
+    note = "The s = 7.5 x0-hat is yellow by now; the s = 1 run is not."
+
+    [[events.expect]]             # the checker's colour/shape/background in a picture
+    run = "guidance 7.5"          # "main" (default) or a [[compare]] label
+    picture = "x0_hat"            # "x0_hat" (default) or "x_t" (the latents, decoded)
+    colour = "yellow"             # any of colour, shape, background; a list means "one of these"
+
+    [[events.expect]]             # two runs' pictures differ (mean |pixel difference| on 0..255)
+    run = "guidance 15"
+    differs_from = "guidance 7.5"
+    by_more_than = 20
+
+    [[events.expect]]             # ... or are the same picture
+    run = "strength 1.0"
+    same_as = "strength 0.5"
+    within = 2
+
+    [[events.expect]]             # a number the tool records, above and/or below a value
+    metric = "sigma_next"
+    above = 0.02
+    below = 0.04
+
+Every claim is measured when the run has taken the event's at_step steps, unless it says
+`step = N` (steps taken) or `step = "end"` (after the run's last step). `say` is an optional
+sentence printed with the result. Claims are data; this module parses and checks their shape.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+PICTURES = ("x0_hat", "x_t")
+SEES_KEYS = ("colour", "shape", "background")
+# metric -> what it measures (record fields are the StepRecord's floats; the rest are computed by the checker)
+RECORD_METRICS = ("timestep", "sigma", "sigma_next", "alpha_cumprod", "guidance_scale", "norm_uncond", "norm_text",
+                  "norm_guidance", "norm_noise_pred", "cos_uncond_text", "latents_std", "pred_original_std")
+DERIVED_METRICS = {
+    "steps_run": "the number of steps the run took, to its end",
+    "prompt_tokens": "tokens the text encoder sees for the prompt, start and end tokens included",
+    "prompt_truncated": "1 when the prompt was cut at the tokenizer's limit, else 0",
+    "x_t_vs_x0_hat": "mean |x_t - x0-hat| over the latents at the step (x_t on the VP scale)",
+    "picture_change": "mean |pixel difference| (0..255) of the picture from the step before",
+    "input_difference": "mean |pixel difference| (0..255) of the picture from the input picture",
+    "outside_mask_difference": "mean |pixel difference| (0..255) from the input, where the mask keeps the input",
+    "input_round_trip": "mean |pixel difference| (0..255) between the input picture and D(E(input))",
+    "input_latents_std": "std of E(input) * scaling_factor: the latents the loop starts from",
+}
+METRICS = RECORD_METRICS + tuple(DERIVED_METRICS)
+PICTURE_METRICS = ("picture_change", "input_difference", "outside_mask_difference")  # measured on `picture`
+CLAIM_KEYS = ("run", "picture", "step", "say", *SEES_KEYS, "differs_from", "by_more_than", "same_as", "within",
+              "metric", "above", "below")
+DEFAULT_SAME_WITHIN = 2.0  # mean |pixel difference| on 0..255 that still counts as "the same picture"
+
+
+class ClaimFormError(ValueError):
+    """A claim table is malformed: the message says which key and what is allowed."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checkable statement. kind: "sees", "differs", "same" or "metric"."""
+
+    kind: str
+    run: str = "main"
+    picture: str = "x0_hat"
+    step: int | str = 0  # steps taken when measured, or "end"
+    sees: dict = field(default_factory=dict)  # key -> tuple of allowed names
+    other: str | None = None  # the run compared with (differs / same)
+    threshold: float | None = None
+    metric: str | None = None
+    above: float | None = None
+    below: float | None = None
+    say: str | None = None
+
+    def describe(self) -> str:
+        """The claim in words, e.g. "guidance 1 x0-hat: colour yellow"."""
+        where = f"{self.run} {'x0-hat' if self.picture == 'x0_hat' else 'x_t'}"
+        if self.kind == "sees":
+            wanted = ", ".join(f"{k} {' or '.join(v)}" for k, v in self.sees.items())
+            return f"{where}: {wanted}"
+        if self.kind == "differs":
+            return f"{where} differs from {self.other}'s by > {self.threshold:g}"
+        if self.kind == "same":
+            return f"{where} same as {self.other}'s within {self.threshold:g}"
+        bounds = [f"> {self.above:g}" if self.above is not None else "", f"< {self.below:g}" if self.below is not None
+                  else ""]
+        subject = f"{where} {self.metric}" if self.metric in PICTURE_METRICS else f"{self.run}: {self.metric}"
+        return f"{subject} {' and '.join(b for b in bounds if b)}"
+
+    def runs(self) -> tuple[str, ...]:
+        return (self.run,) if self.other is None else (self.run, self.other)
+
+
+def parse_claim(table: dict, at_step: int) -> Claim:
+    """A Claim from one [[events.expect]] table; raises ClaimFormError naming the key."""
+    from .toy.world import BACKGROUNDS, COLOURS, SHAPES
+
+    for key in table:
+        if key not in CLAIM_KEYS:
+            raise ClaimFormError(key, f"unknown key; allowed keys are {', '.join(CLAIM_KEYS)}")
+    kinds = [kind for kind, present in (("sees", any(k in table for k in SEES_KEYS)),
+                                        ("differs", "differs_from" in table), ("same", "same_as" in table),
+                                        ("metric", "metric" in table)) if present]
+    if len(kinds) != 1:
+        raise ClaimFormError(next(iter(table), "run"), "a claim needs exactly one of: colour/shape/background, "
+                             f"differs_from, same_as, metric (found {', '.join(kinds) or 'none'})")
+    kind = kinds[0]
+    run = _text(table, "run", "main")
+    picture = _text(table, "picture", "x0_hat")
+    if picture not in PICTURES:
+        raise ClaimFormError("picture", f"{picture!r} is not allowed: use {' or '.join(PICTURES)}")
+    step = table.get("step", at_step)
+    if not (step == "end" or (isinstance(step, int) and not isinstance(step, bool) and step >= 0)):
+        raise ClaimFormError("step", f"{step!r} is not allowed: use the number of steps taken (>= 0) or \"end\"")
+    if picture == "x0_hat" and step == 0 and kind in ("sees", "differs", "same"):
+        raise ClaimFormError("step", "there is no x0-hat before the first step: use step >= 1 or picture = \"x_t\"")
+    say = table.get("say")
+    if say is not None and not isinstance(say, str):
+        raise ClaimFormError("say", f"{say!r} is not allowed: it must be a string")
+    common = dict(run=run, picture=picture, step=step, say=say)
+    if kind == "sees":
+        allowed = {"colour": tuple(COLOURS), "shape": tuple(SHAPES), "background": tuple(BACKGROUNDS)}
+        sees = {}
+        for key in SEES_KEYS:
+            if key in table:
+                names = table[key] if isinstance(table[key], list) else [table[key]]
+                bad = [n for n in names if n not in allowed[key]]
+                if bad or not names:
+                    raise ClaimFormError(key, f"{table[key]!r} is not allowed: use one of {', '.join(allowed[key])} "
+                                         "(or a list of them)")
+                sees[key] = tuple(names)
+        return Claim("sees", sees=sees, **common)
+    if kind in ("differs", "same"):
+        other_key, bound_key = ("differs_from", "by_more_than") if kind == "differs" else ("same_as", "within")
+        other = _text(table, other_key, None)
+        default = DEFAULT_SAME_WITHIN if kind == "same" else None
+        threshold = _number(table, bound_key, default)
+        if threshold is None:
+            raise ClaimFormError(other_key, f"{other_key} needs {bound_key} = N (mean |pixel difference|, 0..255)")
+        return Claim(kind, other=other, threshold=threshold, **common)
+    metric = _text(table, "metric", None)
+    if metric not in METRICS:
+        raise ClaimFormError("metric", f"{metric!r} is unknown; allowed metrics are {', '.join(METRICS)}")
+    above, below = _number(table, "above", None), _number(table, "below", None)
+    if above is None and below is None:
+        raise ClaimFormError("metric", "a metric claim needs above = N, below = N or both")
+    if metric in RECORD_METRICS and step == 0:
+        raise ClaimFormError("step", f"{metric} is recorded by a step: use step >= 1 (step 1 = the first step)")
+    return Claim("metric", metric=metric, above=above, below=below, **common)
+
+
+def _text(table: dict, key: str, default):
+    value = table.get(key, default)
+    if value is not default and not isinstance(value, str):
+        raise ClaimFormError(key, f"{value!r} is not allowed: it must be a string")
+    return value
+
+
+def _number(table: dict, key: str, default):
+    value = table.get(key, default)
+    if value is default:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ClaimFormError(key, f"{value!r} is not allowed: it must be a finite number")
+    return float(value)

@@ -1,0 +1,244 @@
+"""`stepviz lessons check [LESSON ...]`: play lessons headless and test every claim their notes make.
+
+Each lesson's main run (with its scripted events) and each [[compare]] run a claim names is played
+once on the lesson's model; pictures are full VAE decodes, judged by the toy checker
+(stepviz.toy.checker). Every claim is printed with what was measured and pass or FAIL, and the
+lesson's time in class at its pace. Exit status: 0 when every claim passes, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from dataclasses import dataclass
+
+from .claims import Claim
+from .pacing import MAX_CLASS_SECONDS, class_seconds, describe_seconds
+
+
+@dataclass
+class ClaimResult:
+    claim: Claim
+    step: int | str
+    passed: bool
+    measured: str
+    value: float | None = None
+
+
+@dataclass
+class LessonReport:
+    name: str
+    title: str
+    results: list[ClaimResult]
+    runs_played: int
+    seconds: float
+    class_seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results) and self.class_seconds <= MAX_CLASS_SECONDS
+
+
+@functools.cache
+def pipeline(model: str):
+    """One pipeline per model for the whole check (lessons share them)."""
+    from .models import load_pipeline
+
+    return load_pipeline(model)
+
+
+class LessonRuns:
+    """The runs of one lesson, each played to its end once, with pictures decoded on demand."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.played: dict[str, tuple] = {}  # label -> (stepper, initial VP-scale latents)
+        self._pictures: dict[tuple, object] = {}
+
+    def settings_of(self, label: str):
+        if label == "main":
+            return self.settings
+        from .export import branch_settings
+
+        branch = next(b for b in self.settings.compare if b.label == label)
+        return branch_settings(self.settings, branch)
+
+    def stepper(self, label: str):
+        if label not in self.played:
+            from .engine import NonFiniteError
+            from .preview import to_vp_scale
+            from .scenario import apply_events
+
+            settings = self.settings_of(label)
+            stepper = settings.make_stepper(pipeline(str(settings.model)))
+            sigma0 = stepper._noise_level_at(0)[0]
+            initial = to_vp_scale(stepper.latents, stepper.scheduler_info.family, sigma0)
+            while not stepper.done:
+                apply_events(stepper, settings.events)
+                try:
+                    stepper.step()
+                except NonFiniteError:
+                    break
+            self.played[label] = (stepper, initial)
+        return self.played[label][0]
+
+    def steps_taken(self, label: str, step: int | str) -> int:
+        records = self.stepper(label).records
+        taken = len(records) if step == "end" else step
+        if taken > len(records):
+            raise LookupError(f"the {label} run took only {len(records)} steps")
+        return taken
+
+    def latents(self, label: str, picture: str, taken: int):
+        """x_t (on the VP scale) or x0-hat once `taken` steps are taken."""
+        from .preview import to_vp_scale
+
+        stepper = self.stepper(label)
+        if picture == "x_t" and taken == 0:
+            return self.played[label][1]
+        if taken == 0:
+            raise LookupError("there is no x0-hat before the first step")
+        record = stepper.records[taken - 1]
+        if picture == "x0_hat":
+            return record.pred_original_sample
+        return to_vp_scale(record.latents, record.family, record.sigma_next)
+
+    def picture(self, label: str, picture: str, taken: int):
+        key = (label, picture, taken)
+        if key not in self._pictures:
+            from .preview import decode_images
+
+            self._pictures[key] = decode_images(self.stepper(label).pipe, self.latents(label, picture, taken))[0]
+        return self._pictures[key]
+
+    def input_picture(self, label: str, key: str = "image"):
+        from .engine.checks import load_image
+
+        settings, stepper = self.settings_of(label), self.stepper(label)
+        if getattr(settings, key) is None:
+            raise LookupError(f"the {label} run has no {key}")
+        return load_image(key, getattr(settings, key), settings.mode).resize((stepper.width, stepper.height))
+
+
+# ---------------------------------------------------------------- measuring
+def mean_difference(a, b, where=None) -> float:
+    """Mean |pixel difference| on 0..255 over all pixels (or where `where` is True)."""
+    import numpy as np
+
+    diff = np.abs(np.asarray(a.convert("RGB"), dtype=np.float32) - np.asarray(b.convert("RGB"), dtype=np.float32))
+    if where is not None:
+        diff = diff[where]
+    return float(diff.mean())
+
+
+def measure(claim: Claim, runs: LessonRuns) -> ClaimResult:
+    """Measure one claim on the lesson's runs."""
+    try:
+        taken = runs.steps_taken(claim.run, claim.step)
+        if claim.kind == "sees":
+            return _sees(claim, runs, taken)
+        if claim.kind in ("differs", "same"):
+            other_taken = runs.steps_taken(claim.other, claim.step)
+            value = mean_difference(runs.picture(claim.run, claim.picture, taken),
+                                    runs.picture(claim.other, claim.picture, other_taken))
+            passed = value > claim.threshold if claim.kind == "differs" else value <= claim.threshold
+            return ClaimResult(claim, taken, passed, f"mean |difference| {value:.2f}", value)
+        value = metric_value(claim, runs, taken)
+        passed = (claim.above is None or value > claim.above) and (claim.below is None or value < claim.below)
+        return ClaimResult(claim, taken, passed, f"{claim.metric} = {value:.4g}", value)
+    except LookupError as exc:
+        return ClaimResult(claim, claim.step, False, f"cannot measure: {exc}")
+
+
+def _sees(claim: Claim, runs: LessonRuns, taken: int) -> ClaimResult:
+    from .toy.checker import classify
+
+    found = dict(zip(("colour", "shape", "background"), classify(runs.picture(claim.run, claim.picture, taken))))
+    passed = all(found[key] in names for key, names in claim.sees.items())
+    words = f"{found['colour'] or 'no'} {found['shape'] or 'shape'}, {found['background']} background"
+    return ClaimResult(claim, taken, passed, f"found: {words}")
+
+
+def metric_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
+    import numpy as np
+
+    stepper = runs.stepper(claim.run)
+    name = claim.metric
+    if name == "steps_run":
+        return float(len(stepper.records))
+    if name == "prompt_tokens":
+        return float(len(stepper.prompt_anatomy.tokens))
+    if name == "prompt_truncated":
+        return float(stepper.prompt_anatomy.truncated_text is not None)
+    if name == "x_t_vs_x0_hat":
+        return float((runs.latents(claim.run, "x_t", taken) - runs.latents(claim.run, "x0_hat", taken)).abs().mean())
+    if name == "picture_change":
+        if taken < 1 + (claim.picture == "x0_hat"):
+            raise LookupError(f"picture_change of {claim.picture} needs a step before it")
+        return mean_difference(runs.picture(claim.run, claim.picture, taken),
+                               runs.picture(claim.run, claim.picture, taken - 1))
+    if name == "input_difference":
+        return mean_difference(runs.picture(claim.run, claim.picture, taken), runs.input_picture(claim.run))
+    if name == "outside_mask_difference":
+        keep = np.asarray(runs.input_picture(claim.run, "mask_image").convert("L")) < 128
+        return mean_difference(runs.picture(claim.run, claim.picture, taken), runs.input_picture(claim.run), keep)
+    latents = stepper.run_inputs.image_latents
+    if name in ("input_round_trip", "input_latents_std"):
+        if latents is None:
+            raise LookupError(f"{name} needs a run that encodes an input picture (img2img, inpaint, depth2img)")
+        if name == "input_latents_std":
+            return float(latents.std())
+        from .preview import decode_images
+
+        return mean_difference(decode_images(stepper.pipe, latents)[0], runs.input_picture(claim.run))
+    if taken < 1:
+        raise LookupError(f"{name} is recorded by a step: there is none before step 1")
+    return float(getattr(stepper.records[taken - 1], name))
+
+
+# ---------------------------------------------------------------- lessons
+def check_lesson(name_or_path) -> LessonReport:
+    from .scenario import lesson_path, load_scenario
+
+    started = time.perf_counter()
+    path = lesson_path(name_or_path)
+    settings = load_scenario(path)
+    runs = LessonRuns(settings)
+    results = [measure(claim, runs) for event in settings.events for claim in event.expect]
+    return LessonReport(path.stem, settings.title, results, len(runs.played), time.perf_counter() - started,
+                        class_seconds(settings))
+
+
+def print_report(report: LessonReport, out=None) -> None:
+    out = out or sys.stdout
+    print(f"{report.name}: {report.title}  ({report.runs_played} runs played in {report.seconds:.1f} s)", file=out)
+    for result in report.results:
+        claim = result.claim
+        mark = "pass" if result.passed else "FAIL"
+        print(f"  {mark}  step {str(result.step):>3}  {claim.describe():<58} {result.measured}", file=out)
+        if claim.say:
+            print(f"              ({claim.say})", file=out)
+    if not report.results:
+        print("  FAIL  the lesson checks no claim: add [[events.expect]] tables", file=out)
+    fits = report.class_seconds <= MAX_CLASS_SECONDS
+    print(f"  {'pass' if fits else 'FAIL'}  in class at its pace: {describe_seconds(report.class_seconds)} "
+          f"(at most {describe_seconds(MAX_CLASS_SECONDS)})", file=out)
+
+
+def run_check_command(names: list[str]) -> int:
+    """Check the named lessons (all ready lessons when none is named); 0 when every claim passes."""
+    from .scenario import LESSONS_FOLDER
+
+    names = names or [path.stem for path in sorted(LESSONS_FOLDER.glob("*.toml"))]
+    reports = []
+    for name in names:
+        report = check_lesson(name)
+        print_report(report)
+        reports.append(report)
+    claims = sum(len(r.results) for r in reports)
+    failed = sum(not c.passed for r in reports for c in r.results)
+    bad_lessons = [r.name for r in reports if not r.passed or not r.results]
+    print(f"{len(reports)} lessons, {claims} claims: {claims - failed} pass, {failed} fail"
+          + (f"; not passing: {', '.join(bad_lessons)}" if bad_lessons else ""))
+    return 1 if bad_lessons else 0

@@ -1,0 +1,176 @@
+"""`stepviz grid`: one prompt over N seeds x several guidance scales, judged by the toy checker.
+
+The run a class watches is one seed; whether guidance "works" is a statistic. The grid shows both:
+grid.png has a row per seed and a column per guidance scale (each cell the final picture, framed
+green where the checker finds the prompt's colour, shape and background, red where not), with the
+checker's counts per scale printed under it. counts.csv / counts.json hold the same numbers and
+cells.csv every cell's finding.
+
+    stepviz grid guidance --seeds 10 --scales 1,3,7.5,15 --out grid-guidance
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_SCALES = (1.0, 3.0, 7.5, 15.0)
+CELL = 64
+
+
+@dataclass
+class Cell:
+    seed: int
+    scale: float
+    picture: object
+    found: dict  # colour, shape, background as the checker finds them
+    right: dict  # colour_ok, shape_ok, background_ok
+
+    @property
+    def all_right(self) -> bool:
+        return all(self.right.values())
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    """"1,3,7.5,15" -> (1.0, 3.0, 7.5, 15.0); a bad list raises StepvizInputError naming it."""
+    import math
+
+    from .engine.checks import StepvizInputError
+
+    try:
+        scales = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        scales = ()
+    if not scales or not all(math.isfinite(s) for s in scales):
+        raise StepvizInputError(f"--scales {text!r} is not allowed: give guidance scales separated by commas, "
+                                "e.g. 1,3,7.5,15")
+    return scales
+
+
+def run_grid(settings, seeds: list[int], scales: tuple[float, ...], pipe=None) -> list[Cell]:
+    """Every (seed, scale) run of `settings` (its events and compare runs left out), judged by the checker."""
+    from .engine.checks import StepvizInputError
+    from .models import load_pipeline
+    from .toy.checker import check
+    from .toy.world import parse_caption
+
+    try:
+        parse_caption(settings.prompt)
+    except ValueError:
+        raise StepvizInputError(f"prompt={settings.prompt!r}: the grid's checker judges toy captions only, like "
+                                "'a red circle on a black background'") from None
+    pipe = pipe or load_pipeline(settings.model)
+    cells = []
+    for seed in seeds:
+        for scale in scales:
+            run = settings.with_overrides(seed=seed, guidance_scale=scale, events=[], compare=[])
+            stepper = run.make_stepper(pipe)
+            stepper.run()
+            picture = stepper.image()
+            verdict = check(picture, settings.prompt)
+            right = {k: verdict[k] for k in ("colour_ok", "shape_ok", "background_ok")}
+            cells.append(Cell(seed, scale, picture, verdict["found"], right))
+    return cells
+
+
+def counts(cells: list[Cell], scales) -> list[dict]:
+    """Per scale: runs, and how many the checker finds right in colour, shape, background and all three."""
+    rows = []
+    for scale in scales:
+        mine = [c for c in cells if c.scale == scale]
+        rows.append({"guidance_scale": scale, "runs": len(mine),
+                     **{f"{k}_right": sum(c.right[f"{k}_ok"] for c in mine) for k in ("colour", "shape",
+                                                                                    "background")},
+                     "all_right": sum(c.all_right for c in mine)})
+    return rows
+
+
+def counts_text(rows: list[dict]) -> list[str]:
+    lines = [f"{'s':>6} {'colour':>8} {'shape':>8} {'backgr.':>8} {'all':>8}"]
+    for row in rows:
+        n = row["runs"]
+        lines.append(f"{row['guidance_scale']:>6g} " + " ".join(
+            f"{row[k]:>4}/{n:<3}" for k in ("colour_right", "shape_right", "background_right", "all_right")))
+    return lines
+
+
+def grid_image(cells: list[Cell], seeds, scales, title: str, rows: list[dict]):
+    from PIL import Image, ImageDraw
+
+    left, top, gap = 56, 34, 4
+    lines = counts_text(rows)
+    width = max(left + len(scales) * (CELL + gap), 8 + 7 * max(len(line) for line in lines + [title]))
+    height = top + len(seeds) * (CELL + gap) + 16 * (len(lines) + 1) + 8
+    image = Image.new("RGB", (width, height), (24, 24, 24))
+    draw = ImageDraw.Draw(image)
+    draw.text((4, 4), title, fill="white")
+    for j, scale in enumerate(scales):
+        draw.text((left + j * (CELL + gap) + 4, top - 14), f"s = {scale:g}", fill="white")
+    for i, seed in enumerate(seeds):
+        draw.text((4, top + i * (CELL + gap) + CELL // 2 - 6), f"seed {seed}", fill="white")
+    for cell in cells:
+        i, j = seeds.index(cell.seed), scales.index(cell.scale)
+        x, y = left + j * (CELL + gap), top + i * (CELL + gap)
+        image.paste(cell.picture.resize((CELL, CELL)), (x, y))
+        draw.rectangle((x - 1, y - 1, x + CELL, y + CELL), outline=(60, 200, 60) if cell.all_right else (220, 50, 50))
+    y = top + len(seeds) * (CELL + gap) + 6
+    for line in ["checker's counts (right / runs):", *lines]:
+        draw.text((4, y), line, fill="white")
+        y += 16
+    return image
+
+
+def write_grid(folder: Path, cells, seeds, scales, settings) -> list[dict]:
+    """grid.png, counts.csv, counts.json, cells.csv and manifest.json into `folder`; returns the counts."""
+    from .export_strip import save_atomically
+    from .manifest import library_versions, write_json
+
+    rows = counts(cells, scales)
+    scheduler = settings.scheduler or "the model's scheduler"
+    title = f"{settings.prompt!r}, {settings.steps} steps, {scheduler}"
+    save_atomically(grid_image(cells, list(seeds), list(scales), title, rows), folder / "grid.png")
+    with (folder / "counts.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with (folder / "cells.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["seed", "guidance_scale", "colour", "shape", "background", "all_right"])
+        for c in cells:
+            writer.writerow([c.seed, c.scale, c.found["colour"], c.found["shape"], c.found["background"],
+                             int(c.all_right)])
+    summary = {"prompt": settings.prompt, "negative_prompt": settings.negative_prompt, "model": str(settings.model),
+               "steps": settings.steps, "scheduler": settings.scheduler, "seeds": list(seeds), "counts": rows}
+    write_json(summary, folder / "counts.json")
+    files = ["grid.png", "counts.csv", "cells.csv", "counts.json", "manifest.json"]
+    write_json({"kind": "stepviz grid", "versions": library_versions(), **summary, "files": files},
+               folder / "manifest.json")
+    return rows
+
+
+def run_grid_command(settings, args) -> int:
+    import shutil
+
+    from .engine.checks import StepvizInputError
+    from .export_folder import check_output_folder, make_staging, move_into_place
+
+    if args.seeds < 1:
+        raise StepvizInputError(f"--seeds {args.seeds} is not allowed: it must be an integer >= 1")
+    scales = parse_scales(args.scales)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    target = check_output_folder(args.out, args.force)
+    cells = run_grid(settings, seeds, scales)
+    staging = make_staging(target)
+    try:
+        rows = write_grid(staging, cells, seeds, scales, settings)
+        move_into_place(staging, target, args.force)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(f"{settings.prompt!r}: {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) x s in "
+          f"{{{', '.join(f'{s:g}' for s in scales)}}}, {settings.steps} steps, "
+          f"{settings.scheduler or 'the model scheduler'}")
+    print("\n".join(counts_text(rows)))
+    print(f"stepviz: wrote {target} (grid.png, counts.csv, counts.json, cells.csv)")
+    return 0

@@ -1,0 +1,117 @@
+"""`stepviz lessons check`: every ready lesson's claims hold on the shipped models; false claims fail."""
+
+import textwrap
+
+import pytest
+
+from stepviz.cli import main
+from stepviz.lessons_check import check_lesson, print_report
+from stepviz.scenario import LESSONS_FOLDER, ScenarioError, load_scenario
+
+READY = sorted(path.stem for path in LESSONS_FOLDER.glob("*.toml"))
+
+
+@pytest.fixture(scope="module")
+def reports():
+    """Every ready lesson checked once (pipelines are shared between lessons)."""
+    return {name: check_lesson(name) for name in READY}
+
+
+@pytest.mark.parametrize("name", READY)
+def test_ready_lesson_claims_hold(reports, name, capsys):
+    report = reports[name]
+    print_report(report)
+    printed = capsys.readouterr().out
+    assert len(report.results) >= 2, f"{name} checks fewer than 2 claims"
+    assert report.passed, printed
+    assert "FAIL" not in printed
+
+
+def write_lesson(tmp_path, claims: str, extra: str = "") -> str:
+    path = tmp_path / "mine.toml"
+    path.write_text(textwrap.dedent("""\
+        title = "mine"
+        model = "toy"
+        prompt = "a yellow triangle on a black background"
+        seed = 2
+        steps = 4
+        guidance_scale = 7.5
+
+        [[events]]
+        at_step = 2
+        note = "a claim"
+        """) + textwrap.dedent(claims) + textwrap.dedent(extra), encoding="utf-8")
+    return str(path)
+
+
+def test_a_false_claim_fails_with_what_was_measured(tmp_path, capsys):
+    path = write_lesson(tmp_path, """
+        [[events.expect]]
+        step = "end"
+        colour = "orange"
+
+        [[events.expect]]
+        step = "end"
+        colour = "blue"
+
+        [[events.expect]]
+        step = "end"
+        metric = "steps_run"
+        below = 3
+        """)
+    assert main(["lessons", "check", path]) == 1
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "step   4" in line]
+    assert lines[0].lstrip().startswith("pass") and "found: orange" in lines[0]
+    assert lines[1].lstrip().startswith("FAIL") and "colour blue" in lines[1] and "found: orange" in lines[1]
+    assert lines[2].lstrip().startswith("FAIL") and "steps_run = 4" in lines[2]
+    assert "3 claims: 1 pass, 2 fail" in out
+
+
+def test_claims_between_runs(tmp_path, capsys):
+    path = write_lesson(tmp_path, """
+        [[events.expect]]
+        step = "end"
+        run = "other seed"
+        differs_from = "main"
+        by_more_than = 5
+
+        [[events.expect]]
+        step = "end"
+        run = "same seed"
+        same_as = "main"
+        within = 0.5
+        """, """
+        [[compare]]
+        label = "other seed"
+        seed = 3
+
+        [[compare]]
+        label = "same seed"
+        guidance_scale = 7.5
+        """)
+    assert main(["lessons", "check", path]) == 0
+    out = capsys.readouterr().out
+    assert "same seed x0-hat same as main's within 0.5" in out and "mean |difference| 0.00" in out
+
+
+@pytest.mark.parametrize("claim, words", [
+    ('colour = "teal"', "colour (line 13): 'teal' is not allowed"),
+    ('metric = "speed"\nabove = 1', "metric (line 13): 'speed' is unknown"),
+    ('colours = "red"', "colours (line 13): unknown key"),
+    ('run = "main"', "a claim needs exactly one of"),
+    ('run = "elsewhere"\ncolour = "red"', "'elsewhere' is not a run of this lesson"),
+    ('same_as = "main"', "compares 'main' with itself"),
+    ('step = 0\ncolour = "red"', "there is no x0-hat before the first step"),
+    ('metric = "sigma"', "needs above = N, below = N or both"),
+])
+def test_malformed_claims_are_refused_with_the_key(tmp_path, claim, words):
+    path = write_lesson(tmp_path, "\n[[events.expect]]\n" + claim + "\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert words in str(info.value)
+
+
+def test_check_of_a_missing_lesson_is_an_input_error(capsys):
+    assert main(["lessons", "check", "no-such-lesson"]) == 2
+    assert "scenario 'no-such-lesson' not found" in capsys.readouterr().err
