@@ -52,6 +52,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         "sliced VAE decode: less memory for big pictures)")
 
 
+def _add_lesson_play_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--start-at", dest="start_at", type=int,
+                        help="open with N steps taken (the lesson's events before step N applied, their notes shown)")
+    parser.add_argument("--auto", action="store_true",
+                        help="play by itself: hold at each note for the lesson's pace, then go on to the next")
+    parser.add_argument("--pace", type=float, help="seconds each note stays when playing by itself (implies --auto)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stepviz", description="A step debugger for diffusion sampling loops.")
     sub = parser.add_subparsers(dest="command")
@@ -61,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how pictures are drawn (default halfcell: works everywhere)")
     serve = sub.add_parser("serve", help="serve the TUI in a web browser (for projecting in class)")
     _add_run_options(serve)
+    for parser_ in (tui, serve):
+        _add_lesson_play_options(parser_)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     export = sub.add_parser("export", help="write strips, animation, metrics and a handout, headless",
@@ -111,6 +121,12 @@ def settings_from_args(args):
         settings = RunSettings()
     names = {"guidance": "guidance_scale", "mask": "mask_image"}
     overrides = {names.get(k, k): getattr(args, k) for k in RUN_OPTIONS if getattr(args, k) is not None}
+    if getattr(args, "start_at", None) is not None:
+        overrides["start_at"] = args.start_at
+    if getattr(args, "pace", None) is not None or getattr(args, "auto", False):
+        from .pacing import DEFAULT_PACE
+
+        overrides["auto_pace"] = args.pace if args.pace is not None else settings.pace or DEFAULT_PACE
     return settings.with_overrides(**overrides)
 
 

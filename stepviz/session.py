@@ -168,6 +168,21 @@ class RunSession:
                     stepper.set_scheduler(event.set_scheduler)
             return due
 
+    def fast_forward(self) -> list:
+        """Take the main run to `settings.start_at` steps, applying the events on the way; returns those events.
+
+        The events due at start_at itself are left for the usual check once the window shows the run.
+        """
+        from ..scenario import apply_events
+
+        passed = []
+        with self.lock:
+            stepper = self.steppers[MAIN]
+            while len(stepper.records) < self.settings.start_at and not stepper.done:
+                passed += apply_events(stepper, self.settings.events)
+                stepper.step()
+        return passed
+
     def export_strip(self, out_dir, kind: str = "approx"):
         from .export import export_strip
 

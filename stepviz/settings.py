@@ -61,6 +61,8 @@ class RunSettings:
     compare: list[CompareBranch] = field(default_factory=list)
     source: str | None = None  # the scenario file, if any
     pace: float | None = None  # a lesson's seconds per note when it plays itself (None: the default)
+    start_at: int = 0  # the TUI opens with this many steps taken (the events before it applied)
+    auto_pace: float | None = None  # the TUI plays by itself, holding this many seconds at each note (None: keys)
 
     def validate(self) -> None:
         """Every check that needs no model: raises StepvizInputError / ModelLoadError with one line."""
@@ -75,6 +77,11 @@ class RunSettings:
         checks.check_guidance(self.guidance_scale)
         checks.check_strength(self.strength)
         checks.check_seed(self.seed)
+        if not isinstance(self.start_at, int) or not 0 <= self.start_at <= self.steps:
+            raise checks.StepvizInputError(f"--start-at {self.start_at!r} is not allowed: use 0..{self.steps} "
+                                           "(steps taken before the window opens)")
+        if self.auto_pace is not None and not 0 < self.auto_pace < 3600:
+            raise checks.StepvizInputError(f"--pace {self.auto_pace!r} is not allowed: give seconds in (0, 3600)")
         if self.mode not in checks.MODES:
             raise checks.StepvizInputError(f"mode={self.mode!r} is unknown: allowed modes are {', '.join(checks.MODES)}")
         if self.scheduler is not None and self.scheduler not in SCHEDULERS:

@@ -34,9 +34,10 @@ class EngineJobs:
     class EventsDue(Message):
         """Scripted lesson events applied at this step: their notes, and whether to pause."""
 
-        def __init__(self, notes: list[str], pause: bool, view) -> None:
+        def __init__(self, notes: list[str], pause: bool, view, hold: float | None = None) -> None:
             super().__init__()
             self.notes, self.pause, self.view = notes, pause, view
+            self.hold = hold  # playing by itself: seconds to hold before playing on (None: not playing by itself)
 
     class PicturesReady(Message):
         def __init__(self, branch: str, index: int | None, kind: str, pictures: dict) -> None:
@@ -59,8 +60,15 @@ class EngineJobs:
     def load(self, cancelled) -> None:
         with self._reporting():
             view = self.session.load()
+            passed = self.session.fast_forward()
+            if passed or self.session.settings.start_at:
+                notes = [f"(started at step {self.session.settings.start_at}; earlier notes:)",
+                         *(e.note for e in passed if e.note)]
+                self.post(self.EventsDue(notes, False, self.session.view(MAIN)))
+                view = self.session.view(MAIN)
             self.post(self.RunChanged(view, "loaded"))
-            self._events(MAIN)
+            if not self._events(MAIN) and self.session.settings.auto_pace:
+                self.post(self.EventsDue([], False, view, hold=0.0))
 
     def steps(self, branches: tuple[str, ...], count: int | None, cancelled) -> None:
         """`count` steps of each branch (None: until done, paused or cancelled)."""
@@ -141,6 +149,10 @@ class EngineJobs:
             return False
         notes = [e.note for e in due if e.note]
         pause = any(e.pause for e in due)
+        auto = self.session.settings.auto_pace
+        if auto and (pause or notes):  # playing by itself: hold at every note, then go on (see pacing.py)
+            self.post(self.EventsDue(notes, False, self.session.view(branch), hold=auto))
+            return True
         self.post(self.EventsDue(notes, pause, self.session.view(branch)))
         return pause
 

@@ -122,11 +122,20 @@ class MainScreen(Screen):
             self.notify("the run is finished: look back (left) and rewind (b), or fork (f)", title="Finished")
             return
         self.playing = count is None
+        self._stopped_by_user = False
+        self._stop_hold()
         self.run_engine("steps", branches, count)
 
     def pause(self) -> None:
         self.workers.cancel_group(self, "engine")
         self.playing = False
+        self._stopped_by_user = True  # a lesson playing by itself stays paused too, until p or space
+        self._stop_hold()
+
+    def _stop_hold(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.stop()
+            self._hold_timer = None
 
     # ------------------------------------------------------------ messages from the workers
     def on_engine_jobs_run_changed(self, message: EngineJobs.RunChanged) -> None:
@@ -163,6 +172,22 @@ class MainScreen(Screen):
         if message.pause:
             self.playing = False
             self.notify("paused by the lesson: space or p to go on", title="Lesson")
+        if message.hold is not None:
+            self.hold_then_play(message.hold)
+
+    def hold_then_play(self, seconds: float) -> None:
+        """Playing by itself (--auto): after `seconds` on this note, play on to the next one."""
+        def play_on() -> None:
+            self._hold_timer = None
+            view = self.views.get(MAIN)
+            if view is not None and not view.done and not self.playing and not self._stopped_by_user:
+                self.start_steps((MAIN,), None)
+
+        self._stop_hold()
+        self._hold_timer = self.set_timer(max(seconds, 0.01), play_on)
+
+    _hold_timer = None
+    _stopped_by_user = False
 
     def on_engine_jobs_play_stopped(self, message: EngineJobs.PlayStopped) -> None:
         self.playing = False
@@ -237,7 +262,7 @@ class MainScreen(Screen):
         self.start_steps((MAIN,), 1)
 
     def action_play(self) -> None:
-        if self.playing:
+        if self.playing or self._hold_timer is not None:  # holding at a note counts as playing
             self.pause()
             self.note("paused")
         else:

@@ -1,0 +1,85 @@
+"""Lessons in the TUI: opened at a chosen step, and played by themselves at a pace."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from stepviz.settings import Event, RunSettings
+
+pytest.importorskip("textual")
+
+from stepviz.tui.app import StepvizApp  # noqa: E402
+from stepviz.tui.screens.main import MainScreen  # noqa: E402
+from stepviz.tui.widgets.notes_panel import NotesPanel  # noqa: E402
+
+SIZE = (120, 40)
+EVENTS = [Event(at_step=0, note="First note."), Event(at_step=2, set_guidance_scale=2.0, note="Second note."),
+          Event(at_step=4, note="Third note.", pause=True)]
+
+
+def make_app(pipe, **overrides) -> StepvizApp:
+    settings = RunSettings(model="tiny", steps=6, height=32, width=32, events=list(EVENTS), **overrides)
+    return StepvizApp(settings, pipe=pipe, graphics="halfcell")
+
+
+def notes(app) -> str:
+    screen = next(s for s in app.screen_stack if isinstance(s, MainScreen))
+    return "\n".join(screen.query_one(NotesPanel).lines)
+
+
+async def settle(pilot) -> None:
+    for _ in range(3):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def test_start_at_a_step_applies_the_events_before_it(tiny_pipe):
+    app = make_app(tiny_pipe, start_at=3)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        stepper = app.session.steppers["main"]
+        assert len(stepper.records) == 3
+        assert stepper.guidance_scale == 2.0  # the event at step 2 was applied on the way
+        text = notes(app)
+        assert "started at step 3" in text and "First note." in text and "Second note." in text
+        assert "Third note." not in text
+        await pilot.press("space")
+        await settle(pilot)
+        assert len(stepper.records) == 4 and "Third note." in notes(app)
+
+
+async def test_auto_play_holds_at_each_note_then_goes_on(tiny_pipe):
+    app = make_app(tiny_pipe, auto_pace=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        stepper = None
+        seen = []
+        for _ in range(200):  # up to ~10 s on a busy machine
+            await asyncio.sleep(0.05)
+            stepper = app.session.steppers.get("main")
+            if stepper is not None:
+                seen.append(len(stepper.records))
+                if stepper.done:
+                    break
+        assert stepper is not None and stepper.done  # nobody pressed a key
+        assert {0, 2, 4} <= set(seen)  # it stood at each note for a while
+        assert "Third note." in notes(app)
+
+
+async def test_pausing_stops_a_lesson_that_plays_itself(tiny_pipe):
+    app = make_app(tiny_pipe, auto_pace=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("p")  # holding at a note (or playing towards the next) counts as playing: p pauses
+        await settle(pilot)
+        taken = len(app.session.steppers["main"].records)
+        await asyncio.sleep(0.8)
+        await settle(pilot)
+        assert len(app.session.steppers["main"].records) == taken < 6
+        await pilot.press("p")  # and p plays on
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if len(app.session.steppers["main"].records) > taken:
+                break
+        assert len(app.session.steppers["main"].records) > taken
