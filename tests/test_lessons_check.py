@@ -36,6 +36,7 @@ def write_lesson(tmp_path, claims: str, extra: str = "") -> str:
         seed = 2
         steps = 4
         guidance_scale = 7.5
+        scheduler = "ddim"
 
         [[events]]
         at_step = 2
@@ -96,9 +97,9 @@ def test_claims_between_runs(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("claim, words", [
-    ('colour = "teal"', "colour (line 13): 'teal' is not allowed"),
-    ('metric = "speed"\nabove = 1', "metric (line 13): 'speed' is unknown"),
-    ('colours = "red"', "colours (line 13): unknown key"),
+    ('colour = "teal"', "colour (line 14): 'teal' is not allowed"),
+    ('metric = "speed"\nabove = 1', "metric (line 14): 'speed' is unknown"),
+    ('colours = "red"', "colours (line 14): unknown key"),
     ('run = "main"', "a claim needs exactly one of"),
     ('run = "elsewhere"\ncolour = "red"', "'elsewhere' is not a run of this lesson"),
     ('same_as = "main"', "compares 'main' with itself"),

@@ -51,11 +51,11 @@ async def test_start_at_a_step_applies_the_events_before_it(tiny_pipe):
 
 
 async def test_auto_play_holds_at_each_note_then_goes_on(tiny_pipe):
-    app = make_app(tiny_pipe, auto_pace=0.3)
+    app = make_app(tiny_pipe, auto_pace=1.0)
     async with app.run_test(size=SIZE) as pilot:
         stepper = None
         seen = []
-        for _ in range(200):  # up to ~10 s on a busy machine
+        for _ in range(600):  # up to ~30 s on a busy machine
             await asyncio.sleep(0.05)
             stepper = app.session.steppers.get("main")
             if stepper is not None:
@@ -72,13 +72,14 @@ async def test_pausing_stops_a_lesson_that_plays_itself(tiny_pipe):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("p")  # holding at a note (or playing towards the next) counts as playing: p pauses
-        await settle(pilot)
+        await asyncio.sleep(0.2)
+        await pilot.pause()
         taken = len(app.session.steppers["main"].records)
-        await asyncio.sleep(0.8)
-        await settle(pilot)
+        await asyncio.sleep(1.0)
+        await pilot.pause()
         assert len(app.session.steppers["main"].records) == taken < 6
         await pilot.press("p")  # and p plays on
-        for _ in range(100):
+        for _ in range(200):
             await asyncio.sleep(0.05)
             if len(app.session.steppers["main"].records) > taken:
                 break
