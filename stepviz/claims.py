@@ -49,11 +49,12 @@ DERIVED_METRICS = {
     "picture_change": "mean |pixel difference| (0..255) of the picture from the step before",
     "input_difference": "mean |pixel difference| (0..255) of the picture from the input picture",
     "outside_mask_difference": "mean |pixel difference| (0..255) from the input, where the mask keeps the input",
+    "input_overlap": "IoU of the shape the checker finds in the picture with the one it finds in the input (0..1)",
     "input_round_trip": "mean |pixel difference| (0..255) between the input picture and D(E(input))",
     "input_latents_std": "std of E(input) * scaling_factor: the latents the loop starts from",
 }
 METRICS = RECORD_METRICS + tuple(DERIVED_METRICS)
-PICTURE_METRICS = ("picture_change", "input_difference", "outside_mask_difference")  # measured on `picture`
+PICTURE_METRICS = ("picture_change", "input_difference", "outside_mask_difference", "input_overlap")  # measured on `picture`
 CLAIM_KEYS = ("run", "picture", "step", "say", *SEES_KEYS, "differs_from", "by_more_than", "same_as", "within",
               "metric", "above", "below")
 DEFAULT_SAME_WITHIN = 2.0  # mean |pixel difference| on 0..255 that still counts as "the same picture"

@@ -180,6 +180,13 @@ def metric_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
                                runs.picture(claim.run, claim.picture, taken - 1))
     if name == "input_difference":
         return mean_difference(runs.picture(claim.run, claim.picture, taken), runs.input_picture(claim.run))
+    if name == "input_overlap":
+        from .toy.checker import inspect
+
+        mine = inspect(runs.picture(claim.run, claim.picture, taken))["mask"]
+        theirs = inspect(runs.input_picture(claim.run))["mask"]
+        union = np.logical_or(mine, theirs).sum()
+        return float(np.logical_and(mine, theirs).sum() / union) if union else 0.0
     if name == "outside_mask_difference":
         keep = np.asarray(runs.input_picture(claim.run, "mask_image").convert("L")) < 128
         return mean_difference(runs.picture(claim.run, claim.picture, taken), runs.input_picture(claim.run), keep)
