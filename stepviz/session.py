@@ -173,7 +173,7 @@ class RunSession:
 
         The events due at start_at itself are left for the usual check once the window shows the run.
         """
-        from ..scenario import apply_events
+        from .scenario import apply_events
 
         passed = []
         with self.lock:
