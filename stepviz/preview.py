@@ -127,9 +127,12 @@ def decode_images(pipe, latents: torch.Tensor) -> list[Image.Image]:
     with --vae-tiling, which also turns on diffusers' sliced decode). The time taken is kept for the notice."""
     import time
 
+    from .engine.sdxl import vae_upcast
+
     vae = pipe.vae
     started = time.perf_counter()
-    pixels = vae.decode(latents.to(dtype=vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+    with vae_upcast(pipe):  # SDXL's fp16 VAE decodes in float32, as its pipeline does
+        pixels = vae.decode(latents.to(dtype=vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
     pipe._stepviz_decode_seconds = ((time.perf_counter() - started) / len(latents), pixels.shape[-2] * pixels.shape[-1])
     pixels = torch.nan_to_num(pixels.float(), nan=0.0)
     array = ((pixels / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

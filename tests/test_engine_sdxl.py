@@ -116,3 +116,26 @@ async def test_the_tui_steps_sdxl_and_shows_what_it_adds(xl):
         status = str(screen.query_one("#status").render())
         assert "euler" in status and "step 1/3" in status and "cpu float32" in status
         assert "add_time_ids (32, 32, 0, 0, 32, 32)" in str(screen.query_one("PromptPanel").render())
+
+
+def test_an_fp16_sdxl_vae_encodes_and_decodes_in_float32():
+    """SDXL's VAE overflows in float16; its pipelines upcast it when its config says force_upcast."""
+    from stepviz.preview import decode_images
+
+    half = tiny_sdxl_pipeline()
+    half.vae.register_to_config(force_upcast=True)
+    half.to(torch.float16)
+    seen = []
+    for name in ("encode", "decode"):
+        original = getattr(half.vae, name)
+
+        def spy(x, *args, _original=original, **kwargs):
+            seen.append((_original.__name__, half.vae.dtype, x.dtype))
+            return _original(x, *args, **kwargs)
+        setattr(half.vae, name, spy)
+    st = Stepper(half, prompt=PROMPT, seed=1, num_inference_steps=2, scheduler="ddim", mode="img2img",
+                 image=scene_image(), strength=1.0)
+    st.image()
+    decode_images(half, st.latents)
+    assert seen == [(name, torch.float32, torch.float32) for name in ("encode", "decode", "decode")]
+    assert half.vae.dtype == torch.float16 and st.latents.dtype == torch.float16  # put back after each use

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from .checks import StepvizInputError, load_image
-from .sdxl import is_sdxl
+from .sdxl import is_sdxl, vae_upcast
 
 
 @dataclass
@@ -50,16 +50,11 @@ def _encode_image(pipe, pixels: torch.Tensor, generator) -> torch.Tensor:
 
     SDXL's pipelines encode in float32 when the VAE says `force_upcast` (its fp16 overflows), and so does this.
     """
-    vae, dtype = pipe.vae, pixels.dtype
-    upcast = is_sdxl(pipe) and vae.dtype == torch.float16 and vae.config.get("force_upcast", False)
-    if upcast:
-        vae.to(dtype=torch.float32)
-        pixels = pixels.float()
-    posterior = vae.encode(pixels).latent_dist
-    latents = posterior.sample(generator)
-    if upcast:
-        vae.to(dtype=torch.float16)
-    return vae.config.scaling_factor * latents.to(dtype)
+    dtype = pixels.dtype
+    with vae_upcast(pipe) as upcast:
+        posterior = pipe.vae.encode(pixels.float() if upcast else pixels).latent_dist
+        latents = posterior.sample(generator)
+    return pipe.vae.config.scaling_factor * latents.to(dtype)
 
 
 def _noised_image(pipe, scheduler, pixels, timesteps, dtype, device, generator, noise=None):

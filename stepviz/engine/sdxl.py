@@ -12,6 +12,7 @@ through the same `text_conditioning`, so the loop holds one Conditioning whichev
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,21 @@ AESTHETIC_SCORE, NEGATIVE_AESTHETIC_SCORE = 6.0, 2.5
 
 def is_sdxl(pipe) -> bool:
     return type(pipe).__name__ in SDXL_CLASSES
+
+
+@contextlib.contextmanager
+def vae_upcast(pipe):
+    """The VAE in float32 for the block where SDXL's pipelines use it so: a float16 VAE whose config says
+    `force_upcast` (SDXL's overflows in float16 and gives NaN). Yields whether it upcast."""
+    vae = pipe.vae
+    upcast = is_sdxl(pipe) and vae.dtype == torch.float16 and vae.config.get("force_upcast", False)
+    if upcast:
+        vae.to(dtype=torch.float32)
+    try:
+        yield upcast
+    finally:
+        if upcast:
+            vae.to(dtype=torch.float16)
 
 
 @dataclass

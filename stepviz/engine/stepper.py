@@ -348,7 +348,9 @@ class Stepper:
     def image(self, latents: torch.Tensor | None = None):
         """Full VAE decode of the current latents (or the given ones) as a PIL image."""
         latents = self.latents if latents is None else latents
-        pixels = self.pipe.vae.decode(latents / self.pipe.vae.config.scaling_factor, return_dict=False)[0]
+        with sdxl.vae_upcast(self.pipe):  # SDXL's fp16 VAE decodes in float32, as its pipeline does
+            vae = self.pipe.vae
+            pixels = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
         if not bool(torch.isfinite(pixels).all()):
             raise NonFiniteError("NaN/Inf appeared in the VAE decode"
                                  + (" (fp16: keep the VAE in float32)" if self.dtype == torch.float16 else ""))
