@@ -77,7 +77,10 @@ class StepRecord:
     seconds_unet: float = 0.0
     seconds_scheduler: float = 0.0
     seconds_total: float = 0.0
-    # a note about the scheduler's state, e.g. "multistep history restarted"
+    # Stepper(capture_attention=True): [len(prompt_anatomy.tokens), h, w] at latent size (see engine/attention.py);
+    # capture_attention="layers" adds {layer name: [tokens, h_layer, w_layer]}
+    cross_attention: torch.Tensor | None = None
+    cross_attention_layers: dict[str, torch.Tensor] | None = None
 
     @property
     def noise_pred(self) -> torch.Tensor:

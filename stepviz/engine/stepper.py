@@ -23,7 +23,7 @@ import time
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from . import checks, guidance, modes, prediction, schedulers, sdxl, text
+from . import attention, checks, guidance, modes, prediction, schedulers, sdxl, text
 from .records import PromptAnatomy, RunLogEntry, StepRecord
 from .snapshots import Snapshot, copy_sharing_tensors
 
@@ -42,12 +42,15 @@ class Stepper:
                  height: int | None = None, width: int | None = None, mode: str = "txt2img",
                  image=None, mask_image=None, depth_map=None, strength: float | None = None,
                  inpaint_noise: str = "fixed", latents=None, prompt_embeds=None, negative_prompt_embeds=None,
-                 generator_device="cpu"):
+                 generator_device="cpu", capture_attention: bool | str = False):
         """scheduler: None runs the pipeline's own (a fresh copy), as pipe() would; a stepviz name builds one
         from its config as the pipeline's constructor would; or a diffusers scheduler instance.
 
         generator_device: where the seeded torch.Generator lives. "cpu" (the default) draws the same noise on
         every device, as diffusers does when given generator=torch.Generator("cpu"); None: the run's device.
+
+        capture_attention: True records each step's cross-attention maps (StepRecord.cross_attention, see
+        engine/attention.py); "layers" also each layer's own map.
         """
         checks.check_size("height", height)
         checks.check_size("width", width)
@@ -59,6 +62,10 @@ class Stepper:
         checks.check_mode(mode, pipe.unet.config.in_channels, sdxl=self.sdxl)
         if inpaint_noise not in checks.INPAINT_NOISES:
             raise checks.StepvizInputError(f"inpaint_noise={inpaint_noise!r} is unknown: use 'fixed' or 'fresh'")
+        if capture_attention not in (False, True, "layers"):
+            raise checks.StepvizInputError(f"capture_attention={capture_attention!r} is not allowed: use False, True "
+                                           "or 'layers' (also each layer's map)")
+        self.capture_attention = capture_attention
         self.pipe, self.mode, self.prompt = pipe, mode, prompt
         self.negative_prompt = negative_prompt or ""
         self.seed, self.num_inference_steps, self.inpaint_noise = seed, num_inference_steps, inpaint_noise
@@ -188,11 +195,13 @@ class Stepper:
         extra = self.extra_channels
         if extra:
             latent_model_input = torch.cat([latent_model_input, *(torch.cat([c] * 2) for c in extra.values())], dim=1)
-        # 3. UNet -> eps (or v, or x0, as prediction_type says) for both branches
+        # 3. UNet -> eps (or v, or x0, as prediction_type says) for both branches (and, when asked, the text
+        #    branch's cross-attention maps beside it)
         unet_started = time.perf_counter()
-        noise_pred_both = pipe.unet(latent_model_input, t, encoder_hidden_states=self.prompt_embeds,
-                                    timestep_cond=None, cross_attention_kwargs=None,
-                                    added_cond_kwargs=self.conditioning.added_cond_kwargs(), return_dict=False)[0]
+        with self._attention_capture(x_t) as maps:
+            noise_pred_both = pipe.unet(latent_model_input, t, encoder_hidden_states=self.prompt_embeds,
+                                        timestep_cond=None, cross_attention_kwargs=None,
+                                        added_cond_kwargs=self.conditioning.added_cond_kwargs(), return_dict=False)[0]
         seconds_unet = time.perf_counter() - unet_started
         if not self._finite(noise_pred_both):
             nonfinite = nonfinite or "unet"
@@ -243,6 +252,7 @@ class Stepper:
             nonfinite=nonfinite, seconds_unet=seconds_unet,
             seconds_scheduler=seconds_scheduler, family=family, prediction_type=prediction_type,
             add_time_ids=self.conditioning.size_numbers(),
+            cross_attention=maps.maps, cross_attention_layers=maps.layer_maps,
             sigma_next=self._noise_level_at(self._loop_index)[0], **metrics,
         )
         record.seconds_total = time.perf_counter() - started
@@ -252,6 +262,12 @@ class Stepper:
             self.stopped = NonFiniteError(self._nonfinite_message(record), record)
             raise self.stopped
         return record
+
+    def _attention_capture(self, x_t: torch.Tensor):
+        if not self.capture_attention:
+            return attention.NoCapture()
+        return attention.CrossAttentionCapture(self.pipe.unet, len(self.prompt_anatomy.tokens), x_t.shape[-2:],
+                                               per_layer=self.capture_attention == "layers")
 
     def _noise_level_at(self, loop_index: int) -> tuple[float, float]:
         """(sigma, abar) at a position of the loop; past the end, where the last step lands."""
