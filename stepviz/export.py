@@ -6,6 +6,7 @@
     schedule.png         sigma_t and abar_t per step        norms.png   the guidance norms
     blend.png            the DIY inpaint blend (inpaint mode, 4-channel UNet)
     extra_channels.png   the inpainting model's mask and masked picture, or Depth2Img's depth
+    attention.png/.npz   what each word of the prompt attends to, per step (see export_attention.py)
     compare.png, compare-<n>-<label>.png   the [[compare]] runs
     manifest.json        versions, weights hash, seed, scheduler configs, events, steps run
     index.html           all of it in one self-contained page
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .engine.checks import StepvizInputError
+from .export_attention import parse_steps, write_attention
 from .export_folder import check_output_folder, make_staging, move_into_place
 from .export_strip import (animation_frames, blend_image, compare_image, export_strip, extra_channels_image,
                            save_atomically, step_pictures, strip_image)
@@ -61,7 +63,8 @@ def run_export_command(settings, args) -> int:
     previous = _sigterm_as_interrupt()
     try:
         out = export_run(settings, args.out, kind=args.preview, every=args.every, animation_format=args.format,
-                         force=args.force, progress=sys.stderr.isatty())
+                         force=args.force, progress=sys.stderr.isatty(),
+                         attention_steps=parse_steps(getattr(args, "attention_steps", None)))
     finally:
         _restore_sigterm(previous)
     print(f"stepviz: wrote {out} (open {out / 'index.html'})")
@@ -77,13 +80,14 @@ def _stopped_line(out: Path) -> str | None:
 
 
 def export_run(settings, out: Path, *, kind: str = "full", every: int = 1, animation_format: str = "webp",
-               force: bool = False, progress: bool = False, pipe=None) -> Path:
+               force: bool = False, progress: bool = False, pipe=None,
+               attention_steps: list[int] | None = None) -> Path:
     """Run `settings` (and its compare branches) and write the export folder `out` atomically; returns it."""
     target = check_output_folder(out, force)
     staging = make_staging(target)
     try:
         write_export(settings, staging, kind=kind, every=every, animation_format=animation_format,
-                     progress=progress, pipe=pipe)
+                     progress=progress, pipe=pipe, attention_steps=attention_steps)
         move_into_place(staging, target, force)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -183,7 +187,7 @@ def write_inputs(settings, folder: Path) -> list[str]:
 
 
 def write_export(settings, folder: Path, *, kind: str, every: int, animation_format: str, progress: bool,
-                 pipe=None) -> None:
+                 pipe=None, attention_steps: list[int] | None = None) -> None:
     from tqdm import tqdm
 
     from . import plots
@@ -236,6 +240,7 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
     if extra is not None:
         save_atomically(extra, folder / "extra_channels.png")
         files.append("extra_channels.png")
+    files += write_attention(folder, stepper, attention_steps)
 
     compare = []
     if others:

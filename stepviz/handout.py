@@ -24,6 +24,11 @@ CAPTIONS = {
                           "sees the mask and the latents of the picture with the hole blanked out, Depth2Img the "
                           "depth map (at latent size, near = light). No blend is needed: the model itself keeps "
                           "what it is shown.",
+    "attention.png": "What each word of the prompt attends to. Each row is one token, each column one step; a tile "
+                     "is that token's cross-attention map (the UNet's attention from each latent pixel to the token, "
+                     "averaged over heads and layers, text branch) over x0-hat, on its own scale: white where the "
+                     "token pulls most. Under each tile: the share of the map's mass on the shape, to compare with "
+                     "the share of the picture the shape covers (top row). All steps' maps are in attention.npz.",
     "compare.png": "The runs side by side, same seed: x0-hat of each run at the same steps. Only the setting named "
                    "on the left differs.",
     "schedule.png": "The noise schedule: how much noise (σ_t) is left at each step, and how much of the signal "
@@ -36,7 +41,7 @@ CAPTIONS = {
 TABLE_COLUMNS = ("index", "timestep", "sigma", "alpha_cumprod", "guidance_scale", "scheduler", "norm_guidance",
                  "norm_noise_pred", "cos_uncond_text", "latents_std")
 MIME = {".png": "image/png", ".webp": "image/webp", ".gif": "image/gif", ".csv": "text/csv",
-        ".json": "application/json"}
+        ".json": "application/json", ".npz": "application/octet-stream"}
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
 h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; }
@@ -128,6 +133,10 @@ def write_handout(folder: Path, manifest: dict, records) -> Path:
     if (folder / "extra_channels.png").is_file():
         parts.append("<h2>The extra UNet channels</h2>"
                      + figure(folder, "extra_channels.png", CAPTIONS["extra_channels.png"]))
+    if (folder / "attention.png").is_file():
+        parts.append("<h2>What each word attends to</h2>" + figure(folder, "attention.png", CAPTIONS["attention.png"])
+                     + f"<p>The maps of every step: <a download='attention.npz' "
+                       f"href='{data_uri(folder / 'attention.npz')}'>attention.npz</a> (numpy).</p>")
     if manifest["compare"]:
         parts.append("<h2>Compared runs</h2>" + figure(folder, "compare.png", CAPTIONS["compare.png"]))
         for branch in manifest["compare"]:

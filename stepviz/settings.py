@@ -63,6 +63,7 @@ class RunSettings:
     pace: float | None = None  # a lesson's seconds per note when it plays itself (None: the default)
     start_at: int = 0  # the TUI opens with this many steps taken (the events before it applied)
     auto_pace: float | None = None  # the TUI plays by itself, holding this many seconds at each note (None: keys)
+    capture_attention: bool = True  # cross-attention maps per step (the TUI's `a` panel, attention.png)
 
     def validate(self) -> None:
         """Every check that needs no model: raises StepvizInputError / ModelLoadError with one line."""
@@ -114,7 +115,7 @@ class RunSettings:
                     num_inference_steps=self.steps, guidance_scale=self.guidance_scale, scheduler=self.scheduler,
                     height=self.height, width=self.width, mode=self.mode, image=self.image,
                     mask_image=self.mask_image, depth_map=self.depth_map_tensor(), strength=self.strength,
-                    inpaint_noise=self.inpaint_noise)
+                    inpaint_noise=self.inpaint_noise, capture_attention=self.capture_attention)
 
     def depth_map_tensor(self):
         """The depth map as the engine takes it: a picture file (bright = near) becomes [1, H, W] in [0, 1]."""

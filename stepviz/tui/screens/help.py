@@ -25,6 +25,7 @@ HELP = """\
 | `v` | cycle the preview: approx RGB -> 4 latent channels -> full VAE decode |
 | `f` | fork the run here and compare the two branches side by side |
 | `x` | export the run as a labelled strip PNG into the working folder |
+| `a` | attention: which pixels each word of the prompt pulls on (keys there: up/down or 1-9 token, z all tokens, u x0-hat/x_t) |
 | `?` | this help (`escape` closes it) |
 | `q` | quit (a step in progress finishes first, nothing else starts) |
 
@@ -74,6 +75,15 @@ fresh one restarts at first order, the status line shows its history fill.
 **Previews** - approx RGB: **rgb = x @ F + b**, a fixed linear map (nearly free); 4 latent channels as grey tiles
 (range -3..3); full VAE decode: **D(x / scaling_factor)**. Sigma-family latents are shown divided by
 sqrt(sigma^2 + 1) so both families look alike.
+
+**Cross-attention maps** (`a`) - for the text branch of the CFG batch, every cross-attention layer's probabilities
+**softmax(Q K^T / sqrt(d))** over the 77 text keys (Q from the latent pixels, K from the text embeddings, d the head
+size), taken at the prompt's token positions (start token through the first end token), averaged over heads,
+resized to latent size with nearest-neighbour, then averaged over layers with equal weight. Each map is drawn
+relative to its own mean (dark red = an even spread, white = 2.5x the mean). **On the foreground** = sum(map *
+foreground) / sum(map), with the foreground the largest blob of x0-hat far from its border colour (the toy
+checker's shape), at latent size; an even spread would give the foreground's share of the area. The maps are
+computed beside the layers' own output: the sample is bit-identical with or without them.
 
 **Prompt anatomy** - the tokenizer's tokens and ids (up to 77, with start and end tokens), the embedding shape
 [1, 77, d] the UNet attends to, and what was cut if the prompt was too long.

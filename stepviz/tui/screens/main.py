@@ -43,6 +43,7 @@ class MainScreen(Screen):
         Binding("v", "preview", "preview", priority=True),
         Binding("f", "fork", "fork", priority=True),
         Binding("x", "export", "export", priority=True),
+        Binding("a", "attention", "attention", priority=True),
         Binding("question_mark", "help", "help", priority=True, key_display="?"),
         Binding("q", "quit", "quit", priority=True),
     ]
@@ -338,6 +339,12 @@ class MainScreen(Screen):
     def action_export(self) -> None:
         if MAIN in self.views:
             self.run_edit("export", Path.cwd(), self.kind)
+
+    def action_attention(self) -> None:
+        from .attention import AttentionScreen
+
+        if MAIN in self.views:
+            self.app.push_screen(AttentionScreen(self, self.graphics))
 
     def action_help(self) -> None:
         if MAIN not in self.views:  # before the model is loaded: what it predicts is not known yet

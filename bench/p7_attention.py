@@ -1,0 +1,50 @@
+"""P7: the cost of capturing cross-attention maps: Stepper.run() with capture_attention=True / without.
+
+    python bench/p7_attention.py --model toy --steps 25 --repeats 7
+    python bench/p7_attention.py --model large --steps 5 --repeats 3    (SD 1.x widths, random weights, 128 px)
+    python bench/p7_attention.py --model large --size 512 --steps 2 --repeats 2   (SD's own 64x64 latents)
+
+Prints the median seconds of each, their ratio (target: <= 1.15) and the memory the maps add per step
+(what each StepRecord keeps; capture_attention="layers" adds the per-layer maps).
+"""
+
+from __future__ import annotations
+
+import torch
+from common import interleaved, model_pipeline, run_options
+
+
+def main() -> None:
+    parser = run_options(steps=25)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: stable timings)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    import stepviz
+
+    pipe = model_pipeline(args.model)
+    size = dict(height=args.size, width=args.size) if args.size else {}
+
+    def run(capture):
+        st = stepviz.Stepper(pipe, prompt="a red circle on a black background", seed=0,
+                             num_inference_steps=args.steps, scheduler=args.scheduler, capture_attention=capture,
+                             **size)
+        return st.run()
+
+    with torch.no_grad():
+        run(False), run(True)  # warm-up
+        medians = interleaved({"off": lambda: run(False), "on": lambda: run(True)}, args.repeats)
+        record, layered = run(True)[0], run("layers")[0]
+    maps = record.cross_attention
+    per_step = maps.numel() * maps.element_size()
+    layers = sum(m.numel() * m.element_size() for m in layered.cross_attention_layers.values())
+    print(f"P7 model={args.model} steps={args.steps} size={args.size or 'default'} threads={args.threads} "
+          f"off={medians['off']:.3f}s on={medians['on']:.3f}s ratio={medians['on'] / medians['off']:.3f}")
+    print(f"   maps {list(maps.shape)} float32: {per_step / 1024:.1f} KiB per step; with per-layer maps "
+          f"(capture_attention='layers', {len(layered.cross_attention_layers)} layers) "
+          f"+{layers / 1024:.1f} KiB per step")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""attention.png and attention.npz of an export: what each word of the prompt attends to, step by step.
+
+    attention.png   one row per prompt token, one column per chosen step: the token's cross-attention map over
+                    x0-hat at that step, with the share of its mass on the foreground (the drawn shape)
+    attention.npz   every step's maps (float16 [steps, tokens, h, w]) with the tokens, steps and timesteps
+
+The pictures are sized for a projector: tiles of 176 px, labels of 20 px and more.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from .attention_pictures import CONTRAST_TOP, foreground_shares, overlay, token_labels
+from .engine.checks import StepvizInputError
+from .export_strip import BACKGROUND, GAP, INK, fit_cell, label_font, save_atomically
+from .preview import decode_images
+
+TILE = 176
+LABEL_SIZE, SMALL_SIZE = 22, 18
+DEFAULT_COLUMNS = 6
+
+
+def chosen_steps(count: int, wanted: list[int] | None = None, columns: int = DEFAULT_COLUMNS) -> list[int]:
+    """Record indices to show: `wanted` (checked against the run), else `columns` spread from first to last."""
+    if wanted:
+        bad = [i for i in wanted if not 0 <= i < count]
+        if bad:
+            raise StepvizInputError(f"--attention-steps {','.join(map(str, bad))} not in the run: use step indices "
+                                    f"0..{count - 1} (as strip.png labels them, i=...)")
+        return sorted(set(wanted))
+    if count <= columns:
+        return list(range(count))
+    return sorted({round(k * (count - 1) / (columns - 1)) for k in range(columns)})
+
+
+def parse_steps(text: str | None) -> list[int] | None:
+    """'0,6,12' -> [0, 6, 12]; None or '' -> None (the default spread)."""
+    if not text:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise StepvizInputError(f"--attention-steps {text!r} is not a list of step indices: write e.g. 0,6,12,24")
+
+
+@torch.no_grad()
+def attention_columns(pipe, records, steps: list[int]):
+    """(x0-hat picture, foreground cells, inside shares per token) at each chosen step."""
+    pictures = decode_images(pipe, torch.cat([records[i].pred_original_sample for i in steps]))
+    columns = []
+    for index, picture in zip(steps, pictures):
+        columns.append((picture, *foreground_shares(picture, records[index].cross_attention)))
+    return columns
+
+
+def attention_image(records, tokens, steps: list[int], columns, title: str = "") -> Image.Image:
+    """The grid: x0-hat on top, then one row per token; each tile the map over x0-hat and its share inside."""
+    font, small = label_font(LABEL_SIZE), label_font(SMALL_SIZE)
+    labels = token_labels(tokens)
+    left = GAP + max(int(font.getlength(label)) for label in labels + ["x0-hat"]) + 3 * GAP
+    top = LABEL_SIZE + 2 * (SMALL_SIZE + 6) + 3 * GAP
+    row = TILE + SMALL_SIZE + 3 * GAP
+    width = left + len(steps) * (TILE + GAP)
+    image = Image.new("RGB", (max(width, int(font.getlength(title)) + 2 * GAP), top + (len(tokens) + 1) * row),
+                      BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    draw.text((GAP, 2), title, fill=INK, font=font)
+    draw.text((GAP, LABEL_SIZE + 6), f"colour: the map over x0-hat, against an even spread: dark red = even, white = "
+              f"{CONTRAST_TOP:g}x the mean or more, black = none", fill=INK, font=small)
+    for c, (index, (picture, cells, shares)) in enumerate(zip(steps, columns)):
+        x = left + c * (TILE + GAP)
+        draw.text((x, LABEL_SIZE + SMALL_SIZE + 14), f"i={index}  t={records[index].timestep:.0f}", fill=INK, font=small)
+        image.paste(fit_cell(picture, TILE), (x, top))
+        draw.text((x, top + TILE + GAP), f"shape: {cells.mean():.0%} of area", fill=INK, font=small)
+        for r, share in enumerate(shares, start=1):
+            y = top + r * row
+            image.paste(overlay(picture.resize((TILE, TILE), Image.NEAREST), records[index].cross_attention[r - 1]),
+                        (x, y))
+            draw.text((x, y + TILE + GAP), f"on shape {share:.0%}", fill=INK, font=small)
+    for r, label in enumerate(["x0-hat", *labels]):
+        draw.text((GAP, top + r * row + TILE // 2 - LABEL_SIZE // 2), label, fill=INK, font=font)
+    return image
+
+
+def write_attention(folder: Path, stepper, wanted_steps: list[int] | None = None) -> list[str]:
+    """Write attention.png and attention.npz for a run taken with capture_attention; the names written."""
+    records = [r for r in stepper.records if r.cross_attention is not None]
+    if not records or len(records) != len(stepper.records):
+        return []
+    steps = chosen_steps(len(records), wanted_steps)
+    tokens = list(stepper.prompt_anatomy.tokens)
+    columns = attention_columns(stepper.pipe, records, steps)
+    title = f"What each word attends to: {stepper.prompt!r}, seed {stepper.seed}"
+    save_atomically(attention_image(records, tokens, steps, columns, title), folder / "attention.png")
+    np.savez_compressed(
+        folder / "attention.npz",
+        maps=torch.stack([r.cross_attention for r in records]).cpu().numpy().astype(np.float16),
+        tokens=np.array(tokens), step=np.array([r.index for r in records]),
+        timestep=np.array([r.timestep for r in records]), chosen_steps=np.array(steps),
+        inside_share=np.array([shares for _, _, shares in columns], dtype=np.float32),
+        foreground=np.stack([cells for _, cells, _ in columns]),
+    )
+    return ["attention.png", "attention.npz"]

@@ -1,0 +1,164 @@
+"""`a`: what each word of the prompt attends to, at the step looked at (the main screen's step).
+
+The selected token's cross-attention map lies over x0-hat (or x_t), with the share of its mass on the
+foreground; `z` shows every token's map at once. Steps taken from here show up here; left/right look back.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.worker import get_current_worker
+
+from ..session import MAIN
+from ..widgets.attention_panel import GRID_TOKENS, AttentionGrid, AttentionPanel
+from ..widgets.status_line import StatusLine
+
+POLL_SECONDS = 0.25  # how often the screen looks for a new step or another step looked at
+
+
+def attention_frame(pipe, record, under: str, selected: int, grid: bool, decoded: dict) -> dict:
+    """The pictures and numbers for one record (in a worker: decodes with the VAE).
+
+    `decoded` caches the decodes and shares of the last record: picking another token costs no decode.
+    """
+    from ...attention_pictures import foreground_shares, overlay
+    from ...preview import decode_images, to_vp_scale
+
+    key = (id(record), under)
+    if decoded.get("key") != key:
+        x0 = decode_images(pipe, record.pred_original_sample)[0]
+        picture = x0 if under == "x0" else decode_images(
+            pipe, to_vp_scale(record.latents, record.family, record.sigma_next))[0]
+        cells, shares = foreground_shares(x0, record.cross_attention)
+        decoded.clear()
+        decoded.update(key=key, record=record, picture=picture, area=float(cells.mean()), shares=shares,
+                       maps=record.cross_attention.float().cpu().numpy())
+    maps, picture = decoded["maps"], decoded["picture"]
+    frame = dict(decoded, selected=selected, under=under, overlay=overlay(picture, maps[selected]))
+    if grid:
+        frame["grid"] = [overlay(picture, m) for m in maps[:GRID_TOKENS]]
+    return frame
+
+
+class AttentionScreen(Screen):
+    BINDINGS = [
+        Binding("up", "token(-1)", "token", priority=True, key_display="↑↓"),
+        Binding("down", "token(1)", "next token", priority=True, show=False),
+        *[Binding(str(n), f"pick({n - 1})", f"token {n}", priority=True, show=False) for n in range(1, 10)],
+        Binding("left", "look(-1)", "look back", priority=True, key_display="←→"),
+        Binding("right", "look(1)", "later", priority=True, show=False),
+        Binding("space", "step", "step", priority=True),
+        Binding("u", "under", "x0-hat/x_t", priority=True),
+        Binding("z", "zoom", "all tokens", priority=True),
+        Binding("escape,a", "close", "back", priority=True),
+        Binding("question_mark", "help", "help", priority=True, key_display="?"),
+        Binding("q", "quit", "quit", priority=True),
+    ]
+    DEFAULT_CSS = """
+    AttentionScreen #attention-grid { display: none; }
+    AttentionScreen.-zoom #attention-grid { display: block; }
+    AttentionScreen.-zoom #attention-panel { display: none; }
+    """
+
+    def __init__(self, main, graphics: str = "halfcell") -> None:
+        super().__init__()
+        self.main, self.graphics = main, graphics
+        self.selected, self.under, self.zoom = 1, "x0", False  # token 1: the first word after <start>
+        self._looked_at = None  # (view, index) last drawn
+        self._decoded: dict = {}
+
+    def compose(self) -> ComposeResult:
+        yield StatusLine("", id="attention-status")
+        yield AttentionPanel(self.graphics, id="attention-panel")
+        yield AttentionGrid(self.graphics, id="attention-grid")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.set_interval(POLL_SECONDS, self.poll)
+        self.draw()
+
+    def poll(self) -> None:
+        if (self.main.views.get(MAIN), self.main.index) != self._looked_at:
+            self.draw()
+
+    # ------------------------------------------------------------ drawing
+    def labels(self, view) -> list[str]:
+        from ...attention_pictures import token_labels
+
+        return token_labels(view.prompt_anatomy.tokens)
+
+    def draw(self) -> None:
+        shown = self.main.shown()
+        if shown is None:
+            return
+        self._looked_at = (shown.view, self.main.index)
+        self.query_one(StatusLine).shown = shown
+        record = shown.record
+        panel = self.query_one(AttentionPanel)
+        if record is None:
+            panel.message("take a step (space): the maps come from the UNet's cross-attention at each step")
+            return
+        if record.cross_attention is None:
+            panel.message("this run records no attention maps (Stepper(capture_attention=False))")
+            return
+        self.selected = min(self.selected, len(self.labels(shown.view)) - 1)
+        pipe, under, selected, zoom = self.main.session.pipe, self.under, self.selected, self.zoom
+
+        def job() -> None:
+            try:
+                frame = attention_frame(pipe, record, under, selected, zoom, self._decoded)
+            except Exception as exc:  # shown in the panel; the app stays alive
+                self.app.call_from_thread(panel.message, f"could not draw the maps: {type(exc).__name__}: {exc}")
+                return
+            if not get_current_worker().is_cancelled:
+                self.app.call_from_thread(self.show_frame, shown.view, frame)
+
+        self.run_worker(job, thread=True, exclusive=True, group="attention", exit_on_error=False)
+
+    def show_frame(self, view, frame: dict) -> None:
+        labels = self.labels(view)
+        selected = frame["selected"]
+        if self.zoom and "grid" in frame:
+            self.query_one(AttentionGrid).show(labels, frame["grid"], frame["shares"], selected)
+        self.query_one(AttentionPanel).show(labels, selected, frame["overlay"], frame["under"],
+                                            frame["shares"][selected], frame["shares"], frame["area"])
+
+    # ------------------------------------------------------------ keys
+    def action_token(self, delta: int) -> None:
+        shown = self.main.shown()
+        if shown is not None:
+            self.action_pick((self.selected + delta) % len(shown.view.prompt_anatomy.tokens))
+
+    def action_pick(self, index: int) -> None:
+        shown = self.main.shown()
+        if shown is not None and index < len(shown.view.prompt_anatomy.tokens):
+            self.selected = index
+            self.draw()
+
+    def action_look(self, delta: int) -> None:
+        self.main.action_look(delta)
+        self.draw()
+
+    def action_step(self) -> None:
+        self.main.action_step()
+
+    def action_under(self) -> None:
+        self.under = "x_t" if self.under == "x0" else "x0"
+        self.draw()
+
+    def action_zoom(self) -> None:
+        self.zoom = not self.zoom
+        self.set_class(self.zoom, "-zoom")
+        self.draw()
+
+    def action_close(self) -> None:
+        self.dismiss()
+
+    def action_help(self) -> None:
+        self.main.action_help()
+
+    def action_quit(self) -> None:
+        self.main.action_quit()
