@@ -45,7 +45,8 @@ def parse_steps(text: str | None) -> list[int] | None:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise StepvizInputError(f"--attention-steps {text!r} is not a list of step indices: write e.g. 0,6,12,24")
+        raise StepvizInputError(
+            f"--attention-steps {text!r} is not a list of step indices: write e.g. 0,6,12,24") from None
 
 
 @torch.no_grad()
@@ -74,7 +75,8 @@ def attention_image(records, tokens, steps: list[int], columns, title: str = "")
               f"{CONTRAST_TOP:g}x the mean or more, black = none", fill=INK, font=small)
     for c, (index, (picture, cells, shares)) in enumerate(zip(steps, columns)):
         x = left + c * (TILE + GAP)
-        draw.text((x, LABEL_SIZE + SMALL_SIZE + 14), f"i={index}  t={records[index].timestep:.0f}", fill=INK, font=small)
+        header = f"i={index}  t={records[index].timestep:.0f}"
+        draw.text((x, LABEL_SIZE + SMALL_SIZE + 14), header, fill=INK, font=small)
         image.paste(fit_cell(picture, TILE), (x, top))
         draw.text((x, top + TILE + GAP), f"shape: {cells.mean():.0%} of area", fill=INK, font=small)
         for r, share in enumerate(shares, start=1):

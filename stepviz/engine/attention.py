@@ -20,15 +20,24 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 
 import torch
 import torch.nn.functional as F
 
 
+_LAYERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # unet -> its cross-attention layers
+
+
 def cross_attention_modules(unet) -> list[tuple[str, torch.nn.Module]]:
-    """(name, module) of every attention layer built to attend to the text (diffusers' `is_cross_attention`)."""
-    return [(name, module) for name, module in unet.named_modules()
-            if getattr(module, "is_cross_attention", False) and hasattr(module, "set_processor")]
+    """(name, module) of every attention layer built to attend to the text (diffusers' `is_cross_attention`).
+
+    Found once per UNet: walking all its modules at every step cost more than the capture itself on the toy.
+    """
+    if unet not in _LAYERS:
+        _LAYERS[unet] = [(name, module) for name, module in unet.named_modules()
+                         if getattr(module, "is_cross_attention", False) and hasattr(module, "set_processor")]
+    return _LAYERS[unet]
 
 
 def layer_grid(pixels: int, latent_size: tuple[int, int]) -> tuple[int, int]:
@@ -99,8 +108,8 @@ class CrossAttentionCapture:
         self.unet, self.num_tokens, self.per_layer = unet, num_tokens, per_layer
         self.latent_size = (int(latent_size[0]), int(latent_size[1]))
         self.layer_maps: dict[str, torch.Tensor] | None = {} if per_layer else None
-        self._sum: torch.Tensor | None = None
-        self._count = 0
+        self._sums: dict[int, tuple[torch.Tensor, int]] = {}  # pixels per layer -> (sum of maps, layers)
+        self._grids: dict[int, tuple[int, int]] = {}
         self._originals: list[tuple[torch.nn.Module, object]] = []
         self.thread: int | None = None
 
@@ -117,19 +126,27 @@ class CrossAttentionCapture:
         self._originals.clear()
 
     def add(self, name: str, probabilities: torch.Tensor) -> None:
-        """One layer's [pixels, 77] probabilities: keep the prompt's tokens, at the layer's grid and latent size."""
-        h, w = layer_grid(probabilities.shape[0], self.latent_size)
-        native = probabilities[:, : self.num_tokens].T.reshape(-1, h, w)
+        """One layer's [pixels, 77] probabilities: keep the prompt's tokens, on the layer's own grid.
+
+        Layers of the same size are summed as they come; each size is resized to latent size once, in `maps`.
+        """
+        pixels = probabilities.shape[0]
+        if pixels not in self._grids:
+            self._grids[pixels] = layer_grid(pixels, self.latent_size)
+        native = probabilities[:, : self.num_tokens].T.reshape(-1, *self._grids[pixels])
         if self.layer_maps is not None:
             self.layer_maps[name] = native
-        resized = F.interpolate(native[None], size=self.latent_size, mode="nearest")[0]
-        self._sum = resized if self._sum is None else self._sum + resized
-        self._count += 1
+        total, count = self._sums.get(pixels, (0, 0))
+        self._sums[pixels] = (native + total, count + 1)
 
     @property
     def maps(self) -> torch.Tensor | None:
         """[tokens, h, w] float32 at latent size: the mean over the layers seen (None if the UNet has none)."""
-        return None if self._sum is None else self._sum / self._count
+        if not self._sums:
+            return None
+        total = sum(F.interpolate(summed[None], size=self.latent_size, mode="nearest")[0]
+                    if summed.shape[-2:] != self.latent_size else summed for summed, _ in self._sums.values())
+        return total / sum(count for _, count in self._sums.values())
 
 
 class NoCapture:

@@ -1,0 +1,59 @@
+"""attention.png and attention.npz in an export: listed in the manifest, shown in the handout, readable."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stepviz.engine.checks import StepvizInputError
+from stepviz.export import export_run
+from stepviz.export_attention import LABEL_SIZE, TILE, chosen_steps, parse_steps
+from stepviz.settings import RunSettings
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_model_dir):
+    from stepviz.models import load_pipeline
+
+    out = tmp_path_factory.mktemp("export") / "out"
+    settings = RunSettings(model=str(tiny_model_dir), steps=5, height=32, width=32)
+    export_run(settings, out, kind="approx", pipe=load_pipeline(str(tiny_model_dir)), attention_steps=[0, 2, 4])
+    return out
+
+
+def test_attention_files_are_listed_shown_and_hold_every_step(exported):
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert {"attention.png", "attention.npz"} <= set(manifest["files"])
+    data = np.load(exported / "attention.npz")
+    tokens = list(data["tokens"])
+    assert tokens[0] == "<|startoftext|>" and "red</w>" in tokens and tokens[-1] == "<|endoftext|>"
+    assert data["maps"].shape == (5, len(tokens), 4, 4) and data["maps"].dtype == np.float16
+    assert list(data["step"]) == list(range(5)) and list(data["chosen_steps"]) == [0, 2, 4]
+    shares = data["inside_share"]
+    assert shares.shape == (3, len(tokens)) and ((shares >= 0) & (shares <= 1)).all()
+    # each layer's probabilities over the 77 keys sum to 1: the prompt's tokens share at most that, per pixel
+    assert (data["maps"].astype(np.float32).sum(axis=1) <= 1.001).all()
+    page = (exported / "index.html").read_text()
+    assert "What each word attends to" in page and 'alt="attention.png"' in page and "attention.npz" in page
+
+
+def test_attention_png_is_readable_when_projected(exported):
+    with Image.open(exported / "attention.png") as picture:
+        width, height = picture.size
+    tokens = len(np.load(exported / "attention.npz")["tokens"])
+    assert TILE >= 128 and LABEL_SIZE >= 18
+    assert width >= 3 * TILE and height >= (tokens + 1) * TILE  # three chosen steps, x0-hat plus a row per token
+
+
+def test_chosen_steps_spread_and_checked():
+    assert chosen_steps(25) == [0, 5, 10, 14, 19, 24]
+    assert chosen_steps(4) == [0, 1, 2, 3]
+    assert chosen_steps(25, [12, 0, 12]) == [0, 12]
+    with pytest.raises(StepvizInputError, match="--attention-steps 25 not in the run: use step indices 0..24"):
+        chosen_steps(25, [3, 25])
+    assert parse_steps("0, 6,12") == [0, 6, 12] and parse_steps(None) is None
+    with pytest.raises(StepvizInputError, match="'0;6' is not a list"):
+        parse_steps("0;6")
