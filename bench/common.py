@@ -10,14 +10,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
-def interleaved(runs: dict, repeats: int) -> dict[str, float]:
-    """Median seconds of each callable, run A, B, A, B, ... so machine noise hits both alike."""
+def interleaved(runs: dict, repeats: int, clock=time.perf_counter) -> dict[str, float]:
+    """Median seconds of each callable, run A, B, A, B, ... so machine noise hits both alike.
+
+    clock=time.process_time counts this process's CPU seconds only: steadier than wall time while other
+    jobs share the cores (with one torch thread).
+    """
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, fn in runs.items():
-            started = time.perf_counter()
+            started = clock()
             fn()
-            times[name].append(time.perf_counter() - started)
+            times[name].append(clock() - started)
     return {name: statistics.median(values) for name, values in times.items()}
 
 

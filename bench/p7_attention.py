@@ -4,11 +4,14 @@
     python bench/p7_attention.py --model large --steps 5 --repeats 3    (SD 1.x widths, random weights, 128 px)
     python bench/p7_attention.py --model large --size 512 --steps 2 --repeats 2   (SD's own 64x64 latents)
 
-Prints the median seconds of each, their ratio (target: <= 1.15) and the memory the maps add per step
+Prints the median seconds of each (CPU seconds of this process by default: other jobs on the machine
+do not count), their ratio (target: <= 1.15) and the memory the maps add per step
 (what each StepRecord keeps; capture_attention="layers" adds the per-layer maps).
 """
 
 from __future__ import annotations
+
+import time
 
 import torch
 from common import interleaved, model_pipeline, run_options
@@ -18,6 +21,8 @@ def main() -> None:
     parser = run_options(steps=25)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: stable timings)")
+    parser.add_argument("--clock", default="cpu", choices=("cpu", "wall"),
+                        help="cpu: this process's CPU seconds (default: steady on a shared machine); wall: elapsed")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -34,12 +39,14 @@ def main() -> None:
 
     with torch.no_grad():
         run(False), run(True)  # warm-up
-        medians = interleaved({"off": lambda: run(False), "on": lambda: run(True)}, args.repeats)
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        medians = interleaved({"off": lambda: run(False), "on": lambda: run(True)}, args.repeats, clock)
         record, layered = run(True)[0], run("layers")[0]
     maps = record.cross_attention
     per_step = maps.numel() * maps.element_size()
     layers = sum(m.numel() * m.element_size() for m in layered.cross_attention_layers.values())
     print(f"P7 model={args.model} steps={args.steps} size={args.size or 'default'} threads={args.threads} "
+          f"clock={args.clock} "
           f"off={medians['off']:.3f}s on={medians['on']:.3f}s ratio={medians['on'] / medians['off']:.3f}")
     print(f"   maps {list(maps.shape)} float32: {per_step / 1024:.1f} KiB per step; with per-layer maps "
           f"(capture_attention='layers', {len(layered.cross_attention_layers)} layers) "

@@ -89,11 +89,12 @@ class _Recorder:
     def __init__(self, original, name: str, capture: CrossAttentionCapture):
         self.original, self.name, self.capture = original, name, capture
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
-                 *args, **kwargs):
-        output = self.original(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
+        # diffusers' Attention.forward passes everything but hidden_states by keyword: so do we
+        output = self.original(attn, hidden_states, encoder_hidden_states=encoder_hidden_states,
+                               attention_mask=attention_mask, **kwargs)
         if encoder_hidden_states is not None and threading.get_ident() == self.capture.thread:
-            probabilities = text_branch_probabilities(attn, hidden_states, encoder_hidden_states, temb)
+            probabilities = text_branch_probabilities(attn, hidden_states, encoder_hidden_states, kwargs.get("temb"))
             self.capture.add(self.name, probabilities)
         return output
 

@@ -122,7 +122,7 @@ class AttentionScreen(Screen):
         labels = self.labels(view)
         selected = frame["selected"]
         if self.zoom and "grid" in frame:
-            self.query_one(AttentionGrid).show(labels, frame["grid"], frame["shares"], selected)
+            self.query_one(AttentionGrid).show(labels, frame["grid"], frame["shares"], frame["area"], selected)
         self.query_one(AttentionPanel).show(labels, selected, frame["overlay"], frame["under"],
                                             frame["shares"][selected], frame["shares"], frame["area"])
 

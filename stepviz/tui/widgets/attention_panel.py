@@ -7,8 +7,10 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Static
 
+from ...attention_pictures import CONTRAST_TOP
 from .picture import Picture
 
+BAR_WIDTH = 20  # characters for a share of 100% (fits beside the map at 80 columns)
 GRID_TOKENS = 24  # the zoom view shows at most this many tokens (a prompt of the toy has about 10)
 UNDER_NAMES = {"x0": "x0-hat", "x_t": "x_t"}
 
@@ -28,7 +30,7 @@ def share_text(label: str, share: float, area: float) -> str:
         return f"'{label}': no foreground found in x0-hat at this step (nothing far from the border colour)"
     return (f"'{label}': {share:.0%} of its attention mass on the foreground, {1 - share:.0%} outside.\n"
             f"The foreground covers {area:.0%} of the picture: an even spread would put {area:.0%} there "
-            f"({share / area:.2f}x that).")
+            f"({share / area:.2f}x that).\nMap colours: dark red = an even spread, white = {CONTRAST_TOP:g}x its mean.")
 
 
 def shares_table(labels: list[str], shares: list[float], area: float, selected: int) -> str:
@@ -36,10 +38,10 @@ def shares_table(labels: list[str], shares: list[float], area: float, selected: 
     width = max(len(label) for label in labels)
     rows = []
     for i, (label, share) in enumerate(zip(labels, shares)):
-        bar = "█" * round(share * 40)
+        bar = "█" * round(share * BAR_WIDTH)
         mark = ">" if i == selected else " "
         rows.append(f"{mark}{label:<{width}} {share:4.0%} {bar}")
-    rows.append(f" {'even':<{width}} {area:4.0%} {'┆' * round(area * 40)}")
+    rows.append(f" {'even':<{width}} {area:4.0%} {'┆' * round(area * BAR_WIDTH)}")
     return "\n".join(rows)
 
 
@@ -67,7 +69,7 @@ class AttentionPanel(Vertical):
     def show(self, labels, selected, picture, under: str, share: float, shares, area: float) -> None:
         self.query_one("#attention-tokens", Static).update(tokens_line(labels, selected))
         self.query_one("#attention-map", Picture).show(
-            picture, f"'{labels[selected]}' over {UNDER_NAMES[under]} (dark red: even, white: 2.5x the mean)")
+            picture, f"'{labels[selected]}' over {UNDER_NAMES[under]}")
         self.query_one("#attention-numbers", Static).update(
             share_text(labels[selected], share, area) + "\n\n" + shares_table(labels, shares, area, selected))
 
@@ -92,7 +94,8 @@ class AttentionGrid(Grid):
         for i in range(GRID_TOKENS):
             yield Picture("", self.graphics, id=f"attention-grid-{i}")
 
-    def show(self, labels, pictures, shares, selected: int) -> None:
+    def show(self, labels, pictures, shares, area: float, selected: int) -> None:
+        """Captions: the token, its share on the foreground and that share against an even spread's."""
         count = min(len(labels), GRID_TOKENS)
         self.styles.grid_size_columns = 5 if count > 8 else max(1, min(count, 4))
         for i in range(GRID_TOKENS):
@@ -100,4 +103,5 @@ class AttentionGrid(Grid):
             cell.display = i < count
             if i < count:
                 mark = ">" if i == selected else ""
-                cell.show(pictures[i], f"{mark}{labels[i]} {shares[i]:.0%}")
+                against_even = f" ({shares[i] / area:.1f}x)" if area > 0 else ""
+                cell.show(pictures[i], f"{mark}{labels[i]} {shares[i]:.0%}{against_even}")
