@@ -30,8 +30,9 @@ def test_attention_files_are_listed_shown_and_hold_every_step(exported):
     data = np.load(exported / "attention.npz")
     tokens = list(data["tokens"])
     assert tokens[0] == "<|startoftext|>" and "red</w>" in tokens and tokens[-1] == "<|endoftext|>"
-    assert data["maps"].shape == (5, len(tokens), 4, 4) and data["maps"].dtype == np.float16
-    assert list(data["step"]) == list(range(5)) and list(data["chosen_steps"]) == [0, 2, 4]
+    steps = manifest["steps_run"]
+    assert data["maps"].shape == (steps, len(tokens), 4, 4) and data["maps"].dtype == np.float16
+    assert list(data["step"]) == list(range(steps)) and list(data["chosen_steps"]) == [0, 2, 4]
     shares = data["inside_share"]
     assert shares.shape == (3, len(tokens)) and ((shares >= 0) & (shares <= 1)).all()
     # each layer's probabilities over the 77 keys sum to 1: the prompt's tokens share at most that, per pixel
