@@ -1,8 +1,8 @@
 """P8: the cost of capturing cross-attention maps: Stepper.run() with capture_attention=True / without.
 
-    python bench/p8_attention.py --model toy --steps 25 --repeats 7
-    python bench/p8_attention.py --model large --steps 5 --repeats 3    (SD 1.x widths, random weights, 128 px)
-    python bench/p8_attention.py --model large --size 512 --steps 2 --repeats 2   (SD's own 64x64 latents)
+    python bench/p8_attention.py --model toy --steps 25 --repeats 9
+    python bench/p8_attention.py --model large --size 64 --steps 4 --repeats 3    (SD 1.x widths, random weights)
+    python bench/p8_attention.py --model large --size 256 --steps 1 --repeats 3   (32x32 latents)
 
 Prints the median seconds of each (CPU seconds of this process by default: other jobs on the machine
 do not count), their ratio (target: <= 1.15) and the memory the maps add per step
