@@ -10,6 +10,7 @@ pytest.importorskip("textual")
 
 from test_tui import main_screen, make_app, settle  # noqa: E402
 
+from stepviz.settings import Event  # noqa: E402
 from stepviz.tui.screens.attention import AttentionScreen  # noqa: E402
 from stepviz.tui.widgets.attention_panel import AttentionGrid, AttentionPanel  # noqa: E402
 
@@ -22,7 +23,8 @@ def static_text(screen, selector: str) -> str:
 
 def test_attention_screen_picks_tokens_and_zooms(tiny_pipe):
     async def scenario():
-        app = make_app(tiny_pipe, steps=4)
+        # an event after the first step: a new view with as many records as the one before it
+        app = make_app(tiny_pipe, steps=4, events=[Event(at_step=1, set_guidance_scale=3.0)])
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             await pilot.press("a")
@@ -30,8 +32,9 @@ def test_attention_screen_picks_tokens_and_zooms(tiny_pipe):
             screen = app.screen
             assert isinstance(screen, AttentionScreen)
             assert "take a step" in static_text(screen, "#attention-tokens")
-            await pilot.press("space")
-            await settle(pilot)
+            for _ in range(2):
+                await pilot.press("space")
+                await settle(pilot)
             await asyncio.sleep(0.4)  # the screen polls for the new step
             await settle(pilot)
             tokens = static_text(screen, "#attention-tokens")
@@ -44,7 +47,7 @@ def test_attention_screen_picks_tokens_and_zooms(tiny_pipe):
             await pilot.press("down")
             await settle(pilot)
             assert static_text(screen, "#attention-numbers").startswith("'circle': ")
-            record = app.session.steppers["main"].records[-1]
+            record = app.session.steppers["main"].records[1]
             shown = screen.query_one("#attention-map").query_one(".picture--image").image
             assert shown is not None and record.cross_attention is not None
             await pilot.press("z")
@@ -56,6 +59,11 @@ def test_attention_screen_picks_tokens_and_zooms(tiny_pipe):
             assert len(captions) == count and captions[2].startswith("red ")
             await pilot.press("u")
             await settle(pilot)
+            await pilot.press("left")  # look back: the maps of the first step
+            await settle(pilot)
+            await asyncio.sleep(0.4)
+            await settle(pilot)
+            assert main_screen(app).index == 0 and "step 1/" in static_text(screen, "#attention-status")
             await pilot.press("escape")
             await settle(pilot)
             assert app.screen is main_screen(app)

@@ -81,7 +81,9 @@ class AttentionScreen(Screen):
         self.draw()
 
     def poll(self) -> None:
-        if (self.main.views.get(MAIN), self.main.index) != self._looked_at:
+        """Redraw when the main screen has a new view (compared by identity: views hold tensors) or step."""
+        view, index = self._looked_at or (None, None)
+        if self.main.views.get(MAIN) is not view or self.main.index != index:
             self.draw()
 
     # ------------------------------------------------------------ drawing
