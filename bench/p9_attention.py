@@ -1,8 +1,8 @@
-"""P8: the cost of capturing cross-attention maps: Stepper.run() with capture_attention=True / without.
+"""P9: the cost of capturing cross-attention maps: Stepper.run() with capture_attention=True / without.
 
-    python bench/p8_attention.py --model toy --steps 25 --repeats 9
-    python bench/p8_attention.py --model large --size 64 --steps 4 --repeats 3    (SD 1.x widths, random weights)
-    python bench/p8_attention.py --model large --size 256 --steps 1 --repeats 3   (32x32 latents)
+    python bench/p9_attention.py --model toy --steps 25 --repeats 9
+    python bench/p9_attention.py --model large --size 64 --steps 4 --repeats 3    (SD 1.x widths, random weights)
+    python bench/p9_attention.py --model large --size 256 --steps 1 --repeats 3   (32x32 latents)
 
 Prints the median seconds of each (CPU seconds of this process by default: other jobs on the machine
 do not count), their ratio (target: <= 1.15) and the memory the maps add per step
@@ -45,7 +45,7 @@ def main() -> None:
     maps = record.cross_attention
     per_step = maps.numel() * maps.element_size()
     layers = sum(m.numel() * m.element_size() for m in layered.cross_attention_layers.values())
-    print(f"P8 model={args.model} steps={args.steps} size={args.size or 'default'} threads={args.threads} "
+    print(f"P9 model={args.model} steps={args.steps} size={args.size or 'default'} threads={args.threads} "
           f"clock={args.clock} "
           f"off={medians['off']:.3f}s on={medians['on']:.3f}s ratio={medians['on'] / medians['off']:.3f}")
     print(f"   maps {list(maps.shape)} float32: {per_step / 1024:.1f} KiB per step; with per-layer maps "
