@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
-from ..session import MAIN
+from ...session import MAIN
 from ..widgets.attention_panel import GRID_TOKENS, AttentionGrid, AttentionPanel
 from ..widgets.status_line import StatusLine
 
