@@ -187,7 +187,7 @@ def test_jupyterlab_in_chromium_steps_and_the_picture_changes(tmp_path):
         screenshot = Path(os.environ.get("STEPVIZ_SCREENSHOT", tmp_path / "jupyterlab-step.png"))
         before, after, status = asyncio.run(drive(devtools_port, f"http://127.0.0.1:{port}/lab/tree/unit3.ipynb"
                                                   f"?token={token}", deadline, screenshot))
-        assert before != after and "step 1/4" in status
+        assert before != after and "step 1/" in status
         assert screenshot.stat().st_size > 10_000
     finally:
         for process in (browser, lab):

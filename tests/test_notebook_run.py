@@ -54,3 +54,6 @@ def test_the_shipped_notebook_runs_on_the_toy_model(tmp_path, monkeypatch):
     widgets = [o for cell in notebook.cells for o in cell.get("outputs", [])
                if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(widgets) == 4  # the main debugger and three lessons
+    stray = [o for cell in notebook.cells for o in cell.get("outputs", [])
+             if "text/html" in o.get("data", {}) and "application/vnd.jupyter.widget-view+json" not in o["data"]]
+    assert stray == []  # nothing the widget draws leaks out below it (Rich displays itself in a kernel)

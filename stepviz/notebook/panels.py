@@ -41,7 +41,8 @@ def markup_html(text: str) -> str:
     from rich.console import Console
     from rich.text import Text
 
-    console = Console(record=True, width=100, file=io.StringIO(), color_system="truecolor")
+    # force_jupyter=False: in a notebook Rich would otherwise display the text itself, below the widget
+    console = Console(record=True, width=100, file=io.StringIO(), color_system="truecolor", force_jupyter=False)
     console.print(Text.from_markup(text))
     return console.export_html(inline_styles=True, code_format="<pre style='margin:0;line-height:1.35'>{code}</pre>")
 
@@ -149,7 +150,8 @@ class Panels:
     def show_numbers(self, shown) -> None:
         from ..readouts import guidance_text
 
-        self.guidance_numbers.value = markup_html(guidance_text(shown.record))
+        self.guidance_numbers.value = (pre("take a step to see the two branches") if shown.record is None
+                                       else markup_html(guidance_text(shown.record)))
         self.prompt.value = pre(prompt_text(shown.view.prompt_anatomy, shown.view.negative_anatomy))
 
     def show_pictures(self, pictures: dict, extra: Image.Image | None) -> None:
