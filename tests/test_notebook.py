@@ -303,3 +303,19 @@ def test_fork_starts_at_the_step_looked_at(debugger):
     choose(debugger, p.branch, "fork")
     press(debugger, p.step)
     assert len(fork.records) == 3 and fork.records[2].latents.equal(main.records[2].latents)  # same run, no edit
+
+
+def test_attention_maps_per_token_over_x0_hat(debugger):
+    from stepviz.attention_pictures import overlay, token_labels
+
+    p = debugger.panels
+    assert p.attention_box.layout.display == "none"  # no step yet: no map
+    press(debugger, p.step)
+    record = debugger.stepper.records[-1]
+    labels = token_labels(debugger.stepper.prompt_anatomy.tokens)
+    assert p.attention_box.layout.display is None and list(p.attention_token.options) == labels
+    assert p.attention_token.value == "a" and "share of each token" in p.attention_text.value
+    x0 = debugger._attention_cache[1]
+    expected = png(overlay(x0, record.cross_attention.float().cpu().numpy()[labels.index("red")]))
+    choose(debugger, p.attention_token, "red")
+    assert p.attention.value == expected

@@ -57,6 +57,7 @@ class Debugger:
                     pipe = load_pipeline(str(pipe))
                 if prompt is not None:
                     stepper_kwargs["prompt"] = prompt
+                stepper_kwargs.setdefault("capture_attention", True)  # as the TUI's runs: the attention panel
                 stepper = Stepper(pipe, **stepper_kwargs)
             settings, self._export_problem = settings_for_stepper(stepper, stepper_kwargs)
             self.session = RunSession(settings, stepper.pipe)
@@ -70,6 +71,7 @@ class Debugger:
         self._plotted_fork: tuple = ()
         self._plot_asked = 0.0  # when the plots were last asked for (time.monotonic)
         self._extra_cache: tuple = (None, None)  # (kind, picture): the extra channels are fixed for a run
+        self._attention_cache: tuple = (None,)  # (record, decoded x0-hat, shares, foreground area, maps)
         self._redraw_due = False
         self._syncing = False  # True while the engine thread sets controls (their observers then do nothing)
         self.engine = EngineThread(self._failed)
@@ -282,8 +284,9 @@ class Debugger:
         self._sync_controls(view)
         self.panels.show_status(shown)
         self.panels.show_numbers(shown)
-        self.panels.show_pictures(step_pictures(pipe, shown.record, kind, view.initial_latents),
-                                  self._extra_picture(view, kind))
+        pictures = step_pictures(pipe, shown.record, kind, view.initial_latents)
+        self.panels.show_pictures(pictures, self._extra_picture(view, kind))
+        self._show_attention(shown, pictures.get("x0") if kind == "full" else None)
         fork = self.session.view(FORK) if self.session.has(FORK) else None
         plot_free = self._plot_wanted is None and not self.plotter.running.is_set()
         if final or (plot_free and time.monotonic() - self._plot_asked > PLAY_PLOT_EVERY):
@@ -316,6 +319,32 @@ class Debugger:
         plots.schedule_figure(records, schedule, branches, viewed=viewed)
         plots.norms_figure(records, norms, viewed=viewed)
         self.panels.show_plots(schedule.getvalue(), norms.getvalue())
+
+    def _show_attention(self, shown: Shown, x0_decoded) -> None:
+        """The chosen token's cross-attention map over the decoded x0-hat, with every token's share of mass on
+        the foreground (stepviz.attention_pictures, as the TUI's attention screen and the export)."""
+        from ..attention_pictures import foreground_shares, overlay, token_labels
+        from ..preview import decode_images
+
+        record = shown.record
+        if record is None or getattr(record, "cross_attention", None) is None:
+            self.panels.show_attention([], None, [], 0.0)
+            return
+        if self._attention_cache[0] is not record:  # another token of the same step costs no decode
+            x0 = x0_decoded if x0_decoded is not None else decode_images(self.session.pipe,
+                                                                         record.pred_original_sample)[0]
+            cells, shares = foreground_shares(x0, record.cross_attention)
+            maps = record.cross_attention.float().cpu().numpy()
+            self._attention_cache = (record, x0, shares, float(cells.mean()), maps)
+        _, x0, shares, area, maps = self._attention_cache
+        labels = token_labels(shown.view.prompt_anatomy.tokens)[: len(maps)]
+        chosen = self.panels.attention_token.value
+        token = labels.index(chosen) if chosen in labels else min(1, len(labels) - 1)
+        self._syncing = True  # the token menu's options are set here: its observer stays quiet
+        try:
+            self.panels.show_attention(labels, overlay(x0, maps[token]), shares, area)
+        finally:
+            self._syncing = False
 
     def _extra_picture(self, view, kind: str):
         """The extra UNet inputs (inpainting model, Depth2Img) as the export draws them, once per kind."""
@@ -366,6 +395,7 @@ class Debugger:
         p.timeline.observe(quiet(self.look), names="value")
         p.scheduler.observe(quiet(self.set_scheduler), names="value")
         p.kind.observe(quiet(lambda kind: self.request_redraw()), names="value")
+        p.attention_token.observe(quiet(lambda token: self.request_redraw()), names="value")
 
     def _follow_cells(self) -> None:
         """Redraw after any notebook cell that changed the Stepper (an IPython hook; weakly held)."""

@@ -105,6 +105,14 @@ class Panels:
         self.extra_box = widgets.VBox([widgets.HTML("<b>the UNet's extra input channels</b>"), self.extra],
                                       layout=widgets.Layout(display="none"))
         self.guidance_numbers = widgets.HTML()
+        self.attention_token = widgets.Dropdown(options=[], description="token")
+        self.attention = picture_widget()
+        self.attention_text = widgets.HTML()
+        self.attention_box = widgets.VBox(
+            [widgets.HTML("<b>cross-attention</b>: where the chosen token's attention falls, over x0-hat "
+                          "(white: 2.5 times an even spread or more, dark red: even, black: none)"),
+             widgets.HBox([widgets.VBox([self.attention_token, self.attention]), self.attention_text])],
+            layout=widgets.Layout(display="none"))
         self.schedule_plot = widgets.Image(format="png", layout=widgets.Layout(width="49%"))
         self.norms_plot = widgets.Image(format="png", layout=widgets.Layout(width="49%"))
         self.prompt = widgets.HTML()
@@ -128,7 +136,7 @@ class Panels:
                           captioned("x0-hat (the predicted clean image)", self.x0),
                           widgets.VBox([widgets.HTML("<b>guidance</b>"), self.guidance_numbers],
                                        layout=widgets.Layout(margin="0 0 0 1.5em"))]),
-            self.blend_box, self.extra_box,
+            self.blend_box, self.extra_box, self.attention_box,
             widgets.HBox([self.schedule_plot, self.norms_plot]),
             widgets.HTML("<b>prompt anatomy</b>"), self.prompt,
             widgets.HTML("<b>notes</b>"), self.notes,
@@ -163,6 +171,21 @@ class Panels:
             image.value = png(pictures.get(role), 160)
         self.extra_box.layout.display = None if extra is not None else "none"
         self.extra.value = png(extra, 0)
+
+    def show_attention(self, labels: list[str], picture: Image.Image | None, shares: list[float], area: float) -> None:
+        """The chosen token's map over x0-hat, and every token's share of attention on the foreground."""
+        self.attention_box.layout.display = None if picture is not None else "none"
+        if picture is None:
+            return
+        if list(self.attention_token.options) != labels:
+            chosen = self.attention_token.value
+            self.attention_token.options = labels
+            self.attention_token.value = chosen if chosen in labels else labels[min(1, len(labels) - 1)]
+        self.attention.value = png(picture)
+        rows = "".join(f"<tr><td>{html.escape(label)}</td><td style='text-align:right'>{share:.0%}</td></tr>"
+                       for label, share in zip(labels, shares))
+        self.attention_text.value = (f"<p>share of each token's attention mass on the foreground (the shape, "
+                                     f"{area:.0%} of the picture):</p><table>{rows}</table>")
 
     def show_plots(self, schedule: bytes, norms: bytes) -> None:
         self.schedule_plot.value, self.norms_plot.value = schedule, norms
