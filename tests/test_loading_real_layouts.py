@@ -152,3 +152,14 @@ def test_an_sdxl_folder_loads_as_sdxl_and_steps_bit_exact(tmp_path):
     st = Stepper(pipe, seed=3, **RUN)
     st.run()
     assert torch.equal(st.latents, expected)
+
+
+def test_serve_hands_device_dtype_and_variant_to_each_tabs_app():
+    from stepviz.cli import build_parser
+    from stepviz.tui.serve import tui_command
+
+    argv = ["serve", "--port", "8123", "--model", "/tmp/m", "--device", "cuda", "--dtype", "float16",
+            "--variant", "fp16", "--vae-tiling"]
+    assert build_parser().parse_args(argv).device == "cuda"  # serve takes them
+    command = tui_command(argv)
+    assert "tui --model /tmp/m --device cuda --dtype float16 --variant fp16 --vae-tiling" in command
