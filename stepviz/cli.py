@@ -72,7 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     for parser_ in (tui, serve):
         _add_lesson_play_options(parser_)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--port", type=int, default=8000, help="port, 1..65535 (default 8000)")
+    serve.add_argument("--max-sessions", dest="max_sessions", type=int,
+                       help="browser tabs served at once, each a process with its own model (default: what free "
+                            "memory holds, about 450 MiB plus twice the weights per session)")
+    serve.add_argument("--no-token", dest="no_token", action="store_true",
+                       help="beyond loopback, do not require the random access token printed in the URL")
     export = sub.add_parser("export", help="write strips, animation, metrics and a handout, headless",
                             epilog="exit codes: 0 written, 2 bad input (nothing written), 3 the NaN/Inf watchdog "
                                    "stopped the run (the steps that ran are written), 130 interrupted")

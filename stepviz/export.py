@@ -144,10 +144,6 @@ def play(label: str, settings, pipe, bar) -> FinishedRun:
     return FinishedRun(label, stepper, configs, applied, stopped)
 
 
-def branch_settings(settings, branch):
-    return settings.with_overrides(**branch.overrides, events=[], compare=[], title=branch.label)
-
-
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "branch"
 
@@ -208,7 +204,7 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
         main = play(settings.title or "run", settings, pipeline_for(settings.model), bar)
         others = []
         for branch in settings.compare:
-            branch_run = branch_settings(settings, branch)
+            branch_run = settings.branch_settings(branch)
             others.append(play(branch.label, branch_run, pipeline_for(branch_run.model), bar))
 
     stepper, records = main.stepper, main.stepper.records

@@ -30,6 +30,7 @@ import re
 import tomllib
 from pathlib import Path
 
+from .engine import memory
 from .engine.checks import INPAINT_NOISES, MODES, TIMESTEP_SPACINGS, StepvizInputError
 from .settings import CompareBranch, Event, RunSettings
 
@@ -137,7 +138,7 @@ def load_scenario(name_or_path: str | Path) -> RunSettings:
     """RunSettings from a scenario file (or a ready lesson's name), every value checked."""
     path = lesson_path(name_or_path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not TOML
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{path}: cannot read it ({exc.__class__.__name__})") from None
     try:
@@ -262,6 +263,7 @@ class _Reader:
         if not isinstance(size, int) or isinstance(size, bool) or size < 8 or size % 8:
             self.fail(where, key, f"size={size!r} is not allowed: it must be a multiple of 8, at least 8", table, index)
         try:
+            memory.check_run_memory("a toy scene of size", size, size, 1)  # the toy model's widths: the least
             return draw_toy_picture(value["toy_scene"], seed, size, layer)
         except ValueError as exc:
             self.fail(where, key, str(exc), table, index)
@@ -331,7 +333,14 @@ class _Reader:
                       "compare", i)
         overrides = self.run_values(overrides, where, "compare", i)
         label = item.get("label") or ", ".join(f"{k}={v}" for k, v in item.items())
-        return CompareBranch(label=label, overrides=overrides)
+        line = self._table_line("compare", i)
+        return CompareBranch(label=label, overrides=overrides,
+                             where=f"{self.path}: {where.rstrip(': ')} ({label}{f', line {line}' if line else ''})")
+
+    def _table_line(self, table: str, index: int) -> int | None:
+        """Line of the index-th [[table]] header."""
+        headers = [n for n, line in enumerate(self.lines, start=1) if line.strip() == f"[[{table}]]"]
+        return headers[index] if index < len(headers) else None
 
 
 def depth_tensor(picture):

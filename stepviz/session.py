@@ -89,6 +89,7 @@ class RunSession:
         self.pipe = pipe
         self.steppers: dict[str, object] = {}
         self.lock = threading.RLock()
+        self.writing = False  # an export is writing its file (run_app waits for it when quitting)
         self._alphas_cumprod: tuple[float, ...] = ()
         self._initial_latents = None
 
@@ -187,7 +188,11 @@ class RunSession:
         from .export import export_strip
 
         with self.lock:
-            return export_strip(self.steppers[MAIN], out_dir, kind=kind)
+            self.writing = True
+            try:
+                return export_strip(self.steppers[MAIN], out_dir, kind=kind)
+            finally:
+                self.writing = False
 
     # ------------------------------------------------------------ views
     def view(self, branch: str = MAIN) -> RunView:
@@ -210,12 +215,17 @@ class RunSession:
 
 def describe_failure(exc: Exception) -> tuple[str, str]:
     """(title, text) for a notification, in the user's words."""
-    from .engine import NonFiniteError, StepvizInputError
+    from .engine import NonFiniteError, RunFinishedError, StepvizInputError
     from .models import ModelLoadError
 
     if isinstance(exc, NonFiniteError):
         return "NaN/Inf", str(exc)
-    if isinstance(exc, (StepvizInputError, ModelLoadError)):
+    if isinstance(exc, RunFinishedError):
+        return "Finished", ("The run has taken its last step, so there is nothing left to change: look back at an "
+                            "earlier step and rewind there, or fork, then try again.")
+    if isinstance(exc, ModelLoadError):
+        return "Model not loaded", str(exc)
+    if isinstance(exc, StepvizInputError):
         return "Not allowed", str(exc)
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc):
         return "Out of memory", f"{exc}".strip()[:300] + " (try a smaller picture or fewer branches)"

@@ -30,6 +30,7 @@ class CompareBranch:
 
     label: str
     overrides: dict = field(default_factory=dict)
+    where: str = ""  # "FILE: [[compare]] #N (line L)" when read from a lesson, for error messages
 
 
 @dataclass
@@ -66,11 +67,25 @@ class RunSettings:
     capture_attention: bool = True  # cross-attention maps per step (the TUI's `a` panel, attention.png)
 
     def validate(self) -> None:
-        """Every check that needs no model: raises StepvizInputError / ModelLoadError with one line."""
-        from .engine import checks
+        """Every check that needs no loaded model, for this run and each [[compare]] run: raises
+        StepvizInputError / ModelLoadError with one line, before any window opens or any step runs."""
+        self._validate_run()
+        for number, branch in enumerate(self.compare, start=1):
+            try:
+                self.branch_settings(branch)._validate_run()
+            except ValueError as exc:
+                where = branch.where or f"[[compare]] #{number} ({branch.label})"
+                raise type(exc)(f"{where}: {exc}") from None
+
+    def branch_settings(self, branch: CompareBranch) -> RunSettings:
+        """The settings of a [[compare]] run: these, with the branch's values, without events or branches."""
+        return self.with_overrides(**branch.overrides, events=[], compare=[], title=branch.label)
+
+    def _validate_run(self) -> None:
+        from .engine import checks, memory
         from .engine.schedulers import SCHEDULERS
-        from .models import resolve
         from .models.device import check_names
+        from .models.folder_check import model_facts
 
         checks.check_size("height", self.height)
         checks.check_size("width", self.width)
@@ -88,13 +103,14 @@ class RunSettings:
         if self.scheduler is not None and self.scheduler not in SCHEDULERS:
             raise checks.StepvizInputError(
                 f"scheduler={self.scheduler!r} is unknown: allowed schedulers are {', '.join(SCHEDULERS)}")
+        checks.check_mode_inputs(self.mode, image=self.image, mask_image=self.mask_image, strength=self.strength,
+                                 depth_map=self.depth_map)
+        picture = None
         if self.mode in ("img2img", "inpaint", "depth2img"):
-            checks.load_image("image", self.image, self.mode)
+            picture = checks.load_image("image", self.image, self.mode)
         if self.mode == "inpaint":
             checks.load_image("mask_image", self.mask_image, self.mode)
         if self.depth_map is not None:
-            if self.mode != "depth2img":
-                raise checks.StepvizInputError(f"depth_map is used by mode='depth2img' only, not mode={self.mode!r}")
             checks.load_image("depth_map", self.depth_map, self.mode)
         for event in self.events:
             if event.set_scheduler is not None and event.set_scheduler not in SCHEDULERS:
@@ -107,7 +123,20 @@ class RunSettings:
         if self.prediction_type not in (None, "epsilon", "v_prediction"):
             raise checks.StepvizInputError(
                 f"prediction_type={self.prediction_type!r} is unknown: use epsilon or v_prediction")
-        resolve(self.model)
+        facts = model_facts(self.model)
+        if facts is None:
+            return
+        checks.check_steps_fit(self.steps, facts.num_train_timesteps)
+        checks.check_mode(self.mode, facts.unet_in_channels, sdxl=facts.sdxl)
+        if self.mode == "depth2img" and self.depth_map is None and not facts.has_depth_estimator:
+            raise checks.StepvizInputError(f"mode='depth2img' needs depth_map=: model {str(self.model)!r} has no "
+                                           "depth estimator to make one")
+        height, width = checks.run_size(self.mode, self.height, self.width, getattr(picture, "size", None),
+                                        facts.default_size, facts.vae_scale_factor)
+        if self.device not in (None, "auto", "cpu"):
+            return  # a GPU's free memory is checked when the run starts (Stepper)
+        memory.check_run_memory("a picture of", height, width, self.steps, vae_channels=facts.vae_channels,
+                                unet_channels=facts.unet_channels, latent_channels=facts.latent_channels)
 
     def stepper_kwargs(self) -> dict:
         # no negative prompt given: None, so SDXL zeroes the uncond branch as its pipeline does by default

@@ -205,7 +205,7 @@ def test_a_sigkilled_exports_partial_folder_is_cleaned_by_the_next_run(tmp_path,
                                                                       tiny_loaded):
     out = tmp_path / "out"
     process = subprocess.Popen(
-        [sys.executable, "-m", "stepviz", "export", "--model", str(tiny_model_dir), "--steps", "2000",
+        [sys.executable, "-m", "stepviz", "export", "--model", str(tiny_model_dir), "--steps", "1000",
          "--height", "32", "--width", "32", "--preview", "approx", "--out", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ, OMP_NUM_THREADS="1"))
     deadline = time.monotonic() + 60

@@ -393,13 +393,20 @@ async def test_model_loads_in_a_worker_when_no_pipe_is_given(tiny_model_dir):
         assert len(main_stepper(app).records) == 1
 
 
-async def test_missing_model_is_a_notification_not_a_crash(tmp_path):
+async def test_a_model_that_cannot_load_shows_why_and_the_way_out(tmp_path):
+    from textual.widgets import Static
+
+    from stepviz.tui.screens.start_failed import StartFailed
+
     app = StepvizApp(RunSettings(model=str(tmp_path / "nowhere"), steps=3))
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        assert "not found" in notes_text(app)
-        await pilot.press("space")  # "still loading", nothing else
+        assert isinstance(app.screen, StartFailed)  # not a screen left on "loading the model..."
+        shown = " ".join(str(label.render()) for label in app.screen.query(Static))
+        assert "not found" in shown and "Quit (q)" in str(app.screen.query_one("#quit").label)
+        await pilot.press("q")
         await pilot.pause()
+    assert app.return_code == 2
 
 
 async def test_inpaint_shows_the_blend(pipe):

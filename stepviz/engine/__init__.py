@@ -13,6 +13,7 @@ _WHERE = {
     "StepRecord": ".records",
     "SCHEDULERS": ".schedulers",
     "NonFiniteError": ".stepper",
+    "RunFinishedError": ".stepper",
     "Stepper": ".stepper",
     "trace": ".trace",
 }

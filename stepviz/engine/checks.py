@@ -58,6 +58,46 @@ def check_pipeline(class_name: str, supported: tuple[str, ...]) -> None:
         raise StepvizInputError(f"a {class_name} cannot be stepped: stepviz supports {', '.join(supported)}")
 
 
+def check_steps_fit(steps: int, num_train_timesteps: int) -> None:
+    """A scheduler cannot take more steps than the timesteps it was trained with (diffusers' set_timesteps)."""
+    if steps > num_train_timesteps:
+        raise StepvizInputError(
+            f"num_inference_steps={steps} is not allowed: this model's scheduler was trained with "
+            f"{num_train_timesteps} timesteps, so at most {num_train_timesteps} steps")
+
+
+# which modes use each input (txt2img takes none of them: given anyway, it is refused, not ignored)
+INPUT_MODES = {"image": ("img2img", "inpaint", "depth2img"), "mask_image": ("inpaint",),
+               "strength": ("img2img", "inpaint", "depth2img"), "depth_map": ("depth2img",)}
+
+
+def check_mode_inputs(mode: str, **inputs) -> None:
+    """Refuse an input the mode would silently ignore (strength or a picture in txt2img, a mask in img2img)."""
+    for name, value in inputs.items():
+        if value is not None and mode not in INPUT_MODES[name]:
+            modes = " or ".join(repr(m) for m in INPUT_MODES[name])
+            raise StepvizInputError(f"{name} is used by mode={modes} only, not mode={mode!r}: drop it or "
+                                    "pick one of those modes")
+
+
+def run_size(mode: str, height: int | None, width: int | None, picture_size: tuple[int, int] | None,
+             default_side: int, scale: int) -> tuple[int, int]:
+    """The (height, width) a run makes, as diffusers' pipelines choose it: img2img and depth2img take the
+    input picture's size rounded down to a multiple of the VAE's `scale` (depth2img ignores height/width);
+    txt2img and inpaint default to the UNet's sample size. Refuses a picture too small to make one latent."""
+    if mode in ("img2img", "depth2img") and picture_size is not None and \
+            (mode == "depth2img" or height is None or width is None):
+        picture_width, picture_height = picture_size
+        if picture_width < scale or picture_height < scale:
+            raise StepvizInputError(f"image of {picture_width}x{picture_height} pixels is too small: mode={mode!r} "
+                                    f"takes its size from the picture, which must be at least {scale}x{scale}")
+        if mode == "depth2img":
+            height = width = None
+        height = height or picture_height // scale * scale
+        width = width or picture_width // scale * scale
+    return height or default_side, width or default_side
+
+
 def check_mode(mode: str, unet_in_channels: int, sdxl: bool = False) -> None:
     if mode not in MODES:
         raise StepvizInputError(f"mode={mode!r} is unknown: allowed modes are {', '.join(MODES)}")
@@ -95,5 +135,8 @@ def load_image(name: str, value, mode: str):
     try:
         with Image.open(path) as opened:
             return opened.convert("RGB")
+    except Image.DecompressionBombError:
+        raise StepvizInputError(f"{name}={str(value)!r} is too large to open safely (over "
+                                f"{Image.MAX_IMAGE_PIXELS:,} pixels)") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise StepvizInputError(f"{name}={str(value)!r} is not a readable image ({exc.__class__.__name__})") from None

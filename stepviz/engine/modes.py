@@ -34,6 +34,7 @@ class PreparedRun:
     mask: torch.Tensor | None = None  # [1, 1, h, w] at latent size, 1 = repaint
     masked_image_latents: torch.Tensor | None = None
     depth: torch.Tensor | None = None
+    notice: str | None = None  # something the user should know about the inputs as prepared
 
 
 # diffusers' pipelines' defaults: StableDiffusion(Img2Img|Inpaint) 0.8 / 1.0, StableDiffusionXL(...) 0.3 / 0.9999
@@ -151,19 +152,24 @@ def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, wid
     if mode == "depth2img":
         strength = 0.8 if strength is None else strength  # StableDiffusionDepth2ImgPipeline's default
         picture = load_image("image", image, mode)
-        depth = _depth_at_latent_size(pipe, picture, depth_map, dtype, device)
+        depth, notice = _depth_at_latent_size(pipe, picture, depth_map, dtype, device)
         pixels = pipe.image_processor.preprocess(picture)
         height, width = pixels.shape[-2:]
         timesteps, begin = _strength_timesteps(scheduler, num_inference_steps, strength)
         image_latents, noise, latents = _noised_image(pipe, scheduler, pixels, timesteps, dtype, device, generator)
         return PreparedRun(latents, timesteps, begin, height, width, image_latents=image_latents, noise=noise,
-                           depth=depth)
+                           depth=depth, notice=notice)
 
     raise StepvizInputError(f"mode={mode!r} is unknown: use txt2img, img2img, inpaint or depth2img")
 
 
-def _depth_at_latent_size(pipe, picture, depth_map, dtype, device) -> torch.Tensor:
-    """The depth map [1, 1, h, w] at latent size, scaled to [-1, 1] (near = high), as Depth2Img does."""
+UNIFORM_DEPTH_NOTICE = ("the depth map has one value everywhere, so it says nothing about depth: it is used as a "
+                        "flat map (0 at every point) instead of being scaled to [-1, 1]")
+
+
+def _depth_at_latent_size(pipe, picture, depth_map, dtype, device) -> tuple[torch.Tensor, str | None]:
+    """The depth map [1, 1, h, w] at latent size, scaled to [-1, 1] (near = high), as Depth2Img does;
+    a uniform map (which Depth2Img would turn into NaN) becomes a flat 0 map, with a notice saying so."""
     import contextlib
 
     if hasattr(picture, "size") and not hasattr(picture, "shape"):
@@ -188,4 +194,6 @@ def _depth_at_latent_size(pipe, picture, depth_map, dtype, device) -> torch.Tens
                                             mode="bicubic", align_corners=False)
     low = torch.amin(depth, dim=[1, 2, 3], keepdim=True)
     high = torch.amax(depth, dim=[1, 2, 3], keepdim=True)
-    return (2.0 * (depth - low) / (high - low) - 1.0).to(dtype)
+    if not bool((high > low).all()):  # one value everywhere: 0/0 in the scaling below
+        return torch.zeros_like(depth).to(dtype), UNIFORM_DEPTH_NOTICE
+    return (2.0 * (depth - low) / (high - low) - 1.0).to(dtype), None

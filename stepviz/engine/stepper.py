@@ -23,7 +23,7 @@ import time
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from . import attention, checks, guidance, modes, prediction, schedulers, sdxl, text
+from . import attention, checks, guidance, memory, modes, prediction, schedulers, sdxl, text
 from .records import PromptAnatomy, RunLogEntry, StepRecord
 from .snapshots import Snapshot, copy_sharing_tensors
 
@@ -34,6 +34,10 @@ class NonFiniteError(RuntimeError):
     def __init__(self, message: str, record: StepRecord | None = None):
         super().__init__(message)
         self.record = record
+
+
+class RunFinishedError(RuntimeError):
+    """An edit or a step asked of a run that has taken its last step."""
 
 
 class Stepper:
@@ -60,6 +64,15 @@ class Stepper:
         checks.check_pipeline(type(pipe).__name__, sdxl.SD_CLASSES + sdxl.SDXL_CLASSES)
         self.sdxl = sdxl.is_sdxl(pipe)
         checks.check_mode(mode, pipe.unet.config.in_channels, sdxl=self.sdxl)
+        checks.check_mode_inputs(mode, image=image, mask_image=mask_image, strength=strength, depth_map=depth_map)
+        checks.check_steps_fit(num_inference_steps, pipe.scheduler.config.num_train_timesteps)
+        if scheduler is not None and not isinstance(scheduler, str) and not hasattr(scheduler, "set_timesteps"):
+            raise checks.StepvizInputError(f"scheduler={scheduler!r} is not allowed: give a name "
+                                           f"({', '.join(schedulers.SCHEDULERS)}), a diffusers scheduler, or None "
+                                           "for the pipeline's own")
+        if mode in ("img2img", "depth2img"):
+            image = checks.load_image("image", image, mode)
+        memory.check_pipeline_run(pipe, mode, height, width, image, num_inference_steps)
         if inpaint_noise not in checks.INPAINT_NOISES:
             raise checks.StepvizInputError(f"inpaint_noise={inpaint_noise!r} is unknown: use 'fixed' or 'fresh'")
         if capture_attention not in (False, True, "layers"):
@@ -112,6 +125,8 @@ class Stepper:
                                 generator=self.generator, image=image, mask_image=mask_image,
                                 strength=strength, depth_map=depth_map, noise=latents)
         self.run_inputs = run
+        if run.notice:
+            self.notices.append(run.notice)
         self.height, self.width = run.height, run.width
         if self.sdxl:  # SDXL's size conditioning: the picture's own size, no crop
             sdxl.add_time_ids(pipe, self.conditioning, run.height, run.width, self.device)
@@ -176,7 +191,7 @@ class Stepper:
         if self.stopped is not None:
             raise self.stopped
         if self.done:
-            raise RuntimeError("the run is finished: rewind(k) or fork() to go on from an earlier step")
+            raise RunFinishedError("the run is finished: rewind(k) or fork() to go on from an earlier step")
         started = time.perf_counter()
         pipe, sched, x_t = self.pipe, self.scheduler, self.latents
         t = self.timesteps[self._loop_index]
@@ -304,7 +319,7 @@ class Stepper:
         if name not in schedulers.SCHEDULERS:
             schedulers.make_scheduler(name, self._base_config)  # raises the clear error
         if self.done:
-            raise RuntimeError("the run is finished: rewind first, then swap the scheduler")
+            raise RunFinishedError("the run is finished: rewind first, then swap the scheduler")
         if name == self.scheduler_name:
             self._log("set_scheduler", old=name, new=name)
             return None
@@ -330,7 +345,7 @@ class Stepper:
 
     def rewind(self, k: int) -> None:
         """Back to the state after step k (k = 0: before the first step), exactly."""
-        if not isinstance(k, int) or not 0 <= k <= len(self.records):
+        if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= len(self.records):
             raise checks.StepvizInputError(f"rewind k={k!r} is not allowed: use 0..{len(self.records)}")
         snap = self._snapshots[k]
         self._log("rewind", to=k, from_=len(self.records))

@@ -14,14 +14,13 @@ import os
 from pathlib import Path
 
 from .device import pick_device, pick_dtype
+from .folder_check import PICKLE_SUFFIXES, UNUSED_COMPONENTS, ModelLoadError, check_model_folder
 
 SHIPPED = {
     "toy": "model",
     "toy-inpaint": "model-inpaint",
     "toy-depth": "model-depth",
 }
-PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
-WEIGHT_FOLDERS = ("unet", "vae", "text_encoder", "depth_estimator")
 PIPELINE_CLASSES = (
     "StableDiffusionPipeline",
     "StableDiffusionImg2ImgPipeline",
@@ -31,13 +30,6 @@ PIPELINE_CLASSES = (
     "StableDiffusionXLImg2ImgPipeline",
     "StableDiffusionXLInpaintPipeline",
 )
-# Components stepviz never uses (the safety checker, its feature extractor, IP-Adapter's image encoder): loaded
-# as None when model_index.json names them but their folders are absent. Depth2Img's feature extractor is used.
-UNUSED_COMPONENTS = ("safety_checker", "feature_extractor", "image_encoder")
-
-
-class ModelLoadError(ValueError):
-    """The model could not be loaded; the message names the path and what to do."""
 
 
 def shipped_folder(name: str) -> Path:
@@ -80,20 +72,6 @@ def resolve(model: str | os.PathLike) -> Path:
     raise ModelLoadError(f"model {text!r} not found: no such folder, and not a hub id of the form org/name")
 
 
-def pickle_only_weights(folder: Path) -> list[Path]:
-    """Weight files that only exist as pickles (no safetensors beside them)."""
-    found = []
-    for name in WEIGHT_FOLDERS:
-        sub = folder / name
-        if not sub.is_dir():
-            continue
-        files = [p for p in sub.iterdir() if p.is_file()]
-        if any(p.suffix == ".safetensors" for p in files):
-            continue
-        found += [p for p in files if p.suffix in PICKLE_SUFFIXES]
-    return found
-
-
 def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: bool = False,
                   attention_slicing: bool = False, variant: str | None = None, vae_tiling: bool = False,
                   prediction_type: str | None = None, config=None):
@@ -122,12 +100,7 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
         except Exception as exc:  # diffusers raises many kinds; one clear line for the user
             raise ModelLoadError(f"could not load the single-file checkpoint {folder}: {first_line(exc)}") from None
         return _ready(pipe, model, folder, device, attention_slicing, vae_tiling, notices)
-    pickles = pickle_only_weights(folder)
-    if pickles and not allow_pickle:
-        raise ModelLoadError(
-            f"{pickles[0]} is a pickle checkpoint with no safetensors beside it; pickles can run code when "
-            "loaded, so stepviz refuses them: convert to safetensors, or pass allow_pickle=True if you trust it"
-        )
+    check_model_folder(folder, allow_pickle)
     index = json.loads((folder / "model_index.json").read_text())
     class_name = index.get("_class_name", "StableDiffusionPipeline")
     if class_name not in PIPELINE_CLASSES:
@@ -151,10 +124,7 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
         pipe = cls.from_pretrained(folder, torch_dtype=torch_dtype, use_safetensors=None if allow_pickle else True,
                                    local_files_only=True, variant=variant, **extra)
     except Exception as exc:  # diffusers raises many kinds; one clear line for the user
-        raise ModelLoadError(
-            f"could not load the weights in {folder}: {first_line(exc)} (a truncated or corrupt file? "
-            "download or export it again)"
-        ) from None
+        raise ModelLoadError(f"could not load the weights in {folder}: {first_line(exc)}") from None
     return _ready(pipe, model, folder, device, attention_slicing, vae_tiling, notices)
 
 

@@ -6,13 +6,23 @@ worker imports torch and diffusers and loads the model.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from textual.app import App
 
 from ..session import RunSession
 from .widgets.picture import GRAPHICS
+
+
+class WorkerThreads(ThreadPoolExecutor):
+    """The threads Textual runs thread workers in. Closing the event loop does not wait for them: a model
+    load still running when the user quits must not hold the app open (see leave_without_waiting_for_the_engine)."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=False, cancel_futures=True)
 
 
 class StepvizApp(App):
@@ -31,6 +41,8 @@ class StepvizApp(App):
 
     def on_mount(self) -> None:
         from .screens.main import MainScreen
+
+        asyncio.get_running_loop().set_default_executor(WorkerThreads())
 
         self.push_screen(MainScreen(self.session, self.graphics))
 
@@ -52,7 +64,28 @@ def leave_a_core_for_the_ui() -> int | None:
 
 
 def run_app(settings, graphics: str = "halfcell") -> int:
-    """Run the TUI until the user quits; 0 on a normal exit."""
+    """Run the TUI until the user quits; 0 on a normal exit, 2 when the run could not start."""
     leave_a_core_for_the_ui()
-    StepvizApp(settings, graphics=graphics).run()
-    return 0
+    app = StepvizApp(settings, graphics=graphics)
+    app.run()
+    code = app.return_code or 0
+    leave_without_waiting_for_the_engine(app.session, code)
+    return code
+
+
+def leave_without_waiting_for_the_engine(session: RunSession, code: int) -> None:
+    """Quit now even if the engine worker is still loading the model or taking a step.
+
+    Python joins worker threads at exit, so `q` pressed while the model loads kept the process alive until
+    the load ended (9 s after the key, measured on a busy machine). The worker holds the session's lock while it works:
+    if it is busy with anything but writing a file, the process ends at once (its screen is already restored).
+    """
+    if session.lock.acquire(timeout=0.2):
+        session.lock.release()
+        return
+    if session.writing:  # an export finishing its file: let it (it is written under a temporary name)
+        with session.lock:
+            return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

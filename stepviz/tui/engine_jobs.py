@@ -183,4 +183,3 @@ class _Reporter:
             return self.jobs.session.view(self.branch) if self.jobs.session.has(self.branch) else None
         except Exception:  # a view is a courtesy here; the failure message matters more
             return None
-

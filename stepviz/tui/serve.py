@@ -1,15 +1,32 @@
 """`stepviz serve`: the same TUI in a web browser through textual-serve (for projecting in class).
 
 textual-serve starts one app process per browser tab, running `python -m stepviz tui <run options>`
-with the options this command was given (minus --host/--port), and binds to 127.0.0.1 unless told.
+with the options this command was given (minus the serve-only ones). On top of textual-serve:
+  - the websocket that drives a session accepts only the page this server served: a browser's Origin must
+    be this server, and on loopback the Host must be a loopback name (a page on another site, or one that
+    rebinds its DNS name to 127.0.0.1, cannot start sessions or send keys);
+  - bound beyond loopback, every page and session needs a random access token, printed in the URL (as
+    notebook servers do), unless --no-token; and a warning line says who can reach it;
+  - at most --max-sessions sessions at once (default: what the machine's free memory holds, each session
+    being a process with its own model); past that a page says so;
+  - the page is stepviz's own and loads nothing from outside (a classroom may have no internet): the
+    terminal's script, style and font come from textual-serve's bundled files.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import secrets
 import shlex
+import socket
 import sys
 
-SERVE_ONLY = ("--host", "--port")
+from ..engine.checks import StepvizInputError
+
+SERVE_ONLY = ("--host", "--port", "--max-sessions")
+SERVE_FLAGS = ("--no-token",)
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+SESSION_OVERHEAD = 450 * 2**20  # one `stepviz tui` process on the toy model: python, torch, textual (measured 485 MiB)
 
 
 def tui_command(argv: list[str]) -> str:
@@ -26,18 +43,75 @@ def tui_command(argv: list[str]) -> str:
         if arg in SERVE_ONLY:
             skip = True
             continue
-        if arg.startswith(tuple(f"{name}=" for name in SERVE_ONLY)):
+        if arg in SERVE_FLAGS or arg.startswith(tuple(f"{name}=" for name in SERVE_ONLY)):
             continue
         kept.append(arg)
     # halfcell: the browser terminal draws it; sixel/tgp would not get through
     return shlex.join([sys.executable, "-m", "stepviz", "tui", *kept, "--graphics", "halfcell"])
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listen(host: str, port: int) -> None:
+    """The port is a real one and free on `host`, or one line saying why not (before anything starts)."""
+    if not 1 <= port <= 65535:
+        raise StepvizInputError(f"--port {port} is not allowed: give a port in 1..65535 (e.g. 8000)")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise StepvizInputError(f"--host {host!r} is not an address of this machine ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise StepvizInputError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}): another "
+                                    "program may be using it; pick another port") from None
+
+
+def session_bytes(settings) -> int:
+    """About what one session (a process with its own copy of the model) holds."""
+    from ..models.folder_check import model_facts
+
+    facts = model_facts(settings.model)
+    weights = sum(p.stat().st_size for p in facts.folder.rglob("*.safetensors")) if facts else 0
+    return SESSION_OVERHEAD + 2 * weights  # the weights as loaded, and their copy while loading
+
+
+def default_max_sessions(settings) -> int:
+    from ..engine.memory import available_bytes
+
+    return max(1, min(64, available_bytes() // session_bytes(settings)))
+
+
 def serve(settings, args, argv: list[str]) -> int:
     """Serve the app on args.host:args.port until interrupted."""
-    from textual_serve.server import Server
+    check_listen(args.host, args.port)
+    if args.max_sessions is not None and args.max_sessions < 1:
+        raise StepvizInputError(f"--max-sessions {args.max_sessions} is not allowed: it must be an integer >= 1")
+    loopback = is_loopback(args.host)
+    token = None if loopback or args.no_token else secrets.token_urlsafe(16)
+    limit = args.max_sessions or default_max_sessions(settings)
+    from .serve_guard import GuardedServer
 
-    command = tui_command(argv)
-    title = settings.title or "stepviz"
-    Server(command, host=args.host, port=args.port, title=title).serve()
+    server = GuardedServer(tui_command(argv), host=args.host, port=args.port, title=settings.title or "stepviz",
+                           token=token, max_sessions=limit, loopback=loopback)
+    shown_host = socket.gethostname() if args.host in ("0.0.0.0", "::") else args.host
+    if ":" in shown_host:
+        shown_host = f"[{shown_host}]"
+    url = f"http://{shown_host}:{args.port}/" + (f"?token={token}" if token else "")
+    if not loopback:
+        print(f"stepviz: warning: serving on {args.host}, beyond this machine: anyone who can reach it "
+              + ("and has the link can start sessions and send keys" if token else
+                 "can start sessions and send keys (--no-token: no access token)"), file=sys.stderr)
+    print(f"stepviz: serving on {url}  (sessions at once: at most {limit}; Ctrl+C to stop)", flush=True)
+    server.serve()
     return 0

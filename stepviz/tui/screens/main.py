@@ -153,6 +153,8 @@ class MainScreen(Screen):
                 self.index = None
             if message.reason == "loaded":
                 gc.freeze()  # torch, diffusers, the model: a full collection over them froze the UI ~0.5 s
+                for notice in view.notices:  # e.g. a uniform depth map used flat
+                    self.note(notice)
             if message.reason == "rewind":
                 self.note(f"rewound to step {view.steps_taken}: later steps dropped")
         self._stale.add(view.branch)
@@ -161,8 +163,13 @@ class MainScreen(Screen):
         self.pacer.request(soon=self.playing and message.reason == "step")
 
     def on_engine_jobs_failed(self, message: EngineJobs.Failed) -> None:
-        self.notify(message.text, title=message.title, severity="error", timeout=8)
         self.note(f"{message.title}: {message.text}")
+        if not self.views:  # the run never started: nothing to look at, so say why and offer the way out
+            from .start_failed import StartFailed
+
+            self.app.push_screen(StartFailed(message.title, message.text))
+            return
+        self.notify(message.text, title=message.title, severity="error", timeout=8)
         if message.view is not None:
             self.on_engine_jobs_run_changed(EngineJobs.RunChanged(message.view, "failed"))
 

@@ -6,7 +6,11 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.css.scalar import Scalar
 from textual.widgets import Label
-from textual_image.widget import HalfcellImage, Image as AutoImage, SixelImage, TGPImage
+
+from ..cell_size import prime_cell_size
+
+prime_cell_size()  # before textual_image.widget, which asks the terminal when imported
+from textual_image.widget import HalfcellImage, Image as AutoImage, SixelImage, TGPImage  # noqa: E402
 
 GRAPHICS = ("auto", "sixel", "tgp", "halfcell")
 

@@ -1,0 +1,133 @@
+"""What a diffusers pipeline folder tells before any weight is loaded, and what is wrong with it.
+
+`check_model_folder` reads model_index.json and the components' config files, and the header of every
+safetensors file (its first bytes say how long the file must be), so that a broken folder, a pickle-only
+component or a truncated download is refused with one line before a window opens or a step runs.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
+WEIGHT_FOLDERS = ("unet", "vae", "text_encoder", "text_encoder_2", "depth_estimator")
+# Components stepviz never uses (the safety checker, its feature extractor, IP-Adapter's image encoder): loaded
+# as None when model_index.json names them but their folders are absent. Depth2Img's feature extractor is used.
+UNUSED_COMPONENTS = ("safety_checker", "feature_extractor", "image_encoder")
+
+
+class ModelLoadError(ValueError):
+    """The model could not be loaded; the message names the path and what to do."""
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """The numbers the checks before a run need, read from the folder's config files."""
+
+    folder: Path
+    num_train_timesteps: int = 1000
+    unet_in_channels: int = 4
+    unet_sample_size: int = 64
+    unet_channels: tuple[int, ...] = (320, 640, 1280, 1280)  # Stable Diffusion 1.x / 2.x
+    vae_channels: tuple[int, ...] = (128, 256, 512, 512)
+    latent_channels: int = 4
+    has_depth_estimator: bool = False
+    sdxl: bool = False
+    components: tuple[str, ...] = field(default=())
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae_channels) - 1)
+
+    @property
+    def default_size(self) -> int:
+        """The picture side the pipeline makes when no height/width is given."""
+        return self.unet_sample_size * self.vae_scale_factor
+
+
+def read_json(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelLoadError(f"{path} is missing: the {what} has no config; export the pipeline again") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelLoadError(f"{path} is not valid JSON ({exc}): fix it or export the pipeline again") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path} is not a JSON object: fix it or export the pipeline again")
+    return data
+
+
+def model_facts(model, allow_pickle: bool = False) -> ModelFacts | None:
+    """The checked facts of a model given as stepviz takes it ('toy', a folder, a cached hub id); None when it
+    is not a pipeline folder (a single weights file: only loading it tells)."""
+    from .loading import resolve
+
+    folder = resolve(model)
+    return check_model_folder(folder, allow_pickle) if folder.is_dir() else None
+
+
+def check_model_folder(folder: Path, allow_pickle: bool = False) -> ModelFacts:
+    """The folder's facts, or a ModelLoadError naming the file or component that is wrong."""
+    index = read_json(folder / "model_index.json", "pipeline")
+    components = tuple(name for name, value in index.items() if not name.startswith("_")
+                       and isinstance(value, list) and len(value) == 2 and value[0] is not None)
+    for name in components:
+        if not (folder / name).is_dir() and name not in UNUSED_COMPONENTS:
+            raise ModelLoadError(f"the pipeline's component {name!r} is missing: model_index.json lists it but "
+                                 f"{folder / name} does not exist; export the pipeline again")
+    for name in (c for c in components if c in WEIGHT_FOLDERS):
+        check_weights(folder / name, name, allow_pickle)
+    facts = {}
+    if "scheduler" in components:
+        facts["num_train_timesteps"] = int(read_json(folder / "scheduler" / "scheduler_config.json", "scheduler")
+                                           .get("num_train_timesteps", 1000))
+    if "unet" in components:
+        unet = read_json(folder / "unet" / "config.json", "unet")
+        facts.update(unet_in_channels=int(unet.get("in_channels", 4)), unet_sample_size=int(unet.get("sample_size", 64)),
+                     unet_channels=tuple(unet.get("block_out_channels", ModelFacts.unet_channels)))
+    if "vae" in components:
+        vae = read_json(folder / "vae" / "config.json", "vae")
+        facts.update(vae_channels=tuple(vae.get("block_out_channels", ModelFacts.vae_channels)),
+                     latent_channels=int(vae.get("latent_channels", 4)))
+    return ModelFacts(folder, has_depth_estimator="depth_estimator" in components, components=components,
+                      sdxl=str(index.get("_class_name", "")).startswith("StableDiffusionXL"), **facts)
+
+
+def check_weights(sub: Path, name: str, allow_pickle: bool) -> None:
+    """A component's weights: safetensors whole (per its header), or pickles only when allowed."""
+    files = [p for p in sub.iterdir() if p.is_file()]
+    safetensors = [p for p in files if p.suffix == ".safetensors"]
+    pickles = [p for p in files if p.suffix in PICKLE_SUFFIXES]
+    if not safetensors and pickles and not allow_pickle:
+        raise ModelLoadError(
+            f"the {name} weights {pickles[0]} are a pickle file ({pickles[0].suffix}) with no safetensors beside "
+            "them; a pickle can run code when loaded, so stepviz refuses it: convert it to safetensors, or "
+            "load_pipeline(..., allow_pickle=True) if you trust where it came from")
+    if not safetensors and not pickles:
+        raise ModelLoadError(f"the {name} component in {sub} has no weights file (*.safetensors): export the "
+                             "pipeline again")
+    for path in safetensors:
+        problem = safetensors_problem(path)
+        if problem:
+            raise ModelLoadError(f"{path} is truncated or corrupt ({problem}): download or export it again")
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """None when the file is as long as its header says; else what is wrong (safetensors format: an 8-byte
+    little-endian header length, a JSON header with each tensor's data_offsets, then the data)."""
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            if length > size - 8:
+                return f"{size} bytes, the header alone claims {length}"
+            header = json.loads(handle.read(length))
+    except (struct.error, ValueError, UnicodeDecodeError):
+        return "its header is not readable"
+    ends = [entry["data_offsets"][1] for key, entry in header.items()
+            if key != "__metadata__" and isinstance(entry, dict) and "data_offsets" in entry]
+    needed = 8 + length + max(ends, default=0)
+    return None if size >= needed else f"{size} bytes, its header needs {needed}"
