@@ -38,8 +38,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth-map", dest="depth_map",
                         help="greyscale depth picture for depth2img (bright = near; default: the model's estimator)")
     parser.add_argument("--strength", type=float, help="img2img / inpaint strength in [0, 1]")
-    parser.add_argument("--height", type=int, help="picture height, a multiple of 8")
-    parser.add_argument("--width", type=int, help="picture width, a multiple of 8")
+    parser.add_argument("--height", type=int, help="picture height, a multiple of 8 (at most what memory holds: "
+                        "VAE decode + UNet activations + records per step, see README)")
+    parser.add_argument("--width", type=int, help="picture width, a multiple of 8 (the same memory limit)")
     parser.add_argument("--device", help="auto (default: CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--dtype", help="auto (default: float16 on a GPU, float32 on the CPU), float32, float16 "
                         "or bfloat16")
