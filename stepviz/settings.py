@@ -105,6 +105,8 @@ class RunSettings:
                 f"scheduler={self.scheduler!r} is unknown: allowed schedulers are {', '.join(SCHEDULERS)}")
         checks.check_mode_inputs(self.mode, image=self.image, mask_image=self.mask_image, strength=self.strength,
                                  depth_map=self.depth_map)
+        if self.strength is not None:
+            checks.check_strength_leaves_a_step(self.strength, self.steps)
         picture = None
         if self.mode in ("img2img", "inpaint", "depth2img"):
             picture = checks.load_image("image", self.image, self.mode)

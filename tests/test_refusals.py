@@ -109,6 +109,8 @@ CLI_CASES = [
     ("height-100000-width-100000", ["--height", "100000", "--width", "100000"], "100000x100000 needs at least"),
     ("depth2img-without-estimator", ["--mode", "depth2img", "--model", "{noestimator}", "--image", "{pic}"],
      "no depth estimator"),
+    ("strength-leaves-no-step", ["--mode", "img2img", "--image", "{pic}", "--strength", "0.1", "--steps", "5"],
+     "leaves no step to run"),
     ("txt2img-strength", ["--strength", "0.5"], "strength is used by mode='img2img' or"),
     ("txt2img-image", ["--image", "{pic}"], "image is used by mode="),
     ("img2img-mask", ["--mode", "img2img", "--image", "{pic}", "--mask", "{pic}"], "mask_image is used by"),

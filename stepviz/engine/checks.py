@@ -58,6 +58,14 @@ def check_pipeline(class_name: str, supported: tuple[str, ...]) -> None:
         raise StepvizInputError(f"a {class_name} cannot be stepped: stepviz supports {', '.join(supported)}")
 
 
+def check_strength_leaves_a_step(strength: float, steps: int) -> None:
+    """img2img-like runs take int(steps * strength) steps (diffusers' get_timesteps): at least one."""
+    if min(int(steps * strength), steps) < 1:
+        raise StepvizInputError(
+            f"strength={strength} with {steps} steps leaves no step to run: "
+            f"raise strength or num_inference_steps so that int(steps * strength) >= 1")
+
+
 def check_steps_fit(steps: int, num_train_timesteps: int) -> None:
     """A scheduler cannot take more steps than the timesteps it was trained with (diffusers' set_timesteps)."""
     if steps > num_train_timesteps:

@@ -92,8 +92,11 @@ def _gib(count: int) -> str:
 
 def check_pipeline_run(pipe, mode: str, height, width, image, steps: int) -> None:
     """check_run_memory for a loaded pipeline: its widths, its device's free memory, the size the run makes."""
-    size = (image.shape[-1], image.shape[-2]) if hasattr(image, "shape") else getattr(image, "size", None)
     scale = pipe.vae_scale_factor
+    size = getattr(image, "size", None)
+    if hasattr(image, "shape"):  # a tensor: pixels, or latents already (diffusers' image processors pass those on)
+        latents = image.ndim >= 3 and image.shape[-3] == pipe.vae.config.latent_channels
+        size = (image.shape[-1] * (scale if latents else 1), image.shape[-2] * (scale if latents else 1))
     height, width = run_size(mode, height, width, size, pipe.unet.config.sample_size * scale, scale)
     check_run_memory("a picture of", height, width, steps, available=available_bytes(pipe._execution_device),
                      vae_channels=tuple(pipe.vae.config.block_out_channels),

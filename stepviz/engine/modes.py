@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import StepvizInputError, load_image
+from .checks import StepvizInputError, check_strength_leaves_a_step, load_image
 from .sdxl import is_sdxl, vae_upcast
 
 
@@ -80,11 +80,7 @@ def _strength_timesteps(scheduler, num_inference_steps: int, strength: float):
     begin = t_start * scheduler.order
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(begin)
-    if num_inference_steps - t_start < 1:
-        raise StepvizInputError(
-            f"strength={strength} with {num_inference_steps} steps leaves no step to run: "
-            f"raise strength or num_inference_steps so that int(steps * strength) >= 1"
-        )
+    check_strength_leaves_a_step(strength, num_inference_steps)
     return scheduler.timesteps[begin:], begin
 
 
