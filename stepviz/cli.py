@@ -216,3 +216,8 @@ def _main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("stepviz: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if not isinstance(exc.__cause__, KeyboardInterrupt):  # Ctrl-C inside an import comes wrapped
+            raise
+        print("stepviz: interrupted", file=sys.stderr)
+        return 130
