@@ -36,7 +36,12 @@ def start_server(*options) -> tuple[subprocess.Popen, int, str]:
     while "stepviz: serving on" not in printed:
         assert process.poll() is None and time.monotonic() < deadline, printed
         printed += process.stdout.readline()
-    return process, port, printed
+    while True:  # the line is printed just before the server listens
+        assert process.poll() is None and time.monotonic() < deadline, printed
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return process, port, printed
+        time.sleep(0.1)
 
 
 def stop(process: subprocess.Popen) -> None:
