@@ -221,8 +221,7 @@ def describe_failure(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, NonFiniteError):
         return "NaN/Inf", str(exc)
     if isinstance(exc, RunFinishedError):
-        return "Finished", ("The run has taken its last step, so there is nothing left to change: look back at an "
-                            "earlier step and rewind there, or fork, then try again.")
+        return "Nothing left to change", str(exc)  # the engine's line says what to do
     if isinstance(exc, ModelLoadError):
         return "Model not loaded", str(exc)
     if isinstance(exc, StepvizInputError):
