@@ -33,7 +33,6 @@ class LoopReplay:
         self.conditioning = sdxl.Conditioning(embeddings)  # [uncond, text]
         self.extra_channels: dict = {}
         self.history_fill = None
-        self.conditioning = sdxl.Conditioning(prompt_embeds=None)  # an SD loop: no added conditioning to show
 
     @property
     def done(self) -> bool:
