@@ -59,10 +59,8 @@ class LessonRuns:
     def settings_of(self, label: str):
         if label == "main":
             return self.settings
-        from .export import branch_settings
-
         branch = next(b for b in self.settings.compare if b.label == label)
-        return branch_settings(self.settings, branch)
+        return self.settings.branch_settings(branch)
 
     def stepper(self, label: str):
         if label not in self.played:
