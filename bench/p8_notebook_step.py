@@ -46,7 +46,7 @@ def main() -> None:
             click_times.append(time.perf_counter() - started)
             debugger.engine.wait(600)
             widget_times.append(time.perf_counter() - started)
-            debugger.plotter.wait(600)
+            debugger.drawing.plotter.wait(600)
             plot_times.append(time.perf_counter() - started)
         assert len(debugger.stepper.records) == len(plain.records)
 

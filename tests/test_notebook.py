@@ -315,7 +315,7 @@ def test_attention_maps_per_token_over_x0_hat(debugger):
     labels = token_labels(debugger.stepper.prompt_anatomy.tokens)
     assert p.attention_box.layout.display is None and list(p.attention_token.options) == labels
     assert p.attention_token.value == "a" and "share of each token" in p.attention_text.value
-    x0 = debugger._attention_cache[1]
+    x0 = debugger.drawing.attention_cache[1]
     expected = png(overlay(x0, record.cross_attention.float().cpu().numpy()[labels.index("red")]))
     choose(debugger, p.attention_token, "red")
     assert p.attention.value == expected

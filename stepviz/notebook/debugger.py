@@ -7,27 +7,26 @@
 
 The run is a `stepviz.session.RunSession`, as in the TUI: buttons put jobs on an engine thread
 (`EngineThread`), which steps the model and redraws, so the kernel answers clicks while a step
-computes. The matplotlib plots are drawn on a second thread, newest request first, so a step's
-pictures do not wait for them. Following code: after every cell the notebook runs (an IPython `post_run_cell` hook), and
-before every button's action, the widget compares the Stepper with what it last showed (its log of
-edits, its records, guidance and scheduler) and redraws when they differ. Outside IPython, call
-`debugger.refresh()`.
+computes; `Drawing` shows the step (its plots on a thread of their own).
+
+Following code: after every cell the notebook runs (an IPython `post_run_cell` hook), and before every
+button's action, the widget compares the Stepper with what it last showed (its log of edits, its
+records, guidance and scheduler) and redraws when they differ. Outside IPython, call `debugger.refresh()`.
 """
 
 from __future__ import annotations
 
-import io
 import time
 import weakref
 from pathlib import Path
 
-from ..session import FORK, MAIN, RunSession, Shown, describe_failure
+from ..session import FORK, MAIN, RunSession, describe_failure
+from .drawing import Drawing
 from .engine_thread import EngineThread
 from .panels import Panels
 from .run_settings import settings_for_stepper, settings_with_edits
 
 PLAY_REDRAW_EVERY = 0.3  # seconds between two redraws while playing: the newest step wins
-PLAY_PLOT_EVERY = 2.0  # ... and between two plot requests (matplotlib takes the GIL from the model's step)
 
 
 class Debugger:
@@ -67,16 +66,9 @@ class Debugger:
         self.panels = Panels(self.settings.title, self.settings.description, kind=kind, scheduler=view.scheduler)
         self.index: int | None = None  # the step looked at (Shown's index): None follows the latest
         self._seen = None  # the Stepper's state when it was last drawn (see `refresh`)
-        self._plotted: Shown | None = None  # what the plots show (the run and the fork's records)
-        self._plotted_fork: tuple = ()
-        self._plot_asked = 0.0  # when the plots were last asked for (time.monotonic)
-        self._extra_cache: tuple = (None, None)  # (kind, picture): the extra channels are fixed for a run
-        self._attention_cache: tuple = (None,)  # (record, decoded x0-hat, shares, foreground area, maps)
         self._redraw_due = False
-        self._syncing = False  # True while the engine thread sets controls (their observers then do nothing)
         self.engine = EngineThread(self._failed)
-        self.plotter = EngineThread(self._failed, name="stepviz-notebook-plots")
-        self._plot_wanted: tuple | None = None  # (Shown, the fork's records or None): taken on the engine thread
+        self.drawing = Drawing(self.session, self.panels, self._failed)
         self._connect()
         self._follow_cells()
         self.engine.submit(self._job_events_at_start)
@@ -111,11 +103,11 @@ class Debugger:
     def wait(self, timeout: float | None = 60) -> bool:
         """Block until the engine thread has done every job asked so far, and the plots have caught up
         (for scripts and tests)."""
-        return self.engine.wait(timeout) and self.plotter.wait(timeout)
+        return self.engine.wait(timeout) and self.drawing.plotter.wait(timeout)
 
     def close(self) -> None:
         self.engine.close()
-        self.plotter.close()
+        self.drawing.plotter.close()
         self.widget.close()
 
     # ------------------------------------------------------------ actions (the buttons call these too)
@@ -270,104 +262,12 @@ class Debugger:
 
     # ------------------------------------------------------------ drawing (engine thread)
     def _redraw(self, final: bool = True) -> None:
-        """Show the step looked at. `final=False` (while playing): new plots only every PLAY_PLOT_EVERY s, when
-        the plot thread is free."""
-        from ..step_pictures import step_pictures
-
         self._redraw_due = False
         view = self.session.view(MAIN)
         self._seen = self._stepper_state()
         if self.index is not None and self.index >= len(view.records):
             self.index = None
-        shown = Shown(view, self.index)
-        pipe, kind = self.session.pipe, self.kind
-        self._sync_controls(view)
-        self.panels.show_status(shown)
-        self.panels.show_numbers(shown)
-        pictures = step_pictures(pipe, shown.record, kind, view.initial_latents)
-        self.panels.show_pictures(pictures, self._extra_picture(view, kind))
-        self._show_attention(shown, pictures.get("x0") if kind == "full" else None)
-        fork = self.session.view(FORK) if self.session.has(FORK) else None
-        plot_free = self._plot_wanted is None and not self.plotter.running.is_set()
-        if final or (plot_free and time.monotonic() - self._plot_asked > PLAY_PLOT_EVERY):
-            self._plot_wanted = (shown, None if fork is None else {"fork": fork.records})
-            self._plot_asked = time.monotonic()
-            self.plotter.submit(lambda cancelled: self._plot())
-        if fork is not None:
-            for branch in (MAIN, FORK):
-                latest = Shown(self.session.view(branch))
-                self.panels.show_compare(branch, latest, step_pictures(pipe, latest.record, kind))
-
-    def _plot(self) -> None:
-        """The plots of the newest view asked for (plot thread; older requests are skipped)."""
-        from .. import plots
-
-        wanted, self._plot_wanted = self._plot_wanted, None  # the requests queued behind this one find None
-        if wanted is None:
-            return
-        shown, branches = wanted
-        fork = tuple(map(id, branches["fork"])) if branches else ()
-        if shown.draws_like(self._plotted) and fork == self._plotted_fork:
-            return  # e.g. another preview kind: the plots stay as they are
-        self._plotted, self._plotted_fork = shown, fork
-        records = shown.view.records
-        if not records:
-            self.panels.show_plots(b"", b"")
-            return
-        viewed = None if shown.record is None else shown.record.index
-        schedule, norms = io.BytesIO(), io.BytesIO()
-        plots.schedule_figure(records, schedule, branches, viewed=viewed)
-        plots.norms_figure(records, norms, viewed=viewed)
-        self.panels.show_plots(schedule.getvalue(), norms.getvalue())
-
-    def _show_attention(self, shown: Shown, x0_decoded) -> None:
-        """The chosen token's cross-attention map over the decoded x0-hat, with every token's share of mass on
-        the foreground (stepviz.attention_pictures, as the TUI's attention screen and the export)."""
-        from ..attention_pictures import foreground_shares, overlay, token_labels
-        from ..preview import decode_images
-
-        record = shown.record
-        if record is None or getattr(record, "cross_attention", None) is None:
-            self.panels.show_attention([], None, [], 0.0)
-            return
-        if self._attention_cache[0] is not record:  # another token of the same step costs no decode
-            x0 = x0_decoded if x0_decoded is not None else decode_images(self.session.pipe,
-                                                                         record.pred_original_sample)[0]
-            cells, shares = foreground_shares(x0, record.cross_attention)
-            maps = record.cross_attention.float().cpu().numpy()
-            self._attention_cache = (record, x0, shares, float(cells.mean()), maps)
-        _, x0, shares, area, maps = self._attention_cache
-        labels = token_labels(shown.view.prompt_anatomy.tokens)[: len(maps)]
-        chosen = self.panels.attention_token.value
-        token = labels.index(chosen) if chosen in labels else min(1, len(labels) - 1)
-        self._syncing = True  # the token menu's options are set here: its observer stays quiet
-        try:
-            self.panels.show_attention(labels, overlay(x0, maps[token]), shares, area)
-        finally:
-            self._syncing = False
-
-    def _extra_picture(self, view, kind: str):
-        """The extra UNet inputs (inpainting model, Depth2Img) as the export draws them, once per kind."""
-        from ..export_strip import extra_channels_image
-
-        if not view.extra_channels:
-            return None
-        if self._extra_cache[0] != kind:
-            self._extra_cache = (kind, extra_channels_image(self.session.pipe, view.extra_channels, kind))
-        return self._extra_cache[1]
-
-    def _sync_controls(self, view) -> None:
-        """Timeline, guidance and scheduler controls as the run now is (their observers stay quiet)."""
-        panels = self.panels
-        self._syncing = True
-        try:
-            taken = len(view.records)
-            panels.timeline.max = max(taken, 0)
-            panels.timeline.value = taken if self.index is None else self.index + 1
-            panels.show_scheduler(view.scheduler)
-            panels.guidance.value = f"{view.guidance_scale:g}"
-        finally:
-            self._syncing = False
+        self.drawing.show(view, self.index, self.kind, final)
 
     def _stepper_state(self) -> tuple:
         """What tells that the main Stepper changed: its edit log, its records, guidance and scheduler."""
@@ -391,7 +291,7 @@ class Debugger:
         p.fork.on_click(lambda _: self.fork())
         p.apply_guidance.on_click(lambda _: self.set_guidance_scale(p.guidance.value))
         p.export.on_click(lambda _: self.export())
-        quiet = lambda act: (lambda change: None if self._syncing else act(change["new"]))  # noqa: E731
+        quiet = lambda act: (lambda change: None if self.drawing.syncing else act(change["new"]))  # noqa: E731
         p.timeline.observe(quiet(self.look), names="value")
         p.scheduler.observe(quiet(self.set_scheduler), names="value")
         p.kind.observe(quiet(lambda kind: self.request_redraw()), names="value")
