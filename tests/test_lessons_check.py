@@ -25,6 +25,7 @@ def test_ready_lesson_claims_hold(reports, name, capsys):
     assert len(report.results) >= 2, f"{name} checks fewer than 2 claims"
     assert report.passed, printed
     assert "FAIL" not in printed
+    assert "Question for the class" in LESSONS_FOLDER.joinpath(f"{name}.toml").read_text(encoding="utf-8")
 
 
 def write_lesson(tmp_path, claims: str, extra: str = "") -> str:
