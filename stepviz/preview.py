@@ -1,7 +1,8 @@
 """Latents -> pictures, three ways (pure functions; no UI).
 
     channels   the 4 latent channels as grey tiles (2 x 2), range [-3, 3] -> [0, 255]
-    approx     linear latent-to-RGB: rgb = x @ F + b, from [-1, 1] to [0, 255]  (no network, ~free)
+    approx     the model's tiny preview decoder when its folder ships one (diffusers' AutoencoderTiny, as
+               TAESD), else linear latent-to-RGB: rgb = x @ F + b, from [-1, 1] to [0, 255]  (~free)
     full       the VAE decoder: D(x / scaling_factor)
 
 Sigma-family latents (x = x0 + sigma eps) are first brought to the VP scale by dividing by
@@ -36,6 +37,7 @@ SDXL_LATENT_RGB_FACTORS = (
 )
 SDXL_LATENT_RGB_BIAS = (0.1084, -0.0175, -0.0011)
 LATENT_RGB_FILE = "latent_rgb.json"
+PREVIEW_DECODER_DIR = "preview_decoder"  # a tiny decoder in diffusers' AutoencoderTiny format, used when present
 
 
 def latent_rgb_factors(pipe) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,6 +56,22 @@ def latent_rgb_factors(pipe) -> tuple[torch.Tensor, torch.Tensor]:
         factors, bias = torch.tensor(SD_LATENT_RGB_FACTORS), torch.zeros(3)
     pipe._stepviz_latent_rgb = (factors, bias)
     return factors, bias
+
+
+def preview_decoder(pipe):
+    """The model folder's tiny preview decoder (an AutoencoderTiny, safetensors), or None when it ships none."""
+    cached = getattr(pipe, "_stepviz_preview_decoder", False)
+    if cached is not False:
+        return cached
+    folder = getattr(pipe, "stepviz_folder", None)
+    path = Path(folder) / PREVIEW_DECODER_DIR if folder else None
+    decoder = None
+    if path is not None and (path / "config.json").is_file():
+        from diffusers import AutoencoderTiny
+
+        decoder = AutoencoderTiny.from_pretrained(str(path), use_safetensors=True).eval()
+    pipe._stepviz_preview_decoder = decoder
+    return decoder
 
 
 def to_vp_scale(latents: torch.Tensor, family: str, sigma: float) -> torch.Tensor:
@@ -121,6 +139,22 @@ def slow_preview_notice(pipe, height: int, width: int, instead: str = "the appro
             f"{seconds:.0f} s per picture ({how}); {instead}{tiling}")
 
 
+def uint8_pictures(pixels: torch.Tensor) -> np.ndarray:
+    """Decoder output N x 3 x H x W in [-1, 1] -> uint8 N x H x W x 3."""
+    return ((pixels / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def tiny_decoder_images(latents: torch.Tensor, decoder, scale: int = 8) -> list[Image.Image]:
+    """The tiny decoder's pictures of latents [B, C, h, w] (as the UNet sees them), resized to `scale` x (w, h)."""
+    x = latents.float() / decoder.config.scaling_factor
+    if decoder.device != x.device:  # Module.to() walks every parameter: only when needed
+        decoder.to(x.device)
+    pixels = uint8_pictures(decoder.decode(x).sample)
+    size = (latents.shape[-1] * scale, latents.shape[-2] * scale)
+    return [Image.fromarray(p, mode="RGB").resize(size, Image.BILINEAR) for p in pixels]
+
+
 @torch.no_grad()
 def decode_images(pipe, latents: torch.Tensor) -> list[Image.Image]:
     """Full VAE decode of a batch of latents [B, C, h, w] (one decoder call for the batch; one per picture
@@ -134,9 +168,7 @@ def decode_images(pipe, latents: torch.Tensor) -> list[Image.Image]:
     with vae_upcast(pipe):  # SDXL's fp16 VAE decodes in float32, as its pipeline does
         pixels = vae.decode(latents.to(dtype=vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
     pipe._stepviz_decode_seconds = ((time.perf_counter() - started) / len(latents), pixels.shape[-2] * pixels.shape[-1])
-    pixels = torch.nan_to_num(pixels.float(), nan=0.0)
-    array = ((pixels / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return [Image.fromarray(a, mode="RGB") for a in array]
+    return [Image.fromarray(a, mode="RGB") for a in uint8_pictures(torch.nan_to_num(pixels.float(), nan=0.0))]
 
 
 def preview(pipe, latents: torch.Tensor, kind: str, family: str = "vp", sigma: float = 0.0) -> Image.Image:
@@ -145,6 +177,9 @@ def preview(pipe, latents: torch.Tensor, kind: str, family: str = "vp", sigma: f
     if kind == "full":
         return decode_images(pipe, x)[0]
     if kind == "approx":
+        decoder = preview_decoder(pipe)
+        if decoder is not None:
+            return tiny_decoder_images(x, decoder)[0]
         return approx_rgb_image(x, *latent_rgb_factors(pipe))
     if kind == "channels":
         return channels_image(x)
@@ -153,6 +188,11 @@ def preview(pipe, latents: torch.Tensor, kind: str, family: str = "vp", sigma: f
 
 def record_previews(pipe, record, kind: str) -> tuple[Image.Image, Image.Image]:
     """(x_t after the step, x0-hat) of a StepRecord as pictures of one kind."""
+    decoder = preview_decoder(pipe) if kind == "approx" else None
+    if decoder is not None:  # one decoder call for both pictures
+        x_t = to_vp_scale(record.latents, record.family, record.sigma_next)
+        pictures = tiny_decoder_images(torch.cat([x_t, record.pred_original_sample.to(x_t.dtype)]), decoder)
+        return pictures[0], pictures[1]
     x_t = preview(pipe, record.latents, kind, record.family, record.sigma_next)
     x0 = preview(pipe, record.pred_original_sample, kind)
     return x_t, x0

@@ -33,7 +33,9 @@ def test_folder_is_a_standard_sd_folder():
     assert index["_class_name"] == "StableDiffusionPipeline"
     assert index["safety_checker"] == [None, None] and index["feature_extractor"] == [None, None]
     weights = list(SHIPPED_MODEL.rglob("*.safetensors"))
-    assert len(weights) == 3 and not list(SHIPPED_MODEL.rglob("*.bin"))
+    # vae, unet, text encoder, and the tiny preview decoder (AutoencoderTiny) that stepviz.preview uses
+    assert {w.parent.name for w in weights} == {"vae", "unet", "text_encoder", "preview_decoder"}
+    assert not list(SHIPPED_MODEL.rglob("*.bin"))
     assert sum(w.stat().st_size for w in weights) <= 25 * 2**20
     rgb = json.loads((SHIPPED_MODEL / "latent_rgb.json").read_text())
     assert np.asarray(rgb["factors"]).shape == (4, 3) and len(rgb["bias"]) == 3
@@ -61,3 +63,32 @@ def test_reduced_accuracy_table(pipe):
     row = table[7.5]
     assert row["n"] == len(PROMPTS)
     assert row["colour"] >= 5 / 6 and row["background"] >= 5 / 6 and row["shape"] >= 4 / 6, row
+    assert row["both"] <= min(row["colour"], row["shape"]) and row["shape"] <= row["template_shape"]
+    assert row["preview_both"] >= 5 / 6, row  # the default preview names the decode's colour
+
+
+def test_final_step_latents_decode_to_the_returned_pictures(pipe):
+    from stepviz.preview import decode_images
+    from stepviz.toy.evaluate import generate_with_final_step
+
+    images, x_t, x0 = generate_with_final_step(pipe, PROMPTS[:2], [1, 2], guidance_scale=7.5, steps=5)
+    assert x_t.shape == x0.shape == (2, 4, 8, 8)
+    decoded = np.stack([np.asarray(p) for p in decode_images(pipe, x_t)])
+    assert np.abs(decoded.astype(int) - images).max() <= 1
+    assert "step" not in vars(pipe.scheduler)  # the recording wrapper is gone again
+
+
+def test_quick_preview_names_the_decodes_colour_on_every_colour(pipe):
+    from stepviz.preview import decode_images, preview
+    from stepviz.toy.checker import inspect
+    from stepviz.toy.extra_channels import pixels_from_uint8
+    from stepviz.toy.world import BACKGROUNDS, COLOURS
+
+    scenes = [draw_scene(c, "square", b, seed=300 + i) for i, (c, b) in enumerate(
+        [(c, b) for c in COLOURS for b in BACKGROUNDS])]
+    with torch.no_grad():
+        latents = pipe.vae.encode(pixels_from_uint8(np.stack([s.image for s in scenes]))).latent_dist.mean
+        latents = latents * pipe.vae.config.scaling_factor
+    for scene, z, full in zip(scenes, latents, decode_images(pipe, latents)):
+        assert inspect(full)["colour"] == scene.colour
+        assert inspect(preview(pipe, z[None], "approx"))["colour"] == scene.colour, scene.caption

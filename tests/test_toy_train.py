@@ -91,3 +91,35 @@ def test_outline_weighted_training_of_a_wider_unet_runs(tmp_path):
                 "--unet-channels", "16,32"])
     assert list((out / "unet").glob("*.safetensors"))
     assert json.loads((out / "unet" / "config.json").read_text())["block_out_channels"] == [16, 32]
+
+
+def test_shape_weight_is_five_on_the_shape_and_one_around_it():
+    from stepviz.toy.extra_channels import pixels_from_uint8
+    from stepviz.toy.train_preview import shape_weight
+    from stepviz.toy.world import draw_scene
+
+    scenes = [draw_scene("blue", "square", "white", seed=4), draw_scene("yellow", "circle", "black", seed=5)]
+    weight = shape_weight(pixels_from_uint8(np.stack([s.image for s in scenes])))
+    for scene, w in zip(scenes, weight[:, 0]):
+        assert set(torch.unique(w).tolist()) == {1.0, 5.0}
+        assert (w[torch.from_numpy(scene.mask)] == 5).float().mean() > 0.97
+        assert (w[~torch.from_numpy(scene.mask)] == 1).float().mean() > 0.97
+
+
+def test_tiny_decoder_training_learns_a_non_linear_colour_code():
+    from diffusers import AutoencoderTiny
+
+    from stepviz.toy.train_preview import train_tiny_decoder
+
+    torch.manual_seed(0)
+    # each picture one flat colour, coded in the latents' first channel by its sign: not a linear map of it
+    code = torch.randn(64, 1, 1, 1)
+    latents = torch.cat([code.abs().expand(64, 1, 4, 4), torch.sign(code).expand(64, 1, 4, 4),
+                         torch.zeros(64, 2, 4, 4)], dim=1)
+    decoded = torch.where(code > 0, torch.tensor([1.0, -1, -1]).view(1, 3, 1, 1),
+                          torch.tensor([-1.0, -1, 1]).view(1, 3, 1, 1)).expand(64, 3, 32, 32)
+    tiny = AutoencoderTiny(encoder_block_out_channels=(4, 4, 4, 4), num_encoder_blocks=(0, 0, 0, 0),
+                           decoder_block_out_channels=(8, 8), num_decoder_blocks=(1, 0))
+    losses = train_tiny_decoder(tiny, latents, decoded, decoded[:8], latents[:8], steps=60, batch=8, lr=1e-2,
+                                log=lambda _: None)
+    assert np.mean(losses[-10:]) < 0.2 * np.mean(losses[:3])

@@ -183,14 +183,20 @@ def classify(image) -> tuple[str | None, str | None, str]:
 
 
 def check(image, expected_caption: str) -> dict:
-    """Compare a picture with the caption it was meant to show."""
+    """Compare a picture with the caption it was meant to show.
+
+    template_ok is the template rule alone: the caption's shape is the best-fitting of the world's
+    templates with IoU >= MIN_TEMPLATE_IOU (shape_ok also asks for convexity and no better rival).
+    """
     colour, shape, background = parse_caption(expected_caption)
-    found = classify(image)
+    found = inspect(image)
+    ious = found["template_iou"]
     return {
-        "colour_ok": found[0] == colour,
-        "shape_ok": found[1] == shape,
-        "background_ok": found[2] == background,
-        "found": dict(zip(("colour", "shape", "background"), found)),
+        "colour_ok": found["colour"] == colour,
+        "shape_ok": found["shape"] == shape,
+        "background_ok": found["background"] == background,
+        "template_ok": bool(ious) and max(CORNERS, key=ious.get) == shape and ious[shape] >= MIN_TEMPLATE_IOU,
+        "found": {name: found[name] for name in ("colour", "shape", "background")},
     }
 
 

@@ -1,11 +1,15 @@
 """Does the toy model obey its prompt? Run the real diffusers pipeline and ask the checker.
 
-    python -m stepviz.toy.evaluate [--model DIR] [--seeds 4] [--steps 25]
+    python -m stepviz.toy.evaluate [--model DIR] [--seeds 4] [--steps 25] [--grids DIR]
 
-For every colour x shape x background prompt and a few fixed seeds, generate with
-`StableDiffusionPipeline.from_pretrained(DIR)` and DDIM (25 steps) at guidance 7.5
-and 1.0 (generator = torch.Generator().manual_seed(seed)), then print how often the
-checker finds the prompted colour, shape and background.
+The fixed evaluation set: every colour x shape x background prompt (36) with seeds 14000..14003
+(generator = torch.Generator().manual_seed(seed)), 144 pictures, generated with
+`StableDiffusionPipeline.from_pretrained(DIR)` and DDIM (25 steps) at guidance 7.5 and 1.0. These
+seeds were never used while training (training draws its noise from generators seeded by
+(seed, phase, step)) nor while choosing settings (that used seeds 0..7). The table gives how often
+the checker finds the prompted colour, shape (template fit), both, and background, the shape by the
+template rule alone (no convexity or rival test), and how often the default "approx" preview of the
+final step's x_t and x0-hat names the same colour as the full VAE decode of the same latents.
 """
 
 from __future__ import annotations
@@ -16,58 +20,148 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checker import check
+from .checker import check, inspect
 from .world import all_captions
 
 SHIPPED_MODEL = Path(__file__).parent / "model"
 GUIDANCE_SCALES = (7.5, 1.0)
+EVAL_FIRST_SEED = 14_000  # the fixed evaluation set's seeds: 14000, 14001, ... per prompt
+GRID_FIRST_SEED = 15_000  # the 4 x 4 grids of fresh pictures
 
 
 def load_toy_pipeline(model_dir: str | Path = SHIPPED_MODEL):
-    """The toy model as a plain StableDiffusionPipeline with a DDIM scheduler."""
+    """The toy model as a plain StableDiffusionPipeline with a DDIM scheduler (its folder noted for previews)."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     pipe = StableDiffusionPipeline.from_pretrained(str(model_dir))
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
+    pipe.stepviz_folder = str(model_dir)
     return pipe
+
+
+def generate_recording(pipe, prompts: list[str], seeds: list[int], guidance_scale: float,
+                       steps: int = 25) -> tuple[np.ndarray, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """(uint8 pictures, [(x_t, x0-hat) after each step]), one picture per (prompt, seed) pair, seed i drawn by
+    its own generator. The scheduler's step is wrapped for the call to keep what it returns."""
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    trail = []
+    scheduler_step = pipe.scheduler.step
+
+    def recording_step(*args, **kwargs):
+        out = scheduler_step(*args, **kwargs)
+        parts = out if isinstance(out, tuple) else (out.prev_sample, out.pred_original_sample)
+        trail.append((parts[0], parts[1]))
+        return out
+
+    pipe.scheduler.step = recording_step
+    try:
+        with torch.no_grad():
+            images = pipe(prompt=prompts, num_inference_steps=steps, guidance_scale=guidance_scale,
+                          generator=generators, output_type="np").images
+    finally:
+        del pipe.scheduler.step
+    return np.clip(np.round(images * 255), 0, 255).astype(np.uint8), trail
+
+
+def generate_with_final_step(pipe, prompts: list[str], seeds: list[int], guidance_scale: float,
+                             steps: int = 25) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """(uint8 pictures, the last step's x_t, its x0-hat), one per (prompt, seed) pair."""
+    images, trail = generate_recording(pipe, prompts, seeds, guidance_scale, steps)
+    return images, trail[-1][0], trail[-1][1]
 
 
 def generate(pipe, prompts: list[str], seeds: list[int], guidance_scale: float, steps: int = 25) -> np.ndarray:
     """uint8 pictures, one per (prompt, seed) pair, seed i drawn by its own generator."""
-    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    with torch.no_grad():
-        images = pipe(prompt=prompts, num_inference_steps=steps, guidance_scale=guidance_scale,
-                      generator=generators, output_type="np").images
-    return np.clip(np.round(images * 255), 0, 255).astype(np.uint8)
+    return generate_with_final_step(pipe, prompts, seeds, guidance_scale, steps)[0]
+
+
+def preview_agrees(pipe, latents: torch.Tensor) -> list[bool]:
+    """Per latent: does the default quick preview ("approx") name the same colour as the full VAE decode?"""
+    from ..preview import decode_images, preview
+
+    full = decode_images(pipe, latents)
+    return [inspect(preview(pipe, z[None], "approx"))["colour"] == inspect(picture)["colour"]
+            for z, picture in zip(latents, full)]
+
+
+def _share(values) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
 
 
 def accuracy_table(pipe, prompts: list[str] | None = None, seeds_per_prompt: int = 4,
-                   guidance_scales=GUIDANCE_SCALES, steps: int = 25, batch: int = 72) -> dict:
-    """{guidance: {"colour": acc, "shape": acc, "background": acc, "n": count}} (acc in 0..1)."""
+                   guidance_scales=GUIDANCE_SCALES, steps: int = 25, batch: int = 72,
+                   first_seed: int = EVAL_FIRST_SEED, previews: bool = True) -> dict:
+    """{guidance: {"colour", "shape", "both", "background", "template_shape", "n"[, "preview_x_t", "preview_x0",
+    "preview_both"]}} with shares in 0..1; seeds first_seed .. first_seed + seeds_per_prompt - 1 per prompt."""
     prompts = prompts if prompts is not None else all_captions()
-    pairs = [(p, s) for p in prompts for s in range(seeds_per_prompt)]
+    pairs = [(p, first_seed + s) for p in prompts for s in range(seeds_per_prompt)]
     table = {}
     for scale in guidance_scales:
-        results = []
+        results, agree_x_t, agree_x0 = [], [], []
         for start in range(0, len(pairs), batch):
             chunk = pairs[start:start + batch]
-            images = generate(pipe, [p for p, _ in chunk], [s for _, s in chunk], scale, steps)
+            images, x_t, x0 = generate_with_final_step(pipe, [p for p, _ in chunk], [s for _, s in chunk], scale, steps)
             results += [check(image, prompt) for image, (prompt, _) in zip(images, chunk)]
-        table[scale] = {
-            "colour": float(np.mean([r["colour_ok"] for r in results])),
-            "shape": float(np.mean([r["shape_ok"] for r in results])),
-            "background": float(np.mean([r["background_ok"] for r in results])),
+            if previews:
+                agree_x_t += preview_agrees(pipe, x_t)
+                agree_x0 += preview_agrees(pipe, x0)
+        row = {
+            "colour": _share([r["colour_ok"] for r in results]),
+            "shape": _share([r["shape_ok"] for r in results]),
+            "both": _share([r["colour_ok"] and r["shape_ok"] for r in results]),
+            "background": _share([r["background_ok"] for r in results]),
+            "template_shape": _share([r["template_ok"] for r in results]),
             "n": len(results),
         }
+        if previews:
+            row.update(preview_x_t=_share(agree_x_t), preview_x0=_share(agree_x0),
+                       preview_both=_share([a and b for a, b in zip(agree_x_t, agree_x0)]))
+        table[scale] = row
     return table
 
 
 def format_table(table: dict) -> str:
-    lines = ["| guidance | colour right | shape right | background right | pictures |", "|---|---|---|---|---|"]
+    previews = all("preview_both" in row for row in table.values())
+    head = "| guidance | colour right | shape right | both right | background right | shape, template rule alone |"
+    head += " preview colour = decode (x_t / x0-hat / both) |" if previews else ""
+    lines = [head + " pictures |", "|---" * (head.count("|")) + "|"]
     for scale, row in table.items():
-        lines.append(f"| {scale} | {row['colour']:.1%} | {row['shape']:.1%} | {row['background']:.1%} | {row['n']} |")
+        line = (f"| {scale} | {row['colour']:.1%} | {row['shape']:.1%} | {row['both']:.1%} | {row['background']:.1%} "
+                f"| {row['template_shape']:.1%} |")
+        if previews:
+            line += f" {row['preview_x_t']:.1%} / {row['preview_x0']:.1%} / {row['preview_both']:.1%} |"
+        lines.append(line + f" {row['n']} |")
     return "\n".join(lines)
+
+
+def save_shape_grids(pipe, out_dir: str | Path, guidance_scale: float = 7.5, steps: int = 25,
+                     first_seed: int = GRID_FIRST_SEED) -> list[Path]:
+    """A 4 x 4 grid of fresh pictures per shape (colours and backgrounds in turn), framed green where the
+    checker finds colour and shape right, red where not. Returns the PNG paths."""
+    from PIL import Image
+
+    from .world import BACKGROUNDS, COLOURS, SHAPES, caption
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for shape in SHAPES:
+        prompts = [caption(list(COLOURS)[i % len(COLOURS)], shape, list(BACKGROUNDS)[(i // len(COLOURS)) % 2])
+                   for i in range(16)]
+        images = generate(pipe, prompts, [first_seed + i for i in range(16)], guidance_scale, steps)
+        size = images.shape[1] + 4
+        grid = np.full((4 * size, 4 * size, 3), 128, dtype=np.uint8)
+        for i, (image, prompt) in enumerate(zip(images, prompts)):
+            result = check(image, prompt)
+            frame = (40, 200, 60) if result["colour_ok"] and result["shape_ok"] else (230, 40, 40)
+            y, x = (i // 4) * size, (i % 4) * size
+            grid[y:y + size, x:x + size] = frame
+            grid[y + 2:y + size - 2, x + 2:x + size - 2] = image
+        path = out_dir / f"grid-{shape}.png"
+        Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
+        paths.append(path)
+    return paths
 
 
 def img2img_position_shift(model_dir: str | Path = SHIPPED_MODEL, count: int = 12, strength: float = 0.5,
@@ -105,14 +199,21 @@ def img2img_position_shift(model_dir: str | Path = SHIPPED_MODEL, count: int = 1
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(SHIPPED_MODEL), help="pipeline folder (default: the shipped toy model)")
-    parser.add_argument("--seeds", type=int, default=4, help="seeds 0..N-1 per prompt")
+    parser.add_argument("--seeds", type=int, default=4, help="seeds per prompt, from --first-seed on")
+    parser.add_argument("--first-seed", type=int, default=EVAL_FIRST_SEED, help="the evaluation set's first seed")
+    parser.add_argument("--grids", default=None, help="also save a 4 x 4 grid of fresh pictures per shape there")
     parser.add_argument("--steps", type=int, default=25, help="DDIM steps")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on busy cores)")
     parser.add_argument("--img2img", action="store_true", help="also check img2img at strength 0.5 keeps positions")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     pipe = load_toy_pipeline(args.model)
-    print(format_table(accuracy_table(pipe, seeds_per_prompt=args.seeds, steps=args.steps)))
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, not {args.seeds}")
+    print(format_table(accuracy_table(pipe, seeds_per_prompt=args.seeds, steps=args.steps, first_seed=args.first_seed)))
+    if args.grids:
+        for path in save_shape_grids(pipe, args.grids, steps=args.steps):
+            print(f"wrote {path}")
     if args.img2img:
         shifts = img2img_position_shift(args.model, steps=args.steps)
         print(f"img2img, strength 0.5: shape centroid moved {np.median(shifts):.1f} px (median), "

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR
 from .checkpoint import SaveClock, load_checkpoint, resume, save_checkpoint, step_generator, warmup_cosine
 from .dataset import EMPTY_CAPTION_INDEX
 from .extra_channels import (EXTRA_CHANNELS, depth_at_latent_size, encode_posterior, mask_at_latent_size,
@@ -300,9 +301,11 @@ def main(argv: list[str] | None = None) -> None:
     save_variant(args.variant, base, ema_unet, out, estimator)
     # the base's tokenizer files verbatim (vocab.json + merges.txt too, which transformers 4 needs)
     shutil.copytree(Path(args.base) / "tokenizer", out / "tokenizer", dirs_exist_ok=True)
-    base_rgb = Path(args.base) / "latent_rgb.json"
-    if base_rgb.exists():  # same VAE, same latent space: the base's preview factors hold
-        shutil.copy(base_rgb, out / "latent_rgb.json")
+    # same VAE, same latent space: the base's quick-preview factors and tiny decoder hold
+    if (Path(args.base) / LATENT_RGB_FILE).exists():
+        shutil.copy(Path(args.base) / LATENT_RGB_FILE, out / LATENT_RGB_FILE)
+    if (Path(args.base) / PREVIEW_DECODER_DIR).is_dir():
+        shutil.copytree(Path(args.base) / PREVIEW_DECODER_DIR, out / PREVIEW_DECODER_DIR, dirs_exist_ok=True)
     plot_variant_losses(losses, f"{args.variant} variant UNet (Min-SNR-weighted eps MSE)", out / "loss_curve.png")
     minutes = (time.monotonic() - started) / 60
     command = "python -m stepviz.toy.train_variants " + " ".join(argv if argv is not None else sys.argv[1:])

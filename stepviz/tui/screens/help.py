@@ -72,8 +72,8 @@ How much of the clean picture is left at t.
 multistep solvers (PNDM, LMS, DPM-Solver++, UniPC, DEIS) keep a history of earlier predictions: after a swap a
 fresh one restarts at first order, the status line shows its history fill.
 
-**Previews** - approx RGB: **rgb = x @ F + b**, a fixed linear map (nearly free); 4 latent channels as grey tiles
-(range -3..3); full VAE decode: **D(x / scaling_factor)**. Sigma-family latents are shown divided by
+**Previews** - approx RGB: **rgb = x @ F + b**, a fixed linear map (nearly free), or the model folder's tiny
+decoder where it ships one (the toy's: an AutoencoderTiny, as TAESD); 4 latent channels as grey tiles (range -3..3); full VAE decode: **D(x / scaling_factor)**. Sigma-family latents are shown divided by
 sqrt(sigma^2 + 1) so both families look alike.
 
 **Cross-attention maps** (`a`) - for the text branch of the CFG batch, every cross-attention layer's probabilities
