@@ -1,6 +1,7 @@
 """The toy model's quick previews: linear latent -> RGB factors and a tiny decoder, fitted and measured.
 
-    python -m stepviz.toy.train_preview [--model stepviz/toy/model] [--scenes 1440] [--steps 2500]
+    python -m stepviz.toy.train_preview [--model stepviz/toy/model] [--scenes 720] [--steps 2500]
+    python -m stepviz.toy.train_preview --model stepviz/toy/model-depth --measure   (the shipped one, no training)
 
 Both are fitted to the VAE decoder's own pictures of toy latents (every colour x shape x background):
 1. least squares rgb = z @ F + b against the decoded pictures averaged down to latent resolution
@@ -162,6 +163,21 @@ def _load_or_make(cache: Path | None, make) -> dict:
     return data
 
 
+def measure_shipped(model: Path, count: int) -> None:
+    """Print how often the folder's tiny decoder names the colour its VAE decodes, on held-out drawn scenes."""
+    from diffusers import AutoencoderKL, AutoencoderTiny
+
+    tiny = AutoencoderTiny.from_pretrained(str(model / PREVIEW_DECODER_DIR), use_safetensors=True).eval()
+    held = decoded_latents(AutoencoderKL.from_pretrained(str(model / "vae")).eval(),
+                           draw_scenes(HELD_OUT_SEED_BASE, count), seed=2)
+    views = _previews(held["latents"], lambda z: tiny_decoder_images(z, tiny)[0])
+    decoded = uint8_pictures(held["decoded"])
+    means = len(held["means"])
+    print(f"{model}: the tiny decoder names the VAE decode's colour on {hue_agreement(views, decoded):.1%} of "
+          f"{len(views)} held-out latents (seeds {HELD_OUT_SEED_BASE}..; means, samples, noised), "
+          f"{hue_agreement(views[:means], decoded[:means]):.1%} of the {means} encoder means")
+
+
 def main(argv: list[str] | None = None) -> None:
     from diffusers import AutoencoderTiny
 
@@ -173,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--held-out", type=int, default=216, help="held-out scenes for the measure")
     parser.add_argument("--steps", type=int, default=2500, help="tiny decoder training steps")
     parser.add_argument("--cache", default=None, help="keep the latents and decodes in this .pt file (reused if there)")
+    parser.add_argument("--measure", action="store_true",
+                        help="only measure the folder's preview_decoder/ against its VAE on held-out drawn scenes")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     if min(args.scenes, args.held_out, args.steps) < 1:
@@ -180,6 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     started = time.time()
     model = Path(args.model)
+    if args.measure:
+        measure_shipped(model, args.held_out)
+        return
     pipe = load_toy_pipeline(model)
     images = draw_scenes(FIT_SEED_BASE, args.scenes)
     held_images = draw_scenes(HELD_OUT_SEED_BASE, args.held_out)
