@@ -26,7 +26,7 @@ import torch
 
 from . import components
 from .dataset import load_or_draw
-from .evaluate import accuracy_table, format_table, load_toy_pipeline
+from .evaluate import EVAL_FIRST_SEED, accuracy_table, format_table, load_toy_pipeline
 from .reporting import fit_latent_rgb, plot_losses
 from .tokenizer import write_tokenizer
 from .train_unet import LatentSet, caption_token_ids, outline_share, train_unet
@@ -146,8 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.eval_seeds > 0:
         table = format_table(accuracy_table(load_toy_pipeline(out), seeds_per_prompt=args.eval_seeds))
         print(table, flush=True)
-        report += ["## Evaluation", f"every colour x shape x background prompt, seeds 0..{args.eval_seeds - 1}, "
-                   "25 DDIM steps, StableDiffusionPipeline", "", table, ""]
+        last_seed = EVAL_FIRST_SEED + args.eval_seeds - 1
+        report += ["## Evaluation", f"every colour x shape x background prompt, seeds {EVAL_FIRST_SEED}..{last_seed}, "
+                   "25 DDIM steps, StableDiffusionPipeline, the strict checker", "", table, ""]
     report.append(f"Total time {(time.monotonic() - started) / 60:.1f} min.")
     (out / "evaluation.md").write_text("\n".join(report) + "\n")
     command = "python -m stepviz.toy.train " + " ".join(argv if argv is not None else sys.argv[1:])
