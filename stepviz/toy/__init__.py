@@ -1,9 +1,10 @@
 """The toy world: drawn scenes with captions, a pixel checker, and the small SD-format model.
 
 - `world`: draw_scene / random_scene, COLOURS, SHAPES, BACKGROUNDS, caption, parse_caption
-- `checker`: check(image, caption), classify(image)
+- `checker`: check(image, caption), classify(image), inspect(image): template fit of circle/square/triangle
 - `train` (python -m stepviz.toy.train --out DIR) and `evaluate` (python -m stepviz.toy.evaluate)
-- `model/`: the shipped StableDiffusionPipeline folder (MODEL_DIR)
+- `train_preview`: the quick preview's tiny decoder and linear factors; `evaluate_vae`: the VAE's round trip
+- `model/`: the shipped StableDiffusionPipeline folder (MODEL_DIR), with preview_decoder/
 """
 
 from pathlib import Path
