@@ -29,7 +29,7 @@ def test_an_fp16_variant_folder_loads_and_steps_bit_exact(fp16_model_dir):
     pipe = load_pipeline(fp16_model_dir, device="cpu", dtype="float32")
     assert any("fp16 variant" in notice for notice in pipe.stepviz_notices)
     reference = diffusers.StableDiffusionPipeline.from_pretrained(fp16_model_dir, variant="fp16",
-                                                                  torch_dtype=torch.float32, local_files_only=True)
+                                                                  dtype=torch.float32, local_files_only=True)
     reference.set_progress_bar_config(disable=True)
     expected = reference(**RUN, output_type="latent", generator=torch.Generator("cpu").manual_seed(3)).images
     st = Stepper(pipe, seed=3, **RUN)

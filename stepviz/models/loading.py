@@ -121,7 +121,7 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
         notices.append(f"model_index.json names {' and '.join(skipped)}, absent from the folder: loaded without "
                        "(stepviz does not use them)")
     try:
-        pipe = cls.from_pretrained(folder, torch_dtype=torch_dtype, use_safetensors=None if allow_pickle else True,
+        pipe = cls.from_pretrained(folder, dtype=torch_dtype, use_safetensors=None if allow_pickle else True,
                                    local_files_only=True, variant=variant, **extra)
     except Exception as exc:  # diffusers raises many kinds; one clear line for the user
         raise ModelLoadError(f"could not load the weights in {folder}: {first_line(exc)}") from None

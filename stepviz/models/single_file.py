@@ -90,7 +90,7 @@ def load_single_file(path: Path, torch_dtype, *, prediction_type: str | None = N
         if "safety_checker" in index:
             extra.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
         pipe = getattr(diffusers, class_name).from_single_file(
-            str(path), config=str(folder), local_files_only=True, torch_dtype=torch_dtype, **extra)
+            str(path), config=str(folder), local_files_only=True, dtype=torch_dtype, **extra)
     what = {"sd1": "SD 1.x", "sd2": "SD 2.x (eps)", "sd2-v": "SD 2.x (v-prediction)", "sdxl": "SDXL"}[kind]
     origin = "the config stepviz ships" if config is None else str(config)
     notices.append(f"{path.name}: a single-file {what}{' inpainting' if channels == 9 else ''} checkpoint, "
