@@ -52,11 +52,16 @@ DERIVED_METRICS = {
     "input_overlap": "IoU of the shape the checker finds in the picture with the one it finds in the input (0..1)",
     "input_round_trip": "mean |pixel difference| (0..255) between the input picture and D(E(input))",
     "input_latents_std": "std of E(input) * scaling_factor: the latents the loop starts from",
+    "attention_on_shape": "the share of a word's cross-attention mass on the shape the checker finds in x0-hat "
+                          "(0..1; token = the word)",
+    "attention_vs_even": "attention_on_shape / the share of the picture the shape covers: 1 is an even spread "
+                         "(token = the word)",
 }
+ATTENTION_METRICS = ("attention_on_shape", "attention_vs_even")  # need token = "word" (as the attention view names it)
 METRICS = RECORD_METRICS + tuple(DERIVED_METRICS)
 PICTURE_METRICS = ("picture_change", "input_difference", "outside_mask_difference", "input_overlap")  # measured on `picture`
 CLAIM_KEYS = ("run", "picture", "step", "say", *SEES_KEYS, "differs_from", "by_more_than", "same_as", "within",
-              "metric", "above", "below")
+              "metric", "above", "below", "token")
 DEFAULT_SAME_WITHIN = 2.0  # mean |pixel difference| on 0..255 that still counts as "the same picture"
 
 
@@ -83,6 +88,7 @@ class Claim:
     above: float | None = None
     below: float | None = None
     say: str | None = None
+    token: str | None = None  # attention metrics: the prompt's word
 
     def describe(self) -> str:
         """The claim in words, e.g. "guidance 1 x0-hat: colour yellow"."""
@@ -97,6 +103,8 @@ class Claim:
         bounds = [f"> {self.above:g}" if self.above is not None else "", f"< {self.below:g}" if self.below is not None
                   else ""]
         subject = f"{where} {self.metric}" if self.metric in PICTURE_METRICS else f"{self.run}: {self.metric}"
+        if self.token is not None:
+            subject += f" of '{self.token}'"
         return f"{subject} {' and '.join(b for b in bounds if b)}"
 
     def runs(self) -> tuple[str, ...]:
@@ -156,9 +164,17 @@ def parse_claim(table: dict, at_step: int) -> Claim:
     above, below = _number(table, "above", None), _number(table, "below", None)
     if above is None and below is None:
         raise ClaimFormError("metric", "a metric claim needs above = N, below = N or both")
-    if metric in RECORD_METRICS and step == 0:
+    if (metric in RECORD_METRICS or metric in ATTENTION_METRICS) and step == 0:
         raise ClaimFormError("step", f"{metric} is recorded by a step: use step >= 1 (step 1 = the first step)")
-    return Claim("metric", metric=metric, above=above, below=below, **common)
+    token = _text(table, "token", None)
+    if token is None and metric in ATTENTION_METRICS:
+        raise ClaimFormError("metric", f"{metric} needs token = \"word\" (a word of the prompt, as the attention "
+                             "view names it)")
+    if token is not None and metric not in ATTENTION_METRICS:
+        raise ClaimFormError("token", f"token = \"word\" goes only with {' and '.join(ATTENTION_METRICS)}")
+    if metric in ATTENTION_METRICS and picture != "x0_hat":
+        raise ClaimFormError("picture", f"{metric} finds the shape in x0-hat: leave picture out")
+    return Claim("metric", metric=metric, above=above, below=below, token=token, **common)
 
 
 def _text(table: dict, key: str, default):

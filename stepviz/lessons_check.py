@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from .claims import Claim
+from .claims import ATTENTION_METRICS, Claim
 from .pacing import MAX_CLASS_SECONDS, class_seconds, describe_seconds
 
 
@@ -188,6 +188,8 @@ def metric_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
     if name == "outside_mask_difference":
         keep = np.asarray(runs.input_picture(claim.run, "mask_image").convert("L")) < 128
         return mean_difference(runs.picture(claim.run, claim.picture, taken), runs.input_picture(claim.run), keep)
+    if name in ATTENTION_METRICS:
+        return attention_value(claim, runs, taken)
     latents = stepper.run_inputs.image_latents
     if name in ("input_round_trip", "input_latents_std"):
         if latents is None:
@@ -200,6 +202,29 @@ def metric_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
     if taken < 1:
         raise LookupError(f"{name} is recorded by a step: there is none before step 1")
     return float(getattr(stepper.records[taken - 1], name))
+
+
+def attention_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
+    """A word's share of cross-attention mass on the shape in x0-hat (attention_on_shape), or that share over
+    the share of the picture the shape covers (attention_vs_even), as the TUI's attention view shows them."""
+    from .attention_pictures import foreground_shares, token_labels
+
+    if taken < 1:
+        raise LookupError("the attention maps are recorded by a step: there is none before step 1")
+    stepper = runs.stepper(claim.run)
+    maps = stepper.records[taken - 1].cross_attention
+    if maps is None:
+        raise LookupError(f"the {claim.run} run records no attention maps")
+    labels = token_labels(stepper.prompt_anatomy.tokens)
+    if claim.token not in labels:
+        raise LookupError(f"token {claim.token!r} is not in the prompt; its tokens are {', '.join(labels)}")
+    cells, shares = foreground_shares(runs.picture(claim.run, "x0_hat", taken), maps)
+    share = shares[labels.index(claim.token)]
+    if claim.metric == "attention_on_shape":
+        return share
+    if cells.mean() <= 0:
+        raise LookupError("the checker finds no shape in x0-hat at this step")
+    return share / float(cells.mean())
 
 
 # ---------------------------------------------------------------- lessons
