@@ -57,7 +57,7 @@ DERIVED_METRICS = {
     "attention_vs_even": "attention_on_shape / the share of the picture the shape covers: 1 is an even spread "
                          "(token = the word)",
 }
-ATTENTION_METRICS = ("attention_on_shape", "attention_vs_even")  # need token = "word" (as the attention view names it)
+ATTENTION_METRICS = ("attention_on_shape", "attention_vs_even")  # with token = "word", as the attention view names it
 METRICS = RECORD_METRICS + tuple(DERIVED_METRICS)
 PICTURE_METRICS = ("picture_change", "input_difference", "outside_mask_difference", "input_overlap")  # measured on `picture`
 CLAIM_KEYS = ("run", "picture", "step", "say", *SEES_KEYS, "differs_from", "by_more_than", "same_as", "within",

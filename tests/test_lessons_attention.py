@@ -1,4 +1,4 @@
-"""Attention claims in lessons: a word's share of cross-attention on the shape, measured as the attention view shows it."""
+"""Attention claims in lessons: a word's share of cross-attention on the shape, as the attention view shows it."""
 
 import pytest
 from test_lessons_check import write_lesson
