@@ -25,6 +25,19 @@ def interleaved(runs: dict, repeats: int, clock=time.perf_counter) -> dict[str, 
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def timed_pair(label: str, runs: dict, repeats: int, settings: str) -> float:
+    """Warm both up, time them interleaved, print `label settings a=..s b=..s ratio=..` (b / a); the ratio."""
+    import torch
+
+    (a, run_a), (b, run_b) = runs.items()
+    with torch.no_grad():
+        run_a(), run_b()  # warm-up
+        medians = interleaved(runs, repeats)
+    ratio = medians[b] / medians[a]
+    print(f"{label} {settings} {a}={medians[a]:.3f}s {b}={medians[b]:.3f}s ratio={ratio:.3f}")
+    return ratio
+
+
 def large_random_pipeline(resolution: int = 128):
     """SD 1.x's UNet widths (320, 640, 1280, 1280) with random weights, a tiny VAE and text encoder.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import interleaved, model_pipeline
+from common import model_pipeline, timed_pair
 
 
 def main() -> None:
@@ -46,13 +46,8 @@ def main() -> None:
         if args.device != "cpu":
             torch.cuda.synchronize()
 
-    with torch.no_grad():
-        with_diffusers(), with_stepviz()  # warm-up
-        medians = interleaved({"diffusers": with_diffusers, "stepviz": with_stepviz}, args.repeats)
-    ratio = medians["stepviz"] / medians["diffusers"]
-    print(f"P1 model={args.model} steps={args.steps} device={args.device} dtype={args.dtype} threads={args.threads} "
-          f"diffusers={medians['diffusers']:.3f}s stepviz={medians['stepviz']:.3f}s ratio={ratio:.3f}")
-
+    timed_pair("P1", {"diffusers": with_diffusers, "stepviz": with_stepviz}, args.repeats,
+               f"model={args.model} steps={args.steps} device={args.device} dtype={args.dtype} threads={args.threads}")
 
 if __name__ == "__main__":
     main()

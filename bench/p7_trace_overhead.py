@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import interleaved, model_pipeline
+from common import model_pipeline, timed_pair
 
 
 def main() -> None:
@@ -49,12 +49,8 @@ def main() -> None:
         with stepviz.trace(pipe):
             course_loop()
 
-    with torch.no_grad():
-        course_loop(), traced()  # warm-up
-        medians = interleaved({"plain": course_loop, "traced": traced}, args.repeats)
-    ratio = medians["traced"] / medians["plain"]
-    print(f"P7 model={args.model} steps={args.steps} threads={args.threads} plain={medians['plain']:.3f}s "
-          f"traced={medians['traced']:.3f}s ratio={ratio:.3f}")
+    timed_pair("P7", {"plain": course_loop, "traced": traced}, args.repeats,
+               f"model={args.model} steps={args.steps} threads={args.threads}")
 
 
 if __name__ == "__main__":

@@ -53,9 +53,13 @@ def _sigma(scheduler, t: float) -> float:
     return noise_level_at(scheduler, t)[0]
 
 
-def _schedule_differences(user_config, base_config) -> list[str]:
-    return [f"{key} {user_config.get(key)!r} vs {base_config.get(key)!r}" for key in SCHEDULE_KEYS
-            if key in base_config and user_config.get(key) != base_config.get(key)]
+def _schedule_differences(user_config, base_config) -> str | None:
+    """Why the loop's schedule is not the pipeline's, in words (None when the schedule keys agree)."""
+    found = [f"{key} {user_config.get(key)!r} vs {base_config.get(key)!r}" for key in SCHEDULE_KEYS
+             if key in base_config and user_config.get(key) != base_config.get(key)]
+    if not found:
+        return None
+    return f"the loop's scheduler was not built with from_config(pipe.scheduler.config): {', '.join(found)}"
 
 
 def _starting_latents(index, user, reference, run, pipe, base_config):
@@ -77,8 +81,7 @@ def _starting_latents(index, user, reference, run, pipe, base_config):
     reasons = _schedule_differences(user.scheduler.config, base_config)
     if reasons:
         return Cause("timesteps-mismatch", (
-            f"the starting noise was scaled by {used:.2f} instead of {after:.2f}: the loop's scheduler was not built "
-            f"with from_config(pipe.scheduler.config): {', '.join(reasons)}"))
+            f"the starting noise was scaled by {used:.2f} instead of {after:.2f}: {reasons}"))
     before = float(type(user.scheduler).from_config(user.scheduler.config).init_noise_sigma)
     read_early = any(not after_set for _, after_set in user.init_noise_sigma_reads)
     if abs(used - before) <= 1e-3 * before and abs(before - after) > 1e-3 * after and (
@@ -94,8 +97,7 @@ def _timestep(index, user, reference, run, pipe, base_config):
     t_user, t_ref = user.steps[index].timestep, reference.steps[index].timestep
     reasons = _schedule_differences(user.scheduler.config, base_config)
     asked = user.set_timesteps.get(user.steps[0].scheduler_id, {}).get("num_inference_steps")
-    why = (f"the loop's scheduler was not built with from_config(pipe.scheduler.config): {', '.join(reasons)}"
-           if reasons else f"set_timesteps({asked}) while the loop ran {len(user.steps)} steps"
+    why = (reasons or f"set_timesteps({asked}) while the loop ran {len(user.steps)} steps"
            if asked and asked != run.num_inference_steps else "the loop does not walk scheduler.timesteps")
     return Cause("timesteps-mismatch", f"step {index} ran at t={t_user:g}, the pipeline's at t={t_ref:g} "
                                        f"({run.num_inference_steps} steps); {why}")
@@ -145,8 +147,7 @@ def _scheduler_output(index, user, reference, run, pipe, base_config):
             f"and the pipeline's constructor turns clip_sample off"))
     reasons = _schedule_differences(config, base_config)
     if reasons:
-        return Cause("timesteps-mismatch", "the loop's scheduler was not built with "
-                                           f"from_config(pipe.scheduler.config): {', '.join(reasons)}")
+        return Cause("timesteps-mismatch", reasons)
     return None
 
 
