@@ -26,6 +26,12 @@ A lesson event carries expectations in `[[events.expect]]` tables (after its `[[
     above = 0.02
     below = 0.04
 
+    [[events.expect]]             # a shipped example loop run under stepviz.trace (`stepviz trace ...`)
+    trace = "course-loop lms"     # the example's name, then its arguments
+    first_divergence = "init-noise-sigma-order"   # a cause id, "unexplained", or "none" (it matches)
+    divergence_step = 0           # optional: the loop index where it first diverges
+    above = 0.3                   # optional: bounds on its final latents' max abs difference
+
 Every claim is measured when the run has taken the event's at_step steps, unless it says
 `step = N` (steps taken) or `step = "end"` (after the run's last step). `say` is an optional
 sentence printed with the result. Claims are data; this module parses and checks their shape.
@@ -61,7 +67,7 @@ ATTENTION_METRICS = ("attention_on_shape", "attention_vs_even")  # with token = 
 METRICS = RECORD_METRICS + tuple(DERIVED_METRICS)
 PICTURE_METRICS = ("picture_change", "input_difference", "outside_mask_difference", "input_overlap")  # measured on `picture`
 CLAIM_KEYS = ("run", "picture", "step", "say", *SEES_KEYS, "differs_from", "by_more_than", "same_as", "within",
-              "metric", "above", "below", "token")
+              "metric", "above", "below", "token", "trace", "first_divergence", "divergence_step")
 DEFAULT_SAME_WITHIN = 2.0  # mean |pixel difference| on 0..255 that still counts as "the same picture"
 
 
@@ -75,7 +81,7 @@ class ClaimFormError(ValueError):
 
 @dataclass(frozen=True)
 class Claim:
-    """One checkable statement. kind: "sees", "differs", "same" or "metric"."""
+    """One checkable statement. kind: "sees", "differs", "same", "metric" or "trace"."""
 
     kind: str
     run: str = "main"
@@ -88,7 +94,13 @@ class Claim:
     above: float | None = None
     below: float | None = None
     say: str | None = None
+<<<<<<< HEAD
     token: str | None = None  # attention metrics: the prompt's word
+=======
+    trace: str | None = None  # a shipped example and its arguments, run under stepviz.trace
+    divergence: str | None = None  # its first divergence's cause id, "unexplained" or "none"
+    divergence_step: int | None = None
+>>>>>>> 5669fe7 (Lesson: the course's loop vs the pipeline (LMS, 30 steps, guidance 8, seed 42), with trace claims: lessons check runs the shipped course-loop example under stepviz.trace (init-noise-sigma-order at step 0 with LMS and Euler, none with DDIM and PNDM, final latents 0.70 / 0.35 apart))
 
     def describe(self) -> str:
         """The claim in words, e.g. "guidance 1 x0-hat: colour yellow"."""
@@ -102,6 +114,10 @@ class Claim:
             return f"{where} same as {self.other}'s within {self.threshold:g}"
         bounds = [f"> {self.above:g}" if self.above is not None else "", f"< {self.below:g}" if self.below is not None
                   else ""]
+        if self.kind == "trace":
+            at = "" if self.divergence_step is None else f" at step {self.divergence_step}"
+            final = f", final apart {' and '.join(b for b in bounds if b)}" if any(bounds) else ""
+            return f"trace {self.trace}: {self.divergence}{at}{final}"
         subject = f"{where} {self.metric}" if self.metric in PICTURE_METRICS else f"{self.run}: {self.metric}"
         if self.token is not None:
             subject += f" of '{self.token}'"
@@ -120,10 +136,10 @@ def parse_claim(table: dict, at_step: int) -> Claim:
             raise ClaimFormError(key, f"unknown key; allowed keys are {', '.join(CLAIM_KEYS)}")
     kinds = [kind for kind, present in (("sees", any(k in table for k in SEES_KEYS)),
                                         ("differs", "differs_from" in table), ("same", "same_as" in table),
-                                        ("metric", "metric" in table)) if present]
+                                        ("metric", "metric" in table), ("trace", "trace" in table)) if present]
     if len(kinds) != 1:
         raise ClaimFormError(next(iter(table), "run"), "a claim needs exactly one of: colour/shape/background, "
-                             f"differs_from, same_as, metric (found {', '.join(kinds) or 'none'})")
+                             f"differs_from, same_as, metric, trace (found {', '.join(kinds) or 'none'})")
     kind = kinds[0]
     run = _text(table, "run", "main")
     picture = _text(table, "picture", "x0_hat")
@@ -158,6 +174,8 @@ def parse_claim(table: dict, at_step: int) -> Claim:
         if threshold is None:
             raise ClaimFormError(other_key, f"{other_key} needs {bound_key} = N (mean |pixel difference|, 0..255)")
         return Claim(kind, other=other, threshold=threshold, **common)
+    if kind == "trace":
+        return _trace_claim(table, common)
     metric = _text(table, "metric", None)
     if metric not in METRICS:
         raise ClaimFormError("metric", f"{metric!r} is unknown; allowed metrics are {', '.join(METRICS)}")
@@ -175,6 +193,27 @@ def parse_claim(table: dict, at_step: int) -> Claim:
     if metric in ATTENTION_METRICS and picture != "x0_hat":
         raise ClaimFormError("picture", f"{metric} finds the shape in x0-hat: leave picture out")
     return Claim("metric", metric=metric, above=above, below=below, token=token, **common)
+
+
+def _trace_claim(table: dict, common: dict) -> Claim:
+    """`trace` names a shipped example (never a path: a lesson stays data) and what its trace finds."""
+    from .engine.trace_causes import CAUSES
+    from .trace_script import example_names
+
+    command = _text(table, "trace", None)
+    if not command or command.split()[0] not in example_names():
+        examples = ", ".join(example_names())
+        raise ClaimFormError("trace", f"{command!r} is not allowed: name a shipped example ({examples}), then its "
+                             "arguments")
+    allowed = (*CAUSES, "unexplained", "none")
+    divergence = _text(table, "first_divergence", None)
+    if divergence not in allowed:
+        raise ClaimFormError("first_divergence", f"{divergence!r} is not allowed: use one of {', '.join(allowed)}")
+    step = table.get("divergence_step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise ClaimFormError("divergence_step", f"{step!r} is not allowed: use a loop index (an integer >= 0)")
+    return Claim("trace", trace=command, divergence=divergence, divergence_step=step,
+                 above=_number(table, "above", None), below=_number(table, "below", None), **common)
 
 
 def _text(table: dict, key: str, default):

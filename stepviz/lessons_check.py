@@ -133,6 +133,8 @@ def mean_difference(a, b, where=None) -> float:
 def measure(claim: Claim, runs: LessonRuns) -> ClaimResult:
     """Measure one claim on the lesson's runs."""
     try:
+        if claim.kind == "trace":
+            return _trace(claim)
         taken = runs.steps_taken(claim.run, claim.step)
         if claim.kind == "sees":
             return _sees(claim, runs, taken)
@@ -147,6 +149,29 @@ def measure(claim: Claim, runs: LessonRuns) -> ClaimResult:
         return ClaimResult(claim, taken, passed, f"{claim.metric} = {value:.4g}", value)
     except LookupError as exc:
         return ClaimResult(claim, claim.step, False, f"cannot measure: {exc}")
+
+
+@functools.cache
+def traced_report(command: str):
+    """The trace report of a shipped example run with its arguments (each run once per check)."""
+    from .trace_script import run_traced, script_path
+
+    name, *args = command.split()
+    traces = run_traced(script_path(name), args)
+    if not traces:
+        raise LookupError(f"{command} stepped no scheduler")
+    return traces[-1].compare()
+
+
+def _trace(claim: Claim) -> ClaimResult:
+    report = traced_report(claim.trace)
+    first, value = report.first_divergence, report.final_difference
+    found = "none" if first is None else first.cause.id if first.cause else "unexplained"
+    passed = found == claim.divergence and (claim.divergence_step is None or (
+        first is not None and first.step == claim.divergence_step))
+    passed = passed and (claim.above is None or value > claim.above) and (claim.below is None or value < claim.below)
+    where = "" if first is None else f" at step {first.step} ({first.quantity})"
+    return ClaimResult(claim, "-", passed, f"found {found}{where}, final {value:.3g} apart", value)
 
 
 def _sees(claim: Claim, runs: LessonRuns, taken: int) -> ClaimResult:

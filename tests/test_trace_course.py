@@ -48,3 +48,19 @@ def test_cli_refuses_what_it_cannot_trace(tmp_path, capsys):
     empty.write_text("x = 1\n")
     assert main(["trace", str(empty)]) == 2
     assert "never stepped a scheduler" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("claim, words", [
+    ('trace = "../../my_script.py"\nfirst_divergence = "none"', "trace (line 14): '../../my_script.py' is not allowed"),
+    ('trace = "course-loop lms"\nfirst_divergence = "late"', "first_divergence (line 15): 'late' is not allowed"),
+    ('trace = "course-loop"\nfirst_divergence = "none"\ndivergence_step = -1', "divergence_step"),
+])
+def test_a_lesson_traces_only_shipped_examples(tmp_path, claim, words):
+    """A lesson's trace claim names a shipped example: a lesson file stays data, it never points at a script."""
+    from test_lessons_check import write_lesson
+
+    from stepviz.scenario import ScenarioError, load_scenario
+
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write_lesson(tmp_path, "\n[[events.expect]]\n" + claim + "\n"))
+    assert words in str(info.value)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 CAUSES = {
     "init-noise-sigma-order": "the starting noise was scaled by init_noise_sigma read before set_timesteps",
     "missing-scale-model-input": "the UNet got x_t without scheduler.scale_model_input",
@@ -63,6 +61,8 @@ def _schedule_differences(user_config, base_config) -> str | None:
 
 
 def _starting_latents(index, user, reference, run, pipe, base_config):
+    import torch
+
     if run.mode == "img2img":
         t_used = float(torch.as_tensor(user.start_add_noise["timesteps"]).flatten()[0])
         t_ref = float(torch.as_tensor(reference.start_add_noise["timesteps"]).flatten()[0])
@@ -104,6 +104,8 @@ def _timestep(index, user, reference, run, pipe, base_config):
 
 
 def _scaled_model_input(index, user, reference, run, pipe, base_config):
+    import torch
+
     step, ref = user.steps[index], reference.steps[index]
     unscaled = torch.cat([step.latents] * (step.model_input.shape[0]))
     if torch.allclose(step.model_input, unscaled.to(step.model_input.dtype)):
@@ -152,6 +154,8 @@ def _scheduler_output(index, user, reference, run, pipe, base_config):
 
 
 def _blend(index, user, reference, run, pipe, base_config):
+    import torch
+
     step = user.steps[index]
     if not step.blends or index + 1 >= len(reference.steps):
         return None
@@ -167,6 +171,8 @@ def _blend(index, user, reference, run, pipe, base_config):
 
 
 def _decode(index, user, reference, run, pipe, base_config):
+    import torch
+
     factor = float(pipe.vae.config.scaling_factor)
     expected = reference.final_latents
     if torch.allclose(user.decode_input.to(expected.dtype), expected, rtol=1e-4, atol=1e-5):
