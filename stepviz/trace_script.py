@@ -39,7 +39,7 @@ def run_traced(path: Path, argv: list[str]) -> list:
     import diffusers
 
     from .engine.sdxl import SD_CLASSES
-    from .engine.trace import Trace
+    from .engine.trace_compare import Trace
 
     traces: list[Trace] = []
     originals = {}

@@ -94,3 +94,10 @@ def test_stepper_takes_the_starting_noise_and_embeddings_as_diffusers_does(sd_pi
                          latents=noise, prompt_embeds=text, negative_prompt_embeds=negative)
     st.run()
     assert torch.equal(st.latents, expected)
+
+
+def test_stepviz_trace_is_the_function_even_after_its_modules_load():
+    import stepviz.engine.trace_compare  # noqa: F401  (a submodule named like the function would shadow it)
+    from stepviz.engine import trace
+
+    assert callable(stepviz.trace) and stepviz.trace is trace

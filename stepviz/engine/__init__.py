@@ -15,7 +15,7 @@ _WHERE = {
     "NonFiniteError": ".stepper",
     "RunFinishedError": ".stepper",
     "Stepper": ".stepper",
-    "trace": ".trace",
+    "trace": ".trace_compare",
 }
 __all__ = sorted(_WHERE)
 
