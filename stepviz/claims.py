@@ -94,13 +94,10 @@ class Claim:
     above: float | None = None
     below: float | None = None
     say: str | None = None
-<<<<<<< HEAD
     token: str | None = None  # attention metrics: the prompt's word
-=======
     trace: str | None = None  # a shipped example and its arguments, run under stepviz.trace
     divergence: str | None = None  # its first divergence's cause id, "unexplained" or "none"
     divergence_step: int | None = None
->>>>>>> 5669fe7 (Lesson: the course's loop vs the pipeline (LMS, 30 steps, guidance 8, seed 42), with trace claims: lessons check runs the shipped course-loop example under stepviz.trace (init-noise-sigma-order at step 0 with LMS and Euler, none with DDIM and PNDM, final latents 0.70 / 0.35 apart))
 
     def describe(self) -> str:
         """The claim in words, e.g. "guidance 1 x0-hat: colour yellow"."""
