@@ -1,6 +1,8 @@
 """`stepviz export`: run a lesson (or a prompt) headless and write everything a class handout needs.
 
-    strip.png            x_t and x0-hat per kept step, labelled with i, t, sigma
+    strip.png            x_t and x0-hat per kept step (8 to a row), labelled with the step, t, sigma
+    sheet.png            the run on one 16:9 slide: input, mask, chosen steps, result (sheet-<n>-<label>.png:
+                         each compared run)
     steps.webp|.gif      one frame per step
     metrics.csv / .json  every float of every StepRecord, one row per step
     schedule.png         sigma_t and abar_t per step        norms.png   the guidance norms
@@ -151,7 +153,7 @@ def slug(text: str) -> str:
 # ---------------------------------------------------------------- writing
 def write_metrics(records, folder: Path) -> None:
     rows = [{**record.floats(), "scheduler": record.scheduler} for record in records]
-    columns = list(rows[0]) if rows else ["index"]
+    columns = list(rows[0]) if rows else ["step"]
     with (folder / "metrics.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
@@ -169,17 +171,25 @@ def save_animation(frames, path: Path) -> None:
     save_atomically(frames[0], path, **options)
 
 
-def write_inputs(settings, folder: Path) -> list[str]:
-    """The run's input pictures (img2img, inpaint), as the handout shows them."""
-    from .engine.checks import load_image
-
+def write_inputs(inputs: dict, folder: Path) -> list[str]:
+    """The run's input pictures (img2img, inpaint, depth2img), as the handout shows them."""
     written = []
-    for key, name in (("image", "input.png"), ("mask_image", "mask.png")):
-        value = getattr(settings, key)
-        if value is not None and settings.mode != "txt2img":
-            save_atomically(load_image(key, value, settings.mode), folder / name)
+    for role, name in (("input", "input.png"), ("mask", "mask.png")):
+        if role in inputs:
+            save_atomically(inputs[role], folder / name)
             written.append(name)
     return written
+
+
+def write_sheet(run: FinishedRun, settings, pictures, inputs: dict, kind: str, path: Path) -> None:
+    """The run on one slide (sheet.png): inputs, chosen steps, result."""
+    from .export_sheet import sheet_image
+
+    stepper = run.stepper
+    subtitle = (f"{settings.prompt!r} · seed {settings.seed} · {settings.scheduler} · guidance "
+                f"{settings.guidance_scale:g} · {len(stepper.records)} steps · {kind} pictures")
+    save_atomically(sheet_image(run.label if run.label != "run" else "stepviz run", subtitle, stepper.records,
+                                pictures, inputs), path)
 
 
 def write_export(settings, folder: Path, *, kind: str, every: int, animation_format: str, progress: bool,
@@ -227,7 +237,10 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
     plots.schedule_figure(records, folder / "schedule.png", branches)
     plots.norms_figure(records, folder / "norms.png")
     files += ["strip.png", animation, "metrics.csv", "metrics.json", "schedule.png", "norms.png"]
-    files += write_inputs(settings, folder)
+    inputs = settings.input_pictures()
+    files += write_inputs(inputs, folder)
+    write_sheet(main, settings, pictures, inputs, kind, folder / "sheet.png")
+    files.append("sheet.png")
     blend = blend_image(stepper.pipe, records, kind, pictures, every)
     if blend is not None:
         save_atomically(blend, folder / "blend.png")
@@ -249,14 +262,17 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
                                         title=f"{run.label}  ({kind})"), folder / name)
             rows.append((run.label, run.stepper.records, run_pictures))
             branch = settings.compare[number - 1]
+            branch_settings = settings.branch_settings(branch)
+            sheet = f"sheet-{number}-{slug(run.label)}.png"
+            write_sheet(run, branch_settings, run_pictures, branch_settings.input_pictures(), kind, folder / sheet)
             overrides = {k: describe_picture(v) if k in ("image", "mask_image", "depth_map") else v
                          for k, v in branch.overrides.items()}
-            compare.append({"label": run.label, "overrides": overrides, "file": name,
+            compare.append({"label": run.label, "overrides": overrides, "file": name, "sheet": sheet,
                             "steps_run": len(run.stepper.records), "stopped": run.stopped,
                             "scheduler_configs": run.scheduler_configs})
-            files.append(name)
+            files += [name, sheet]
         save_atomically(compare_image(rows, every), folder / "compare.png")
-        files.insert(len(files) - len(others), "compare.png")
+        files.insert(len(files) - 2 * len(others), "compare.png")
     files += ["manifest.json", "index.html"]
     manifest = build_manifest(settings, stepper, scheduler_configs=main.scheduler_configs,
                               events_applied=main.events_applied, stopped=main.stopped, kind=kind, every=every,

@@ -1,6 +1,8 @@
 """index.html: the export as one self-contained handout page (pictures embedded as base64).
 
-The page is plain HTML and CSS, no scripts: it prints, and opens from a USB stick or an email.
+The page is plain HTML and CSS, no scripts, nothing loaded from elsewhere: it prints, and opens from a USB
+stick, an email or an offline classroom. Pictures are shown at their own size (wrapped strips are ~1,200 px
+wide); a click enlarges one to the whole window (a CSS checkbox, no script), another click puts it back.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from pathlib import Path
 CAPTIONS = {
     "input.png": "The input picture, as given (the pipeline resizes it to the run's size and encodes it with the VAE).",
     "mask.png": "The mask: white is repainted, black is kept. At latent size it is 8 times coarser.",
-    "strip.png": "Each column is one step of the loop (i: step, t: timestep, σ: noise level). Top row: the latents "
-                 "x_t after the step, as the sampler carries them. Bottom row: x0-hat, the model's guess of the "
-                 "finished picture at that step. Red labels mark a change of guidance scale or scheduler.",
+    "strip.png": "Each column is one step of the loop (step k: the k-th scheduler step, as the TUI counts; t: "
+                 "timestep, σ: noise level), eight to a row. Upper row: the latents x_t after the step, as the "
+                 "sampler carries them. Lower row: x0-hat, the model's guess of the finished picture at that step. "
+                 "Red labels mark a change of guidance scale or scheduler.",
+    "sheet.png": "The run on one slide: what it took, a few steps (x_t over x0-hat) and the result.",
     "animation": "The same run, one frame per step: x_t on the left, x0-hat on the right.",
     "blend.png": "The DIY inpaint blend: after every scheduler step, the parts outside the mask are replaced by the "
                  "original picture re-noised to the next timestep (the background), so only the white part of the "
@@ -38,15 +42,18 @@ CAPTIONS = {
                  "guidance pushes along) and of the combined prediction; below, how alike the two predictions are "
                  "(cosine) and the spread of x_t and x0-hat.",
 }
-TABLE_COLUMNS = ("index", "timestep", "sigma", "alpha_cumprod", "guidance_scale", "scheduler", "norm_guidance",
+TABLE_COLUMNS = ("step", "timestep", "sigma", "alpha_cumprod", "guidance_scale", "scheduler", "norm_guidance",
                  "norm_noise_pred", "cos_uncond_text", "latents_std")
 MIME = {".png": "image/png", ".webp": "image/webp", ".gif": "image/gif", ".csv": "text/csv",
         ".json": "application/json", ".npz": "application/octet-stream"}
 STYLE = """
-body { font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+body { font: 17px/1.45 system-ui, sans-serif; max-width: 1280px; margin: 2em auto; padding: 0 1em; color: #222; }
 h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; }
 figure { margin: 1em 0; } figure img { max-width: 100%; image-rendering: pixelated; border: 1px solid #ddd; }
-figure img[alt="input.png"], figure img[alt="mask.png"] { width: 192px; }
+figure img[alt="input.png"], figure img[alt="mask.png"] { width: 256px; }
+.zoom input { display: none; } .zoom img { cursor: zoom-in; }
+.zoom input:checked + img { position: fixed; inset: 0; margin: auto; width: 98vw; height: 98vh; max-width: none;
+  object-fit: contain; background: #fff; z-index: 10; cursor: zoom-out; box-shadow: 0 0 0 100vmax rgba(0,0,0,.75); }
 .row { display: flex; gap: 2em; } .row figure { max-width: 22em; }
 figcaption { color: #555; font-size: 0.92em; max-width: 60em; }
 table { border-collapse: collapse; font-size: 0.88em; } td, th { border: 1px solid #ddd; padding: 2px 8px; }
@@ -60,7 +67,9 @@ def data_uri(path: Path) -> str:
 
 
 def figure(folder: Path, name: str, caption: str) -> str:
-    return (f'<figure><img src="{data_uri(folder / name)}" alt="{html.escape(name)}">'
+    """A picture at its own size (at most the page's width), enlarged to the window by a click."""
+    return (f'<figure><label class="zoom" title="click to enlarge"><input type="checkbox">'
+            f'<img src="{data_uri(folder / name)}" alt="{html.escape(name)}"></label>'
             f"<figcaption><b>{html.escape(name)}</b> — {html.escape(caption)}</figcaption></figure>")
 
 
@@ -72,14 +81,15 @@ def rows_table(pairs) -> str:
 def events_table(events: list[dict]) -> str:
     if not events:
         return '<p class="muted">No scripted events: the run went straight through.</p>'
-    lines = ["<table><tr><th>step</th><th>change</th><th>note</th><th>applied</th></tr>"]
+    lines = ["<table><tr><th>when</th><th>change</th><th>note</th><th>applied</th></tr>"]
     for event in sorted(events, key=lambda e: e["at_step"]):
         change = ", ".join(filter(None, [
             f"guidance scale → {event['set_guidance_scale']:g}" if event["set_guidance_scale"] is not None else "",
             f"scheduler → {event['set_scheduler']}" if event["set_scheduler"] else "",
             "pause (in the TUI)" if event["pause"] else ""]))
         applied = "yes" if event["applied"] else f"no ({event.get('why', '')})"
-        lines.append(f'<tr class="note"><td class="num">{event["at_step"]}</td><td>{html.escape(change)}</td>'
+        when = "before step 1" if event["at_step"] == 0 else f"after step {event['at_step']}"
+        lines.append(f'<tr class="note"><td class="num">{when}</td><td>{html.escape(change)}</td>'
                      f"<td>{html.escape(event['note'] or '')}</td><td>{html.escape(applied)}</td></tr>")
     return "".join(lines) + "</table>"
 
@@ -91,7 +101,7 @@ def metrics_table(records) -> str:
         cells = []
         for column in TABLE_COLUMNS:
             value = row[column]
-            text = value if isinstance(value, str) else (f"{value:.0f}" if column in ("index", "timestep")
+            text = value if isinstance(value, str) else (f"{value:.0f}" if column in ("step", "timestep")
                                                           else f"{value:.4g}")
             cells.append(f'<td class="num">{html.escape(text)}</td>')
         lines.append("<tr>" + "".join(cells) + "</tr>")
@@ -126,6 +136,8 @@ def write_handout(folder: Path, manifest: dict, records) -> Path:
         parts.append("<h2>The inputs</h2><div class='row'>"
                      + "".join(figure(folder, name, CAPTIONS[name]) for name in inputs) + "</div>")
     parts.append("<h2>Notes and events</h2>" + events_table(manifest["events"]))
+    if (folder / "sheet.png").is_file():
+        parts.append("<h2>The run on one slide</h2>" + figure(folder, "sheet.png", CAPTIONS["sheet.png"]))
     parts.append("<h2>Step by step</h2>" + figure(folder, "strip.png", CAPTIONS["strip.png"]))
     parts.append(figure(folder, manifest["animation"], CAPTIONS["animation"]))
     if (folder / "blend.png").is_file():
@@ -143,6 +155,8 @@ def write_handout(folder: Path, manifest: dict, records) -> Path:
             changed = ", ".join(f"{k} = {v}" for k, v in branch["overrides"].items())
             parts.append(figure(folder, branch["file"], f"{branch['label']}: the main run with {changed}, "
                                                         "without its scripted events."))
+            if branch.get("sheet") and (folder / branch["sheet"]).is_file():
+                parts.append(figure(folder, branch["sheet"], f"{branch['label']} on one slide."))
     parts.append("<h2>Schedule and guidance</h2>" + figure(folder, "schedule.png", CAPTIONS["schedule.png"]))
     parts.append(figure(folder, "norms.png", CAPTIONS["norms.png"]))
     parts.append(f"<h2>Metrics</h2><p>Every number of every step is in "

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import math
+
 from .engine.prediction import prediction_for
 
 
-def scheduler_text(view) -> str:
-    """'ddim (vp, order 1)' plus the multistep history fill where there is one."""
-    text = f"{view.scheduler} ({view.family}, order {view.order}"
-    if view.multistep:
-        filled, capacity = view.history_fill or (0, view.order)
+def scheduler_text(view, record=None, before: bool = False) -> str:
+    """'ddim (vp, order 1)' plus the multistep history fill, as they were after `record` (None: now;
+    `before`: before that step, i.e. at the start of the run).
+
+    Looking back, the step's own scheduler is shown: after a swap the steps before it ran on the old one.
+    """
+    if record is None:
+        name, family, order, multistep, fill = (view.scheduler, view.family, view.order, view.multistep,
+                                                view.history_fill)
+    else:
+        from .engine.schedulers import SCHEDULERS
+
+        info = SCHEDULERS.get(record.scheduler)
+        name, family = record.scheduler, record.family
+        order, multistep = (info.order, info.multistep) if info else (view.order, view.multistep)
+        fill = None if before else record.history_fill
+    text = f"{name} ({family}, order {order}"
+    if multistep:
+        filled, capacity = fill or (0, order)
         text += f", history {filled}/{capacity}"
     return text + ")"
 
@@ -19,17 +35,23 @@ def model_label(model: str) -> str:
     return model.rstrip("/").rsplit("/", 1)[-1] if model.startswith(("/", ".", "~")) else model
 
 
-def status_text(view, record) -> str:
-    """The status line: model, device and dtype, mode, what the UNet predicts, scheduler, step i/N, t, sigma, alpha_cumprod, guidance scale."""
+def status_text(view, record, compact: bool = False) -> str:
+    """The status line of the step looked at: model, device and dtype, mode, what the UNet predicts, the step's
+    scheduler, step i/N, t, sigma, alpha_cumprod, its guidance scale (`compact`: the step's own part only, for a
+    column of the compare view)."""
     step = 0 if record is None else record.index + 1
-    parts = [model_label(view.model), f"{view.device} {view.dtype}", view.mode,
-             f"predicts {prediction_for(view.prediction_type).symbol}", scheduler_text(view),
-             f"step {step}/{view.total_steps}"]
+    at_start = record is None and view.records  # looking at the start of a run with steps: its first scheduler
+    first = view.records[0] if at_start else record
+    parts = [] if compact else [model_label(view.model), f"{view.device} {view.dtype}", view.mode,
+                                f"predicts {prediction_for(view.prediction_type).symbol}"]
+    parts += [scheduler_text(view, first, bool(at_start)), f"step {step}/{view.total_steps}"]
     if record is None:
         parts.append("t -")
+    elif compact:
+        parts.append(f"t {record.timestep:g}  sigma {record.sigma:.3f}")
     else:
         parts.append(f"t {record.timestep:g}  sigma {record.sigma:.3f}  alpha_cumprod {record.alpha_cumprod:.4f}")
-    scale = view.guidance_scale if record is None else record.guidance_scale
+    scale = view.guidance_scale if first is None else first.guidance_scale
     parts.append(f"guidance {scale:g}")
     if record is not None and record.index + 1 < view.steps_taken:
         parts.append(f"looking back ({view.steps_taken} taken)")
@@ -54,33 +76,56 @@ def guidance_rows(prediction_type: str = "epsilon") -> tuple[tuple[str, str, str
 GUIDANCE_ROWS = guidance_rows()
 
 
+def rms(record, name: str) -> float:
+    """Per-element RMS of a norm: the L2 norm over all n latent elements divided by sqrt(n)."""
+    return float(getattr(record, name)) / record.noise_pred_uncond.numel() ** 0.5
+
+
+def angle_degrees(cos: float) -> float:
+    return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+
+
 def guidance_text(record, width: int = 80) -> str:
-    """The branch norms and cosine of one step in three lines (Rich markup; colours match the plot).
+    """The branch norms (L2 and per-element RMS) and the angle between the branches (Rich markup; colours match
+    the plot). cos(u,t) is 0.99.. in nearly every run, so the angle and 1 - cos are what tell runs apart.
 
     u = uncond (negative prompt) branch, t = text (prompt) branch; the help screen spells them out.
     """
     if record is None:
         return "take a step (space) to see the two branches"
+    cos = record.cos_uncond_text
+    angle = f"angle(u,t) {angle_degrees(cos):.2f}°  1-cos {1 - cos:.5f}"
     (u, lu, cu), (t, lt, ct), (d, ld, cd), (e, le, ce) = guidance_rows(record.prediction_type)
-    value = lambda name: f"{getattr(record, name):.4f}"  # noqa: E731
-    cos = f"cos(u,t) {record.cos_uncond_text:.4f}"
-    if width >= 50:
-        lines = [prediction_for(record.prediction_type).cfg_line(f"{record.guidance_scale:g}", short=True),
-                 f"[{cu}]{lu}[/] {value(u)}  [{ct}]{lt}[/] {value(t)}  {cos}",
-                 f"[{cd}]{ld}[/] {value(d)}  [{ce}]{le}[/] {value(e)}"]
+    if width >= 58:
+        value = lambda name: f"{getattr(record, name):.2f} rms {rms(record, name):.3f}"  # noqa: E731
+        cfg = prediction_for(record.prediction_type).cfg_line(f"{record.guidance_scale:g}", short=True)
+        lines = [f"{cfg}   [dim]L2 norm, rms per element[/]",
+                 f"[{cu}]{lu}[/] {value(u)}   [{ct}]{lt}[/] {value(t)}",
+                 f"[{cd}]{ld}[/] {value(d)}   [{ce}]{le}[/] {value(e)}",
+                 f"{angle}  (cos {cos:.4f})"]
     else:
-        lines = [f"[{cu}]{lu}[/] {value(u)}  [{ct}]{lt}[/] {value(t)}",
-                 f"[{cd}]{ld}[/] {value(d)}  s {record.guidance_scale:g}",
-                 f"[{ce}]{le}[/] {value(e)}  {cos}"]
+        value = lambda name: f"{rms(record, name):.3f}"  # noqa: E731
+        lines = [f"rms [{cu}]{lu[1:-1]}[/] {value(u)} [{ct}]{lt[1:-1]}[/] {value(t)}",
+                 f"[{cd}]{ld[1:-1]}[/] {value(d)} [{ce}]{le[1:-1]}[/] {value(e)} s {record.guidance_scale:g}",
+                 angle]
     if record.nonfinite:
         lines.append(f"[red]NaN/Inf first seen in: {record.nonfinite}[/]")
     return "\n".join(lines)
 
 
+def compare_numbers(record) -> str:
+    """One line under a run in the compare view: what guidance adds, and the angle between the branches."""
+    if record is None:
+        return "take a step (space)"
+    name, label, colour = guidance_rows(record.prediction_type)[2]
+    return (f"s {record.guidance_scale:g} · [{colour}]{label}[/] rms {rms(record, name):.3f} · "
+            f"angle(u,t) {angle_degrees(record.cos_uncond_text):.2f}°")
+
+
 def guidance_series(records) -> dict[str, tuple[list[float], list[float]]]:
-    """(steps, values) per plotted norm, over the records so far."""
+    """(steps, per-element RMS) per plotted norm, over the records so far."""
     steps = [r.index + 1 for r in records]
-    return {name: (steps, [float(getattr(r, name)) for r in records]) for name, _, _ in GUIDANCE_ROWS}
+    return {name: (steps, [rms(r, name) for r in records]) for name, _, _ in GUIDANCE_ROWS}
 
 
 def prompt_text(anatomy, negative=None, added: str | None = None) -> str:

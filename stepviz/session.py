@@ -43,6 +43,8 @@ class RunView:
     added_conditioning: str | None = None  # SDXL: the pooled embedding and add_time_ids, in one line
     height: int = 0  # the picture's size in pixels
     width: int = 0
+    inputs: dict = field(default_factory=dict)  # the pictures the run takes: "input" (and "mask"), as PIL images
+    strength: float | None = None
 
     @property
     def steps_taken(self) -> int:
@@ -92,31 +94,30 @@ class RunSession:
         self.writing = False  # an export is writing its file (run_app waits for it when quitting)
         self._alphas_cumprod: tuple[float, ...] = ()
         self._initial_latents = None
+        self._inputs: dict = {}
 
     # ------------------------------------------------------------ set-up (worker thread)
-    def load(self) -> RunView:
-        """Load the model if none was given, and build the main stepper."""
+    def load(self, progress=lambda text: None) -> RunView:
+        """Load the model if none was given, and build the main stepper; `progress(text)` hears each stage."""
         with self.lock:
             if self.pipe is None:
+                progress("importing torch and diffusers")
+                import diffusers  # noqa: F401  (the longest part of a cold start: timed apart from the weights)
+
+                progress(f"loading the weights of {self.settings.model}")
                 self.pipe = self.settings.load_pipeline()
+            progress("encoding the prompt, preparing the run")
+            self._inputs = self.settings.input_pictures()
             return self.adopt(self.settings.make_stepper(self.pipe))
 
     def adopt(self, stepper) -> RunView:
-        """Make `stepper` (built here or by the user) the main branch; its starting noise is known only
-        while it has taken no step."""
+        """Make `stepper` (built here or by the user) the main branch."""
         with self.lock:
             self.pipe = stepper.pipe
             self.steppers = {MAIN: stepper}
             self._alphas_cumprod = tuple(float(a) for a in stepper.scheduler.alphas_cumprod)
-            self._initial_latents = None if stepper.records else self._vp_scaled(stepper)
+            self._initial_latents = vp_scaled_start(stepper)
             return self.view(MAIN)
-
-    def _vp_scaled(self, stepper):
-        """The starting latents on the VP scale (sigma-family latents divided by sqrt(sigma^2 + 1))."""
-        if stepper.scheduler_info.family != "sigma" or not stepper.grid:
-            return stepper.latents
-        abar = self._alphas_cumprod[int(round(stepper.grid[0]))]
-        return stepper.latents * abar**0.5  # 1 / sqrt(sigma^2 + 1) = sqrt(abar)
 
     @property
     def model_name(self) -> str:
@@ -124,6 +125,9 @@ class RunSession:
 
     def has(self, branch: str) -> bool:
         return branch in self.steppers
+
+    def steps_taken(self, branch: str = MAIN) -> int:
+        return len(self.steppers[branch].records)
 
     # ------------------------------------------------------------ edits (worker thread)
     def step(self, branch: str = MAIN):
@@ -146,10 +150,37 @@ class RunSession:
         with self.lock:
             return self.steppers[branch].set_scheduler(name)
 
-    def fork(self) -> None:
-        """A fork of the main branch at its current state (replaces an earlier fork)."""
+    def fork(self, steps: int | None = None) -> None:
+        """A fork of the main branch after its first `steps` steps (None: as it is now); replaces an earlier fork.
+
+        The main branch keeps every step it took: the fork is rewound, not the run.
+        """
         with self.lock:
-            self.steppers[FORK] = self.steppers[MAIN].fork()
+            fork = self.steppers[MAIN].fork()
+            if steps is not None and steps < len(fork.records):
+                fork.rewind(steps)
+            self.steppers[FORK] = fork
+
+    def lesson_branches(self) -> list[str]:
+        """The lesson's [[compare]] runs as branches "compare-1".. (built once, at step 0, without events)."""
+        names = [f"compare-{n}" for n in range(1, len(self.settings.compare) + 1)]
+        with self.lock:
+            for name, branch in zip(names, self.settings.compare):
+                if name not in self.steppers:
+                    settings = self.settings.branch_settings(branch)
+                    pipe = self.pipe
+                    if str(settings.model) != str(self.settings.model):
+                        pipe = settings.load_pipeline()
+                    self.steppers[name] = settings.make_stepper(pipe)
+        return names
+
+    def label(self, branch: str) -> str:
+        """What a branch is called on screen."""
+        if branch == MAIN:
+            return self.settings.title or "the run"
+        if branch.startswith("compare-"):
+            return self.settings.compare[int(branch.split("-")[1]) - 1].label
+        return branch
 
     def due_events(self, branch: str = MAIN) -> list:
         """Apply the scripted events due now on the main branch; returns them (notes and pauses are the UI's)."""
@@ -198,19 +229,57 @@ class RunSession:
     def view(self, branch: str = MAIN) -> RunView:
         """A frozen snapshot of `branch` for the widgets."""
         with self.lock:
-            st = self.steppers[branch]
-            info = st.scheduler_info
-            return RunView(
-                branch=branch, model=self.model_name, mode=st.mode, scheduler=st.scheduler_name,
-                family=info.family, order=info.order, multistep=info.multistep, history_fill=st.history_fill,
-                total_steps=st.total_steps, guidance_scale=st.guidance_scale, done=st.done,
-                records=tuple(st.records), initial_latents=self._initial_latents,
-                prompt_anatomy=st.prompt_anatomy, negative_anatomy=st.negative_anatomy,
-                alphas_cumprod=self._alphas_cumprod, grid=tuple(st.grid), extra_channels=st.extra_channels,
-                notices=tuple(st.notices), prediction_type=st.prediction_type, device=str(st.device),
-                dtype=str(st.dtype).removeprefix("torch."), height=st.height, width=st.width,
-                added_conditioning=st.conditioning.describe(),
-            )
+            shared = branch in (MAIN, FORK)  # a fork starts where the run started, from the same pictures
+            return run_view(branch, self.steppers[branch], self.model_name, self._alphas_cumprod,
+                            self._initial_latents if shared else None, self._inputs if shared else {},
+                            self.settings.strength)
+
+
+def vp_scaled_start(stepper):
+    """The run's starting latents on the VP scale (sigma-family latents divided by sqrt(sigma^2 + 1)).
+
+    Taken from the stepper's inputs, so it holds also after steps, swaps and forks.
+    """
+    inputs = getattr(stepper, "run_inputs", None)  # a recorded loop (engine/trace_replay.py) has none
+    start = stepper.latents if inputs is None else inputs.latents
+    records = stepper.records
+    family = records[0].family if records else stepper.scheduler_info.family
+    if family != "sigma":
+        return start
+    if records:
+        sigma = records[0].sigma
+    elif stepper.grid:
+        abar = float(stepper.scheduler.alphas_cumprod[int(round(stepper.grid[0]))])
+        sigma = ((1 - abar) / abar) ** 0.5
+    else:
+        return start
+    return start / (sigma**2 + 1) ** 0.5
+
+
+def run_view(branch: str, stepper, model: str, alphas_cumprod: tuple[float, ...] = (), initial_latents=None,
+             inputs: dict | None = None, strength: float | None = None) -> RunView:
+    """A frozen snapshot of one Stepper (the caller holds whatever lock guards it).
+
+    `initial_latents` (the start on the VP scale) is taken from the stepper when not given; for a fork it is
+    the start of the run it came from, which the fork shares.
+    """
+    st = stepper
+    info = st.scheduler_info
+    if not alphas_cumprod:
+        alphas_cumprod = tuple(float(a) for a in st.scheduler.alphas_cumprod)
+    if initial_latents is None:
+        initial_latents = vp_scaled_start(st)
+    return RunView(
+        branch=branch, model=model, mode=st.mode, scheduler=st.scheduler_name,
+        family=info.family, order=info.order, multistep=info.multistep, history_fill=st.history_fill,
+        total_steps=st.total_steps, guidance_scale=st.guidance_scale, done=st.done,
+        records=tuple(st.records), initial_latents=initial_latents,
+        prompt_anatomy=st.prompt_anatomy, negative_anatomy=st.negative_anatomy,
+        alphas_cumprod=alphas_cumprod, grid=tuple(st.grid), extra_channels=st.extra_channels,
+        notices=tuple(st.notices), prediction_type=st.prediction_type, device=str(st.device),
+        dtype=str(st.dtype).removeprefix("torch."), height=st.height, width=st.width,
+        added_conditioning=st.conditioning.describe(), inputs=inputs or {}, strength=strength,
+    )
 
 
 def describe_failure(exc: Exception) -> tuple[str, str]:

@@ -163,6 +163,19 @@ class RunSettings:
         return load_pipeline(self.model if model is None else model, device=self.device, dtype=self.dtype,
                              variant=self.variant, vae_tiling=self.vae_tiling, prediction_type=self.prediction_type)
 
+    def input_pictures(self) -> dict:
+        """The pictures the run takes, as given: {"input": ..., "mask": ...} (PIL images); none for txt2img."""
+        from .engine.checks import load_image
+
+        pictures = {}
+        if self.mode != "txt2img":
+            for role, key in (("input", "image"), ("mask", "mask_image")):
+                value = getattr(self, key)
+                picture = None if value is None else load_image(key, value, self.mode)
+                if hasattr(picture, "size"):  # a tensor given in code is not a picture to show
+                    pictures[role] = picture
+        return pictures
+
     def make_stepper(self, pipe):
         from .engine import Stepper
 

@@ -55,9 +55,9 @@ def check_outputs(out: Path, settings, frames: int, animation="steps.webp"):
     with (out / "metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == frames == manifest["steps_run"]
-    assert set(FLOAT_FIELDS) <= set(rows[0]) and "index" in rows[0]
+    assert set(FLOAT_FIELDS) <= set(rows[0]) and list(rows[0])[0] == "step" and "index" not in rows[0]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert [row["index"] for row in metrics] == list(range(frames))
+    assert [row["step"] for row in metrics] == list(range(1, frames + 1))  # numbered as the TUI numbers them
     assert float(rows[-1]["sigma"]) == pytest.approx(metrics[-1]["sigma"])
     page = (out / "index.html").read_text()
     assert page.count("data:image/") >= 4 and "src=\"strip.png\"" not in page

@@ -164,7 +164,7 @@ async def test_keys_answered_while_a_step_computes(pipe):
             await pilot.press("space")
             await held.until_inside(pilot)
             await pilot.press("v")  # answered while the UNet is held
-            assert main_screen(app).kind == "channels"
+            assert main_screen(app).kind == "approx"  # from the full decode, the default on a small model
             await pilot.press("question_mark")
             await pilot.pause()
             assert isinstance(app.screen, HelpScreen)
@@ -260,8 +260,8 @@ async def test_preview_cycle_draws_each_kind(pipe):
             await settle(pilot)
             seen.append((main_screen(app).kind, panel.border_title))
             assert panel.query_one("#x0 .picture--image").image is not None
-        assert [k for k, _ in seen] == ["channels", "full", "approx"]
-        assert "VAE decode" in seen[1][1]
+        assert [k for k, _ in seen] == ["approx", "channels", "full"]
+        assert "VAE decode" in seen[2][1]
 
 
 async def test_fork_compares_two_branches(pipe):

@@ -81,6 +81,8 @@ class StepRecord:
     # capture_attention="layers" adds {layer name: [tokens, h_layer, w_layer]}
     cross_attention: torch.Tensor | None = None
     cross_attention_layers: dict[str, torch.Tensor] | None = None
+    # a multistep solver's (filled, capacity) history after this step; None for one-step schedulers
+    history_fill: tuple[int, int] | None = None
 
     @property
     def noise_pred(self) -> torch.Tensor:
@@ -90,8 +92,9 @@ class StepRecord:
         return combine(self.noise_pred_uncond, self.noise_pred_text, self.guidance_scale)
 
     def floats(self) -> dict[str, float]:
-        """The record's numbers, for metrics.csv/json: index first, then FLOAT_FIELDS."""
-        row: dict[str, float] = {"index": self.index, "num_steps": self.num_steps}
+        """The record's numbers, for metrics.csv/json: the step (1-based, as the TUI and strips number it:
+        step k is the k-th scheduler step, `index` + 1), then FLOAT_FIELDS."""
+        row: dict[str, float] = {"step": self.index + 1, "num_steps": self.num_steps}
         for name in FLOAT_FIELDS:
             row[name] = float(getattr(self, name))
         return row

@@ -268,7 +268,8 @@ class Stepper:
             seconds_scheduler=seconds_scheduler, family=family, prediction_type=prediction_type,
             add_time_ids=self.conditioning.size_numbers(),
             cross_attention=maps.maps, cross_attention_layers=maps.layer_maps,
-            sigma_next=self._noise_level_at(self._loop_index)[0], **metrics,
+            sigma_next=self._noise_level_at(self._loop_index)[0], history_fill=schedulers.history_fill(sched),
+            **metrics,
         )
         record.seconds_total = time.perf_counter() - started
         self.records.append(record)
@@ -292,7 +293,7 @@ class Stepper:
         return schedulers.noise_level(self.scheduler, begin + loop_index, self.timesteps[loop_index])
 
     def _nonfinite_message(self, record: StepRecord) -> str:
-        message = (f"NaN/Inf first appeared at step {record.index} in the {record.nonfinite.replace('_', ' ')}; "
+        message = (f"NaN/Inf first appeared at step {record.index + 1} in the {record.nonfinite.replace('_', ' ')}; "
                    "stepping stopped so no black image is produced")
         if self.dtype == torch.float16:
             message += " (fp16 overflows easily: load the model in float32, or keep the VAE in float32)"

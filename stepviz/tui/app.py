@@ -73,17 +73,27 @@ def run_app(settings, graphics: str = "halfcell") -> int:
     return code
 
 
+def engine_threads_running() -> bool:
+    """True while a worker thread (a step, a VAE decode, the model loading) is still computing."""
+    import threading
+
+    return any(t.is_alive() and not t.daemon and t is not threading.main_thread() for t in threading.enumerate())
+
+
 def leave_without_waiting_for_the_engine(session: RunSession, code: int) -> None:
-    """Quit now even if the engine worker is still loading the model or taking a step.
+    """Quit now even if a worker thread is still loading the model, taking a step or decoding a preview.
 
     Python joins worker threads at exit, so `q` pressed while the model loads kept the process alive until
-    the load ended (9 s after the key, measured on a busy machine). The worker holds the session's lock while it works:
-    if it is busy with anything but writing a file, the process ends at once (its screen is already restored).
+    the load ended (9 s after the key, measured on a busy machine), and during an SD-size step or VAE decode
+    for up to a minute. The engine worker holds the session's lock while it works: unless it is writing a file
+    (an export, written under a temporary name and renamed: let it finish), the process ends at once (its
+    screen is already restored); the step is abandoned.
     """
     if session.lock.acquire(timeout=0.2):
         session.lock.release()
-        return
-    if session.writing:  # an export finishing its file: let it (it is written under a temporary name)
+        if not engine_threads_running():
+            return
+    elif session.writing:
         with session.lock:
             return
     sys.stdout.flush()

@@ -49,6 +49,20 @@ class EngineJobs:
             super().__init__()
             self.path = path
 
+    class Busy(Message):
+        """The engine started something that may take a while (`text`), or finished it (None)."""
+
+        def __init__(self, text: str | None) -> None:
+            super().__init__()
+            self.text = text
+
+    class BranchesReady(Message):
+        """The lesson's [[compare]] runs exist in the session, under these branch names."""
+
+        def __init__(self, names: list[str]) -> None:
+            super().__init__()
+            self.names = names
+
     class PlayStopped(Message):
         """Auto-play ended (finished, paused by the user or a lesson, or failed)."""
 
@@ -59,7 +73,7 @@ class EngineJobs:
     # ------------------------------------------------------------ jobs
     def load(self, cancelled) -> None:
         with self._reporting():
-            view = self.session.load()
+            view = self.session.load(lambda text: self.post(self.Busy(f"loading: {text}")))
             passed = self.session.fast_forward()
             if passed or self.session.settings.start_at:
                 notes = [f"(started at step {self.session.settings.start_at}; earlier notes:)",
@@ -80,6 +94,7 @@ class EngineJobs:
                 moved = False
                 for branch in branches:
                     with self._reporting(branch) as report:
+                        self.post(self.Busy(f"computing step {self.session.steps_taken(branch) + 1}"))
                         if self.session.step(branch) is not None:
                             moved = True
                             self.post(self.RunChanged(self.session.view(branch), "step"))
@@ -91,6 +106,7 @@ class EngineJobs:
                     return
                 taken += 1
         finally:
+            self.post(self.Busy(None))
             if count is None:
                 self.post(self.PlayStopped())
 
@@ -109,11 +125,22 @@ class EngineJobs:
             notice = self.session.set_scheduler(name, branch)
             self.post(self.RunChanged(self.session.view(branch), "scheduler", notice))
 
-    def fork(self, cancelled) -> None:
+    def refresh(self, branch: str, cancelled) -> None:
+        """The branch's view again (another screen stepped or edited it)."""
+        with self._reporting(branch):
+            self.post(self.RunChanged(self.session.view(branch), "refresh"))
+
+    def fork(self, steps: int | None, cancelled) -> None:
         with self._reporting():
-            self.session.fork()
+            self.session.fork(steps)
             self.post(self.RunChanged(self.session.view(MAIN), "fork"))
             self.post(self.RunChanged(self.session.view("fork"), "fork"))
+
+    def lesson_branches(self, cancelled) -> None:
+        with self._reporting():
+            self.post(self.Busy("building the lesson's runs"))
+            self.post(self.BranchesReady(self.session.lesson_branches()))
+        self.post(self.Busy(None))
 
     def export(self, out_dir: Path, kind: str, cancelled) -> None:
         with self._reporting():

@@ -1,18 +1,19 @@
 """`stepviz trace SCRIPT.py --open`: the traced loop and the pipeline's run side by side, stepped together.
 
-The main screen holds the loop's own steps (A); the comparison opens at once with the pipeline's
-reference run (B) beside it. Both are recordings (engine/trace_replay.py): space steps both, the
-left arrow and `b` look back and rewind as in any run; guidance and scheduler edits are refused.
+The main screen holds the loop's own steps (A); the compare view (screens/compare.py) opens at once
+with the pipeline's reference run (B) beside it. Both are recordings (engine/trace_replay.py): space
+steps both; escape goes back to the main screen, where the left arrow and `b` look back and rewind as
+in any run; guidance and scheduler edits are refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from ..session import FORK, MAIN, RunSession, vp_scaled_start
 from .app import StepvizApp, leave_a_core_for_the_ui
 from .engine_jobs import EngineJobs
 from .screens.main import MainScreen
-from ..session import FORK, MAIN, RunSession
 
 
 def verdict_lines(report) -> tuple[str, str]:
@@ -40,20 +41,26 @@ class TraceSession(RunSession):
     def view(self, branch: str = MAIN):
         with self.lock:
             view = super().view(branch)
-            return dataclasses.replace(view, initial_latents=self._vp_scaled(self.steppers[branch]))
+            return dataclasses.replace(view, initial_latents=vp_scaled_start(self.steppers[branch]))
 
 
 class TraceMainScreen(MainScreen):
     """The main screen, opening the comparison as soon as the recordings are in."""
 
-    def __init__(self, session, graphics, titles):
+    def __init__(self, session, graphics, titles, verdict: str = ""):
         super().__init__(session, graphics)
-        self.compare_titles = titles
+        self.compare_titles, self.verdict = titles, verdict
 
     def on_engine_jobs_run_changed(self, message: EngineJobs.RunChanged) -> None:
         super().on_engine_jobs_run_changed(message)
         if message.reason == "loaded":
-            self.post_message(EngineJobs.RunChanged(self.session.view(FORK), "fork"))
+            from .screens.compare import CompareScreen
+
+            session = self.session
+            pairs = [(self.compare_titles[b], session.steppers[b]) for b in (MAIN, FORK)]
+            self.app.push_screen(CompareScreen(pairs, self.graphics, lock=session.lock, kind=self.kind, selected=1,
+                                               title=self.verdict, model=session.model_name),
+                                 lambda kind: [self.run_edit("refresh", b) for b in (MAIN, FORK)])
 
 
 class TraceApp(StepvizApp):
@@ -64,11 +71,11 @@ class TraceApp(StepvizApp):
         settings = RunSettings(title=f"stepviz trace: {title}", description=verdict)
         super().__init__(settings, pipe, graphics)
         self.session = TraceSession(settings, pipe, loop, reference)
-        self.titles = {MAIN: f"A: your loop ({title})", FORK: "B: the pipeline (stepviz Stepper, same inputs)"}
+        self.titles = {MAIN: f"your loop ({title})", FORK: "the pipeline (stepviz Stepper, same inputs)"}
         self.verdict = verdict
 
     def on_mount(self) -> None:
-        self.push_screen(TraceMainScreen(self.session, self.graphics, self.titles))
+        self.push_screen(TraceMainScreen(self.session, self.graphics, self.titles, self.verdict))
         self.notify(self.verdict, title="stepviz trace", timeout=15)
 
 

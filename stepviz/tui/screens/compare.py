@@ -1,98 +1,322 @@
-"""`f`: the run and its fork side by side. Steps go to both; guidance and scheduler edits to the fork."""
+"""2-4 runs side by side, stepping in lockstep: a fork (`f`), a lesson's [[compare]] runs (`c`), a trace.
+
+`CompareScreen(branches)` takes (label, Stepper) pairs and steps them itself, in a worker thread, so any
+app can show one. Every column shows the same step number: space takes the next step in each run that is
+at that step; a run already further on shows its recorded step (looking back), a finished one its last.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Sequence
+
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Container, Vertical
+from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
+from textual.worker import get_current_worker
 
-from ...readouts import guidance_text
-from ...session import FORK, MAIN, Shown
+from ...readouts import compare_numbers, status_text
+from ...session import Shown, describe_failure, run_view
+from ..widgets.key_bar import Key, KeyBar
+from ..widgets.notes_panel import NotesPanel
 from ..widgets.preview_panel import PreviewPanel
-from ..widgets.status_line import StatusLine
 
-TITLES = {MAIN: "A: the run", FORK: "B: the fork (g and s change this one)"}
+PREVIEW_CYCLE = ("approx", "channels", "full")
+LETTERS = "ABCD"
+
+
+def common_step(views) -> int | None:
+    """The step number all columns show: the fewest steps taken by a run that is not finished (None: all are)."""
+    going = [view.steps_taken for view in views if not view.done]
+    return min(going) if going else None
 
 
 class CompareScreen(Screen):
+    """The branches in a grid. `after_round(notes)` sees the lesson notes due after each lockstep round."""
+
     BINDINGS = [
-        Binding("space", "step", "step both", priority=True),
-        Binding("p", "play", "play/pause both", priority=True),
-        Binding("g", "guidance", "fork's guidance", priority=True),
-        Binding("s", "scheduler", "fork's scheduler", priority=True),
+        Binding("space", "step", "step all", priority=True),
+        Binding("p", "play", "play all", priority=True),
+        Binding("tab", "pick", "pick run", priority=True),
+        Binding("g", "guidance", "guidance", priority=True),
+        Binding("s", "scheduler", "scheduler", priority=True),
         Binding("v", "preview", "preview", priority=True),
-        Binding("escape,f", "close", "back", priority=True),
-        Binding("question_mark", "help", "help", priority=True, key_display="?"),
+        Binding("question_mark", "help", "help", priority=True),
+        Binding("escape", "close", "back", priority=True),
         Binding("q", "quit", "quit", priority=True),
     ]
 
-    def __init__(self, main, graphics: str = "halfcell") -> None:
-        super().__init__()
-        self.main, self.graphics = main, graphics
-        self._pending: dict = {}  # what arrived before the screen was composed
-        self._ready = False
+    class Changed(Message):
+        def __init__(self, views: list) -> None:
+            super().__init__()
+            self.views = views
 
+    class PicturesReady(Message):
+        def __init__(self, column: int, index: int | None, kind: str, pictures: dict) -> None:
+            super().__init__()
+            self.column, self.index, self.kind, self.pictures = column, index, kind, pictures
+
+    class Failed(Message):
+        def __init__(self, title: str, text: str) -> None:
+            super().__init__()
+            self.title, self.text = title, text
+
+    class Noted(Message):
+        def __init__(self, notes: list[str], pause: bool) -> None:
+            super().__init__()
+            self.notes, self.pause = notes, pause
+
+    def __init__(self, branches: Sequence[tuple[str, object]], graphics: str = "halfcell", *,
+                 lock: threading.RLock | None = None, kind: str = "approx", selected: int = 0, title: str = "",
+                 model: str = "", catch_up: bool = False,
+                 events: Callable[[], tuple[list[str], bool]] | None = None,
+                 on_note: Callable[[str], None] | None = None) -> None:
+        """`events()` applies the lesson events due after a round (on the worker thread), returning (notes,
+        pause); `on_note` also receives those notes (the main screen's history); `catch_up` first brings every
+        run to the step of the first one."""
+        if not 1 <= len(branches) <= 4:
+            raise ValueError(f"{len(branches)} runs cannot be compared: give 1 to 4")
+        super().__init__()
+        self.labels = [label for label, _ in branches]
+        self.steppers = [stepper for _, stepper in branches]
+        self.graphics, self.kind, self.title_text, self.model = graphics, kind, title, model
+        self.lock = lock or threading.RLock()
+        self.selected = selected % len(branches)
+        self.events, self.on_note, self.catch_up = events, on_note, catch_up
+        self.views: list = [None] * len(branches)
+        self._drawn: dict[int, tuple] = {}  # column -> (record index, kind) of the pictures asked for
+        self.playing = False
+
+    # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        with Horizontal(id="branches"):
-            for branch in (MAIN, FORK):
-                with Vertical(classes="branch", id=f"branch-{branch}"):
-                    yield Label(getattr(self.main, "compare_titles", TITLES)[branch], classes="branch-title")
-                    yield StatusLine("", classes="branch-status")
-                    yield PreviewPanel(self.graphics, id=f"previews-{branch}")
-                    yield Static("", classes="branch-guidance")
-        yield Footer(compact=True)
+        yield Label(self.title_text or "the runs side by side, same step in each", id="compare-title")
+        with Container(id="branches", classes=f"runs-{len(self.steppers)}"):
+            for column, label in enumerate(self.labels):
+                with Vertical(classes="branch", id=f"branch-{column}"):
+                    yield Label(f"{LETTERS[column]}: {label}", classes="branch-title")
+                    yield Static("", classes="branch-status")
+                    yield PreviewPanel(self.graphics, id=f"previews-{column}")
+                    yield Static("", classes="branch-numbers")
+        yield NotesPanel(id="compare-notes")
+        yield KeyBar(self.keys(), id="compare-keys")
+
+    def keys(self) -> list[Key]:
+        picked = LETTERS[self.selected]
+        return [Key("space", "step all", "step"), Key("p", "pause" if self.playing else "play all", "pause"
+                                                      if self.playing else "play"),
+                Key("tab", f"pick run ({picked})", f"pick {picked}"), Key("g", f"guidance of {picked}", "guid"),
+                Key("s", f"scheduler of {picked}", "sched"), Key("v", "preview", "view"), Key("?", "help"),
+                Key("esc", "back"), Key("q", "quit")]
 
     def on_mount(self) -> None:
-        self._ready = True
-        for key, args in list(self._pending.items()):
-            (self.show_view if key[0] == "view" else self.show_pictures)(*args)
-        self._pending.clear()
+        self.query_one("#compare-notes").display = False
+        self.run_jobs("catch_up" if self.catch_up else "views")
 
-    def show_view(self, view) -> None:
-        if not self._ready:
-            self._pending[("view", view.branch)] = (view,)
-            return
-        column = self.query_one(f"#branch-{view.branch}")
-        column.query_one(StatusLine).shown = Shown(view)
-        record = view.record(None)
-        column.query_one(".branch-guidance", Static).update(guidance_text(record, column.content_size.width))
+    # ------------------------------------------------------------ workers
+    @work(thread=True, exclusive=True, group="compare-engine", exit_on_error=False)
+    def run_jobs(self, job: str = "views", count: int | None = 0) -> None:
+        """`views`: post the views; `catch_up`: step the others to the first run's step; `steps`: `count` rounds
+        (None: until every run is finished, a lesson pauses, or the user pauses)."""
+        worker = get_current_worker()
+        try:
+            if job == "catch_up":
+                target = len(self.steppers[0].records)
+                for stepper in self.steppers[1:]:
+                    while len(stepper.records) < target and not stepper.done and not worker.is_cancelled:
+                        with self.lock:
+                            stepper.step()
+                        self.post_message(self.Changed(self._views()))
+            rounds = 0
+            while job == "steps" and (count is None or rounds < count) and not worker.is_cancelled:
+                if not self._round(worker):
+                    break
+                rounds += 1
+                views = self._views()
+                self.post_message(self.Changed(views))
+                if self.events is not None:
+                    notes, pause = self.events()
+                    if notes or pause:
+                        self.post_message(self.Noted(notes, pause))
+                        if pause:
+                            break
+            self.post_message(self.Changed(self._views()))
+        except Exception as exc:  # a NaN, out of memory: shown, the screen stays
+            self.post_message(self.Failed(*describe_failure(exc)))
+            self.post_message(self.Changed(self._views()))
+        finally:
+            if job == "steps" and count is None:
+                self.app.call_from_thread(self._stopped_playing)
 
-    def show_pictures(self, branch: str, pictures: dict, kind: str) -> None:
-        if not self._ready:
-            self._pending[("pictures", branch)] = (branch, pictures, kind)
-            return
-        view = self.main.views.get(branch)
-        step = 0 if view is None else view.steps_taken
-        self.query_one(f"#previews-{branch}", PreviewPanel).show(pictures, kind, step)
+    def _round(self, worker) -> bool:
+        """One lockstep round; False when no run moved."""
+        step = common_step(self._views())
+        if step is None:
+            return False
+        moved = False
+        for stepper in self.steppers:
+            if worker.is_cancelled:
+                break
+            with self.lock:
+                if not stepper.done and len(stepper.records) == step:
+                    stepper.step()
+                    moved = True
+        return moved
 
+    def _views(self) -> list:
+        with self.lock:
+            return [run_view(LETTERS[i], stepper, self.model) for i, stepper in enumerate(self.steppers)]
+
+    @work(thread=True, group="compare-edit", exit_on_error=False)
+    def edit(self, column: int, what: str, value) -> None:
+        try:
+            with self.lock:
+                stepper = self.steppers[column]
+                if what == "guidance":
+                    stepper.set_guidance_scale(value)
+                else:
+                    notice = stepper.set_scheduler(value)
+                    if notice:
+                        self.app.call_from_thread(self.notify, notice, title="Scheduler")
+        except Exception as exc:
+            self.post_message(self.Failed(*describe_failure(exc)))
+        self.post_message(self.Changed(self._views()))
+
+    def draw(self, column: int, shown: Shown) -> None:
+        from ...step_pictures import step_pictures  # torch: imported in the worker
+
+        record = shown.record
+        index, kind, stepper = (None if record is None else record.index), self.kind, self.steppers[column]
+
+        def job() -> None:
+            try:
+                pictures = step_pictures(stepper.pipe, record, kind, shown.view.initial_latents)
+            except Exception as exc:
+                self.post_message(self.Failed(*describe_failure(exc)))
+                return
+            if not get_current_worker().is_cancelled:
+                self.post_message(self.PicturesReady(column, index, kind, pictures))
+
+        self.run_worker(job, thread=True, exclusive=True, group=f"compare-pictures-{column}", exit_on_error=False)
+
+    # ------------------------------------------------------------ messages
+    def shown(self, column: int) -> Shown | None:
+        view = self.views[column]
+        if view is None:
+            return None
+        step = common_step(self.views) if all(v is not None for v in self.views) else None
+        if step is None or step >= view.steps_taken:
+            return Shown(view)
+        return Shown(view, step - 1)
+
+    def on_compare_screen_changed(self, message: Changed) -> None:
+        self.views = message.views
+        for column in range(len(self.views)):
+            shown = self.shown(column)
+            box = self.query_one(f"#branch-{column}")
+            record = shown.record
+            box.query_one(".branch-status", Static).update(status_text(shown.view, record, compact=True))
+            box.query_one(".branch-numbers", Static).update(compare_numbers(record))
+            box.set_class(column == self.selected, "-picked")
+            key = (None if record is None else record.index, self.kind)
+            if self._drawn.get(column) != key:
+                self._drawn[column] = key
+                self.draw(column, shown)
+        if all(v.done for v in self.views) and not self.playing:
+            self.query_one("#compare-title", Label).update(
+                "every run is finished: esc goes back, where left looks at an earlier step and f forks from it")
+
+    def on_compare_screen_pictures_ready(self, message: PicturesReady) -> None:
+        shown = self.shown(message.column)
+        record = None if shown is None else shown.record
+        if message.kind == self.kind and (None if record is None else record.index) == message.index:
+            self.query_one(f"#previews-{message.column}", PreviewPanel).show(
+                message.pictures, message.kind, 0 if record is None else record.index + 1, shown.view.mode)
+
+    def on_compare_screen_failed(self, message: Failed) -> None:
+        self.notify(message.text, title=message.title, severity="error", timeout=8)
+        self.playing = False
+        self.query_one(KeyBar).set_keys(self.keys())
+
+    def on_compare_screen_noted(self, message: Noted) -> None:
+        panel = self.query_one("#compare-notes", NotesPanel)
+        for note in message.notes:
+            panel.display = True
+            panel.note(note)
+            if self.on_note is not None:
+                self.on_note(note)
+        if message.pause:
+            self._stopped_playing()
+            self.notify("paused by the lesson: space or p to go on", title="Lesson")
+
+    def _stopped_playing(self) -> None:
+        self.playing = False
+        if self.is_attached:
+            self.query_one(KeyBar).set_keys(self.keys())
+
+    # ------------------------------------------------------------ keys
     def action_step(self) -> None:
-        self.main.start_steps((MAIN, FORK), 1)
+        if self.views and all(v is not None and v.done for v in self.views):
+            self.notify("every run is finished: esc goes back; there left looks at an earlier step and f forks "
+                        "from it", title="Finished")
+            return
+        self.run_jobs("steps", 1)
 
     def action_play(self) -> None:
-        if self.main.playing:
-            self.main.pause()
-        else:
-            self.main.start_steps((MAIN, FORK), None)
+        if self.playing:
+            self.workers.cancel_group(self, "compare-engine")
+            self._stopped_playing()
+            return
+        self.playing = True
+        self.query_one(KeyBar).set_keys(self.keys())
+        self.run_jobs("steps", None)
+
+    def action_pick(self) -> None:
+        self.selected = (self.selected + 1) % len(self.steppers)
+        for column in range(len(self.steppers)):
+            self.query_one(f"#branch-{column}").set_class(column == self.selected, "-picked")
+        self.query_one(KeyBar).set_keys(self.keys())
 
     def action_guidance(self) -> None:
-        self.main.ask_guidance(FORK)
+        from .guidance_dialog import GuidanceDialog
+
+        column = self.selected
+        view = self.views[column]
+        if view is None:
+            return
+        self.app.push_screen(GuidanceDialog(view.guidance_scale, f" of {LETTERS[column]}"),
+                             lambda scale: scale is not None and self.edit(column, "guidance", scale))
 
     def action_scheduler(self) -> None:
-        self.main.ask_scheduler(FORK)
+        from .scheduler_picker import SchedulerPicker
+
+        column = self.selected
+        view = self.views[column]
+        if view is None:
+            return
+        if view.done:
+            self.notify(f"{LETTERS[column]} is finished: tab picks another run", title="Scheduler")
+            return
+        self.app.push_screen(SchedulerPicker(view.scheduler),
+                             lambda name: name is not None and self.edit(column, "scheduler", name))
 
     def action_preview(self) -> None:
-        self.main.action_preview()
-        for branch in (MAIN, FORK):
-            self.main.draw_pictures(branch, Shown(self.main.views[branch]))
-
-    def action_close(self) -> None:
-        self.main.pause()
-        self.dismiss()
+        self.kind = PREVIEW_CYCLE[(PREVIEW_CYCLE.index(self.kind) + 1) % len(PREVIEW_CYCLE)]
+        if all(v is not None for v in self.views):
+            self.on_compare_screen_changed(self.Changed(self.views))
 
     def action_help(self) -> None:
-        self.main.action_help()
+        from .help import HelpScreen
+
+        self.app.push_screen(HelpScreen())
+
+    def action_close(self) -> None:
+        self.workers.cancel_node(self)
+        self.dismiss(self.kind)
 
     def action_quit(self) -> None:
-        self.main.action_quit()
+        self.workers.cancel_node(self)
+        self.app.exit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import time
 from functools import partial
 from pathlib import Path
 
@@ -11,7 +12,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer
 from textual.worker import get_current_worker
 
 from ..engine_jobs import EngineJobs
@@ -20,6 +20,7 @@ from ...session import FORK, MAIN, RunSession, Shown
 from ..widgets.blend_panel import BlendPanel
 from ..widgets.extra_channels_panel import ExtraChannelsPanel
 from ..widgets.guidance_panel import GuidancePanel
+from ..widgets.key_bar import Key, KeyBar
 from ..widgets.notes_panel import NotesPanel
 from ..widgets.preview_panel import PreviewPanel
 from ..widgets.prompt_panel import PromptPanel
@@ -31,20 +32,41 @@ PREVIEW_CYCLE = ("approx", "channels", "full")
 PLAY_REPAINT_EVERY = 0.3  # seconds between two repaints while auto-play runs: the newest step wins
 
 
+MAIN_KEYS = (  # (key shown, long word, short word) in the key bar; every one stays at 80 columns
+    ("space", "step", "step"), ("p", "play", "play"), ("←→", "look back", "look"), ("b", "rewind", "rew"),
+    ("g", "guidance", "guid"), ("s", "scheduler", "sched"), ("v", "preview", "view"), ("f", "fork here", "fork"),
+    ("c", "compare runs", "cmp"), ("a", "attention", "attn"), ("n", "notes", "notes"), ("x", "export", "exp"),
+    ("?", "help", "help"), ("q", "quit", "quit"),
+)
+
+
+def default_preview(pipe) -> str:
+    """The full VAE decode where it is cheap (pictures up to 128 px: the toy's 64 px decode takes milliseconds,
+    and only it shows the toy's colours as they are); approximate RGB for bigger models, where a decode per
+    step costs seconds on a CPU."""
+    try:
+        side = int(pipe.unet.config.sample_size) * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    except (AttributeError, TypeError):
+        return "approx"
+    return "full" if side <= 128 else "approx"
+
+
 class MainScreen(Screen):
     BINDINGS = [
         Binding("space", "step", "step", priority=True),
         Binding("p", "play", "play", priority=True),
-        Binding("left", "look(-1)", "look back", priority=True, key_display="←→"),
-        Binding("right", "look(1)", "later", priority=True, show=False),
+        Binding("left", "look(-1)", "look back", priority=True),
+        Binding("right", "look(1)", "later", priority=True),
         Binding("b", "rewind", "rewind", priority=True),
         Binding("g", "guidance", "guidance", priority=True),
         Binding("s", "scheduler", "scheduler", priority=True),
         Binding("v", "preview", "preview", priority=True),
         Binding("f", "fork", "fork", priority=True),
+        Binding("c", "compare", "compare", priority=True),
+        Binding("n", "notes", "notes", priority=True),
         Binding("x", "export", "export", priority=True),
         Binding("a", "attention", "attention", priority=True),
-        Binding("question_mark", "help", "help", priority=True, key_display="?"),
+        Binding("question_mark", "help", "help", priority=True),
         Binding("q", "quit", "quit", priority=True),
     ]
 
@@ -57,6 +79,7 @@ class MainScreen(Screen):
         self.kind = "approx"
         self.playing = False
         self.compare = None
+        self.busy: tuple[str, float] | None = None  # what the engine is doing, since when (monotonic)
         self.pacer = Pacer(self, self.repaint, PLAY_REPAINT_EVERY)
         self._stale: set[str] = set()  # branches changed since the last repaint
         self._main_stale = False  # the main panels missed a change while another screen was on top
@@ -74,19 +97,36 @@ class MainScreen(Screen):
                 yield PromptPanel("prompt anatomy: loading...", id="prompt")
         yield Timeline(id="timeline")
         yield NotesPanel(id="notes")
-        yield Footer(compact=True)
+        yield KeyBar(self.keys(), id="keys")
+
+    def keys(self) -> list[Key]:
+        keys = [Key(*row) for row in MAIN_KEYS if row[0] != "c" or self.session.settings.compare]
+        if self.playing:
+            keys[1] = Key("p", "pause", "pause")
+        return keys
 
     def on_mount(self) -> None:
         settings = self.session.settings
         notes = self.query_one(NotesPanel)
-        for text in (settings.title, settings.description):
-            if text:
-                notes.note(text)
-        notes.note("space: one step   p: play   left/right: look back   ?: help with every formula")
+        intro = "\n\n".join(text.strip() for text in (settings.title, settings.description) if text)
+        notes.note((intro + "\n\n" if intro else "") + "space: one step · p: play · left/right: look back · "
+                   "n: every note so far · ?: help with every formula")
+        self.set_interval(0.25, self.show_busy)
         self.run_engine("load")
 
     def on_resize(self) -> None:
         self.set_class(self.size.height < 32, "-compact")
+        self.size_top()
+
+    def size_top(self) -> None:
+        """The previews' row as tall as its square pictures need at this width (no empty rows under them at
+        160x50), at most 45% of the screen (34% at 80x24); the schedule, blend and prompt panels get the rest."""
+        view = self.views.get(MAIN)
+        pictures = 2 + (len(view.inputs) if view is not None else 0)
+        width = self.size.width // 2 - 2  # the previews' half of the row, inside its border
+        rows = (width // pictures - 1) // 2 + 1 + 2  # a square picture (a cell is 1:2), its caption, the border
+        share = 0.34 if self.size.height < 32 else 0.45  # at 80x24 the note and the plots need their rows too
+        self.query_one("#top").styles.height = max(7, min(rows, int(share * self.size.height)))
 
     def on_screen_resume(self) -> None:
         if self._main_stale:  # what changed while help, a dialog or the comparison was on top
@@ -112,6 +152,8 @@ class MainScreen(Screen):
         index = None if record is None else record.index
         job = partial(self.jobs.pictures, branch, record, index, self.kind, shown.view.initial_latents,
                       shown.view.extra_channels)
+        if branch == MAIN and self.query_one(PreviewPanel).wanted != self.kind:
+            self.query_one(PreviewPanel).drawing(self.kind)
         self.run_worker(lambda: job(cancelled=lambda: get_current_worker().is_cancelled), thread=True,
                         exclusive=True, group=f"pictures-{branch}", exit_on_error=False)
 
@@ -120,16 +162,17 @@ class MainScreen(Screen):
             self.notify("the model is still loading", title="Wait")
             return
         if all(self.views[b].done for b in branches if b in self.views):
-            self.notify("the run is finished: look back (left) and rewind (b), or fork (f)", title="Finished")
+            self.notify("the run is finished: look back (left) and rewind (b), or fork (f) at an earlier step",
+                        title="Finished")
             return
-        self.playing = count is None
+        self.set_playing(count is None)
         self._stopped_by_user = False
         self._stop_hold()
         self.run_engine("steps", branches, count)
 
     def pause(self) -> None:
         self.workers.cancel_group(self, "engine")
-        self.playing = False
+        self.set_playing(False)
         self._stopped_by_user = True  # a lesson playing by itself stays paused too, until p or space
         self._stop_hold()
 
@@ -138,32 +181,47 @@ class MainScreen(Screen):
             self._hold_timer.stop()
             self._hold_timer = None
 
+    def set_playing(self, playing: bool) -> None:
+        """Auto-play on or off: the status line says so, and the key bar offers the other."""
+        self.playing = playing
+        self.query_one(StatusLine).playing = playing
+        self.query_one(KeyBar).set_keys(self.keys())
+
+    def show_busy(self) -> None:
+        """Every quarter second: how long what the engine does has taken, once it takes more than half a second."""
+        busy = self.busy
+        seconds = 0.0 if busy is None else time.monotonic() - busy[1]
+        self.query_one(StatusLine).busy = None if busy is None or seconds < 0.5 else f"{busy[0]}... {seconds:.0f} s"
+
     # ------------------------------------------------------------ messages from the workers
     def on_engine_jobs_run_changed(self, message: EngineJobs.RunChanged) -> None:
         view = message.view
         self.views[view.branch] = view
         if message.notice:
-            self.notify(message.notice, title="Scheduler")
-            self.note(message.notice)
+            self.tell(message.notice, "Scheduler")
         if message.reason in ("scheduler", "guidance"):
-            self.note(f"{view.branch}: {message.reason} set, from step {view.steps_taken + 1} on: "
-                      f"{view.scheduler if message.reason == 'scheduler' else view.guidance_scale}")
+            self.tell(f"{message.reason} set, from step {view.steps_taken + 1} on: "
+                      f"{view.scheduler if message.reason == 'scheduler' else view.guidance_scale}", "Edit")
         if view.branch == MAIN:
             if message.reason in ("rewind", "loaded"):
                 self.index = None
             if message.reason == "loaded":
+                self.size_top()
                 gc.freeze()  # torch, diffusers, the model: a full collection over them froze the UI ~0.5 s
                 for notice in view.notices:  # e.g. a uniform depth map used flat
-                    self.note(notice)
+                    self.tell(notice, "Notice")
+                self.kind = default_preview(self.session.pipe)
+                self.on_engine_jobs_busy(EngineJobs.Busy(None))
             if message.reason == "rewind":
-                self.note(f"rewound to step {view.steps_taken}: later steps dropped")
+                self.tell(f"rewound to step {view.steps_taken}: later steps dropped", "Rewind")
         self._stale.add(view.branch)
         if message.reason == "fork" and view.branch == FORK:
-            self.open_compare()
+            self.open_compare([MAIN, FORK])
         self.pacer.request(soon=self.playing and message.reason == "step")
 
     def on_engine_jobs_failed(self, message: EngineJobs.Failed) -> None:
-        self.note(f"{message.title}: {message.text}")
+        self.on_engine_jobs_busy(EngineJobs.Busy(None))
+        self.query_one(NotesPanel).log(f"{message.title}: {message.text}")
         if not self.views:  # the run never started: nothing to look at, so say why and offer the way out
             from .start_failed import StartFailed
 
@@ -174,12 +232,14 @@ class MainScreen(Screen):
             self.on_engine_jobs_run_changed(EngineJobs.RunChanged(message.view, "failed"))
 
     def on_engine_jobs_events_due(self, message: EngineJobs.EventsDue) -> None:
-        for note in message.notes:
+        notes = list(message.notes)
+        if message.pause:
+            self.set_playing(False)
+            notes = notes or ["Paused by the lesson."]
+            notes[-1] += "\n(paused by the lesson: space or p goes on)"
+        for note in notes:
             self.note(note)
         self.on_engine_jobs_run_changed(EngineJobs.RunChanged(message.view, "event"))
-        if message.pause:
-            self.playing = False
-            self.notify("paused by the lesson: space or p to go on", title="Lesson")
         if message.hold is not None:
             self.hold_then_play(message.hold)
 
@@ -197,8 +257,16 @@ class MainScreen(Screen):
     _hold_timer = None
     _stopped_by_user = False
 
+    def on_engine_jobs_busy(self, message: EngineJobs.Busy) -> None:
+        self.busy = None if message.text is None else (message.text, time.monotonic())
+        if message.text is None or message.text.startswith("loading"):  # shown at once; a step after 0.5 s
+            self.query_one(StatusLine).busy = message.text and message.text + "..."
+
+    def on_engine_jobs_branches_ready(self, message: EngineJobs.BranchesReady) -> None:
+        self.open_compare([MAIN, *message.names], catch_up=True)
+
     def on_engine_jobs_play_stopped(self, message: EngineJobs.PlayStopped) -> None:
-        self.playing = False
+        self.set_playing(False)
         if self.pacer.waiting:
             self.pacer.request()
 
@@ -207,16 +275,14 @@ class MainScreen(Screen):
             shown = self.shown()
             record = shown.record if shown else None
             if (None if record is None else record.index) == message.index:
-                self.query_one(PreviewPanel).show(message.pictures, message.kind, 0 if record is None else
-                                                  record.index + 1)
+                self.query_one(PreviewPanel).show(message.pictures, message.kind,
+                                                  0 if record is None else record.index + 1, shown.view.mode,
+                                                  shown.view.strength, shown.view.inputs)
                 self.query_one(BlendPanel).show(message.pictures)
                 self.query_one(ExtraChannelsPanel).show(message.pictures)
-        if self.compare is not None and self.compare.is_attached:
-            self.compare.show_pictures(message.branch, message.pictures, message.kind)
 
     def on_engine_jobs_exported(self, message: EngineJobs.Exported) -> None:
-        self.notify(f"wrote {message.path.name}", title="Exported")
-        self.note(f"exported strip: {message.path}")
+        self.tell(f"wrote {message.path}", "Exported")
 
     def on_timeline_selected(self, message: Timeline.Selected) -> None:
         self.index = message.index
@@ -232,10 +298,6 @@ class MainScreen(Screen):
         stale, self._stale = self._stale, set()
         if MAIN in stale:
             self.show_main()
-        if self.compare is not None and self.compare.is_attached:
-            for branch in sorted(stale):
-                self.compare.show_view(self.views[branch])
-                self.draw_pictures(branch, Shown(self.views[branch]))
 
     def show_main(self) -> None:
         """Show the step looked at in the panels (later, when another screen is on top)."""
@@ -253,17 +315,42 @@ class MainScreen(Screen):
         self.draw_pictures(MAIN, shown)
 
     def note(self, text: str) -> None:
+        """A lesson note: shown whole in the notes panel until the next one."""
         self.query_one(NotesPanel).note(text)
 
-    def open_compare(self) -> None:
+    def tell(self, text: str, title: str) -> None:
+        """What the app did: a notification, and a line in the notes history (`n`), never over a note."""
+        self.notify(text, title=title)
+        self.query_one(NotesPanel).log(text)
+
+    def open_compare(self, branches: list[str], catch_up: bool = False) -> None:
+        """The compare grid over these branches of the session; the main panels catch up when it closes."""
         from .compare import CompareScreen
 
-        if self.compare is None or not self.compare.is_attached:
-            self.compare = CompareScreen(self, self.graphics)
-            self.app.push_screen(self.compare)
-        for view in (self.views[MAIN], self.views[FORK]):
-            self.compare.show_view(view)
-            self.draw_pictures(view.branch, Shown(view))
+        session = self.session
+        fork_step = self.views[FORK].steps_taken if FORK in branches and FORK in self.views else 0
+        labels = {MAIN: f"{session.label(MAIN)}{' (with its edits)' if session.settings.events else ''}",
+                  FORK: f"fork from step {fork_step}"}
+        pairs = [(labels.get(b) or session.label(b), session.steppers[b]) for b in branches]
+        title = ("the run and its fork, same step in each" if FORK in branches
+                 else "the lesson's runs, same seed, same step in each")
+        events = (lambda: self._compare_events()) if self.session.settings.events else None
+        self.compare = CompareScreen(pairs, self.graphics, lock=session.lock, kind=self.kind,
+                                     selected=len(pairs) - 1 if FORK in branches else 0, title=title,
+                                     model=session.model_name, catch_up=catch_up, events=events,
+                                     on_note=self.note)
+
+        def closed(kind) -> None:
+            self.kind = kind or self.kind
+            for branch in branches:
+                self.run_edit("refresh", branch)
+
+        self.app.push_screen(self.compare, closed)
+
+    def _compare_events(self) -> tuple[list[str], bool]:
+        """The lesson's events due on the main run after a round in the compare view (worker thread)."""
+        due = self.session.due_events(MAIN)
+        return [e.note for e in due if e.note], any(e.pause for e in due)
 
     # ------------------------------------------------------------ keys
     def action_step(self) -> None:
@@ -272,7 +359,6 @@ class MainScreen(Screen):
     def action_play(self) -> None:
         if self.playing or self._hold_timer is not None:  # holding at a note counts as playing
             self.pause()
-            self.note("paused")
         else:
             self.start_steps((MAIN,), None)
 
@@ -328,20 +414,43 @@ class MainScreen(Screen):
 
     def action_preview(self) -> None:
         self.kind = PREVIEW_CYCLE[(PREVIEW_CYCLE.index(self.kind) + 1) % len(PREVIEW_CYCLE)]
-        self.note(f"preview: {self.kind}")
+        self.query_one(NotesPanel).log(f"preview: {self.kind}")
         if self.kind == "full" and MAIN in self.views:
             from ...preview import slow_preview_notice  # torch is loaded by now: the model is
 
             view = self.views[MAIN]
             notice = slow_preview_notice(self.session.pipe, view.height, view.width, "v again for approx (instant)")
             if notice:
-                self.note(notice)
+                self.tell(notice, "Preview")
         self.show_main()
 
     def action_fork(self) -> None:
-        if MAIN in self.views:
-            self.pause()
-            self.run_engine("fork")
+        """Fork at the step looked at (the latest when following): the fork goes on from there, beside the run."""
+        shown = self.shown()
+        if shown is None:
+            return
+        steps = shown.view.steps_taken if self.index is None else self.index + 1
+        if shown.view.done and steps == shown.view.steps_taken:
+            self.notify("the run is finished here: look at an earlier step (left), then f forks from it",
+                        title="Fork")
+            return
+        self.pause()
+        self.run_engine("fork", steps)
+
+    def action_compare(self) -> None:
+        """The lesson's [[compare]] runs beside this one, brought to its step, then stepping with it."""
+        if MAIN not in self.views:
+            return
+        if not self.session.settings.compare:
+            self.notify("this run has no [[compare]] runs: f forks it at the step looked at", title="Compare")
+            return
+        self.pause()
+        self.run_engine("lesson_branches")
+
+    def action_notes(self) -> None:
+        from .notes_history import NotesHistory
+
+        self.app.push_screen(NotesHistory(self.query_one(NotesPanel).history))
 
     def action_export(self) -> None:
         if MAIN in self.views:
@@ -366,5 +475,6 @@ class MainScreen(Screen):
         self.app.push_screen("help")
 
     def action_quit(self) -> None:
+        """Quit at once: a step in progress is abandoned (run_app leaves without waiting for it)."""
         self.workers.cancel_node(self)
         self.app.exit()

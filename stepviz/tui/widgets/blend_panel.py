@@ -8,11 +8,11 @@ from textual.containers import Horizontal
 from ...step_pictures import BLEND_ROLES
 from .picture import Picture
 
-CAPTIONS = {
-    "mask": "mask m (latent size)",
-    "background": "re-noised original",
-    "generated": "generated (inside m)",
-    "blended": "blended result",
+CAPTIONS = {  # short: four pictures share half of an 80-column row
+    "mask": "mask m",
+    "background": "re-noised orig.",
+    "generated": "generated",
+    "blended": "blended",
 }
 
 
@@ -26,7 +26,7 @@ class BlendPanel(Horizontal):
             yield Picture(CAPTIONS[role], self.graphics, id=f"blend-{role}")
 
     def on_mount(self) -> None:
-        self.border_title = "inpaint blend: m * generated + (1 - m) * re-noised original"
+        self.border_title = "inpaint blend (latent size): m * generated + (1 - m) * re-noised original"
 
     def show(self, pictures: dict) -> None:
         for role in BLEND_ROLES:

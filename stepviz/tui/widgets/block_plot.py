@@ -19,3 +19,6 @@ class BlockPlot(PlotWidget, can_focus=False):
     def on_resize(self) -> None:
         # a short plot keeps its rows for data and drops the x tick labels
         self.margin_bottom = 0 if self.size.height < 7 else 1
+        # the canvases get their new size in this layout pass: draw again once it is done (else a plot that
+        # grew or shrank while a note arrived kept the old size's drawing)
+        self.call_after_refresh(self.refresh, layout=True)

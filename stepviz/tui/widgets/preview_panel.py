@@ -1,4 +1,5 @@
-"""x_t and x0-hat side by side, in the chosen preview kind (full decode, approximate RGB, channels)."""
+"""x_t and x0-hat side by side, in the chosen preview kind (full decode, approximate RGB, channels), and the
+pictures the run takes (img2img, inpaint, depth2img: the input, and the mask), as given."""
 
 from __future__ import annotations
 
@@ -8,27 +9,56 @@ from textual.containers import Horizontal
 from .picture import Picture
 
 KIND_NAMES = {"full": "VAE decode", "approx": "approx RGB", "channels": "4 latent channels"}
+INPUT_CAPTIONS = {"input": "input", "mask": "mask (white: new)"}
+
+
+DEFAULT_STRENGTH = {"img2img": 0.8, "depth2img": 0.8, "inpaint": 1.0}  # diffusers' pipelines, as engine/modes.py
+
+
+def start_label(mode: str, strength: float | None) -> str:
+    """What x_t is before the first step: noise, or (img2img, depth2img, inpaint below 1) the noised input."""
+    strength = DEFAULT_STRENGTH.get(mode, 1.0) if strength is None else strength
+    if mode != "txt2img" and strength < 1:
+        return f"x_start: the input noised (strength {strength:g})"
+    return "x_T (start noise)"
 
 
 class PreviewPanel(Horizontal):
     def __init__(self, graphics: str = "halfcell", *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.graphics = graphics
+        self.wanted = ""  # the kind asked for, shown in the title while it is drawn
 
     def compose(self) -> ComposeResult:
         yield Picture("x_t", self.graphics, id="x_t")
         yield Picture("x0-hat", self.graphics, id="x0")
+        for role, caption in INPUT_CAPTIONS.items():
+            picture = Picture(caption, self.graphics, id=f"given-{role}")
+            picture.display = False
+            yield picture
 
     def on_mount(self) -> None:
         self.border_title = "previews"
 
-    def show(self, pictures: dict, kind: str, step: int) -> None:
-        """Pictures keyed 'x_t' and 'x0' (x0 missing before the first step)."""
+    def drawing(self, kind: str) -> None:
+        """A new kind was asked for: say so in the title until its pictures arrive (a VAE decode can be slow)."""
+        self.wanted = kind
+        self.border_title = f"previews: drawing {KIND_NAMES.get(kind, kind)}..."
+
+    def show(self, pictures: dict, kind: str, step: int, mode: str = "txt2img", strength: float | None = None,
+             inputs: dict | None = None) -> None:
+        """Pictures keyed 'x_t' and 'x0' (x0 missing before the first step); `inputs` the run's given pictures."""
         name = KIND_NAMES.get(kind, kind)
         title = f"previews: {name} (v to change)"
         if self.border_title != title:
             self.border_title = title
-        label = "x_T (start noise)" if step == 0 else f"x_t after step {step}"
+        label = start_label(mode, strength) if step == 0 else f"x_t after step {step}"
         self.query_one("#x_t", Picture).show(pictures.get("x_t"), label)
         x0_label = "x0-hat: take a step" if step == 0 else "x0-hat"
         self.query_one("#x0", Picture).show(pictures.get("x0"), x0_label)
+        for role in INPUT_CAPTIONS:
+            picture = self.query_one(f"#given-{role}", Picture)
+            given = (inputs or {}).get(role)
+            picture.display = given is not None
+            if given is not None:
+                picture.show(given)

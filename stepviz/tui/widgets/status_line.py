@@ -1,7 +1,9 @@
-"""The status line: model, mode, scheduler, step i/N, t, sigma, alpha_cumprod, guidance scale."""
+"""The status line: model, mode, scheduler, step i/N, t, sigma, alpha_cumprod, guidance scale, of the step
+looked at; in front, whether auto-play runs and what the engine is busy with (loading, a slow step)."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
@@ -11,10 +13,29 @@ from ...session import Shown
 
 class StatusLine(Static):
     shown: reactive[Shown | None] = reactive(None, always_update=True)
-    _text: str | None = None
+    playing: reactive[bool] = reactive(False)
+    busy: reactive[str | None] = reactive(None)
+    _text: Text | None = None
 
-    def watch_shown(self, shown: Shown | None) -> None:
-        text = "loading the model..." if shown is None else status_text(shown.view, shown.record)
+    def watch_shown(self) -> None:
+        self._update()
+
+    def watch_playing(self) -> None:
+        self._update()
+
+    def watch_busy(self) -> None:
+        self._update()
+
+    def _update(self) -> None:
+        text = Text()
+        if self.playing:
+            text.append(" ▶ PLAYING (p pauses) ", style="bold black on green")
+            text.append(" ")
+        if self.busy:
+            text.append(f" {self.busy} ", style="bold black on yellow")
+            text.append(" ")
+        text.append("loading the model..." if self.shown is None and not self.busy else
+                    "" if self.shown is None else status_text(self.shown.view, self.shown.record))
         if text != self._text:  # an update costs a layout of the screen
             self._text = text
             self.update(text)

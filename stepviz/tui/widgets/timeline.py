@@ -43,15 +43,18 @@ class Timeline(Widget):
         total, taken = max(view.total_steps, 1), view.steps_taken
         cell, first = cell_layout(total, self.size.width, viewed)
         text = Text()
+        numbered = cell > len(str(total))  # a number and a space fit in a cell: else blocks, never run together
         for i in range(first, min(total, first + self.size.width // cell)):
-            glyph = ("█" if cell == 1 else str(i + 1).rjust(cell - 1) + " ")[:cell]
+            if numbered:
+                glyph = str(i + 1).rjust(cell - 1) + " "
+            else:
+                glyph = ("█" if i < taken or i == viewed else "·") * cell
             if i == viewed:
                 style = "bold black on yellow"
             elif i < taken:
-                style = "black on green" if cell > 1 else "green"
+                style = "black on green" if numbered else "green"
             else:
                 style = "grey42"
-                glyph = ("·" * cell) if cell == 1 else (str(i + 1).rjust(cell - 1) + " ")[:cell]
             text.append(glyph, style=style)
         where = "before the first step" if viewed < 0 else f"viewing step {viewed + 1}"
         text.append(f"\n{taken} of {total} steps taken, {where} (left/right or click)", style="dim")

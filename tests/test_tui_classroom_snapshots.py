@@ -1,0 +1,81 @@
+"""Snapshots of the classroom screen at 80x24 and 160x50: a lesson note shown whole, a lesson's compare grid,
+the look-back status after a scheduler swap, img2img with its input picture (tiny model, fixed seed).
+
+Update after an intended change with `pytest tests/test_tui_classroom_snapshots.py --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from stepviz.settings import CompareBranch, Event, RunSettings
+from tiny import scene_image, tiny_pipeline
+
+pytest.importorskip("pytest_textual_snapshot")
+
+from stepviz.tui.app import StepvizApp  # noqa: E402
+from stepviz.tui.screens.main import MainScreen  # noqa: E402
+
+SIZES = [(80, 24), (160, 50)]
+NOTE = ("Before the first step: x_t is pure Gaussian noise (x_T ~ N(0, I)). Each step will: (1) duplicate x_t for "
+        "the two prompts, (2) scale it for the scheduler, (3) ask the UNet for the noise in it, once without and "
+        "once with the prompt, (4) combine the two with the guidance scale, (5) let the scheduler remove a little "
+        "of that noise. Press space to take step 1.")
+
+
+def app_for(**overrides) -> StepvizApp:
+    settings = RunSettings(model="tiny", steps=8, height=32, width=32, seed=42, **{"scheduler": "ddim", **overrides})
+    return StepvizApp(settings, pipe=tiny_pipeline(), graphics="halfcell")
+
+
+async def settle(pilot) -> None:
+    from textual.worker import WorkerCancelled
+
+    for _ in range(3):
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerCancelled:  # a newer picture request replaced an older one
+            pass
+        await pilot.pause()
+
+
+async def press(pilot, *keys: str) -> None:
+    for key in keys:
+        await settle(pilot)
+        await pilot.press(key)
+    await settle(pilot)
+    pilot.app.clear_notifications()  # toasts time out: what they said is in the notes history
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_lesson_note_shown_whole(snap_compare, size):
+    app = app_for(title="Anatomy", events=[Event(at_step=0, note=NOTE, pause=True)])
+    assert snap_compare(app, terminal_size=size, run_before=lambda pilot: press(pilot))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_compare_grid_of_a_lesson(snap_compare, size):
+    compare = [CompareBranch("guidance 1", {"guidance_scale": 1.0}), CompareBranch("guidance 15",
+                                                                                   {"guidance_scale": 15.0})]
+    app = app_for(title="Guidance", compare=compare)
+    assert snap_compare(app, terminal_size=size, run_before=lambda pilot: press(pilot, "space", "space", "c",
+                                                                                  "space"))
+
+
+async def swap_then_look_back(pilot) -> None:
+    await press(pilot, "space", "space", "space")
+    screen = next(s for s in pilot.app.screen_stack if isinstance(s, MainScreen))
+    screen.run_edit("set_scheduler", "dpmpp_2m", "main")
+    await press(pilot, "space", "space", "space", "left", "left", "left", "left")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_look_back_status_after_a_scheduler_swap(snap_compare, size):
+    assert snap_compare(app_for(), terminal_size=size, run_before=swap_then_look_back)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_img2img_with_its_input_picture(snap_compare, size):
+    app = app_for(mode="img2img", image=scene_image(), strength=0.75)
+    assert snap_compare(app, terminal_size=size, run_before=lambda pilot: press(pilot, "space"))
