@@ -278,7 +278,8 @@ def run_view(branch: str, stepper, model: str, alphas_cumprod: tuple[float, ...]
         alphas_cumprod=alphas_cumprod, grid=tuple(st.grid), extra_channels=st.extra_channels,
         notices=tuple(st.notices), prediction_type=st.prediction_type, device=str(st.device),
         dtype=str(st.dtype).removeprefix("torch."), height=st.height, width=st.width,
-        added_conditioning=st.conditioning.describe(), inputs=inputs or {}, strength=strength,
+        added_conditioning=st.conditioning.describe() if hasattr(st, "conditioning") else None,  # a replay has none
+        inputs=inputs or {}, strength=strength,
     )
 
 

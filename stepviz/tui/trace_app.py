@@ -32,7 +32,7 @@ class TraceSession(RunSession):
         super().__init__(settings, pipe)
         self._sides = {MAIN: loop, FORK: reference}
 
-    def load(self):
+    def load(self, progress=lambda text: None):
         with self.lock:
             self.steppers = dict(self._sides)
             self._alphas_cumprod = tuple(float(a) for a in self._sides[MAIN].scheduler.alphas_cumprod)
