@@ -62,7 +62,7 @@ def test_step_shows_the_step_with_the_shared_pictures_and_plots(debugger):
     assert p.x_t.value == expected_png(debugger, record, "approx")
     assert p.x0.value == expected_png(debugger, record, "approx", "x0")
     assert bytes(p.schedule_plot.value).startswith(b"\x89PNG") and bytes(p.norms_plot.value).startswith(b"\x89PNG")
-    assert f"{record.norm_guidance:.4f}" in p.guidance_numbers.value  # readouts.guidance_text, as in the TUI
+    assert f"{record.norm_guidance:.2f} rms" in p.guidance_numbers.value  # readouts.guidance_text, as in the TUI
     assert "tokens:ids" in p.prompt.value and "red" in p.prompt.value
     assert (p.timeline.max, p.timeline.value) == (1, 1)
 
