@@ -38,8 +38,13 @@ def make_app(pipe, steps: int = 6, **overrides) -> StepvizApp:
 
 async def settle(pilot) -> None:
     """Wait for every worker, then for the messages they posted."""
+    from textual.worker import WorkerCancelled
+
     for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerCancelled:  # a newer picture request replaced an older one
+            pass
         await pilot.pause()
 
 
