@@ -200,9 +200,11 @@ async def test_q_during_a_held_step_leaves_at_once(pipe):
 
 
 def test_run_app_abandons_a_step_still_computing(monkeypatch):
-    """After the window closes, a worker thread still in a step is not waited for."""
+    """After the window closes, a worker thread still computing (a step, a VAE decode) is not waited for,
+    even when it does not hold the session's lock."""
     import threading
 
+    from stepviz.session import RunSession
     from stepviz.tui import app as app_module
 
     gate = threading.Event()
@@ -212,7 +214,7 @@ def test_run_app_abandons_a_step_still_computing(monkeypatch):
     monkeypatch.setattr(app_module.os, "_exit", exits.append)
     try:
         assert app_module.engine_threads_running()
-        app_module.leave_if_a_step_still_runs(0)
+        app_module.leave_without_waiting_for_the_engine(RunSession(None), 0)
         assert exits == [0]
     finally:
         gate.set()
