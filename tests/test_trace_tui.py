@@ -30,6 +30,7 @@ async def test_the_loop_and_the_pipeline_step_side_by_side(tiny_pipe):
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, CompareScreen)
+        assert [type(s).__name__ for s in app.screen_stack[1:]] == ["TraceMainScreen", "CompareScreen"]
         titles = [str(label.render()) for label in screen.query(".branch-title")]
         assert "A: your loop (first divergence: step 0, scaled model input)" in titles[0]
         assert titles[1].startswith("B: the pipeline")

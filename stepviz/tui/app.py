@@ -40,11 +40,15 @@ class StepvizApp(App):
         self.graphics = graphics
 
     def on_mount(self) -> None:
-        from .screens.main import MainScreen
-
         asyncio.get_running_loop().set_default_executor(WorkerThreads())
 
-        self.push_screen(MainScreen(self.session, self.graphics))
+        self.push_screen(self.main_screen())
+
+    def main_screen(self):
+        """The first screen (the trace view's app opens its own)."""
+        from .screens.main import MainScreen
+
+        return MainScreen(self.session, self.graphics)
 
 
 def leave_a_core_for_the_ui() -> int | None:

@@ -74,8 +74,10 @@ class TraceApp(StepvizApp):
         self.titles = {MAIN: f"your loop ({title})", FORK: "the pipeline (stepviz Stepper, same inputs)"}
         self.verdict = verdict
 
-    def on_mount(self) -> None:
-        self.push_screen(TraceMainScreen(self.session, self.graphics, self.titles, self.verdict))
+    def main_screen(self):
+        return TraceMainScreen(self.session, self.graphics, self.titles, self.verdict)
+
+    def on_mount(self) -> None:  # after StepvizApp.on_mount (Textual calls both), which pushes main_screen()
         self.notify(self.verdict, title="stepviz trace", timeout=15)
 
 
