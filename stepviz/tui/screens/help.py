@@ -23,11 +23,13 @@ HELP = """\
 | `g` | set the guidance scale s, from the next step on |
 | `s` | pick a scheduler for the remaining steps (family and order shown) |
 | `v` | cycle the preview: approx RGB -> 4 latent channels -> full VAE decode |
-| `f` | fork the run here and compare the two branches side by side |
+| `f` | fork the run at the step looked at; the run and its fork side by side (compare view) |
+| `c` | a lesson's `[[compare]]` runs beside this one, at its step (compare view) |
+| `n` | every note so far, to reread |
 | `x` | export the run as a labelled strip PNG into the working folder |
 | `a` | attention: which pixels each word of the prompt pulls on (keys there: up/down or 1-9 token, z all tokens, u x0-hat/x_t) |
 | `?` | this help (`escape` closes it) |
-| `q` | quit (a step in progress finishes first, nothing else starts) |
+| `q` | quit at once (a step in progress is abandoned) |
 
 # What each number means
 
@@ -64,9 +66,9 @@ How much of the clean picture is left at t.
 **x0-hat** - from {p}_hat: VP: **{x0_vp}**; sigma family: **{x0_sigma}**.
 (eps: the noise; v: the velocity sqrt(abar_t) eps - sqrt(1 - abar_t) x0; x0: the clean latents.)
 
-**Guidance anatomy** - **|{p}_uncond|**, **|{p}_text|** (L2 norms over all latent elements),
+**Guidance anatomy** - **|{p}_uncond|**, **|{p}_text|** (L2 norms over all n latent elements, and beside them the per-element RMS = L2 / sqrt(n), the same scale on any model),
 **|{p}_text - {p}_uncond|** (the direction guidance amplifies, times s), **|{p}_hat|** (what the scheduler gets),
-**cos(uncond, text)** = <{p}_uncond, {p}_text> / (|{p}_uncond| |{p}_text|): near 1, the prompt changes little.
+**cos(uncond, text)** = <{p}_uncond, {p}_text> / (|{p}_uncond| |{p}_text|): it is 0.99.. in nearly every run, even where the prompt decides the colour, so the panel gives the **angle** = acos(cos) in degrees and **1 - cos**: runs differ there.
 
 **Scheduler** - family (vp or sigma: which latent space), order (model calls per timestep, or history length);
 multistep solvers (PNDM, LMS, DPM-Solver++, UniPC, DEIS) keep a history of earlier predictions: after a swap a
