@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from stepviz.settings import CompareBranch, Event, RunSettings
+from test_tui import settle
 from tiny import scene_image, tiny_pipeline
 
 pytest.importorskip("pytest_textual_snapshot")
@@ -26,17 +27,6 @@ NOTE = ("Before the first step: x_t is pure Gaussian noise (x_T ~ N(0, I)). Each
 def app_for(**overrides) -> StepvizApp:
     settings = RunSettings(model="tiny", steps=8, height=32, width=32, seed=42, **{"scheduler": "ddim", **overrides})
     return StepvizApp(settings, pipe=tiny_pipeline(), graphics="halfcell")
-
-
-async def settle(pilot) -> None:
-    from textual.worker import WorkerCancelled
-
-    for _ in range(3):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerCancelled:  # a newer picture request replaced an older one
-            pass
-        await pilot.pause()
 
 
 async def press(pilot, *keys: str) -> None:
