@@ -219,7 +219,6 @@ def test_run_app_abandons_a_step_still_computing(monkeypatch):
     finally:
         gate.set()
         worker.join()
-    assert not app_module.engine_threads_running()
 
 
 def test_the_key_bar_keeps_every_key_at_80_columns():
