@@ -18,7 +18,7 @@ from .trace_loop import LoopRecording
 class LoopReplay:
     def __init__(self, label: str, records: list[StepRecord], scheduler, initial_latents, pipe, prompt: str,
                  embeddings: torch.Tensor, notices: tuple[str, ...] = ()):
-        self.label, self._all, self.records = label, records, []
+        self.label, self._all, self.records, self.pipe = label, records, [], pipe
         self.scheduler, self.scheduler_name = scheduler, schedulers.info_for(scheduler).name
         self.mode, self.latents, self.notices = "txt2img", initial_latents, list(notices)
         self.guidance_scale = records[0].guidance_scale if records else 1.0
