@@ -55,8 +55,8 @@ def mass_inside(attention_map, cells: np.ndarray) -> float:
 
 
 def heat(values: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] -> uint8 RGB on the hot ramp."""
-    values = np.clip(values, 0.0, 1.0)
+    """Values in [0, 1] -> uint8 RGB on the hot ramp; NaN (a run the watchdog stopped) draws as the ramp's bottom."""
+    values = np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0)
     stops = np.array([s for s, _ in HEAT_STOPS])
     colours = np.array([c for _, c in HEAT_STOPS], dtype=np.float64)
     rgb = np.stack([np.interp(values, stops, colours[:, k]) for k in range(3)], axis=-1)

@@ -65,7 +65,8 @@ DERIVED_METRICS = {
 }
 ATTENTION_METRICS = ("attention_on_shape", "attention_vs_even")  # with token = "word", as the attention view names it
 METRICS = RECORD_METRICS + tuple(DERIVED_METRICS)
-PICTURE_METRICS = ("picture_change", "input_difference", "outside_mask_difference", "input_overlap")  # measured on `picture`
+# measured on `picture`
+PICTURE_METRICS = ("picture_change", "input_difference", "outside_mask_difference", "input_overlap")
 CLAIM_KEYS = ("run", "picture", "step", "say", *SEES_KEYS, "differs_from", "by_more_than", "same_as", "within",
               "metric", "above", "below", "token", "trace", "first_divergence", "divergence_step")
 DEFAULT_SAME_WITHIN = 2.0  # mean |pixel difference| on 0..255 that still counts as "the same picture"

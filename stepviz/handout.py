@@ -120,7 +120,8 @@ def write_handout(folder: Path, manifest: dict, records) -> Path:
     parts.append("<h2>The run</h2>")
     parts.append(rows_table([
         ("prompt", settings["prompt"]), ("negative prompt", settings["negative_prompt"]),
-        ("mode", settings["mode"]), ("input picture", settings["image"]), ("mask", settings["mask_image"]), ("depth map", settings["depth_map"]),
+        ("mode", settings["mode"]), ("input picture", settings["image"]), ("mask", settings["mask_image"]),
+        ("depth map", settings["depth_map"]),
         ("strength", settings["strength"]), ("seed", manifest["seed"]),
         ("scheduler", settings["scheduler"] or f"{manifest['scheduler_configs'][0]['scheduler']} (the model's own)"),
         ("guidance scale", settings["guidance_scale"]),

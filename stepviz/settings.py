@@ -99,7 +99,8 @@ class RunSettings:
         if self.auto_pace is not None and not 0 < self.auto_pace < 3600:
             raise checks.StepvizInputError(f"--pace {self.auto_pace!r} is not allowed: give seconds in (0, 3600)")
         if self.mode not in checks.MODES:
-            raise checks.StepvizInputError(f"mode={self.mode!r} is unknown: allowed modes are {', '.join(checks.MODES)}")
+            raise checks.StepvizInputError(
+                f"mode={self.mode!r} is unknown: allowed modes are {', '.join(checks.MODES)}")
         if self.scheduler is not None and self.scheduler not in SCHEDULERS:
             raise checks.StepvizInputError(
                 f"scheduler={self.scheduler!r} is unknown: allowed schedulers are {', '.join(SCHEDULERS)}")

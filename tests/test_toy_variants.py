@@ -125,7 +125,8 @@ def tiny_base(tmp_path_factory):
     torch.manual_seed(0)
     tokenizer = write_tokenizer(root / "tokenizer-src")
     StableDiffusionPipeline(
-        vae=components.make_vae(components.TINY, 32), text_encoder=components.make_text_encoder(components.TINY, tokenizer),
+        vae=components.make_vae(components.TINY, 32),
+        text_encoder=components.make_text_encoder(components.TINY, tokenizer),
         tokenizer=tokenizer, unet=components.make_unet(components.TINY, 32),
         scheduler=components.make_pipeline_scheduler(), safety_checker=None, feature_extractor=None,
         requires_safety_checker=False,

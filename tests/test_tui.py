@@ -454,7 +454,8 @@ async def test_extra_unet_channels_are_shown_from_the_start(in_channels, shown, 
         inputs = dict(mode="inpaint", image=scene_image(), mask_image=square_mask())
     else:
         ramp = torch.linspace(0, 1, 32)
-        inputs = dict(mode="depth2img", image=scene_image(), strength=0.8, depth_map=(ramp[None, :] + ramp[:, None])[None])
+        depth_map = (ramp[None, :] + ramp[:, None])[None]
+        inputs = dict(mode="depth2img", image=scene_image(), strength=0.8, depth_map=depth_map)
     app = make_app(extra_pipe(in_channels), **inputs)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -497,7 +498,8 @@ def test_serve_answers_on_loopback(tiny_model_dir):
         port = probe.getsockname()[1]
     process = subprocess.Popen(
         [sys.executable, "-m", "stepviz", "serve", "--port", str(port), "--model", str(tiny_model_dir),
-              "--steps", "3", "--height", "32", "--width", "32", "--scheduler", "ddim"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+              "--steps", "3", "--height", "32", "--width", "32", "--scheduler", "ddim"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         page = None
         deadline = time.monotonic() + 60
@@ -531,7 +533,7 @@ async def _browser_session(port: int, deadline: float) -> bytes:
         while marker not in received and time.monotonic() < deadline:
             try:
                 message = await ws.receive(timeout=2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             if message.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
                 return
@@ -606,7 +608,8 @@ def test_the_first_frame_needs_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, stepviz.tui.app, stepviz.tui.screens.main; print(sorted({'torch', 'diffusers'} & set(sys.modules)))"
+    code = ("import sys, stepviz.tui.app, stepviz.tui.screens.main; "
+            "print(sorted({'torch', 'diffusers'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 

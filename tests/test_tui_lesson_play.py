@@ -57,7 +57,7 @@ async def test_start_at_a_step_applies_the_events_before_it(tiny_pipe):
 
 async def test_auto_play_holds_at_each_note_then_goes_on(tiny_pipe):
     app = make_app(tiny_pipe, auto_pace=1.0)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE):
         stepper = None
         seen = []
         for _ in range(600):  # up to ~30 s on a busy machine

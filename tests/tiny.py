@@ -47,7 +47,8 @@ def tiny_components(unet_in_channels: int = 4, seed: int = 0, prediction_type: s
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     ))
     return dict(unet=unet.eval(), vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer,
-                scheduler=PNDMScheduler.from_config({**SCHEDULER_CONFIG, "prediction_type": prediction_type}), safety_checker=None, feature_extractor=None,
+                scheduler=PNDMScheduler.from_config({**SCHEDULER_CONFIG, "prediction_type": prediction_type}),
+                safety_checker=None, feature_extractor=None,
                 requires_safety_checker=False)
 
 

@@ -177,9 +177,10 @@ def _depth_at_latent_size(pipe, picture, depth_map, dtype, device) -> tuple[torc
             raise StepvizInputError("mode='depth2img' needs depth_map= or a pipeline with a depth estimator")
         pixel_values = pipe.feature_extractor(images=[picture], return_tensors="pt").pixel_values
         pixel_values = pixel_values.to(device=device, dtype=dtype)
-        # diffusers runs the estimator under autocast (its batch norms dislike fp16)
-        autocast = contextlib.nullcontext() if torch.backends.mps.is_available() else torch.autocast(
-            torch.device(device).type, dtype=dtype)
+        # diffusers runs the estimator under autocast (its batch norms dislike fp16); autocast only acts on
+        # half types, so in float32 it is skipped here rather than entered and disabled with a warning
+        half = dtype in (torch.float16, torch.bfloat16) and not torch.backends.mps.is_available()
+        autocast = torch.autocast(torch.device(device).type, dtype=dtype) if half else contextlib.nullcontext()
         with autocast:
             depth_map = pipe.depth_estimator(pixel_values).predicted_depth
     else:

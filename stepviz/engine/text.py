@@ -1,4 +1,7 @@
-"""Prompt -> tokens -> ids -> text embeddings (the Hugging Face diffusion course, Unit 3), as diffusers' encode_prompt does it."""
+"""Prompt -> tokens -> ids -> text embeddings (the Hugging Face diffusion course, Unit 3).
+
+As diffusers' encode_prompt does it.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,10 @@ def prompt_anatomy(tokenizer, text: str, embedding_shape: tuple[int, ...]) -> Pr
         # the ids between the window's last slot (kept for end-of-text) and the final end-of-text
         truncated = tokenizer.decode(full_ids[max_length - 1 : -1])
     pad_id = tokenizer.pad_token_id
-    shown = [i for i in kept_ids if i != pad_id] if pad_id != tokenizer.eos_token_id else _until_eos(kept_ids, tokenizer)
+    if pad_id != tokenizer.eos_token_id:
+        shown = [i for i in kept_ids if i != pad_id]
+    else:
+        shown = _until_eos(kept_ids, tokenizer)
     return PromptAnatomy(
         text=text,
         tokens=tokenizer.convert_ids_to_tokens(shown),

@@ -86,7 +86,8 @@ def check_model_folder(folder: Path, allow_pickle: bool = False) -> ModelFacts:
                                            .get("num_train_timesteps", 1000))
     if "unet" in components:
         unet = read_json(folder / "unet" / "config.json", "unet")
-        facts.update(unet_in_channels=int(unet.get("in_channels", 4)), unet_sample_size=int(unet.get("sample_size", 64)),
+        facts.update(unet_in_channels=int(unet.get("in_channels", 4)),
+                     unet_sample_size=int(unet.get("sample_size", 64)),
                      unet_channels=tuple(unet.get("block_out_channels", ModelFacts.unet_channels)))
     if "vae" in components:
         vae = read_json(folder / "vae" / "config.json", "vae")

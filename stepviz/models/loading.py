@@ -155,7 +155,8 @@ def weight_variant(folder: Path, variant: str | None, notices: list[str]) -> str
     if variant is not None:
         if found and variant not in found:
             plain = "plain files" if None in found else ""
-            kinds = ", ".join([f"*.{v}.safetensors" for v in sorted(v for v in found if v)] + ([plain] if plain else []))
+            variants = [f"*.{v}.safetensors" for v in sorted(v for v in found if v)]
+            kinds = ", ".join(variants + ([plain] if plain else []))
             raise ModelLoadError(f"variant={variant!r}: {folder / 'unet'} has no *.{variant}.safetensors "
                                  f"(it holds {kinds})")
         return variant

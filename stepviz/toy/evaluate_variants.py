@@ -154,7 +154,8 @@ def inpaint_rows_table(rows: list[dict]) -> list[str]:
         both = np.mean([r["colour_ok"] and r["shape_ok"] for r in chosen])
         lines.append(f"| {placement} | {len(chosen)} | {np.mean([r['colour_ok'] for r in chosen]):.1%} "
                      f"| {np.mean([r['shape_ok'] for r in chosen]):.1%} | {both:.1%} "
-                     f"| {np.mean([r['outside'] for r in chosen]):.1f} | {np.mean([r['outside_vae'] for r in chosen]):.1f} |")
+                     f"| {np.mean([r['outside'] for r in chosen]):.1f} "
+                     f"| {np.mean([r['outside_vae'] for r in chosen]):.1f} |")
     return lines
 
 
@@ -201,7 +202,8 @@ def evaluate_depth(pipe, strength: float, true_depth: bool, steps: int = 25, gui
 
 
 def format_depth_table(results: list[dict]) -> str:
-    lines = ["| depth from | strength | pictures | mean IoU of shape masks | IoU >= 0.6 | prompt's colour | shape kept |",
+    lines = ["| depth from | strength | pictures | mean IoU of shape masks | IoU >= 0.6 | prompt's colour "
+             "| shape kept |",
              "|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['depth']} | {r['strength']} | {r['n']} | {r['iou']:.2f} | {r['iou_ok']:.1%} "
@@ -246,7 +248,8 @@ def save_grid(images: list[np.ndarray], path, columns: int = 12) -> None:
 def main(argv: list[str] | None = None) -> None:
     from stepviz import load_pipeline
 
-    parser = argparse.ArgumentParser(prog="python -m stepviz.toy.evaluate_variants", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m stepviz.toy.evaluate_variants",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--inpaint", default="toy-inpaint", help="inpainting model (name or folder); 'none' skips")
     parser.add_argument("--depth", default="toy-depth", help="Depth2Img model (name or folder); 'none' skips")
     parser.add_argument("--steps", type=int, default=25, help="DDIM steps")

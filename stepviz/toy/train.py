@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
         scratch / "unet.pt", caption_dropout=args.caption_dropout, colour_noise=args.colour_noise,
         save_every_s=args.save_every, outline_weight=args.outline_weight)
     report += ["## UNet", f"captions dropped to \"\": {args.caption_dropout:.0%}; captions naming a wrong colour: "
-               f"{args.colour_noise:.0%}", "", "Prompt sensitivity ||eps(red) - eps(blue)|| / ||eps(red)|| at t=500 (EMA weights):", "",
+               f"{args.colour_noise:.0%}", "",
+               "Prompt sensitivity ||eps(red) - eps(blue)|| / ||eps(red)|| at t=500 (EMA weights):", "",
                ", ".join(f"step {s}: {v:.3f}" for s, v in sensitivity), ""]
 
     # --- the pipeline folder ---
@@ -137,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
         requires_safety_checker=False,
     )
     pipe.save_pretrained(out, safe_serialization=True)
-    factors, bias, rgb_error = fit_latent_rgb(latent_mean[:2000], scenes.image_tensor(np.arange(min(2000, len(scenes)))))
+    fitted = np.arange(min(2000, len(scenes)))
+    factors, bias, rgb_error = fit_latent_rgb(latent_mean[:2000], scenes.image_tensor(fitted))
     (out / "latent_rgb.json").write_text(json.dumps({"factors": factors, "bias": bias}, indent=1) + "\n")
     plot_losses(vae_losses, unet_losses, out / "loss_curve.png")
     report += ["## Linear latent -> RGB preview", f"least-squares fit on training latents, RMS error {rgb_error:.3f} "

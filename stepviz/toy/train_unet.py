@@ -90,9 +90,11 @@ def prompt_sensitivity(unet, text_encoder, token_ids: torch.Tensor, scheduler: D
     ||eps(red circle) - eps(blue circle)|| / ||eps(red circle)|| at t = 500 on fixed noise;
     near 0 means the UNet ignores the prompt (a failed trial's symptom).
     """
-    red, blue = CAPTIONS.index("a red circle on a black background"), CAPTIONS.index("a blue circle on a black background")
+    red = CAPTIONS.index("a red circle on a black background")
+    blue = CAPTIONS.index("a blue circle on a black background")
     generator = torch.Generator().manual_seed(1234)
-    x_t = torch.randn((4, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size), generator=generator)
+    side = unet.config.sample_size
+    x_t = torch.randn((4, unet.config.in_channels, side, side), generator=generator)
     t = torch.full((4,), 500)
     states = text_encoder(token_ids[[red, blue]])[0]
     eps_red = unet(x_t, t, states[[0] * 4]).sample

@@ -9,7 +9,7 @@ Every failure a user can cause (NaN/Inf, out of memory, a bad value, a missing m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from textual.message import Message
 

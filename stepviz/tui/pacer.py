@@ -7,7 +7,7 @@ busy machine; steps of a small model come faster than that. Requests in between 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class Pacer:

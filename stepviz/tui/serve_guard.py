@@ -81,8 +81,9 @@ class GuardedServer(Server):
     def full(self) -> web.Response | None:
         if self.sessions < self.max_sessions:
             return None
+        sessions = "session" if self.max_sessions == 1 else "sessions"
         return notice_page(503, "Every session is in use", f"This stepviz server runs at most {self.max_sessions} "
-                           f"session{'s' if self.max_sessions != 1 else ''} at once (each is a process with its own copy of the model, sized to the "
+                           f"{sessions} at once (each is a process with its own copy of the model, sized to the "
                            "machine's memory). Close another tab, then reload this page. The teacher can change "
                            "the limit with --max-sessions.")
 
