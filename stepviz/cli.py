@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true",
                         help="replace an earlier stepviz export (recognised by its manifest; never other files)")
     export.add_argument("--attention-steps", dest="attention_steps",
-                        help="steps shown in attention.png, e.g. 0,6,12,24 (default: 6 from first to last)")
+                        help="steps shown in attention.png, numbered from 1 as on screen, e.g. 1,7,13,25 "
+                             "(default: 6 from first to last)")
     grid = sub.add_parser("grid", help="one prompt over N seeds x guidance scales, with the checker's counts")
     _add_run_options(grid)
     grid.add_argument("--out", required=True, help="output folder (refused if it exists and is not empty)")

@@ -26,27 +26,28 @@ DEFAULT_COLUMNS = 6
 
 
 def chosen_steps(count: int, wanted: list[int] | None = None, columns: int = DEFAULT_COLUMNS) -> list[int]:
-    """Record indices to show: `wanted` (checked against the run), else `columns` spread from first to last."""
+    """Record indices to show: `wanted` steps (numbered from 1, as the screen and strip.png number them: step k is
+    the state after k steps), checked against the run; else `columns` spread from first to last."""
     if wanted:
-        bad = [i for i in wanted if not 0 <= i < count]
+        bad = [k for k in wanted if not 1 <= k <= count]
         if bad:
-            raise StepvizInputError(f"--attention-steps {','.join(map(str, bad))} not in the run: use step indices "
-                                    f"0..{count - 1} (as strip.png labels them, i=...)")
-        return sorted(set(wanted))
+            raise StepvizInputError(f"--attention-steps {','.join(map(str, bad))} not in the run: use steps "
+                                    f"1..{count} (as strip.png and the screen number them)")
+        return sorted({k - 1 for k in wanted})
     if count <= columns:
         return list(range(count))
     return sorted({round(k * (count - 1) / (columns - 1)) for k in range(columns)})
 
 
 def parse_steps(text: str | None) -> list[int] | None:
-    """'0,6,12' -> [0, 6, 12]; None or '' -> None (the default spread)."""
+    """'1,7,13' -> [1, 7, 13]; None or '' -> None (the default spread)."""
     if not text:
         return None
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise StepvizInputError(
-            f"--attention-steps {text!r} is not a list of step indices: write e.g. 0,6,12,24") from None
+            f"--attention-steps {text!r} is not a list of steps: write e.g. 1,7,13,25") from None
 
 
 @torch.no_grad()
@@ -67,15 +68,16 @@ def attention_image(records, tokens, steps: list[int], columns, title: str = "")
     top = LABEL_SIZE + 2 * (SMALL_SIZE + 6) + 3 * GAP
     row = TILE + SMALL_SIZE + 3 * GAP
     width = left + len(steps) * (TILE + GAP)
-    image = Image.new("RGB", (max(width, int(font.getlength(title)) + 2 * GAP), top + (len(tokens) + 1) * row),
-                      BACKGROUND)
+    legend = (f"colour: the map over x0-hat, against an even spread: dark red = even, white = "
+              f"{CONTRAST_TOP:g}x the mean or more, black = none")
+    text_width = max(int(font.getlength(title)), int(small.getlength(legend))) + 2 * GAP
+    image = Image.new("RGB", (max(width, text_width), top + (len(tokens) + 1) * row), BACKGROUND)
     draw = ImageDraw.Draw(image)
     draw.text((GAP, 2), title, fill=INK, font=font)
-    draw.text((GAP, LABEL_SIZE + 6), f"colour: the map over x0-hat, against an even spread: dark red = even, white = "
-              f"{CONTRAST_TOP:g}x the mean or more, black = none", fill=INK, font=small)
+    draw.text((GAP, LABEL_SIZE + 6), legend, fill=INK, font=small)
     for c, (index, (picture, cells, shares)) in enumerate(zip(steps, columns)):
         x = left + c * (TILE + GAP)
-        header = f"i={index}  t={records[index].timestep:.0f}"
+        header = f"step {index + 1}  t={records[index].timestep:.0f}"
         draw.text((x, LABEL_SIZE + SMALL_SIZE + 14), header, fill=INK, font=small)
         image.paste(fit_cell(picture, TILE), (x, top))
         draw.text((x, top + TILE + GAP), f"shape: {cells.mean():.0%} of area", fill=INK, font=small)
@@ -102,8 +104,8 @@ def write_attention(folder: Path, stepper, wanted_steps: list[int] | None = None
     np.savez_compressed(
         folder / "attention.npz",
         maps=torch.stack([r.cross_attention for r in records]).cpu().numpy().astype(np.float16),
-        tokens=np.array(tokens), step=np.array([r.index for r in records]),
-        timestep=np.array([r.timestep for r in records]), chosen_steps=np.array(steps),
+        tokens=np.array(tokens), step=np.array([r.index + 1 for r in records]),
+        timestep=np.array([r.timestep for r in records]), chosen_steps=np.array(steps) + 1,
         inside_share=np.array([shares for _, _, shares in columns], dtype=np.float32),
         foreground=np.stack([cells for _, cells, _ in columns]),
     )

@@ -62,8 +62,8 @@ def assert_refused(code, message, out):
     (("--mode", "depth2img", "--image", "PICTURE", "--depth-map", "/no/such/depth.png"),
      "depth_map='/no/such/depth.png': no such file"),
     (("--depth-map", "PICTURE"), "depth2img' only"),
-    (("--attention-steps", "0,99"), "--attention-steps 99 not in the run"),
-    (("--attention-steps", "first"), "not a list of step indices"),
+    (("--attention-steps", "1,99"), "--attention-steps 99 not in the run"),
+    (("--attention-steps", "first"), "not a list of steps"),
 ])
 def test_bad_values_are_refused_with_one_line(run_export, tiny_model_dir, tmp_path, options, words):
     picture = tmp_path / "picture.png"

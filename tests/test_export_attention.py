@@ -20,7 +20,7 @@ def exported(tmp_path_factory, tiny_model_dir):
 
     out = tmp_path_factory.mktemp("export") / "out"
     settings = RunSettings(model=str(tiny_model_dir), steps=5, height=32, width=32)
-    export_run(settings, out, kind="approx", pipe=load_pipeline(str(tiny_model_dir)), attention_steps=[0, 2, 4])
+    export_run(settings, out, kind="approx", pipe=load_pipeline(str(tiny_model_dir)), attention_steps=[1, 3, 5])
     return out
 
 
@@ -32,7 +32,7 @@ def test_attention_files_are_listed_shown_and_hold_every_step(exported):
     assert tokens[0] == "<|startoftext|>" and "red</w>" in tokens and tokens[-1] == "<|endoftext|>"
     steps = manifest["steps_run"]
     assert data["maps"].shape == (steps, len(tokens), 4, 4) and data["maps"].dtype == np.float16
-    assert list(data["step"]) == list(range(steps)) and list(data["chosen_steps"]) == [0, 2, 4]
+    assert list(data["step"]) == list(range(1, steps + 1)) and list(data["chosen_steps"]) == [1, 3, 5]
     shares = data["inside_share"]
     assert shares.shape == (3, len(tokens)) and ((shares >= 0) & (shares <= 1)).all()
     # each layer's probabilities over the 77 keys sum to 1: the prompt's tokens share at most that, per pixel
@@ -52,9 +52,9 @@ def test_attention_png_is_readable_when_projected(exported):
 def test_chosen_steps_spread_and_checked():
     assert chosen_steps(25) == [0, 5, 10, 14, 19, 24]
     assert chosen_steps(4) == [0, 1, 2, 3]
-    assert chosen_steps(25, [12, 0, 12]) == [0, 12]
-    with pytest.raises(StepvizInputError, match="--attention-steps 25 not in the run: use step indices 0..24"):
-        chosen_steps(25, [3, 25])
-    assert parse_steps("0, 6,12") == [0, 6, 12] and parse_steps(None) is None
+    assert chosen_steps(25, [13, 1, 13]) == [0, 12]  # steps as the screen numbers them -> record indices
+    with pytest.raises(StepvizInputError, match="--attention-steps 0,26 not in the run: use steps 1..25"):
+        chosen_steps(25, [0, 3, 25, 26])
+    assert parse_steps("1, 7,13") == [1, 7, 13] and parse_steps(None) is None
     with pytest.raises(StepvizInputError, match="'0;6' is not a list"):
         parse_steps("0;6")
