@@ -13,6 +13,7 @@ pytest.importorskip("textual")
 from stepviz.tui.app import StepvizApp  # noqa: E402
 from stepviz.tui.screens.main import MainScreen  # noqa: E402
 from stepviz.tui.widgets.notes_panel import NotesPanel  # noqa: E402
+from test_tui import settle  # noqa: E402
 
 SIZE = (120, 40)
 EVENTS = [Event(at_step=0, note="First note."), Event(at_step=2, set_guidance_scale=2.0, note="Second note."),
@@ -27,17 +28,6 @@ def make_app(pipe, **overrides) -> StepvizApp:
 def notes(app) -> str:
     screen = next(s for s in app.screen_stack if isinstance(s, MainScreen))
     return "\n".join(screen.query_one(NotesPanel).lines)
-
-
-async def settle(pilot) -> None:
-    from textual.worker import WorkerCancelled
-
-    for _ in range(3):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerCancelled:  # a newer picture request replaced an older one
-            pass
-        await pilot.pause()
 
 
 async def test_start_at_a_step_applies_the_events_before_it(tiny_pipe):
