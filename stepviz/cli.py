@@ -215,10 +215,25 @@ def _main(argv: list[str]) -> int:
         print(f"stepviz: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("stepviz: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     except Exception as exc:
         if not isinstance(exc.__cause__, KeyboardInterrupt):  # Ctrl-C inside an import comes wrapped
             raise
-        print("stepviz: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    """Ctrl-C was handled: say so and exit with 130.
+
+    CPython 3.11 marks a KeyboardInterrupt raised inside PyRun_String (which some compiled
+    libraries call while importing) as unhandled even when it is caught, and then ends the
+    process by SIGINT instead of with our status; the mark is cleared here.
+    """
+    print("stepviz: interrupted", file=sys.stderr)
+    try:
+        import ctypes
+
+        ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt").value = 0
+    except (ImportError, ValueError, AttributeError):  # another interpreter: nothing to clear
+        pass
+    return 130

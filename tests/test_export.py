@@ -184,7 +184,7 @@ def test_sigint_during_an_export_leaves_nothing(tmp_path, tiny_model_dir):
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
-        [sys.executable, "-m", "stepviz", "export", "--model", str(tiny_model_dir), "--steps", "1000",
+        [sys.executable, "-m", "stepviz", "export", "--model", str(tiny_model_dir), "--steps", "999",
          "--height", "32", "--width", "32", "--preview", "approx", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     deadline = time.monotonic() + 45

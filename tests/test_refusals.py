@@ -103,6 +103,7 @@ CLI_CASES = [
     ("out-is-a-file", ["--out", "{pic}"], "is a file"),
     # section 2: tracebacks that are one line now
     ("steps-above-train-timesteps", ["--steps", "1001"], "at most 1000 steps"),
+    ("steps-past-t999-leading", ["--steps", "1000"], "puts a step at t=1000"),
     ("model-index-bad-json", ["--model", "{badjson}"], "model_index.json is not valid JSON"),
     ("model-component-missing", ["--model", "{novae}"], "component 'vae' is missing"),
     ("image-1x1-img2img", ["--mode", "img2img", "--image", "{pic1}"], "1x1 pixels is too small"),
@@ -224,6 +225,8 @@ API_CASES = [
     ("scheduler-not-a-scheduler", lambda a, p: _stepper(p, scheduler=5), StepvizInputError, "scheduler=5 is not"),
     ("steps-1001", lambda a, p: _stepper(p, num_inference_steps=1001), StepvizInputError,
      "at most 1000"),
+    ("steps-1000-leading", lambda a, p: _stepper(p, num_inference_steps=1000), StepvizInputError,
+     "past the last trained timestep 999"),
     ("txt2img-strength", lambda a, p: _stepper(p, strength=0.5), StepvizInputError, "strength is used by"),
     ("txt2img-image", lambda a, p: _stepper(p, image=Image.new("RGB", (32, 32))), StepvizInputError,
      "image is used by"),
@@ -247,6 +250,15 @@ def test_the_api_refuses_with_one_line(case, call, error, gist, assets, tiny_pip
     with pytest.raises(error) as caught:
         call(assets, tiny_pipe)
     assert gist in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_as_many_steps_as_trained_timesteps_run_when_spaced_trailing(tiny_pipe):
+    from diffusers import DDIMScheduler
+
+    scheduler = DDIMScheduler.from_config(tiny_pipe.scheduler.config, timestep_spacing="trailing")
+    stepper = _stepper(tiny_pipe, num_inference_steps=1000, scheduler=scheduler)
+    stepper.step()
+    assert int(stepper.timesteps[0]) == 999 and len(stepper.records) == 1
 
 
 def test_a_uniform_depth_map_is_used_flat_and_said(tiny_pipe):

@@ -74,6 +74,22 @@ def check_steps_fit(steps: int, num_train_timesteps: int) -> None:
             f"{num_train_timesteps} timesteps, so at most {num_train_timesteps} steps")
 
 
+def check_timesteps_trained(timesteps, num_train_timesteps: int, steps: int, config) -> None:
+    """Every step must land on a trained timestep (0 .. num_train_timesteps - 1).
+
+    diffusers' "leading" spacing adds steps_offset after spacing the steps, so as many steps as
+    trained timesteps put the first one at t = num_train_timesteps, which has no noise level.
+    """
+    last = max((float(t) for t in timesteps), default=0.0)
+    if last >= num_train_timesteps:
+        spacing = config.get("timestep_spacing", "leading")
+        offset = config.get("steps_offset", 0)
+        raise StepvizInputError(
+            f"num_inference_steps={steps} puts a step at t={last:g} (timestep_spacing={spacing!r} adds "
+            f"steps_offset={offset}), past the last trained timestep {num_train_timesteps - 1}: "
+            f"use at most {steps - 1} steps, or timestep_spacing='trailing'")
+
+
 # which modes use each input (txt2img takes none of them: given anyway, it is refused, not ignored)
 INPUT_MODES = {"image": ("img2img", "inpaint", "depth2img"), "mask_image": ("inpaint",),
                "strength": ("img2img", "inpaint", "depth2img"), "depth_map": ("depth2img",)}

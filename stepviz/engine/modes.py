@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import StepvizInputError, check_strength_leaves_a_step, load_image
+from .checks import StepvizInputError, check_strength_leaves_a_step, check_timesteps_trained, load_image
 from .sdxl import is_sdxl, vae_upcast
 
 
@@ -92,6 +92,8 @@ def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, wid
     scale = pipe.vae_scale_factor
     channels = pipe.vae.config.latent_channels
     scheduler.set_timesteps(num_inference_steps, device=device)
+    check_timesteps_trained(scheduler.timesteps, scheduler.config.num_train_timesteps, num_inference_steps,
+                            scheduler.config)
 
     if mode == "txt2img":
         height = height or pipe.unet.config.sample_size * scale
