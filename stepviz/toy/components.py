@@ -25,6 +25,7 @@ class ToySizes:
     text_width: int
     text_layers: int
     text_heads: int
+    unet_layers: int = 1  # resnet (+ attention) layers per UNet block
 
 
 FULL = ToySizes(
@@ -83,7 +84,7 @@ def make_unet(sizes: ToySizes, image_size: int) -> UNet2DConditionModel:
         down_block_types=down,
         up_block_types=up,
         block_out_channels=sizes.unet_channels,
-        layers_per_block=1,
+        layers_per_block=sizes.unet_layers,
         cross_attention_dim=sizes.text_width,
         attention_head_dim=sizes.unet_heads,
         norm_num_groups=sizes.unet_groups,

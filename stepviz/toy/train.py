@@ -29,6 +29,7 @@ from .dataset import load_or_draw
 from .evaluate import EVAL_FIRST_SEED, accuracy_table, format_table, load_toy_pipeline
 from .reporting import fit_latent_rgb, plot_losses
 from .tokenizer import write_tokenizer
+from .world import RADIUS_RANGE
 from .train_unet import LatentSet, caption_token_ids, outline_share, train_unet
 from .train_vae import fold_latent_normalisation, latent_statistics, reconstruction_report, train_vae
 
@@ -54,6 +55,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="fraction of training captions that name a wrong colour (noisy captions make CFG matter)")
     parser.add_argument("--unet-channels", type=lambda text: tuple(int(c) for c in text.split(",")),
                         help="UNet block widths, e.g. 64,128 (default: the shipped model's 48,96)")
+    parser.add_argument("--unet-layers", type=int, help="resnet (+ attention) layers per UNet block")
+    parser.add_argument("--min-radius", type=float, default=RADIUS_RANGE[0],
+                        help="smallest shape drawn for training (circumradius / side)")
+    parser.add_argument("--vae-from", type=Path,
+                        help="a toy pipeline folder whose VAE is kept (phase 1 skipped): its latent space, "
+                             "preview decoder and variants stay valid")
     parser.add_argument("--outline-weight", type=float, default=0.0,
                         help="extra loss weight on latent cells at the shape's outline (0: plain eps MSE)")
     parser.add_argument("--caption-dropout", type=float, default=0.1, help="fraction of captions replaced by \"\"")
@@ -93,21 +100,31 @@ def main(argv: list[str] | None = None) -> None:
     sizes = components.TINY if args.tiny else components.FULL
     if args.unet_channels:
         sizes = dataclasses.replace(sizes, unet_channels=args.unet_channels)
+    if args.unet_layers:
+        sizes = dataclasses.replace(sizes, unet_layers=args.unet_layers)
     report: list[str] = [f"# Toy model training report\n\nCommand options: `{vars(args)}`\n"]
 
     tokenizer = write_tokenizer(out / "tokenizer")
-    scenes = load_or_draw(scratch / "scenes.npz", args.scenes, args.size, args.seed)
+    scenes = load_or_draw(scratch / "scenes.npz", args.scenes, args.size, args.seed,
+                          (args.min_radius, RADIUS_RANGE[1]))
     print(f"{len(scenes)} training scenes drawn", flush=True)
 
-    # --- phase 1: the VAE ---
-    vae = components.make_vae(sizes, args.size)
-    vae_losses = train_vae(vae, scenes, args.vae_steps, args.vae_batch, args.vae_lr, args.seed,
-                           scratch / "vae.pt", save_every_s=args.save_every)
-    mean, std = latent_statistics(vae, scenes, 2000, args.seed)
-    fold_latent_normalisation(vae, mean, std)
-    _, std_after = latent_statistics(vae, scenes, 2000, args.seed)
-    std_line = (f"per-channel latent std before folding {np.round(std.numpy(), 3).tolist()}, "
-                f"after folding (scaled latents, scaling_factor 1) {np.round(std_after.numpy(), 3).tolist()}")
+    # --- phase 1: the VAE (or an existing toy model's) ---
+    if args.vae_from is not None:
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(args.vae_from / "vae", use_safetensors=True).eval()
+        vae_losses = []
+        std_line = f"VAE kept from {args.vae_from} (not trained here)"
+    else:
+        vae = components.make_vae(sizes, args.size)
+        vae_losses = train_vae(vae, scenes, args.vae_steps, args.vae_batch, args.vae_lr, args.seed,
+                               scratch / "vae.pt", save_every_s=args.save_every)
+        mean, std = latent_statistics(vae, scenes, 2000, args.seed)
+        fold_latent_normalisation(vae, mean, std)
+        _, std_after = latent_statistics(vae, scenes, 2000, args.seed)
+        std_line = (f"per-channel latent std before folding {np.round(std.numpy(), 3).tolist()}, "
+                    f"after folding (scaled latents, scaling_factor 1) {np.round(std_after.numpy(), 3).tolist()}")
     print(std_line, flush=True)
     recon_table, _ = reconstruction_report(vae, args.size, per_cell=1 if args.tiny else 4)
     print(recon_table, flush=True)

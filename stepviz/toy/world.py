@@ -116,12 +116,13 @@ def jittered(rgb, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.asarray(rgb, dtype=np.float32) + offset, 0, 255)
 
 
-def draw_scene(colour: str, shape: str, background: str, seed: int = 0, size: int = 64) -> Scene:
-    """Draw one scene; the seed decides position, size, rotation and colour jitter."""
+def draw_scene(colour: str, shape: str, background: str, seed: int = 0, size: int = 64,
+               radius_range: tuple[float, float] = RADIUS_RANGE) -> Scene:
+    """Draw one scene; the seed decides position, size (within `radius_range`), rotation and colour jitter."""
     if colour not in COLOURS or shape not in SHAPES or background not in BACKGROUNDS:
         raise ValueError(f"unknown scene ({colour!r}, {shape!r}, {background!r})")
     rng = np.random.default_rng(seed)
-    radius = float(rng.uniform(*RADIUS_RANGE)) * size
+    radius = float(rng.uniform(*radius_range)) * size
     margin = radius + 1.0
     centre = (float(rng.uniform(margin, size - margin)), float(rng.uniform(margin, size - margin)))
     rotation = float(rng.uniform(0, 2 * np.pi))
@@ -162,9 +163,9 @@ def cell_box_around(mask: np.ndarray, margin: int = MARGIN, cell: int = CELL) ->
     return hole
 
 
-def random_scene(rng: np.random.Generator, size: int = 64) -> Scene:
+def random_scene(rng: np.random.Generator, size: int = 64, radius_range: tuple[float, float] = RADIUS_RANGE) -> Scene:
     """A scene with colour, shape, background and seed all drawn from rng."""
     colour = list(COLOURS)[rng.integers(len(COLOURS))]
     shape = SHAPES[rng.integers(len(SHAPES))]
     background = list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
-    return draw_scene(colour, shape, background, seed=int(rng.integers(2**31)), size=size)
+    return draw_scene(colour, shape, background, seed=int(rng.integers(2**31)), size=size, radius_range=radius_range)
