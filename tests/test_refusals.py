@@ -297,7 +297,7 @@ def test_training_checkpoints_never_unpickle_code(tmp_path):
 
     import torch
 
-    from stepviz.toy.checkpoint import load_checkpoint, save_checkpoint
+    from training.checkpoint import load_checkpoint, save_checkpoint
 
     state = {"model": {"w": torch.ones(2)}, "losses": [0.5, 0.25], "sensitivity": [(0, 0.1)], "step": 3}
     save_checkpoint(state, tmp_path / "ok.pt")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from stepviz.toy.checker import check
-from stepviz.toy.evaluate import SHIPPED_MODEL, accuracy_table, generate, load_toy_pipeline
+from training.evaluate import SHIPPED_MODEL, accuracy_table, generate, load_toy_pipeline
 from stepviz.toy.world import draw_scene
 
 # one prompt per colour, shapes and backgrounds varied
@@ -69,7 +69,7 @@ def test_reduced_accuracy_table(pipe):
 
 def test_final_step_latents_decode_to_the_returned_pictures(pipe):
     from stepviz.preview import decode_images
-    from stepviz.toy.evaluate import generate_with_final_step
+    from training.evaluate import generate_with_final_step
 
     images, x_t, x0 = generate_with_final_step(pipe, PROMPTS[:2], [1, 2], guidance_scale=7.5, steps=5)
     assert x_t.shape == x0.shape == (2, 4, 8, 8)
@@ -81,7 +81,7 @@ def test_final_step_latents_decode_to_the_returned_pictures(pipe):
 def test_quick_preview_names_the_decodes_colour_on_every_colour(pipe):
     from stepviz.preview import decode_images, preview
     from stepviz.toy.checker import inspect
-    from stepviz.toy.extra_channels import pixels_from_uint8
+    from training.extra_channels import pixels_from_uint8
     from stepviz.toy.world import BACKGROUNDS, COLOURS
 
     scenes = [draw_scene(c, "square", b, seed=300 + i) for i, (c, b) in enumerate(

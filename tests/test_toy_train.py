@@ -5,10 +5,10 @@ import json
 import numpy as np
 import torch
 
-from stepviz.toy import components
-from stepviz.toy.reporting import fit_latent_rgb
-from stepviz.toy.train import main as train_main
-from stepviz.toy.train_vae import fold_latent_normalisation
+from training import components
+from training.reporting import fit_latent_rgb
+from training.train import main as train_main
+from training.train_vae import fold_latent_normalisation
 
 
 def test_fold_latent_normalisation_keeps_decoding_and_unit_std():
@@ -73,7 +73,7 @@ def test_tiny_training_run_writes_a_loadable_pipeline(tmp_path, monkeypatch):
 
 
 def test_outline_share_marks_the_cells_on_the_shape_edge():
-    from stepviz.toy.train_unet import outline_share
+    from training.train_unet import outline_share
     from stepviz.toy.world import draw_scene
 
     scene = draw_scene("red", "square", "black", seed=1)
@@ -94,8 +94,8 @@ def test_outline_weighted_training_of_a_wider_unet_runs(tmp_path):
 
 
 def test_shape_weight_is_five_on_the_shape_and_one_around_it():
-    from stepviz.toy.extra_channels import pixels_from_uint8
-    from stepviz.toy.train_preview import shape_weight
+    from training.extra_channels import pixels_from_uint8
+    from training.train_preview import shape_weight
     from stepviz.toy.world import draw_scene
 
     scenes = [draw_scene("blue", "square", "white", seed=4), draw_scene("yellow", "circle", "black", seed=5)]
@@ -109,7 +109,7 @@ def test_shape_weight_is_five_on_the_shape_and_one_around_it():
 def test_tiny_decoder_training_learns_a_non_linear_colour_code():
     from diffusers import AutoencoderTiny
 
-    from stepviz.toy.train_preview import train_tiny_decoder
+    from training.train_preview import train_tiny_decoder
 
     torch.manual_seed(0)
     # each picture one flat colour, coded in the latents' first channel by its sign: not a linear map of it

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from stepviz.toy import components
-from stepviz.toy.extra_channels import (depth_at_latent_size, mask_at_latent_size, masked_pixels, pixels_from_uint8,
+from training import components
+from training.extra_channels import (depth_at_latent_size, mask_at_latent_size, masked_pixels, pixels_from_uint8,
                                         widen_conv_in)
-from stepviz.toy.train_variants import eps_loss
-from stepviz.toy.variant_data import HOLE_KINDS, draw_depth_scene_set, draw_hole, draw_inpaint_examples
+from training.train_variants import eps_loss
+from training.variant_data import HOLE_KINDS, draw_depth_scene_set, draw_hole, draw_inpaint_examples
 from stepviz.toy.world import draw_scene
 
 from tiny import tiny_components, tiny_pipeline
@@ -88,7 +88,7 @@ def test_holes_around_the_shape_contain_it(kind):
 
 def test_inpaint_captions_name_what_lies_in_the_hole():
     from stepviz.toy.checker import inspect
-    from stepviz.toy.dataset import CAPTIONS, EMPTY_CAPTION_INDEX
+    from training.dataset import CAPTIONS, EMPTY_CAPTION_INDEX
     from stepviz.toy.world import parse_caption
 
     scenes = draw_depth_scene_set(60, 64, seed=1)
@@ -118,8 +118,8 @@ def tiny_base(tmp_path_factory):
     """A tiny base toy model (size 32) saved as a StableDiffusionPipeline folder, and a tiny depth estimator."""
     from diffusers import StableDiffusionPipeline
 
-    from stepviz.toy.depth_estimator import main as estimator_main
-    from stepviz.toy.tokenizer import write_tokenizer
+    from training.depth_estimator import main as estimator_main
+    from training.tokenizer import write_tokenizer
 
     root = tmp_path_factory.mktemp("toy-variants")
     torch.manual_seed(0)
@@ -140,7 +140,7 @@ def tiny_base(tmp_path_factory):
 def test_decoder_fine_tune_keeps_the_encoder_and_the_rest_of_the_folder(tiny_base):
     from diffusers import AutoencoderKL
 
-    from stepviz.toy.train_decoder import foreground, main as decoder_main
+    from training.train_decoder import foreground, main as decoder_main
 
     scene = draw_scene("red", "circle", "white", seed=3, size=64)
     shapes = foreground(scene.image[None])[0]
@@ -168,7 +168,7 @@ def test_tiny_variant_training_writes_a_loadable_pipeline(tiny_base, variant, cl
     out = tiny_base / variant
     train = ["--base", str(tiny_base / "base"), "--variant", variant, "--out", str(out), "--steps", "2",
              "--batch", "4", "--scenes", "8", "--examples", "8", "--depth-estimator", str(tiny_base / "estimator")]
-    from stepviz.toy.train_variants import main as train_main
+    from training.train_variants import main as train_main
 
     train_main(train)
     index = json.loads((out / "model_index.json").read_text())
@@ -213,7 +213,7 @@ def test_shipped_variant_folder_loads_and_steps(name, class_name, channels, mode
     weights = list(folder.rglob("*.safetensors"))
     assert weights and not list(folder.rglob("*.bin")) and not (folder / "scratch").exists()
     assert sum(w.stat().st_size for w in weights) <= 25 * 2**20
-    assert "python -m stepviz.toy.train_variants" in (folder / "TRAINING.md").read_text()
+    assert "python -m training.train_variants" in (folder / "TRAINING.md").read_text()
     pipe = load_pipeline(name)
     assert pipe.unet.config.in_channels == channels
     scene = draw_scene("red", "circle", "black", seed=1)
@@ -225,8 +225,8 @@ def test_shipped_variant_folder_loads_and_steps(name, class_name, channels, mode
 
 
 def test_inpaint_evaluation_runs_the_cases_once_per_seed():
-    from stepviz.toy.evaluate_variants import InpaintCase, evaluate_inpaint
-    from stepviz.toy.variant_data import box_hole
+    from training.evaluate_variants import InpaintCase, evaluate_inpaint
+    from training.variant_data import box_hole
     from stepviz.toy.world import caption
 
     pipe = tiny_pipeline("StableDiffusionInpaintPipeline", unet_in_channels=9)

@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from stepviz.toy import checker, world
-from stepviz.toy.tokenizer import caption_words, write_tokenizer
+from training.tokenizer import caption_words, write_tokenizer
 
 
 def test_caption_round_trip():
@@ -139,7 +139,7 @@ def test_tokenizer_has_one_token_per_caption_word(tmp_path):
 
 
 def test_diy_inpaint_cases_ask_for_something_new_in_a_hole_around_the_old_shape():
-    from stepviz.toy.evaluate_diy_inpaint import SETS, diy_cases
+    from training.evaluate_diy_inpaint import SETS, diy_cases
 
     cases = diy_cases()
     assert [c.placement for c in cases] == [s for s in SETS for _ in range(18)]

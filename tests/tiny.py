@@ -15,7 +15,7 @@ SCHEDULER_CONFIG = dict(
 
 @functools.cache
 def tokenizer_folder() -> str:
-    from stepviz.toy.tokenizer import write_tokenizer
+    from training.tokenizer import write_tokenizer
 
     folder = tempfile.mkdtemp(prefix="stepviz-tiny-tokenizer-")
     write_tokenizer(folder)

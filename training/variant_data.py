@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, caption, draw_scene, jittered, random_scene, shape_coverage
+
 from .dataset import CAPTIONS, EMPTY_CAPTION_INDEX
-from .world import BACKGROUNDS, COLOURS, SHAPES, caption, draw_scene, jittered, random_scene, shape_coverage
 
 HOLE_KINDS = ("shape_dilated", "box_around", "ellipse_around", "random_box", "random_ellipse", "whole",
               "placed_box", "placed_ellipse")

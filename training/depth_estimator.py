@@ -1,6 +1,6 @@
 """A tiny DPT depth estimator for the toy world, trained on the drawn scenes' depth maps.
 
-    python -m stepviz.toy.depth_estimator --out DIR [--steps 1500] [--resume]
+    python -m training.depth_estimator --out DIR [--steps 1500] [--resume]
 
 Depth2Img needs a depth estimator (`transformers.DPTForDepthEstimation`) and its
 image processor (`DPTImageProcessor`) in the pipeline folder. Real SD 2 depth uses
@@ -131,7 +131,7 @@ def load_depth_estimator(folder: Path) -> tuple[DPTForDepthEstimation, DPTImageP
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stepviz.toy.depth_estimator", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.depth_estimator", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for depth_estimator/ and feature_extractor/")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=32)
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     model.save_pretrained(out / "depth_estimator", safe_serialization=True)
     processor.save_pretrained(out / "feature_extractor")
     plot_depth_losses(losses, out / "depth_estimator_loss.png")
-    command = "python -m stepviz.toy.depth_estimator " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m training.depth_estimator " + " ".join(argv if argv is not None else sys.argv[1:])
     parameters = sum(p.numel() for p in model.parameters())
     (out / "depth_estimator.md").write_text(
         f"# Toy depth estimator\n\n```\n{command}\n```\n\nDPTForDepthEstimation, {parameters:,} parameters, "

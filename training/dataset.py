@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .world import COLOURS, RADIUS_RANGE, all_captions, caption, random_scene
+from stepviz.toy.world import COLOURS, RADIUS_RANGE, all_captions, caption, random_scene
 
 CAPTIONS = all_captions()  # caption index i < len(CAPTIONS); index len(CAPTIONS) is ""
 EMPTY_CAPTION_INDEX = len(CAPTIONS)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from transformers import CLIPTokenizer
 
-from .world import BACKGROUNDS, COLOURS, SHAPES
+from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES
 
 BOS_TOKEN = "<|startoftext|>"
 EOS_TOKEN = "<|endoftext|>"  # also the padding and unknown token, as in SD 1.x

@@ -1,6 +1,6 @@
 """Fine-tune a toy VAE's decoder on pictures with two shapes, the encoder (so the latent space) kept.
 
-    python -m stepviz.toy.train_decoder --model DIR --out DIR [--steps 3000] [--resume]
+    python -m training.train_decoder --model DIR --out DIR [--steps 3000] [--resume]
 
 The base VAE learned from one-shape scenes. An inpainting model is asked to draw a
 second shape beside the first, and that VAE decodes such pictures badly (it never saw
@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checker import inspect
+from stepviz.toy.checker import inspect
+
 from .checkpoint import SaveClock, load_checkpoint, resume, save_checkpoint, step_generator, warmup_cosine
 from .extra_channels import encode_posterior, pixels_from_uint8, sample_posterior
 from .train_vae import shape_weighted_pixel_loss
@@ -115,7 +116,7 @@ def format_report(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stepviz.toy.train_decoder", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.train_decoder", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a toy pipeline folder (its vae/ is fine-tuned)")
     parser.add_argument("--out", required=True, help="where the copy with the new VAE goes")
     parser.add_argument("--steps", type=int, default=3000)
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     shutil.rmtree(staging / "vae")
     vae.save_pretrained(staging / "vae", safe_serialization=True)
     minutes = (time.monotonic() - started) / 60
-    command = "python -m stepviz.toy.train_decoder " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m training.train_decoder " + " ".join(argv if argv is not None else sys.argv[1:])
     (staging / "DECODER.md").write_text(
         f"# The VAE decoder of this folder\n\n```\n{command}\n```\n\n"
         f"Decoder and post_quant_conv of `{model}/vae` fine-tuned ({minutes:.1f} min, {args.threads} thread(s)) for "

@@ -1,4 +1,4 @@
-"""Train the toy model from scratch: python -m stepviz.toy.train --out DIR
+"""Train the toy model from scratch: python -m training.train --out DIR
 
 1. draw a fixed set of toy scenes (cached in DIR/scratch);
 2. train the AutoencoderKL, check reconstructions colour by colour, fold the
@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stepviz.toy.world import RADIUS_RANGE
+
 from . import components
 from .dataset import load_or_draw
 from .evaluate import EVAL_FIRST_SEED, accuracy_table, format_table, load_toy_pipeline
 from .reporting import fit_latent_rgb, plot_losses
 from .tokenizer import write_tokenizer
-from .world import RADIUS_RANGE
 from .train_unet import LatentSet, caption_token_ids, outline_share, train_unet
 from .train_vae import fold_latent_normalisation, latent_statistics, reconstruction_report, train_vae
 
@@ -38,7 +39,7 @@ TINY_DEFAULTS = dict(scenes=48, vae_steps=2, vae_batch=4, unet_steps=2, unet_bat
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m stepviz.toy.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="output folder (the pipeline is saved here)")
     parser.add_argument("--tiny", action="store_true", help="tiny networks and a few steps: a smoke test in seconds")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in OUT/scratch")
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
                    "25 DDIM steps, StableDiffusionPipeline, the strict checker", "", table, ""]
     report.append(f"Total time {(time.monotonic() - started) / 60:.1f} min.")
     (out / "evaluation.md").write_text("\n".join(report) + "\n")
-    command = "python -m stepviz.toy.train " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m training.train " + " ".join(argv if argv is not None else sys.argv[1:])
     (out / "TRAINING.md").write_text(
         "# How this toy model was made\n\n"
         f"```\n{command}\n```\n\n"

@@ -1,6 +1,6 @@
 """Can the toy VAE draw corners at 8x8 latents? The checker on its own round trip, by shape and size.
 
-    python -m stepviz.toy.evaluate_vae [--model DIR] [--per-cell 8]
+    python -m training.evaluate_vae [--model DIR] [--per-cell 8]
 
 Every colour x shape x background, `per-cell` scenes each (seeds 16000..), drawn by the world,
 encoded (posterior mean), optionally disturbed by Gaussian noise of std `noise` in the latent space
@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..preview import uint8_pictures
-from .checker import inspect
+from stepviz.preview import uint8_pictures
+from stepviz.toy.checker import inspect
+from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
+
+from .evaluate import SHIPPED_MODEL
 from .extra_channels import pixels_from_uint8
-from .world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
 
 FIRST_SEED = 16_000
 SIZE_BINS = ((0.16, 0.20), (0.20, 0.25), (0.25, 0.30))  # circumradius / side
@@ -72,8 +74,8 @@ def format_rows(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     from diffusers import AutoencoderKL
 
-    parser = argparse.ArgumentParser(prog="python -m stepviz.toy.evaluate_vae", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(Path(__file__).parent / "model"), help="toy pipeline folder")
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate_vae", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(SHIPPED_MODEL), help="toy pipeline folder")
     parser.add_argument("--per-cell", type=int, default=8, help="scenes per colour x shape x background")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)

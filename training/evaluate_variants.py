@@ -1,6 +1,6 @@
 """Do the toy variants do their job? Run the diffusers pipelines and ask the checker.
 
-    python -m stepviz.toy.evaluate_variants [--inpaint toy-inpaint] [--depth toy-depth] [--steps 25] [--seeds 4]
+    python -m training.evaluate_variants [--inpaint toy-inpaint] [--depth toy-depth] [--steps 25] [--seeds 4]
 
 (a) Inpainting (StableDiffusionInpaintPipeline, strength 1): a one-shape scene, a hole
     either on empty background ("elsewhere") or over the shape ("covering"), and a
@@ -27,10 +27,11 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from .checker import inspect
+from stepviz.toy.checker import inspect
+from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, Scene, caption, draw_scene
+
 from .extra_channels import pixels_from_uint8
 from .variant_data import box_hole, disk
-from .world import BACKGROUNDS, COLOURS, SHAPES, Scene, caption, draw_scene
 
 HOLE_SIDE = 30  # pixels, the "elsewhere" hole (a square on empty background)
 MIN_CASE_SIZE = 2 * HOLE_SIDE + 4  # pictures smaller than this leave no room for an "elsewhere" hole
@@ -248,7 +249,7 @@ def save_grid(images: list[np.ndarray], path, columns: int = 12) -> None:
 def main(argv: list[str] | None = None) -> None:
     from stepviz import load_pipeline
 
-    parser = argparse.ArgumentParser(prog="python -m stepviz.toy.evaluate_variants",
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate_variants",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--inpaint", default="toy-inpaint", help="inpainting model (name or folder); 'none' skips")
     parser.add_argument("--depth", default="toy-depth", help="Depth2Img model (name or folder); 'none' skips")

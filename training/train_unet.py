@@ -29,9 +29,10 @@ from diffusers import DDIMScheduler, UNet2DConditionModel
 from tqdm import tqdm
 from transformers import CLIPTextModel
 
+from stepviz.toy.world import COLOURS
+
 from .checkpoint import SaveClock, resume, save_checkpoint, step_generator, warmup_cosine
 from .dataset import CAPTIONS, EMPTY_CAPTION_INDEX
-from .world import COLOURS
 
 UNET_PHASE = 2
 

@@ -1,6 +1,6 @@
 """Does the DIY inpaint loop work on the base toy model? Replace a shape, ask the checker.
 
-    python -m stepviz.toy.evaluate_diy_inpaint [--model DIR] [--grid out.png]
+    python -m training.evaluate_diy_inpaint [--model DIR] [--grid out.png]
 
 The seed lesson's DIY inpainting: an ordinary (4-channel) model, and after every scheduler
 step the latents outside the mask are replaced by the original's, re-noised to the next
@@ -25,9 +25,10 @@ import argparse
 import numpy as np
 import torch
 
+from stepviz.toy.world import BACKGROUNDS, CELL, COLOURS, MARGIN, SHAPES, caption, cell_box_around, draw_scene
+
 from .evaluate import SHIPPED_MODEL
 from .evaluate_variants import InpaintCase, _other, evaluate_inpaint, inpaint_rows_table, save_grid
-from .world import BACKGROUNDS, CELL, COLOURS, MARGIN, SHAPES, caption, cell_box_around, draw_scene
 
 SETS = ("new shape", "new colour", "empty")
 
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from stepviz import load_pipeline
 
-    parser = argparse.ArgumentParser(prog="python -m stepviz.toy.evaluate_diy_inpaint",
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate_diy_inpaint",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(SHIPPED_MODEL), help="base toy model (name or folder)")
     parser.add_argument("--steps", type=int, default=25, help="DDIM steps")

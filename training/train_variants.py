@@ -1,6 +1,6 @@
 """Fine-tune the toy model into its inpainting or Depth2Img variant.
 
-    python -m stepviz.toy.train_variants --base stepviz/toy/model --variant inpaint|depth --out DIR [--resume]
+    python -m training.train_variants --base stepviz/toy/model --variant inpaint|depth --out DIR [--resume]
 
 As SD's inpainting and depth models were made from SD: keep the base model's VAE,
 tokenizer and text encoder (frozen), widen the UNet's conv_in with zero-initialised
@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR
+from stepviz.preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR
+
 from .checkpoint import SaveClock, load_checkpoint, resume, save_checkpoint, step_generator, warmup_cosine
 from .dataset import EMPTY_CAPTION_INDEX
 from .extra_channels import (EXTRA_CHANNELS, depth_at_latent_size, encode_posterior, mask_at_latent_size,
@@ -234,12 +235,12 @@ def plot_variant_losses(losses: list[float], title: str, path: Path) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m stepviz.toy.train_variants", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.train_variants", description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="the base toy model folder (a StableDiffusionPipeline)")
     parser.add_argument("--variant", required=True, choices=sorted(EXTRA_CHANNELS))
     parser.add_argument("--out", required=True, help="output folder (the variant pipeline is saved here)")
     parser.add_argument("--depth-estimator", default=str(DEFAULT_ESTIMATOR),
-                        help="folder written by `python -m stepviz.toy.depth_estimator` (depth variant)")
+                        help="folder written by `python -m training.depth_estimator` (depth variant)")
     parser.add_argument("--estimator-share", type=float, default=0.25,
                         help="depth variant: share of training scenes conditioned on the estimator's depth")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/scratch")
@@ -270,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.variant != "inpaint" and args.hole_loss_weight != 1.0:
         sys.exit(f"--hole-loss-weight {args.hole_loss_weight}: only the inpaint variant has a hole (leave it at 1)")
     if args.variant == "depth" and not (estimator / "depth_estimator").is_dir():
-        sys.exit(f"no depth estimator in {estimator}: run `python -m stepviz.toy.depth_estimator --out {estimator}`")
+        sys.exit(f"no depth estimator in {estimator}: run `python -m training.depth_estimator --out {estimator}`")
 
     from diffusers import StableDiffusionPipeline
 
@@ -308,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.copytree(Path(args.base) / PREVIEW_DECODER_DIR, out / PREVIEW_DECODER_DIR, dirs_exist_ok=True)
     plot_variant_losses(losses, f"{args.variant} variant UNet (Min-SNR-weighted eps MSE)", out / "loss_curve.png")
     minutes = (time.monotonic() - started) / 60
-    command = "python -m stepviz.toy.train_variants " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m training.train_variants " + " ".join(argv if argv is not None else sys.argv[1:])
     (out / "TRAINING.md").write_text(
         f"# How this toy {args.variant} model was made\n\n```\n{command}\n```\n\n"
         f"Fine-tuned from the base toy model `{args.base}` in {minutes:.1f} min ({args.threads} torch thread(s)): "

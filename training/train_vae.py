@@ -22,10 +22,11 @@ import torch
 from diffusers import AutoencoderKL
 from tqdm import tqdm
 
-from .checker import classify
+from stepviz.toy.checker import classify
+from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
+
 from .checkpoint import SaveClock, resume, save_checkpoint, step_generator, warmup_cosine
 from .dataset import SceneSet
-from .world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
 
 VAE_PHASE = 1
 

@@ -1,6 +1,6 @@
 """Does the toy model obey its prompt? Run the real diffusers pipeline and ask the checker.
 
-    python -m stepviz.toy.evaluate [--model DIR] [--seeds 4] [--steps 25] [--grids DIR]
+    python -m training.evaluate [--model DIR] [--seeds 4] [--steps 25] [--grids DIR]
 
 The fixed evaluation set: every colour x shape x background prompt (36) with seeds 14000..14003
 (generator = torch.Generator().manual_seed(seed)), 144 pictures, generated with
@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checker import check, inspect
-from .world import all_captions
+from stepviz.models.loading import shipped_folder
+from stepviz.toy.checker import check, inspect
+from stepviz.toy.world import all_captions
 
-SHIPPED_MODEL = Path(__file__).parent / "model"
+SHIPPED_MODEL = shipped_folder("toy")
 GUIDANCE_SCALES = (7.5, 1.0)
 EVAL_FIRST_SEED = 14_000  # the fixed evaluation set's seeds: 14000, 14001, ... per prompt
 GRID_FIRST_SEED = 15_000  # the 4 x 4 grids of fresh pictures
@@ -78,7 +79,7 @@ def generate(pipe, prompts: list[str], seeds: list[int], guidance_scale: float, 
 
 def preview_agrees(pipe, latents: torch.Tensor) -> list[bool]:
     """Per latent: does the default quick preview ("approx") name the same colour as the full VAE decode?"""
-    from ..preview import decode_images, preview
+    from stepviz.preview import decode_images, preview
 
     full = decode_images(pipe, latents)
     return [inspect(preview(pipe, z[None], "approx"))["colour"] == inspect(picture)["colour"]
@@ -141,7 +142,7 @@ def save_shape_grids(pipe, out_dir: str | Path, guidance_scale: float = 7.5, ste
     checker finds colour and shape right, red where not. Returns the PNG paths."""
     from PIL import Image
 
-    from .world import BACKGROUNDS, COLOURS, SHAPES, caption
+    from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, caption
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -173,8 +174,8 @@ def img2img_position_shift(model_dir: str | Path = SHIPPED_MODEL, count: int = 1
     """
     from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
 
-    from .checker import inspect
-    from .world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
+    from stepviz.toy.checker import inspect
+    from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
 
     pipe = StableDiffusionImg2ImgPipeline.from_pretrained(str(model_dir))
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)

@@ -1,7 +1,7 @@
 """The toy model's quick previews: linear latent -> RGB factors and a tiny decoder, fitted and measured.
 
-    python -m stepviz.toy.train_preview [--model stepviz/toy/model] [--scenes 720] [--steps 2500]
-    python -m stepviz.toy.train_preview --model stepviz/toy/model-depth --measure   (the shipped one, no training)
+    python -m training.train_preview [--model stepviz/toy/model] [--scenes 720] [--steps 2500]
+    python -m training.train_preview --model stepviz/toy/model-depth --measure   (the shipped one, no training)
 
 Both are fitted to the VAE decoder's own pictures of toy latents (every colour x shape x background):
 1. least squares rgb = z @ F + b against the decoded pictures averaged down to latent resolution
@@ -28,11 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR, approx_rgb_image, tiny_decoder_images, uint8_pictures
-from .checker import inspect
+from stepviz.preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR, approx_rgb_image, tiny_decoder_images, uint8_pictures
+from stepviz.toy.checker import inspect
+from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
+
+from .evaluate import SHIPPED_MODEL
 from .extra_channels import pixels_from_uint8
 from .reporting import fit_latent_rgb
-from .world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
 
 # Scenes are draw_scene(cell i % 36, seed=BASE + i): the training set draws its seeds from
 # default_rng(0).integers(2**31), so these fixed ranges are (with overwhelming odds) never training scenes.
@@ -84,7 +86,7 @@ def generated_latents(pipe, first_seed: int, scales, steps: int = 25, batch: int
     """x_t and x0-hat over the last LAST_STEPS steps of the model's runs (every prompt once per scale), and the
     VAE's decode of each: {"latents": M x 4 x h x w, "decoded": M x 3 x H x W, "final": bool M (last step)}."""
     from .evaluate import generate_recording
-    from .world import all_captions
+    from stepviz.toy.world import all_captions
 
     latents, final = [], []
     for i, scale in enumerate(scales):
@@ -183,8 +185,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from .evaluate import load_toy_pipeline
 
-    parser = argparse.ArgumentParser(prog="python -m stepviz.toy.train_preview", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(Path(__file__).parent / "model"), help="toy pipeline folder")
+    parser = argparse.ArgumentParser(prog="python -m training.train_preview", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(SHIPPED_MODEL), help="toy pipeline folder")
     parser.add_argument("--scenes", type=int, default=720, help="fitting scenes (20 of each of the 36 kinds)")
     parser.add_argument("--held-out", type=int, default=216, help="held-out scenes for the measure")
     parser.add_argument("--steps", type=int, default=2500, help="tiny decoder training steps")
@@ -239,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
 
     (model / LATENT_RGB_FILE).write_text(json.dumps({"factors": factors, "bias": bias}, indent=1) + "\n")
     save_tiny(tiny, model / PREVIEW_DECODER_DIR)
-    command = "python -m stepviz.toy.train_preview " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m training.train_preview " + " ".join(argv if argv is not None else sys.argv[1:])
     decoder_size = sum(p.numel() for p in tiny.decoder.parameters())
     report = [
         "# Quick previews of this model", "", "```", command.strip(), "```", "",
