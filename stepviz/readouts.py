@@ -24,7 +24,7 @@ def scheduler_text(view, record=None, before: bool = False) -> str:
         order, multistep = (info.order, info.multistep) if info else (view.order, view.multistep)
         fill = None if before else record.history_fill
     text = f"{name} ({family}, order {order}"
-    if multistep:
+    if multistep and (fill is not None or before):  # a recorded loop's history is not known: not shown
         filled, capacity = fill or (0, order)
         text += f", history {filled}/{capacity}"
     return text + ")"

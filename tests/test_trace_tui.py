@@ -48,3 +48,15 @@ async def test_the_loop_and_the_pipeline_step_side_by_side(tiny_pipe):
         await settle(pilot)
         assert session.view(FORK).guidance_scale == report.run.guidance_scale
         assert any("is a recording" in str(n.message) for n in app._notifications)
+
+
+def test_a_recorded_multistep_loop_shows_no_history_it_does_not_know():
+    """A replayed recording does not know its solver's history: the status says nothing rather than '0/4'."""
+    from types import SimpleNamespace
+
+    from stepviz.readouts import scheduler_text
+
+    replay = SimpleNamespace(scheduler="lms", family="sigma", order=4, multistep=True, history_fill=None)
+    stepping = SimpleNamespace(**{**vars(replay), "history_fill": (2, 4)})
+    assert scheduler_text(replay) == "lms (sigma, order 4)"
+    assert scheduler_text(stepping) == "lms (sigma, order 4, history 2/4)"
