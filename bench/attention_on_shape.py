@@ -30,8 +30,8 @@ def main() -> None:
     torch.set_num_threads(1)
 
     import stepviz
-    from stepviz.attention_pictures import foreground_shares
-    from stepviz.preview import decode_images
+    from stepviz.render.attention_pictures import foreground_shares
+    from stepviz.render.preview import decode_images
     from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, caption
 
     pipe = stepviz.load_pipeline("toy")

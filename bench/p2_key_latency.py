@@ -22,7 +22,7 @@ from common import large_random_pipeline
 
 
 async def measure(presses: int) -> list[float]:
-    from stepviz.settings import RunSettings
+    from stepviz.run.settings import RunSettings
     from stepviz.tui.app import StepvizApp
     from stepviz.tui.screens.help import HelpScreen
 

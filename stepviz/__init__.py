@@ -18,7 +18,7 @@ _LAZY = {
     "StepvizInputError": ("stepviz.engine", "StepvizInputError"),
     "NonFiniteError": ("stepviz.engine", "NonFiniteError"),
     "SCHEDULERS": ("stepviz.engine", "SCHEDULERS"),
-    "load_scenario": ("stepviz.scenario", "load_scenario"),
+    "load_scenario": ("stepviz.lessons.schema", "load_scenario"),
     "trace": ("stepviz.engine", "trace"),
 }
 

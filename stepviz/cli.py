@@ -120,10 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args):
     """RunSettings from a scenario (if given) with the explicit command-line options on top."""
-    from .settings import RunSettings
+    from .run.settings import RunSettings
 
     if args.scenario:
-        from .scenario import load_scenario
+        from .lessons.schema import load_scenario
 
         settings = load_scenario(args.scenario)
     else:
@@ -133,10 +133,35 @@ def settings_from_args(args):
     if getattr(args, "start_at", None) is not None:
         overrides["start_at"] = args.start_at
     if getattr(args, "pace", None) is not None or getattr(args, "auto", False):
-        from .pacing import DEFAULT_PACE
+        from .lessons.pacing import DEFAULT_PACE
 
         overrides["auto_pace"] = args.pace if args.pace is not None else settings.pace or DEFAULT_PACE
     return settings.with_overrides(**overrides)
+
+
+def run_trace_command(args) -> int:
+    """Print the report of each traced loop; 0 when every loop matches its pipeline, 1 when one diverges."""
+    from .engine.checks import StepvizInputError
+    from .engine.trace_script import run_traced
+    from .lessons.shipped import script_path
+
+    path = script_path(args.script)
+    traces = run_traced(path, args.script_args)
+    if not traces:
+        raise StepvizInputError(f"{path} never stepped a scheduler of a StableDiffusionPipeline it built: "
+                                "nothing to compare (build the pipeline inside the script, e.g. "
+                                "stepviz.load_pipeline('toy'))")
+    reports = []
+    for tr in traces:
+        report = tr.compare()
+        reports.append((tr, report))
+        print(report)
+    if args.open:
+        from .tui.trace_app import run_trace_app
+
+        tr, report = reports[-1]
+        run_trace_app(tr, report, graphics=args.graphics)
+    return 1 if any(report.first_divergence is not None for _, report in reports) else 0
 
 
 def _list_schedulers() -> int:
@@ -174,11 +199,11 @@ def _main(argv: list[str]) -> int:
     if args.command == "schedulers":
         return _list_schedulers()
     if args.command == "lessons" and args.lessons_command == "check":
-        from .lessons_check import run_check_command
+        from .lessons.check import run_check_command
 
         return _reporting_input_errors(run_check_command, args.lessons)
     if args.command in ("scenarios", "lessons"):
-        from .scenario import list_scenarios
+        from .lessons.shipped import list_scenarios
 
         for name, line in list_scenarios():
             print(f"{name:<24} {line}")
@@ -189,19 +214,17 @@ def _main(argv: list[str]) -> int:
 
     try:
         if args.command == "trace":
-            from .trace_script import run_trace_command
-
             args.open = args.open or "--open" in args.script_args  # `stepviz trace SCRIPT.py --open` too
             args.script_args = [a for a in args.script_args if a != "--open"]
             return run_trace_command(args)
         settings = settings_from_args(args)
         settings.validate()
         if args.command == "grid":
-            from .seed_grid import run_grid_command
+            from .export.seed_grid import run_grid_command
 
             return run_grid_command(settings, args)
         if args.command == "export":
-            from .export import run_export_command
+            from .export.run_export import run_export_command
 
             return run_export_command(settings, args)
         if args.command == "serve":

@@ -182,13 +182,13 @@ def test_prompt_anatomy_and_truncation_notice(tiny_pipe):
 
 
 def test_engine_does_not_import_textual():
-    code = "import sys, stepviz, stepviz.engine, stepviz.preview; assert 'textual' not in sys.modules"
+    code = "import sys, stepviz, stepviz.engine, stepviz.render.preview; assert 'textual' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_argument_checks_need_no_torch():
     """The CLI validates its arguments before the heavy imports, so bad input answers at once."""
-    code = ("import sys; from stepviz.settings import RunSettings; RunSettings().validate(); "
+    code = ("import sys; from stepviz.run.settings import RunSettings; RunSettings().validate(); "
             "from stepviz.engine import StepvizInputError, SCHEDULERS; "
             "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

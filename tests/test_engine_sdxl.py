@@ -102,7 +102,7 @@ def test_other_pipeline_classes_are_refused_in_one_line():
 
 
 async def test_the_tui_steps_sdxl_and_shows_what_it_adds(xl):
-    from stepviz.settings import RunSettings
+    from stepviz.run.settings import RunSettings
     from stepviz.tui.app import StepvizApp
 
     app = StepvizApp(RunSettings(model="tiny-xl", steps=3, height=32, width=32), pipe=xl, graphics="halfcell")
@@ -120,7 +120,7 @@ async def test_the_tui_steps_sdxl_and_shows_what_it_adds(xl):
 
 def test_an_fp16_sdxl_vae_encodes_and_decodes_in_float32():
     """SDXL's VAE overflows in float16; its pipelines upcast it when its config says force_upcast."""
-    from stepviz.preview import decode_images
+    from stepviz.render.preview import decode_images
 
     half = tiny_sdxl_pipeline()
     half.vae.register_to_config(force_upcast=True)

@@ -15,8 +15,10 @@ import pytest
 from PIL import Image
 
 from stepviz.engine.records import FLOAT_FIELDS
-from stepviz.export import export_run, export_strip
-from stepviz.scenario import list_scenarios, load_scenario
+from stepviz.export.run_export import export_run
+from stepviz.export.strip import export_strip
+from stepviz.lessons.schema import load_scenario
+from stepviz.lessons.shipped import list_scenarios
 
 FAST = dict(steps=3, height=32, width=32)
 
@@ -125,7 +127,7 @@ def test_manifest_records_versions_weights_events_and_steps(tmp_path, tiny_model
 def test_weights_hash_is_the_same_for_the_same_files(tiny_model_dir, tmp_path):
     import shutil
 
-    from stepviz.manifest import weights_hash
+    from stepviz.export.manifest import weights_hash
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_model_dir, copy)

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from stepviz.engine.checks import StepvizInputError
-from stepviz.export import export_run
-from stepviz.export_attention import LABEL_SIZE, TILE, chosen_steps, parse_steps
-from stepviz.settings import RunSettings
+from stepviz.export.attention import LABEL_SIZE, TILE, chosen_steps, parse_steps
+from stepviz.export.run_export import export_run
+from stepviz.run.settings import RunSettings
 
 
 @pytest.fixture(scope="module")

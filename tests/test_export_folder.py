@@ -14,9 +14,9 @@ import pytest
 
 from stepviz.cli import main
 from stepviz.engine.checks import StepvizInputError
-from stepviz.export import export_run
-from stepviz.export_folder import STAGING_MARK, check_output_folder
-from stepviz.settings import RunSettings
+from stepviz.export.folder import STAGING_MARK, check_output_folder
+from stepviz.export.run_export import export_run
+from stepviz.run.settings import RunSettings
 
 FAST = dict(steps=2, height=32, width=32)
 
@@ -161,12 +161,12 @@ def test_a_read_only_folder_is_refused_before_anything_runs(tmp_path, monkeypatc
 
 
 def test_a_failed_export_leaves_no_parents_and_no_staging(tmp_path, settings, tiny_loaded, monkeypatch):
-    import stepviz.export
+    import stepviz.export.run_export
 
     def broken(*args, **kwargs):
         raise RuntimeError("the disk is full")
 
-    monkeypatch.setattr(stepviz.export, "write_export", broken)
+    monkeypatch.setattr(stepviz.export.run_export, "write_export", broken)
     with pytest.raises(RuntimeError):
         export_run(settings, tmp_path / "a" / "b" / "out", kind="approx", pipe=tiny_loaded)
     assert os.listdir(tmp_path) == []

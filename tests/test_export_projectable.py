@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stepviz.export import export_run
-from stepviz.export_strip import BACKGROUND
-from stepviz.settings import CompareBranch, Event, RunSettings
+from stepviz.export.run_export import export_run
+from stepviz.render.strip import BACKGROUND
+from stepviz.run.settings import CompareBranch, Event, RunSettings
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ import pytest
 from test_lessons_check import write_lesson
 
 from stepviz.cli import main
-from stepviz.scenario import ScenarioError, load_scenario
+from stepviz.lessons.schema import load_scenario
+from stepviz.lessons.shipped import ScenarioError
 
 
 def test_attention_claims_are_measured_and_can_fail(tmp_path, capsys):

@@ -119,7 +119,7 @@ def test_export_runs_on_the_device_and_dtype_asked(export, fp16_model_dir):
 
 
 def test_vae_tiling_and_the_slow_preview_notice(tiny_model_dir):
-    from stepviz.preview import decode_images, slow_preview_notice
+    from stepviz.render.preview import decode_images, slow_preview_notice
 
     pipe = load_pipeline(tiny_model_dir, device="cpu", vae_tiling=True)
     assert pipe.vae.use_tiling and pipe.vae.use_slicing

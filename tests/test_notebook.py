@@ -16,7 +16,7 @@ pytest.importorskip("ipywidgets")
 
 from stepviz.notebook import Debugger  # noqa: E402
 from stepviz.notebook.panels import png  # noqa: E402
-from stepviz.step_pictures import step_pictures  # noqa: E402
+from stepviz.render.step_pictures import step_pictures  # noqa: E402
 
 PROMPT = "a red circle on a black background"
 
@@ -306,7 +306,7 @@ def test_fork_starts_at_the_step_looked_at(debugger):
 
 
 def test_attention_maps_per_token_over_x0_hat(debugger):
-    from stepviz.attention_pictures import overlay, token_labels
+    from stepviz.render.attention_pictures import overlay, token_labels
 
     p = debugger.panels
     assert p.attention_box.layout.display == "none"  # no step yet: no map

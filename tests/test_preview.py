@@ -7,8 +7,13 @@ import numpy as np
 import torch
 from diffusers import AutoencoderTiny
 
-from stepviz.preview import (
-    LATENT_RGB_FILE, PREVIEW_DECODER_DIR, SD_LATENT_RGB_FACTORS, approx_rgb_image, preview, tiny_decoder_images,
+from stepviz.render.preview import (
+    LATENT_RGB_FILE,
+    PREVIEW_DECODER_DIR,
+    SD_LATENT_RGB_FACTORS,
+    approx_rgb_image,
+    preview,
+    tiny_decoder_images,
 )
 
 TINY_CONFIG = dict(encoder_block_out_channels=(4, 4), num_encoder_blocks=(1, 1), decoder_block_out_channels=(8, 8),
@@ -41,7 +46,7 @@ def test_approx_falls_back_to_the_linear_factors_with_their_bias(tmp_path):
 
 
 def test_record_previews_decode_both_pictures_in_one_call_as_preview_does(tmp_path):
-    from stepviz.preview import record_previews
+    from stepviz.render.preview import record_previews
 
     torch.manual_seed(1)
     AutoencoderTiny(**TINY_CONFIG).eval().save_pretrained(tmp_path / PREVIEW_DECODER_DIR, safe_serialization=True)

@@ -175,7 +175,7 @@ def test_the_estimate_matches_the_measured_toy_decode():
 
 
 def test_a_lesson_saved_with_a_byte_order_mark_is_read(tmp_path):
-    from stepviz.scenario import load_scenario
+    from stepviz.lessons.schema import load_scenario
 
     lesson = tmp_path / "bom.toml"
     lesson.write_text('title = "saved on Windows"\nsteps = 3\n', encoding="utf-8-sig")
@@ -281,7 +281,7 @@ def test_a_uniform_depth_map_is_used_flat_and_said(tiny_pipe):
 
 def test_a_finished_run_says_what_to_do_in_a_sentence(tiny_pipe):
     from stepviz.engine import RunFinishedError
-    from stepviz.session import describe_failure
+    from stepviz.run.session import describe_failure
 
     stepper = _stepper(tiny_pipe)
     stepper.run()

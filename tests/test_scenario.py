@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from stepviz.engine.checks import StepvizInputError
-from stepviz.scenario import (LESSONS_FOLDER, ScenarioError, apply_events, due_events, list_scenarios,
-                              load_scenario)
-from stepviz.settings import Event
+from stepviz.lessons.events import apply_events, due_events
+from stepviz.lessons.schema import load_scenario
+from stepviz.lessons.shipped import LESSONS_FOLDER, ScenarioError, list_scenarios
+from stepviz.run.settings import Event
 
 GOOD = '''
 title = "t"
@@ -189,6 +190,24 @@ def test_apply_events_changes_guidance_and_scheduler(tiny_pipe):
     assert [r.guidance_scale for r in stepper.records] == [7.5, 2.0, 2.0, 2.0]
     assert [r.scheduler for r in stepper.records][-1] == "euler"
     assert [e.action for e in stepper.log] == ["set_guidance_scale", "set_scheduler"]
+
+
+def test_events_due_once_the_run_is_done_keep_their_note_and_change_nothing(tiny_pipe):
+    """One rule for every front end: at the end there is no step left to change, so a due event's guidance
+    or scheduler change is skipped, but the event is returned so its note still shows."""
+    from stepviz.engine import Stepper
+    from stepviz.run.session import MAIN, RunSession
+    from stepviz.run.settings import RunSettings
+
+    stepper = Stepper(tiny_pipe, prompt="a red circle", num_inference_steps=2, height=32, width=32, scheduler="ddim")
+    stepper.step(), stepper.step()
+    assert stepper.done
+    events = [Event(2, set_guidance_scale=1.0, set_scheduler="euler", note="the end")]
+    assert apply_events(stepper, events) == events
+    session = RunSession(RunSettings(events=events), tiny_pipe)
+    session.adopt(stepper)
+    assert session.due_events(MAIN) == events  # the TUI and the notebook: the same answer
+    assert stepper.log == [] and stepper.guidance_scale == 7.5 and stepper.scheduler_name == "ddim"
 
 
 def test_depth_maps_become_float_tensors(tmp_path):

@@ -33,7 +33,7 @@ def test_folder_is_a_standard_sd_folder():
     assert index["_class_name"] == "StableDiffusionPipeline"
     assert index["safety_checker"] == [None, None] and index["feature_extractor"] == [None, None]
     weights = list(SHIPPED_MODEL.rglob("*.safetensors"))
-    # vae, unet, text encoder, and the tiny preview decoder (AutoencoderTiny) that stepviz.preview uses
+    # vae, unet, text encoder, and the tiny preview decoder (AutoencoderTiny) that stepviz.render.preview uses
     assert {w.parent.name for w in weights} == {"vae", "unet", "text_encoder", "preview_decoder"}
     assert not list(SHIPPED_MODEL.rglob("*.bin"))
     assert sum(w.stat().st_size for w in weights) <= 25 * 2**20
@@ -68,7 +68,7 @@ def test_reduced_accuracy_table(pipe):
 
 
 def test_final_step_latents_decode_to_the_returned_pictures(pipe):
-    from stepviz.preview import decode_images
+    from stepviz.render.preview import decode_images
     from training.evaluate import generate_with_final_step
 
     images, x_t, x0 = generate_with_final_step(pipe, PROMPTS[:2], [1, 2], guidance_scale=7.5, steps=5)
@@ -79,7 +79,7 @@ def test_final_step_latents_decode_to_the_returned_pictures(pipe):
 
 
 def test_quick_preview_names_the_decodes_colour_on_every_colour(pipe):
-    from stepviz.preview import decode_images, preview
+    from stepviz.render.preview import decode_images, preview
     from stepviz.toy.checker import inspect
     from training.extra_channels import pixels_from_uint8
     from stepviz.toy.world import BACKGROUNDS, COLOURS

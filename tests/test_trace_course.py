@@ -3,7 +3,8 @@
 import pytest
 
 from stepviz.cli import main
-from stepviz.trace_script import run_traced, script_path
+from stepviz.engine.trace_script import run_traced
+from stepviz.lessons.shipped import script_path
 
 
 @pytest.mark.parametrize("scheduler,diverges", [("lms", True), ("euler", True), ("ddim", False), ("pndm", False)])
@@ -59,7 +60,8 @@ def test_a_lesson_traces_only_shipped_examples(tmp_path, claim, words):
     """A lesson's trace claim names a shipped example: a lesson file stays data, it never points at a script."""
     from test_lessons_check import write_lesson
 
-    from stepviz.scenario import ScenarioError, load_scenario
+    from stepviz.lessons.schema import load_scenario
+    from stepviz.lessons.shipped import ScenarioError
 
     with pytest.raises(ScenarioError) as info:
         load_scenario(write_lesson(tmp_path, "\n[[events.expect]]\n" + claim + "\n"))

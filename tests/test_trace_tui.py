@@ -8,8 +8,8 @@ import stepviz
 pytest.importorskip("textual")
 
 from stepviz.engine.trace_replay import replays  # noqa: E402
+from stepviz.run.session import FORK, MAIN  # noqa: E402
 from stepviz.tui.screens.compare import CompareScreen  # noqa: E402
-from stepviz.session import FORK, MAIN  # noqa: E402
 from stepviz.tui.trace_app import TraceApp  # noqa: E402
 
 
@@ -54,7 +54,7 @@ def test_a_recorded_multistep_loop_shows_no_history_it_does_not_know():
     """A replayed recording does not know its solver's history: the status says nothing rather than '0/4'."""
     from types import SimpleNamespace
 
-    from stepviz.readouts import scheduler_text
+    from stepviz.run.readouts import scheduler_text
 
     replay = SimpleNamespace(scheduler="lms", family="sigma", order=4, multistep=True, history_fill=None)
     stepping = SimpleNamespace(**{**vars(replay), "history_fill": (2, 4)})

@@ -6,9 +6,9 @@ import asyncio
 import threading
 
 import pytest
-
-from stepviz.settings import Event, RunSettings
 from tiny import scene_image, square_mask
+
+from stepviz.run.settings import Event, RunSettings
 
 pytest.importorskip("textual")
 
@@ -295,7 +295,7 @@ async def test_fork_compares_two_branches(pipe):
 
 
 async def test_export_writes_a_strip_into_the_working_folder(pipe, tmp_path, monkeypatch):
-    pytest.importorskip("stepviz.export")
+    pytest.importorskip("stepviz.export.run_export")
     monkeypatch.chdir(tmp_path)
     app = make_app(pipe)
     async with app.run_test(size=SIZE) as pilot:
@@ -428,7 +428,6 @@ async def test_inpaint_shows_the_blend(pipe):
 def extra_pipe(in_channels: int):
     """A tiny 9-channel inpainting or 5-channel Depth2Img pipeline."""
     import diffusers
-
     from tiny import tiny_components
 
     parts = tiny_components(unet_in_channels=in_channels)

@@ -10,7 +10,7 @@ pytest.importorskip("textual")
 
 from test_tui import main_screen, make_app, settle  # noqa: E402
 
-from stepviz.settings import Event  # noqa: E402
+from stepviz.run.settings import Event  # noqa: E402
 from stepviz.tui.screens.attention import AttentionScreen  # noqa: E402
 from stepviz.tui.widgets.attention_panel import AttentionGrid, AttentionPanel  # noqa: E402
 

@@ -7,18 +7,19 @@ import time
 
 import pytest
 import torch
-
-from stepviz.settings import CompareBranch, Event
 from tiny import scene_image
 
+from stepviz.run.settings import CompareBranch, Event
+
 pytest.importorskip("textual")
+
+from test_tui import HeldUNet, main_screen, make_app, settle  # noqa: E402
 
 from stepviz.tui.screens.compare import CompareScreen  # noqa: E402
 from stepviz.tui.screens.main import MainScreen  # noqa: E402
 from stepviz.tui.screens.notes_history import NotesHistory  # noqa: E402
 from stepviz.tui.widgets.key_bar import Key, key_rows  # noqa: E402
 from stepviz.tui.widgets.notes_panel import NotesPanel  # noqa: E402
-from test_tui import HeldUNet, main_screen, make_app, settle  # noqa: E402
 
 SIZE = (120, 40)
 LONG_NOTE = ("Before the first step: x_t is pure Gaussian noise. Each step will: (1) duplicate x_t for the two "
@@ -204,7 +205,7 @@ def test_run_app_abandons_a_step_still_computing(monkeypatch):
     even when it does not hold the session's lock."""
     import threading
 
-    from stepviz.session import RunSession
+    from stepviz.run.session import RunSession
     from stepviz.tui import app as app_module
 
     gate = threading.Event()

@@ -7,10 +7,10 @@ Update after an intended change with `pytest tests/test_tui_classroom_snapshots.
 from __future__ import annotations
 
 import pytest
-
-from stepviz.settings import CompareBranch, Event, RunSettings
 from test_tui import settle
 from tiny import scene_image, tiny_pipeline
+
+from stepviz.run.settings import CompareBranch, Event, RunSettings
 
 pytest.importorskip("pytest_textual_snapshot")
 

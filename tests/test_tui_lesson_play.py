@@ -6,14 +6,15 @@ import asyncio
 
 import pytest
 
-from stepviz.settings import Event, RunSettings
+from stepviz.run.settings import Event, RunSettings
 
 pytest.importorskip("textual")
+
+from test_tui import settle  # noqa: E402
 
 from stepviz.tui.app import StepvizApp  # noqa: E402
 from stepviz.tui.screens.main import MainScreen  # noqa: E402
 from stepviz.tui.widgets.notes_panel import NotesPanel  # noqa: E402
-from test_tui import settle  # noqa: E402
 
 SIZE = (120, 40)
 EVENTS = [Event(at_step=0, note="First note."), Event(at_step=2, set_guidance_scale=2.0, note="Second note."),

@@ -6,9 +6,9 @@ Update after an intended change with `pytest tests/test_tui_snapshots.py --snaps
 from __future__ import annotations
 
 import pytest
-
-from stepviz.settings import RunSettings
 from tiny import scene_image, square_mask, tiny_pipeline
+
+from stepviz.run.settings import RunSettings
 
 pytest.importorskip("pytest_textual_snapshot")
 

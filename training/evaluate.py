@@ -79,7 +79,7 @@ def generate(pipe, prompts: list[str], seeds: list[int], guidance_scale: float, 
 
 def preview_agrees(pipe, latents: torch.Tensor) -> list[bool]:
     """Per latent: does the default quick preview ("approx") name the same colour as the full VAE decode?"""
-    from stepviz.preview import decode_images, preview
+    from stepviz.render.preview import decode_images, preview
 
     full = decode_images(pipe, latents)
     return [inspect(preview(pipe, z[None], "approx"))["colour"] == inspect(picture)["colour"]

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stepviz.preview import uint8_pictures
+from stepviz.render.preview import uint8_pictures
 from stepviz.toy.checker import inspect
 from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
 

@@ -5,7 +5,7 @@
 
 Both are fitted to the VAE decoder's own pictures of toy latents (every colour x shape x background):
 1. least squares rgb = z @ F + b against the decoded pictures averaged down to latent resolution
-   -> latent_rgb.json (what `stepviz.preview` uses when no decoder ships);
+   -> latent_rgb.json (what `stepviz.render.preview` uses when no decoder ships);
 2. a tiny decoder in diffusers' AutoencoderTiny format, trained to copy the VAE decoder (the approach
    of TAESD, Bohan 2023, github.com/madebyollin/taesd) -> preview_decoder/, used when present.
 Each is then measured on held-out latents: how often the checker's hue rule names the same colour on
@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stepviz.preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR, approx_rgb_image, tiny_decoder_images, uint8_pictures
+from stepviz.render.preview import (LATENT_RGB_FILE, PREVIEW_DECODER_DIR, approx_rgb_image, tiny_decoder_images,
+                                    uint8_pictures)
 from stepviz.toy.checker import inspect
 from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stepviz.preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR
+from stepviz.render.preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR
 
 from .checkpoint import SaveClock, load_checkpoint, resume, save_checkpoint, step_generator, warmup_cosine
 from .dataset import EMPTY_CAPTION_INDEX

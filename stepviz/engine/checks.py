@@ -164,3 +164,15 @@ def load_image(name: str, value, mode: str):
                                 f"{Image.MAX_IMAGE_PIXELS:,} pixels)") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise StepvizInputError(f"{name}={str(value)!r} is not a readable image ({exc.__class__.__name__})") from None
+
+
+def depth_tensor(picture):
+    """A depth picture (a path or a PIL image; bright = near) as the float tensor [1, H, W] the engine takes."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    if not isinstance(picture, Image.Image):
+        with Image.open(picture) as opened:
+            picture = opened.convert("L")
+    return torch.from_numpy(np.asarray(picture.convert("F"), dtype=np.float32) / 255.0)[None]

@@ -60,15 +60,6 @@ def read_json(path: Path, what: str) -> dict:
     return data
 
 
-def model_facts(model, allow_pickle: bool = False) -> ModelFacts | None:
-    """The checked facts of a model given as stepviz takes it ('toy', a folder, a cached hub id); None when it
-    is not a pipeline folder (a single weights file: only loading it tells)."""
-    from .loading import resolve
-
-    folder = resolve(model)
-    return check_model_folder(folder, allow_pickle) if folder.is_dir() else None
-
-
 def check_model_folder(folder: Path, allow_pickle: bool = False) -> ModelFacts:
     """The folder's facts, or a ModelLoadError naming the file or component that is wrong."""
     index = read_json(folder / "model_index.json", "pipeline")

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from .device import pick_device, pick_dtype
-from .folder_check import PICKLE_SUFFIXES, UNUSED_COMPONENTS, ModelLoadError, check_model_folder
+from .folder_check import PICKLE_SUFFIXES, UNUSED_COMPONENTS, ModelFacts, ModelLoadError, check_model_folder
 
 SHIPPED = {
     "toy": "model",
@@ -70,6 +70,13 @@ def resolve(model: str | os.PathLike) -> Path:
                 f"fetch it on a connected machine (`hf download {text}`) or pass a local folder"
             ) from None
     raise ModelLoadError(f"model {text!r} not found: no such folder, and not a hub id of the form org/name")
+
+
+def model_facts(model, allow_pickle: bool = False) -> ModelFacts | None:
+    """The checked facts of a model given as stepviz takes it ('toy', a folder, a cached hub id); None when it
+    is not a pipeline folder (a single weights file: only loading it tells)."""
+    folder = resolve(model)
+    return check_model_folder(folder, allow_pickle) if folder.is_dir() else None
 
 
 def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: bool = False,

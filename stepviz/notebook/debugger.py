@@ -5,7 +5,7 @@
     debugger                                  # shows the widget (also: debugger.widget)
     debugger.stepper.set_guidance_scale(3)    # code and buttons drive the same Stepper
 
-The run is a `stepviz.session.RunSession`, as in the TUI: buttons put jobs on an engine thread
+The run is a `stepviz.run.session.RunSession`, as in the TUI: buttons put jobs on an engine thread
 (`EngineThread`), which steps the model and redraws, so the kernel answers clicks while a step
 computes; `Drawing` shows the step (its plots on a thread of their own).
 
@@ -20,7 +20,7 @@ import time
 import weakref
 from pathlib import Path
 
-from ..session import FORK, MAIN, RunSession, describe_failure
+from ..run.session import FORK, MAIN, RunSession, describe_failure
 from .drawing import Drawing
 from .engine_thread import EngineThread
 from .panels import Panels
@@ -35,7 +35,7 @@ class Debugger:
 
     def __init__(self, pipe_or_stepper, prompt: str | None = None, *, kind: str = "full", **stepper_kwargs):
         from ..engine import Stepper, StepvizInputError
-        from ..preview import PREVIEW_KINDS
+        from ..render.preview import PREVIEW_KINDS
 
         if kind not in PREVIEW_KINDS:
             raise StepvizInputError(f"kind={kind!r} is unknown: use one of {', '.join(PREVIEW_KINDS)}")
@@ -77,7 +77,7 @@ class Debugger:
     @classmethod
     def from_lesson(cls, name_or_path, pipe=None, kind: str = "full") -> Debugger:
         """A ready lesson ('guidance', 'schedulers', ...) or a scenario file: its run, notes, pauses and edits."""
-        from ..scenario import load_scenario
+        from ..lessons.schema import load_scenario
 
         settings = load_scenario(name_or_path)
         settings.validate()
@@ -227,7 +227,7 @@ class Debugger:
         self.panels.note(f"{branch}: scheduler {name} from the next step on" + (f" ({notice})" if notice else ""))
 
     def _export(self, folder: Path, replace: bool) -> None:
-        from ..export import export_run
+        from ..export.run_export import export_run
 
         self.panels.show_busy(f"exporting to {folder}...")
         try:

@@ -1,8 +1,8 @@
 """What the notebook widget shows of the run, drawn on the engine thread; the matplotlib plots on a thread
 of their own, newest request first, so a step's pictures do not wait for them.
 
-The pictures come from `stepviz.step_pictures`, `stepviz.export_strip` and `stepviz.attention_pictures`, the
-plots from `stepviz.plots`: the same code as the TUI and the export.
+The pictures and plots come from `stepviz.render` (step pictures, strips, attention pictures, plots): the same
+code as the TUI and the export.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import time
 
-from ..session import FORK, MAIN, Shown
+from ..run.session import FORK, MAIN, Shown
 from .engine_thread import EngineThread
 
 PLAY_PLOT_EVERY = 2.0  # seconds between two plot requests while playing (matplotlib takes the GIL from the step)
@@ -31,7 +31,7 @@ class Drawing:
     def show(self, view, index: int | None, kind: str, final: bool = True) -> None:
         """Show the step looked at (`index` as Shown's). `final=False` (while playing): new plots only every
         PLAY_PLOT_EVERY s, when the plot thread is free."""
-        from ..step_pictures import step_pictures
+        from ..render.step_pictures import step_pictures
 
         shown = Shown(view, index)
         pipe = self.session.pipe
@@ -54,7 +54,7 @@ class Drawing:
 
     def _plot(self) -> None:
         """The plots of the newest view asked for (plot thread; older requests are skipped)."""
-        from .. import plots
+        from ..render import plots
 
         wanted, self._plot_wanted = self._plot_wanted, None  # the requests queued behind this one find None
         if wanted is None:
@@ -76,9 +76,9 @@ class Drawing:
 
     def _show_attention(self, shown: Shown, x0_decoded) -> None:
         """The chosen token's cross-attention map over the decoded x0-hat, with every token's share of mass on
-        the foreground (stepviz.attention_pictures, as the TUI's attention screen and the export)."""
-        from ..attention_pictures import foreground_shares, overlay, token_labels
-        from ..preview import decode_images
+        the foreground (stepviz.render.attention_pictures, as the TUI's attention screen and the export)."""
+        from ..render.attention_pictures import foreground_shares, overlay, token_labels
+        from ..render.preview import decode_images
 
         record = shown.record
         if record is None or getattr(record, "cross_attention", None) is None:
@@ -102,7 +102,7 @@ class Drawing:
 
     def _extra_picture(self, view, kind: str):
         """The extra UNet inputs (inpainting model, Depth2Img) as the export draws them, once per kind."""
-        from ..export_strip import extra_channels_image
+        from ..render.strip import extra_channels_image
 
         if not view.extra_channels:
             return None

@@ -1,9 +1,8 @@
 """The widget's parts (ipywidgets) and how a step is shown in them.
 
-Only layout and formatting live here: the pictures come from `stepviz.step_pictures` and
-`stepviz.export_strip`, the plots from `stepviz.plots`, the text from `stepviz.readouts`, as in the
-TUI and the export. Pictures travel as PNG bytes; small ones (the toy's 64 px) are enlarged with
-nearest-neighbour so each pixel stays a visible square.
+Only layout and formatting live here: the pictures and plots come from `stepviz.render`, the text from
+`stepviz.run.readouts`, as in the TUI and the export. Pictures travel as PNG bytes; small ones (the toy's
+64 px) are enlarged with nearest-neighbour so each pixel stays a visible square.
 """
 
 from __future__ import annotations
@@ -15,8 +14,8 @@ import ipywidgets as widgets
 from PIL import Image
 
 from ..engine.schedulers import SCHEDULERS
-from ..preview import PREVIEW_KINDS
-from ..readouts import prompt_text, status_text
+from ..render.preview import PREVIEW_KINDS
+from ..run.readouts import prompt_text, status_text
 
 READABLE_SIDE = 256  # pictures are shown at least this many pixels wide
 BLEND_CAPTIONS = {"mask": "mask m (latent size)", "background": "re-noised original",
@@ -156,7 +155,7 @@ class Panels:
         self.status.value = pre(status_text(shown.view, shown.record))
 
     def show_numbers(self, shown) -> None:
-        from ..readouts import guidance_text
+        from ..run.readouts import guidance_text
 
         self.guidance_numbers.value = (pre("take a step to see the two branches") if shown.record is None
                                        else markup_html(guidance_text(shown.record)))

@@ -8,7 +8,7 @@ stepped by hand is the export of its settings with each edit that is still part 
 from __future__ import annotations
 
 from ..engine.checks import StepvizInputError
-from ..settings import Event, RunSettings
+from ..run.settings import Event, RunSettings
 
 PICTURES = ("image", "mask_image", "depth_map", "strength")  # known only from the arguments given
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from textual.app import App
 
-from ..session import RunSession
+from ..run.session import RunSession
 from .widgets.picture import GRAPHICS
 
 

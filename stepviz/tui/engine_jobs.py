@@ -8,12 +8,12 @@ Every failure a user can cause (NaN/Inf, out of memory, a bad value, a missing m
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from textual.message import Message
 
-from ..session import MAIN, RunSession, describe_failure
+from ..run.session import MAIN, RunSession, describe_failure
 
 
 class EngineJobs:
@@ -148,7 +148,7 @@ class EngineJobs:
 
     def pictures(self, branch: str, record, index: int | None, kind: str, initial, extra_channels,
                  cancelled) -> None:
-        from ..step_pictures import step_pictures  # torch: imported in the worker, after the first frame
+        from ..render.step_pictures import step_pictures  # torch: imported in the worker, after the first frame
 
         with self._reporting(branch):
             pictures = step_pictures(self.session.pipe, record, kind, initial)
@@ -159,7 +159,7 @@ class EngineJobs:
     # ------------------------------------------------------------ helpers
     def _extra_channel_pictures(self, extra_channels: dict, kind: str) -> dict:
         """The extra UNet inputs' pictures: fixed for the run, so drawn once per preview kind, not per step."""
-        from ..channel_pictures import extra_channel_pictures
+        from ..render.channel_pictures import extra_channel_pictures
 
         tensors = tuple(extra_channels.values())
         cached_kind, cached_tensors, pictures = self._extra_cache
@@ -177,7 +177,7 @@ class EngineJobs:
         notes = [e.note for e in due if e.note]
         pause = any(e.pause for e in due)
         auto = self.session.settings.auto_pace
-        if auto and (pause or notes):  # playing by itself: hold at every note, then go on (see pacing.py)
+        if auto and (pause or notes):  # playing by itself: hold at every note, then go on (see lessons/pacing.py)
             self.post(self.EventsDue(notes, False, self.session.view(branch), hold=auto))
             return True
         self.post(self.EventsDue(notes, pause, self.session.view(branch)))

@@ -79,7 +79,7 @@ def check_listen(host: str, port: int) -> None:
 
 def session_bytes(settings) -> int:
     """About what one session (a process with its own copy of the model) holds."""
-    from ..models.folder_check import model_facts
+    from ..models.loading import model_facts
 
     facts = model_facts(settings.model)
     weights = sum(p.stat().st_size for p in facts.folder.rglob("*.safetensors")) if facts else 0

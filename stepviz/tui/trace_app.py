@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..session import FORK, MAIN, RunSession, vp_scaled_start
+from ..run.session import FORK, MAIN, RunSession, vp_scaled_start
 from .app import StepvizApp, leave_a_core_for_the_ui
 from .engine_jobs import EngineJobs
 from .screens.main import MainScreen
@@ -65,7 +65,7 @@ class TraceMainScreen(MainScreen):
 
 class TraceApp(StepvizApp):
     def __init__(self, report, loop, reference, pipe, graphics: str = "halfcell") -> None:
-        from ..settings import RunSettings
+        from ..run.settings import RunSettings
 
         title, verdict = verdict_lines(report)
         settings = RunSettings(title=f"stepviz trace: {title}", description=verdict)

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
-from ...session import MAIN
+from ...run.session import MAIN
 from ..widgets.attention_panel import GRID_TOKENS, AttentionGrid, AttentionPanel
 from ..widgets.status_line import StatusLine
 
@@ -24,8 +24,8 @@ def attention_frame(pipe, record, under: str, selected: int, grid: bool, decoded
 
     `decoded` caches the decodes and shares of the last record: picking another token costs no decode.
     """
-    from ...attention_pictures import foreground_shares, overlay
-    from ...preview import decode_images, to_vp_scale
+    from ...render.attention_pictures import foreground_shares, overlay
+    from ...render.preview import decode_images, to_vp_scale
 
     key = (id(record), under)
     if decoded.get("key") != key:
@@ -88,7 +88,7 @@ class AttentionScreen(Screen):
 
     # ------------------------------------------------------------ drawing
     def labels(self, view) -> list[str]:
-        from ...attention_pictures import token_labels
+        from ...render.attention_pictures import token_labels
 
         return token_labels(view.prompt_anatomy.tokens)
 

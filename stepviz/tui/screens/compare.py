@@ -19,8 +19,8 @@ from textual.screen import Screen
 from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
-from ...readouts import compare_numbers, status_text
-from ...session import Shown, describe_failure, run_view
+from ...run.readouts import compare_numbers, status_text
+from ...run.session import Shown, describe_failure, run_view
 from ..widgets.key_bar import Key, KeyBar
 from ..widgets.notes_panel import NotesPanel
 from ..widgets.preview_panel import PreviewPanel
@@ -186,7 +186,7 @@ class CompareScreen(Screen):
         self.post_message(self.Changed(self._views()))
 
     def draw(self, column: int, shown: Shown) -> None:
-        from ...step_pictures import step_pictures  # torch: imported in the worker
+        from ...render.step_pictures import step_pictures  # torch: imported in the worker
 
         record = shown.record
         index, kind, stepper = (None if record is None else record.index), self.kind, self.steppers[column]

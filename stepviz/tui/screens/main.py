@@ -16,7 +16,7 @@ from textual.worker import get_current_worker
 
 from ..engine_jobs import EngineJobs
 from ..pacer import Pacer
-from ...session import FORK, MAIN, RunSession, Shown
+from ...run.session import FORK, MAIN, RunSession, Shown
 from ..widgets.blend_panel import BlendPanel
 from ..widgets.extra_channels_panel import ExtraChannelsPanel
 from ..widgets.guidance_panel import GuidancePanel
@@ -416,7 +416,7 @@ class MainScreen(Screen):
         self.kind = PREVIEW_CYCLE[(PREVIEW_CYCLE.index(self.kind) + 1) % len(PREVIEW_CYCLE)]
         self.query_one(NotesPanel).log(f"preview: {self.kind}")
         if self.kind == "full" and MAIN in self.views:
-            from ...preview import slow_preview_notice  # torch is loaded by now: the model is
+            from ...render.preview import slow_preview_notice  # torch is loaded by now: the model is
 
             view = self.views[MAIN]
             notice = slow_preview_notice(self.session.pipe, view.height, view.width, "v again for approx (instant)")

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Static
 
-from ...attention_pictures import CONTRAST_TOP
+from ...render.attention_pictures import CONTRAST_TOP
 from .picture import Picture
 
 BAR_WIDTH = 20  # characters for a share of 100% (fits beside the map at 80 columns)

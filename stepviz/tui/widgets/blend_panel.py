@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 
-from ...step_pictures import BLEND_ROLES
+from ...render.step_pictures import BLEND_ROLES
 from .picture import Picture
 
 CAPTIONS = {  # short: four pictures share half of an 80-column row

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 
-from ...channel_pictures import EXTRA_CHANNELS, unet_input_formula
+from ...render.channel_pictures import EXTRA_CHANNELS, unet_input_formula
 from .picture import Picture
 
 CAPTIONS = {

@@ -7,8 +7,8 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from ...readouts import GUIDANCE_ROWS, guidance_series, guidance_text
-from ...session import Shown
+from ...run.readouts import GUIDANCE_ROWS, guidance_series, guidance_text
+from ...run.session import Shown
 from .block_plot import BLOCKS, BlockPlot
 
 COLOURS = {name: colour for name, _, colour in GUIDANCE_ROWS}

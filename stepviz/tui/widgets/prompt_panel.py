@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from ...readouts import prompt_text
-from ...session import Shown
+from ...run.readouts import prompt_text
+from ...run.session import Shown
 
 
 class PromptPanel(Static):

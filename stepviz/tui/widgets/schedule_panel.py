@@ -6,10 +6,9 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
 
-from ...readouts import visited_timesteps
-from ...session import Shown
+from ...run.readouts import visited_timesteps
+from ...run.session import Shown
 from .block_plot import BLOCKS, BlockPlot
-
 
 ABAR, SIGMA, NOW = "#4fd6e8", "#ffd83d", "#ff3b3b"
 

@@ -7,8 +7,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from ...readouts import status_text
-from ...session import Shown
+from ...run.readouts import status_text
+from ...run.session import Shown
 
 
 class StatusLine(Static):

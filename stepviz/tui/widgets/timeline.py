@@ -8,7 +8,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ...session import Shown
+from ...run.session import Shown
 
 
 def cell_layout(total: int, width: int, viewed: int) -> tuple[int, int]:

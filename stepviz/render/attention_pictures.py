@@ -38,7 +38,7 @@ def foreground(picture: Image.Image, latent_size: tuple[int, int]) -> np.ndarray
     The foreground is what the toy checker calls the shape: the largest connected blob of pixels far from the
     picture's border colour (stepviz/toy/checker.py). On a toy picture that is the drawn shape.
     """
-    from .toy.checker import inspect
+    from ..toy.checker import inspect
 
     mask = inspect(picture)["mask"].astype(np.float32)
     h, w = latent_size

@@ -127,7 +127,7 @@ class Claim:
 
 def parse_claim(table: dict, at_step: int) -> Claim:
     """A Claim from one [[events.expect]] table; raises ClaimFormError naming the key."""
-    from .toy.world import BACKGROUNDS, COLOURS, SHAPES
+    from ..toy.world import BACKGROUNDS, COLOURS, SHAPES
 
     for key in table:
         if key not in CLAIM_KEYS:
@@ -195,8 +195,8 @@ def parse_claim(table: dict, at_step: int) -> Claim:
 
 def _trace_claim(table: dict, common: dict) -> Claim:
     """`trace` names a shipped example (never a path: a lesson stays data) and what its trace finds."""
-    from .engine.trace_causes import CAUSES
-    from .trace_script import example_names
+    from ..engine.trace_causes import CAUSES
+    from .shipped import example_names
 
     command = _text(table, "trace", None)
     if not command or command.split()[0] not in example_names():

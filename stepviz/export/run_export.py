@@ -32,15 +32,22 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .engine.checks import StepvizInputError
-from .export_attention import parse_steps, write_attention
-from .export_folder import check_output_folder, make_staging, move_into_place
-from .export_strip import (animation_frames, blend_image, compare_image, export_strip, extra_channels_image,
-                           save_atomically, step_pictures, strip_image)
+from ..engine.checks import StepvizInputError
+from ..lessons.events import apply_events
+from ..render.strip import (
+    animation_frames,
+    blend_image,
+    compare_image,
+    extra_channels_image,
+    step_pictures,
+    strip_image,
+)
+from .attention import parse_steps, write_attention
+from .folder import check_output_folder, make_staging, move_into_place
 from .manifest import build_manifest, describe_picture, plain_config, write_json
-from .scenario import apply_events
+from .strip import save_atomically
 
-__all__ = ["export_run", "export_strip", "run_export_command"]
+__all__ = ["export_run", "run_export_command"]
 
 FRAME_MS, LAST_FRAME_MS = 250, 1500
 STOPPED_EXIT_CODE = 3  # `stepviz export` when the NaN/Inf watchdog stopped the run (the files are written)
@@ -116,7 +123,7 @@ def _restore_sigterm(previous) -> None:
 # ---------------------------------------------------------------- running
 def play(label: str, settings, pipe, bar) -> FinishedRun:
     """Take every step, applying the scripted events at their steps (pauses and notes are for the TUI)."""
-    from .engine import NonFiniteError
+    from ..engine import NonFiniteError
 
     stepper = settings.make_stepper(pipe)
     configs = [{"at_step": 0, "scheduler": stepper.scheduler_name, "config": plain_config(stepper.scheduler.config)}]
@@ -183,7 +190,7 @@ def write_inputs(inputs: dict, folder: Path) -> list[str]:
 
 def write_sheet(run: FinishedRun, settings, pictures, inputs: dict, kind: str, path: Path) -> None:
     """The run on one slide (sheet.png): inputs, chosen steps, result."""
-    from .export_sheet import sheet_image
+    from ..render.sheet import sheet_image
 
     stepper = run.stepper
     subtitle = (f"{settings.prompt!r} · seed {settings.seed} · {settings.scheduler} · guidance "
@@ -196,7 +203,7 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
                  pipe=None, attention_steps: list[int] | None = None) -> None:
     from tqdm import tqdm
 
-    from . import plots
+    from ..render import plots
     from .handout import write_handout
 
     pipes = {}
@@ -222,7 +229,7 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
         raise StepvizInputError(f"the run stopped before its first step: {main.stopped}")
     files = []
     if kind == "full":
-        from .preview import slow_preview_notice
+        from ..render.preview import slow_preview_notice
 
         notice = slow_preview_notice(stepper.pipe, stepper.height, stepper.width, "--preview approx is instant")
         if notice:

@@ -43,7 +43,7 @@ class LessonReport:
 @functools.cache
 def pipeline(model: str):
     """One pipeline per model for the whole check (lessons share them)."""
-    from .models import load_pipeline
+    from ..models import load_pipeline
 
     return load_pipeline(model)
 
@@ -64,9 +64,9 @@ class LessonRuns:
 
     def stepper(self, label: str):
         if label not in self.played:
-            from .engine import NonFiniteError
-            from .preview import to_vp_scale
-            from .scenario import apply_events
+            from ..engine import NonFiniteError
+            from ..render.preview import to_vp_scale
+            from .events import apply_events
 
             settings = self.settings_of(label)
             stepper = settings.make_stepper(pipeline(str(settings.model)))
@@ -90,7 +90,7 @@ class LessonRuns:
 
     def latents(self, label: str, picture: str, taken: int):
         """x_t (on the VP scale) or x0-hat once `taken` steps are taken."""
-        from .preview import to_vp_scale
+        from ..render.preview import to_vp_scale
 
         stepper = self.stepper(label)
         if picture == "x_t" and taken == 0:
@@ -105,13 +105,13 @@ class LessonRuns:
     def picture(self, label: str, picture: str, taken: int):
         key = (label, picture, taken)
         if key not in self._pictures:
-            from .preview import decode_images
+            from ..render.preview import decode_images
 
             self._pictures[key] = decode_images(self.stepper(label).pipe, self.latents(label, picture, taken))[0]
         return self._pictures[key]
 
     def input_picture(self, label: str, key: str = "image"):
-        from .engine.checks import load_image
+        from ..engine.checks import load_image
 
         settings, stepper = self.settings_of(label), self.stepper(label)
         if getattr(settings, key) is None:
@@ -154,7 +154,8 @@ def measure(claim: Claim, runs: LessonRuns) -> ClaimResult:
 @functools.cache
 def traced_report(command: str):
     """The trace report of a shipped example run with its arguments (each run once per check)."""
-    from .trace_script import run_traced, script_path
+    from ..engine.trace_script import run_traced
+    from .shipped import script_path
 
     name, *args = command.split()
     traces = run_traced(script_path(name), args)
@@ -175,7 +176,7 @@ def _trace(claim: Claim) -> ClaimResult:
 
 
 def _sees(claim: Claim, runs: LessonRuns, taken: int) -> ClaimResult:
-    from .toy.checker import classify
+    from ..toy.checker import classify
 
     found = dict(zip(("colour", "shape", "background"), classify(runs.picture(claim.run, claim.picture, taken))))
     passed = all(found[key] in names for key, names in claim.sees.items())
@@ -204,7 +205,7 @@ def metric_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
     if name == "input_difference":
         return mean_difference(runs.picture(claim.run, claim.picture, taken), runs.input_picture(claim.run))
     if name == "input_overlap":
-        from .toy.checker import inspect
+        from ..toy.checker import inspect
 
         mine = inspect(runs.picture(claim.run, claim.picture, taken))["mask"]
         theirs = inspect(runs.input_picture(claim.run))["mask"]
@@ -221,7 +222,7 @@ def metric_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
             raise LookupError(f"{name} needs a run that encodes an input picture (img2img, inpaint, depth2img)")
         if name == "input_latents_std":
             return float(latents.std())
-        from .preview import decode_images
+        from ..render.preview import decode_images
 
         return mean_difference(decode_images(stepper.pipe, latents)[0], runs.input_picture(claim.run))
     if taken < 1:
@@ -232,7 +233,7 @@ def metric_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
 def attention_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
     """A word's share of cross-attention mass on the shape in x0-hat (attention_on_shape), or that share over
     the share of the picture the shape covers (attention_vs_even), as the TUI's attention view shows them."""
-    from .attention_pictures import foreground_shares, token_labels
+    from ..render.attention_pictures import foreground_shares, token_labels
 
     if taken < 1:
         raise LookupError("the attention maps are recorded by a step: there is none before step 1")
@@ -254,7 +255,8 @@ def attention_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
 
 # ---------------------------------------------------------------- lessons
 def check_lesson(name_or_path) -> LessonReport:
-    from .scenario import lesson_path, load_scenario
+    from .schema import load_scenario
+    from .shipped import lesson_path
 
     started = time.perf_counter()
     path = lesson_path(name_or_path)
@@ -283,7 +285,7 @@ def print_report(report: LessonReport, out=None) -> None:
 
 def run_check_command(names: list[str]) -> int:
     """Check the named lessons (all ready lessons when none is named); 0 when every claim passes."""
-    from .scenario import LESSONS_FOLDER
+    from .shipped import LESSONS_FOLDER
 
     names = names or [path.stem for path in sorted(LESSONS_FOLDER.glob("*.toml"))]
     reports = []

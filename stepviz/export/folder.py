@@ -23,7 +23,7 @@ import shutil
 import signal
 from pathlib import Path
 
-from .engine.checks import StepvizInputError
+from ..engine.checks import StepvizInputError
 
 STAGING_MARK = ".stepviz-staging"  # written first into every staging folder, with the PID of its process
 LEFTOVER = re.compile(r"^\.(?P<name>.+)\.stepviz-(?P<kind>partial|old)-(?P<pid>\d+)$")

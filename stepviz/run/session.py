@@ -186,26 +186,17 @@ class RunSession:
         """Apply the scripted events due now on the main branch; returns them (notes and pauses are the UI's)."""
         if branch != MAIN or not self.settings.events:
             return []
-        from .scenario import due_events
+        from ..lessons.events import apply_events
 
         with self.lock:
-            stepper = self.steppers[MAIN]
-            due = due_events(self.settings.events, len(stepper.records))
-            for event in due:
-                if stepper.done:
-                    break
-                if event.set_guidance_scale is not None:
-                    stepper.set_guidance_scale(event.set_guidance_scale)
-                if event.set_scheduler is not None:
-                    stepper.set_scheduler(event.set_scheduler)
-            return due
+            return apply_events(self.steppers[MAIN], self.settings.events)
 
     def fast_forward(self) -> list:
         """Take the main run to `settings.start_at` steps, applying the events on the way; returns those events.
 
         The events due at start_at itself are left for the usual check once the window shows the run.
         """
-        from .scenario import apply_events
+        from ..lessons.events import apply_events
 
         passed = []
         with self.lock:
@@ -216,7 +207,7 @@ class RunSession:
         return passed
 
     def export_strip(self, out_dir, kind: str = "approx"):
-        from .export import export_strip
+        from ..export.strip import export_strip
 
         with self.lock:
             self.writing = True
@@ -285,8 +276,8 @@ def run_view(branch: str, stepper, model: str, alphas_cumprod: tuple[float, ...]
 
 def describe_failure(exc: Exception) -> tuple[str, str]:
     """(title, text) for a notification, in the user's words."""
-    from .engine import NonFiniteError, RunFinishedError, StepvizInputError
-    from .models import ModelLoadError
+    from ..engine import NonFiniteError, RunFinishedError, StepvizInputError
+    from ..models import ModelLoadError
 
     if isinstance(exc, NonFiniteError):
         return "NaN/Inf", str(exc)

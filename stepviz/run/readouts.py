@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .engine.prediction import prediction_for
+from ..engine.prediction import prediction_for
 
 
 def scheduler_text(view, record=None, before: bool = False) -> str:
@@ -17,7 +17,7 @@ def scheduler_text(view, record=None, before: bool = False) -> str:
         name, family, order, multistep, fill = (view.scheduler, view.family, view.order, view.multistep,
                                                 view.history_fill)
     else:
-        from .engine.schedulers import SCHEDULERS
+        from ..engine.schedulers import SCHEDULERS
 
         info = SCHEDULERS.get(record.scheduler)
         name, family = record.scheduler, record.family

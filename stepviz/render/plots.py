@@ -13,7 +13,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .engine.prediction import prediction_for
+from ..engine.prediction import prediction_for
 
 
 def norm_fields(prediction_type: str = "epsilon") -> tuple[tuple[str, str], ...]:

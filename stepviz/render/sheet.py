@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw
 
-from .export_strip import BACKGROUND, CHANGE_INK, INK, LABEL, LINE, change_label, evenly_chosen, fit_cell, label_font
+from .strip import BACKGROUND, CHANGE_INK, INK, LABEL, LINE, change_label, evenly_chosen, fit_cell, label_font
 
 WIDTH, HEIGHT = 1920, 1080
 MARGIN = 40

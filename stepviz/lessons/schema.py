@@ -30,11 +30,11 @@ import re
 import tomllib
 from pathlib import Path
 
-from .engine import memory
-from .engine.checks import INPAINT_NOISES, MODES, TIMESTEP_SPACINGS, StepvizInputError
-from .settings import CompareBranch, Event, RunSettings
-
-LESSONS_FOLDER = Path(__file__).resolve().parent / "lessons"
+from ..engine import memory
+from ..engine.checks import INPAINT_NOISES, MODES, TIMESTEP_SPACINGS, StepvizInputError, depth_tensor
+from ..run.settings import CompareBranch, Event, RunSettings
+from .shipped import ScenarioError, lesson_path
+from .toy_scenes import TOY_SCENE_KEYS, TOY_SCENE_LAYERS, draw_toy_picture
 
 # key -> (python type(s) accepted, what is allowed, in words)
 RUN_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -71,68 +71,6 @@ EVENT_KEYS = {
     "expect": ((list,), "claims the note makes, as [[events.expect]] tables (see `stepviz lessons check`)"),
 }
 COMPARE_KEYS = {"label": ((str,), "a short name for the branch"), **RUN_KEYS}
-TOY_SCENE_KEYS = ("toy_scene", "seed", "size", "layer")
-TOY_SCENE_LAYERS = ("image", "mask", "box", "depth")  # box: toy.world.cell_box_around(mask)
-
-
-class ScenarioError(StepvizInputError):
-    """A scenario file is malformed; the message names the file, the key, its line and what is allowed."""
-
-
-# ---------------------------------------------------------------- events (shared with the TUI and export)
-def due_events(events: list[Event], steps_taken: int) -> list[Event]:
-    """The events to apply once the run has taken `steps_taken` steps, in file order."""
-    return [event for event in events if event.at_step == steps_taken]
-
-
-def apply_events(stepper, events: list[Event]) -> list[Event]:
-    """Apply the guidance and scheduler changes of the events due now; returns those events.
-
-    Notes and pauses are for the UI; the stepper's own log records what changed.
-    """
-    due = due_events(events, len(stepper.records))
-    if stepper.done:
-        return []
-    for event in due:
-        if event.set_guidance_scale is not None:
-            stepper.set_guidance_scale(event.set_guidance_scale)
-        if event.set_scheduler is not None:
-            stepper.set_scheduler(event.set_scheduler)
-    return due
-
-
-# ---------------------------------------------------------------- finding lessons
-def lesson_path(name_or_path: str | Path) -> Path:
-    """A scenario file: an existing path, or the name of a ready lesson ('guidance')."""
-    path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return path
-    stem = path.name.removesuffix(".toml")
-    if path.parent == Path(".") and (LESSONS_FOLDER / f"{stem}.toml").is_file():
-        return LESSONS_FOLDER / f"{stem}.toml"
-    names = ", ".join(p.stem for p in sorted(LESSONS_FOLDER.glob("*.toml")))
-    raise ScenarioError(f"scenario {str(name_or_path)!r} not found: give a .toml file or a ready lesson ({names})")
-
-
-def list_scenarios() -> list[tuple[str, str]]:
-    """(name, one line) for every ready lesson, in name order."""
-    found = []
-    for path in sorted(LESSONS_FOLDER.glob("*.toml")):
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, OSError) as exc:
-            found.append((path.stem, f"(unreadable: {exc})"))
-            continue
-        found.append((path.stem, one_line(str(data.get("title", "")), str(data.get("description", "")))))
-    return found
-
-
-def one_line(title: str, description: str, width: int = 100) -> str:
-    """The description's first line (its summary), else the title, cut to `width` characters."""
-    line = description.strip().split("\n")[0].strip() or title
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
 # ---------------------------------------------------------------- loading
 def load_scenario(name_or_path: str | Path) -> RunSettings:
     """RunSettings from a scenario file (or a ready lesson's name), every value checked."""
@@ -205,8 +143,8 @@ class _Reader:
 
     def run_values(self, values: dict, where: str, table: str | None, index: int) -> dict:
         """Check the values of run keys that need no model; resolve pictures relative to the file."""
-        from .engine import checks
-        from .engine.schedulers import SCHEDULERS
+        from ..engine import checks
+        from ..engine.schedulers import SCHEDULERS
 
         run = dict(values)
         if "guidance_scale" in run:
@@ -277,7 +215,7 @@ class _Reader:
         if not 0 <= at_step < steps:
             self.fail(where, "at_step", f"{at_step} is not allowed: it must be in 0..{steps - 1} "
                       f"(the run has {steps} steps)", "events", i)
-        from .engine.schedulers import SCHEDULERS
+        from ..engine.schedulers import SCHEDULERS
 
         if "set_scheduler" in item and item["set_scheduler"] not in SCHEDULERS:
             self.fail(where, "set_scheduler", f"{item['set_scheduler']!r} is unknown; allowed schedulers are "
@@ -341,36 +279,3 @@ class _Reader:
         """Line of the index-th [[table]] header."""
         headers = [n for n, line in enumerate(self.lines, start=1) if line.strip() == f"[[{table}]]"]
         return headers[index] if index < len(headers) else None
-
-
-def depth_tensor(picture):
-    """A depth picture (a path or a PIL image; bright = near) as the float tensor [1, H, W] the engine takes."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    if not isinstance(picture, Image.Image):
-        with Image.open(picture) as opened:
-            picture = opened.convert("L")
-    return torch.from_numpy(np.asarray(picture.convert("F"), dtype=np.float32) / 255.0)[None]
-
-
-def draw_toy_picture(caption: str, seed: int = 0, size: int = 64, layer: str = "image"):
-    """A drawn toy scene as a PIL image: the picture, its shape's mask (white = shape), a hole around the
-    shape in whole latent cells ("box") or its depth."""
-    import numpy as np
-    from PIL import Image
-
-    from .toy.world import cell_box_around, draw_scene, parse_caption
-
-    colour, shape, background = parse_caption(caption)
-    scene = draw_scene(colour, shape, background, seed=seed, size=size)
-    if layer == "image":
-        picture = scene.pil()
-    elif layer in ("mask", "box"):
-        white = scene.mask if layer == "mask" else cell_box_around(scene.mask)
-        picture = Image.fromarray(white.astype(np.uint8) * 255, mode="L")
-    else:
-        picture = Image.fromarray((scene.depth * 255).round().astype(np.uint8), mode="L")
-    picture.info["stepviz_source"] = f"toy scene {caption!r}, seed {seed}, size {size}, {layer}"
-    return picture

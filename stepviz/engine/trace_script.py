@@ -1,10 +1,9 @@
-"""`stepviz trace SCRIPT.py [ARGS...] [--open]`: run a user's script with its pipelines traced, print the reports.
+"""Run a user's script with its pipelines traced (`stepviz trace SCRIPT.py [ARGS...]`).
 
 The script is the user's own code, run as `python SCRIPT.py ARGS` would run it (its folder first on sys.path,
 `__name__ == "__main__"`). Every Stable Diffusion pipeline it builds, through `stepviz.load_pipeline` or
 diffusers directly, is traced from the moment it is constructed; after the script ends, each pipeline whose
 scheduler was stepped gets its report (the reference uses the pipeline's scheduler config as constructed).
-A shipped example runs by its name: `stepviz trace course-loop`.
 """
 
 from __future__ import annotations
@@ -14,32 +13,13 @@ import runpy
 import sys
 from pathlib import Path
 
-from .engine.checks import StepvizInputError
-
-EXAMPLES_FOLDER = Path(__file__).resolve().parent / "lessons" / "examples"
-
-
-def example_names() -> list[str]:
-    return sorted(p.stem.replace("_", "-") for p in EXAMPLES_FOLDER.glob("*.py"))
-
-
-def script_path(name_or_path: str) -> Path:
-    path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return path
-    shipped = EXAMPLES_FOLDER / f"{name_or_path.replace('-', '_')}.py"
-    if not path.suffix and shipped.is_file():
-        return shipped
-    raise StepvizInputError(f"SCRIPT={name_or_path!r}: no such file; give a Python script or a shipped example "
-                            f"({', '.join(example_names())})")
-
 
 def run_traced(path: Path, argv: list[str]) -> list:
     """Run the script; the `Trace`s of the pipelines it built whose scheduler it stepped."""
     import diffusers
 
-    from .engine.sdxl import SD_CLASSES
-    from .engine.trace_compare import Trace
+    from .sdxl import SD_CLASSES
+    from .trace_compare import Trace
 
     traces: list[Trace] = []
     originals = {}
@@ -72,24 +52,3 @@ def run_traced(path: Path, argv: list[str]) -> list:
             seen_unets.add(id(tr.pipe.unet))
             stepped.append(tr)
     return stepped[::-1]
-
-
-def run_trace_command(args) -> int:
-    """Print the report of each traced loop; 0 when every loop matches its pipeline, 1 when one diverges."""
-    path = script_path(args.script)
-    traces = run_traced(path, args.script_args)
-    if not traces:
-        raise StepvizInputError(f"{path} never stepped a scheduler of a StableDiffusionPipeline it built: "
-                                "nothing to compare (build the pipeline inside the script, e.g. "
-                                "stepviz.load_pipeline('toy'))")
-    reports = []
-    for tr in traces:
-        report = tr.compare()
-        reports.append((tr, report))
-        print(report)
-    if args.open:
-        from .tui.trace_app import run_trace_app
-
-        tr, report = reports[-1]
-        run_trace_app(tr, report, graphics=args.graphics)
-    return 1 if any(report.first_divergence is not None for _, report in reports) else 0

@@ -1,19 +1,15 @@
-"""Labelled strips: a row of x_t and a row of x0-hat, one column per kept step, wrapped at 8 columns.
+"""Labelled strips drawn: a row of x_t and a row of x0-hat, one column per kept step, wrapped at 8 columns.
 
-Shared by `stepviz export` (strip.png, compare strips) and the TUI's `x` key (export_strip).
+Shared by `stepviz export` (strip.png, compare strips) and the TUI's `x` key (stepviz.export.strip).
 Made to be projected: tiles at least 128 px (64 px pictures enlarged with nearest neighbour, so pixels
 stay sharp), labels at least 18 px tall at native size, at most 8 tiles in a row (a strip is ~1,200 px
 wide, a slide's width). Steps are numbered as in the TUI: step k is the k-th scheduler step (1-based).
-Every file is written under a temporary name and renamed, so a reader never sees half a PNG.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import sys
-import time
-from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
@@ -137,45 +133,6 @@ def strip_image(records, pictures, every: int = 1, title: str = "", row_names=("
             draw.text((GAP, y0 + header + row * (cell_h + GAP) + cell_h // 2 - LABEL // 2), name, fill=INK,
                       font=font)
     return strip
-
-
-def save_atomically(image: Image.Image, path: Path, **save_options) -> Path:
-    """Write under a temporary name in the same folder, then rename over `path`."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        image.save(temporary, format=save_options.pop("format", None) or _format_for(path), **save_options)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
-def _format_for(path: Path) -> str:
-    return {".png": "PNG", ".webp": "WEBP", ".gif": "GIF"}[path.suffix.lower()]
-
-
-def export_strip(stepper, out_dir: Path, kind: str = "approx", every: int = 1) -> Path:
-    """The current branch of a Stepper as a labelled strip PNG in out_dir; returns its (unique) path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    records = stepper.records
-    if not records:
-        raise ValueError("no steps taken yet: take a step before exporting a strip")
-    kept = kept_indices(len(records), every)
-    chosen = [records[i] for i in kept]
-    pictures = step_pictures(stepper.pipe, chosen, kind)
-    # strip_image picks kept columns itself: give it every record with pictures at the kept places
-    by_index = dict(zip(kept, pictures))
-    full = [by_index.get(i) for i in range(len(records))]
-    image = strip_image(records, full, every, title=f"{stepper.prompt!r}  seed {stepper.seed}  ({kind})")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = out_dir / f"stepviz-strip-{stamp}.png"
-    number = 1
-    while path.exists():
-        number += 1
-        path = out_dir / f"stepviz-strip-{stamp}-{number}.png"
-    return save_atomically(image, path)
 
 
 def blend_image(pipe, records, kind: str, pictures, every: int = 1) -> Image.Image | None:

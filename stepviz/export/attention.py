@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .attention_pictures import CONTRAST_TOP, foreground_shares, overlay, token_labels
-from .engine.checks import StepvizInputError
-from .export_strip import BACKGROUND, GAP, INK, fit_cell, label_font, save_atomically
-from .preview import decode_images
+from ..engine.checks import StepvizInputError
+from ..render.attention_pictures import CONTRAST_TOP, foreground_shares, overlay, token_labels
+from ..render.preview import decode_images
+from ..render.strip import BACKGROUND, GAP, INK, fit_cell, label_font
+from .strip import save_atomically
 
 TILE = 176
 LABEL_SIZE, SMALL_SIZE = 22, 18

@@ -36,7 +36,7 @@ def parse_scales(text: str) -> tuple[float, ...]:
     """"1,3,7.5,15" -> (1.0, 3.0, 7.5, 15.0); a bad list raises StepvizInputError naming it."""
     import math
 
-    from .engine.checks import StepvizInputError
+    from ..engine.checks import StepvizInputError
 
     try:
         scales = tuple(float(part) for part in text.split(",") if part.strip())
@@ -50,10 +50,10 @@ def parse_scales(text: str) -> tuple[float, ...]:
 
 def run_grid(settings, seeds: list[int], scales: tuple[float, ...], pipe=None) -> list[Cell]:
     """Every (seed, scale) run of `settings` (its events and compare runs left out), judged by the checker."""
-    from .engine.checks import StepvizInputError
-    from .models import load_pipeline
-    from .toy.checker import check
-    from .toy.world import parse_caption
+    from ..engine.checks import StepvizInputError
+    from ..models import load_pipeline
+    from ..toy.checker import check
+    from ..toy.world import parse_caption
 
     try:
         parse_caption(settings.prompt)
@@ -123,8 +123,8 @@ def grid_image(cells: list[Cell], seeds, scales, title: str, rows: list[dict]):
 
 def write_grid(folder: Path, cells, seeds, scales, settings) -> list[dict]:
     """grid.png, counts.csv, counts.json, cells.csv and manifest.json into `folder`; returns the counts."""
-    from .export_strip import save_atomically
     from .manifest import library_versions, write_json
+    from .strip import save_atomically
 
     rows = counts(cells, scales)
     scheduler = settings.scheduler or "the model's scheduler"
@@ -152,8 +152,8 @@ def write_grid(folder: Path, cells, seeds, scales, settings) -> list[dict]:
 def run_grid_command(settings, args) -> int:
     import shutil
 
-    from .engine.checks import StepvizInputError
-    from .export_folder import check_output_folder, make_staging, move_into_place
+    from ..engine.checks import StepvizInputError
+    from .folder import check_output_folder, make_staging, move_into_place
 
     if args.seeds < 1:
         raise StepvizInputError(f"--seeds {args.seeds} is not allowed: it must be an integer >= 1")

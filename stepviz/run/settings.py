@@ -82,10 +82,10 @@ class RunSettings:
         return self.with_overrides(**branch.overrides, events=[], compare=[], title=branch.label)
 
     def _validate_run(self) -> None:
-        from .engine import checks, memory
-        from .engine.schedulers import SCHEDULERS
-        from .models.device import check_names
-        from .models.folder_check import model_facts
+        from ..engine import checks, memory
+        from ..engine.schedulers import SCHEDULERS
+        from ..models.device import check_names
+        from ..models.loading import model_facts
 
         checks.check_size("height", self.height)
         checks.check_size("width", self.width)
@@ -152,21 +152,21 @@ class RunSettings:
     def depth_map_tensor(self):
         """The depth map as the engine takes it: a picture file (bright = near) becomes [1, H, W] in [0, 1]."""
         if isinstance(self.depth_map, (str, Path)):
-            from .scenario import depth_tensor
+            from ..engine.checks import depth_tensor
 
             return depth_tensor(self.depth_map)
         return self.depth_map
 
     def load_pipeline(self, model=None):
         """The pipeline for `model` (default: this run's) on this run's device, dtype and weight variant."""
-        from .models import load_pipeline
+        from ..models import load_pipeline
 
         return load_pipeline(self.model if model is None else model, device=self.device, dtype=self.dtype,
                              variant=self.variant, vae_tiling=self.vae_tiling, prediction_type=self.prediction_type)
 
     def input_pictures(self) -> dict:
         """The pictures the run takes, as given: {"input": ..., "mask": ...} (PIL images); none for txt2img."""
-        from .engine.checks import load_image
+        from ..engine.checks import load_image
 
         pictures = {}
         if self.mode != "txt2img":
@@ -178,11 +178,11 @@ class RunSettings:
         return pictures
 
     def make_stepper(self, pipe):
-        from .engine import Stepper
+        from ..engine import Stepper
 
         kwargs = self.stepper_kwargs()
         if self.timestep_spacing is not None:  # the named (or the model's own) scheduler, spaced as asked
-            from .engine.schedulers import make_scheduler
+            from ..engine.schedulers import make_scheduler
 
             spacing = {"timestep_spacing": self.timestep_spacing}
             kwargs["scheduler"] = (type(pipe.scheduler).from_config(pipe.scheduler.config, **spacing)
