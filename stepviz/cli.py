@@ -195,7 +195,9 @@ def _reporting_input_errors(function, *args) -> int:
 
 def _main(argv: list[str]) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv or ["tui"])
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["tui", *argv]  # `stepviz` and `stepviz --model toy ...` open the TUI, as `stepviz tui ...`
+    args = parser.parse_args(argv)
     if args.command == "schedulers":
         return _list_schedulers()
     if args.command == "lessons" and args.lessons_command == "check":

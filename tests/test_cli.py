@@ -130,6 +130,14 @@ def test_an_export_from_the_command_line(run_export, tiny_model_dir, capsys):
     assert (out / "steps.gif").is_file() and (out / "index.html").is_file()
 
 
+def test_run_options_without_a_command_are_the_tuis(capsys):
+    assert main(["--model", "toy", "--steps", "0"]) == 2  # refused before a window opens, as `stepviz tui` does
+    assert ">= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "{tui,serve" in capsys.readouterr().out
+
+
 def test_scenarios_lists_the_lessons_one_line_each(capsys):
     assert main(["scenarios"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

@@ -9,14 +9,17 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer
 from textual.worker import get_current_worker
 
 from ...run.session import MAIN
 from ..widgets.attention_panel import GRID_TOKENS, AttentionGrid, AttentionPanel
+from ..widgets.key_bar import Key, KeyBar
 from ..widgets.status_line import StatusLine
 
 POLL_SECONDS = 0.25  # how often the screen looks for a new step or another step looked at
+KEYS = [Key("↑↓", "token", "token"), Key("←→", "look back", "look"), Key("space", "step", "step"),
+        Key("u", "x0-hat/x_t", "x0/xt"), Key("z", "all tokens", "all"), Key("esc", "back", "back"),
+        Key("?", "help", "help"), Key("q", "quit", "quit")]  # every one stays at 80 columns (the key bar)
 
 
 def attention_frame(pipe, record, under: str, selected: int, grid: bool, decoded: dict) -> dict:
@@ -74,7 +77,7 @@ class AttentionScreen(Screen):
         yield StatusLine("", id="attention-status")
         yield AttentionPanel(self.graphics, id="attention-panel")
         yield AttentionGrid(self.graphics, id="attention-grid")
-        yield Footer(compact=True)
+        yield KeyBar(KEYS, id="attention-keys")
 
     def on_mount(self) -> None:
         self.set_interval(POLL_SECONDS, self.poll)

@@ -113,3 +113,6 @@ class HelpScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body"):
             yield Static(Markdown(help_text(self.prediction_type)), id="help-text")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-body").border_subtitle = "up/down to scroll · escape to close"
