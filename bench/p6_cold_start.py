@@ -31,7 +31,7 @@ settings.validate()  # what `stepviz tui` does before the window opens
 leave_a_core_for_the_ui()
 print(f"VALIDATED {since()}", flush=True)
 async def main():
-    from stepviz.session import MAIN
+    from stepviz.run.session import MAIN
     from stepviz.tui.screens.main import MainScreen
     from stepviz.tui.widgets.guidance_panel import GuidancePanel
     app = StepvizApp(settings, graphics="halfcell")
