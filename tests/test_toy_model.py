@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from stepviz.toy.checker import check
-from training.evaluate import SHIPPED_MODEL, accuracy_table, generate, load_toy_pipeline
+from stepviz.models.folder_check import weight_files
+from stepviz.models.loading import shipped_folder
+from training.evaluate import accuracy_table, generate
+from training.sources import load_toy_pipeline
 from stepviz.toy.world import draw_scene
 
 # one prompt per colour, shapes and backgrounds varied
@@ -25,20 +28,19 @@ PROMPTS = [
 def pipe():
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_HUB_OFFLINE", "1")  # the folder must load with no network
-        yield load_toy_pipeline(SHIPPED_MODEL)
+        yield load_toy_pipeline("toy")
 
 
-def test_folder_is_a_standard_sd_folder():
-    index = json.loads((SHIPPED_MODEL / "model_index.json").read_text())
+def test_shipped_toy_is_a_standard_sd_pipeline_of_safetensors_parts():
+    folder = shipped_folder("toy")
+    index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == "StableDiffusionPipeline"
     assert index["safety_checker"] == [None, None] and index["feature_extractor"] == [None, None]
-    weights = list(SHIPPED_MODEL.rglob("*.safetensors"))
+    weights = weight_files(folder)
     # vae, unet, text encoder, and the tiny preview decoder (AutoencoderTiny) that stepviz.render.preview uses
-    assert {w.parent.name for w in weights} == {"vae", "unet", "text_encoder", "preview_decoder"}
-    assert not list(SHIPPED_MODEL.rglob("*.bin"))
-    assert sum(w.stat().st_size for w in weights) <= 25 * 2**20
-    rgb = json.loads((SHIPPED_MODEL / "latent_rgb.json").read_text())
-    assert np.asarray(rgb["factors"]).shape == (4, 3) and len(rgb["bias"]) == 3
+    assert {name.split("/")[0] for name, _ in weights} == {"vae", "unet", "text_encoder", "preview_decoder"}
+    assert not list(folder.parent.rglob("*.bin"))
+    assert sum(path.stat().st_size for _, path in weights) <= 25 * 2**20
 
 
 def test_scaled_latents_have_unit_std_per_channel(pipe):

@@ -205,15 +205,17 @@ SHIPPED_VARIANTS = [("toy-inpaint", "StableDiffusionInpaintPipeline", 9, "inpain
 @pytest.mark.parametrize("name, class_name, channels, mode", SHIPPED_VARIANTS)
 def test_shipped_variant_folder_loads_and_steps(name, class_name, channels, mode):
     from stepviz import Stepper, load_pipeline
+    from stepviz.models.folder_check import weight_files
     from stepviz.models.loading import shipped_folder
+    from training.sources import PROVENANCE
 
     folder = shipped_folder(name)
     index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == class_name
-    weights = list(folder.rglob("*.safetensors"))
-    assert weights and not list(folder.rglob("*.bin")) and not (folder / "scratch").exists()
-    assert sum(w.stat().st_size for w in weights) <= 25 * 2**20
-    assert "python -m training.train_variants" in (folder / "TRAINING.md").read_text()
+    weights = weight_files(folder)
+    assert weights and not list(folder.parent.rglob("*.bin")) and not (folder / "scratch").exists()
+    assert sum(path.stat().st_size for _, path in weights) <= 25 * 2**20
+    assert "python -m training.train_variants" in (PROVENANCE / name / "TRAINING.md").read_text()
     pipe = load_pipeline(name)
     assert pipe.unet.config.in_channels == channels
     scene = draw_scene("red", "circle", "black", seed=1)

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
 
 from .checkpoint import SaveClock, resume, save_checkpoint, step_generator, warmup_cosine
+from .sources import part
 from .variant_data import load_or_draw_depth_scenes
 
 ESTIMATOR_PHASE = 7  # step_generator phase: distinct from the base model's phases
@@ -124,10 +125,10 @@ def format_errors(errors: dict) -> str:
             f"worst {errors['near_iou_min']:.3f}")
 
 
-def load_depth_estimator(folder: Path) -> tuple[DPTForDepthEstimation, DPTImageProcessor]:
-    """The estimator and processor that `main` saved into folder."""
-    model = DPTForDepthEstimation.from_pretrained(folder / "depth_estimator", use_safetensors=True).eval()
-    return model, DPTImageProcessor.from_pretrained(folder / "feature_extractor")
+def load_depth_estimator(model: str | Path) -> tuple[DPTForDepthEstimation, DPTImageProcessor]:
+    """The estimator and processor of a folder `main` wrote, or of the shipped toy-depth model."""
+    estimator = DPTForDepthEstimation.from_pretrained(part(model, "depth_estimator"), use_safetensors=True).eval()
+    return estimator, DPTImageProcessor.from_pretrained(part(model, "feature_extractor"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,10 +1,10 @@
 """Does the toy model obey its prompt? Run the real diffusers pipeline and ask the checker.
 
-    python -m training.evaluate [--model DIR] [--seeds 4] [--steps 25] [--grids DIR]
+    python -m training.evaluate [--model toy|DIR] [--seeds 4] [--steps 25] [--grids DIR]
 
 The fixed evaluation set: every colour x shape x background prompt (36) with seeds 14000..14003
 (generator = torch.Generator().manual_seed(seed)), 144 pictures, generated with
-`StableDiffusionPipeline.from_pretrained(DIR)` and DDIM (25 steps) at guidance 7.5 and 1.0. These
+the diffusers pipeline the model names (stepviz's loader) and DDIM (25 steps) at guidance 7.5 and 1.0. These
 seeds were never used while training (training draws its noise from generators seeded by
 (seed, phase, step)) nor while choosing settings (that used seeds 0..7). The table gives how often
 the checker finds the prompted colour, shape (template fit), both, and background, the shape by the
@@ -20,25 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stepviz.models.loading import shipped_folder
 from stepviz.toy.checker import check, inspect
 from stepviz.toy.world import all_captions
 
-SHIPPED_MODEL = shipped_folder("toy")
+from .sources import SHIPPED_MODEL, load_toy_pipeline
+
 GUIDANCE_SCALES = (7.5, 1.0)
 EVAL_FIRST_SEED = 14_000  # the fixed evaluation set's seeds: 14000, 14001, ... per prompt
 GRID_FIRST_SEED = 15_000  # the 4 x 4 grids of fresh pictures
-
-
-def load_toy_pipeline(model_dir: str | Path = SHIPPED_MODEL):
-    """The toy model as a plain StableDiffusionPipeline with a DDIM scheduler (its folder noted for previews)."""
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
-
-    pipe = StableDiffusionPipeline.from_pretrained(str(model_dir))
-    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.stepviz_folder = str(model_dir)
-    return pipe
 
 
 def generate_recording(pipe, prompts: list[str], seeds: list[int], guidance_scale: float,
@@ -172,14 +161,12 @@ def img2img_position_shift(model_dir: str | Path = SHIPPED_MODEL, count: int = 1
     Uses diffusers' StableDiffusionImg2ImgPipeline on the same folder, prompted with
     each scene's own caption; the checker's blob centroid is compared with the scene's.
     """
-    from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
+    from diffusers import StableDiffusionImg2ImgPipeline
 
     from stepviz.toy.checker import inspect
     from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
 
-    pipe = StableDiffusionImg2ImgPipeline.from_pretrained(str(model_dir))
-    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = load_toy_pipeline(model_dir, StableDiffusionImg2ImgPipeline)
     cells = [(c, s, b) for c in COLOURS for s in SHAPES for b in BACKGROUNDS]
     scenes = [draw_scene(*cells[(7 * i) % len(cells)], seed=500 + i) for i in range(count)]
     shifts = []
@@ -199,7 +186,7 @@ def img2img_position_shift(model_dir: str | Path = SHIPPED_MODEL, count: int = 1
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(SHIPPED_MODEL), help="pipeline folder (default: the shipped toy model)")
+    parser.add_argument("--model", default=str(SHIPPED_MODEL), help="a shipped model's name or a pipeline folder")
     parser.add_argument("--seeds", type=int, default=4, help="seeds per prompt, from --first-seed on")
     parser.add_argument("--first-seed", type=int, default=EVAL_FIRST_SEED, help="the evaluation set's first seed")
     parser.add_argument("--grids", default=None, help="also save a 4 x 4 grid of fresh pictures per shape there")

@@ -27,7 +27,7 @@ import torch
 
 from stepviz.toy.world import BACKGROUNDS, CELL, COLOURS, MARGIN, SHAPES, caption, cell_box_around, draw_scene
 
-from .evaluate import SHIPPED_MODEL
+from .sources import SHIPPED_MODEL
 from .evaluate_variants import InpaintCase, _other, evaluate_inpaint, inpaint_rows_table, save_grid
 
 SETS = ("new shape", "new colour", "empty")
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m training.evaluate_diy_inpaint",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(SHIPPED_MODEL), help="base toy model (name or folder)")
+    parser.add_argument("--model", default=SHIPPED_MODEL, help="base toy model (name or folder)")
     parser.add_argument("--steps", type=int, default=25, help="DDIM steps")
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--grid", help="save input (hole shaded) and output pictures as one PNG")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,8 +22,8 @@ from stepviz.render.preview import uint8_pictures
 from stepviz.toy.checker import inspect
 from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
 
-from .evaluate import SHIPPED_MODEL
 from .extra_channels import pixels_from_uint8
+from .sources import SHIPPED_MODEL, part
 
 FIRST_SEED = 16_000
 SIZE_BINS = ((0.16, 0.20), (0.20, 0.25), (0.25, 0.30))  # circumradius / side
@@ -75,14 +74,14 @@ def main(argv: list[str] | None = None) -> None:
     from diffusers import AutoencoderKL
 
     parser = argparse.ArgumentParser(prog="python -m training.evaluate_vae", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(SHIPPED_MODEL), help="toy pipeline folder")
+    parser.add_argument("--model", default=SHIPPED_MODEL, help="a shipped model's name or a pipeline folder")
     parser.add_argument("--per-cell", type=int, default=8, help="scenes per colour x shape x background")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     if args.per_cell < 1:
         parser.error(f"--per-cell must be at least 1, not {args.per_cell}")
     torch.set_num_threads(args.threads)
-    vae = AutoencoderKL.from_pretrained(str(Path(args.model) / "vae")).eval()
+    vae = AutoencoderKL.from_pretrained(part(args.model, "vae")).eval()
     print(format_rows(round_trip_rows(vae, args.per_cell)))
 
 

@@ -28,8 +28,9 @@ from stepviz.toy.world import RADIUS_RANGE
 
 from . import components
 from .dataset import load_or_draw
-from .evaluate import EVAL_FIRST_SEED, accuracy_table, format_table, load_toy_pipeline
+from .evaluate import EVAL_FIRST_SEED, accuracy_table, format_table
 from .reporting import fit_latent_rgb, plot_losses
+from .sources import load_toy_pipeline, part
 from .tokenizer import write_tokenizer
 from .train_unet import LatentSet, caption_token_ids, outline_share, train_unet
 from .train_vae import fold_latent_normalisation, latent_statistics, reconstruction_report, train_vae
@@ -59,9 +60,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--unet-layers", type=int, help="resnet (+ attention) layers per UNet block")
     parser.add_argument("--min-radius", type=float, default=RADIUS_RANGE[0],
                         help="smallest shape drawn for training (circumradius / side)")
-    parser.add_argument("--vae-from", type=Path,
-                        help="a toy pipeline folder whose VAE is kept (phase 1 skipped): its latent space, "
-                             "preview decoder and variants stay valid")
+    parser.add_argument("--vae-from",
+                        help="a toy model whose VAE is kept (phase 1 skipped): a shipped model's name (toy) or a "
+                             "pipeline folder; its latent space, preview decoder and variants stay valid")
     parser.add_argument("--outline-weight", type=float, default=0.0,
                         help="extra loss weight on latent cells at the shape's outline (0: plain eps MSE)")
     parser.add_argument("--caption-dropout", type=float, default=0.1, help="fraction of captions replaced by \"\"")
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.vae_from is not None:
         from diffusers import AutoencoderKL
 
-        vae = AutoencoderKL.from_pretrained(args.vae_from / "vae", use_safetensors=True).eval()
+        vae = AutoencoderKL.from_pretrained(part(args.vae_from, "vae"), use_safetensors=True).eval()
         vae_losses = []
         std_line = f"VAE kept from {args.vae_from} (not trained here)"
     else:

@@ -30,6 +30,7 @@ from stepviz.toy.checker import inspect
 
 from .checkpoint import SaveClock, load_checkpoint, resume, save_checkpoint, step_generator, warmup_cosine
 from .extra_channels import encode_posterior, pixels_from_uint8, sample_posterior
+from .sources import part, write_plain_folder
 from .train_vae import shape_weighted_pixel_loss
 from .variant_data import draw_inpaint_examples, load_or_draw_depth_scenes, paint_into_hole
 
@@ -129,9 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args(argv)
-    model, out = Path(args.model), Path(args.out)
-    if not (model / "vae").is_dir():
-        sys.exit(f"--model {model}: no vae/ folder there (a diffusers pipeline folder is needed)")
+    model, out = args.model, Path(args.out)
+    if not part(model, "vae").is_dir():
+        sys.exit(f"--model {model}: no vae/ folder there (a shipped model's name or a pipeline folder is needed)")
     torch.set_num_threads(args.threads)
     started = time.monotonic()
     scratch = out.parent / f"{out.name}-scratch"
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from diffusers import AutoencoderKL
 
-    vae = AutoencoderKL.from_pretrained(model / "vae", use_safetensors=True).eval()
+    vae = AutoencoderKL.from_pretrained(part(model, "vae"), use_safetensors=True).eval()
     before = round_trip_report(vae)
     cached = load_checkpoint(scratch / "pictures.pt")
     if cached is None:
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
 
     staging = out.parent / f"{out.name}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(model, staging, ignore=shutil.ignore_patterns("scratch"))
+    write_plain_folder(model, staging)
     shutil.rmtree(staging / "vae")
     vae.save_pretrained(staging / "vae", safe_serialization=True)
     minutes = (time.monotonic() - started) / 60

@@ -1,7 +1,7 @@
 """The toy model's quick previews: linear latent -> RGB factors and a tiny decoder, fitted and measured.
 
-    python -m training.train_preview [--model stepviz/toy/model] [--scenes 720] [--steps 2500]
-    python -m training.train_preview --model stepviz/toy/model-depth --measure   (the shipped one, no training)
+    python -m training.train_preview --model DIR [--scenes 720] [--steps 2500]   (DIR: what training.train wrote)
+    python -m training.train_preview --model toy-depth --measure   (a shipped model, no training)
 
 Both are fitted to the VAE decoder's own pictures of toy latents (every colour x shape x background):
 1. least squares rgb = z @ F + b against the decoded pictures averaged down to latent resolution
@@ -33,9 +33,9 @@ from stepviz.render.preview import (LATENT_RGB_FILE, PREVIEW_DECODER_DIR, approx
 from stepviz.toy.checker import inspect
 from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
 
-from .evaluate import SHIPPED_MODEL
 from .extra_channels import pixels_from_uint8
 from .reporting import fit_latent_rgb
+from .sources import SHIPPED_MODEL, load_toy_pipeline, part
 
 # Scenes are draw_scene(cell i % 36, seed=BASE + i): the training set draws its seeds from
 # default_rng(0).integers(2**31), so these fixed ranges are (with overwhelming odds) never training scenes.
@@ -166,12 +166,12 @@ def _load_or_make(cache: Path | None, make) -> dict:
     return data
 
 
-def measure_shipped(model: Path, count: int) -> None:
-    """Print how often the folder's tiny decoder names the colour its VAE decodes, on held-out drawn scenes."""
+def measure_shipped(model: str, count: int) -> None:
+    """Print how often the model's tiny decoder names the colour its VAE decodes, on held-out drawn scenes."""
     from diffusers import AutoencoderKL, AutoencoderTiny
 
-    tiny = AutoencoderTiny.from_pretrained(str(model / PREVIEW_DECODER_DIR), use_safetensors=True).eval()
-    held = decoded_latents(AutoencoderKL.from_pretrained(str(model / "vae")).eval(),
+    tiny = AutoencoderTiny.from_pretrained(part(model, PREVIEW_DECODER_DIR), use_safetensors=True).eval()
+    held = decoded_latents(AutoencoderKL.from_pretrained(part(model, "vae")).eval(),
                            draw_scenes(HELD_OUT_SEED_BASE, count), seed=2)
     views = _previews(held["latents"], lambda z: tiny_decoder_images(z, tiny)[0])
     decoded = uint8_pictures(held["decoded"])
@@ -184,10 +184,11 @@ def measure_shipped(model: Path, count: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     from diffusers import AutoencoderTiny
 
-    from .evaluate import load_toy_pipeline
+    from stepviz.models.loading import SHIPPED
 
     parser = argparse.ArgumentParser(prog="python -m training.train_preview", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(SHIPPED_MODEL), help="toy pipeline folder")
+    parser.add_argument("--model", default=SHIPPED_MODEL,
+                        help="the pipeline folder to fit (written into); --measure: a shipped model's name too")
     parser.add_argument("--scenes", type=int, default=720, help="fitting scenes (20 of each of the 36 kinds)")
     parser.add_argument("--held-out", type=int, default=216, help="held-out scenes for the measure")
     parser.add_argument("--steps", type=int, default=2500, help="tiny decoder training steps")
@@ -200,10 +201,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--scenes, --held-out and --steps must be at least 1")
     torch.set_num_threads(args.threads)
     started = time.time()
-    model = Path(args.model)
     if args.measure:
-        measure_shipped(model, args.held_out)
+        measure_shipped(args.model, args.held_out)
         return
+    if args.model in SHIPPED:
+        parser.error(f"--model {args.model}: the fit is written into the model's folder; give the folder "
+                     "`python -m training.train` wrote (the shipped models' parts are shared)")
+    model = Path(args.model)
     pipe = load_toy_pipeline(model)
     images = draw_scenes(FIT_SEED_BASE, args.scenes)
     held_images = draw_scenes(HELD_OUT_SEED_BASE, args.held_out)

@@ -1,6 +1,6 @@
 """Fine-tune the toy model into its inpainting or Depth2Img variant.
 
-    python -m training.train_variants --base stepviz/toy/model --variant inpaint|depth --out DIR [--resume]
+    python -m training.train_variants [--base toy|DIR] --variant inpaint|depth --out DIR [--resume]
 
 As SD's inpainting and depth models were made from SD: keep the base model's VAE,
 tokenizer and text encoder (frozen), widen the UNet's conv_in with zero-initialised
@@ -31,18 +31,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from stepviz.models.loading import load_pipeline
 from stepviz.render.preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR
 
 from .checkpoint import SaveClock, load_checkpoint, resume, save_checkpoint, step_generator, warmup_cosine
 from .dataset import EMPTY_CAPTION_INDEX
 from .extra_channels import (EXTRA_CHANNELS, depth_at_latent_size, encode_posterior, mask_at_latent_size,
                              masked_pixels, pixels_from_uint8, sample_posterior, widen_conv_in)
+from .sources import SHIPPED_MODEL, part
 from .train_unet import caption_token_ids
 from .variant_data import draw_inpaint_examples, load_or_draw_depth_scenes
 
 VARIANT_PHASE = {"inpaint": 8, "depth": 9}  # step_generator phases, distinct from the base model's
 DEFAULTS = dict(steps=3000, batch=48, lr=8e-4, scenes=6000, examples=7000)
-DEFAULT_ESTIMATOR = Path("toy-train-variants/estimator")
+DEFAULT_ESTIMATOR = "toy-depth"  # the shipped depth model's estimator
 
 
 @dataclass
@@ -236,11 +238,13 @@ def plot_variant_losses(losses: list[float], title: str, path: Path) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.train_variants", description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="the base toy model folder (a StableDiffusionPipeline)")
+    parser.add_argument("--base", default=SHIPPED_MODEL,
+                        help="the base toy model: a shipped model's name (toy) or a StableDiffusionPipeline folder")
     parser.add_argument("--variant", required=True, choices=sorted(EXTRA_CHANNELS))
     parser.add_argument("--out", required=True, help="output folder (the variant pipeline is saved here)")
-    parser.add_argument("--depth-estimator", default=str(DEFAULT_ESTIMATOR),
-                        help="folder written by `python -m training.depth_estimator` (depth variant)")
+    parser.add_argument("--depth-estimator", default=DEFAULT_ESTIMATOR,
+                        help="depth variant: the folder `python -m training.depth_estimator` wrote, or the shipped "
+                             "toy-depth model's estimator (the default)")
     parser.add_argument("--estimator-share", type=float, default=0.25,
                         help="depth variant: share of training scenes conditioned on the estimator's depth")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/scratch")
@@ -263,22 +267,19 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     started = time.monotonic()
-    out, estimator = Path(args.out), Path(args.depth_estimator)
+    out, estimator = Path(args.out), args.depth_estimator
     scratch = out / "scratch"
     if not args.resume and scratch.exists():
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True, exist_ok=True)
     if args.variant != "inpaint" and args.hole_loss_weight != 1.0:
         sys.exit(f"--hole-loss-weight {args.hole_loss_weight}: only the inpaint variant has a hole (leave it at 1)")
-    if args.variant == "depth" and not (estimator / "depth_estimator").is_dir():
+    if args.variant == "depth" and not part(estimator, "depth_estimator").is_dir():
         sys.exit(f"no depth estimator in {estimator}: run `python -m training.depth_estimator --out {estimator}`")
 
-    from diffusers import StableDiffusionPipeline
-
-    base = StableDiffusionPipeline.from_pretrained(args.base, safety_checker=None, requires_safety_checker=False,
-                                                   use_safetensors=True)
-    for part in (base.vae, base.text_encoder):
-        part.requires_grad_(False).eval()
+    base = load_pipeline(args.base, device="cpu", dtype="float32")
+    for frozen in (base.vae, base.text_encoder):
+        frozen.requires_grad_(False).eval()
     size = base.unet.config.sample_size * base.vae_scale_factor
     cached = scratch / "variant_set.pt"
     stored = load_checkpoint(cached)
@@ -301,12 +302,12 @@ def main(argv: list[str] | None = None) -> None:
                                           save_every_s=args.save_every)
     save_variant(args.variant, base, ema_unet, out, estimator)
     # the base's tokenizer files verbatim (vocab.json + merges.txt too, which transformers 4 needs)
-    shutil.copytree(Path(args.base) / "tokenizer", out / "tokenizer", dirs_exist_ok=True)
+    shutil.copytree(part(args.base, "tokenizer"), out / "tokenizer", dirs_exist_ok=True)
     # same VAE, same latent space: the base's quick-preview factors and tiny decoder hold
-    if (Path(args.base) / LATENT_RGB_FILE).exists():
-        shutil.copy(Path(args.base) / LATENT_RGB_FILE, out / LATENT_RGB_FILE)
-    if (Path(args.base) / PREVIEW_DECODER_DIR).is_dir():
-        shutil.copytree(Path(args.base) / PREVIEW_DECODER_DIR, out / PREVIEW_DECODER_DIR, dirs_exist_ok=True)
+    if part(args.base, LATENT_RGB_FILE).exists():
+        shutil.copy(part(args.base, LATENT_RGB_FILE), out / LATENT_RGB_FILE)
+    if part(args.base, PREVIEW_DECODER_DIR).is_dir():
+        shutil.copytree(part(args.base, PREVIEW_DECODER_DIR), out / PREVIEW_DECODER_DIR, dirs_exist_ok=True)
     plot_variant_losses(losses, f"{args.variant} variant UNet (Min-SNR-weighted eps MSE)", out / "loss_curve.png")
     minutes = (time.monotonic() - started) / 60
     command = "python -m training.train_variants " + " ".join(argv if argv is not None else sys.argv[1:])

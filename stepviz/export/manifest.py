@@ -13,6 +13,8 @@ import platform
 import time
 from pathlib import Path
 
+from ..models.folder_check import weight_files
+
 FULL_HASH_LIMIT = 1 << 30  # above 1 GiB of safetensors, hash names, sizes and the first and last MiB
 EDGE_BYTES = 1 << 20
 
@@ -24,11 +26,11 @@ def weights_hash(folder: str | Path | None) -> tuple[str | None, str]:
     if folder is None:
         return None, "no model folder (pipeline built in code)"
     folder = Path(folder)
-    files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*.safetensors") if p.is_file())
-    if not files:
+    named = [(folder.name, folder)] if folder.is_file() else weight_files(folder)  # a single file: its name
+    if not named:
         return None, "no safetensors files in the model folder"
-    base = folder.parent if folder.is_file() else folder  # a single-file checkpoint: its name
-    stats = tuple((str(p.relative_to(base)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    files = [path for _, path in named]
+    stats = tuple((name, p.stat().st_size, p.stat().st_mtime_ns) for name, p in named)
     key = (str(folder.resolve()), stats)
     if key in _hash_cache:
         return _hash_cache[key]

@@ -17,6 +17,9 @@ WEIGHT_FOLDERS = ("unet", "vae", "text_encoder", "text_encoder_2", "depth_estima
 # Components stepviz never uses (the safety checker, its feature extractor, IP-Adapter's image encoder): loaded
 # as None when model_index.json names them but their folders are absent. Depth2Img's feature extractor is used.
 UNUSED_COMPONENTS = ("safety_checker", "feature_extractor", "image_encoder")
+# model_index.json's map of the pipeline's parts to folders elsewhere (relative to the pipeline's folder): the
+# models stepviz ships share parts (one VAE, text encoder, preview decoder...), each file stored once.
+PARTS_KEY = "_stepviz_parts"
 
 
 class ModelLoadError(ValueError):
@@ -60,28 +63,64 @@ def read_json(path: Path, what: str) -> dict:
     return data
 
 
+def part_folders(folder: Path, index: dict | None = None) -> dict[str, Path]:
+    """Each part's folder: `folder/<name>` for every subfolder, and the folders model_index.json maps under
+    PARTS_KEY (the shipped models' shared parts) in their place."""
+    folder = Path(folder)
+    index = read_json(folder / "model_index.json", "pipeline") if index is None else index
+    parts = {path.name: path for path in sorted(folder.iterdir()) if path.is_dir()}
+    shared = index.get(PARTS_KEY) or {}
+    if not isinstance(shared, dict):
+        raise ModelLoadError(f"{folder / 'model_index.json'}: {PARTS_KEY} must map part names to folders")
+    parts.update({name: (folder / str(place)).resolve() for name, place in shared.items()})
+    return parts
+
+
+def weight_files(folder: Path) -> list[tuple[str, Path]]:
+    """(name in the pipeline, path) of each safetensors file of a pipeline folder, in name order; a shared part's
+    files named as if they lay in the folder (unet/diffusion_pytorch_model.safetensors)."""
+    files = {str(path.relative_to(folder)): path for path in folder.rglob("*.safetensors") if path.is_file()}
+    index = folder / "model_index.json"
+    shared = (read_json(index, "pipeline").get(PARTS_KEY) or {}) if index.is_file() else {}
+    for name, part in part_folders(folder).items():
+        if name in shared:
+            files.update({f"{name}/{path.relative_to(part)}": path for path in part.rglob("*.safetensors")
+                          if path.is_file()})
+    return sorted(files.items(), key=lambda item: Path(item[0]))
+
+
+def pipeline_part(pipe, name: str) -> Path | None:
+    """Where a loaded pipeline's part (or file) `name` lies: a shared part's folder, else its model folder's."""
+    parts = getattr(pipe, "stepviz_parts", None) or {}
+    if name in parts:
+        return Path(parts[name])
+    folder = getattr(pipe, "stepviz_folder", None)
+    return Path(folder) / name if folder else None
+
+
 def check_model_folder(folder: Path, allow_pickle: bool = False) -> ModelFacts:
     """The folder's facts, or a ModelLoadError naming the file or component that is wrong."""
     index = read_json(folder / "model_index.json", "pipeline")
+    parts = part_folders(folder, index)
     components = tuple(name for name, value in index.items() if not name.startswith("_")
                        and isinstance(value, list) and len(value) == 2 and value[0] is not None)
     for name in components:
-        if not (folder / name).is_dir() and name not in UNUSED_COMPONENTS:
+        if not parts.get(name, folder / name).is_dir() and name not in UNUSED_COMPONENTS:
             raise ModelLoadError(f"the pipeline's component {name!r} is missing: model_index.json lists it but "
-                                 f"{folder / name} does not exist; export the pipeline again")
+                                 f"{parts.get(name, folder / name)} does not exist; export the pipeline again")
     for name in (c for c in components if c in WEIGHT_FOLDERS):
-        check_weights(folder / name, name, allow_pickle)
+        check_weights(parts[name], name, allow_pickle)
     facts = {}
     if "scheduler" in components:
-        facts["num_train_timesteps"] = int(read_json(folder / "scheduler" / "scheduler_config.json", "scheduler")
+        facts["num_train_timesteps"] = int(read_json(parts["scheduler"] / "scheduler_config.json", "scheduler")
                                            .get("num_train_timesteps", 1000))
     if "unet" in components:
-        unet = read_json(folder / "unet" / "config.json", "unet")
+        unet = read_json(parts["unet"] / "config.json", "unet")
         facts.update(unet_in_channels=int(unet.get("in_channels", 4)),
                      unet_sample_size=int(unet.get("sample_size", 64)),
                      unet_channels=tuple(unet.get("block_out_channels", ModelFacts.unet_channels)))
     if "vae" in components:
-        vae = read_json(folder / "vae" / "config.json", "vae")
+        vae = read_json(parts["vae"] / "config.json", "vae")
         facts.update(vae_channels=tuple(vae.get("block_out_channels", ModelFacts.vae_channels)),
                      latent_channels=int(vae.get("latent_channels", 4)))
     return ModelFacts(folder, has_depth_estimator="depth_estimator" in components, components=components,

@@ -1,7 +1,8 @@
 """load_pipeline: a Stable Diffusion 1.x/2.x or SDXL checkpoint, offline, safetensors only.
 
 `model` is one of
-  - "toy", "toy-inpaint", "toy-depth": the models shipped inside stepviz (stepviz/toy/);
+  - "toy", "toy-inpaint", "toy-depth": the models shipped inside stepviz (stepviz/toy/weights/: one folder per
+    model holding its model_index.json, whose parts map names the shared part folders beside it);
   - a local folder holding model_index.json;
   - a hub id ("org/name") already in the local Hugging Face cache. stepviz never downloads;
   - a single-file checkpoint (.safetensors with the original key names): SD 1.x, 2.x or SDXL.
@@ -14,13 +15,11 @@ import os
 from pathlib import Path
 
 from .device import pick_device, pick_dtype
-from .folder_check import PICKLE_SUFFIXES, UNUSED_COMPONENTS, ModelFacts, ModelLoadError, check_model_folder
+from .folder_check import (PARTS_KEY, PICKLE_SUFFIXES, UNUSED_COMPONENTS, ModelFacts, ModelLoadError,
+                           check_model_folder, part_folders)
 
-SHIPPED = {
-    "toy": "model",
-    "toy-inpaint": "model-inpaint",
-    "toy-depth": "model-depth",
-}
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "toy" / "weights"
+SHIPPED = ("toy", "toy-inpaint", "toy-depth")  # each a folder of SHIPPED_WEIGHTS
 PIPELINE_CLASSES = (
     "StableDiffusionPipeline",
     "StableDiffusionImg2ImgPipeline",
@@ -33,7 +32,10 @@ PIPELINE_CLASSES = (
 
 
 def shipped_folder(name: str) -> Path:
-    return Path(__file__).resolve().parent.parent / "toy" / SHIPPED[name]
+    """The folder of a shipped model ("toy", "toy-inpaint", "toy-depth"): its model_index.json and parts map."""
+    if name not in SHIPPED:
+        raise ValueError(f"{name!r} is not a shipped model: use one of {', '.join(SHIPPED)}")
+    return SHIPPED_WEIGHTS / name
 
 
 def resolve(model: str | os.PathLike) -> Path:
@@ -117,7 +119,14 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
 
     cls = getattr(diffusers, class_name)
     notices = []
-    variant = weight_variant(folder, variant, notices)
+    parts = part_folders(folder, index)
+    variant = weight_variant(parts.get("unet", folder / "unet"), variant, notices)
+    if PARTS_KEY in index:
+        try:
+            pipe = assemble_pipeline(cls, index, parts, torch_dtype)
+        except Exception as exc:  # diffusers raises many kinds; one clear line for the user
+            raise ModelLoadError(f"could not load the weights of {folder}: {first_line(exc)}") from None
+        return _ready(pipe, model, folder, device, attention_slicing, vae_tiling, notices, parts)
     extra = {}
     skipped = [name for name in UNUSED_COMPONENTS if (index.get(name) or [None])[0] is not None
                and not (folder / name).is_dir()]
@@ -132,7 +141,35 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
                                    local_files_only=True, variant=variant, **extra)
     except Exception as exc:  # diffusers raises many kinds; one clear line for the user
         raise ModelLoadError(f"could not load the weights in {folder}: {first_line(exc)}") from None
-    return _ready(pipe, model, folder, device, attention_slicing, vae_tiling, notices)
+    return _ready(pipe, model, folder, device, attention_slicing, vae_tiling, notices, parts)
+
+
+def assemble_pipeline(cls, index: dict, parts: dict[str, Path], torch_dtype):
+    """The pipeline built from its parts' folders, each loaded as diffusers' from_pretrained loads a
+    component (safetensors only, offline, the pipeline's dtype for the weights)."""
+    import importlib
+    import inspect
+
+    import torch
+
+    arguments = {}
+    for name in inspect.signature(cls.__init__).parameters:
+        entry = index.get(name)
+        if name == "requires_safety_checker":
+            arguments[name] = bool(entry)
+        elif isinstance(entry, list) and len(entry) == 2 and entry[0] is not None:
+            library, class_name = entry
+            if library not in ("diffusers", "transformers"):
+                raise ModelLoadError(f"component {name!r}: library {library!r} is not diffusers or transformers")
+            part_class = getattr(importlib.import_module(library), class_name)
+            options = {}
+            if issubclass(part_class, torch.nn.Module):
+                options = {"dtype" if library == "transformers" else "torch_dtype": torch_dtype,
+                           "use_safetensors": True}
+            arguments[name] = part_class.from_pretrained(parts[name], local_files_only=True, **options)
+        elif name not in ("self", "args", "kwargs"):
+            arguments[name] = None
+    return cls(**arguments)
 
 
 def first_line(exc: Exception) -> str:
@@ -141,7 +178,8 @@ def first_line(exc: Exception) -> str:
     return text.splitlines()[0][:200] if text else exc.__class__.__name__
 
 
-def _ready(pipe, model, folder, device, attention_slicing: bool, vae_tiling: bool, notices: list[str]):
+def _ready(pipe, model, folder, device, attention_slicing: bool, vae_tiling: bool, notices: list[str],
+           parts: dict[str, Path] | None = None):
     """The loaded pipeline on its device, quiet, labelled with where it came from and what loading noticed."""
     pipe.set_progress_bar_config(disable=True)
     pipe = pipe.to(device)
@@ -152,24 +190,25 @@ def _ready(pipe, model, folder, device, attention_slicing: bool, vae_tiling: boo
         pipe.vae.enable_slicing()
     pipe.stepviz_model_id = str(model)
     pipe.stepviz_folder = folder
+    pipe.stepviz_parts = parts or {}  # where each part's files are (folder/<name>, or a shared part's folder)
     pipe.stepviz_notices = notices
     return pipe
 
 
-def weight_variant(folder: Path, variant: str | None, notices: list[str]) -> str | None:
+def weight_variant(unet: Path, variant: str | None, notices: list[str]) -> str | None:
     """The variant to load: the one asked for (checked), or the only one the UNet's folder holds."""
-    found = variants_in(folder / "unet")
+    found = variants_in(unet)
     if variant is not None:
         if found and variant not in found:
             plain = "plain files" if None in found else ""
             variants = [f"*.{v}.safetensors" for v in sorted(v for v in found if v)]
             kinds = ", ".join(variants + ([plain] if plain else []))
-            raise ModelLoadError(f"variant={variant!r}: {folder / 'unet'} has no *.{variant}.safetensors "
+            raise ModelLoadError(f"variant={variant!r}: {unet} has no *.{variant}.safetensors "
                                  f"(it holds {kinds})")
         return variant
     if found and None not in found and len(found) == 1:
         (only,) = found
-        notices.append(f"only {only} weight files (*.{only}.safetensors) in {folder.name}: loading the {only} "
+        notices.append(f"only {only} weight files (*.{only}.safetensors) in {unet.parent.name}: loading the {only} "
                        "variant")
         return only
     return None

@@ -12,11 +12,12 @@ sqrt(sigma^2 + 1), so pictures of x_t look alike whichever scheduler made them.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from ..models.folder_check import pipeline_part
 
 PREVIEW_KINDS = ("full", "approx", "channels")
 
@@ -45,8 +46,7 @@ def latent_rgb_factors(pipe) -> tuple[torch.Tensor, torch.Tensor]:
     cached = getattr(pipe, "_stepviz_latent_rgb", None)
     if cached is not None:
         return cached
-    folder = getattr(pipe, "stepviz_folder", None)
-    path = Path(folder) / LATENT_RGB_FILE if folder else None
+    path = pipeline_part(pipe, LATENT_RGB_FILE)
     if path is not None and path.is_file():
         data = json.loads(path.read_text())
         factors, bias = torch.tensor(data["factors"]), torch.tensor(data.get("bias", [0.0, 0.0, 0.0]))
@@ -63,8 +63,7 @@ def preview_decoder(pipe):
     cached = getattr(pipe, "_stepviz_preview_decoder", False)
     if cached is not False:
         return cached
-    folder = getattr(pipe, "stepviz_folder", None)
-    path = Path(folder) / PREVIEW_DECODER_DIR if folder else None
+    path = pipeline_part(pipe, PREVIEW_DECODER_DIR)
     decoder = None
     if path is not None and (path / "config.json").is_file():
         from diffusers import AutoencoderTiny

@@ -1,0 +1,83 @@
+"""The shipped toy models store each file once (stepviz/toy/weights/) and load as the folders they were made as."""
+
+import hashlib
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import torch
+
+from stepviz.export.manifest import weights_hash
+from stepviz.models.folder_check import PARTS_KEY, part_folders
+from stepviz.models.loading import SHIPPED, SHIPPED_WEIGHTS, shipped_folder
+from stepviz.toy.world import draw_scene
+
+# The weights_sha256 of each model as exports recorded it when every model was a whole diffusers folder
+# (stepviz/toy/model, model-inpaint, model-depth, before the parts were shared). The same files named the same
+# way hash the same: a manifest written before still names these weights. Shipping retrained weights changes
+# them (record the new ones then).
+HASH_OF_THE_WHOLE_FOLDERS = {
+    "toy": "f64e831cd98fc026775cbe3886ab9fb7e7d8a308c3beb87e2638a1605758c5e1",
+    "toy-inpaint": "f20ea4a0c313daed04372e43e86006b587c4570d89a029a16f3d2a857505a5eb",
+    "toy-depth": "3df30070250191d62f51437d9067eae00a245ffbc55f795368b39b38de30ae3e",
+}
+MODES = {"toy": "txt2img", "toy-inpaint": "inpaint", "toy-depth": "depth2img"}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_no_weight_file_and_no_part_is_stored_twice():
+    by_content = defaultdict(list)
+    for path in SHIPPED_WEIGHTS.rglob("*.safetensors"):
+        by_content[sha256(path)].append(str(path.relative_to(SHIPPED_WEIGHTS)))
+    assert len(by_content) == 9  # 3 UNets, 2 VAEs, 2 text encoders, the preview decoder, the depth estimator
+    assert [names for names in by_content.values() if len(names) > 1] == []
+    # two parts of one architecture share a config file, never a whole folder
+    by_folder = defaultdict(list)
+    for folder in (p for p in SHIPPED_WEIGHTS.iterdir() if p.is_dir()):
+        by_folder[tuple(sorted((f.name, sha256(f)) for f in folder.iterdir()))].append(folder.name)
+    assert [names for names in by_folder.values() if len(names) > 1] == []
+
+
+def test_every_part_folder_is_a_part_of_a_shipped_model():
+    used = {path for name in SHIPPED for path in part_folders(shipped_folder(name)).values()}
+    folders = {path for path in SHIPPED_WEIGHTS.iterdir() if path.is_dir() and path.name not in SHIPPED}
+    assert folders == used
+    for name in SHIPPED:  # a model's folder holds only its index: every part is shared
+        assert [p.name for p in shipped_folder(name).iterdir()] == ["model_index.json"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_weights_hash_is_the_one_exports_recorded_for_the_whole_folder(name):
+    assert weights_hash(shipped_folder(name))[0] == HASH_OF_THE_WHOLE_FOLDERS[name]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_assembled_model_steps_bit_identically_to_its_plain_diffusers_folder(name, tmp_path):
+    """The parts map assembled by stepviz's loader vs the same parts copied into one folder that diffusers'
+    from_pretrained loads: same pipeline class, same weights, the same latents at every step."""
+    from stepviz import Stepper, load_pipeline
+    from training.sources import write_plain_folder
+
+    plain = write_plain_folder(name, tmp_path / name)
+    assert PARTS_KEY not in json.loads((plain / "model_index.json").read_text())
+    assembled, loaded = load_pipeline(name), load_pipeline(plain)
+    assert type(assembled) is type(loaded)
+    for part in ("unet", "vae", "text_encoder", "depth_estimator"):
+        if getattr(loaded, part, None) is not None:
+            mine, theirs = getattr(assembled, part).state_dict(), getattr(loaded, part).state_dict()
+            assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine), part
+    assert weights_hash(plain)[0] == weights_hash(shipped_folder(name))[0]
+    scene = draw_scene("red", "circle", "black", seed=1)
+    inputs = {} if name == "toy" else dict(image=scene.pil())
+    if name == "toy-inpaint":
+        inputs["mask_image"] = scene.pil().convert("L")
+    runs = [Stepper(pipe, prompt="a blue circle on a black background", seed=3, num_inference_steps=2,
+                    mode=MODES[name], **inputs) for pipe in (assembled, loaded)]
+    for stepper in runs:
+        stepper.run()
+    for mine, theirs in zip(runs[0].records, runs[1].records):
+        assert torch.equal(mine.latents, theirs.latents)
