@@ -16,6 +16,7 @@ pytest.importorskip("textual")
 from test_tui import HeldUNet, main_screen, make_app, settle  # noqa: E402
 
 from stepviz.tui.screens.compare import CompareScreen  # noqa: E402
+from stepviz.tui.edits import SetScheduler  # noqa: E402
 from stepviz.tui.screens.main import MainScreen  # noqa: E402
 from stepviz.tui.screens.notes_history import NotesHistory  # noqa: E402
 from stepviz.tui.widgets.key_bar import Key, key_rows  # noqa: E402
@@ -165,7 +166,7 @@ async def test_looking_back_shows_the_scheduler_that_ran_that_step(pipe):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await steps(pilot, 3)
-        main_screen(app).run_edit("set_scheduler", "dpmpp_2m", "main")
+        main_screen(app).run_edit(SetScheduler("dpmpp_2m", "main"))
         await settle(pilot)
         await steps(pilot, 3)
         assert "dpmpp_2m (vp, order 2, history 2/2)" in status(app)

@@ -15,6 +15,7 @@ from stepviz.run.settings import CompareBranch, Event, RunSettings
 pytest.importorskip("pytest_textual_snapshot")
 
 from stepviz.tui.app import StepvizApp  # noqa: E402
+from stepviz.tui.edits import SetScheduler  # noqa: E402
 from stepviz.tui.screens.main import MainScreen  # noqa: E402
 
 SIZES = [(80, 24), (160, 50)]
@@ -56,7 +57,7 @@ def test_the_compare_grid_of_a_lesson(snap_compare, size):
 async def swap_then_look_back(pilot) -> None:
     await press(pilot, "space", "space", "space")
     screen = next(s for s in pilot.app.screen_stack if isinstance(s, MainScreen))
-    screen.run_edit("set_scheduler", "dpmpp_2m", "main")
+    screen.run_edit(SetScheduler("dpmpp_2m", "main"))
     await press(pilot, "space", "space", "space", "left", "left", "left", "left")
 
 

@@ -41,8 +41,13 @@ class StepvizApp(App):
 
     def on_mount(self) -> None:
         asyncio.get_running_loop().set_default_executor(WorkerThreads())
+        self.main = self.main_screen()
+        self.push_screen(self.main)
 
-        self.push_screen(self.main_screen())
+    def on_compare_screen_noted(self, message) -> None:
+        """Lesson notes shown in the compare grid belong to the run's notes too (`n` rereads them)."""
+        for note in message.notes:
+            self.main.note(note)
 
     def main_screen(self):
         """The first screen (the trace view's app opens its own)."""

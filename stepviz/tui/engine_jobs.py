@@ -1,9 +1,8 @@
-"""What the engine worker does in its thread: call the session, post messages, never touch widgets.
+"""The engine worker's side: the messages it posts to the UI, and what every job (edits.py) shares.
 
-Each job runs in a Textual thread worker (see screens/main.py). `cancelled()` is checked between
-steps, so pausing, rewinding or quitting lets the step in progress finish and then stops cleanly.
-Every failure a user can cause (NaN/Inf, out of memory, a bad value, a missing model) becomes a
-`Failed` message: the app shows it and stays alive.
+Jobs run in Textual thread workers (see screens/main.py): they call the session, post these messages,
+never touch widgets. Every failure a user can cause (NaN/Inf, out of memory, a bad value, a missing
+model) becomes a `Failed` message: the app shows it and stays alive.
 """
 
 from __future__ import annotations
@@ -70,93 +69,17 @@ class EngineJobs:
         self.session, self.post = session, post
         self._extra_cache: tuple = (None, (), {})  # (kind, extra-channel tensors, their pictures)
 
-    # ------------------------------------------------------------ jobs
-    def load(self, cancelled) -> None:
-        with self._reporting():
-            view = self.session.load(lambda text: self.post(self.Busy(f"loading: {text}")))
-            passed = self.session.fast_forward()
-            if passed or self.session.settings.start_at:
-                notes = [f"(started at step {self.session.settings.start_at}; earlier notes:)",
-                         *(e.note for e in passed if e.note)]
-                self.post(self.EventsDue(notes, False, self.session.view(MAIN)))
-                view = self.session.view(MAIN)
-            self.post(self.RunChanged(view, "loaded"))
-            if not self._events(MAIN) and self.session.settings.auto_pace:
-                self.post(self.EventsDue([], False, view, hold=0.0))
-
-    def steps(self, branches: tuple[str, ...], count: int | None, cancelled) -> None:
-        """`count` steps of each branch (None: until done, paused or cancelled)."""
-        taken = 0
-        try:
-            while count is None or taken < count:
-                if cancelled():
-                    return
-                moved = False
-                for branch in branches:
-                    with self._reporting(branch) as report:
-                        self.post(self.Busy(f"computing step {self.session.steps_taken(branch) + 1}"))
-                        if self.session.step(branch) is not None:
-                            moved = True
-                            self.post(self.RunChanged(self.session.view(branch), "step"))
-                            if self._events(branch):
-                                return
-                    if report.failed:
-                        return
-                if not moved:
-                    return
-                taken += 1
-        finally:
-            self.post(self.Busy(None))
-            if count is None:
-                self.post(self.PlayStopped())
-
-    def rewind(self, keep: int, branch: str, cancelled) -> None:
-        with self._reporting(branch):
-            self.session.rewind(keep, branch)
-            self.post(self.RunChanged(self.session.view(branch), "rewind"))
-
-    def set_guidance_scale(self, scale: float, branch: str, cancelled) -> None:
-        with self._reporting(branch):
-            self.session.set_guidance_scale(scale, branch)
-            self.post(self.RunChanged(self.session.view(branch), "guidance"))
-
-    def set_scheduler(self, name: str, branch: str, cancelled) -> None:
-        with self._reporting(branch):
-            notice = self.session.set_scheduler(name, branch)
-            self.post(self.RunChanged(self.session.view(branch), "scheduler", notice))
-
-    def refresh(self, branch: str, cancelled) -> None:
-        """The branch's view again (another screen stepped or edited it)."""
-        with self._reporting(branch):
-            self.post(self.RunChanged(self.session.view(branch), "refresh"))
-
-    def fork(self, steps: int | None, cancelled) -> None:
-        with self._reporting():
-            self.session.fork(steps)
-            self.post(self.RunChanged(self.session.view(MAIN), "fork"))
-            self.post(self.RunChanged(self.session.view("fork"), "fork"))
-
-    def lesson_branches(self, cancelled) -> None:
-        with self._reporting():
-            self.post(self.Busy("building the lesson's runs"))
-            self.post(self.BranchesReady(self.session.lesson_branches()))
-        self.post(self.Busy(None))
-
-    def export(self, out_dir: Path, kind: str, cancelled) -> None:
-        with self._reporting():
-            self.post(self.Exported(Path(self.session.export_strip(out_dir, kind))))
-
+    # ------------------------------------------------------------ used by the jobs (edits.py)
     def pictures(self, branch: str, record, index: int | None, kind: str, initial, extra_channels,
                  cancelled) -> None:
         from ..render.step_pictures import step_pictures  # torch: imported in the worker, after the first frame
 
-        with self._reporting(branch):
+        with self.reporting(branch):
             pictures = step_pictures(self.session.pipe, record, kind, initial)
             pictures.update(self._extra_channel_pictures(extra_channels, kind))
             if not cancelled():
                 self.post(self.PicturesReady(branch, index, kind, pictures))
 
-    # ------------------------------------------------------------ helpers
     def _extra_channel_pictures(self, extra_channels: dict, kind: str) -> dict:
         """The extra UNet inputs' pictures: fixed for the run, so drawn once per preview kind, not per step."""
         from ..render.channel_pictures import extra_channel_pictures
@@ -169,13 +92,12 @@ class EngineJobs:
             self._extra_cache = (kind, tensors, pictures)  # keeps the tensors: identity stays meaningful
         return pictures
 
-    def _events(self, branch: str) -> bool:
+    def apply_due_events(self, branch: str) -> bool:
         """Apply the lesson events due now; True when one asks to pause."""
         due = self.session.due_events(branch)
         if not due:
             return False
-        notes = [e.note for e in due if e.note]
-        pause = any(e.pause for e in due)
+        notes, pause = notes_and_pause(due)
         auto = self.session.settings.auto_pace
         if auto and (pause or notes):  # playing by itself: hold at every note, then go on (see lessons/pacing.py)
             self.post(self.EventsDue(notes, False, self.session.view(branch), hold=auto))
@@ -183,8 +105,14 @@ class EngineJobs:
         self.post(self.EventsDue(notes, pause, self.session.view(branch)))
         return pause
 
-    def _reporting(self, branch: str = MAIN):
+    def reporting(self, branch: str = MAIN) -> _Reporter:
+        """A context in which a failure becomes a `Failed` message (`.failed` says whether one came)."""
         return _Reporter(self, branch)
+
+
+def notes_and_pause(due: list) -> tuple[list[str], bool]:
+    """The notes of these lesson events, and whether one of them pauses the run."""
+    return [e.note for e in due if e.note], any(e.pause for e in due)
 
 
 class _Reporter:

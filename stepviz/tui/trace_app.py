@@ -9,6 +9,7 @@ in any run; guidance and scheduler edits are refused.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 from ..run.session import FORK, MAIN, RunSession, vp_scaled_start
 from .app import StepvizApp, leave_a_core_for_the_ui
@@ -60,7 +61,7 @@ class TraceMainScreen(MainScreen):
             pairs = [(self.compare_titles[b], session.steppers[b]) for b in (MAIN, FORK)]
             self.app.push_screen(CompareScreen(pairs, self.graphics, lock=session.lock, kind=self.kind, selected=1,
                                                title=self.verdict, model=session.model_name),
-                                 lambda kind: [self.run_edit("refresh", b) for b in (MAIN, FORK)])
+                                 partial(self.compare_closed, [MAIN, FORK]))
 
 
 class TraceApp(StepvizApp):

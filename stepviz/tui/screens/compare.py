@@ -21,11 +21,11 @@ from textual.worker import get_current_worker
 
 from ...run.readouts import compare_numbers, status_text
 from ...run.session import Shown, describe_failure, run_view
+from ..engine_jobs import notes_and_pause
 from ..widgets.key_bar import Key, KeyBar
 from ..widgets.notes_panel import NotesPanel
-from ..widgets.preview_panel import PreviewPanel
+from ..widgets.preview_panel import PreviewPanel, next_kind
 
-PREVIEW_CYCLE = ("approx", "channels", "full")
 LETTERS = "ABCD"
 
 
@@ -36,7 +36,7 @@ def common_step(views) -> int | None:
 
 
 class CompareScreen(Screen):
-    """The branches in a grid. `after_round(notes)` sees the lesson notes due after each lockstep round."""
+    """The branches in a grid, stepped in lockstep by the screen's own worker."""
 
     BINDINGS = [
         Binding("space", "step", "step all", priority=True),
@@ -66,6 +66,8 @@ class CompareScreen(Screen):
             self.title, self.text = title, text
 
     class Noted(Message):
+        """Lesson notes due after a round (shown here; the app passes them on to the main screen's notes)."""
+
         def __init__(self, notes: list[str], pause: bool) -> None:
             super().__init__()
             self.notes, self.pause = notes, pause
@@ -73,11 +75,10 @@ class CompareScreen(Screen):
     def __init__(self, branches: Sequence[tuple[str, object]], graphics: str = "halfcell", *,
                  lock: threading.RLock | None = None, kind: str = "approx", selected: int = 0, title: str = "",
                  model: str = "", catch_up: bool = False,
-                 events: Callable[[], tuple[list[str], bool]] | None = None,
-                 on_note: Callable[[str], None] | None = None) -> None:
-        """`events()` applies the lesson events due after a round (on the worker thread), returning (notes,
-        pause); `on_note` also receives those notes (the main screen's history); `catch_up` first brings every
-        run to the step of the first one."""
+                 events: Callable[[], list] | None = None) -> None:
+        """`events()` applies the lesson events due after a round (on the worker thread) and returns them: their
+        notes are shown here and posted as `Noted` (which bubbles to the app); `catch_up` first brings every run
+        to the step of the first one."""
         if not 1 <= len(branches) <= 4:
             raise ValueError(f"{len(branches)} runs cannot be compared: give 1 to 4")
         super().__init__()
@@ -86,7 +87,7 @@ class CompareScreen(Screen):
         self.graphics, self.kind, self.title_text, self.model = graphics, kind, title, model
         self.lock = lock or threading.RLock()
         self.selected = selected % len(branches)
-        self.events, self.on_note, self.catch_up = events, on_note, catch_up
+        self.events, self.catch_up = events, catch_up
         self.views: list = [None] * len(branches)
         self._drawn: dict[int, tuple] = {}  # column -> (record index, kind) of the pictures asked for
         self.playing = False
@@ -138,7 +139,7 @@ class CompareScreen(Screen):
                 views = self._views()
                 self.post_message(self.Changed(views))
                 if self.events is not None:
-                    notes, pause = self.events()
+                    notes, pause = notes_and_pause(self.events())
                     if notes or pause:
                         self.post_message(self.Noted(notes, pause))
                         if pause:
@@ -246,8 +247,6 @@ class CompareScreen(Screen):
         for note in message.notes:
             panel.display = True
             panel.note(note)
-            if self.on_note is not None:
-                self.on_note(note)
         if message.pause:
             self._stopped_playing()
             self.notify("paused by the lesson: space or p to go on", title="Lesson")
@@ -304,7 +303,7 @@ class CompareScreen(Screen):
                              lambda name: name is not None and self.edit(column, "scheduler", name))
 
     def action_preview(self) -> None:
-        self.kind = PREVIEW_CYCLE[(PREVIEW_CYCLE.index(self.kind) + 1) % len(PREVIEW_CYCLE)]
+        self.kind = next_kind(self.kind)
         if all(v is not None for v in self.views):
             self.on_compare_screen_changed(self.Changed(self.views))
 

@@ -1,19 +1,20 @@
-"""The main screen: the panels, the keys, and the workers that run the engine off the UI thread."""
+"""The main screen: the panels, the workers that run the engine off the UI thread, and what they answer.
+
+Its keys (what each asks of the engine) are in main_keys.py."""
 
 from __future__ import annotations
 
 import gc
 import time
 from functools import partial
-from pathlib import Path
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
+from ..edits import EngineJob, Load, Refresh
 from ..engine_jobs import EngineJobs
 from ..pacer import Pacer
 from ...run.session import FORK, MAIN, RunSession, Shown
@@ -27,10 +28,9 @@ from ..widgets.prompt_panel import PromptPanel
 from ..widgets.schedule_panel import SchedulePanel
 from ..widgets.status_line import StatusLine
 from ..widgets.timeline import Timeline
+from .main_keys import MainKeys
 
-PREVIEW_CYCLE = ("approx", "channels", "full")
 PLAY_REPAINT_EVERY = 0.3  # seconds between two repaints while auto-play runs: the newest step wins
-
 
 MAIN_KEYS = (  # (key shown, long word, short word) in the key bar; every one stays at 80 columns
     ("space", "step", "step"), ("p", "play", "play"), ("←→", "look back", "look"), ("b", "rewind", "rew"),
@@ -51,24 +51,10 @@ def default_preview(pipe) -> str:
     return "full" if side <= 128 else "approx"
 
 
-class MainScreen(Screen):
-    BINDINGS = [
-        Binding("space", "step", "step", priority=True),
-        Binding("p", "play", "play", priority=True),
-        Binding("left", "look(-1)", "look back", priority=True),
-        Binding("right", "look(1)", "later", priority=True),
-        Binding("b", "rewind", "rewind", priority=True),
-        Binding("g", "guidance", "guidance", priority=True),
-        Binding("s", "scheduler", "scheduler", priority=True),
-        Binding("v", "preview", "preview", priority=True),
-        Binding("f", "fork", "fork", priority=True),
-        Binding("c", "compare", "compare", priority=True),
-        Binding("n", "notes", "notes", priority=True),
-        Binding("x", "export", "export", priority=True),
-        Binding("a", "attention", "attention", priority=True),
-        Binding("question_mark", "help", "help", priority=True),
-        Binding("q", "quit", "quit", priority=True),
-    ]
+class MainScreen(MainKeys, Screen):
+    """The run's panels, fed by the engine worker's messages; the keys are in main_keys.py."""
+
+    BINDINGS = MainKeys.BINDINGS  # Textual reads BINDINGS from the Screen classes of the MRO only
 
     def __init__(self, session: RunSession, graphics: str = "halfcell") -> None:
         super().__init__()
@@ -78,7 +64,6 @@ class MainScreen(Screen):
         self.index: int | None = None  # the step looked at; None follows the latest, -1 the start
         self.kind = "approx"
         self.playing = False
-        self.compare = None
         self.busy: tuple[str, float] | None = None  # what the engine is doing, since when (monotonic)
         self.pacer = Pacer(self, self.repaint, PLAY_REPAINT_EVERY)
         self._stale: set[str] = set()  # branches changed since the last repaint
@@ -112,7 +97,7 @@ class MainScreen(Screen):
         notes.note((intro + "\n\n" if intro else "") + "space: one step · p: play · left/right: look back · "
                    "n: every note so far · ?: help with every formula")
         self.set_interval(0.25, self.show_busy)
-        self.run_engine("load")
+        self.run_engine(Load())
 
     def on_resize(self) -> None:
         self.set_class(self.size.height < 32, "-compact")
@@ -137,14 +122,16 @@ class MainScreen(Screen):
 
     # ------------------------------------------------------------ workers (threads; they only post messages)
     @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
-    def run_engine(self, job: str, *args) -> None:
+    def run_engine(self, job: EngineJob) -> None:
+        """Run `job` on the engine worker, in place of the one in progress (a step, a play, a rewind...)."""
         worker = get_current_worker()
-        getattr(self.jobs, job)(*args, cancelled=lambda: worker.is_cancelled)
+        job.run(self.jobs, cancelled=lambda: worker.is_cancelled)
 
     @work(thread=True, group="edit", exit_on_error=False)
-    def run_edit(self, job: str, *args) -> None:
+    def run_edit(self, job: EngineJob) -> None:
+        """Run `job` beside the one in progress (it waits for the session's lock: a step in progress ends first)."""
         worker = get_current_worker()
-        getattr(self.jobs, job)(*args, cancelled=lambda: worker.is_cancelled)
+        job.run(self.jobs, cancelled=lambda: worker.is_cancelled)
 
     def draw_pictures(self, branch: str, shown: Shown) -> None:
         """Pictures of the step looked at, in the current kind (one worker per branch; a newer request wins)."""
@@ -156,30 +143,6 @@ class MainScreen(Screen):
             self.query_one(PreviewPanel).drawing(self.kind)
         self.run_worker(lambda: job(cancelled=lambda: get_current_worker().is_cancelled), thread=True,
                         exclusive=True, group=f"pictures-{branch}", exit_on_error=False)
-
-    def start_steps(self, branches: tuple[str, ...], count: int | None) -> None:
-        if not self.views:
-            self.notify("the model is still loading", title="Wait")
-            return
-        if all(self.views[b].done for b in branches if b in self.views):
-            self.notify("the run is finished: look back (left) and rewind (b), or fork (f) at an earlier step",
-                        title="Finished")
-            return
-        self.set_playing(count is None)
-        self._stopped_by_user = False
-        self._stop_hold()
-        self.run_engine("steps", branches, count)
-
-    def pause(self) -> None:
-        self.workers.cancel_group(self, "engine")
-        self.set_playing(False)
-        self._stopped_by_user = True  # a lesson playing by itself stays paused too, until p or space
-        self._stop_hold()
-
-    def _stop_hold(self) -> None:
-        if self._hold_timer is not None:
-            self._hold_timer.stop()
-            self._hold_timer = None
 
     def set_playing(self, playing: bool) -> None:
         """Auto-play on or off: the status line says so, and the key bar offers the other."""
@@ -242,20 +205,6 @@ class MainScreen(Screen):
         self.on_engine_jobs_run_changed(EngineJobs.RunChanged(message.view, "event"))
         if message.hold is not None:
             self.hold_then_play(message.hold)
-
-    def hold_then_play(self, seconds: float) -> None:
-        """Playing by itself (--auto): after `seconds` on this note, play on to the next one."""
-        def play_on() -> None:
-            self._hold_timer = None
-            view = self.views.get(MAIN)
-            if view is not None and not view.done and not self.playing and not self._stopped_by_user:
-                self.start_steps((MAIN,), None)
-
-        self._stop_hold()
-        self._hold_timer = self.set_timer(max(seconds, 0.01), play_on)
-
-    _hold_timer = None
-    _stopped_by_user = False
 
     def on_engine_jobs_busy(self, message: EngineJobs.Busy) -> None:
         self.busy = None if message.text is None else (message.text, time.monotonic())
@@ -324,7 +273,12 @@ class MainScreen(Screen):
         self.query_one(NotesPanel).log(text)
 
     def open_compare(self, branches: list[str], catch_up: bool = False) -> None:
-        """The compare grid over these branches of the session; the main panels catch up when it closes."""
+        """The compare grid over these branches of the session (their steppers, under the session's lock).
+
+        The grid and this screen share only the session: lesson notes it shows reach this screen's notes
+        through the app (StepvizApp.on_compare_screen_noted); when it closes, this screen takes its preview
+        kind and refreshes the branches it stepped.
+        """
         from .compare import CompareScreen
 
         session = self.session
@@ -334,147 +288,14 @@ class MainScreen(Screen):
         pairs = [(labels.get(b) or session.label(b), session.steppers[b]) for b in branches]
         title = ("the run and its fork, same step in each" if FORK in branches
                  else "the lesson's runs, same seed, same step in each")
-        events = (lambda: self._compare_events()) if self.session.settings.events else None
-        self.compare = CompareScreen(pairs, self.graphics, lock=session.lock, kind=self.kind,
-                                     selected=len(pairs) - 1 if FORK in branches else 0, title=title,
-                                     model=session.model_name, catch_up=catch_up, events=events,
-                                     on_note=self.note)
+        events = partial(session.due_events, MAIN) if session.settings.events else None
+        compare = CompareScreen(pairs, self.graphics, lock=session.lock, kind=self.kind,
+                                selected=len(pairs) - 1 if FORK in branches else 0, title=title,
+                                model=session.model_name, catch_up=catch_up, events=events)
+        self.app.push_screen(compare, partial(self.compare_closed, branches))
 
-        def closed(kind) -> None:
-            self.kind = kind or self.kind
-            for branch in branches:
-                self.run_edit("refresh", branch)
-
-        self.app.push_screen(self.compare, closed)
-
-    def _compare_events(self) -> tuple[list[str], bool]:
-        """The lesson's events due on the main run after a round in the compare view (worker thread)."""
-        due = self.session.due_events(MAIN)
-        return [e.note for e in due if e.note], any(e.pause for e in due)
-
-    # ------------------------------------------------------------ keys
-    def action_step(self) -> None:
-        self.start_steps((MAIN,), 1)
-
-    def action_play(self) -> None:
-        if self.playing or self._hold_timer is not None:  # holding at a note counts as playing
-            self.pause()
-        else:
-            self.start_steps((MAIN,), None)
-
-    def action_look(self, delta: int) -> None:
-        shown = self.shown()
-        if shown is None or not shown.view.records:
-            return
-        last = shown.view.steps_taken - 1
-        current = last if self.index is None else self.index
-        new = min(max(current + delta, -1), last)
-        self.index = None if new == last else new
-        self.show_main()
-
-    def action_rewind(self) -> None:
-        if self.index is None:
-            self.notify("look at an earlier step first (left arrow or click the timeline), then b",
-                        title="Rewind")
-            return
-        self.pause()
-        self.run_engine("rewind", self.index + 1, MAIN)
-
-    def action_guidance(self) -> None:
-        if MAIN in self.views:
-            self.ask_guidance(MAIN)
-
-    def ask_guidance(self, branch: str) -> None:
-        from .guidance_dialog import GuidanceDialog  # its checks are the engine's: imported when asked
-
-        def apply(scale: float | None) -> None:
-            if scale is not None:
-                self.run_edit("set_guidance_scale", scale, branch)
-
-        label = " of the fork" if branch == FORK else ""
-        view = self.views[branch]
-        self.app.push_screen(GuidanceDialog(view.guidance_scale, label, view.prediction_type), apply)
-
-    def action_scheduler(self) -> None:
-        if MAIN in self.views:
-            self.ask_scheduler(MAIN)
-
-    def ask_scheduler(self, branch: str) -> None:
-        from .scheduler_picker import SchedulerPicker
-
-        if self.views[branch].done:
-            self.notify("the run is finished: rewind first, then swap the scheduler", title="Scheduler")
-            return
-
-        def apply(name: str | None) -> None:
-            if name is not None:
-                self.run_edit("set_scheduler", name, branch)
-
-        self.app.push_screen(SchedulerPicker(self.views[branch].scheduler), apply)
-
-    def action_preview(self) -> None:
-        self.kind = PREVIEW_CYCLE[(PREVIEW_CYCLE.index(self.kind) + 1) % len(PREVIEW_CYCLE)]
-        self.query_one(NotesPanel).log(f"preview: {self.kind}")
-        if self.kind == "full" and MAIN in self.views:
-            from ...render.preview import slow_preview_notice  # torch is loaded by now: the model is
-
-            view = self.views[MAIN]
-            notice = slow_preview_notice(self.session.pipe, view.height, view.width, "v again for approx (instant)")
-            if notice:
-                self.tell(notice, "Preview")
-        self.show_main()
-
-    def action_fork(self) -> None:
-        """Fork at the step looked at (the latest when following): the fork goes on from there, beside the run."""
-        shown = self.shown()
-        if shown is None:
-            return
-        steps = shown.view.steps_taken if self.index is None else self.index + 1
-        if shown.view.done and steps == shown.view.steps_taken:
-            self.notify("the run is finished here: look at an earlier step (left), then f forks from it",
-                        title="Fork")
-            return
-        self.pause()
-        self.run_engine("fork", steps)
-
-    def action_compare(self) -> None:
-        """The lesson's [[compare]] runs beside this one, brought to its step, then stepping with it."""
-        if MAIN not in self.views:
-            return
-        if not self.session.settings.compare:
-            self.notify("this run has no [[compare]] runs: f forks it at the step looked at", title="Compare")
-            return
-        self.pause()
-        self.run_engine("lesson_branches")
-
-    def action_notes(self) -> None:
-        from .notes_history import NotesHistory
-
-        self.app.push_screen(NotesHistory(self.query_one(NotesPanel).history))
-
-    def action_export(self) -> None:
-        if MAIN in self.views:
-            self.run_edit("export", Path.cwd(), self.kind)
-
-    def action_attention(self) -> None:
-        from .attention import AttentionScreen
-
-        if MAIN in self.views:
-            self.app.push_screen(AttentionScreen(self, self.graphics))
-
-    def action_help(self) -> None:
-        if MAIN not in self.views:  # before the model is loaded: what it predicts is not known yet
-            from .help import HelpScreen
-
-            self.app.push_screen(HelpScreen())
-            return
-        if not self.app.is_screen_installed("help"):  # kept after closing: it reopens in milliseconds
-            from .help import HelpScreen
-
-            self.app.install_screen(HelpScreen(self.views[MAIN].prediction_type), "help")
-        self.app.push_screen("help")
-
-    def action_quit(self) -> None:
-        """Quit at once: a step in progress is abandoned (run_app leaves without waiting for it)."""
-        self.workers.cancel_node(self)
-        self.app.exit()
+    def compare_closed(self, branches: list[str], kind: str | None) -> None:
+        """Back from the compare grid: its preview kind, and fresh views of the branches it stepped or edited."""
+        self.kind = kind or self.kind
+        for branch in branches:
+            self.run_edit(Refresh(branch))

@@ -10,6 +10,12 @@ from .picture import Picture
 
 KIND_NAMES = {"full": "VAE decode", "approx": "approx RGB", "channels": "4 latent channels"}
 INPUT_CAPTIONS = {"input": "input", "mask": "mask (white: new)"}
+PREVIEW_CYCLE = ("approx", "channels", "full")  # the order `v` goes through them
+
+
+def next_kind(kind: str) -> str:
+    """The preview kind `v` switches to from `kind`."""
+    return PREVIEW_CYCLE[(PREVIEW_CYCLE.index(kind) + 1) % len(PREVIEW_CYCLE)]
 
 
 DEFAULT_STRENGTH = {"img2img": 0.8, "depth2img": 0.8, "inpaint": 1.0}  # diffusers' pipelines, as engine/modes.py

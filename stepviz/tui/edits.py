@@ -1,0 +1,171 @@
+"""What a key asks of the engine: one class per kind of job, each run on the engine worker's thread.
+
+A key's action builds one of these (`Rewind(keep=3)`) and hands it to the main screen's worker
+(`run_engine` for jobs that replace the one in progress, `run_edit` for those that go beside it), which
+calls `job.run(jobs, cancelled)`. `run` calls the session (plain Python, under its lock) and posts
+`EngineJobs` messages back; it never touches a widget. `cancelled()` is checked between steps, so pausing,
+rewinding or quitting lets the step in progress finish and then stops cleanly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..run.session import FORK, MAIN
+from .engine_jobs import EngineJobs
+
+Cancelled = Callable[[], bool]
+
+
+class EngineJob:
+    """A job for the engine worker."""
+
+    def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Load(EngineJob):
+    """Load the model, build the run, take it to the lesson's first step."""
+
+    def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
+        session = jobs.session
+        with jobs.reporting():
+            view = session.load(lambda text: jobs.post(EngineJobs.Busy(f"loading: {text}")))
+            passed = session.fast_forward()
+            if passed or session.settings.start_at:
+                notes = [f"(started at step {session.settings.start_at}; earlier notes:)",
+                         *(e.note for e in passed if e.note)]
+                jobs.post(EngineJobs.EventsDue(notes, False, session.view(MAIN)))
+                view = session.view(MAIN)
+            jobs.post(EngineJobs.RunChanged(view, "loaded"))
+            if not jobs.apply_due_events(MAIN) and session.settings.auto_pace:
+                jobs.post(EngineJobs.EventsDue([], False, view, hold=0.0))
+
+
+@dataclass(frozen=True)
+class Step(EngineJob):
+    """`count` scheduler steps of each branch, a round at a time."""
+
+    count: int | None = 1
+    branches: tuple[str, ...] = (MAIN,)
+
+    def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
+        session, taken = jobs.session, 0
+        try:
+            while self.count is None or taken < self.count:
+                if cancelled():
+                    return
+                moved = False
+                for branch in self.branches:
+                    with jobs.reporting(branch) as report:
+                        jobs.post(EngineJobs.Busy(f"computing step {session.steps_taken(branch) + 1}"))
+                        if session.step(branch) is not None:
+                            moved = True
+                            jobs.post(EngineJobs.RunChanged(session.view(branch), "step"))
+                            if jobs.apply_due_events(branch):
+                                return
+                    if report.failed:
+                        return
+                if not moved:
+                    return
+                taken += 1
+        finally:
+            jobs.post(EngineJobs.Busy(None))
+            if self.count is None:
+                jobs.post(EngineJobs.PlayStopped())
+
+
+@dataclass(frozen=True)
+class Play(Step):
+    """Steps until the run is finished, a lesson pauses it, or the user does (the worker is cancelled)."""
+
+    count: int | None = None
+
+
+@dataclass(frozen=True)
+class Rewind(EngineJob):
+    """Keep the first `keep` steps of `branch`, drop the later ones."""
+
+    keep: int
+    branch: str = MAIN
+
+    def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
+        with jobs.reporting(self.branch):
+            jobs.session.rewind(self.keep, self.branch)
+            jobs.post(EngineJobs.RunChanged(jobs.session.view(self.branch), "rewind"))
+
+
+@dataclass(frozen=True)
+class SetGuidanceScale(EngineJob):
+    """The CFG scale from the next step of `branch` on."""
+
+    scale: float
+    branch: str = MAIN
+
+    def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
+        with jobs.reporting(self.branch):
+            jobs.session.set_guidance_scale(self.scale, self.branch)
+            jobs.post(EngineJobs.RunChanged(jobs.session.view(self.branch), "guidance"))
+
+
+@dataclass(frozen=True)
+class SetScheduler(EngineJob):
+    """Swap the scheduler of `branch` for the steps left (`name` as `stepviz schedulers` lists them)."""
+
+    name: str
+    branch: str = MAIN
+
+    def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
+        with jobs.reporting(self.branch):
+            notice = jobs.session.set_scheduler(self.name, self.branch)
+            jobs.post(EngineJobs.RunChanged(jobs.session.view(self.branch), "scheduler", notice))
+
+
+@dataclass(frozen=True)
+class Fork(EngineJob):
+    """A fork of the run after its first `steps` steps (None: as it is now), beside the run."""
+
+    steps: int | None = None
+
+    def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
+        with jobs.reporting():
+            jobs.session.fork(self.steps)
+            jobs.post(EngineJobs.RunChanged(jobs.session.view(MAIN), "fork"))
+            jobs.post(EngineJobs.RunChanged(jobs.session.view(FORK), "fork"))
+
+
+@dataclass(frozen=True)
+class BuildLessonBranches(EngineJob):
+    """The lesson's [[compare]] runs, built beside the run (once)."""
+
+    def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
+        with jobs.reporting():
+            jobs.post(EngineJobs.Busy("building the lesson's runs"))
+            jobs.post(EngineJobs.BranchesReady(jobs.session.lesson_branches()))
+        jobs.post(EngineJobs.Busy(None))
+
+
+@dataclass(frozen=True)
+class Refresh(EngineJob):
+    """The branch's view again (another screen stepped or edited it)."""
+
+    branch: str = MAIN
+
+    def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
+        with jobs.reporting(self.branch):
+            jobs.post(EngineJobs.RunChanged(jobs.session.view(self.branch), "refresh"))
+
+
+@dataclass(frozen=True)
+class ExportStrip(EngineJob):
+    """The run's per-step strip, written into `out_dir` with pictures of this preview kind."""
+
+    out_dir: Path
+    kind: str
+
+    def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
+        with jobs.reporting():
+            jobs.post(EngineJobs.Exported(Path(jobs.session.export_strip(self.out_dir, self.kind))))

@@ -1,0 +1,206 @@
+"""The main screen's keys: what each one asks of the engine (a job from edits.py) or opens.
+
+Follow a key from its binding to the engine: `b` -> `action_rewind` -> `Rewind(keep)` -> `Rewind.run`
+-> `RunSession.rewind` -> `Stepper.rewind`. Keys only decide and ask; the answers come back as
+`EngineJobs` messages, which screens/main.py shows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.binding import Binding
+
+from ...run.session import FORK, MAIN
+from ..edits import BuildLessonBranches, ExportStrip, Fork, Play, Rewind, SetGuidanceScale, SetScheduler, Step
+from ..widgets.notes_panel import NotesPanel
+from ..widgets.preview_panel import next_kind
+
+class MainKeys:
+    """The key bindings and actions of MainScreen (a mixin: the screen's state, workers and panels are its own)."""
+
+    BINDINGS = [
+        Binding("space", "step", "step", priority=True),
+        Binding("p", "play", "play", priority=True),
+        Binding("left", "look(-1)", "look back", priority=True),
+        Binding("right", "look(1)", "later", priority=True),
+        Binding("b", "rewind", "rewind", priority=True),
+        Binding("g", "guidance", "guidance", priority=True),
+        Binding("s", "scheduler", "scheduler", priority=True),
+        Binding("v", "preview", "preview", priority=True),
+        Binding("f", "fork", "fork", priority=True),
+        Binding("c", "compare", "compare", priority=True),
+        Binding("n", "notes", "notes", priority=True),
+        Binding("x", "export", "export", priority=True),
+        Binding("a", "attention", "attention", priority=True),
+        Binding("question_mark", "help", "help", priority=True),
+        Binding("q", "quit", "quit", priority=True),
+    ]
+
+    _hold_timer = None  # playing by itself (--auto): the wait at a note before playing on
+    _stopped_by_user = False
+
+    # ------------------------------------------------------------ stepping and playing
+    def action_step(self) -> None:
+        self.start_steps(Step())
+
+    def action_play(self) -> None:
+        if self.playing or self._hold_timer is not None:  # holding at a note counts as playing
+            self.pause()
+        else:
+            self.start_steps(Play())
+
+    def start_steps(self, job: Step) -> None:
+        if not self.views:
+            self.notify("the model is still loading", title="Wait")
+            return
+        if all(self.views[b].done for b in job.branches if b in self.views):
+            self.notify("the run is finished: look back (left) and rewind (b), or fork (f) at an earlier step",
+                        title="Finished")
+            return
+        self.set_playing(job.count is None)
+        self._stopped_by_user = False
+        self._stop_hold()
+        self.run_engine(job)
+
+    def pause(self) -> None:
+        self.workers.cancel_group(self, "engine")
+        self.set_playing(False)
+        self._stopped_by_user = True  # a lesson playing by itself stays paused too, until p or space
+        self._stop_hold()
+
+    def hold_then_play(self, seconds: float) -> None:
+        """Playing by itself (--auto): after `seconds` on this note, play on to the next one."""
+        def play_on() -> None:
+            self._hold_timer = None
+            view = self.views.get(MAIN)
+            if view is not None and not view.done and not self.playing and not self._stopped_by_user:
+                self.start_steps(Play())
+
+        self._stop_hold()
+        self._hold_timer = self.set_timer(max(seconds, 0.01), play_on)
+
+    def _stop_hold(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.stop()
+            self._hold_timer = None
+
+    # ------------------------------------------------------------ looking back, rewinding, forking
+    def action_look(self, delta: int) -> None:
+        shown = self.shown()
+        if shown is None or not shown.view.records:
+            return
+        last = shown.view.steps_taken - 1
+        current = last if self.index is None else self.index
+        new = min(max(current + delta, -1), last)
+        self.index = None if new == last else new
+        self.show_main()
+
+    def action_rewind(self) -> None:
+        if self.index is None:
+            self.notify("look at an earlier step first (left arrow or click the timeline), then b",
+                        title="Rewind")
+            return
+        self.pause()
+        self.run_engine(Rewind(keep=self.index + 1, branch=MAIN))
+
+    def action_fork(self) -> None:
+        """Fork at the step looked at (the latest when following): the fork goes on from there, beside the run."""
+        shown = self.shown()
+        if shown is None:
+            return
+        steps = shown.view.steps_taken if self.index is None else self.index + 1
+        if shown.view.done and steps == shown.view.steps_taken:
+            self.notify("the run is finished here: look at an earlier step (left), then f forks from it",
+                        title="Fork")
+            return
+        self.pause()
+        self.run_engine(Fork(steps))
+
+    def action_compare(self) -> None:
+        """The lesson's [[compare]] runs beside this one, brought to its step, then stepping with it."""
+        if MAIN not in self.views:
+            return
+        if not self.session.settings.compare:
+            self.notify("this run has no [[compare]] runs: f forks it at the step looked at", title="Compare")
+            return
+        self.pause()
+        self.run_engine(BuildLessonBranches())
+
+    # ------------------------------------------------------------ edits mid-run
+    def action_guidance(self) -> None:
+        if MAIN in self.views:
+            self.ask_guidance(MAIN)
+
+    def ask_guidance(self, branch: str) -> None:
+        from .guidance_dialog import GuidanceDialog  # its checks are the engine's: imported when asked
+
+        def apply(scale: float | None) -> None:
+            if scale is not None:
+                self.run_edit(SetGuidanceScale(scale, branch))
+
+        label = " of the fork" if branch == FORK else ""
+        view = self.views[branch]
+        self.app.push_screen(GuidanceDialog(view.guidance_scale, label, view.prediction_type), apply)
+
+    def action_scheduler(self) -> None:
+        if MAIN in self.views:
+            self.ask_scheduler(MAIN)
+
+    def ask_scheduler(self, branch: str) -> None:
+        from .scheduler_picker import SchedulerPicker
+
+        if self.views[branch].done:
+            self.notify("the run is finished: rewind first, then swap the scheduler", title="Scheduler")
+            return
+
+        def apply(name: str | None) -> None:
+            if name is not None:
+                self.run_edit(SetScheduler(name, branch))
+
+        self.app.push_screen(SchedulerPicker(self.views[branch].scheduler), apply)
+
+    # ------------------------------------------------------------ what is shown, other screens
+    def action_preview(self) -> None:
+        self.kind = next_kind(self.kind)
+        self.query_one(NotesPanel).log(f"preview: {self.kind}")
+        if self.kind == "full" and MAIN in self.views:
+            from ...render.preview import slow_preview_notice  # torch is loaded by now: the model is
+
+            view = self.views[MAIN]
+            notice = slow_preview_notice(self.session.pipe, view.height, view.width, "v again for approx (instant)")
+            if notice:
+                self.tell(notice, "Preview")
+        self.show_main()
+
+    def action_notes(self) -> None:
+        from .notes_history import NotesHistory
+
+        self.app.push_screen(NotesHistory(self.query_one(NotesPanel).history))
+
+    def action_export(self) -> None:
+        if MAIN in self.views:
+            self.run_edit(ExportStrip(Path.cwd(), self.kind))
+
+    def action_attention(self) -> None:
+        from .attention import AttentionScreen
+
+        if MAIN in self.views:
+            self.app.push_screen(AttentionScreen(self, self.graphics))
+
+    def action_help(self) -> None:
+        if MAIN not in self.views:  # before the model is loaded: what it predicts is not known yet
+            from .help import HelpScreen
+
+            self.app.push_screen(HelpScreen())
+            return
+        if not self.app.is_screen_installed("help"):  # kept after closing: it reopens in milliseconds
+            from .help import HelpScreen
+
+            self.app.install_screen(HelpScreen(self.views[MAIN].prediction_type), "help")
+        self.app.push_screen("help")
+
+    def action_quit(self) -> None:
+        """Quit at once: a step in progress is abandoned (run_app leaves without waiting for it)."""
+        self.workers.cancel_node(self)
+        self.app.exit()
