@@ -1,14 +1,15 @@
 """2-4 runs side by side, stepping in lockstep: a fork (`f`), a lesson's [[compare]] runs (`c`), a trace.
 
-`CompareScreen(branches)` takes (label, Stepper) pairs and steps them itself, in a worker thread, so any
-app can show one. Every column shows the same step number: space takes the next step in each run that is
-at that step; a run already further on shows its recorded step (looking back), a finished one its last.
+`CompareScreen(branches)` takes (label, Stepper) pairs and steps them itself in lockstep (lockstep.py), in a
+worker thread, so any app can show one. It knows nothing of the screen that opened it: it returns its preview
+kind when it closes, and posts lesson notes as `Noted` messages (they bubble to the app).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 
 from textual import work
 from textual.app import ComposeResult
@@ -20,20 +21,12 @@ from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
 from ...run.readouts import compare_numbers, status_text
-from ...run.session import Shown, describe_failure, run_view
+from ...run.session import Shown, describe_failure
 from ..engine_jobs import notes_and_pause
+from ..lockstep import LETTERS, LockstepRuns, common_step
 from ..widgets.key_bar import Key, KeyBar
 from ..widgets.notes_panel import NotesPanel
 from ..widgets.preview_panel import PreviewPanel, next_kind
-
-LETTERS = "ABCD"
-
-
-def common_step(views) -> int | None:
-    """The step number all columns show: the fewest steps taken by a run that is not finished (None: all are)."""
-    going = [view.steps_taken for view in views if not view.done]
-    return min(going) if going else None
-
 
 class CompareScreen(Screen):
     """The branches in a grid, stepped in lockstep by the screen's own worker."""
@@ -79,13 +72,10 @@ class CompareScreen(Screen):
         """`events()` applies the lesson events due after a round (on the worker thread) and returns them: their
         notes are shown here and posted as `Noted` (which bubbles to the app); `catch_up` first brings every run
         to the step of the first one."""
-        if not 1 <= len(branches) <= 4:
-            raise ValueError(f"{len(branches)} runs cannot be compared: give 1 to 4")
+        runs = LockstepRuns([stepper for _, stepper in branches], lock, model)
         super().__init__()
-        self.labels = [label for label, _ in branches]
-        self.steppers = [stepper for _, stepper in branches]
-        self.graphics, self.kind, self.title_text, self.model = graphics, kind, title, model
-        self.lock = lock or threading.RLock()
+        self.runs, self.labels = runs, [label for label, _ in branches]
+        self.graphics, self.kind, self.title_text = graphics, kind, title
         self.selected = selected % len(branches)
         self.events, self.catch_up = events, catch_up
         self.views: list = [None] * len(branches)
@@ -95,7 +85,7 @@ class CompareScreen(Screen):
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Label(self.title_text or "the runs side by side, same step in each", id="compare-title")
-        with Container(id="branches", classes=f"runs-{len(self.steppers)}"):
+        with Container(id="branches", classes=f"runs-{len(self.runs)}"):
             for column, label in enumerate(self.labels):
                 with Vertical(classes="branch", id=f"branch-{column}"):
                     yield Label(f"{LETTERS[column]}: {label}", classes="branch-title")
@@ -115,82 +105,79 @@ class CompareScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#compare-notes").display = False
-        self.run_jobs("catch_up" if self.catch_up else "views")
+        if self.catch_up:
+            self.catch_up_runs()
+        else:
+            self.show_runs()
 
     # ------------------------------------------------------------ workers
-    @work(thread=True, exclusive=True, group="compare-engine", exit_on_error=False)
-    def run_jobs(self, job: str = "views", count: int | None = 0) -> None:
-        """`views`: post the views; `catch_up`: step the others to the first run's step; `steps`: `count` rounds
-        (None: until every run is finished, a lesson pauses, or the user pauses)."""
-        worker = get_current_worker()
+    @contextmanager
+    def _showing_the_runs(self):
+        """Whatever happens in the worker, the columns show the runs as they are at the end; a failure (a NaN,
+        out of memory) is shown, and the screen stays."""
         try:
-            if job == "catch_up":
-                target = len(self.steppers[0].records)
-                for stepper in self.steppers[1:]:
-                    while len(stepper.records) < target and not stepper.done and not worker.is_cancelled:
-                        with self.lock:
-                            stepper.step()
-                        self.post_message(self.Changed(self._views()))
-            rounds = 0
-            while job == "steps" and (count is None or rounds < count) and not worker.is_cancelled:
-                if not self._round(worker):
-                    break
-                rounds += 1
-                views = self._views()
-                self.post_message(self.Changed(views))
-                if self.events is not None:
-                    notes, pause = notes_and_pause(self.events())
-                    if notes or pause:
-                        self.post_message(self.Noted(notes, pause))
-                        if pause:
-                            break
-            self.post_message(self.Changed(self._views()))
-        except Exception as exc:  # a NaN, out of memory: shown, the screen stays
-            self.post_message(self.Failed(*describe_failure(exc)))
-            self.post_message(self.Changed(self._views()))
-        finally:
-            if job == "steps" and count is None:
-                self.app.call_from_thread(self._stopped_playing)
-
-    def _round(self, worker) -> bool:
-        """One lockstep round; False when no run moved."""
-        step = common_step(self._views())
-        if step is None:
-            return False
-        moved = False
-        for stepper in self.steppers:
-            if worker.is_cancelled:
-                break
-            with self.lock:
-                if not stepper.done and len(stepper.records) == step:
-                    stepper.step()
-                    moved = True
-        return moved
-
-    def _views(self) -> list:
-        with self.lock:
-            return [run_view(LETTERS[i], stepper, self.model) for i, stepper in enumerate(self.steppers)]
-
-    @work(thread=True, group="compare-edit", exit_on_error=False)
-    def edit(self, column: int, what: str, value) -> None:
-        try:
-            with self.lock:
-                stepper = self.steppers[column]
-                if what == "guidance":
-                    stepper.set_guidance_scale(value)
-                else:
-                    notice = stepper.set_scheduler(value)
-                    if notice:
-                        self.app.call_from_thread(self.notify, notice, title="Scheduler")
+            yield
         except Exception as exc:
             self.post_message(self.Failed(*describe_failure(exc)))
-        self.post_message(self.Changed(self._views()))
+        self.post_message(self.Changed(self.runs.views()))
+
+    @work(thread=True, exclusive=True, group="compare-engine", exit_on_error=False)
+    def show_runs(self) -> None:
+        with self._showing_the_runs():
+            pass
+
+    @work(thread=True, exclusive=True, group="compare-engine", exit_on_error=False)
+    def catch_up_runs(self) -> None:
+        """Bring every run to the step of the first one, showing each step."""
+        worker = get_current_worker()
+        with self._showing_the_runs():
+            for _ in self.runs.catch_up(lambda: worker.is_cancelled):
+                self.post_message(self.Changed(self.runs.views()))
+
+    @work(thread=True, exclusive=True, group="compare-engine", exit_on_error=False)
+    def take_rounds(self, count: int | None) -> None:
+        """`count` lockstep rounds (None: until every run is finished, a lesson pauses, or the user pauses)."""
+        worker = get_current_worker()
+
+        def cancelled() -> bool:
+            return worker.is_cancelled
+
+        try:
+            with self._showing_the_runs():
+                rounds = 0
+                while (count is None or rounds < count) and not cancelled():
+                    if not self.runs.round(cancelled):
+                        break
+                    rounds += 1
+                    self.post_message(self.Changed(self.runs.views()))
+                    if self.events is not None:
+                        notes, pause = notes_and_pause(self.events())
+                        if notes or pause:
+                            self.post_message(self.Noted(notes, pause))
+                            if pause:
+                                break
+        finally:
+            if count is None:
+                self.app.call_from_thread(self._stopped_playing)
+
+    @work(thread=True, group="compare-edit", exit_on_error=False)
+    def change_guidance(self, column: int, scale: float) -> None:
+        with self._showing_the_runs(), self.runs.lock:
+            self.runs.steppers[column].set_guidance_scale(scale)
+
+    @work(thread=True, group="compare-edit", exit_on_error=False)
+    def swap_scheduler(self, column: int, name: str) -> None:
+        with self._showing_the_runs():
+            with self.runs.lock:
+                notice = self.runs.steppers[column].set_scheduler(name)
+            if notice:
+                self.app.call_from_thread(self.notify, notice, title="Scheduler")
 
     def draw(self, column: int, shown: Shown) -> None:
         from ...render.step_pictures import step_pictures  # torch: imported in the worker
 
         record = shown.record
-        index, kind, stepper = (None if record is None else record.index), self.kind, self.steppers[column]
+        index, kind, stepper = (None if record is None else record.index), self.kind, self.runs.steppers[column]
 
         def job() -> None:
             try:
@@ -262,7 +249,7 @@ class CompareScreen(Screen):
             self.notify("every run is finished: esc goes back; there left looks at an earlier step and f forks "
                         "from it", title="Finished")
             return
-        self.run_jobs("steps", 1)
+        self.take_rounds(1)
 
     def action_play(self) -> None:
         if self.playing:
@@ -271,11 +258,11 @@ class CompareScreen(Screen):
             return
         self.playing = True
         self.query_one(KeyBar).set_keys(self.keys())
-        self.run_jobs("steps", None)
+        self.take_rounds(None)
 
     def action_pick(self) -> None:
-        self.selected = (self.selected + 1) % len(self.steppers)
-        for column in range(len(self.steppers)):
+        self.selected = (self.selected + 1) % len(self.runs)
+        for column in range(len(self.runs)):
             self.query_one(f"#branch-{column}").set_class(column == self.selected, "-picked")
         self.query_one(KeyBar).set_keys(self.keys())
 
@@ -287,7 +274,7 @@ class CompareScreen(Screen):
         if view is None:
             return
         self.app.push_screen(GuidanceDialog(view.guidance_scale, f" of {LETTERS[column]}"),
-                             lambda scale: scale is not None and self.edit(column, "guidance", scale))
+                             lambda scale: scale is not None and self.change_guidance(column, scale))
 
     def action_scheduler(self) -> None:
         from .scheduler_picker import SchedulerPicker
@@ -300,7 +287,7 @@ class CompareScreen(Screen):
             self.notify(f"{LETTERS[column]} is finished: tab picks another run", title="Scheduler")
             return
         self.app.push_screen(SchedulerPicker(view.scheduler),
-                             lambda name: name is not None and self.edit(column, "scheduler", name))
+                             lambda name: name is not None and self.swap_scheduler(column, name))
 
     def action_preview(self) -> None:
         self.kind = next_kind(self.kind)
