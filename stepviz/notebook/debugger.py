@@ -17,14 +17,14 @@ records, guidance and scheduler) and redraws when they differ. Outside IPython, 
 from __future__ import annotations
 
 import time
-import weakref
 from pathlib import Path
 
 from ..run.session import FORK, MAIN, RunSession, describe_failure
 from .drawing import Drawing
 from .engine_thread import EngineThread
 from .panels import Panels
-from .run_settings import settings_for_stepper, settings_with_edits
+from .cell_hook import redraw_after_cells
+from .run_settings import session_for, settings_with_edits
 
 PLAY_REDRAW_EVERY = 0.3  # seconds between two redraws while playing: the newest step wins
 
@@ -34,33 +34,13 @@ class Debugger:
     `Debugger.from_lesson("guidance")`."""
 
     def __init__(self, pipe_or_stepper, prompt: str | None = None, *, kind: str = "full", **stepper_kwargs):
-        from ..engine import Stepper, StepvizInputError
+        from ..engine import StepvizInputError
         from ..render.preview import PREVIEW_KINDS
 
         if kind not in PREVIEW_KINDS:
             raise StepvizInputError(f"kind={kind!r} is unknown: use one of {', '.join(PREVIEW_KINDS)}")
-        self._export_problem = None  # why `export` could not replay the run, if it could not
-        if isinstance(pipe_or_stepper, RunSession):  # from_lesson
-            self.session = pipe_or_stepper
-            self.session.load()
-        else:
-            if isinstance(pipe_or_stepper, Stepper):
-                if prompt is not None or stepper_kwargs:
-                    raise TypeError("Debugger(stepper) takes no Stepper arguments: the stepper already has them")
-                stepper = pipe_or_stepper
-            else:
-                pipe = pipe_or_stepper
-                if isinstance(pipe, (str, Path)):
-                    from ..models import load_pipeline
-
-                    pipe = load_pipeline(str(pipe))
-                if prompt is not None:
-                    stepper_kwargs["prompt"] = prompt
-                stepper_kwargs.setdefault("capture_attention", True)  # as the TUI's runs: the attention panel
-                stepper = Stepper(pipe, **stepper_kwargs)
-            settings, self._export_problem = settings_for_stepper(stepper, stepper_kwargs)
-            self.session = RunSession(settings, stepper.pipe)
-            self.session.adopt(stepper)
+        # the run as a session, and why `export` could not replay it (if it could not)
+        self.session, self._export_problem = session_for(pipe_or_stepper, prompt, stepper_kwargs)
         self.settings = self.session.settings
         view = self.session.view(MAIN)
         self.panels = Panels(self.settings.title, self.settings.description, kind=kind, scheduler=view.scheduler)
@@ -70,7 +50,7 @@ class Debugger:
         self.engine = EngineThread(self._failed)
         self.drawing = Drawing(self.session, self.panels, self._failed)
         self._connect()
-        self._follow_cells()
+        redraw_after_cells(self)
         self.engine.submit(self._job_events_at_start)
         self.request_redraw()
 
@@ -296,23 +276,3 @@ class Debugger:
         p.scheduler.observe(quiet(self.set_scheduler), names="value")
         p.kind.observe(quiet(lambda kind: self.request_redraw()), names="value")
         p.attention_token.observe(quiet(lambda token: self.request_redraw()), names="value")
-
-    def _follow_cells(self) -> None:
-        """Redraw after any notebook cell that changed the Stepper (an IPython hook; weakly held)."""
-        try:
-            from IPython import get_ipython
-        except ImportError:
-            return
-        shell = get_ipython()
-        if shell is None:
-            return
-        me = weakref.ref(self)
-
-        def after_cell(result=None) -> None:
-            debugger = me()
-            if debugger is None:
-                shell.events.unregister("post_run_cell", after_cell)
-            else:
-                debugger.refresh()
-
-        shell.events.register("post_run_cell", after_cell)

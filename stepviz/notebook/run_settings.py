@@ -7,10 +7,44 @@ stepped by hand is the export of its settings with each edit that is still part 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..engine.checks import StepvizInputError
 from ..run.settings import Event, RunSettings
 
 PICTURES = ("image", "mask_image", "depth_map", "strength")  # known only from the arguments given
+
+
+def session_for(pipe_or_stepper, prompt: str | None, stepper_kwargs: dict) -> tuple:
+    """(the RunSession of what `Debugger(...)` was given, why an export could not replay it or None).
+
+    Given a RunSession (a lesson's, from `Debugger.from_lesson`), loads it; a Stepper is adopted as it is; a
+    pipeline or a model name (loaded here) gets a Stepper built with `prompt` and `stepper_kwargs`.
+    """
+    from ..engine import Stepper
+    from ..run.session import RunSession
+
+    if isinstance(pipe_or_stepper, RunSession):
+        pipe_or_stepper.load()
+        return pipe_or_stepper, None
+    if isinstance(pipe_or_stepper, Stepper):
+        if prompt is not None or stepper_kwargs:
+            raise TypeError("Debugger(stepper) takes no Stepper arguments: the stepper already has them")
+        stepper = pipe_or_stepper
+    else:
+        pipe = pipe_or_stepper
+        if isinstance(pipe, (str, Path)):
+            from ..models import load_pipeline
+
+            pipe = load_pipeline(str(pipe))
+        if prompt is not None:
+            stepper_kwargs["prompt"] = prompt
+        stepper_kwargs.setdefault("capture_attention", True)  # as the TUI's runs: the attention panel
+        stepper = Stepper(pipe, **stepper_kwargs)
+    settings, export_problem = settings_for_stepper(stepper, stepper_kwargs)
+    session = RunSession(settings, stepper.pipe)
+    session.adopt(stepper)
+    return session, export_problem
 
 
 def settings_for_stepper(stepper, given: dict) -> tuple[RunSettings, str | None]:
