@@ -1,6 +1,7 @@
 """The toy model's parts: standard diffusers/transformers classes with small configs.
 
-Two sizes: FULL for the shipped model, TINY for the CI smoke test (seconds). The
+Two sizes: FULL for the shipped base model (its UNet 64/128, one layer per block), TINY for the CI smoke
+test (seconds). The
 scheduler copies SD 1.x's config (scaled_linear betas 0.00085..0.012, 1000 steps,
 steps_offset 1, set_alpha_to_one False, clip_sample False).
 """
@@ -30,7 +31,7 @@ class ToySizes:
 
 FULL = ToySizes(
     vae_channels=(16, 32, 64, 64), vae_groups=8,
-    unet_channels=(48, 96), unet_groups=16, unet_heads=4,
+    unet_channels=(64, 128), unet_groups=16, unet_heads=4,
     text_width=64, text_layers=2, text_heads=4,
 )
 TINY = ToySizes(

@@ -32,10 +32,11 @@ from .evaluate import EVAL_FIRST_SEED, accuracy_table, format_table
 from .reporting import fit_latent_rgb, plot_losses
 from .sources import load_toy_pipeline, part
 from .tokenizer import write_tokenizer
-from .train_unet import LatentSet, caption_token_ids, outline_share, train_unet
+from .train_unet import LatentSet, caption_token_ids, train_unet
 from .train_vae import fold_latent_normalisation, latent_statistics, reconstruction_report, train_vae
 
-FULL_DEFAULTS = dict(scenes=12000, vae_steps=1600, vae_batch=16, unet_steps=6000, unet_batch=64, eval_seeds=2)
+# the shipped base model's run (training/models/toy/TRAINING.md); components.FULL its sizes
+FULL_DEFAULTS = dict(scenes=12000, vae_steps=1600, vae_batch=16, unet_steps=7500, unet_batch=64, eval_seeds=2)
 TINY_DEFAULTS = dict(scenes=48, vae_steps=2, vae_batch=4, unet_steps=2, unet_batch=4, eval_seeds=0)
 
 
@@ -56,15 +57,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--colour-noise", type=float, default=0.3,
                         help="fraction of training captions that name a wrong colour (noisy captions make CFG matter)")
     parser.add_argument("--unet-channels", type=lambda text: tuple(int(c) for c in text.split(",")),
-                        help="UNet block widths, e.g. 64,128 (default: the shipped model's 48,96)")
-    parser.add_argument("--unet-layers", type=int, help="resnet (+ attention) layers per UNet block")
+                        help="UNet block widths, e.g. 96,192 (default: the shipped model's 64,128)")
+    parser.add_argument("--unet-layers", type=int, help="resnet (+ attention) layers per UNet block (default 1)")
     parser.add_argument("--min-radius", type=float, default=RADIUS_RANGE[0],
                         help="smallest shape drawn for training (circumradius / side)")
     parser.add_argument("--vae-from",
                         help="a toy model whose VAE is kept (phase 1 skipped): a shipped model's name (toy) or a "
                              "pipeline folder; its latent space, preview decoder and variants stay valid")
-    parser.add_argument("--outline-weight", type=float, default=0.0,
-                        help="extra loss weight on latent cells at the shape's outline (0: plain eps MSE)")
     parser.add_argument("--caption-dropout", type=float, default=0.1, help="fraction of captions replaced by \"\"")
     parser.add_argument("--eval-seeds", type=int, help="seeds per prompt in the final evaluation (0: skip)")
     parser.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
@@ -77,6 +76,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.size % 8:
         parser.error("--size must be a multiple of 8 (the VAE downsamples 8x)")
     return args
+
+
+def model_sizes(args: argparse.Namespace) -> components.ToySizes:
+    """The networks' sizes the options ask for: FULL (TINY with --tiny), UNet widths and depth overridden."""
+    sizes = components.TINY if args.tiny else components.FULL
+    if args.unet_channels:
+        sizes = dataclasses.replace(sizes, unet_channels=args.unet_channels)
+    if args.unet_layers:
+        sizes = dataclasses.replace(sizes, unet_layers=args.unet_layers)
+    return sizes
 
 
 @torch.no_grad()
@@ -99,11 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.resume and scratch.exists():
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True, exist_ok=True)
-    sizes = components.TINY if args.tiny else components.FULL
-    if args.unet_channels:
-        sizes = dataclasses.replace(sizes, unet_channels=args.unet_channels)
-    if args.unet_layers:
-        sizes = dataclasses.replace(sizes, unet_layers=args.unet_layers)
+    sizes = model_sizes(args)
     report: list[str] = [f"# Toy model training report\n\nCommand options: `{vars(args)}`\n"]
 
     tokenizer = write_tokenizer(out / "tokenizer")
@@ -134,15 +139,14 @@ def main(argv: list[str] | None = None) -> None:
 
     # --- phase 2: UNet + text encoder on the encoded scenes ---
     latent_mean, latent_std = encode_scenes(vae, scenes)
-    outline = outline_share(scenes.masks, args.size // latent_mean.shape[-1]) if args.outline_weight > 0 else None
-    latents = LatentSet(latent_mean, latent_std, torch.from_numpy(scenes.caption_index), outline)
+    latents = LatentSet(latent_mean, latent_std, torch.from_numpy(scenes.caption_index))
     token_ids = caption_token_ids(tokenizer)
     unet = components.make_unet(sizes, args.size)
     text_encoder = components.make_text_encoder(sizes, tokenizer)
     ema_unet, ema_text, unet_losses, sensitivity = train_unet(
         unet, text_encoder, latents, token_ids, args.unet_steps, args.unet_batch, args.unet_lr, args.seed,
         scratch / "unet.pt", caption_dropout=args.caption_dropout, colour_noise=args.colour_noise,
-        save_every_s=args.save_every, outline_weight=args.outline_weight)
+        save_every_s=args.save_every)
     report += ["## UNet", f"captions dropped to \"\": {args.caption_dropout:.0%}; captions naming a wrong colour: "
                f"{args.colour_noise:.0%}", "",
                "Prompt sensitivity ||eps(red) - eps(blue)|| / ||eps(red)|| at t=500 (EMA weights):", "",

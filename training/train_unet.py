@@ -42,7 +42,6 @@ class LatentSet:
     mean: torch.Tensor  # N x 4 x h x w, posterior means (already normalised)
     std: torch.Tensor  # N x 4 x h x w, posterior stds
     caption_index: torch.Tensor  # N, into CAPTIONS
-    outline: torch.Tensor | None = None  # N x 1 x h x w: share of each latent cell's pixels near the shape's outline
 
     def __len__(self) -> int:
         return len(self.mean)
@@ -64,18 +63,6 @@ def _with_other_colour(caption_index: torch.Tensor, generator: torch.Generator) 
     colour, rest = caption_index // per_colour, caption_index % per_colour
     shift = torch.randint(1, len(COLOURS), caption_index.shape, generator=generator)
     return (colour + shift) % len(COLOURS) * per_colour + rest
-
-
-def outline_share(masks: np.ndarray, cell: int, width: int = 2) -> torch.Tensor:
-    """Per latent cell, the share of its pixels within `width` pixels of the shape's outline (N x 1 x h x w).
-
-    Where corners and edges are: the detail that tells a square from a circle at 8x8 latents.
-    """
-    from scipy import ndimage
-
-    band = np.stack([ndimage.binary_dilation(m, iterations=width) & ~ndimage.binary_erosion(m, iterations=width)
-                     for m in masks])
-    return torch.nn.functional.avg_pool2d(torch.from_numpy(band).float()[:, None], cell)
 
 
 def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
@@ -107,13 +94,8 @@ def train_unet(
     unet: UNet2DConditionModel, text_encoder: CLIPTextModel, latents: LatentSet, token_ids: torch.Tensor,
     steps: int, batch: int, lr: float, seed: int, checkpoint_path: Path,
     caption_dropout: float = 0.1, colour_noise: float = 0.0, ema_decay: float = 0.999, save_every_s: float = 180,
-    outline_weight: float = 0.0,
 ) -> tuple[torch.nn.Module, torch.nn.Module, list[float], list[tuple[int, float]]]:
-    """Train in place (resuming from checkpoint_path); returns the EMA networks and logs.
-
-    outline_weight W > 0 weights each latent cell's squared error by 1 + W * (its share of pixels
-    near the shape's outline, `latents.outline`), normalised to mean 1 per example.
-    """
+    """Train in place (resuming from checkpoint_path); returns the EMA networks and logs."""
     scheduler = DDIMScheduler.from_config(dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
                                                beta_schedule="scaled_linear"))
     abar = scheduler.alphas_cumprod
@@ -147,11 +129,7 @@ def train_unet(
         # 3. encode only the distinct captions of this batch, then predict eps
         used, where = torch.unique(caption, return_inverse=True)
         states = text_encoder(token_ids[used])[0][where]
-        squared = (unet(x_t, t, states).sample - eps).pow(2)
-        if outline_weight > 0:
-            weight = 1 + outline_weight * latents.outline[index]
-            squared = squared * weight / weight.mean(dim=(1, 2, 3), keepdim=True)
-        loss = squared.mean()
+        loss = (unet(x_t, t, states).sample - eps).pow(2).mean()
 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -43,8 +43,15 @@ from .train_unet import caption_token_ids
 from .variant_data import draw_inpaint_examples, load_or_draw_depth_scenes
 
 VARIANT_PHASE = {"inpaint": 8, "depth": 9}  # step_generator phases, distinct from the base model's
-DEFAULTS = dict(steps=3000, batch=48, lr=8e-4, scenes=6000, examples=7000)
+DEFAULTS = dict(batch=48, lr=8e-4, scenes=6000, examples=12000)
+# what differs between the shipped variants' runs (training/models/toy-inpaint, toy-depth: TRAINING.md)
+VARIANT_DEFAULTS = {"inpaint": dict(steps=7500, hole_loss_weight=3.0), "depth": dict(steps=2200, hole_loss_weight=1.0)}
 DEFAULT_ESTIMATOR = "toy-depth"  # the shipped depth model's estimator
+# fixed for both shipped variants (no run varied them)
+EMA_DECAY = 0.995
+CONV_IN_LR_SCALE = 10.0  # conv_in's learning rate as a multiple of lr: its new channels start at zero
+MIN_SNR_GAMMA = 5.0  # Min-SNR loss weighting (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR")
+ESTIMATOR_SHARE = 0.25  # depth variant: share of training scenes conditioned on the estimator's depth
 
 
 @dataclass
@@ -124,7 +131,8 @@ def eps_loss(eps_hat: torch.Tensor, eps: torch.Tensor, abar_t: torch.Tensor, min
 
 def train_variant_unet(unet, text_states: torch.Tensor, data: VariantSet, steps: int, batch: int, lr: float,
                        seed: int, phase: int, checkpoint_path: Path, caption_dropout: float = 0.1,
-                       ema_decay: float = 0.995, conv_in_lr_scale: float = 10.0, min_snr_gamma: float = 5.0,
+                       ema_decay: float = EMA_DECAY, conv_in_lr_scale: float = CONV_IN_LR_SCALE,
+                       min_snr_gamma: float = MIN_SNR_GAMMA,
                        hole_loss_weight: float = 1.0,
                        save_every_s: float = 180) -> tuple[torch.nn.Module, list[float]]:
     """Train the UNet in place on eps prediction (resuming from checkpoint_path); returns the EMA UNet and losses.
@@ -245,21 +253,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--depth-estimator", default=DEFAULT_ESTIMATOR,
                         help="depth variant: the folder `python -m training.depth_estimator` wrote, or the shipped "
                              "toy-depth model's estimator (the default)")
-    parser.add_argument("--estimator-share", type=float, default=0.25,
-                        help="depth variant: share of training scenes conditioned on the estimator's depth")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/scratch")
     parser.add_argument("--seed", type=int, default=0)
     for name, value in DEFAULTS.items():
         parser.add_argument(f"--{name}", type=type(value), default=value)
-    parser.add_argument("--ema-decay", type=float, default=0.995)
-    parser.add_argument("--conv-in-lr-scale", type=float, default=10.0,
-                        help="conv_in's learning rate as a multiple of --lr (its new channels start at zero)")
-    parser.add_argument("--min-snr-gamma", type=float, default=5.0, help="Min-SNR loss weighting (0: plain MSE)")
-    parser.add_argument("--hole-loss-weight", type=float, default=1.0,
-                        help="inpaint variant: weight of the loss inside the hole relative to outside it")
+    parser.add_argument("--steps", type=int, help="UNet steps (default: the shipped variant's, inpaint 7500, "
+                                                 "depth 2200)")
+    parser.add_argument("--hole-loss-weight", type=float,
+                        help="inpaint variant: weight of the loss inside the hole relative to outside it (default 3)")
     parser.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on busy cores)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name, value in VARIANT_DEFAULTS[args.variant].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -286,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     if stored is None:
         scenes = load_or_draw_depth_scenes(scratch / "scenes.npz", args.scenes, size, args.seed)
         data = (build_inpaint_set(base.vae, scenes, args.examples, args.seed) if args.variant == "inpaint"
-                else build_depth_set(base.vae, scenes, estimator, args.estimator_share, args.seed))
+                else build_depth_set(base.vae, scenes, estimator, ESTIMATOR_SHARE, args.seed))
         save_checkpoint(vars(data), cached)
     else:
         data = VariantSet(**stored)
@@ -297,8 +305,7 @@ def main(argv: list[str] | None = None) -> None:
     unet = widen_conv_in(base.unet, EXTRA_CHANNELS[args.variant])
     ema_unet, losses = train_variant_unet(unet, text_states, data, args.steps, args.batch, args.lr, args.seed,
                                           VARIANT_PHASE[args.variant], scratch / "unet.pt",
-                                          ema_decay=args.ema_decay, conv_in_lr_scale=args.conv_in_lr_scale,
-                                          min_snr_gamma=args.min_snr_gamma, hole_loss_weight=args.hole_loss_weight,
+                                          hole_loss_weight=args.hole_loss_weight,
                                           save_every_s=args.save_every)
     save_variant(args.variant, base, ema_unet, out, estimator)
     # the base's tokenizer files verbatim (vocab.json + merges.txt too, which transformers 4 needs)
@@ -316,9 +323,9 @@ def main(argv: list[str] | None = None) -> None:
         f"Fine-tuned from the base toy model `{args.base}` in {minutes:.1f} min ({args.threads} torch thread(s)): "
         f"VAE, tokenizer and text encoder kept (frozen); UNet conv_in widened by {EXTRA_CHANNELS[args.variant]} "
         f"zero-initialised channels, then {args.steps} steps at batch {args.batch}, peak LR {args.lr} "
-        f"(conv_in x{args.conv_in_lr_scale}), Min-SNR-{args.min_snr_gamma} loss weights, "
+        f"(conv_in x{CONV_IN_LR_SCALE}), Min-SNR-{MIN_SNR_GAMMA} loss weights, "
         f"loss inside the hole x{args.hole_loss_weight}, "
-        f"{len(data)} examples, seed {args.seed}; EMA ({args.ema_decay}) "
+        f"{len(data)} examples, seed {args.seed}; EMA ({EMA_DECAY}) "
         f"weights saved. Final loss (mean of the last 200 steps) "
         f"{np.mean(losses[-200:]):.4f}. Loss curve: `loss_curve.png`.\n"
     )
