@@ -29,8 +29,8 @@ def base(tmp_path_factory):
     sizes = model_sizes(args)
     folder = tmp_path_factory.mktemp("tokenizer")
     tokenizer = write_tokenizer(folder)
-    return dict(tokenizer_folder=folder, unet=components.make_unet(sizes, args.size), vae=components.make_vae(sizes, args.size),
-                text_encoder=components.make_text_encoder(sizes, tokenizer), tokenizer=tokenizer,
+    return dict(tokenizer_folder=folder, unet=components.make_unet(sizes, args.size),
+                vae=components.make_vae(sizes, args.size), text_encoder=components.make_text_encoder(sizes, tokenizer),
                 scheduler=components.make_pipeline_scheduler())
 
 
