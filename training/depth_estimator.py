@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
 
-from .checkpoint import SaveClock, resume, save_checkpoint, step_generator, warmup_cosine
+from .loop import Schedule, plot_losses, train_steps
 from .sources import part
 from .variant_data import load_or_draw_depth_scenes
 
@@ -70,31 +69,19 @@ def train_depth_estimator(model: DPTForDepthEstimation, pixels: torch.Tensor, de
                           batch: int, lr: float, seed: int, checkpoint_path: Path,
                           save_every_s: float = 180) -> list[float]:
     """L1 on predicted_depth; resumes from checkpoint_path. Returns the per-step losses."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    losses, start, _ = resume(checkpoint_path, {"model": model}, optimizer)
-    clock = SaveClock(save_every_s)
-    model.train()
-    progress = tqdm(range(start, steps), initial=start, total=steps, desc="depth estimator", mininterval=5)
-    for step in progress:
-        generator = step_generator(seed, ESTIMATOR_PHASE, step)
+
+    def batch_loss(step: int, generator: torch.Generator) -> torch.Tensor:
         index = torch.randint(len(pixels), (batch,), generator=generator)
         flip = torch.rand(batch, generator=generator) < 0.5  # mirrored scenes are scenes too
         x, target = pixels[index], depth[index]
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         target = torch.where(flip[:, None, None], target.flip(-1), target)
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine(step, steps, lr, warmup=min(100, steps // 10 + 1))
-        loss = torch.nn.functional.l1_loss(model(pixel_values=x).predicted_depth, target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss.item())
-        if step % 25 == 0:
-            progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        if clock.due() or step + 1 == steps:
-            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "losses": losses,
-                             "step": step + 1}, checkpoint_path)
+        return torch.nn.functional.l1_loss(model(pixel_values=x).predicted_depth, target)
+
+    schedule = Schedule("depth estimator", steps, lr, warmup=100, seed=seed, phase=ESTIMATOR_PHASE,
+                        checkpoint=checkpoint_path, save_every_s=save_every_s)
+    losses = train_steps(schedule, {"model": model},
+                         torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4), batch_loss)
     model.eval()
     return losses
 
@@ -170,29 +157,12 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(out / name)
     model.save_pretrained(out / "depth_estimator", safe_serialization=True)
     processor.save_pretrained(out / "feature_extractor")
-    plot_depth_losses(losses, out / "depth_estimator_loss.png")
+    plot_losses({"depth estimator (L1)": losses}, out / "depth_estimator_loss.png")
     command = "python -m training.depth_estimator " + " ".join(argv if argv is not None else sys.argv[1:])
     parameters = sum(p.numel() for p in model.parameters())
     (out / "depth_estimator.md").write_text(
         f"# Toy depth estimator\n\n```\n{command}\n```\n\nDPTForDepthEstimation, {parameters:,} parameters, "
         f"{args.steps} steps at batch {args.batch} on {args.scenes} scenes (L1 loss).\n\n{format_errors(errors)}\n")
-
-
-def plot_depth_losses(losses: list[float], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5, 3.5))
-    axis.plot(losses, alpha=0.3, lw=0.5)
-    window = max(1, len(losses) // 50)
-    if len(losses) >= window:
-        axis.plot(np.arange(window - 1, len(losses)), np.convolve(losses, np.ones(window) / window, mode="valid"))
-    axis.set(title="depth estimator (L1)", xlabel="step", yscale="log")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 if __name__ == "__main__":

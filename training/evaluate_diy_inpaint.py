@@ -28,7 +28,7 @@ import torch
 from stepviz.toy.world import BACKGROUNDS, CELL, COLOURS, MARGIN, SHAPES, caption, cell_box_around, draw_scene
 
 from .sources import SHIPPED_MODEL
-from .evaluate_variants import InpaintCase, _other, evaluate_inpaint, inpaint_rows_table, save_grid
+from .evaluate_variants import InpaintCase, evaluate_inpaint, inpaint_rows_table, save_grid, shifted_name
 
 SETS = ("new shape", "new colour", "empty")
 
@@ -39,8 +39,9 @@ def diy_cases(size: int = 64) -> list[InpaintCase]:
     for which in SETS:
         for k, (colour, shape) in enumerate((c, s) for c in colours for s in SHAPES):
             background = list(BACKGROUNDS)[k % 2]
-            old_colour = colour if which == "new shape" else _other(colours, colour, 1 + k % 5)
-            scene = draw_scene(old_colour, _other(list(SHAPES), shape, 1 + k % 2), background, seed=800 + k, size=size)
+            old_colour = colour if which == "new shape" else shifted_name(colours, colour, 1 + k % 5)
+            old_shape = shifted_name(list(SHAPES), shape, 1 + k % 2)
+            scene = draw_scene(old_colour, old_shape, background, seed=800 + k, size=size)
             hole = cell_box_around(scene.mask)
             if which == "empty":
                 scene.image[:] = scene.image[~hole][0]  # the scene's background colour everywhere

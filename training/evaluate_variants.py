@@ -50,7 +50,8 @@ class InpaintCase:
     shape: str  # asked for
 
 
-def _other(names: list[str], name: str, shift: int) -> str:
+def shifted_name(names: list[str], name: str, shift: int) -> str:
+    """The name `shift` places after `name` in `names` (wrapping): a different colour or shape, chosen fixedly."""
     return names[(names.index(name) + shift) % len(names)]
 
 
@@ -73,7 +74,7 @@ def inpaint_cases(size: int = 64) -> list[InpaintCase]:
     cases = []
     for k, (colour, shape) in enumerate((c, s) for c in colours for s in SHAPES):
         background = backgrounds[k % 2]
-        old_colour, old_shape = _other(colours, colour, 1 + k % 5), _other(list(SHAPES), shape, 1 + k % 2)
+        old_colour, old_shape = shifted_name(colours, colour, 1 + k % 5), shifted_name(list(SHAPES), shape, 1 + k % 2)
         for placement in ("elsewhere", "covering"):
             seed = 900 + 10 * k
             while True:  # first seed whose scene leaves room for the hole
@@ -176,7 +177,7 @@ def depth_cases(size: int = 64) -> list[tuple[Scene, str, str]]:
     cases = []
     for k, (colour, shape, background) in enumerate((c, s, b) for c in colours for s in SHAPES for b in BACKGROUNDS):
         scene = draw_scene(colour, shape, background, seed=700 + k, size=size)
-        asked = _other(colours, colour, 1 + k % 5)
+        asked = shifted_name(colours, colour, 1 + k % 5)
         cases.append((scene, caption(asked, shape, background), asked))
     return cases
 

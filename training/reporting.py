@@ -1,8 +1,7 @@
-"""What the training script writes beside the weights: latent -> RGB factors, the loss curve."""
+"""The linear latent -> RGB preview factors the trainers fit beside the weights."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,28 +21,3 @@ def fit_latent_rgb(latents: torch.Tensor, images: torch.Tensor) -> tuple[list[li
     solution, *_ = np.linalg.lstsq(design, rgb, rcond=None)
     rms = float(np.sqrt(np.mean((design @ solution - rgb) ** 2)))
     return solution[:-1].round(6).tolist(), solution[-1].round(6).tolist(), rms
-
-
-def plot_losses(vae_losses: list[float], unet_losses: list[float], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    def smooth(values: list[float]) -> np.ndarray:
-        values = np.asarray(values, dtype=float)
-        window = max(1, len(values) // 100)
-        return np.convolve(values, np.ones(window) / window, mode="valid") if len(values) else values
-
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for axis, losses, title in ((axes[0], vae_losses, "VAE (weighted MSE + L1 + KL)"),
-                                (axes[1], unet_losses, "UNet + text encoder (eps MSE)")):
-        axis.plot(losses, alpha=0.25, lw=0.5, color="tab:blue")
-        axis.plot(np.arange(len(smooth(losses))) + (len(losses) - len(smooth(losses))) // 2, smooth(losses),
-                  color="tab:blue")
-        axis.set_title(title)
-        axis.set_xlabel("step")
-        axis.set_yscale("log")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)

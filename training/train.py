@@ -29,7 +29,8 @@ from stepviz.toy.world import RADIUS_RANGE
 from . import components
 from .dataset import load_or_draw
 from .evaluate import EVAL_FIRST_SEED, accuracy_table, format_table
-from .reporting import fit_latent_rgb, plot_losses
+from .loop import plot_losses
+from .reporting import fit_latent_rgb
 from .sources import load_toy_pipeline, part
 from .tokenizer import write_tokenizer
 from .train_unet import LatentSet, caption_token_ids, train_unet
@@ -164,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     fitted = np.arange(min(2000, len(scenes)))
     factors, bias, rgb_error = fit_latent_rgb(latent_mean[:2000], scenes.image_tensor(fitted))
     (out / "latent_rgb.json").write_text(json.dumps({"factors": factors, "bias": bias}, indent=1) + "\n")
-    plot_losses(vae_losses, unet_losses, out / "loss_curve.png")
+    plot_losses({"VAE (weighted MSE + L1 + KL)": vae_losses, "UNet + text encoder (eps MSE)": unet_losses},
+                out / "loss_curve.png")
     report += ["## Linear latent -> RGB preview", f"least-squares fit on training latents, RMS error {rgb_error:.3f} "
                "(RGB in [-1, 1])", ""]
 

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from stepviz.toy.checker import inspect
 
-from .checkpoint import SaveClock, load_checkpoint, resume, save_checkpoint, step_generator, warmup_cosine
+from .checkpoint import load_checkpoint, save_checkpoint
 from .extra_channels import encode_posterior, pixels_from_uint8, sample_posterior
+from .loop import Schedule, train_steps
 from .sources import part, write_plain_folder
 from .train_vae import shape_weighted_pixel_loss
 from .variant_data import draw_inpaint_examples, load_or_draw_depth_scenes, paint_into_hole
@@ -51,28 +51,15 @@ def train_decoder(vae, mean: torch.Tensor, std: torch.Tensor, pixels: torch.Tens
     trained = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
     for parameter in trained:
         parameter.requires_grad_(True)
-    optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=0.0)
-    losses, start, _ = resume(checkpoint_path, {"vae": vae}, optimizer)
-    clock = SaveClock(save_every_s)
-    vae.train()
-    progress = tqdm(range(start, steps), initial=start, total=steps, desc="decoder", mininterval=5)
-    for step in progress:
-        generator = step_generator(seed, DECODER_PHASE, step)
+
+    def batch_loss(step: int, generator: torch.Generator) -> torch.Tensor:
         index = torch.randint(len(pixels), (batch,), generator=generator)
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine(step, steps, lr, warmup=min(100, steps // 10 + 1))
         z = sample_posterior(mean[index], std[index], generator) / vae.config.scaling_factor
-        loss = shape_weighted_pixel_loss(vae.decode(z).sample, pixels[index], shapes[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trained, 1.0)
-        optimizer.step()
-        losses.append(loss.item())
-        if step % 25 == 0:
-            progress.set_postfix(loss=f"{np.mean(losses[-25:]):.4f}")
-        if clock.due() or step + 1 == steps:
-            save_checkpoint({"vae": vae.state_dict(), "optimizer": optimizer.state_dict(), "losses": losses,
-                             "step": step + 1}, checkpoint_path)
+        return shape_weighted_pixel_loss(vae.decode(z).sample, pixels[index], shapes[index])
+
+    schedule = Schedule("decoder", steps, lr, warmup=100, seed=seed, phase=DECODER_PHASE, checkpoint=checkpoint_path,
+                        save_every_s=save_every_s)
+    losses = train_steps(schedule, {"vae": vae}, torch.optim.AdamW(trained, lr=lr, weight_decay=0.0), batch_loss)
     vae.eval().requires_grad_(False)
     return losses
 

@@ -23,16 +23,15 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from diffusers import DDIMScheduler, UNet2DConditionModel
-from tqdm import tqdm
 from transformers import CLIPTextModel
 
 from stepviz.toy.world import COLOURS
 
-from .checkpoint import SaveClock, resume, save_checkpoint, step_generator, warmup_cosine
+from .components import make_train_scheduler
 from .dataset import CAPTIONS, EMPTY_CAPTION_INDEX
+from .loop import Schedule, train_steps
 
 UNET_PHASE = 2
 
@@ -65,12 +64,6 @@ def _with_other_colour(caption_index: torch.Tensor, generator: torch.Generator) 
     return (colour + shift) % len(COLOURS) * per_colour + rest
 
 
-def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    with torch.no_grad():
-        for e, p in zip(ema.parameters(), model.parameters()):
-            e.lerp_(p, 1.0 - decay)
-
-
 @torch.no_grad()
 def prompt_sensitivity(unet, text_encoder, token_ids: torch.Tensor, scheduler: DDIMScheduler) -> float:
     """How much eps_hat changes between two captions that differ in the colour word only.
@@ -96,25 +89,15 @@ def train_unet(
     caption_dropout: float = 0.1, colour_noise: float = 0.0, ema_decay: float = 0.999, save_every_s: float = 180,
 ) -> tuple[torch.nn.Module, torch.nn.Module, list[float], list[tuple[int, float]]]:
     """Train in place (resuming from checkpoint_path); returns the EMA networks and logs."""
-    scheduler = DDIMScheduler.from_config(dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                                               beta_schedule="scaled_linear"))
+    scheduler = make_train_scheduler()
     abar = scheduler.alphas_cumprod
     parameters = list(unet.parameters()) + list(text_encoder.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-2)
     ema_unet, ema_text = copy.deepcopy(unet).eval(), copy.deepcopy(text_encoder).eval()
-    modules = {"unet": unet, "text_encoder": text_encoder, "ema_unet": ema_unet, "ema_text": ema_text}
-    losses, start, state = resume(checkpoint_path, modules, optimizer)
-    sensitivity: list[tuple[int, float]] = state.get("sensitivity", [])
-    clock = SaveClock(save_every_s)
-    unet.train()
-    text_encoder.train()
-    progress = tqdm(range(start, steps), initial=start, total=steps, desc="unet", mininterval=5)
-    for step in progress:
-        generator = step_generator(seed, UNET_PHASE, step)
-        index = torch.randint(len(latents), (batch,), generator=generator)
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine(step, steps, lr, warmup=min(300, steps // 10 + 1))
+    sensitivity: list[tuple[int, float]] = []
 
+    def batch_loss(step: int, generator: torch.Generator) -> torch.Tensor:
+        index = torch.randint(len(latents), (batch,), generator=generator)
         # 1. x_0 from the stored posterior; drop ~10% of the captions to ""
         x_0 = latents.mean[index] + latents.std[index] * torch.randn(latents.mean[index].shape, generator=generator)
         caption = latents.caption_index[index].clone()
@@ -129,27 +112,15 @@ def train_unet(
         # 3. encode only the distinct captions of this batch, then predict eps
         used, where = torch.unique(caption, return_inverse=True)
         states = text_encoder(token_ids[used])[0][where]
-        loss = (unet(x_t, t, states).sample - eps).pow(2).mean()
+        return (unet(x_t, t, states).sample - eps).pow(2).mean()
 
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        decay = min(ema_decay, (1 + step) / (10 + step))
-        _update_ema(ema_unet, unet, decay)
-        _update_ema(ema_text, text_encoder, decay)
-        losses.append(loss.item())
-        if step % 500 == 0 or step + 1 == steps:
-            sensitivity.append((step, prompt_sensitivity(ema_unet, ema_text, token_ids, scheduler)))
-            progress.write(f"step {step}: loss {np.mean(losses[-200:]):.4f}, "
-                           f"prompt sensitivity (EMA) {sensitivity[-1][1]:.3f}")
-        if step % 25 == 0:
-            progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        if clock.due() or step + 1 == steps:
-            save_checkpoint({
-                "unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(),
-                "ema_unet": ema_unet.state_dict(), "ema_text": ema_text.state_dict(),
-                "optimizer": optimizer.state_dict(), "losses": losses, "sensitivity": sensitivity,
-                "step": step + 1,
-            }, checkpoint_path)
+    def report(step: int) -> str:
+        sensitivity.append((step, prompt_sensitivity(ema_unet, ema_text, token_ids, scheduler)))
+        return f"prompt sensitivity (EMA) {sensitivity[-1][1]:.3f}"
+
+    schedule = Schedule("unet", steps, lr, warmup=300, seed=seed, phase=UNET_PHASE, checkpoint=checkpoint_path,
+                        save_every_s=save_every_s, ema_decay=ema_decay, report_every=500)
+    losses = train_steps(schedule, {"unet": unet, "text_encoder": text_encoder}, optimizer, batch_loss,
+                         averages={"ema_unet": (ema_unet, unet), "ema_text": (ema_text, text_encoder)},
+                         logs={"sensitivity": sensitivity}, report=report)
     return ema_unet, ema_text, losses, sensitivity

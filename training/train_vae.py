@@ -20,13 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AutoencoderKL
-from tqdm import tqdm
 
 from stepviz.toy.checker import classify
 from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
 
-from .checkpoint import SaveClock, resume, save_checkpoint, step_generator, warmup_cosine
 from .dataset import SceneSet
+from .loop import Schedule, train_steps
 
 VAE_PHASE = 1
 
@@ -45,35 +44,19 @@ def train_vae(
     checkpoint_path: Path, shape_weight: float = 5.0, kl_weight: float = 1e-6, save_every_s: float = 180,
 ) -> list[float]:
     """Train in place; returns the loss per step (resumes from checkpoint_path)."""
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-    losses, start, _ = resume(checkpoint_path, {"vae": vae}, optimizer)
-    clock = SaveClock(save_every_s)
-    vae.train()
-    progress = tqdm(range(start, steps), initial=start, total=steps, desc="vae", mininterval=5)
-    for step in progress:
-        generator = step_generator(seed, VAE_PHASE, step)
+
+    def batch_loss(step: int, generator: torch.Generator) -> torch.Tensor:
         index = torch.randint(len(scenes), (batch,), generator=generator).numpy()
         x, mask = scenes.image_tensor(index), scenes.mask_tensor(index)
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine(step, steps, lr, warmup=min(100, steps // 10 + 1))
-
         posterior = vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
-        reconstruction = vae.decode(z).sample
-        pixel = shape_weighted_pixel_loss(reconstruction, x, mask, shape_weight)
-        kl = posterior.kl().mean() / z[0].numel()
-        loss = pixel + kl_weight * kl
+        pixel = shape_weighted_pixel_loss(vae.decode(z).sample, x, mask, shape_weight)
+        return pixel + kl_weight * posterior.kl().mean() / z[0].numel()
 
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss.item())
-        if step % 25 == 0:
-            progress.set_postfix(loss=f"{np.mean(losses[-25:]):.4f}")
-        if clock.due() or step + 1 == steps:
-            save_checkpoint({"vae": vae.state_dict(), "optimizer": optimizer.state_dict(),
-                             "losses": losses, "step": step + 1}, checkpoint_path)
+    schedule = Schedule("vae", steps, lr, warmup=100, seed=seed, phase=VAE_PHASE, checkpoint=checkpoint_path,
+                        save_every_s=save_every_s)
+    losses = train_steps(schedule, {"vae": vae}, torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0),
+                         batch_loss)
     vae.eval()
     return losses
 

@@ -29,15 +29,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from stepviz.models.loading import load_pipeline
 from stepviz.render.preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR
 
-from .checkpoint import SaveClock, load_checkpoint, resume, save_checkpoint, step_generator, warmup_cosine
+from .checkpoint import load_checkpoint, save_checkpoint
+from .components import make_train_scheduler
 from .dataset import EMPTY_CAPTION_INDEX
 from .extra_channels import (EXTRA_CHANNELS, depth_at_latent_size, encode_posterior, mask_at_latent_size,
                              masked_pixels, pixels_from_uint8, sample_posterior, widen_conv_in)
+from .loop import Schedule, plot_losses, train_steps
 from .sources import SHIPPED_MODEL, part
 from .train_unet import caption_token_ids
 from .variant_data import draw_inpaint_examples, load_or_draw_depth_scenes
@@ -103,12 +104,6 @@ def build_depth_set(vae, scenes, estimator_folder: Path | None, estimator_share:
     return VariantSet(mean, std, extra, torch.zeros_like(extra), torch.from_numpy(scenes.caption_index))
 
 
-def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    with torch.no_grad():
-        for e, p in zip(ema.parameters(), model.parameters()):
-            e.lerp_(p, 1.0 - decay)
-
-
 def eps_loss(eps_hat: torch.Tensor, eps: torch.Tensor, abar_t: torch.Tensor, min_snr_gamma: float,
              pixel_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over the batch of w_t * (weighted) mean squared error of eps_hat.
@@ -141,27 +136,16 @@ def train_variant_unet(unet, text_states: torch.Tensor, data: VariantSet, steps:
     hole_loss_weight: inpaint variant only, how much more a latent pixel inside the hole counts than one
     outside it (the first extra channel is the mask).
     """
-    from diffusers import DDIMScheduler
-
-    from .components import SCHEDULER_CONFIG
-
-    abar = DDIMScheduler(**SCHEDULER_CONFIG).alphas_cumprod
+    abar = make_train_scheduler().alphas_cumprod
     # conv_in learns faster: its new input channels start at zero and must grow within a short run
     conv_in = list(unet.conv_in.parameters())
     rest = [p for name, p in unet.named_parameters() if not name.startswith("conv_in.")]
     optimizer = torch.optim.AdamW([dict(params=rest, lr_scale=1.0), dict(params=conv_in, lr_scale=conv_in_lr_scale)],
                                   lr=lr, weight_decay=1e-2)
     ema = copy.deepcopy(unet).eval()
-    losses, start, _ = resume(checkpoint_path, {"unet": unet, "ema": ema}, optimizer)
-    clock = SaveClock(save_every_s)
-    unet.train()
-    progress = tqdm(range(start, steps), initial=start, total=steps, desc="variant unet", mininterval=5)
-    for step in progress:
-        generator = step_generator(seed, phase, step)
-        index = torch.randint(len(data), (batch,), generator=generator)
-        for group in optimizer.param_groups:
-            group["lr"] = group["lr_scale"] * warmup_cosine(step, steps, lr, warmup=min(150, steps // 10 + 1))
 
+    def batch_loss(step: int, generator: torch.Generator) -> torch.Tensor:
+        index = torch.randint(len(data), (batch,), generator=generator)
         # 1. x_0 and the extra channels from their posteriors; drop ~10% of the captions to ""
         x_0 = sample_posterior(data.mean[index], data.std[index], generator)
         extra = sample_posterior(data.extra_mean[index], data.extra_std[index], generator)
@@ -176,21 +160,11 @@ def train_variant_unet(unet, text_states: torch.Tensor, data: VariantSet, steps:
         eps_hat = unet(torch.cat([x_t, extra], dim=1), t, text_states[caption]).sample
         # 4. the loss, Min-SNR weighted over timesteps (and over the hole, for the inpaint variant)
         pixel_weight = 1.0 + (hole_loss_weight - 1.0) * extra[:, :1] if hole_loss_weight != 1.0 else None
-        loss = eps_loss(eps_hat, eps, a.flatten(), min_snr_gamma, pixel_weight)
+        return eps_loss(eps_hat, eps, a.flatten(), min_snr_gamma, pixel_weight)
 
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        optimizer.step()
-        _update_ema(ema, unet, min(ema_decay, (1 + step) / (10 + step)))
-        losses.append(loss.item())
-        if step % 25 == 0:
-            progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        if step % 500 == 0 or step + 1 == steps:
-            progress.write(f"step {step}: loss {np.mean(losses[-200:]):.4f}")
-        if clock.due() or step + 1 == steps:
-            save_checkpoint({"unet": unet.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                             "losses": losses, "step": step + 1}, checkpoint_path)
+    schedule = Schedule("variant unet", steps, lr, warmup=150, seed=seed, phase=phase, checkpoint=checkpoint_path,
+                        save_every_s=save_every_s, ema_decay=ema_decay, report_every=500)
+    losses = train_steps(schedule, {"unet": unet}, optimizer, batch_loss, averages={"ema": (ema, unet)})
     return ema, losses
 
 
@@ -224,24 +198,6 @@ def portable_processor_name(model_index: Path) -> None:
     index = json.loads(model_index.read_text())
     index["feature_extractor"] = ["transformers", "DPTImageProcessor"]
     model_index.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-
-
-def plot_variant_losses(losses: list[float], title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    axis.plot(losses, alpha=0.25, lw=0.5, color="tab:blue")
-    window = max(1, len(losses) // 100)
-    if len(losses) >= window:
-        axis.plot(np.arange(window - 1, len(losses)), np.convolve(losses, np.ones(window) / window, mode="valid"),
-                  color="tab:blue")
-    axis.set(title=title, xlabel="step", yscale="log")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -315,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.copy(part(args.base, LATENT_RGB_FILE), out / LATENT_RGB_FILE)
     if part(args.base, PREVIEW_DECODER_DIR).is_dir():
         shutil.copytree(part(args.base, PREVIEW_DECODER_DIR), out / PREVIEW_DECODER_DIR, dirs_exist_ok=True)
-    plot_variant_losses(losses, f"{args.variant} variant UNet (Min-SNR-weighted eps MSE)", out / "loss_curve.png")
+    plot_losses({f"{args.variant} variant UNet (Min-SNR-weighted eps MSE)": losses}, out / "loss_curve.png")
     minutes = (time.monotonic() - started) / 60
     command = "python -m training.train_variants " + " ".join(argv if argv is not None else sys.argv[1:])
     (out / "TRAINING.md").write_text(
