@@ -9,7 +9,7 @@ from stepviz.engine.checks import StepvizInputError
 from stepviz.lessons.events import apply_events, due_events
 from stepviz.lessons.schema import load_scenario
 from stepviz.lessons.shipped import LESSONS_FOLDER, ScenarioError, list_scenarios
-from stepviz.run.settings import Event
+from stepviz.run.settings import Event, RunSettings
 
 GOOD = '''
 title = "t"
@@ -96,6 +96,29 @@ def test_each_error_names_file_key_and_rule(tmp_path, text, key, words):
     message = str(caught.value)
     assert str(path) in message and key in message and words in message, message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("key, value, settings_key, rule", [
+    ("scheduler", "'fast'", "scheduler", "'fast' is unknown: allowed schedulers are ddim, ddpm"),
+    ("mode", "'video'", "mode", "'video' is unknown: allowed modes are txt2img, img2img, inpaint, depth2img"),
+    ("inpaint_noise", "'loud'", "inpaint_noise", "'loud' is unknown: allowed values are fixed, fresh"),
+    ("timestep_spacing", "'odd'", "timestep_spacing", "'odd' is unknown: allowed values are leading, trailing"),
+])
+def test_a_lesson_and_the_command_line_refuse_a_name_in_the_same_words(tmp_path, key, value, settings_key, rule):
+    """One rule, one wording: the lesson file adds its name, key and line; RunSettings (the CLI) says key=value."""
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(write(tmp_path, f"{key} = {value}\n"))
+    assert f"lesson.toml: {key} (line 1): {rule}" in str(caught.value)
+    with pytest.raises(StepvizInputError) as refused:
+        RunSettings(**{settings_key: value.strip("'")}).validate()
+    assert str(refused.value).startswith(f"{settings_key}={rule}")
+
+
+def test_an_event_names_an_unknown_scheduler_as_the_run_does(tmp_path):
+    with pytest.raises(ScenarioError, match=r"set_scheduler \(line 3\): 'fast' is unknown: allowed schedulers are "):
+        load_scenario(write(tmp_path, "[[events]]\nat_step = 1\nset_scheduler = 'fast'\n"))
+    with pytest.raises(StepvizInputError, match=r"^event at step 1: set_scheduler='fast' is unknown: allowed sched"):
+        RunSettings(events=[Event(1, set_scheduler="fast")]).validate()
 
 
 def test_errors_give_the_line_of_the_key(tmp_path):

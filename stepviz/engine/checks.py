@@ -17,6 +17,16 @@ class StepvizInputError(ValueError):
     """A value given to stepviz is not allowed. The message names the value and the rule."""
 
 
+def check_choice(key: str, value, allowed, what: str = "values") -> None:
+    """`value` is one of `allowed`, else one line naming the key, the value and the allowed ones."""
+    if value not in allowed:
+        raise StepvizInputError(f"{key}={value!r} is unknown: allowed {what} are {', '.join(allowed)}")
+
+
+def check_mode_name(mode: str) -> None:
+    check_choice("mode", mode, MODES, "modes")
+
+
 def check_size(name: str, value: int | None) -> None:
     if value is None:
         return
@@ -123,8 +133,7 @@ def run_size(mode: str, height: int | None, width: int | None, picture_size: tup
 
 
 def check_mode(mode: str, unet_in_channels: int, sdxl: bool = False) -> None:
-    if mode not in MODES:
-        raise StepvizInputError(f"mode={mode!r} is unknown: allowed modes are {', '.join(MODES)}")
+    check_mode_name(mode)
     if sdxl and mode == "depth2img":
         raise StepvizInputError("mode='depth2img' needs an SD 2 depth model; SDXL runs txt2img, img2img and inpaint")
     allowed = MODE_CHANNELS[mode]

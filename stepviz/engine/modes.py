@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import StepvizInputError, check_strength_leaves_a_step, check_timesteps_trained, load_image
+from .checks import (StepvizInputError, check_mode_name, check_strength_leaves_a_step, check_timesteps_trained,
+                     load_image)
 from .sdxl import is_sdxl, vae_upcast
 
 
@@ -158,7 +159,8 @@ def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, wid
         return PreparedRun(latents, timesteps, begin, height, width, image_latents=image_latents, noise=noise,
                            depth=depth, notice=notice)
 
-    raise StepvizInputError(f"mode={mode!r} is unknown: use txt2img, img2img, inpaint or depth2img")
+    check_mode_name(mode)  # raises: a mode without a branch above is not one of MODES
+    raise AssertionError(f"mode {mode!r} is in MODES but has no preparation")
 
 
 UNIFORM_DEPTH_NOTICE = ("the depth map has one value everywhere, so it says nothing about depth: it is used as a "

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .noise_scale import abar_of
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -53,10 +55,10 @@ def pred_original(model_output, x, sigma: float, family: str, prediction_type: s
         return model_output
     if family == "sigma":
         if prediction_type == "v_prediction":
-            c = (sigma * sigma + 1.0) ** 0.5
+            c = (sigma * sigma + 1.0) ** 0.5  # diffusers EulerDiscreteScheduler, v_prediction
             return x / (sigma * sigma + 1.0) - model_output * (sigma / c)
         return x - sigma * model_output
-    abar = 1.0 / (1.0 + sigma * sigma)
+    abar = abar_of(sigma)
     sqrt_abar, sqrt_one_minus = abar**0.5, (1.0 - abar) ** 0.5
     if prediction_type == "v_prediction":
         return sqrt_abar * x - sqrt_one_minus * model_output

@@ -1,11 +1,5 @@
-"""The schedulers stepviz lists and their two latent spaces (x0-hat per family: prediction.py).
-
-Two families (Karras et al. 2022 relate them; diffusers implements both):
-
-    VP     x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps          init_noise_sigma = 1
-    sigma  x   = x_0 + sigma eps,  sigma = sqrt((1 - abar) / abar)  model input x / sqrt(sigma^2 + 1)
-
-so a VP latent times sqrt(sigma^2 + 1) is the sigma-family latent at the same noise level.
+"""The schedulers stepviz lists, their family (VP or sigma: noise_scale.py), making and swapping them,
+and the noise level of a run's steps (x0-hat per family: prediction.py).
 """
 
 from __future__ import annotations
@@ -14,7 +8,8 @@ import functools
 import inspect
 from dataclasses import dataclass
 
-from .checks import StepvizInputError
+from .checks import check_choice
+from .noise_scale import abar_of, sigma_of, to_vp_scale
 
 
 @dataclass(frozen=True)
@@ -54,6 +49,11 @@ _SIGMA_CLASSES = {
 }
 
 
+
+def check_scheduler_name(name: str, key: str = "scheduler") -> None:
+    """`name` is one of SCHEDULERS, else one line naming `key`, the value and the allowed names."""
+    check_choice(key, name, SCHEDULERS, "schedulers")
+
 def info_for(scheduler) -> SchedulerInfo:
     """The table entry for a scheduler instance (or a made-up one for a class we do not list)."""
     cls_name = type(scheduler).__name__
@@ -78,8 +78,7 @@ def make_scheduler(name: str, config, *, constructor_fixes: bool = True, **overr
     """
     import diffusers
 
-    if name not in SCHEDULERS:
-        raise StepvizInputError(f"scheduler={name!r} is unknown: allowed schedulers are {', '.join(SCHEDULERS)}")
+    check_scheduler_name(name)
     cls = getattr(diffusers, SCHEDULERS[name].class_name)
     scheduler = cls.from_config(config, **overrides)
     if constructor_fixes:
@@ -124,9 +123,14 @@ def noise_level(scheduler, loop_index: int, t) -> tuple[float, float]:
     sigmas = getattr(scheduler, "sigmas", None)
     if sigmas is not None and loop_index < len(sigmas):
         sigma = float(sigmas[loop_index])
-        return sigma, 1.0 / (1.0 + sigma * sigma)
+        return sigma, abar_of(sigma)
+    return trained_noise_level(scheduler, t)
+
+
+def trained_noise_level(scheduler, t) -> tuple[float, float]:
+    """(sigma_t, abar_t) of the training schedule at timestep t (alphas_cumprod at the nearest integer t)."""
     abar = float(scheduler.alphas_cumprod[int(round(float(t)))])
-    return ((1.0 - abar) / abar) ** 0.5, abar
+    return sigma_of(abar), abar
 
 
 def final_noise_level(scheduler) -> tuple[float, float]:
@@ -139,7 +143,24 @@ def final_noise_level(scheduler) -> tuple[float, float]:
     if abar is None:
         return 0.0, 1.0
     abar = float(abar)
-    return ((1.0 - abar) / abar) ** 0.5, abar
+    return sigma_of(abar), abar
+
+
+def start_on_vp_scale(stepper):
+    """The run's starting latents on the VP scale, at the noise level of its first step.
+
+    Taken from the stepper's inputs (a recorded loop has none: its latents), so it holds also after steps,
+    swaps and forks; the first record's sigma once there is one, else the scheduler's at the loop's start.
+    """
+    inputs = getattr(stepper, "run_inputs", None)  # a recorded loop (trace_replay.py) has none
+    start = stepper.latents if inputs is None else inputs.latents
+    if stepper.records:
+        return to_vp_scale(start, stepper.records[0].family, stepper.records[0].sigma)
+    if not len(stepper.timesteps):
+        return start
+    scheduler = stepper.scheduler
+    sigma, _ = noise_level(scheduler, getattr(scheduler, "begin_index", None) or 0, stepper.timesteps[0])
+    return to_vp_scale(start, info_for(scheduler).family, sigma)
 
 
 def history_fill(scheduler) -> tuple[int, int] | None:
@@ -162,14 +183,6 @@ def first_order_grid(timesteps) -> list[float]:
         if not grid or grid[-1] != t:
             grid.append(t)
     return grid
-
-
-def convert_latents(latents, sigma: float, from_family: str, to_family: str):
-    """Move latents between the VP and sigma spaces at noise level sigma (x_sigma = x_vp sqrt(sigma^2+1))."""
-    if from_family == to_family:
-        return latents
-    factor = (sigma * sigma + 1.0) ** 0.5
-    return latents * factor if to_family == "sigma" else latents / factor
 
 
 def set_up_swap(name: str, base_config, old, grid: list[float], t_now: float, num_steps: int, device,

@@ -23,7 +23,7 @@ import time
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from . import attention, checks, guidance, memory, modes, prediction, schedulers, sdxl, text
+from . import attention, checks, guidance, memory, modes, noise_scale, prediction, schedulers, sdxl, text
 from .records import PromptAnatomy, RunLogEntry, StepRecord
 from .snapshots import Snapshot, copy_sharing_tensors
 
@@ -73,8 +73,7 @@ class Stepper:
         if mode in ("img2img", "depth2img"):
             image = checks.load_image("image", image, mode)
         memory.check_pipeline_run(pipe, mode, height, width, image, num_inference_steps)
-        if inpaint_noise not in checks.INPAINT_NOISES:
-            raise checks.StepvizInputError(f"inpaint_noise={inpaint_noise!r} is unknown: use 'fixed' or 'fresh'")
+        checks.check_choice("inpaint_noise", inpaint_noise, checks.INPAINT_NOISES)
         if capture_attention not in (False, True, "layers"):
             raise checks.StepvizInputError(f"capture_attention={capture_attention!r} is not allowed: use False, True "
                                            "or 'layers' (also each layer's map)")
@@ -317,8 +316,7 @@ class Stepper:
 
     def set_scheduler(self, name: str) -> str | None:
         """Continue the remaining steps with scheduler `name`; returns a notice for the user, if any."""
-        if name not in schedulers.SCHEDULERS:
-            schedulers.make_scheduler(name, self._base_config)  # raises the clear error
+        schedulers.check_scheduler_name(name)
         if self.done:
             raise RunFinishedError("the run is finished: rewind first, then swap the scheduler")
         if name == self.scheduler_name:
@@ -331,7 +329,7 @@ class Stepper:
                                                           t_now, self.num_inference_steps, self.device,
                                                           self._constructor_fixes)
         info = schedulers.info_for(new)
-        self.latents = schedulers.convert_latents(self.latents, sigma_now, old_family, info.family)
+        self.latents = noise_scale.convert_latents(self.latents, sigma_now, old_family, info.family)
         notices = [notice] if notice else []
         if info.multistep and self.records:
             notices.append(f"{name} keeps a history of earlier steps; a fresh one restarts at first order")

@@ -46,9 +46,9 @@ def diagnose(quantity: str, index: int, user, reference, run, pipe, base_config)
 
 
 def _sigma(scheduler, t: float) -> float:
-    from .trace_replay import noise_level_at
+    from .schedulers import trained_noise_level
 
-    return noise_level_at(scheduler, t)[0]
+    return trained_noise_level(scheduler, t)[0]
 
 
 def _schedule_differences(user_config, base_config) -> str | None:

@@ -81,9 +81,9 @@ def loop_records(loop: LoopRecording, scheduler, guidance_scale: float) -> list[
     prediction_type = scheduler.config.get("prediction_type", "epsilon")
     records = []
     for step in loop.steps:
-        sigma, abar = noise_level_at(scheduler, step.timestep)
+        sigma, abar = schedulers.trained_noise_level(scheduler, step.timestep)
         after = loop.steps[step.index + 1].timestep if step.index + 1 < len(loop.steps) else None
-        sigma_next = 0.0 if after is None else noise_level_at(scheduler, after)[0]
+        sigma_next = 0.0 if after is None else schedulers.trained_noise_level(scheduler, after)[0]
         x0 = step.pred_original_sample
         if x0 is None:
             x0 = prediction.pred_original(step.noise_pred, step.latents, sigma, info.family, prediction_type)
@@ -95,12 +95,6 @@ def loop_records(loop: LoopRecording, scheduler, guidance_scale: float) -> list[
             noise_pred_uncond=uncond, noise_pred_text=step.eps_text, family=info.family,
             prediction_type=prediction_type, sigma_next=sigma_next, **metrics))
     return records
-
-
-def noise_level_at(scheduler, t: float) -> tuple[float, float]:
-    """(sigma_t, abar_t) of the training schedule at timestep t."""
-    abar = float(scheduler.alphas_cumprod[int(round(t))])
-    return ((1.0 - abar) / abar) ** 0.5, abar
 
 
 def prompt_of(loop: LoopRecording, tokenizer) -> str:

@@ -53,7 +53,7 @@ class LessonRuns:
 
     def __init__(self, settings):
         self.settings = settings
-        self.played: dict[str, tuple] = {}  # label -> (stepper, initial VP-scale latents)
+        self.played: dict[str, object] = {}  # label -> its stepper, played to the end
         self._pictures: dict[tuple, object] = {}
 
     def settings_of(self, label: str):
@@ -65,21 +65,18 @@ class LessonRuns:
     def stepper(self, label: str):
         if label not in self.played:
             from ..engine import NonFiniteError
-            from ..render.preview import to_vp_scale
             from .events import apply_events
 
             settings = self.settings_of(label)
             stepper = settings.make_stepper(pipeline(str(settings.model)))
-            sigma0 = stepper._noise_level_at(0)[0]
-            initial = to_vp_scale(stepper.latents, stepper.scheduler_info.family, sigma0)
             while not stepper.done:
                 apply_events(stepper, settings.events)
                 try:
                     stepper.step()
                 except NonFiniteError:
                     break
-            self.played[label] = (stepper, initial)
-        return self.played[label][0]
+            self.played[label] = stepper
+        return self.played[label]
 
     def steps_taken(self, label: str, step: int | str) -> int:
         records = self.stepper(label).records
@@ -90,11 +87,12 @@ class LessonRuns:
 
     def latents(self, label: str, picture: str, taken: int):
         """x_t (on the VP scale) or x0-hat once `taken` steps are taken."""
-        from ..render.preview import to_vp_scale
+        from ..engine.noise_scale import to_vp_scale
+        from ..engine.schedulers import start_on_vp_scale
 
         stepper = self.stepper(label)
         if picture == "x_t" and taken == 0:
-            return self.played[label][1]
+            return start_on_vp_scale(stepper)
         if taken == 0:
             raise LookupError("there is no x0-hat before the first step")
         record = stepper.records[taken - 1]

@@ -112,6 +112,13 @@ class _Reader:
                 return number
         return None
 
+    def follow(self, rule, value, where: str, key: str, table: str | None, index: int) -> None:
+        """Apply one of the engine's rules to a value of the file; its refusal names the file, key and line."""
+        try:
+            rule(value)
+        except StepvizInputError as exc:
+            self.fail(where, key, re.sub(r"^\w+=", "", str(exc)), table, index)
+
     def check(self, allowed: dict, data: dict, where: str, table: str | None = None, index: int = 0) -> None:
         for key, value in data.items():
             if key not in allowed:
@@ -144,7 +151,7 @@ class _Reader:
     def run_values(self, values: dict, where: str, table: str | None, index: int) -> dict:
         """Check the values of run keys that need no model; resolve pictures relative to the file."""
         from ..engine import checks
-        from ..engine.schedulers import SCHEDULERS
+        from ..engine.schedulers import check_scheduler_name
 
         run = dict(values)
         if "guidance_scale" in run:
@@ -157,21 +164,14 @@ class _Reader:
             "steps": checks.check_steps,
             "strength": checks.check_strength,
             "seed": checks.check_seed,
+            "mode": checks.check_mode_name,
+            "scheduler": check_scheduler_name,
+            "inpaint_noise": lambda v: checks.check_choice("inpaint_noise", v, INPAINT_NOISES),
+            "timestep_spacing": lambda v: checks.check_choice("timestep_spacing", v, TIMESTEP_SPACINGS),
         }
         for key, rule in rules.items():
             if key in run:
-                try:
-                    rule(run[key])
-                except StepvizInputError as exc:
-                    self.fail(where, key, str(exc).split(": ", 1)[-1], table, index)
-        if "mode" in run and run["mode"] not in MODES:
-            self.fail(where, "mode", f"{run['mode']!r} is unknown; allowed modes are {', '.join(MODES)}", table, index)
-        for key, allowed in (("inpaint_noise", INPAINT_NOISES), ("timestep_spacing", TIMESTEP_SPACINGS)):
-            if key in run and run[key] not in allowed:
-                self.fail(where, key, f"{run[key]!r} is unknown; allowed: {', '.join(allowed)}", table, index)
-        if "scheduler" in run and run["scheduler"] not in SCHEDULERS:
-            self.fail(where, "scheduler", f"{run['scheduler']!r} is unknown; allowed schedulers are "
-                      f"{', '.join(SCHEDULERS)}", table, index)
+                self.follow(rule, run[key], where, key, table, index)
         for key in ("image", "mask_image", "depth_map"):
             if key in run:
                 run[key] = self.picture(key, run[key], where, table, index)
@@ -215,11 +215,10 @@ class _Reader:
         if not 0 <= at_step < steps:
             self.fail(where, "at_step", f"{at_step} is not allowed: it must be in 0..{steps - 1} "
                       f"(the run has {steps} steps)", "events", i)
-        from ..engine.schedulers import SCHEDULERS
+        if "set_scheduler" in item:
+            from ..engine.schedulers import check_scheduler_name
 
-        if "set_scheduler" in item and item["set_scheduler"] not in SCHEDULERS:
-            self.fail(where, "set_scheduler", f"{item['set_scheduler']!r} is unknown; allowed schedulers are "
-                      f"{', '.join(SCHEDULERS)}", "events", i)
+            self.follow(check_scheduler_name, item["set_scheduler"], where, "set_scheduler", "events", i)
         if len(item) == 1:
             self.fail(where, "at_step", "the event does nothing: add set_guidance_scale, set_scheduler, note or "
                       "pause", "events", i)

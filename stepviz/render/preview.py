@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..engine.noise_scale import to_vp_scale
 from ..models.folder_check import pipeline_part
 
 PREVIEW_KINDS = ("full", "approx", "channels")
@@ -71,13 +72,6 @@ def preview_decoder(pipe):
         decoder = AutoencoderTiny.from_pretrained(str(path), use_safetensors=True).eval()
     pipe._stepviz_preview_decoder = decoder
     return decoder
-
-
-def to_vp_scale(latents: torch.Tensor, family: str, sigma: float) -> torch.Tensor:
-    """Sigma-family latents divided by sqrt(sigma^2 + 1); VP latents as they are."""
-    if family == "sigma":
-        return latents / (sigma * sigma + 1.0) ** 0.5
-    return latents
 
 
 def _to_uint8(values: torch.Tensor, low: float, high: float) -> np.ndarray:

@@ -21,7 +21,8 @@ def step_pictures(pipe, record, kind: str, initial_latents=None) -> dict[str, Im
     """
     import torch
 
-    from .preview import decode_images, preview, to_vp_scale
+    from ..engine.noise_scale import to_vp_scale
+    from .preview import decode_images, preview
 
     if record is None:
         if initial_latents is None:

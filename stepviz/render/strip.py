@@ -15,7 +15,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .channel_pictures import extra_channel_pictures, mask_picture, unet_input_formula
-from .preview import decode_images, preview, to_vp_scale
+from ..engine.noise_scale import to_vp_scale
+from .preview import decode_images, preview
 
 CELL = 128  # side of one picture in a strip, in pixels: the smallest a back row reads
 GAP = 6

@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from ..engine.schedulers import start_on_vp_scale
+
 MAIN, FORK = "main", "fork"
 
 
@@ -116,7 +118,7 @@ class RunSession:
             self.pipe = stepper.pipe
             self.steppers = {MAIN: stepper}
             self._alphas_cumprod = tuple(float(a) for a in stepper.scheduler.alphas_cumprod)
-            self._initial_latents = vp_scaled_start(stepper)
+            self._initial_latents = start_on_vp_scale(stepper)
             return self.view(MAIN)
 
     @property
@@ -226,27 +228,6 @@ class RunSession:
                             self.settings.strength)
 
 
-def vp_scaled_start(stepper):
-    """The run's starting latents on the VP scale (sigma-family latents divided by sqrt(sigma^2 + 1)).
-
-    Taken from the stepper's inputs, so it holds also after steps, swaps and forks.
-    """
-    inputs = getattr(stepper, "run_inputs", None)  # a recorded loop (engine/trace_replay.py) has none
-    start = stepper.latents if inputs is None else inputs.latents
-    records = stepper.records
-    family = records[0].family if records else stepper.scheduler_info.family
-    if family != "sigma":
-        return start
-    if records:
-        sigma = records[0].sigma
-    elif stepper.grid:
-        abar = float(stepper.scheduler.alphas_cumprod[int(round(stepper.grid[0]))])
-        sigma = ((1 - abar) / abar) ** 0.5
-    else:
-        return start
-    return start / (sigma**2 + 1) ** 0.5
-
-
 def run_view(branch: str, stepper, model: str, alphas_cumprod: tuple[float, ...] = (), initial_latents=None,
              inputs: dict | None = None, strength: float | None = None) -> RunView:
     """A frozen snapshot of one Stepper (the caller holds whatever lock guards it).
@@ -259,7 +240,7 @@ def run_view(branch: str, stepper, model: str, alphas_cumprod: tuple[float, ...]
     if not alphas_cumprod:
         alphas_cumprod = tuple(float(a) for a in st.scheduler.alphas_cumprod)
     if initial_latents is None:
-        initial_latents = vp_scaled_start(st)
+        initial_latents = start_on_vp_scale(st)
     return RunView(
         branch=branch, model=model, mode=st.mode, scheduler=st.scheduler_name,
         family=info.family, order=info.order, multistep=info.multistep, history_fill=st.history_fill,

@@ -83,7 +83,7 @@ class RunSettings:
 
     def _validate_run(self) -> None:
         from ..engine import checks, memory
-        from ..engine.schedulers import SCHEDULERS
+        from ..engine.schedulers import check_scheduler_name
         from ..models.device import check_names
         from ..models.loading import model_facts
 
@@ -98,12 +98,12 @@ class RunSettings:
                                            "(steps taken before the window opens)")
         if self.auto_pace is not None and not 0 < self.auto_pace < 3600:
             raise checks.StepvizInputError(f"--pace {self.auto_pace!r} is not allowed: give seconds in (0, 3600)")
-        if self.mode not in checks.MODES:
-            raise checks.StepvizInputError(
-                f"mode={self.mode!r} is unknown: allowed modes are {', '.join(checks.MODES)}")
-        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
-            raise checks.StepvizInputError(
-                f"scheduler={self.scheduler!r} is unknown: allowed schedulers are {', '.join(SCHEDULERS)}")
+        checks.check_mode_name(self.mode)
+        if self.scheduler is not None:
+            check_scheduler_name(self.scheduler)
+        checks.check_choice("inpaint_noise", self.inpaint_noise, checks.INPAINT_NOISES)
+        if self.timestep_spacing is not None:
+            checks.check_choice("timestep_spacing", self.timestep_spacing, checks.TIMESTEP_SPACINGS)
         checks.check_mode_inputs(self.mode, image=self.image, mask_image=self.mask_image, strength=self.strength,
                                  depth_map=self.depth_map)
         if self.strength is not None:
@@ -116,10 +116,11 @@ class RunSettings:
         if self.depth_map is not None:
             checks.load_image("depth_map", self.depth_map, self.mode)
         for event in self.events:
-            if event.set_scheduler is not None and event.set_scheduler not in SCHEDULERS:
-                raise checks.StepvizInputError(
-                    f"event at step {event.at_step}: set_scheduler={event.set_scheduler!r} is unknown: "
-                    f"allowed schedulers are {', '.join(SCHEDULERS)}")
+            if event.set_scheduler is not None:
+                try:
+                    check_scheduler_name(event.set_scheduler, "set_scheduler")
+                except checks.StepvizInputError as exc:
+                    raise checks.StepvizInputError(f"event at step {event.at_step}: {exc}") from None
             if event.set_guidance_scale is not None:
                 checks.check_guidance(event.set_guidance_scale)
         check_names(self.device, self.dtype)

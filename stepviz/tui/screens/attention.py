@@ -28,7 +28,8 @@ def attention_frame(pipe, record, under: str, selected: int, grid: bool, decoded
     `decoded` caches the decodes and shares of the last record: picking another token costs no decode.
     """
     from ...render.attention_pictures import foreground_shares, overlay
-    from ...render.preview import decode_images, to_vp_scale
+    from ...engine.noise_scale import to_vp_scale
+    from ...render.preview import decode_images
 
     key = (id(record), under)
     if decoded.get("key") != key:

@@ -6,15 +6,12 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
 
+from ...engine.noise_scale import sigma_of
 from ...run.readouts import visited_timesteps
 from ...run.session import Shown
 from .block_plot import BLOCKS, BlockPlot
 
 ABAR, SIGMA, NOW = "#4fd6e8", "#ffd83d", "#ff3b3b"
-
-
-def sigma_of(abar: float) -> float:
-    return ((1.0 - abar) / abar) ** 0.5
 
 
 def thinned(count: int, points: int) -> list[int]:
