@@ -16,25 +16,33 @@ from __future__ import annotations
 import argparse
 import sys
 
-RUN_OPTIONS = ("model", "prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "mode", "image",
-               "mask", "depth_map", "strength", "height", "width", "device", "dtype", "variant",
+# RunSettings fields the run options set (dest = the field; the API's name where it differs is in --help)
+RUN_OPTIONS = ("model", "prompt", "negative_prompt", "seed", "steps", "guidance_scale", "scheduler", "mode", "image",
+               "mask_image", "depth_map", "strength", "height", "width", "device", "dtype", "variant",
                "vae_tiling", "prediction_type")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    from .engine import defaults
+
     parser.add_argument("scenario", nargs="?", help="a lesson file (TOML) or the name of a ready lesson")
     parser.add_argument("--model", help="'toy' (default), a local diffusers folder, a cached hub id, or a "
                         "single-file .safetensors checkpoint (SD 1.x, 2.x, SDXL)")
     parser.add_argument("--prompt", help="the text prompt")
     parser.add_argument("--negative-prompt", dest="negative_prompt", help="the negative prompt (CFG's uncond branch)")
-    parser.add_argument("--seed", type=int, help="random seed (default 42)")
-    parser.add_argument("--steps", type=int, help="number of inference steps (default 25)")
-    parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 7.5)")
+    parser.add_argument("--seed", type=int, help=f"random seed (default {defaults.SEED})")
+    parser.add_argument("--steps", "--num-inference-steps", dest="steps", type=int, metavar="N",
+                        help=f"number of inference steps (API: num_inference_steps, lessons: steps; "
+                        f"default {defaults.NUM_INFERENCE_STEPS})")
+    parser.add_argument("--guidance", "--guidance-scale", dest="guidance_scale", type=float, metavar="SCALE",
+                        help=f"classifier-free guidance scale (API and lessons: guidance_scale; "
+                        f"default {defaults.GUIDANCE_SCALE:g})")
     parser.add_argument("--scheduler", help="ddim, ddpm, pndm, lms, euler, euler_a, heun, dpmpp_2m, unipc, deis "
                         "(default: the model's own scheduler, as its pipeline runs it)")
     parser.add_argument("--mode", help="txt2img, img2img, inpaint or depth2img")
     parser.add_argument("--image", help="input picture for img2img / inpaint / depth2img")
-    parser.add_argument("--mask", help="mask picture for inpaint (white = repaint)")
+    parser.add_argument("--mask", "--mask-image", dest="mask_image", metavar="FILE",
+                        help="mask picture for inpaint, white = repaint (API and lessons: mask_image)")
     parser.add_argument("--depth-map", dest="depth_map",
                         help="greyscale depth picture for depth2img (bright = near; default: the model's estimator)")
     parser.add_argument("--strength", type=float, help="img2img / inpaint strength in [0, 1]")
@@ -93,12 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--attention-steps", dest="attention_steps",
                         help="steps shown in attention.png, numbered from 1 as on screen, e.g. 1,7,13,25 "
                              "(default: 6 from first to last)")
+    from .export.seed_grid import DEFAULT_SCALES
+
+    grid_scales = ",".join(f"{s:g}" for s in DEFAULT_SCALES)
     grid = sub.add_parser("grid", help="one prompt over N seeds x guidance scales, with the checker's counts")
     _add_run_options(grid)
     grid.add_argument("--out", required=True, help="output folder (refused if it exists and is not empty)")
     grid.add_argument("--seeds", type=int, default=8, help="how many seeds (default 8)")
     grid.add_argument("--first-seed", dest="first_seed", type=int, default=0, help="the first seed (default 0)")
-    grid.add_argument("--scales", default="1,3,7.5,15", help="guidance scales, comma-separated (default 1,3,7.5,15)")
+    grid.add_argument("--scales", help=f"guidance scales, comma-separated (default {grid_scales})")
     grid.add_argument("--force", action="store_true",
                       help="replace an earlier stepviz grid (recognised by its manifest; never other files)")
     sub.add_parser("scenarios", help="list the ready lessons")
@@ -128,8 +139,7 @@ def settings_from_args(args):
         settings = load_scenario(args.scenario)
     else:
         settings = RunSettings()
-    names = {"guidance": "guidance_scale", "mask": "mask_image"}
-    overrides = {names.get(k, k): getattr(args, k) for k in RUN_OPTIONS if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in RUN_OPTIONS if getattr(args, k) is not None}
     if getattr(args, "start_at", None) is not None:
         overrides["start_at"] = args.start_at
     if getattr(args, "pace", None) is not None or getattr(args, "auto", False):

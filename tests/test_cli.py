@@ -152,3 +152,46 @@ def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_the_long_option_names_are_the_api_names_and_set_the_same_run():
+    from stepviz.cli import build_parser, settings_from_args
+
+    parser = build_parser()
+    short = settings_from_args(parser.parse_args(["tui", "--steps", "7", "--guidance", "3", "--mask", "m.png"]))
+    long = settings_from_args(parser.parse_args(["tui", "--num-inference-steps", "7", "--guidance-scale", "3",
+                                                 "--mask-image", "m.png"]))
+    assert short == long
+    assert (long.steps, long.guidance_scale, long.mask_image) == (7, 3.0, "m.png")
+    assert long.stepper_kwargs()["num_inference_steps"] == 7
+
+
+def test_help_names_the_api_name_of_each_abbreviated_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["tui", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option, api in (("--steps", "num_inference_steps"), ("--guidance", "guidance_scale"),
+                        ("--mask", "mask_image")):
+        assert option in text and f"API{':' if api == 'num_inference_steps' else ' and lessons:'} {api}" in text
+
+
+def test_the_api_the_command_line_and_lessons_share_their_defaults(tmp_path, capsys):
+    """A Stepper made in Python, a RunSettings from the CLI (or a lesson that does not say) and --help agree."""
+    import inspect
+
+    from stepviz.engine import Stepper, defaults
+    from stepviz.lessons.schema import load_scenario
+    from stepviz.run.settings import RunSettings
+
+    api = {name: p.default for name, p in inspect.signature(Stepper).parameters.items()}
+    lesson = tmp_path / "bare.toml"
+    lesson.write_text('prompt = "a red circle on a black background"\n', encoding="utf-8")
+    for settings in (RunSettings(), load_scenario(lesson)):
+        kwargs = settings.stepper_kwargs()
+        for name, value in (("seed", defaults.SEED), ("num_inference_steps", defaults.NUM_INFERENCE_STEPS),
+                            ("guidance_scale", defaults.GUIDANCE_SCALE)):
+            assert kwargs[name] == api[name] == value, name
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"default {defaults.SEED})" in text and f"default {defaults.NUM_INFERENCE_STEPS})" in text

@@ -23,7 +23,7 @@ import time
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from . import attention, checks, guidance, memory, modes, noise_scale, prediction, schedulers, sdxl, text
+from . import attention, checks, defaults, guidance, memory, modes, noise_scale, prediction, schedulers, sdxl, text
 from .records import PromptAnatomy, RunLogEntry, StepRecord
 from .snapshots import Snapshot, copy_sharing_tensors
 
@@ -41,8 +41,9 @@ class RunFinishedError(RuntimeError):
 
 
 class Stepper:
-    def __init__(self, pipe, prompt: str = "", negative_prompt: str | None = None, seed: int | None = 0,
-                 num_inference_steps: int = 30, guidance_scale: float = 7.5, scheduler=None,
+    def __init__(self, pipe, prompt: str = "", negative_prompt: str | None = None, seed: int | None = defaults.SEED,
+                 num_inference_steps: int = defaults.NUM_INFERENCE_STEPS,
+                 guidance_scale: float = defaults.GUIDANCE_SCALE, scheduler=None,
                  height: int | None = None, width: int | None = None, mode: str = "txt2img",
                  image=None, mask_image=None, depth_map=None, strength: float | None = None,
                  inpaint_noise: str = "fixed", latents=None, prompt_embeds=None, negative_prompt_embeds=None,

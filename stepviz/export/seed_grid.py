@@ -157,7 +157,7 @@ def run_grid_command(settings, args) -> int:
 
     if args.seeds < 1:
         raise StepvizInputError(f"--seeds {args.seeds} is not allowed: it must be an integer >= 1")
-    scales = parse_scales(args.scales)
+    scales = DEFAULT_SCALES if args.scales is None else parse_scales(args.scales)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     target = check_output_folder(args.out, args.force)
     cells = run_grid(settings, seeds, scales)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..engine import defaults
+
 DEFAULT_PROMPT = "a red circle on a black background"
 
 
@@ -39,9 +41,9 @@ class RunSettings:
     mode: str = "txt2img"
     prompt: str = DEFAULT_PROMPT
     negative_prompt: str = ""
-    seed: int = 42
-    steps: int = 25
-    guidance_scale: float = 7.5
+    seed: int = defaults.SEED
+    steps: int = defaults.NUM_INFERENCE_STEPS  # the API's num_inference_steps
+    guidance_scale: float = defaults.GUIDANCE_SCALE
     scheduler: str | None = None  # None: the model's own scheduler, as its pipeline runs it
     height: int | None = None
     width: int | None = None
