@@ -70,6 +70,9 @@ def _add_lesson_play_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .export.seed_grid import DEFAULT_SCALES
+    from .render import PREVIEW_KINDS
+
     parser = argparse.ArgumentParser(prog="stepviz", description="A step debugger for diffusion sampling loops.")
     sub = parser.add_subparsers(dest="command")
     tui = sub.add_parser("tui", help="step through a run in the terminal UI")
@@ -94,15 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="output folder (refused if it exists and is not empty; "
                         "a symlink is followed)")
     export.add_argument("--every", type=int, default=1, help="keep every N-th step in strips (default 1)")
-    export.add_argument("--preview", default="full", choices=("full", "approx", "channels"), help="picture kind")
+    export.add_argument("--preview", default="full", choices=PREVIEW_KINDS, help="picture kind")
     export.add_argument("--format", default="webp", choices=("webp", "gif"), help="animation format")
     export.add_argument("--force", action="store_true",
                         help="replace an earlier stepviz export (recognised by its manifest; never other files)")
     export.add_argument("--attention-steps", dest="attention_steps",
                         help="steps shown in attention.png, numbered from 1 as on screen, e.g. 1,7,13,25 "
                              "(default: 6 from first to last)")
-    from .export.seed_grid import DEFAULT_SCALES
-
     grid_scales = ",".join(f"{s:g}" for s in DEFAULT_SCALES)
     grid = sub.add_parser("grid", help="one prompt over N seeds x guidance scales, with the checker's counts")
     _add_run_options(grid)

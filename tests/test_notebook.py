@@ -289,7 +289,8 @@ def test_an_unlisted_scheduler_joins_the_menu_and_export_asks_for_a_name(tiny_pi
 def test_an_unknown_preview_kind_is_refused_in_one_line(tiny_pipe):
     from stepviz import StepvizInputError
 
-    with pytest.raises(StepvizInputError, match=r"^kind='pretty' is unknown: use one of full, approx, channels$"):
+    with pytest.raises(StepvizInputError,
+                       match=r"^kind='pretty' is unknown: allowed preview kinds are full, approx, channels$"):
         Debugger(tiny_pipe, prompt=PROMPT, kind="pretty")
 
 

@@ -34,11 +34,10 @@ class Debugger:
     `Debugger.from_lesson("guidance")`."""
 
     def __init__(self, pipe_or_stepper, prompt: str | None = None, *, kind: str = "full", **stepper_kwargs):
-        from ..engine import StepvizInputError
-        from ..render.preview import PREVIEW_KINDS
+        from ..engine.checks import check_choice
+        from ..render import PREVIEW_KINDS
 
-        if kind not in PREVIEW_KINDS:
-            raise StepvizInputError(f"kind={kind!r} is unknown: use one of {', '.join(PREVIEW_KINDS)}")
+        check_choice("kind", kind, PREVIEW_KINDS, "preview kinds")
         # the run as a session, and why `export` could not replay it (if it could not)
         self.session, self._export_problem = session_for(pipe_or_stepper, prompt, stepper_kwargs)
         self.settings = self.session.settings

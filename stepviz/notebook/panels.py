@@ -14,7 +14,7 @@ import ipywidgets as widgets
 from PIL import Image
 
 from ..engine.schedulers import SCHEDULERS
-from ..render.preview import PREVIEW_KINDS
+from ..render import PREVIEW_KINDS
 from ..run.readouts import prompt_text, status_text
 
 READABLE_SIDE = 256  # pictures are shown at least this many pixels wide

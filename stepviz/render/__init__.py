@@ -2,3 +2,5 @@
 
 Shared by the TUI, the notebook and the exporter; imports nothing of the front-ends.
 """
+
+PREVIEW_KINDS = ("full", "approx", "channels")  # how latents are shown: VAE decode, approximate RGB, channels

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..engine.checks import check_choice
 from ..engine.noise_scale import to_vp_scale
 from ..models.folder_check import pipeline_part
+from . import PREVIEW_KINDS
 
-PREVIEW_KINDS = ("full", "approx", "channels")
 
 # Linear latent-to-RGB factors for SD 1.x/2.x latents (after scaling_factor), rows = latent channels.
 # Source: the public factors in ComfyUI's comfy/latent_formats.py (class SD15), also used by AUTOMATIC1111.
@@ -176,7 +177,8 @@ def preview(pipe, latents: torch.Tensor, kind: str, family: str = "vp", sigma: f
         return approx_rgb_image(x, *latent_rgb_factors(pipe))
     if kind == "channels":
         return channels_image(x)
-    raise ValueError(f"preview kind {kind!r} is unknown: use one of {', '.join(PREVIEW_KINDS)}")
+    check_choice("kind", kind, PREVIEW_KINDS, "preview kinds")  # raises: no branch above took it
+    raise AssertionError(f"preview kind {kind!r} has no picture")
 
 
 def record_previews(pipe, record, kind: str) -> tuple[Image.Image, Image.Image]:
