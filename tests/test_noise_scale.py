@@ -54,3 +54,21 @@ def test_a_scheduler_swap_across_families_moves_the_latents_with_the_helper(tiny
     latents = stepper.latents.clone()
     stepper.set_scheduler("euler")
     assert torch.allclose(stepper.latents, convert_latents(latents, sigma, "vp", "sigma"), rtol=1e-4)
+
+
+def test_a_recorded_loop_starts_on_the_vp_scale_as_its_first_record_says(tiny_pipe):
+    """`stepviz trace --open` shows a recorded loop's start before its first step: through the training
+    schedule at its first timestep, which must agree with the first record's sigma."""
+    from diy_loops import txt2img_loop
+
+    import stepviz
+    from stepviz.engine.schedulers import start_on_vp_scale
+    from stepviz.engine.trace_replay import replays
+
+    with stepviz.trace(tiny_pipe) as tr:
+        txt2img_loop(tiny_pipe, "euler")
+    loop, _ = replays(tr.compare(), tiny_pipe)
+    before = start_on_vp_scale(loop)
+    loop.step()
+    assert loop.records[0].family == "sigma"
+    assert torch.allclose(before, start_on_vp_scale(loop), rtol=1e-3)

@@ -149,18 +149,23 @@ def final_noise_level(scheduler) -> tuple[float, float]:
 def start_on_vp_scale(stepper):
     """The run's starting latents on the VP scale, at the noise level of its first step.
 
-    Taken from the stepper's inputs (a recorded loop has none: its latents), so it holds also after steps,
-    swaps and forks; the first record's sigma once there is one, else the scheduler's at the loop's start.
+    Taken from the stepper's inputs, so it holds also after steps, swaps and forks; the noise level is the
+    first record's once there is one, else the scheduler's at the loop's start. A recorded loop
+    (trace_replay.LoopReplay) has no inputs nor loop: its latents, at its schedule's first timestep.
     """
-    inputs = getattr(stepper, "run_inputs", None)  # a recorded loop (trace_replay.py) has none
+    inputs = getattr(stepper, "run_inputs", None)
     start = stepper.latents if inputs is None else inputs.latents
+    scheduler, timesteps = stepper.scheduler, getattr(stepper, "timesteps", None)
     if stepper.records:
-        return to_vp_scale(start, stepper.records[0].family, stepper.records[0].sigma)
-    if not len(stepper.timesteps):
+        family, sigma = stepper.records[0].family, stepper.records[0].sigma
+    elif timesteps is not None and len(timesteps):
+        family = info_for(scheduler).family
+        sigma, _ = noise_level(scheduler, getattr(scheduler, "begin_index", None) or 0, timesteps[0])
+    elif timesteps is None and stepper.grid:
+        family, (sigma, _) = info_for(scheduler).family, trained_noise_level(scheduler, stepper.grid[0])
+    else:
         return start
-    scheduler = stepper.scheduler
-    sigma, _ = noise_level(scheduler, getattr(scheduler, "begin_index", None) or 0, stepper.timesteps[0])
-    return to_vp_scale(start, info_for(scheduler).family, sigma)
+    return to_vp_scale(start, family, sigma)
 
 
 def history_fill(scheduler) -> tuple[int, int] | None:
