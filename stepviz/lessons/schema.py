@@ -112,12 +112,13 @@ class _Reader:
                 return number
         return None
 
-    def follow(self, rule, value, where: str, key: str, table: str | None, index: int) -> None:
-        """Apply one of the engine's rules to a value of the file; its refusal names the file, key and line."""
+    def follow(self, rule, value, where: str, key: str, table: str | None, index: int, part: bool = False) -> None:
+        """Apply one of the engine's rules to a value of the file; its refusal names the file, key and line
+        (and keeps the rule's own `name=` when the value is a `part` of the key's table)."""
         try:
             rule(value)
         except StepvizInputError as exc:
-            self.fail(where, key, re.sub(r"^\w+=", "", str(exc)), table, index)
+            self.fail(where, key, str(exc) if part else re.sub(r"^\w+=", "", str(exc)), table, index)
 
     def check(self, allowed: dict, data: dict, where: str, table: str | None = None, index: int = 0) -> None:
         for key, value in data.items():
@@ -193,13 +194,11 @@ class _Reader:
                       f"{'unknown key ' + unknown[0] if unknown else 'toy_scene is missing'}", table, index)
         layer = value.get("layer", {"mask_image": "mask", "depth_map": "depth"}.get(key, "image"))
         seed, size = value.get("seed", 0), value.get("size", 64)
-        if layer not in TOY_SCENE_LAYERS:
-            self.fail(where, key, f"layer={layer!r} is unknown; allowed layers are {', '.join(TOY_SCENE_LAYERS)}",
-                      table, index)
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            self.fail(where, key, f"seed={seed!r} is not allowed: it must be an integer >= 0", table, index)
-        if not isinstance(size, int) or isinstance(size, bool) or size < 8 or size % 8:
-            self.fail(where, key, f"size={size!r} is not allowed: it must be a multiple of 8, at least 8", table, index)
+        from ..engine import checks
+
+        for rule, given in ((lambda v: checks.check_choice("layer", v, TOY_SCENE_LAYERS, "layers"), layer),
+                            (checks.check_seed, seed), (lambda v: checks.check_size("size", v), size)):
+            self.follow(rule, given, where, key, table, index, part=True)
         try:
             memory.check_run_memory("a toy scene of size", size, size, 1)  # the toy model's widths: the least
             return draw_toy_picture(value["toy_scene"], seed, size, layer)
