@@ -49,10 +49,10 @@ _SIGMA_CLASSES = {
 }
 
 
-
 def check_scheduler_name(name: str, key: str = "scheduler") -> None:
     """`name` is one of SCHEDULERS, else one line naming `key`, the value and the allowed names."""
     check_choice(key, name, SCHEDULERS, "schedulers")
+
 
 def info_for(scheduler) -> SchedulerInfo:
     """The table entry for a scheduler instance (or a made-up one for a class we do not list)."""

@@ -71,6 +71,8 @@ EVENT_KEYS = {
     "expect": ((list,), "claims the note makes, as [[events.expect]] tables (see `stepviz lessons check`)"),
 }
 COMPARE_KEYS = {"label": ((str,), "a short name for the branch"), **RUN_KEYS}
+
+
 # ---------------------------------------------------------------- loading
 def load_scenario(name_or_path: str | Path) -> RunSettings:
     """RunSettings from a scenario file (or a ready lesson's name), every value checked."""
