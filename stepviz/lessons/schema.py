@@ -30,8 +30,9 @@ import re
 import tomllib
 from pathlib import Path
 
-from ..engine import memory
+from ..engine import checks, memory
 from ..engine.checks import INPAINT_NOISES, MODES, TIMESTEP_SPACINGS, StepvizInputError, depth_tensor
+from ..engine.schedulers import check_scheduler_name
 from ..run.settings import CompareBranch, Event, RunSettings
 from .shipped import ScenarioError, lesson_path
 from .toy_scenes import TOY_SCENE_KEYS, TOY_SCENE_LAYERS, draw_toy_picture
@@ -153,9 +154,6 @@ class _Reader:
 
     def run_values(self, values: dict, where: str, table: str | None, index: int) -> dict:
         """Check the values of run keys that need no model; resolve pictures relative to the file."""
-        from ..engine import checks
-        from ..engine.schedulers import check_scheduler_name
-
         run = dict(values)
         if "guidance_scale" in run:
             run["guidance_scale"] = float(run["guidance_scale"])
@@ -196,8 +194,6 @@ class _Reader:
                       f"{'unknown key ' + unknown[0] if unknown else 'toy_scene is missing'}", table, index)
         layer = value.get("layer", {"mask_image": "mask", "depth_map": "depth"}.get(key, "image"))
         seed, size = value.get("seed", 0), value.get("size", 64)
-        from ..engine import checks
-
         for rule, given in ((lambda v: checks.check_choice("layer", v, TOY_SCENE_LAYERS, "layers"), layer),
                             (checks.check_seed, seed), (lambda v: checks.check_size("size", v), size)):
             self.follow(rule, given, where, key, table, index, part=True)
@@ -217,8 +213,6 @@ class _Reader:
             self.fail(where, "at_step", f"{at_step} is not allowed: it must be in 0..{steps - 1} "
                       f"(the run has {steps} steps)", "events", i)
         if "set_scheduler" in item:
-            from ..engine.schedulers import check_scheduler_name
-
             self.follow(check_scheduler_name, item["set_scheduler"], where, "set_scheduler", "events", i)
         if len(item) == 1:
             self.fail(where, "at_step", "the event does nothing: add set_guidance_scale, set_scheduler, note or "
