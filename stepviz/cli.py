@@ -24,6 +24,8 @@ RUN_OPTIONS = ("model", "prompt", "negative_prompt", "seed", "steps", "guidance_
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     from .engine import defaults
+    from .engine.checks import MODES
+    from .engine.schedulers import SCHEDULERS
 
     parser.add_argument("scenario", nargs="?", help="a lesson file (TOML) or the name of a ready lesson")
     parser.add_argument("--model", help="'toy' (default), a local diffusers folder, a cached hub id, or a "
@@ -37,9 +39,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guidance", "--guidance-scale", dest="guidance_scale", type=float, metavar="SCALE",
                         help=f"classifier-free guidance scale (API and lessons: guidance_scale; "
                         f"default {defaults.GUIDANCE_SCALE:g})")
-    parser.add_argument("--scheduler", help="ddim, ddpm, pndm, lms, euler, euler_a, heun, dpmpp_2m, unipc, deis "
+    parser.add_argument("--scheduler", help=f"{', '.join(SCHEDULERS)} "
                         "(default: the model's own scheduler, as its pipeline runs it)")
-    parser.add_argument("--mode", help="txt2img, img2img, inpaint or depth2img")
+    parser.add_argument("--mode", help=f"{', '.join(MODES)} (default {MODES[0]})")
     parser.add_argument("--image", help="input picture for img2img / inpaint / depth2img")
     parser.add_argument("--mask", "--mask-image", dest="mask_image", metavar="FILE",
                         help="mask picture for inpaint, white = repaint (API and lessons: mask_image)")
