@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..engine.prediction import prediction_for
+from .strip import change_label
 
 
 def norm_fields(prediction_type: str = "epsilon") -> tuple[tuple[str, str], ...]:
@@ -27,22 +28,13 @@ def norm_fields(prediction_type: str = "epsilon") -> tuple[tuple[str, str], ...]
     )
 
 
-def _changes(records) -> list[tuple[int, str]]:
-    """(step, what changed) wherever guidance scale or scheduler differ from the step before."""
-    found = []
-    for before, now in zip(records, records[1:]):
-        parts = []
-        if now.guidance_scale != before.guidance_scale:
-            parts.append(f"s={now.guidance_scale:g}")
-        if now.scheduler != before.scheduler:
-            parts.append(now.scheduler)
-        if parts:
-            found.append((now.index, ", ".join(parts)))
-    return found
-
-
 def _mark_changes(axis, records) -> None:
-    for step, text in _changes(records):
+    """A dashed line, labelled as the strips label it (change_label), wherever guidance or scheduler changed."""
+    for index in range(1, len(records)):
+        text = change_label(records, index)
+        if not text:
+            continue
+        step = records[index].index
         axis.axvline(step, color="0.4", linestyle="--", linewidth=1)
         axis.annotate(text, (step, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
                       textcoords="offset points", fontsize=8, color="0.25")
