@@ -22,7 +22,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=None)
     args = parser.parse_args()
     import stepviz
-    from stepviz.render.preview import PREVIEW_KINDS, record_previews
+    from stepviz.render import PREVIEW_KINDS
+    from stepviz.render.preview import record_previews
 
     pipe = model_pipeline(args.model)
     size = dict(height=args.size, width=args.size) if args.size else {}
