@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..engine.checks import StepvizInputError
+
 CONFIGS = Path(__file__).resolve().parent / "configs"
 KINDS = ("sd1", "sd2", "sd2-v", "sdxl")
 # Keys that tell the kind (the text encoders differ; diffusers' single_file_utils checks the same ones)
@@ -24,8 +26,14 @@ INPAINT_CLASS = {"StableDiffusionPipeline": "StableDiffusionInpaintPipeline",
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
-class SingleFileError(ValueError):
+class SingleFileError(StepvizInputError):
     """The checkpoint's kind cannot be told, or a setting does not fit it."""
+
+
+def check_prediction_type(prediction_type: str | None) -> None:
+    """None (the checkpoint's own) or one of PREDICTION_TYPES, else one line naming the value."""
+    if prediction_type is not None and prediction_type not in PREDICTION_TYPES:
+        raise SingleFileError(f"prediction_type={prediction_type!r} is unknown: use {' or '.join(PREDICTION_TYPES)}")
 
 
 def checkpoint_kind(path: Path, prediction_type: str | None = None) -> tuple[str, int]:
@@ -35,8 +43,7 @@ def checkpoint_kind(path: Path, prediction_type: str | None = None) -> tuple[str
     with safe_open(str(path), framework="pt") as handle:
         keys = list(handle.keys())
         channels = handle.get_slice(CONV_IN).get_shape()[1] if CONV_IN in keys else 4
-    if prediction_type is not None and prediction_type not in PREDICTION_TYPES:
-        raise SingleFileError(f"prediction_type={prediction_type!r} is unknown: use {' or '.join(PREDICTION_TYPES)}")
+    check_prediction_type(prediction_type)
     if any(k.startswith(SDXL_KEY) for k in keys):
         kind = "sdxl"
     elif any(k.startswith(SD2_KEY) for k in keys):

@@ -88,6 +88,7 @@ class RunSettings:
         from ..engine.schedulers import check_scheduler_name
         from ..models.device import check_names
         from ..models.loading import model_facts
+        from ..models.single_file import check_prediction_type
 
         checks.check_size("height", self.height)
         checks.check_size("width", self.width)
@@ -126,9 +127,7 @@ class RunSettings:
             if event.set_guidance_scale is not None:
                 checks.check_guidance(event.set_guidance_scale)
         check_names(self.device, self.dtype)
-        if self.prediction_type not in (None, "epsilon", "v_prediction"):
-            raise checks.StepvizInputError(
-                f"prediction_type={self.prediction_type!r} is unknown: use epsilon or v_prediction")
+        check_prediction_type(self.prediction_type)
         facts = model_facts(self.model)
         if facts is None:
             return
