@@ -10,7 +10,8 @@ from training import components
 from training.extra_channels import (depth_at_latent_size, mask_at_latent_size, masked_pixels, pixels_from_uint8,
                                         widen_conv_in)
 from training.train_variants import eps_loss
-from training.variant_data import HOLE_KINDS, draw_depth_scene_set, draw_hole, draw_inpaint_examples
+from training.dataset import draw_scene_set
+from training.variant_data import HOLE_KINDS, draw_hole, draw_inpaint_examples
 from stepviz.toy.world import draw_scene
 
 from tiny import tiny_components, tiny_pipeline
@@ -91,7 +92,7 @@ def test_inpaint_captions_name_what_lies_in_the_hole():
     from training.dataset import CAPTIONS, EMPTY_CAPTION_INDEX
     from stepviz.toy.world import parse_caption
 
-    scenes = draw_depth_scene_set(60, 64, seed=1)
+    scenes = draw_scene_set(60, 64, seed=1)
     examples = draw_inpaint_examples(scenes, 120, seed=2)
     placed = 0
     for image, hole, index, kind in zip(examples.images, examples.holes, examples.caption_index, examples.kinds):
@@ -107,7 +108,7 @@ def test_inpaint_captions_name_what_lies_in_the_hole():
 
 
 def test_inpaint_examples_are_deterministic():
-    scenes = draw_depth_scene_set(6, 32, seed=0)
+    scenes = draw_scene_set(6, 32, seed=0)
     first, second = draw_inpaint_examples(scenes, 10, seed=4), draw_inpaint_examples(scenes, 10, seed=4)
     assert np.array_equal(first.images, second.images) and np.array_equal(first.holes, second.holes)
     assert first.images.shape == (10, 32, 32, 3) and first.holes.any(axis=(1, 2)).all()

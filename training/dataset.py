@@ -8,18 +8,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stepviz.toy.world import COLOURS, RADIUS_RANGE, all_captions, caption, random_scene
+from stepviz.toy.world import RADIUS_RANGE, all_captions, random_scene
 
 CAPTIONS = all_captions()  # caption index i < len(CAPTIONS); index len(CAPTIONS) is ""
 EMPTY_CAPTION_INDEX = len(CAPTIONS)
 
 
+FIELDS = ("images", "masks", "depth", "caption_index", "centres", "radii")
+
+
 @dataclass
 class SceneSet:
+    """Drawn scenes with everything the trainers use: the base model (pictures, captions, shape masks), the
+    variants (depth, where the shape is) and the depth estimator."""
+
     images: np.ndarray  # uint8 N x H x W x 3
-    masks: np.ndarray  # bool N x H x W
+    masks: np.ndarray  # bool N x H x W, the shape
+    depth: np.ndarray  # float32 N x H x W in [0, 1], larger = nearer
     caption_index: np.ndarray  # int64 N, into CAPTIONS
-    colour_index: np.ndarray  # int64 N, into list(COLOURS)
+    centres: np.ndarray  # float32 N x 2, (x, y) of the shape
+    radii: np.ndarray  # float32 N, circumradius in pixels
 
     def __len__(self) -> int:
         return len(self.images)
@@ -37,30 +45,32 @@ def draw_scene_set(count: int, size: int, seed: int, radius_range: tuple[float, 
     rng = np.random.default_rng(seed)
     images = np.empty((count, size, size, 3), dtype=np.uint8)
     masks = np.empty((count, size, size), dtype=bool)
+    depth = np.empty((count, size, size), dtype=np.float32)
     caption_index = np.empty(count, dtype=np.int64)
-    colour_index = np.empty(count, dtype=np.int64)
+    centres = np.empty((count, 2), dtype=np.float32)
+    radii = np.empty(count, dtype=np.float32)
     for i in range(count):
         scene = random_scene(rng, size, radius_range)
-        images[i], masks[i] = scene.image, scene.mask
-        caption_index[i] = CAPTIONS.index(caption(scene.colour, scene.shape, scene.background))
-        colour_index[i] = list(COLOURS).index(scene.colour)
-    return SceneSet(images, masks, caption_index, colour_index)
+        images[i], masks[i], depth[i] = scene.image, scene.mask, scene.depth
+        caption_index[i] = CAPTIONS.index(scene.caption)
+        centres[i], radii[i] = scene.centre, scene.radius
+    return SceneSet(images, masks, depth, caption_index, centres, radii)
 
 
 def load_or_draw(path: Path, count: int, size: int, seed: int,
                  radius_range: tuple[float, float] = RADIUS_RANGE) -> SceneSet:
-    """The scene set cached at `path`, drawn (and cached) when missing or different."""
+    """The scene set cached at `path`, drawn (and cached atomically) when missing, different or incomplete."""
     if path.exists():
         cached = np.load(path)
         same_radii = tuple(cached["radius_range"]) == tuple(radius_range) if "radius_range" in cached else (
             tuple(radius_range) == RADIUS_RANGE)
-        if cached["images"].shape[:2] == (count, size) and int(cached["seed"]) == seed and same_radii:
-            return SceneSet(cached["images"], cached["masks"], cached["caption_index"], cached["colour_index"])
+        if (all(name in cached for name in FIELDS) and cached["images"].shape[:2] == (count, size)
+                and int(cached["seed"]) == seed and same_radii):
+            return SceneSet(*(cached[name] for name in FIELDS))
     scenes = draw_scene_set(count, size, seed, radius_range)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, images=scenes.images, masks=scenes.masks, caption_index=scenes.caption_index,
-             colour_index=scenes.colour_index, seed=seed, radius_range=np.asarray(radius_range))
+    np.savez(tmp, seed=seed, radius_range=np.asarray(radius_range), **{name: getattr(scenes, name) for name in FIELDS})
     tmp.replace(path)
     return scenes
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +25,10 @@ import torch
 from PIL import Image
 from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
 
+from .dataset import load_or_draw
 from .loop import Schedule, plot_losses, train_steps
+from .reporting import command_line
 from .sources import part
-from .variant_data import load_or_draw_depth_scenes
 
 ESTIMATOR_PHASE = 7  # step_generator phase: distinct from the base model's phases
 NEAR_THRESHOLD = 0.45  # between the far plane (<= 0.3) and the shape's body (>= 0.6)
@@ -141,8 +141,8 @@ def main(argv: list[str] | None = None) -> None:
         (scratch / "depth_estimator.pt").unlink()
 
     processor = make_feature_extractor(args.size)
-    train = load_or_draw_depth_scenes(scratch / "depth_scenes.npz", args.scenes, args.size, args.seed)
-    held_out = load_or_draw_depth_scenes(scratch / "depth_held_out.npz", args.held_out, args.size,
+    train = load_or_draw(scratch / "depth_scenes.npz", args.scenes, args.size, args.seed)
+    held_out = load_or_draw(scratch / "depth_held_out.npz", args.held_out, args.size,
                                          HELD_OUT_SEED + args.seed)
     pixels = processor_pixels(processor, train.images)
     model = make_depth_estimator(args.size, tiny=args.tiny)
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     model.save_pretrained(out / "depth_estimator", safe_serialization=True)
     processor.save_pretrained(out / "feature_extractor")
     plot_losses({"depth estimator (L1)": losses}, out / "depth_estimator_loss.png")
-    command = "python -m training.depth_estimator " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("depth_estimator", argv)
     parameters = sum(p.numel() for p in model.parameters())
     (out / "depth_estimator.md").write_text(
         f"# Toy depth estimator\n\n```\n{command}\n```\n\nDPTForDepthEstimation, {parameters:,} parameters, "

@@ -1,7 +1,8 @@
-"""The linear latent -> RGB preview factors the trainers fit beside the weights."""
+"""What trainers write beside the weights: linear latent -> RGB preview factors, the command that ran."""
 
 from __future__ import annotations
 
+import sys
 
 import numpy as np
 import torch
@@ -21,3 +22,8 @@ def fit_latent_rgb(latents: torch.Tensor, images: torch.Tensor) -> tuple[list[li
     solution, *_ = np.linalg.lstsq(design, rgb, rcond=None)
     rms = float(np.sqrt(np.mean((design @ solution - rgb) ** 2)))
     return solution[:-1].round(6).tolist(), solution[-1].round(6).tolist(), rms
+
+
+def command_line(module: str, argv: list[str] | None) -> str:
+    """The command a report records: `python -m training.<module>` and its arguments (sys.argv's by default)."""
+    return f"python -m training.{module} " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from . import components
 from .dataset import load_or_draw
 from .evaluate import EVAL_FIRST_SEED, accuracy_table, format_table
 from .loop import plot_losses
-from .reporting import fit_latent_rgb
+from .reporting import command_line, fit_latent_rgb
 from .sources import load_toy_pipeline, part
 from .tokenizer import write_tokenizer
 from .train_unet import LatentSet, caption_token_ids, train_unet
@@ -178,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
                    "25 DDIM steps, StableDiffusionPipeline, the strict checker", "", table, ""]
     report.append(f"Total time {(time.monotonic() - started) / 60:.1f} min.")
     (out / "evaluation.md").write_text("\n".join(report) + "\n")
-    command = "python -m training.train " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("train", argv)
     (out / "TRAINING.md").write_text(
         "# How this toy model was made\n\n"
         f"```\n{command}\n```\n\n"

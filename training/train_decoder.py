@@ -28,11 +28,13 @@ import torch
 from stepviz.toy.checker import inspect
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .dataset import load_or_draw
 from .extra_channels import encode_posterior, pixels_from_uint8, sample_posterior
 from .loop import Schedule, train_steps
+from .reporting import command_line
 from .sources import part, write_plain_folder
 from .train_vae import shape_weighted_pixel_loss
-from .variant_data import draw_inpaint_examples, load_or_draw_depth_scenes, paint_into_hole
+from .variant_data import draw_inpaint_examples, paint_into_hole
 
 DECODER_PHASE = 10  # step_generator phase, distinct from the other training phases
 
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     before = round_trip_report(vae)
     cached = load_checkpoint(scratch / "pictures.pt")
     if cached is None:
-        scenes = load_or_draw_depth_scenes(scratch / "scenes.npz", args.scenes, vae.config.sample_size, args.seed)
+        scenes = load_or_draw(scratch / "scenes.npz", args.scenes, vae.config.sample_size, args.seed)
         images = draw_inpaint_examples(scenes, args.examples, args.seed).images
         pixels = pixels_from_uint8(images)
         with torch.no_grad():
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     shutil.rmtree(staging / "vae")
     vae.save_pretrained(staging / "vae", safe_serialization=True)
     minutes = (time.monotonic() - started) / 60
-    command = "python -m training.train_decoder " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("train_decoder", argv)
     (staging / "DECODER.md").write_text(
         f"# The VAE decoder of this folder\n\n```\n{command}\n```\n\n"
         f"Decoder and post_quant_conv of `{model}/vae` fine-tuned ({minutes:.1f} min, {args.threads} thread(s)) for "

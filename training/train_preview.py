@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from stepviz.toy.checker import inspect
 from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
 
 from .extra_channels import pixels_from_uint8
-from .reporting import fit_latent_rgb
+from .reporting import command_line, fit_latent_rgb
 from .sources import SHIPPED_MODEL, load_toy_pipeline, part
 
 # Scenes are draw_scene(cell i % 36, seed=BASE + i): the training set draws its seeds from
@@ -246,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
 
     (model / LATENT_RGB_FILE).write_text(json.dumps({"factors": factors, "bias": bias}, indent=1) + "\n")
     save_tiny(tiny, model / PREVIEW_DECODER_DIR)
-    command = "python -m training.train_preview " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("train_preview", argv)
     decoder_size = sum(p.numel() for p in tiny.decoder.parameters())
     report = [
         "# Quick previews of this model", "", "```", command.strip(), "```", "",

@@ -35,13 +35,14 @@ from stepviz.render.preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .components import make_train_scheduler
-from .dataset import EMPTY_CAPTION_INDEX
+from .dataset import EMPTY_CAPTION_INDEX, load_or_draw
 from .extra_channels import (EXTRA_CHANNELS, depth_at_latent_size, encode_posterior, mask_at_latent_size,
                              masked_pixels, pixels_from_uint8, sample_posterior, widen_conv_in)
 from .loop import Schedule, plot_losses, train_steps
+from .reporting import command_line
 from .sources import SHIPPED_MODEL, part
 from .train_unet import caption_token_ids
-from .variant_data import draw_inpaint_examples, load_or_draw_depth_scenes
+from .variant_data import draw_inpaint_examples
 
 VARIANT_PHASE = {"inpaint": 8, "depth": 9}  # step_generator phases, distinct from the base model's
 DEFAULTS = dict(batch=48, lr=8e-4, scenes=6000, examples=12000)
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     cached = scratch / "variant_set.pt"
     stored = load_checkpoint(cached)
     if stored is None:
-        scenes = load_or_draw_depth_scenes(scratch / "scenes.npz", args.scenes, size, args.seed)
+        scenes = load_or_draw(scratch / "scenes.npz", args.scenes, size, args.seed)
         data = (build_inpaint_set(base.vae, scenes, args.examples, args.seed) if args.variant == "inpaint"
                 else build_depth_set(base.vae, scenes, estimator, ESTIMATOR_SHARE, args.seed))
         save_checkpoint(vars(data), cached)
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.copytree(part(args.base, PREVIEW_DECODER_DIR), out / PREVIEW_DECODER_DIR, dirs_exist_ok=True)
     plot_losses({f"{args.variant} variant UNet (Min-SNR-weighted eps MSE)": losses}, out / "loss_curve.png")
     minutes = (time.monotonic() - started) / 60
-    command = "python -m training.train_variants " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("train_variants", argv)
     (out / "TRAINING.md").write_text(
         f"# How this toy {args.variant} model was made\n\n```\n{command}\n```\n\n"
         f"Fine-tuned from the base toy model `{args.base}` in {minutes:.1f} min ({args.threads} torch thread(s)): "

@@ -15,66 +15,19 @@ the empty caption, so no caption ever names a shape the hole does not hold.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, caption, draw_scene, jittered, random_scene, shape_coverage
+from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, caption, draw_scene, jittered, shape_coverage
 
-from .dataset import CAPTIONS, EMPTY_CAPTION_INDEX
+from .dataset import CAPTIONS, EMPTY_CAPTION_INDEX, SceneSet
 
 HOLE_KINDS = ("shape_dilated", "box_around", "ellipse_around", "random_box", "random_ellipse", "whole",
               "placed_box", "placed_ellipse")
 HOLE_WEIGHTS = (0.10, 0.16, 0.08, 0.05, 0.05, 0.10, 0.32, 0.14)
 DISTRACTOR_CHANCE = 0.5  # holes around the shape: chance of a second shape outside the hole
 PLACED_SIDE = (0.32, 0.56)  # placed holes: side (box) or diameter (ellipse) as a fraction of the picture
-
-
-@dataclass
-class DepthSceneSet:
-    """Scenes with everything the variants train on."""
-
-    images: np.ndarray  # uint8 N x H x W x 3
-    masks: np.ndarray  # bool N x H x W, the shape
-    depth: np.ndarray  # float32 N x H x W in [0, 1], larger = nearer
-    caption_index: np.ndarray  # int64 N, into dataset.CAPTIONS
-    centres: np.ndarray  # float32 N x 2, (x, y) of the shape
-    radii: np.ndarray  # float32 N, circumradius in pixels
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-
-def draw_depth_scene_set(count: int, size: int, seed: int) -> DepthSceneSet:
-    rng = np.random.default_rng(seed)
-    images = np.empty((count, size, size, 3), dtype=np.uint8)
-    masks = np.empty((count, size, size), dtype=bool)
-    depth = np.empty((count, size, size), dtype=np.float32)
-    caption_index = np.empty(count, dtype=np.int64)
-    centres = np.empty((count, 2), dtype=np.float32)
-    radii = np.empty(count, dtype=np.float32)
-    for i in range(count):
-        scene = random_scene(rng, size)
-        images[i], masks[i], depth[i] = scene.image, scene.mask, scene.depth
-        caption_index[i] = CAPTIONS.index(scene.caption)
-        centres[i], radii[i] = scene.centre, scene.radius
-    return DepthSceneSet(images, masks, depth, caption_index, centres, radii)
-
-
-def load_or_draw_depth_scenes(path: Path, count: int, size: int, seed: int) -> DepthSceneSet:
-    """The set cached at `path`, drawn (and cached atomically) when missing or different."""
-    fields = ("images", "masks", "depth", "caption_index", "centres", "radii")
-    if path.exists():
-        cached = np.load(path)
-        if cached["images"].shape[:2] == (count, size) and int(cached["seed"]) == seed:
-            return DepthSceneSet(*(cached[name] for name in fields))
-    scenes = draw_depth_scene_set(count, size, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, seed=seed, **{name: getattr(scenes, name) for name in fields})
-    tmp.replace(path)
-    return scenes
 
 
 # --- holes for the inpainting model (True = repaint) ---
@@ -179,7 +132,7 @@ class InpaintExamples:
         return len(self.images)
 
 
-def draw_inpaint_examples(scenes: DepthSceneSet, count: int, seed: int) -> InpaintExamples:
+def draw_inpaint_examples(scenes: SceneSet, count: int, seed: int) -> InpaintExamples:
     """`count` (picture, hole, caption) triples from the scenes, deterministically from `seed`."""
     rng = np.random.default_rng(seed)
     size = scenes.images.shape[1]
@@ -206,5 +159,4 @@ def draw_inpaint_examples(scenes: DepthSceneSet, count: int, seed: int) -> Inpai
     return InpaintExamples(images, holes, caption_index, kinds.astype(np.int64))
 
 
-__all__ = ["CAPTIONS", "DepthSceneSet", "HOLE_KINDS", "InpaintExamples", "draw_depth_scene_set",
-           "draw_hole", "draw_inpaint_examples", "load_or_draw_depth_scenes", "box_hole", "ellipse_hole"]
+__all__ = ["HOLE_KINDS", "InpaintExamples", "box_hole", "draw_hole", "draw_inpaint_examples", "ellipse_hole"]
