@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     fitted = np.arange(min(2000, len(scenes)))
     factors, bias, rgb_error = fit_latent_rgb(latent_mean[:2000], scenes.image_tensor(fitted))
     (out / "latent_rgb.json").write_text(json.dumps({"factors": factors, "bias": bias}, indent=1) + "\n")
-    plot_losses({"VAE (weighted MSE + L1 + KL)": vae_losses, "UNet + text encoder (eps MSE)": unet_losses},
-                out / "loss_curve.png")
+    curves = {"VAE (weighted MSE + L1 + KL)": vae_losses, "UNet + text encoder (eps MSE)": unet_losses}
+    plot_losses({title: losses for title, losses in curves.items() if losses}, out / "loss_curve.png")
     report += ["## Linear latent -> RGB preview", f"least-squares fit on training latents, RMS error {rgb_error:.3f} "
                "(RGB in [-1, 1])", ""]
 
@@ -181,7 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     (out / "TRAINING.md").write_text(
         "# How this toy model was made\n\n"
         f"```\n{command}\n```\n\n"
-        f"Trained from scratch on drawn toy scenes in {(time.monotonic() - started) / 60:.1f} min "
+        + ("Trained from scratch" if args.vae_from is None else
+           f"UNet and text encoder trained (the VAE kept from `{args.vae_from}`)")
+        + f" on drawn toy scenes in {(time.monotonic() - started) / 60:.1f} min "
         f"({args.threads} torch thread(s)). Loss curve: `loss_curve.png`; VAE checks, latent std and the "
         "accuracy table: `evaluation.md`; linear latent -> RGB preview factors: `latent_rgb.json`.\n"
     )
