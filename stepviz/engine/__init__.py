@@ -12,8 +12,8 @@ _WHERE = {
     "RunLogEntry": ".records",
     "StepRecord": ".records",
     "SCHEDULERS": ".schedulers",
-    "NonFiniteError": ".stepper",
-    "RunFinishedError": ".stepper",
+    "NonFiniteError": ".errors",
+    "RunFinishedError": ".errors",
     "Stepper": ".stepper",
     "trace": ".trace_compare",
 }
