@@ -201,3 +201,22 @@ def test_sigint_during_an_export_leaves_nothing(tmp_path, tiny_model_dir):
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_ctrl_c_python_drops_in_a_finalizer_still_stops_the_export(tmp_path, tiny_model_dir, tiny_loaded, capsys):
+    """Python drops a KeyboardInterrupt raised inside __del__ (a Ctrl-C while the model loads often lands in
+    one); the export remembers it, stops at its next step and leaves nothing, without a traceback."""
+    from stepviz.export import run_export
+
+    class Finalizer:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)  # the handler runs here, inside __del__
+
+    settings = fast_lesson("loop-anatomy", tiny_model_dir)
+    with run_export._interrupts_honoured():
+        Finalizer()
+        with pytest.raises(KeyboardInterrupt):
+            export_run(settings, tmp_path / "out", kind="approx", pipe=tiny_loaded)
+    assert list(tmp_path.iterdir()) == []
+    assert "Traceback" not in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was

@@ -23,12 +23,14 @@ stopped); the command then prints the watchdog's line and exits with STOPPED_EXI
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
 import shutil
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,13 +71,10 @@ def run_export_command(settings, args) -> int:
     if args.every < 1:
         raise StepvizInputError(f"--every {args.every} is not allowed: it must be an integer >= 1")
     check_output_folder(args.out, args.force)
-    previous = _sigterm_as_interrupt()
-    try:
+    with _interrupts_honoured():
         out = export_run(settings, args.out, kind=args.preview, every=args.every, animation_format=args.format,
                          force=args.force, progress=sys.stderr.isatty(),
                          attention_steps=parse_steps(getattr(args, "attention_steps", None)))
-    finally:
-        _restore_sigterm(previous)
     print(f"stepviz: wrote {out} (open {out / 'index.html'})")
     stopped = _stopped_line(out)
     if stopped:
@@ -97,6 +96,7 @@ def export_run(settings, out: Path, *, kind: str = "full", every: int = 1, anima
     try:
         write_export(settings, staging, kind=kind, every=every, animation_format=animation_format,
                      progress=progress, pipe=pipe, attention_steps=attention_steps)
+        _raise_if_interrupted()
         move_into_place(staging, target, force)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -104,20 +104,42 @@ def export_run(settings, out: Path, *, kind: str = "full", every: int = 1, anima
     return target
 
 
-def _sigterm_as_interrupt():
-    """While exporting, SIGTERM cleans up like Ctrl-C (main thread only)."""
+_interrupt_requested = threading.Event()
+
+
+@contextlib.contextmanager
+def _interrupts_honoured():
+    """While exporting, Ctrl-C and SIGTERM stop the export and clean up (main thread only).
+
+    Python drops a KeyboardInterrupt raised inside a finalizer (`Exception ignored in ... __del__`),
+    which a Ctrl-C during the model's loading often hits; the request is remembered here and honoured
+    at the next step (`_raise_if_interrupted`).
+    """
     def interrupt(signum, frame):
+        _interrupt_requested.set()
         raise KeyboardInterrupt
 
+    def unraisable(report):  # the dropped interrupt is honoured later: no "Exception ignored" traceback
+        if not isinstance(report.exc_value, KeyboardInterrupt):
+            default_unraisable(report)
+
+    _interrupt_requested.clear()
     try:
-        return signal.signal(signal.SIGTERM, interrupt)
+        previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread
-        return None
+        previous = {}
+    default_unraisable, sys.unraisablehook = sys.unraisablehook, unraisable
+    try:
+        yield
+    finally:
+        sys.unraisablehook = default_unraisable
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
-def _restore_sigterm(previous) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
+def _raise_if_interrupted() -> None:
+    if _interrupt_requested.is_set():
+        raise KeyboardInterrupt
 
 
 # ---------------------------------------------------------------- running
@@ -130,6 +152,7 @@ def play(label: str, settings, pipe, bar) -> FinishedRun:
     applied, stopped = [], None
     bar.set_description(label)
     while not stepper.done:
+        _raise_if_interrupted()
         steps_taken = len(stepper.records)
         for event in apply_events(stepper, settings.events):
             if event.set_scheduler is not None:
