@@ -79,6 +79,19 @@ def test_training_a_wider_unet_runs(tmp_path):
     assert json.loads((out / "unet" / "config.json").read_text())["block_out_channels"] == [16, 32]
 
 
+def test_a_fine_tune_starts_from_the_given_model_and_keeps_its_vae(tmp_path):
+    from safetensors.torch import load_file
+
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    train_main(["--out", str(base), "--tiny", "--size", "32", "--threads", "1", "--unet-channels", "16,32"])
+    train_main(["--out", str(tuned), "--tiny", "--size", "32", "--threads", "1", "--init-from", str(base),
+                "--vae-from", str(base), "--unet-lr", "0"])  # no learning: what it starts from is what it saves
+    for part, name in (("unet", "diffusion_pytorch_model"), ("text_encoder", "model"), ("vae", "diffusion_pytorch_model")):
+        before, after = (load_file(folder / part / f"{name}.safetensors") for folder in (base, tuned))
+        assert before.keys() == after.keys() and all(before[k].equal(after[k]) for k in before), part
+    assert "fine-tuned from" in (tuned / "TRAINING.md").read_text()
+
+
 def test_shape_weight_is_five_on_the_shape_and_one_around_it():
     from training.extra_channels import pixels_from_uint8
     from training.train_preview import shape_weight

@@ -64,6 +64,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--vae-from",
                         help="a toy model whose VAE is kept (phase 1 skipped): a shipped model's name (toy) or a "
                              "pipeline folder; its latent space, preview decoder and variants stay valid")
+    parser.add_argument("--init-from",
+                        help="a toy model whose UNet and text encoder training starts from (a fine-tune): a shipped "
+                             "model's name (toy) or a pipeline folder; --unet-channels/--unet-layers are then its own")
     parser.add_argument("--caption-dropout", type=float, default=0.1, help="fraction of captions replaced by \"\"")
     parser.add_argument("--eval-seeds", type=int, help="seeds per prompt in the final evaluation (0: skip)")
     parser.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
@@ -141,8 +144,15 @@ def main(argv: list[str] | None = None) -> None:
     latent_mean, latent_std = encode_scenes(vae, scenes)
     latents = LatentSet(latent_mean, latent_std, torch.from_numpy(scenes.caption_index))
     token_ids = caption_token_ids(tokenizer)
-    unet = components.make_unet(sizes, args.size)
-    text_encoder = components.make_text_encoder(sizes, tokenizer)
+    if args.init_from is not None:
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        unet = UNet2DConditionModel.from_pretrained(part(args.init_from, "unet"), use_safetensors=True)
+        text_encoder = CLIPTextModel.from_pretrained(part(args.init_from, "text_encoder"), use_safetensors=True)
+    else:
+        unet = components.make_unet(sizes, args.size)
+        text_encoder = components.make_text_encoder(sizes, tokenizer)
     ema_unet, ema_text, unet_losses, sensitivity = train_unet(
         unet, text_encoder, latents, token_ids, args.unet_steps, args.unet_batch, args.unet_lr, args.seed,
         scratch / "unet.pt", caption_dropout=args.caption_dropout, colour_noise=args.colour_noise,
@@ -181,8 +191,10 @@ def main(argv: list[str] | None = None) -> None:
     (out / "TRAINING.md").write_text(
         "# How this toy model was made\n\n"
         f"```\n{command}\n```\n\n"
-        + ("Trained from scratch" if args.vae_from is None else
-           f"UNet and text encoder trained (the VAE kept from `{args.vae_from}`)")
+        + ("Trained from scratch" if args.vae_from is None and args.init_from is None else
+           ("UNet and text encoder trained" if args.init_from is None else
+            f"UNet and text encoder fine-tuned from `{args.init_from}`")
+           + ("" if args.vae_from is None else f" (the VAE kept from `{args.vae_from}`)"))
         + f" on drawn toy scenes in {(time.monotonic() - started) / 60:.1f} min "
         f"({args.threads} torch thread(s)). Loss curve: `loss_curve.png`; VAE checks, latent std and the "
         "accuracy table: `evaluation.md`; linear latent -> RGB preview factors: `latent_rgb.json`.\n"
