@@ -86,7 +86,8 @@ def test_a_fine_tune_starts_from_the_given_model_and_keeps_its_vae(tmp_path):
     train_main(["--out", str(base), "--tiny", "--size", "32", "--threads", "1", "--unet-channels", "16,32"])
     train_main(["--out", str(tuned), "--tiny", "--size", "32", "--threads", "1", "--init-from", str(base),
                 "--vae-from", str(base), "--unet-lr", "0"])  # no learning: what it starts from is what it saves
-    for part, name in (("unet", "diffusion_pytorch_model"), ("text_encoder", "model"), ("vae", "diffusion_pytorch_model")):
+    parts = (("unet", "diffusion_pytorch_model"), ("text_encoder", "model"), ("vae", "diffusion_pytorch_model"))
+    for part, name in parts:
         before, after = (load_file(folder / part / f"{name}.safetensors") for folder in (base, tuned))
         assert before.keys() == after.keys() and all(before[k].equal(after[k]) for k in before), part
     assert "fine-tuned from" in (tuned / "TRAINING.md").read_text()
