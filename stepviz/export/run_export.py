@@ -132,6 +132,7 @@ def _interrupts_honoured():
     try:
         yield
     finally:
+        _interrupt_requested.clear()
         sys.unraisablehook = default_unraisable
         for number, handler in previous.items():
             signal.signal(number, handler)
