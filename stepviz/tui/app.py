@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from textual.app import App
 
 from ..run.session import RunSession
-from .widgets.picture import GRAPHICS
+from .widgets.picture import picture_class
 
 
 class WorkerThreads(ThreadPoolExecutor):
@@ -34,8 +34,7 @@ class StepvizApp(App):
 
     def __init__(self, settings, pipe=None, graphics: str = "halfcell") -> None:
         super().__init__()
-        if graphics not in GRAPHICS:
-            raise ValueError(f"graphics={graphics!r} is unknown: use one of {', '.join(GRAPHICS)}")
+        picture_class(graphics)  # an unknown name is refused here, before any window opens
         self.session = RunSession(settings, pipe)
         self.graphics = graphics
 
