@@ -398,6 +398,22 @@ async def test_model_loads_in_a_worker_when_no_pipe_is_given(tiny_model_dir):
         assert len(main_stepper(app).records) == 1
 
 
+async def test_space_pressed_while_the_model_loads_takes_step_1_once_it_is_loaded(tiny_model_dir):
+    settings = RunSettings(model=str(tiny_model_dir), steps=3, height=32, width=32)
+    loaded, load = threading.Event(), settings.load_pipeline
+    settings.load_pipeline = lambda: loaded.wait(30) and load()  # the model loads until the key is pressed
+    app = StepvizApp(settings)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("space")
+        assert not main_screen(app).views
+        loaded.set()
+        await settle(pilot)
+        await settle(pilot)
+        assert len(main_stepper(app).records) == 1
+        assert main_screen(app).query_one("#status").shown.record.index == 0  # step 1's numbers on screen
+
+
 async def test_a_model_that_cannot_load_shows_why_and_the_way_out(tmp_path):
     from textual.widgets import Static
 

@@ -70,3 +70,9 @@ def test_the_look_back_status_after_a_scheduler_swap(snap_compare, size):
 def test_img2img_with_its_input_picture(snap_compare, size):
     app = app_for(mode="img2img", image=scene_image(), strength=0.75)
     assert snap_compare(app, terminal_size=size, run_before=lambda pilot: press(pilot, "space"))
+
+
+@pytest.mark.parametrize("keys", [("g",), ("s",), ("question_mark",), ("space", "a")],
+                         ids=["guidance", "scheduler", "help", "attention"])
+def test_a_dialog_at_80x24_keeps_its_way_out(snap_compare, keys):
+    assert snap_compare(app_for(), terminal_size=(80, 24), run_before=lambda pilot: press(pilot, *keys))

@@ -2,8 +2,10 @@
 
 Pure functions from StepRecords to PNG files or binary file objects. Figures are built with matplotlib's
 object API (`Figure`, no pyplot), so nothing here picks or switches the process's matplotlib backend.
+Steps are numbered from 1 as everywhere in stepviz (step k: after k steps, the record at index k - 1).
 Edits (guidance or scheduler changes) are marked with a dashed line at the step they applied;
-`viewed` (the notebook's timeline) marks the step looked at with a red line.
+`viewed` (the notebook's timeline: a record index) marks the step looked at with a red line.
+Ticks: whole steps at round multiples (1, 2, 5, 10...), every label of an axis with the same decimals.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..engine.prediction import prediction_for
+from ..run.readouts import angle_degrees
 from .strip import change_label
+
+STEP_LABEL = "step (numbered from 1, as on screen)"
 
 
 def norm_fields(prediction_type: str = "epsilon") -> tuple[tuple[str, str], ...]:
@@ -34,7 +39,7 @@ def _mark_changes(axis, records) -> None:
         text = change_label(records, index)
         if not text:
             continue
-        step = records[index].index
+        step = records[index].index + 1  # numbered from 1, as on screen
         axis.axvline(step, color="0.4", linestyle="--", linewidth=1)
         axis.annotate(text, (step, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
                       textcoords="offset points", fontsize=8, color="0.25")
@@ -42,67 +47,94 @@ def _mark_changes(axis, records) -> None:
 
 def _mark_viewed(axis, viewed: int | None) -> None:
     if viewed is not None:
-        axis.axvline(viewed, color="red", linewidth=1.2, alpha=0.7)
+        axis.axvline(viewed + 1, color="red", linewidth=1.2, alpha=0.7)
+
+
+def _finish(figure) -> Figure:
+    """Whole steps on every x axis, at round multiples; laid out for saving."""
+    for axis in figure.axes:
+        axis.xaxis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 5, 10], integer=True))
+        if axis.dataLim.width == 0:  # one step so far: a step either side, not matplotlib's +-0.05
+            axis.set_xlim(axis.dataLim.x0 - 1, axis.dataLim.x0 + 1)
+    figure.tight_layout()
+    return figure
 
 
 def _save(figure, path):
     """Write the figure as PNG to a path (returned as a Path) or to a binary file object."""
     path = path if hasattr(path, "write") else Path(path)
-    for axis in figure.axes:
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if axis.dataLim.width == 0:  # one step so far: a step either side, not matplotlib's +-0.05
-            axis.set_xlim(axis.dataLim.x0 - 1, axis.dataLim.x0 + 1)
-    figure.tight_layout()
     figure.savefig(path, dpi=100)
     return path
 
 
 def schedule_figure(records, path: Path, branches: dict[str, list] | None = None, viewed: int | None = None) -> Path:
+    """schedule.png: see build_schedule_figure."""
+    return _save(build_schedule_figure(records, branches, viewed), path)
+
+
+def norms_figure(records, path: Path, viewed: int | None = None) -> Path:
+    """norms.png: see build_norms_figure."""
+    return _save(build_norms_figure(records, viewed), path)
+
+
+def build_schedule_figure(records, branches: dict[str, list] | None = None, viewed: int | None = None) -> Figure:
     """sigma_t (log scale) and abar_t per step; other runs (compare branches) as thin lines."""
     figure = Figure(figsize=(7, 5.2))
     top, bottom = figure.subplots(2, 1, sharex=True)
-    steps = [r.index for r in records]
+    steps = [r.index + 1 for r in records]
     top.plot(steps, [max(r.sigma, 1e-4) for r in records], "o-", label="this run", color="C0")
     bottom.plot(steps, [r.alpha_cumprod for r in records], "o-", color="C0")
     for n, (label, other) in enumerate((branches or {}).items(), start=1):
-        top.plot([r.index for r in other], [max(r.sigma, 1e-4) for r in other], "-", linewidth=1,
+        top.plot([r.index + 1 for r in other], [max(r.sigma, 1e-4) for r in other], "-", linewidth=1,
                  color=f"C{n}", label=label)
-        bottom.plot([r.index for r in other], [r.alpha_cumprod for r in other], "-", linewidth=1, color=f"C{n}")
+        bottom.plot([r.index + 1 for r in other], [r.alpha_cumprod for r in other], "-", linewidth=1,
+                    color=f"C{n}")
     top.set_yscale("log")
+    top.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 0.1, 1, 10: not 10^-1
     top.set_ylabel("σ_t  (noise level)")
     top.set_title("Noise schedule: σ_t = √((1 − ᾱ_t) / ᾱ_t) at each step's timestep")
     bottom.set_ylabel("ᾱ_t  (signal kept)")
-    bottom.set_xlabel("step i")
+    bottom.set_xlabel(STEP_LABEL)
     bottom.set_ylim(-0.02, 1.02)
     for axis in (top, bottom):
         axis.grid(alpha=0.3)
         _mark_changes(axis, records)
         _mark_viewed(axis, viewed)
     top.legend(fontsize=8)
-    return _save(figure, path)
+    return _finish(figure)
 
 
-def norms_figure(records, path: Path, viewed: int | None = None) -> Path:
-    """The two predictions' norms (eps, v or x0), the guidance direction, the latents' spread and cos(uncond, text)."""
+def build_norms_figure(records, viewed: int | None = None) -> Figure:
+    """The two predictions' norms (eps, v or x0; L2, and RMS on the right), the guidance direction, the latents'
+    spread and the angle between the two predictions."""
     figure = Figure(figsize=(7, 5.2))
     top, bottom = figure.subplots(2, 1, sharex=True)
-    steps = [r.index for r in records]
+    steps = [r.index + 1 for r in records]
     prediction_type = records[0].prediction_type if records else "epsilon"
     p = prediction_for(prediction_type).pretty
     for field, label in norm_fields(prediction_type):
         top.plot(steps, [getattr(r, field) for r in records], "o-", markersize=3, label=label)
-    top.set_ylabel("L2 norm")
+    top.set_ylabel("L2 norm (all latent elements)")
+    if records:  # the same curves read as per-element RMS = L2 / sqrt(n), the TUI's scale
+        root_n = records[0].noise_pred_uncond.numel() ** 0.5
+        rms_axis = top.secondary_yaxis("right", functions=(lambda v: v / root_n, lambda v: v * root_n))
+        rms_axis.set_ylabel("RMS per element")
     top.set_title(f"Guidance: {p}̂ = {p}_uncond + s ({p}_text − {p}_uncond)\n"
                   f"(the UNet's prediction_type: {prediction_type})", fontsize=11)
     top.legend(fontsize=8)
-    bottom.plot(steps, [r.cos_uncond_text for r in records], "o-", markersize=3, color="C4",
-                label=f"cos({p}_uncond, {p}_text)")
     bottom.plot(steps, [r.latents_std for r in records], "s-", markersize=3, color="C5", label="std(x_t)")
     bottom.plot(steps, [r.pred_original_std for r in records], "^-", markersize=3, color="C6", label="std(x̂_0)")
-    bottom.set_xlabel("step i")
-    bottom.legend(fontsize=8)
+    bottom.set_ylabel("std of the latents")
+    angle = bottom.twinx()  # cos(uncond, text) is 0.99.. in nearly every run: the angle tells runs apart
+    angle.plot(steps, [angle_degrees(r.cos_uncond_text) for r in records], "o-", markersize=3, color="C4",
+               label=f"angle({p}_uncond, {p}_text)")
+    angle.set_ylabel("angle in degrees", color="C4")
+    angle.set_ylim(bottom=0)
+    bottom.set_xlabel(STEP_LABEL)
+    lines = bottom.get_lines() + angle.get_lines()
+    bottom.legend(lines, [line.get_label() for line in lines], fontsize=8)
     for axis in (top, bottom):
         axis.grid(alpha=0.3)
         _mark_changes(axis, records)
         _mark_viewed(axis, viewed)
-    return _save(figure, path)
+    return _finish(figure)

@@ -12,7 +12,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from ..edits import EngineJob, Load, Refresh
 from ..engine_jobs import EngineJobs
@@ -181,6 +181,13 @@ class MainScreen(MainKeys, Screen):
         if message.reason == "fork" and view.branch == FORK:
             self.open_compare([MAIN, FORK])
         self.pacer.request(soon=self.playing and message.reason == "step")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Space or p pressed while the model loaded: taken once the load (and a lesson's step-0 events) is done."""
+        if self._queued is not None and event.worker.group == "engine" and event.worker.is_finished:
+            queued, self._queued = self._queued, None
+            if MAIN in self.views:
+                self.start_steps(queued)
 
     def on_engine_jobs_failed(self, message: EngineJobs.Failed) -> None:
         self.on_engine_jobs_busy(EngineJobs.Busy(None))

@@ -39,6 +39,7 @@ class MainKeys:
 
     _hold_timer = None  # playing by itself (--auto): the wait at a note before playing on
     _stopped_by_user = False
+    _queued = None  # the Step or Play asked for while the model loaded
 
     # ------------------------------------------------------------ stepping and playing
     def action_step(self) -> None:
@@ -51,8 +52,10 @@ class MainKeys:
             self.start_steps(Play())
 
     def start_steps(self, job: Step) -> None:
-        if not self.views:
-            self.notify("the model is still loading", title="Wait")
+        if not self.views:  # taken once the model is loaded (on_worker_state_changed): no need to press again
+            self._queued = job
+            self.notify("the model is still loading: " + ("step 1 follows" if job.count == 1 else "play starts") +
+                        " once it is", title="Wait")
             return
         if all(self.views[b].done for b in job.branches if b in self.views):
             self.notify("the run is finished: look back (left) and rewind (b), or fork (f) at an earlier step",

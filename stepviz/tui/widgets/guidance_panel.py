@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
@@ -12,6 +14,7 @@ from ...run.session import Shown
 from .block_plot import BLOCKS, BlockPlot
 
 COLOURS = {name: colour for name, _, colour in GUIDANCE_ROWS}
+PLOT_ROWS = 5  # two ticks a row apart inside the frame, and the frame
 
 
 class GuidancePanel(Vertical):
@@ -27,10 +30,17 @@ class GuidancePanel(Vertical):
         yield BlockPlot(id="guidance-plot")
 
     def on_mount(self) -> None:
-        self.border_title = "guidance anatomy (norms over the steps)"
+        self.border_title = "guidance anatomy: rms vs step"  # the plot's axes (the numbers say L2 and rms)
 
     def on_resize(self) -> None:
         self._show_numbers(self.shown)
+        self._fit_plot()
+
+    def _fit_plot(self) -> None:
+        """The plot where it has rows for two ticks (at 80x24 the numbers take the panel: a one-row plot
+        showed a line and no values)."""
+        rows = self.content_size.height - (self._numbers.count("\n") + 1)
+        self.query_one("#guidance-plot", BlockPlot).display = rows >= PLOT_ROWS
 
     def watch_shown(self, shown: Shown | None) -> None:
         self._show_numbers(shown)
@@ -41,14 +51,17 @@ class GuidancePanel(Vertical):
         plot.clear()
         if shown is None or not shown.view.records:
             return
+        highest = 0.0
         for name, (steps, values) in guidance_series(shown.view.records).items():
             plot.plot(steps, values, line_style=COLOURS[name], hires_mode=BLOCKS)
+            highest = max([highest, *(v for v in values if math.isfinite(v))])  # a NaN step stays plottable
         if shown.record is not None:
             plot.add_v_line(shown.record.index + 1, "grey50")
-        plot.set_xlimits(0.5, max(shown.view.total_steps, 2) + 0.5)
+        plot.set_ranges((1, max(shown.view.total_steps, 2)), (0.0, highest), whole_x=True)  # rms: read from 0
 
     def _show_numbers(self, shown: Shown | None) -> None:
         numbers = guidance_text(None if shown is None else shown.record, self.content_size.width)
         if numbers != self._numbers:  # an update costs a layout of the screen
             self._numbers = numbers
             self.query_one("#guidance-numbers", Static).update(numbers)
+            self._fit_plot()

@@ -66,7 +66,6 @@ class SchedulePanel(Vertical):
         t_now = record.timestep if record else (view.grid[0] if view.grid else None)
         if t_now is not None:
             plot.add_v_line(t_now, NOW)
-        plot.set_xlimits(0, len(abar) - 1)
-        plot.set_ylimits(0, 1.05)
-        self.border_title = (f"[{ABAR}]alpha_cumprod[/] [{SIGMA}]sigma/{sigma_of(abar[-1]):.1f}[/] vs t, "
-                             f"[{NOW}]t now[/], {len(visited)}/{len(view.grid)} visited")
+        plot.set_ranges((0, len(abar) - 1), (0.0, 1.0))
+        self.border_title = f"[{ABAR}]alpha_cumprod[/], [{SIGMA}]sigma/{sigma_of(abar[-1]):.1f}[/] vs t"
+        self.border_subtitle = f"[{NOW}]t now[/] · {len(visited)}/{len(view.grid)} visited"
