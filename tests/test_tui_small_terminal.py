@@ -75,3 +75,28 @@ async def test_the_start_failed_screen_is_readable_whole_at_80x24(tiny_pipe):
         await settle(pilot)
         for text in ("The run could not start: could not load the model", LOAD_ERROR, "Quit (q)"):
             assert drawn(app, text), f"{text!r} not drawn whole at 80x24:\n{screen_text(app)}"
+
+
+async def test_the_status_line_keeps_the_viewed_step_whole_at_80x24(tiny_pipe):
+    app = make_app(tiny_pipe, steps=8)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        for key in ("space", "space", "space", "left", "left"):
+            await pilot.press(key)
+            await settle(pilot)
+        for text in ("ddim (vp, order 1) · step 1/8", "guidance 7.5 · looking back (3 taken)"):
+            assert drawn(app, text), f"{text!r} not drawn whole at 80x24:\n{screen_text(app)}"
+
+
+async def test_a_notification_covers_neither_the_note_nor_the_status_at_80x24(tiny_pipe):
+    from textual.widgets._toast import Toast, ToastRack
+
+    app = make_app(tiny_pipe)
+    async with app.run_test(size=SMALL, notifications=True) as pilot:
+        await settle(pilot)
+        app.notify("the model is still loading: step 1 follows once it is", title="Wait")
+        for _ in range(5):
+            await pilot.pause()
+        toast = app.screen.get_child_by_type(ToastRack).query_one(Toast).region
+        for panel in ("#notes", "#status"):
+            assert not toast.overlaps(app.screen.query_one(panel).region), panel

@@ -35,22 +35,23 @@ def model_label(model: str) -> str:
     return model.rstrip("/").rsplit("/", 1)[-1] if model.startswith(("/", ".", "~")) else model
 
 
-def status_text(view, record, compact: bool = False) -> str:
+def status_text(view, record, compact: bool = False, narrow: bool = False) -> str:
     """The status line of the step looked at: model, device and dtype, mode, what the UNet predicts, the step's
     scheduler, step i/N, t, sigma, alpha_cumprod, its guidance scale (`compact`: the step's own part only, for a
-    column of the compare view)."""
+    column of the compare view; `narrow`: without device and dtype, alpha_cumprod as abar, for 80 columns)."""
     step = 0 if record is None else record.index + 1
     at_start = record is None and view.records  # looking at the start of a run with steps: its first scheduler
     first = view.records[0] if at_start else record
-    parts = [] if compact else [model_label(view.model), f"{view.device} {view.dtype}", view.mode,
-                                f"predicts {prediction_for(view.prediction_type).symbol}"]
+    parts = [] if compact else [model_label(view.model), *([] if narrow else [f"{view.device} {view.dtype}"]),
+                                view.mode, f"predicts {prediction_for(view.prediction_type).symbol}"]
     parts += [scheduler_text(view, first, bool(at_start)), f"step {step}/{view.total_steps}"]
     if record is None:
         parts.append("t -")
     elif compact:
         parts.append(f"t {record.timestep:g}  sigma {record.sigma:.3f}")
     else:
-        parts.append(f"t {record.timestep:g}  sigma {record.sigma:.3f}  alpha_cumprod {record.alpha_cumprod:.4f}")
+        abar = "abar" if narrow else "alpha_cumprod"
+        parts.append(f"t {record.timestep:g}  sigma {record.sigma:.3f}  {abar} {record.alpha_cumprod:.4f}")
     scale = view.guidance_scale if first is None else first.guidance_scale
     parts.append(f"guidance {scale:g}")
     if record is not None and record.index + 1 < view.steps_taken:

@@ -26,6 +26,9 @@ class StatusLine(Static):
     def watch_busy(self) -> None:
         self._update()
 
+    def on_resize(self) -> None:
+        self._update()
+
     def _update(self) -> None:
         text = Text()
         if self.playing:
@@ -34,8 +37,13 @@ class StatusLine(Static):
         if self.busy:
             text.append(f" {self.busy} ", style="bold black on yellow")
             text.append(" ")
-        text.append("loading the model..." if self.shown is None and not self.busy else
-                    "" if self.shown is None else status_text(self.shown.view, self.shown.record))
+        if self.shown is not None:  # two rows at most: at 80 columns the run's constants give way to the step's
+            rows = 2 * (self.content_size.width or 1000)
+            full = status_text(self.shown.view, self.shown.record)
+            text.append(full if len(text.plain) + len(full) + 8 <= rows else
+                        status_text(self.shown.view, self.shown.record, narrow=True))
+        elif not self.busy:
+            text.append("loading the model...")
         if text != self._text:  # an update costs a layout of the screen
             self._text = text
             self.update(text)
