@@ -68,3 +68,26 @@ def test_corrupt_weights(tiny_model_dir, tmp_path):
     with pytest.raises(ModelLoadError) as caught:
         load_pipeline(folder)
     assert str(folder) in one_line(caught)
+
+
+def test_loading_runs_without_the_garbage_collector_and_puts_it_back(tiny_model_dir, monkeypatch):
+    """Collections set off by the imports were a quarter of a cold start; the collector is off meanwhile."""
+    import gc
+
+    from stepviz.run.session import RunSession
+    from stepviz.run.settings import RunSettings
+
+    seen = []
+    settings = RunSettings(model=str(tiny_model_dir), steps=2, height=32, width=32)
+    load = settings.load_pipeline
+    settings.load_pipeline = lambda: seen.append(gc.isenabled()) or load()
+    try:
+        RunSession(settings).load()
+        assert seen == [False] and gc.isenabled()
+        assert load_pipeline(tiny_model_dir) is not None and gc.isenabled()
+        gc.disable()
+        load_pipeline(tiny_model_dir)
+        assert not gc.isenabled()  # as it was
+    finally:
+        gc.enable()
+        gc.unfreeze()

@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from .device import pick_device, pick_dtype
@@ -81,6 +83,26 @@ def model_facts(model, allow_pickle: bool = False) -> ModelFacts | None:
     return check_model_folder(folder, allow_pickle) if folder.is_dir() else None
 
 
+@contextmanager
+def collection_paused(freeze: bool = False):
+    """Python's cyclic garbage collector off meanwhile (then as it was): importing torch, diffusers and
+    transformers makes a few million objects, and the collections they set off were a quarter of the import
+    time (4.1 s -> 3.1 s of CPU for `import torch, diffusers` and the model classes, on this project's
+    machine). Nothing in an import or a load needs a cycle freed before it ends. `freeze`: what exists at the
+    end (modules, the model: kept for the process's life) is never scanned again (gc.freeze), else the first
+    collection after it scans them all (0.3 s)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if freeze:
+            gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+@collection_paused()
 def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: bool = False,
                   attention_slicing: bool = False, variant: str | None = None, vae_tiling: bool = False,
                   prediction_type: str | None = None, config=None):

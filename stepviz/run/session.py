@@ -101,10 +101,12 @@ class RunSession:
     # ------------------------------------------------------------ set-up (worker thread)
     def load(self, progress=lambda text: None) -> RunView:
         """Load the model if none was given, and build the main stepper; `progress(text)` hears each stage."""
-        with self.lock:
+        from ..models.loading import collection_paused, quiet_libraries
+
+        with self.lock, collection_paused(freeze=self.pipe is None):
             if self.pipe is None:
                 progress("importing torch and diffusers")
-                import diffusers  # noqa: F401  (the longest part of a cold start: timed apart from the weights)
+                quiet_libraries()  # imports diffusers: the longest part of a cold start, timed apart from the weights
 
                 progress(f"loading the weights of {self.settings.model}")
                 self.pipe = self.settings.load_pipeline()
