@@ -100,3 +100,15 @@ async def test_a_notification_covers_neither_the_note_nor_the_status_at_80x24(ti
         toast = app.screen.get_child_by_type(ToastRack).query_one(Toast).region
         for panel in ("#notes", "#status"):
             assert not toast.overlaps(app.screen.query_one(panel).region), panel
+
+
+async def test_img2img_captions_fit_their_pictures_at_80x24(tiny_pipe):
+    from tiny import scene_image
+
+    app = make_app(tiny_pipe, mode="img2img", image=scene_image(), strength=0.75)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        assert drawn(app, "x_start x0-hat input"), screen_text(app)  # three pictures, 11 columns
+        await pilot.press("space")
+        await settle(pilot)
+        assert drawn(app, "x_t step 1 x0-hat input"), screen_text(app)

@@ -58,9 +58,12 @@ class PreviewPanel(Horizontal):
         title = f"previews: {name} (v to change)"
         if self.border_title != title:
             self.border_title = title
-        label = start_label(mode, strength) if step == 0 else f"x_t after step {step}"
+        room = self.query_one("#x_t", Picture).content_size.width or 80
+        long_label = start_label(mode, strength) if step == 0 else f"x_t after step {step}"
+        short_label = long_label.split(":")[0].split(" (")[0] if step == 0 else f"x_t step {step}"
+        label = long_label if len(long_label) <= room else short_label  # 3 pictures at 80 columns: 11 each
         self.query_one("#x_t", Picture).show(pictures.get("x_t"), label)
-        x0_label = "x0-hat: take a step" if step == 0 else "x0-hat"
+        x0_label = "x0-hat: take a step" if step == 0 and room >= 19 else "x0-hat"
         self.query_one("#x0", Picture).show(pictures.get("x0"), x0_label)
         for role in INPUT_CAPTIONS:
             picture = self.query_one(f"#given-{role}", Picture)
