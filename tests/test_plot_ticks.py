@@ -29,6 +29,7 @@ def rows_cells(values, low, high, cells):
 @pytest.mark.parametrize("low, high, cells, cover, whole", [
     (0.0, 1.0, 4, True, False), (0.0, 1.0, 19, True, False), (0.013, 1.93, 11, True, False),
     (1, 26, 29, False, True), (1, 26, 69, False, True), (1, 8, 30, False, True), (0, 999, 29, False, False),
+    (1, 20, 69, False, True), (1, 51, 69, False, True),
     (0, 999, 69, False, False), (0.0, 47.6, 7, True, False), (0.98, 0.98, 6, True, False),
 ])
 def test_cell_ticks_are_round_evenly_spaced_and_hold_the_data(low, high, cells, cover, whole):
@@ -73,7 +74,7 @@ def evenly(positions) -> bool:
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 50)])
 async def test_the_tui_plots_ticks_are_even_and_label_one_precision(tiny_pipe, size):
-    settings = RunSettings(model="tiny", steps=26, height=32, width=32, seed=42, scheduler="heun")
+    settings = RunSettings(model="tiny", steps=20, height=32, width=32, seed=42, scheduler="ddim")
     app = StepvizApp(settings, pipe=tiny_pipe, graphics="halfcell")
     async with app.run_test(size=size) as pilot:
         await settle(pilot)

@@ -73,11 +73,14 @@ def cell_ticks(low: float, high: float, cells: int, label_cells=lambda label: 1,
         lowest, highest = math.ceil(first / step - 1e-9), math.floor(last / step + 1e-9)
         if not 2 <= highest - lowest + 1 <= most:
             continue
-        apart = math.floor((cells - 1) * step / (last - first) + 1e-9)
+        apart = math.floor((cells - (1 if cover else 2)) * step / (last - first) + 1e-9)
         values = tuple(k * step for k in range(lowest, highest + 1))
         labels = tick_labels(values, step)
         if apart >= 1 and all(label_cells(label) <= apart for label in labels):
-            axis_low = first - 0.5 * step / apart  # the data's low end in the middle of the first cell
+            # every tick in the middle of its cell (on a cell's edge, rounding put some a cell early), the
+            # data's low end in the first or second cell
+            before = math.ceil((values[0] - first) * apart / step - 1e-9)
+            axis_low = values[0] - (before + 0.5) * step / apart
             span = cells * step / apart
             fitting.append((1 - (high - low) / span, CellTicks(axis_low, axis_low + span, values, labels, apart)))
     if not fitting:
