@@ -49,19 +49,31 @@ class Picture(Vertical):
         yield Label(self.caption, classes="picture--caption")
         yield picture_class(self.graphics)(None, classes="picture--image")
 
-    def show(self, image, caption: str | None = None) -> None:
+    def show(self, image, caption: str | list[str] | None = None) -> None:
+        """`caption`: a text, or texts longest first (the longest that fits the picture's width is shown)."""
         widget = self.query_one(".picture--image")
         if image is not widget.image:  # drawing a picture in cells is costly: only a new one
             if image is not None:
                 self._picture_size = image.size
             widget.image = image
             self._fit()
+        if caption is not None:
+            self._captions = [caption] if isinstance(caption, str) else list(caption)
+            self._fit_caption()
+
+    _captions: list[str] = []
+
+    def _fit_caption(self) -> None:
+        room = self.content_size.width
+        caption = next((text for text in self._captions if len(text) <= room), None) if room else None
+        caption = caption or (self._captions[-1] if self._captions else None)
         if caption is not None and caption != self._caption_shown:
             self._caption_shown = caption
             self.query_one(".picture--caption", Label).update(caption)
 
     def on_resize(self) -> None:
         self._fit()
+        self._fit_caption()
 
     def _fit(self) -> None:
         columns, rows = fit_cells(self.content_size.width, self.content_size.height - 1, self._picture_size)

@@ -21,12 +21,14 @@ def next_kind(kind: str) -> str:
 DEFAULT_STRENGTH = {"img2img": 0.8, "depth2img": 0.8, "inpaint": 1.0}  # diffusers' pipelines, as engine/modes.py
 
 
-def start_label(mode: str, strength: float | None) -> str:
-    """What x_t is before the first step: noise, or (img2img, depth2img, inpaint below 1) the noised input."""
+def start_labels(mode: str, strength: float | None) -> list[str]:
+    """What x_t is before the first step: noise, or (img2img, depth2img, inpaint below 1) the noised input;
+    longest first, for the caption to take the longest that fits."""
     strength = DEFAULT_STRENGTH.get(mode, 1.0) if strength is None else strength
     if mode != "txt2img" and strength < 1:
-        return f"x_start: the input noised (strength {strength:g})"
-    return "x_T (start noise)"
+        return [f"x_start: the input noised (strength {strength:g})", f"input noised, s {strength:g}",
+                "input noised", "x_start"]
+    return ["x_T (start noise)", "x_T noise", "x_T"]
 
 
 class PreviewPanel(Horizontal):
@@ -58,12 +60,9 @@ class PreviewPanel(Horizontal):
         title = f"previews: {name} (v to change)"
         if self.border_title != title:
             self.border_title = title
-        room = self.query_one("#x_t", Picture).content_size.width or 80
-        long_label = start_label(mode, strength) if step == 0 else f"x_t after step {step}"
-        short_label = long_label.split(":")[0].split(" (")[0] if step == 0 else f"x_t step {step}"
-        label = long_label if len(long_label) <= room else short_label  # 3 pictures at 80 columns: 11 each
-        self.query_one("#x_t", Picture).show(pictures.get("x_t"), label)
-        x0_label = "x0-hat: take a step" if step == 0 and room >= 19 else "x0-hat"
+        labels = start_labels(mode, strength) if step == 0 else [f"x_t after step {step}", f"x_t step {step}"]
+        self.query_one("#x_t", Picture).show(pictures.get("x_t"), labels)  # 3 pictures at 80 columns: 11 each
+        x0_label = ["x0-hat: take a step", "x0-hat"] if step == 0 else "x0-hat"
         self.query_one("#x0", Picture).show(pictures.get("x0"), x0_label)
         for role in INPUT_CAPTIONS:
             picture = self.query_one(f"#given-{role}", Picture)
