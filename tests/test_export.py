@@ -41,7 +41,7 @@ def tiny_inpaint_dir(tmp_path_factory):
 
 def fast_lesson(name, model):
     settings = load_scenario(name)
-    steps = 4 if settings.mode == "img2img" else FAST["steps"]  # strength 0.3 of 4 steps leaves 1 to run
+    steps = 7 if settings.mode == "img2img" else FAST["steps"]  # strength 0.15 of 7 steps leaves 1 to run
     return settings.with_overrides(model=str(model), **dict(FAST, steps=steps))
 
 
