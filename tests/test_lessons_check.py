@@ -51,7 +51,7 @@ def test_a_false_claim_fails_with_what_was_measured(tmp_path, capsys):
     path = write_lesson(tmp_path, """
         [[events.expect]]
         step = "end"
-        colour = "orange"
+        colour = "yellow"
 
         [[events.expect]]
         step = "end"
@@ -65,8 +65,8 @@ def test_a_false_claim_fails_with_what_was_measured(tmp_path, capsys):
     assert main(["lessons", "check", path]) == 1
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if "step   4" in line]
-    assert lines[0].lstrip().startswith("pass") and "found: orange" in lines[0]
-    assert lines[1].lstrip().startswith("FAIL") and "colour blue" in lines[1] and "found: orange" in lines[1]
+    assert lines[0].lstrip().startswith("pass") and "found: yellow" in lines[0]
+    assert lines[1].lstrip().startswith("FAIL") and "colour blue" in lines[1] and "found: yellow" in lines[1]
     assert lines[2].lstrip().startswith("FAIL") and "steps_run = 4" in lines[2]
     assert "3 claims: 1 pass, 2 fail" in out
 
