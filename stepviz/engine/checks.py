@@ -84,12 +84,13 @@ def check_steps_fit(steps: int, num_train_timesteps: int) -> None:
             f"{num_train_timesteps} timesteps, so at most {num_train_timesteps} steps")
 
 
-def check_timesteps_trained(timesteps, num_train_timesteps: int, steps: int, config) -> None:
+def check_timesteps_trained(timesteps, steps: int, config) -> None:
     """Every step must land on a trained timestep (0 .. num_train_timesteps - 1).
 
     diffusers' "leading" spacing adds steps_offset after spacing the steps, so as many steps as
     trained timesteps put the first one at t = num_train_timesteps, which has no noise level.
     """
+    num_train_timesteps = config["num_train_timesteps"]
     last = max((float(t) for t in timesteps), default=0.0)
     if last >= num_train_timesteps:
         spacing = config.get("timestep_spacing", "leading")

@@ -93,8 +93,7 @@ def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, wid
     scale = pipe.vae_scale_factor
     channels = pipe.vae.config.latent_channels
     scheduler.set_timesteps(num_inference_steps, device=device)
-    check_timesteps_trained(scheduler.timesteps, scheduler.config.num_train_timesteps, num_inference_steps,
-                            scheduler.config)
+    check_timesteps_trained(scheduler.timesteps, num_inference_steps, scheduler.config)
 
     if mode == "txt2img":
         height = height or pipe.unet.config.sample_size * scale
