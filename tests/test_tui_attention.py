@@ -69,3 +69,43 @@ def test_attention_screen_picks_tokens_and_zooms(tiny_pipe):
             assert app.screen is main_screen(app)
 
     asyncio.run(scenario())
+
+
+def test_attention_screen_needs_only_its_run_window(tiny_pipe):
+    """Opened in a bare app with no main screen, over a session: it draws the step looked at, asks the window
+    for steps and looks, and closes, touching nothing else of the run."""
+    from textual.app import App
+
+    from stepviz.run.session import MAIN, RunSession, Shown
+    from stepviz.run.settings import RunSettings
+    from stepviz.tui.screens.attention import RunWindow
+
+    session = RunSession(RunSettings(model="tiny", steps=3, height=32, width=32, scheduler="ddim"), tiny_pipe)
+    session.load()
+    session.step()
+    asked, looked = [], {"index": None}
+
+    def look(delta: int) -> None:
+        asked.append(("look", delta))
+        looked["index"] = -1 if delta < 0 else None
+
+    window = RunWindow(shown=lambda: Shown(session.view(MAIN), looked["index"]),
+                       step=lambda: asked.append(("step",)), look=look, pipe=session.pipe)
+
+    async def scenario():
+        app = App()
+        async with app.run_test(size=SIZE) as pilot:
+            await app.push_screen(AttentionScreen(window))
+            await settle(pilot)
+            screen = app.screen
+            assert static_text(screen, "#attention-numbers").startswith("'a': ")
+            await pilot.press("space")
+            await pilot.press("left")
+            await settle(pilot)
+            assert asked == [("step",), ("look", -1)]
+            assert "take a step" in static_text(screen, "#attention-tokens")  # index -1: the start, no maps
+            await pilot.press("escape")
+            await settle(pilot)
+            assert not isinstance(app.screen, AttentionScreen)
+
+    asyncio.run(scenario())

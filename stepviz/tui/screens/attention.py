@@ -2,16 +2,21 @@
 
 The selected token's cross-attention map lies over x0-hat (or x_t), with the share of its mass on the
 foreground; `z` shows every token's map at once. Steps taken from here show up here; left/right look back.
+The screen sees the run only through a `RunWindow`: what is looked at, and the two things it may ask.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from ...run.session import MAIN
+from ...run.session import Shown
 from ..widgets.attention_panel import GRID_TOKENS, AttentionGrid, AttentionPanel
 from ..widgets.key_bar import Key, KeyBar
 from ..widgets.status_line import StatusLine
@@ -20,6 +25,17 @@ POLL_SECONDS = 0.25  # how often the screen looks for a new step or another step
 KEYS = [Key("↑↓", "token", "token"), Key("←→", "look back", "look"), Key("space", "step", "step"),
         Key("u", "x0-hat/x_t", "x0/xt"), Key("z", "all tokens", "all"), Key("esc", "back", "back"),
         Key("?", "help", "help"), Key("q", "quit", "quit")]  # every one stays at 80 columns (the key bar)
+
+
+@dataclass(frozen=True)
+class RunWindow:
+    """What a screen over the run may see and ask: the step looked at (None before the first view), a step
+    (as space does on the main screen), looking `delta` steps back or on, and the pipeline that decodes."""
+
+    shown: Callable[[], Shown | None]
+    step: Callable[[], None]
+    look: Callable[[int], None]
+    pipe: Any
 
 
 def attention_frame(pipe, record, under: str, selected: int, grid: bool, decoded: dict) -> dict:
@@ -67,11 +83,11 @@ class AttentionScreen(Screen):
     AttentionScreen.-zoom #attention-panel { display: none; }
     """
 
-    def __init__(self, main, graphics: str = "halfcell") -> None:
+    def __init__(self, run: RunWindow, graphics: str = "halfcell") -> None:
         super().__init__()
-        self.main, self.graphics = main, graphics
+        self.run, self.graphics = run, graphics
         self.selected, self.under, self.zoom = 1, "x0", False  # token 1: the first word after <start>
-        self._looked_at = None  # (view, index) last drawn
+        self._looked_at: tuple | None = None  # (view, index) last drawn
         self._decoded: dict = {}
 
     def compose(self) -> ComposeResult:
@@ -85,9 +101,11 @@ class AttentionScreen(Screen):
         self.draw()
 
     def poll(self) -> None:
-        """Redraw when the main screen has a new view (compared by identity: views hold tensors) or step."""
+        """Redraw when the run has a new view (compared by identity: views hold tensors) or another step is
+        looked at."""
+        shown = self.run.shown()
         view, index = self._looked_at or (None, None)
-        if self.main.views.get(MAIN) is not view or self.main.index != index:
+        if shown is not None and (shown.view is not view or shown.index != index):
             self.draw()
 
     # ------------------------------------------------------------ drawing
@@ -97,10 +115,10 @@ class AttentionScreen(Screen):
         return token_labels(view.prompt_anatomy.tokens)
 
     def draw(self) -> None:
-        shown = self.main.shown()
+        shown = self.run.shown()
         if shown is None:
             return
-        self._looked_at = (shown.view, self.main.index)
+        self._looked_at = (shown.view, shown.index)
         self.query_one(StatusLine).shown = shown
         record = shown.record
         panel = self.query_one(AttentionPanel)
@@ -111,7 +129,7 @@ class AttentionScreen(Screen):
             panel.message("this run records no attention maps (Stepper(capture_attention=False))")
             return
         self.selected = min(self.selected, len(self.labels(shown.view)) - 1)
-        pipe, under, selected, zoom = self.main.session.pipe, self.under, self.selected, self.zoom
+        pipe, under, selected, zoom = self.run.pipe, self.under, self.selected, self.zoom
 
         def job() -> None:
             try:
@@ -134,22 +152,22 @@ class AttentionScreen(Screen):
 
     # ------------------------------------------------------------ keys
     def action_token(self, delta: int) -> None:
-        shown = self.main.shown()
+        shown = self.run.shown()
         if shown is not None:
             self.action_pick((self.selected + delta) % len(shown.view.prompt_anatomy.tokens))
 
     def action_pick(self, index: int) -> None:
-        shown = self.main.shown()
+        shown = self.run.shown()
         if shown is not None and index < len(shown.view.prompt_anatomy.tokens):
             self.selected = index
             self.draw()
 
     def action_look(self, delta: int) -> None:
-        self.main.action_look(delta)
+        self.run.look(delta)
         self.draw()
 
     def action_step(self) -> None:
-        self.main.action_step()
+        self.run.step()
 
     def action_under(self) -> None:
         self.under = "x_t" if self.under == "x0" else "x0"
@@ -164,7 +182,12 @@ class AttentionScreen(Screen):
         self.dismiss()
 
     def action_help(self) -> None:
-        self.main.action_help()
+        from .help import open_help
+
+        shown = self.run.shown()
+        open_help(self.app, None if shown is None else shown.view.prediction_type)
 
     def action_quit(self) -> None:
-        self.main.action_quit()
+        """Quit at once, as on the main screen (a step in progress is abandoned: run_app does not wait)."""
+        self.workers.cancel_node(self)
+        self.app.exit()

@@ -295,9 +295,10 @@ class CompareScreen(Screen):
             self.on_compare_screen_changed(self.Changed(self.views))
 
     def action_help(self) -> None:
-        from .help import HelpScreen
+        from .help import open_help
 
-        self.app.push_screen(HelpScreen())
+        shown = next((v for v in self.views if v is not None), None)
+        open_help(self.app, None if shown is None else shown.prediction_type)
 
     def action_close(self) -> None:
         self.workers.cancel_node(self)

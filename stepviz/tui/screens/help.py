@@ -116,3 +116,15 @@ class HelpScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#help-body").border_subtitle = "up/down to scroll · escape to close"
+
+
+def open_help(app, prediction_type: str | None = None) -> None:
+    """Open help over any screen. With the run's prediction type (known once the model is loaded) it is
+    installed once and kept: it reopens in milliseconds; before that, a plain one with the epsilon formulas."""
+    if prediction_type is None:
+        app.push_screen(HelpScreen())
+        return
+    name = f"help-{prediction_type}"
+    if not app.is_screen_installed(name):
+        app.install_screen(HelpScreen(prediction_type), name)
+    app.push_screen(name)

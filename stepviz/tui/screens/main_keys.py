@@ -186,22 +186,18 @@ class MainKeys:
             self.run_edit(ExportStrip(Path.cwd(), self.kind))
 
     def action_attention(self) -> None:
-        from .attention import AttentionScreen
+        from .attention import AttentionScreen, RunWindow
 
         if MAIN in self.views:
-            self.app.push_screen(AttentionScreen(self, self.graphics))
+            window = RunWindow(shown=self.shown, step=self.action_step, look=self.action_look,
+                               pipe=self.session.pipe)
+            self.app.push_screen(AttentionScreen(window, self.graphics))
 
     def action_help(self) -> None:
-        if MAIN not in self.views:  # before the model is loaded: what it predicts is not known yet
-            from .help import HelpScreen
+        from .help import open_help
 
-            self.app.push_screen(HelpScreen())
-            return
-        if not self.app.is_screen_installed("help"):  # kept after closing: it reopens in milliseconds
-            from .help import HelpScreen
-
-            self.app.install_screen(HelpScreen(self.views[MAIN].prediction_type), "help")
-        self.app.push_screen("help")
+        view = self.views.get(MAIN)  # before the model is loaded what it predicts is not known yet
+        open_help(self.app, None if view is None else view.prediction_type)
 
     def action_quit(self) -> None:
         """Quit at once: a step in progress is abandoned (run_app leaves without waiting for it)."""
