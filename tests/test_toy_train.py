@@ -106,7 +106,7 @@ def test_shape_weight_is_five_on_the_shape_and_one_around_it():
         assert (w[~torch.from_numpy(scene.mask)] == 1).float().mean() > 0.97
 
 
-def test_tiny_decoder_training_learns_a_non_linear_colour_code():
+def test_tiny_decoder_training_learns_a_non_linear_colour_code(tmp_path):
     from diffusers import AutoencoderTiny
 
     from training.train_preview import train_tiny_decoder
@@ -121,5 +121,5 @@ def test_tiny_decoder_training_learns_a_non_linear_colour_code():
     tiny = AutoencoderTiny(encoder_block_out_channels=(4, 4, 4, 4), num_encoder_blocks=(0, 0, 0, 0),
                            decoder_block_out_channels=(8, 8), num_decoder_blocks=(1, 0))
     losses = train_tiny_decoder(tiny, latents, decoded, decoded[:8], latents[:8], steps=60, batch=8, lr=1e-2,
-                                log=lambda _: None)
+                                checkpoint=tmp_path / "preview_decoder.pt")
     assert np.mean(losses[-10:]) < 0.2 * np.mean(losses[:3])

@@ -1,6 +1,7 @@
 """The toy model's quick previews: linear latent -> RGB factors and a tiny decoder, fitted and measured.
 
-    python -m training.train_preview --model DIR [--scenes 720] [--steps 2500]   (DIR: what training.train wrote)
+    python -m training.train_preview --model DIR [--scenes 720] [--steps 2500] [--resume]   (DIR: what training.train
+    wrote; the tiny decoder's checkpoint goes to DIR/scratch/preview_decoder.pt)
     python -m training.train_preview --model toy-depth --measure   (a shipped model, no training)
 
 Both are fitted to the VAE decoder's own pictures of toy latents (every colour x shape x background):
@@ -33,6 +34,7 @@ from stepviz.toy.checker import inspect
 from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
 
 from .extra_channels import pixels_from_uint8
+from .loop import Schedule, train_steps
 from .reporting import command_line, fit_latent_rgb
 from .sources import SHIPPED_MODEL, load_toy_pipeline, part
 
@@ -43,6 +45,8 @@ GENERATED_FIRST_SEED, HELD_OUT_GENERATED_SEED = 17_000, 18_000  # the evaluation
 GENERATION_SCALES, HELD_OUT_SCALES = (1.0, 3.0, 7.5, 12.0), (7.5, 1.0)
 LAST_STEPS = 8  # x_t and x0-hat of the last steps of each 25-step run
 ENCODER_BATCH = 8  # the encoder is not what previews use: a few pictures per step keep it cheap
+ENCODER_LOSS_WEIGHT = 0.1
+PREVIEW_PHASE = 11  # step_generator phase, distinct from the other training phases
 HELD_OUT_SEED_BASE = 200_000
 DECODER_CONFIG = dict(
     # 8x8 latents -> one block at 32 channels -> 16x16 RGB: under 10% of a toy step for both pictures
@@ -116,29 +120,26 @@ def shape_weight(decoded: torch.Tensor, far: float = 0.6) -> torch.Tensor:
 
 
 def train_tiny_decoder(tiny, latents: torch.Tensor, decoded: torch.Tensor, pixels: torch.Tensor,
-                       means: torch.Tensor, steps: int, batch: int = 32, lr: float = 2e-3, seed: int = 0,
-                       log=print) -> list[float]:
-    """Train the AutoencoderTiny: decoder to the VAE's decodes of `latents` (shape pixels weigh 5x), encoder
-    from `pixels` to the VAE encoder's `means`."""
-    generator = torch.Generator().manual_seed(seed)
+                       means: torch.Tensor, steps: int, checkpoint: Path, batch: int = 32, lr: float = 2e-3,
+                       seed: int = 0, save_every_s: float = 120) -> list[float]:
+    """Train the AutoencoderTiny in the one training loop (resumable from `checkpoint`): decoder to the VAE's
+    decodes of `latents` (shape pixels weigh 5x), encoder from `pixels` to the VAE encoder's `means`."""
     pool = decoded.shape[-1] // tiny.decode(latents[:1]).sample.shape[-1]
     targets = torch.nn.functional.avg_pool2d(decoded, pool)
     weight = torch.nn.functional.avg_pool2d(shape_weight(decoded), pool)
-    optimiser = torch.optim.AdamW(tiny.parameters(), lr=lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps, pct_start=0.05)
-    losses = []
-    for step in range(steps):
+
+    def batch_loss(step: int, generator: torch.Generator) -> torch.Tensor:
         pick = torch.randint(len(targets), (batch,), generator=generator)
         decoder_loss = (weight[pick] * (tiny.decode(latents[pick]).sample - targets[pick]) ** 2).mean()
         scenes = torch.randint(len(pixels), (ENCODER_BATCH,), generator=generator)
         encoder_loss = ((tiny.encode(pixels[scenes]).latents - means[scenes]) ** 2).mean()
-        optimiser.zero_grad()
-        (decoder_loss + 0.1 * encoder_loss).backward()
-        optimiser.step()
-        schedule.step()
-        losses.append(float(decoder_loss.detach()))
-        if step % 250 == 0 or step == steps - 1:
-            log(f"step {step}: decoder loss {decoder_loss:.4f}, encoder loss {encoder_loss:.4f}")
+        return decoder_loss + ENCODER_LOSS_WEIGHT * encoder_loss
+
+    schedule = Schedule("preview decoder", steps, lr, warmup=steps // 20 + 1, seed=seed, phase=PREVIEW_PHASE,
+                        checkpoint=checkpoint, save_every_s=save_every_s, report_every=250)
+    losses = train_steps(schedule, {"tiny": tiny}, torch.optim.AdamW(tiny.parameters(), lr=lr, weight_decay=0.0),
+                         batch_loss)
+    tiny.eval()
     return losses
 
 
@@ -194,6 +195,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", default=None, help="keep the latents and decodes in this .pt file (reused if there)")
     parser.add_argument("--measure", action="store_true",
                         help="only measure the folder's preview_decoder/ against its VAE on held-out drawn scenes")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the tiny decoder from its checkpoint, DIR/scratch/preview_decoder.pt")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     if min(args.scenes, args.held_out, args.steps) < 1:
@@ -223,9 +226,11 @@ def main(argv: list[str] | None = None) -> None:
     factors, bias, rms = fit_latent_rgb(latents, decoded)
     torch.manual_seed(0)
     tiny = AutoencoderTiny(**DECODER_CONFIG)
+    checkpoint = model / "scratch" / "preview_decoder.pt"  # only this file: scratch/ holds other trainers' too
+    if not args.resume:
+        checkpoint.unlink(missing_ok=True)
     losses = train_tiny_decoder(tiny, latents, decoded, pixels_from_uint8(images), fit["means"], args.steps,
-                                log=lambda m: print(m, flush=True))
-    tiny.eval()
+                                checkpoint=checkpoint)
 
     renders = {
         "linear": lambda z: approx_rgb_image(z, torch.tensor(factors), torch.tensor(bias)),
@@ -264,8 +269,9 @@ def main(argv: list[str] | None = None) -> None:
         "steps) | " + " | ".join(f"{scores[('tiny', label)]:.1%}" for label in sets) + " |", "",
         "A linear map cannot separate the toy's hues (its VAE's latents code colour non-linearly), so the quick "
         "preview uses the tiny decoder; its cost per step is in bench/p4_previews.py. The tiny encoder copies "
-        f"the VAE encoder's means with RMS error {encoder_error:.3f} (latents have std ~1). Final decoder loss "
-        f"{np.mean(losses[-100:]):.4f}; {time.time() - started:.0f} s on {args.threads} thread(s).", "",
+        f"the VAE encoder's means with RMS error {encoder_error:.3f} (latents have std ~1). Final loss (decoder + "
+        f"{ENCODER_LOSS_WEIGHT} x encoder) {np.mean(losses[-100:]):.4f}; {time.time() - started:.0f} s on "
+        f"{args.threads} thread(s).", "",
     ]
     (model / "PREVIEW.md").write_text("\n".join(report))
     print("\n".join(report))
