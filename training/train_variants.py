@@ -281,8 +281,8 @@ def main(argv: list[str] | None = None) -> None:
         f"VAE, tokenizer and text encoder kept (frozen); UNet conv_in widened by {EXTRA_CHANNELS[args.variant]} "
         f"zero-initialised channels, then {args.steps} steps at batch {args.batch}, peak LR {args.lr} "
         f"(conv_in x{CONV_IN_LR_SCALE}), Min-SNR-{MIN_SNR_GAMMA} loss weights, "
-        f"loss inside the hole x{args.hole_loss_weight}, "
-        f"{len(data)} examples, seed {args.seed}; EMA ({EMA_DECAY}) "
+        + (f"loss inside the hole x{args.hole_loss_weight}, " if args.variant == "inpaint" else "")
+        + f"{len(data)} examples, seed {args.seed}; EMA ({EMA_DECAY}) "
         f"weights saved. Final loss (mean of the last 200 steps) "
         f"{np.mean(losses[-200:]):.4f}. Loss curve: `loss_curve.png`.\n"
     )
