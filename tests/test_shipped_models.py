@@ -16,12 +16,12 @@ from stepviz.toy.world import draw_scene
 # The weights_sha256 of each model as exports recorded it when every model was a whole diffusers folder
 # (stepviz/toy/model, model-inpaint, model-depth, before the parts were shared). The same files named the same
 # way hash the same: a manifest written before still names these weights. Shipping retrained weights changes
-# them (record the new ones then): toy's base v2 (issue 14) replaced f64e831c... by the hash below, and toy-depth
-# re-derived from it replaced 3df30070....
+# them (record the new ones then): toy's base v2 (issue 14) replaced f64e831c... (then ab0d4aef...), toy-depth
+# re-derived from it 3df30070..., and the preview decoder refitted on it changed all three.
 HASH_OF_THE_WHOLE_FOLDERS = {
-    "toy": "ab0d4aef1a513c76521395b224d88e5f3bd0b1a4362ccc552585a1db52fc8810",
-    "toy-inpaint": "f20ea4a0c313daed04372e43e86006b587c4570d89a029a16f3d2a857505a5eb",
-    "toy-depth": "35d8438860bf71697260639669dcdabea3c0a4d2ac80380969bf0d162dd0e4ff",
+    "toy": "f56fa1a01d7eeafee5482b6ad723056b9ea8e0a005900c578536e671daa7ba49",
+    "toy-inpaint": "88dd7b4b6e33a7545ca8714c7a0dd710bb7f343563a4680f5b7b5d43719a638a",
+    "toy-depth": "612589dd8a1f33cdbf864c39057ff8b63cb0978ed089ef134c7c40235bca186e",
 }
 MODES = {"toy": "txt2img", "toy-inpaint": "inpaint", "toy-depth": "depth2img"}
 
