@@ -16,11 +16,11 @@ from stepviz.toy.world import draw_scene
 # The weights_sha256 of each model as exports recorded it when every model was a whole diffusers folder
 # (stepviz/toy/model, model-inpaint, model-depth, before the parts were shared). The same files named the same
 # way hash the same: a manifest written before still names these weights. Shipping retrained weights changes
-# them (record the new ones then): toy's base v2 (issue 14) replaced f64e831c... (then ab0d4aef...), toy-depth
-# re-derived from it 3df30070..., and the preview decoder refitted on it changed all three.
+# them (record the new ones then): toy's base v2 (issue 14) replaced f64e831c... (then ab0d4aef...); toy-depth
+# (3df30070...) and toy-inpaint (f20ea4a0...) were re-derived from it, and the preview decoder refitted on it.
 HASH_OF_THE_WHOLE_FOLDERS = {
     "toy": "f56fa1a01d7eeafee5482b6ad723056b9ea8e0a005900c578536e671daa7ba49",
-    "toy-inpaint": "88dd7b4b6e33a7545ca8714c7a0dd710bb7f343563a4680f5b7b5d43719a638a",
+    "toy-inpaint": "2cc5b8bcca53133222e70dc8fd475582a4fd2e2ba5c3839132ba0939abcdbc5d",
     "toy-depth": "612589dd8a1f33cdbf864c39057ff8b63cb0978ed089ef134c7c40235bca186e",
 }
 MODES = {"toy": "txt2img", "toy-inpaint": "inpaint", "toy-depth": "depth2img"}
@@ -34,9 +34,9 @@ def test_no_weight_file_and_no_part_is_stored_twice():
     by_content = defaultdict(list)
     for path in SHIPPED_WEIGHTS.rglob("*.safetensors"):
         by_content[sha256(path)].append(str(path.relative_to(SHIPPED_WEIGHTS)))
-    # 3 UNets, 2 VAEs, 2 text encoders (the base's, which toy-depth shares; toy-inpaint's, from the earlier base,
-    # until it is re-derived from the current one), the preview decoder, the depth estimator
-    assert len(by_content) == 9
+    # 3 UNets, 2 VAEs (the base's, toy-inpaint's with its fine-tuned decoder), 1 text encoder (the variants keep
+    # the base's), the preview decoder, the depth estimator
+    assert len(by_content) == 8
     assert [names for names in by_content.values() if len(names) > 1] == []
     # two parts of one architecture share a config file, never a whole folder
     by_folder = defaultdict(list)
