@@ -80,6 +80,24 @@ def test_final_step_latents_decode_to_the_returned_pictures(pipe):
     assert "step" not in vars(pipe.scheduler)  # the recording wrapper is gone again
 
 
+def test_a_scheduler_without_x0_hat_is_evaluated_without_preview_columns(pipe):
+    from diffusers import DDIMScheduler, PNDMScheduler
+
+    config = pipe.scheduler.config
+    try:
+        pipe.scheduler = PNDMScheduler.from_config(config)  # its step returns no pred_original_sample
+        table = accuracy_table(pipe, PROMPTS[:2], seeds_per_prompt=1, guidance_scales=(7.5,), steps=4)
+    finally:
+        pipe.scheduler = DDIMScheduler.from_config(config)
+    assert table[7.5]["n"] == 2 and "preview_both" not in table[7.5]
+
+
+def test_the_toy_runs_ddim_as_its_own_scheduler():
+    """Its pipeline's scheduler is DDIM (SD 1.x ships PNDM, which draws the toy's colours wrong at 25 steps)."""
+    index = json.loads((shipped_folder("toy") / "model_index.json").read_text())
+    assert index["scheduler"] == ["diffusers", "DDIMScheduler"]
+
+
 def test_quick_preview_names_the_decodes_colour_on_every_colour(pipe):
     from stepviz.render.preview import decode_images, preview
     from stepviz.toy.checker import inspect

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from diffusers import AutoencoderKL, DDIMScheduler, PNDMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from .tokenizer import MODEL_MAX_LENGTH
@@ -114,12 +114,14 @@ def make_train_scheduler() -> DDIMScheduler:
     return DDIMScheduler(**SCHEDULER_CONFIG)
 
 
-def make_pipeline_scheduler() -> PNDMScheduler:
-    """The scheduler saved with the model: PNDM with SD 1.x's config, as SD ships it."""
-    config = {k: v for k, v in SCHEDULER_CONFIG.items() if k != "clip_sample"}
-    scheduler = PNDMScheduler(**config, skip_prk_steps=True)
-    # PNDM has no clip_sample, but SD 1.x's config carries clip_sample: false so that a
-    # DDIMScheduler.from_config(...) does not clip x0-hat to [-1, 1] (its default)
-    scheduler.register_to_config(clip_sample=False)
+def make_pipeline_scheduler() -> DDIMScheduler:
+    """The scheduler saved with the model: DDIM with SD 1.x's config (clip_sample false, so x0-hat is not
+    clipped). Not PNDM, SD 1.x's own: on the toy at guidance 7.5 its 4-step extrapolation of the noise
+    predictions gets colour and shape right in 20.8% of the evaluation set, DDIM in 95.8%
+    (`python -m training.evaluate --scheduler pndm`)."""
+    scheduler = DDIMScheduler(**SCHEDULER_CONFIG)
+    # SD 1.x's config carries skip_prk_steps: true, so that PNDMScheduler.from_config(...) runs PLMS alone as
+    # SD does (without it PNDM starts with Runge-Kutta steps); DDIM keeps the key and ignores it
+    scheduler.register_to_config(skip_prk_steps=True)
     return scheduler
 

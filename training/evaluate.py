@@ -1,6 +1,6 @@
 """Does the toy model obey its prompt? Run the real diffusers pipeline and ask the checker.
 
-    python -m training.evaluate [--model toy|DIR] [--seeds 4] [--steps 25] [--grids DIR]
+    python -m training.evaluate [--model toy|DIR] [--seeds 4] [--steps 25] [--scheduler ddim] [--grids DIR]
 
 The fixed evaluation set: every colour x shape x background prompt (36) with seeds 14000..14003
 (generator = torch.Generator().manual_seed(seed)), 144 pictures, generated with
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stepviz.engine.schedulers import make_scheduler
 from stepviz.toy.checker import check, inspect
 from stepviz.toy.world import all_captions
 
@@ -40,8 +41,8 @@ def generate_recording(pipe, prompts: list[str], seeds: list[int], guidance_scal
 
     def recording_step(*args, **kwargs):
         out = scheduler_step(*args, **kwargs)
-        parts = out if isinstance(out, tuple) else (out.prev_sample, out.pred_original_sample)
-        trail.append((parts[0], parts[1]))
+        parts = out if isinstance(out, tuple) else (out.prev_sample, getattr(out, "pred_original_sample", None))
+        trail.append((parts[0], parts[1] if len(parts) > 1 else None))  # PNDM gives no x0-hat: None
         return out
 
     pipe.scheduler.step = recording_step
@@ -93,6 +94,7 @@ def accuracy_table(pipe, prompts: list[str] | None = None, seeds_per_prompt: int
             chunk = pairs[start:start + batch]
             images, x_t, x0 = generate_with_final_step(pipe, [p for p, _ in chunk], [s for _, s in chunk], scale, steps)
             results += [check(image, prompt) for image, (prompt, _) in zip(images, chunk)]
+            previews = previews and x0 is not None  # a scheduler that gives no x0-hat: no preview columns
             if previews:
                 agree_x_t += preview_agrees(pipe, x_t)
                 agree_x0 += preview_agrees(pipe, x0)
@@ -190,7 +192,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=4, help="seeds per prompt, from --first-seed on")
     parser.add_argument("--first-seed", type=int, default=EVAL_FIRST_SEED, help="the evaluation set's first seed")
     parser.add_argument("--grids", default=None, help="also save a 4 x 4 grid of fresh pictures per shape there")
-    parser.add_argument("--steps", type=int, default=25, help="DDIM steps")
+    parser.add_argument("--steps", type=int, default=25, help="scheduler steps")
+    parser.add_argument("--scheduler", default="ddim",
+                        help="a stepviz scheduler name (`stepviz schedulers`) built from the model's config; the "
+                             "evaluation set's figures are DDIM's")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on busy cores)")
     parser.add_argument("--img2img", action="store_true", help="also check img2img at strength 0.5 keeps positions")
     args = parser.parse_args(argv)
@@ -198,6 +203,10 @@ def main(argv: list[str] | None = None) -> None:
     pipe = load_toy_pipeline(args.model)
     if args.seeds < 1:
         parser.error(f"--seeds must be at least 1, not {args.seeds}")
+    try:
+        pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
+    except ValueError as exc:
+        parser.error(str(exc))
     print(format_table(accuracy_table(pipe, seeds_per_prompt=args.seeds, steps=args.steps, first_seed=args.first_seed)))
     if args.grids:
         for path in save_shape_grids(pipe, args.grids, steps=args.steps):
