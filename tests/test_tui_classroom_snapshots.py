@@ -33,6 +33,9 @@ def app_for(**overrides) -> StepvizApp:
 async def press(pilot, *keys: str) -> None:
     for key in keys:
         await settle(pilot)
+        # a plot redraws its ticks after the refresh that gave it its size (call_after_refresh): let that
+        # frame pass before a dialog covers the screen, or the snapshot depends on the machine's speed
+        await pilot.pause(0.2)
         await pilot.press(key)
     await settle(pilot)
     pilot.app.clear_notifications()  # toasts time out: what they said is in the notes history
