@@ -7,8 +7,8 @@ The screen sees the run only through a `RunWindow`: what is looked at, and the t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from textual.app import ComposeResult

@@ -297,8 +297,8 @@ class CompareScreen(Screen):
     def action_help(self) -> None:
         from .help import open_help
 
-        shown = next((v for v in self.views if v is not None), None)
-        open_help(self.app, None if shown is None else shown.prediction_type)
+        view = next((v for v in self.views if v is not None), None)
+        open_help(self.app, None if view is None else view.prediction_type)
 
     def action_close(self) -> None:
         self.workers.cancel_node(self)
