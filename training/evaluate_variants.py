@@ -268,12 +268,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.grids:
         Path(args.grids).mkdir(parents=True, exist_ok=True)
     if args.inpaint != "none":
-        rows = evaluate_inpaint(load_pipeline(args.inpaint), args.steps, args.guidance, seeds=args.seeds)
+        pipe = load_pipeline(args.inpaint)
+        rows = evaluate_inpaint(pipe, args.steps, args.guidance, seeds=args.seeds)
         print(f"## (a) inpainting: {args.inpaint}, {args.steps} DDIM steps, guidance {args.guidance}, "
               f"{args.seeds} seed(s) per case\n")
         print(format_inpaint_table(rows), flush=True)
         print(f"stepviz.Stepper(mode='inpaint') vs the pipeline, first case: largest pixel difference "
-              f"{stepper_difference(load_pipeline(args.inpaint), 'inpaint', args.steps, args.guidance):.0f}/255")
+              f"{stepper_difference(pipe, 'inpaint', args.steps, args.guidance):.0f}/255")
         if args.grids:
             save_grid([r["output"] for r in rows], Path(args.grids) / "inpaint.png")
     if args.depth != "none":
