@@ -152,9 +152,9 @@ def visited_timesteps(records) -> list[float]:
     return [float(r.timestep) for r in records]
 
 
-def grid_points_visited(grid, records) -> int:
-    """How many of the run's noise levels (its first-order grid) the steps so far have visited: a timestep
+def grid_points_visited(grid, visited: list[float]) -> int:
+    """How many of the run's noise levels (its first-order grid) the visited timesteps cover: a timestep
     taken twice (PNDM's warm-up, Heun's second evaluation) counts once, one between grid points (KDPM2's
     midpoints) not at all, so the count never passes the grid's length."""
-    seen = set(visited_timesteps(records))
+    seen = set(visited)
     return sum(float(t) in seen for t in grid)

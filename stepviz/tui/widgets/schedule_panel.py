@@ -60,8 +60,7 @@ class SchedulePanel(Vertical):
         plot.clear()
         plot.plot(ts, abar_points, line_style=ABAR, hires_mode=BLOCKS)
         plot.plot(ts, sigma_points, line_style=SIGMA, hires_mode=BLOCKS)
-        taken = view.records[: (record.index + 1) if record else 0]
-        visited = visited_timesteps(taken)
+        visited = visited_timesteps(view.records[: (record.index + 1) if record else 0])
         if visited:
             plot.scatter(visited, [abar[int(round(t))] for t in visited], marker="●", marker_style="white")
         t_now = record.timestep if record else (view.grid[0] if view.grid else None)
@@ -69,4 +68,4 @@ class SchedulePanel(Vertical):
             plot.add_v_line(t_now, NOW)
         plot.set_ranges((0, len(abar) - 1), (0.0, 1.0))
         self.border_title = f"[{ABAR}]alpha_cumprod[/], [{SIGMA}]sigma/{sigma_of(abar[-1]):.1f}[/] vs t"
-        self.border_subtitle = f"[{NOW}]t now[/] · {grid_points_visited(view.grid, taken)}/{len(view.grid)} visited"
+        self.border_subtitle = f"[{NOW}]t now[/] · {grid_points_visited(view.grid, visited)}/{len(view.grid)} visited"
