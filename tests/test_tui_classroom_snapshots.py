@@ -30,12 +30,24 @@ def app_for(**overrides) -> StepvizApp:
     return StepvizApp(settings, pipe=tiny_pipeline(), graphics="halfcell")
 
 
+async def drawn(pilot, tries: int = 40) -> None:
+    """Wait until two screenshots 50 ms apart agree. A plot redraws its ticks after the refresh that gave it
+    its size (call_after_refresh), and a screen under a dialog is not redrawn: a key that opens one must come
+    after that frame, or the snapshot depends on the machine's speed (a fixed 0.2 s wait was not enough on
+    a loaded CI run)."""
+    last = None
+    for _ in range(tries):
+        await pilot.pause(0.05)
+        shot = pilot.app.export_screenshot()
+        if shot == last:
+            return
+        last = shot
+
+
 async def press(pilot, *keys: str) -> None:
     for key in keys:
         await settle(pilot)
-        # a plot redraws its ticks after the refresh that gave it its size (call_after_refresh): let that
-        # frame pass before a dialog covers the screen, or the snapshot depends on the machine's speed
-        await pilot.pause(0.2)
+        await drawn(pilot)
         await pilot.press(key)
     await settle(pilot)
     pilot.app.clear_notifications()  # toasts time out: what they said is in the notes history
