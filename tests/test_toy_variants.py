@@ -107,6 +107,25 @@ def test_inpaint_captions_name_what_lies_in_the_hole():
     assert placed >= 20  # the drawn shape sits in the hole and is the caption's colour
 
 
+def test_placed_fill_sets_the_size_of_the_new_shape():
+    from stepviz.toy.checker import inspect
+
+    scenes = draw_scene_set(40, 64, seed=3)
+
+    def placed_areas(fill):
+        examples = draw_inpaint_examples(scenes, 80, seed=5, placed_fill=fill)
+        areas = []
+        for image, hole, kind in zip(examples.images, examples.holes, examples.kinds):
+            if HOLE_KINDS[kind].startswith("placed_"):
+                ys, xs = np.nonzero(hole)
+                areas.append(inspect(image[ys.min():ys.max() + 1, xs.min():xs.max() + 1])["blob_area"])
+        return np.asarray(areas)
+
+    small, large = placed_areas((0.5, 0.5)), placed_areas((0.9, 0.9))
+    assert len(small) == len(large) >= 20  # the same holes, only the shapes' sizes differ
+    assert np.median(large / np.maximum(small, 1)) > 2.5  # area grows as (0.9 / 0.5)^2 = 3.2
+
+
 def test_inpaint_examples_are_deterministic():
     scenes = draw_scene_set(6, 32, seed=0)
     first, second = draw_inpaint_examples(scenes, 10, seed=4), draw_inpaint_examples(scenes, 10, seed=4)
@@ -197,6 +216,22 @@ def test_tiny_variant_training_writes_a_loadable_pipeline(tiny_base, variant, cl
     again = getattr(diffusers, class_name).from_pretrained(out).unet.state_dict()
     for name, value in before.items():
         torch.testing.assert_close(again[name], value, msg=name)
+
+
+def test_a_second_fine_tune_starts_from_the_variants_unet(tiny_base, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    from training.train_variants import initial_unet
+
+    base = StableDiffusionPipeline.from_pretrained(tiny_base / "base")
+    widened = initial_unet(base, "inpaint", None)
+    assert widened.config.in_channels == 9
+    widened.save_pretrained(tmp_path / "first" / "unet", safe_serialization=True)
+    again = initial_unet(base, "inpaint", str(tmp_path / "first"))
+    for (name, a), b in zip(again.state_dict().items(), widened.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    with pytest.raises(SystemExit, match="takes 4 channels, the inpaint variant 9"):
+        initial_unet(base, "inpaint", str(tiny_base / "base"))
 
 
 SHIPPED_VARIANTS = [("toy-inpaint", "StableDiffusionInpaintPipeline", 9, "inpaint"),

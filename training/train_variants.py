@@ -32,17 +32,18 @@ import torch
 
 from stepviz.models.loading import load_pipeline
 from stepviz.render.preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR
+from stepviz.toy.world import RADIUS_RANGE
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .components import make_train_scheduler
 from .dataset import EMPTY_CAPTION_INDEX, load_or_draw
-from .extra_channels import (EXTRA_CHANNELS, depth_at_latent_size, encode_posterior, mask_at_latent_size,
-                             masked_pixels, pixels_from_uint8, sample_posterior, widen_conv_in)
+from .extra_channels import (EXTRA_CHANNELS, LATENT_CHANNELS, depth_at_latent_size, encode_posterior,
+                             mask_at_latent_size, masked_pixels, pixels_from_uint8, sample_posterior, widen_conv_in)
 from .loop import Schedule, plot_losses, train_steps
 from .reporting import command_line
 from .sources import SHIPPED_MODEL, part
 from .train_unet import caption_token_ids
-from .variant_data import draw_inpaint_examples
+from .variant_data import PLACED_FILL, draw_inpaint_examples
 
 VARIANT_PHASE = {"inpaint": 8, "depth": 9}  # step_generator phases, distinct from the base model's
 DEFAULTS = dict(batch=48, lr=8e-4, scenes=6000, examples=12000)
@@ -70,8 +71,8 @@ class VariantSet:
         return len(self.mean)
 
 
-def build_inpaint_set(vae, scenes, count: int, seed: int) -> VariantSet:
-    examples = draw_inpaint_examples(scenes, count, seed)
+def build_inpaint_set(vae, scenes, count: int, seed: int, placed_fill: tuple[float, float] = PLACED_FILL) -> VariantSet:
+    examples = draw_inpaint_examples(scenes, count, seed, placed_fill)
     pixels = pixels_from_uint8(examples.images)
     holes = torch.from_numpy(examples.holes)[:, None]
     latent_size = pixels.shape[-1] // (2 ** (len(vae.config.block_out_channels) - 1))
@@ -169,6 +170,20 @@ def train_variant_unet(unet, text_states: torch.Tensor, data: VariantSet, steps:
     return ema, losses
 
 
+def initial_unet(base, variant: str, init_from: str | None):
+    """The base's UNet with conv_in widened by the variant's zero-initialised channels, or `init_from`'s UNet."""
+    if init_from is None:
+        return widen_conv_in(base.unet, EXTRA_CHANNELS[variant])
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(part(init_from, "unet"))
+    wanted = LATENT_CHANNELS + EXTRA_CHANNELS[variant]
+    if unet.config.in_channels != wanted:
+        sys.exit(f"--init-from {init_from}: its UNet takes {unet.config.in_channels} channels, "
+                 f"the {variant} variant {wanted}")
+    return unet.train()
+
+
 def save_variant(variant: str, base, unet, out: Path, estimator_folder: Path | None):
     """The variant as the matching diffusers pipeline folder (safetensors, no safety checker)."""
     from diffusers import StableDiffusionDepth2ImgPipeline, StableDiffusionInpaintPipeline
@@ -201,6 +216,16 @@ def portable_processor_name(model_index: Path) -> None:
     model_index.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
+def fraction_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(value) for value in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give LOW,HIGH, e.g. 0.6,0.95") from None
+    if not 0 < low <= high <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 < LOW <= HIGH <= 1")
+    return low, high
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.train_variants", description=__doc__.splitlines()[0])
     parser.add_argument("--base", default=SHIPPED_MODEL,
@@ -210,6 +235,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--depth-estimator", default=DEFAULT_ESTIMATOR,
                         help="depth variant: the folder `python -m training.depth_estimator` wrote, or the shipped "
                              "toy-depth model's estimator (the default)")
+    parser.add_argument("--init-from",
+                        help="start the UNet from this variant model's (same variant: a shipped name or a folder) "
+                             "instead of widening the base's, for a second fine-tune at a lower LR")
+    parser.add_argument("--ema-decay", type=float, default=EMA_DECAY, help=f"EMA of the UNet (default {EMA_DECAY})")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/scratch")
     parser.add_argument("--seed", type=int, default=0)
     for name, value in DEFAULTS.items():
@@ -218,6 +247,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                  "depth 2200)")
     parser.add_argument("--hole-loss-weight", type=float,
                         help="inpaint variant: weight of the loss inside the hole relative to outside it (default 3)")
+    parser.add_argument("--min-radius", type=float, default=RADIUS_RANGE[0],
+                        help="smallest shape in the training scenes (circumradius / side)")
+    parser.add_argument("--placed-fill", type=fraction_range, default=PLACED_FILL,
+                        help="inpaint variant: a placed hole's new shape, circumradius as a fraction of the room "
+                             "the hole leaves, LOW,HIGH (default %(default)s)")
     parser.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on busy cores)")
     args = parser.parse_args(argv)
@@ -249,9 +283,12 @@ def main(argv: list[str] | None = None) -> None:
     cached = scratch / "variant_set.pt"
     stored = load_checkpoint(cached)
     if stored is None:
-        scenes = load_or_draw(scratch / "scenes.npz", args.scenes, size, args.seed)
-        data = (build_inpaint_set(base.vae, scenes, args.examples, args.seed) if args.variant == "inpaint"
-                else build_depth_set(base.vae, scenes, estimator, ESTIMATOR_SHARE, args.seed))
+        radii = (args.min_radius, RADIUS_RANGE[1])
+        scenes = load_or_draw(scratch / "scenes.npz", args.scenes, size, args.seed, radii)
+        if args.variant == "inpaint":
+            data = build_inpaint_set(base.vae, scenes, args.examples, args.seed, args.placed_fill)
+        else:
+            data = build_depth_set(base.vae, scenes, estimator, ESTIMATOR_SHARE, args.seed)
         save_checkpoint(vars(data), cached)
     else:
         data = VariantSet(**stored)
@@ -259,10 +296,10 @@ def main(argv: list[str] | None = None) -> None:
     with torch.no_grad():
         text_states = base.text_encoder(caption_token_ids(base.tokenizer))[0]
 
-    unet = widen_conv_in(base.unet, EXTRA_CHANNELS[args.variant])
+    unet = initial_unet(base, args.variant, args.init_from)
     ema_unet, losses = train_variant_unet(unet, text_states, data, args.steps, args.batch, args.lr, args.seed,
                                           VARIANT_PHASE[args.variant], scratch / "unet.pt",
-                                          hole_loss_weight=args.hole_loss_weight,
+                                          hole_loss_weight=args.hole_loss_weight, ema_decay=args.ema_decay,
                                           save_every_s=args.save_every)
     save_variant(args.variant, base, ema_unet, out, estimator)
     # the base's tokenizer files verbatim (vocab.json + merges.txt too, which transformers 4 needs)
@@ -279,10 +316,11 @@ def main(argv: list[str] | None = None) -> None:
         f"# How this toy {args.variant} model was made\n\n```\n{command}\n```\n\n"
         f"Fine-tuned from the base toy model `{args.base}` in {minutes:.1f} min ({args.threads} torch thread(s)): "
         f"VAE, tokenizer and text encoder kept (frozen); UNet conv_in widened by {EXTRA_CHANNELS[args.variant]} "
-        f"zero-initialised channels, then {args.steps} steps at batch {args.batch}, peak LR {args.lr} "
+        f"zero-initialised channels" + (f" (the UNet started from {args.init_from}'s)" if args.init_from else "")
+        + f", then {args.steps} steps at batch {args.batch}, peak LR {args.lr} "
         f"(conv_in x{CONV_IN_LR_SCALE}), Min-SNR-{MIN_SNR_GAMMA} loss weights, "
         + (f"loss inside the hole x{args.hole_loss_weight}, " if args.variant == "inpaint" else "")
-        + f"{len(data)} examples, seed {args.seed}; EMA ({EMA_DECAY}) "
+        + f"{len(data)} examples, seed {args.seed}; EMA ({args.ema_decay}) "
         f"weights saved. Final loss (mean of the last 200 steps) "
         f"{np.mean(losses[-200:]):.4f}. Loss curve: `loss_curve.png`.\n"
     )

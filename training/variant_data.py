@@ -28,6 +28,7 @@ HOLE_KINDS = ("shape_dilated", "box_around", "ellipse_around", "random_box", "ra
 HOLE_WEIGHTS = (0.10, 0.16, 0.08, 0.05, 0.05, 0.10, 0.32, 0.14)
 DISTRACTOR_CHANCE = 0.5  # holes around the shape: chance of a second shape outside the hole
 PLACED_SIDE = (0.32, 0.56)  # placed holes: side (box) or diameter (ellipse) as a fraction of the picture
+PLACED_FILL = (0.6, 0.95)  # placed holes: the new shape's circumradius as a fraction of the room the hole leaves
 
 
 # --- holes for the inpainting model (True = repaint) ---
@@ -91,14 +92,15 @@ def placed_hole(kind: str, rng: np.random.Generator, shape_mask: np.ndarray, tri
     return draw_hole("box_around", rng, shape_mask, (0.0, 0.0), 0.0)
 
 
-def paint_into_hole(image: np.ndarray, hole: np.ndarray, rng: np.random.Generator) -> tuple[str, str]:
-    """Draw a random shape inside the hole (in place), as large as fits; returns its (colour, shape)."""
+def paint_into_hole(image: np.ndarray, hole: np.ndarray, rng: np.random.Generator,
+                    fill: tuple[float, float] = PLACED_FILL) -> tuple[str, str]:
+    """Draw a random shape inside the hole (in place), `fill` of the room it leaves; returns its (colour, shape)."""
     inside = ndimage.distance_transform_edt(np.pad(hole, 1))[1:-1, 1:-1]  # to the nearest pixel outside it
     y, x = np.unravel_index(np.argmax(inside), hole.shape)
     room = float(inside[y, x]) - 1.0
     colour = list(COLOURS)[rng.integers(len(COLOURS))]
     shape = SHAPES[rng.integers(len(SHAPES))]
-    radius = room * rng.uniform(0.6, 0.95)
+    radius = room * rng.uniform(*fill)
     shift = rng.uniform(-1, 1, size=2) * (room - radius)
     cover = shape_coverage(shape, (x + 0.5 + shift[0], y + 0.5 + shift[1]), radius, rng.uniform(0, 2 * np.pi),
                            hole.shape[0]) * hole
@@ -132,7 +134,8 @@ class InpaintExamples:
         return len(self.images)
 
 
-def draw_inpaint_examples(scenes: SceneSet, count: int, seed: int) -> InpaintExamples:
+def draw_inpaint_examples(scenes: SceneSet, count: int, seed: int,
+                          placed_fill: tuple[float, float] = PLACED_FILL) -> InpaintExamples:
     """`count` (picture, hole, caption) triples from the scenes, deterministically from `seed`."""
     rng = np.random.default_rng(seed)
     size = scenes.images.shape[1]
@@ -152,11 +155,12 @@ def draw_inpaint_examples(scenes: SceneSet, count: int, seed: int) -> InpaintExa
             if rng.random() < DISTRACTOR_CHANCE:
                 paste_distractor(image, hole, background, rng)
         elif kind.startswith("placed_") and not (hole & scenes.masks[i]).any():
-            index = CAPTIONS.index(caption(*paint_into_hole(image, hole, rng), background))
+            index = CAPTIONS.index(caption(*paint_into_hole(image, hole, rng, placed_fill), background))
         elif kind.startswith("random_") and not (hole & scenes.masks[i]).any():
             index = EMPTY_CAPTION_INDEX  # nothing named lies in the hole
         images[m], holes[m], caption_index[m] = image, hole, index
     return InpaintExamples(images, holes, caption_index, kinds.astype(np.int64))
 
 
-__all__ = ["HOLE_KINDS", "InpaintExamples", "box_hole", "draw_hole", "draw_inpaint_examples", "ellipse_hole"]
+__all__ = ["HOLE_KINDS", "PLACED_FILL", "InpaintExamples", "box_hole", "draw_hole", "draw_inpaint_examples",
+           "ellipse_hole"]
