@@ -126,6 +126,18 @@ def test_placed_fill_sets_the_size_of_the_new_shape():
     assert np.median(large / np.maximum(small, 1)) > 2.5  # area grows as (0.9 / 0.5)^2 = 3.2
 
 
+@pytest.mark.parametrize("kind", ["placed_box", "placed_ellipse"])
+def test_placed_side_sets_the_size_of_a_placed_hole(kind):
+    from training.variant_data import placed_hole
+
+    scene = draw_scene("red", "circle", "black", seed=2, size=64, radius_range=(0.16, 0.16))
+    for side in (0.3, 0.45):
+        hole = placed_hole(kind, np.random.default_rng(0), scene.mask, side=(side, side))
+        ys, xs = np.nonzero(hole)
+        assert not (hole & scene.mask).any()
+        assert abs(xs.max() - xs.min() + 1 - side * 64) <= 1.5 and abs(ys.max() - ys.min() + 1 - side * 64) <= 1.5
+
+
 def test_inpaint_examples_are_deterministic():
     scenes = draw_scene_set(6, 32, seed=0)
     first, second = draw_inpaint_examples(scenes, 10, seed=4), draw_inpaint_examples(scenes, 10, seed=4)

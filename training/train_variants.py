@@ -43,7 +43,7 @@ from .loop import Schedule, plot_losses, train_steps
 from .reporting import command_line
 from .sources import SHIPPED_MODEL, part
 from .train_unet import caption_token_ids
-from .variant_data import PLACED_FILL, draw_inpaint_examples
+from .variant_data import PLACED_FILL, PLACED_SIDE, draw_inpaint_examples
 
 VARIANT_PHASE = {"inpaint": 8, "depth": 9}  # step_generator phases, distinct from the base model's
 DEFAULTS = dict(batch=48, lr=8e-4, scenes=6000, examples=12000)
@@ -71,8 +71,9 @@ class VariantSet:
         return len(self.mean)
 
 
-def build_inpaint_set(vae, scenes, count: int, seed: int, placed_fill: tuple[float, float] = PLACED_FILL) -> VariantSet:
-    examples = draw_inpaint_examples(scenes, count, seed, placed_fill)
+def build_inpaint_set(vae, scenes, count: int, seed: int, placed_fill: tuple[float, float] = PLACED_FILL,
+                      placed_side: tuple[float, float] = PLACED_SIDE) -> VariantSet:
+    examples = draw_inpaint_examples(scenes, count, seed, placed_fill, placed_side)
     pixels = pixels_from_uint8(examples.images)
     holes = torch.from_numpy(examples.holes)[:, None]
     latent_size = pixels.shape[-1] // (2 ** (len(vae.config.block_out_channels) - 1))
@@ -252,6 +253,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--placed-fill", type=fraction_range, default=PLACED_FILL,
                         help="inpaint variant: a placed hole's new shape, circumradius as a fraction of the room "
                              "the hole leaves, LOW,HIGH (default %(default)s)")
+    parser.add_argument("--placed-side", type=fraction_range, default=PLACED_SIDE,
+                        help="inpaint variant: a placed hole's side (box) or diameter (ellipse) as a fraction of the "
+                             "picture, LOW,HIGH (default %(default)s)")
     parser.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on busy cores)")
     args = parser.parse_args(argv)
@@ -286,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
         radii = (args.min_radius, RADIUS_RANGE[1])
         scenes = load_or_draw(scratch / "scenes.npz", args.scenes, size, args.seed, radii)
         if args.variant == "inpaint":
-            data = build_inpaint_set(base.vae, scenes, args.examples, args.seed, args.placed_fill)
+            data = build_inpaint_set(base.vae, scenes, args.examples, args.seed, args.placed_fill, args.placed_side)
         else:
             data = build_depth_set(base.vae, scenes, estimator, ESTIMATOR_SHARE, args.seed)
         save_checkpoint(vars(data), cached)

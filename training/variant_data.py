@@ -48,7 +48,8 @@ def disk(radius: int) -> np.ndarray:
     return xs * xs + ys * ys <= radius * radius
 
 
-def draw_hole(kind: str, rng: np.random.Generator, shape_mask: np.ndarray, centre, radius: float) -> np.ndarray:
+def draw_hole(kind: str, rng: np.random.Generator, shape_mask: np.ndarray, centre, radius: float,
+              placed_side: tuple[float, float] = PLACED_SIDE) -> np.ndarray:
     """One hole of `kind`; the '*_around' and 'shape_dilated' kinds contain the whole shape."""
     size = shape_mask.shape[0]
     cx, cy = float(centre[0]), float(centre[1])
@@ -74,16 +75,17 @@ def draw_hole(kind: str, rng: np.random.Generator, shape_mask: np.ndarray, centr
     if kind == "whole":
         return np.ones_like(shape_mask)
     if kind.startswith("placed_"):
-        return placed_hole(kind, rng, shape_mask)
+        return placed_hole(kind, rng, shape_mask, side=placed_side)
     raise ValueError(f"unknown hole kind {kind!r}: one of {HOLE_KINDS}")
 
 
-def placed_hole(kind: str, rng: np.random.Generator, shape_mask: np.ndarray, tries: int = 24) -> np.ndarray:
+def placed_hole(kind: str, rng: np.random.Generator, shape_mask: np.ndarray, tries: int = 24,
+                side: tuple[float, float] = PLACED_SIDE) -> np.ndarray:
     """A box or ellipse clear of the scene's shape (by 2 px); a box around the shape if none fits."""
     size = shape_mask.shape[0]
     keep_clear = ndimage.binary_dilation(shape_mask, structure=disk(2))
     for _ in range(tries):
-        w, h = rng.uniform(*PLACED_SIDE, size=2) * size
+        w, h = rng.uniform(*side, size=2) * size
         x0, y0 = rng.uniform(0, size - w), rng.uniform(0, size - h)
         hole = (box_hole(size, x0, y0, x0 + w, y0 + h) if kind == "placed_box"
                 else ellipse_hole(size, x0 + w / 2, y0 + h / 2, w / 2, h / 2))
@@ -134,8 +136,8 @@ class InpaintExamples:
         return len(self.images)
 
 
-def draw_inpaint_examples(scenes: SceneSet, count: int, seed: int,
-                          placed_fill: tuple[float, float] = PLACED_FILL) -> InpaintExamples:
+def draw_inpaint_examples(scenes: SceneSet, count: int, seed: int, placed_fill: tuple[float, float] = PLACED_FILL,
+                          placed_side: tuple[float, float] = PLACED_SIDE) -> InpaintExamples:
     """`count` (picture, hole, caption) triples from the scenes, deterministically from `seed`."""
     rng = np.random.default_rng(seed)
     size = scenes.images.shape[1]
@@ -148,7 +150,7 @@ def draw_inpaint_examples(scenes: SceneSet, count: int, seed: int,
         i = int(rng.integers(len(scenes)))
         kind = HOLE_KINDS[kinds[m]]
         image = scenes.images[i].copy()
-        hole = draw_hole(kind, rng, scenes.masks[i], scenes.centres[i], float(scenes.radii[i]))
+        hole = draw_hole(kind, rng, scenes.masks[i], scenes.centres[i], float(scenes.radii[i]), placed_side)
         background = next(b for b in backgrounds if CAPTIONS[scenes.caption_index[i]].endswith(f"{b} background"))
         index = int(scenes.caption_index[i])
         if kind.endswith("_around") or kind == "shape_dilated":
@@ -162,5 +164,5 @@ def draw_inpaint_examples(scenes: SceneSet, count: int, seed: int,
     return InpaintExamples(images, holes, caption_index, kinds.astype(np.int64))
 
 
-__all__ = ["HOLE_KINDS", "PLACED_FILL", "InpaintExamples", "box_hole", "draw_hole", "draw_inpaint_examples",
-           "ellipse_hole"]
+__all__ = ["HOLE_KINDS", "PLACED_FILL", "PLACED_SIDE", "InpaintExamples", "box_hole", "draw_hole",
+           "draw_inpaint_examples", "ellipse_hole"]
