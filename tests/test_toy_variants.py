@@ -138,6 +138,16 @@ def test_placed_side_sets_the_size_of_a_placed_hole(kind):
         assert abs(xs.max() - xs.min() + 1 - side * 64) <= 1.5 and abs(ys.max() - ys.min() + 1 - side * 64) <= 1.5
 
 
+def test_unpainted_pictures_leave_only_the_placed_holes_empty():
+    scenes = draw_scene_set(40, 64, seed=3)
+    examples = draw_inpaint_examples(scenes, 80, seed=6)
+    painted = (examples.images != examples.unpainted).any(axis=-1)
+    placed = np.array([HOLE_KINDS[k].startswith("placed_") for k in examples.kinds])
+    assert not painted[~placed].any()  # every other example asks for nothing new: the same picture
+    assert not (painted & ~examples.holes).any()  # a new shape only ever lies inside its hole
+    assert painted[placed].any(axis=(1, 2)).mean() > 0.5  # most placed holes got one
+
+
 def test_inpaint_examples_are_deterministic():
     scenes = draw_scene_set(6, 32, seed=0)
     first, second = draw_inpaint_examples(scenes, 10, seed=4), draw_inpaint_examples(scenes, 10, seed=4)
@@ -244,6 +254,26 @@ def test_a_second_fine_tune_starts_from_the_variants_unet(tiny_base, tmp_path):
         torch.testing.assert_close(a, b, msg=name)
     with pytest.raises(SystemExit, match="takes 4 channels, the inpaint variant 9"):
         initial_unet(base, "inpaint", str(tiny_base / "base"))
+
+
+def test_a_second_run_with_dropped_captions_painting_nothing(tiny_base, tmp_path):
+    import diffusers
+
+    from training.checkpoint import load_checkpoint
+    from training.train_variants import main as train_main
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--base", str(tiny_base / "base"), "--variant", "inpaint", "--batch", "4", "--scenes", "8",
+              "--examples", "8"]
+    train_main(common + ["--out", str(first), "--steps", "1"])
+    train_main(common + ["--out", str(second), "--steps", "2", "--init-from", str(first), "--dropped-paints-nothing",
+                         "--ema-decay", "0.5"])
+    cached = load_checkpoint(second / "scratch" / "variant_set.pt")
+    assert cached["dropped_mean"].shape == cached["mean"].shape
+    assert "--dropped-paints-nothing" in (second / "TRAINING.md").read_text()
+    assert diffusers.StableDiffusionInpaintPipeline.from_pretrained(second).unet.config.in_channels == 9
+    with pytest.raises(SystemExit, match="drawn without it"):  # a cache drawn without the targets is refused
+        train_main(common + ["--out", str(first), "--steps", "1", "--resume", "--dropped-paints-nothing"])
 
 
 SHIPPED_VARIANTS = [("toy-inpaint", "StableDiffusionInpaintPipeline", 9, "inpaint"),

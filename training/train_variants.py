@@ -66,13 +66,19 @@ class VariantSet:
     extra_mean: torch.Tensor  # N x C x h x w, the channels concatenated after x_t
     extra_std: torch.Tensor  # N x C x h x w, 0 where the channel is not a VAE sample (mask, depth)
     caption_index: torch.Tensor  # N, into dataset.CAPTIONS
+    # inpaint variant, optional: x_0's posterior when the caption is dropped to "" (no new shape in a placed hole)
+    dropped_mean: torch.Tensor | None = None
+    dropped_std: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.mean)
 
 
 def build_inpaint_set(vae, scenes, count: int, seed: int, placed_fill: tuple[float, float] = PLACED_FILL,
-                      placed_side: tuple[float, float] = PLACED_SIDE) -> VariantSet:
+                      placed_side: tuple[float, float] = PLACED_SIDE,
+                      dropped_paints_nothing: bool = False) -> VariantSet:
+    """The inpainting examples in latent space; with `dropped_paints_nothing`, also the targets for a dropped
+    caption: a placed hole left empty."""
     examples = draw_inpaint_examples(scenes, count, seed, placed_fill, placed_side)
     pixels = pixels_from_uint8(examples.images)
     holes = torch.from_numpy(examples.holes)[:, None]
@@ -80,8 +86,9 @@ def build_inpaint_set(vae, scenes, count: int, seed: int, placed_fill: tuple[flo
     mean, std = encode_posterior(vae, pixels)
     masked_mean, masked_std = encode_posterior(vae, masked_pixels(pixels, holes))
     mask = mask_at_latent_size(holes, latent_size)
+    dropped = encode_posterior(vae, pixels_from_uint8(examples.unpainted)) if dropped_paints_nothing else (None, None)
     return VariantSet(mean, std, torch.cat([mask, masked_mean], 1), torch.cat([torch.zeros_like(mask), masked_std], 1),
-                      torch.from_numpy(examples.caption_index))
+                      torch.from_numpy(examples.caption_index), *dropped)
 
 
 def build_depth_set(vae, scenes, estimator_folder: Path | None, estimator_share: float, seed: int) -> VariantSet:
@@ -153,7 +160,11 @@ def train_variant_unet(unet, text_states: torch.Tensor, data: VariantSet, steps:
         x_0 = sample_posterior(data.mean[index], data.std[index], generator)
         extra = sample_posterior(data.extra_mean[index], data.extra_std[index], generator)
         caption = data.caption_index[index].clone()
-        caption[torch.rand(batch, generator=generator) < caption_dropout] = EMPTY_CAPTION_INDEX
+        dropped = torch.rand(batch, generator=generator) < caption_dropout
+        caption[dropped] = EMPTY_CAPTION_INDEX
+        if data.dropped_mean is not None:  # "" asks for nothing new: the hole keeps what was there
+            x_0_dropped = sample_posterior(data.dropped_mean[index], data.dropped_std[index], generator)
+            x_0 = torch.where(dropped.view(-1, 1, 1, 1), x_0_dropped, x_0)
         # 2. x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps
         t = torch.randint(0, 1000, (batch,), generator=generator)
         eps = torch.randn(x_0.shape, generator=generator)
@@ -256,6 +267,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--placed-side", type=fraction_range, default=PLACED_SIDE,
                         help="inpaint variant: a placed hole's side (box) or diameter (ellipse) as a fraction of the "
                              "picture, LOW,HIGH (default %(default)s)")
+    parser.add_argument("--dropped-paints-nothing", action="store_true",
+                        help="inpaint variant: when a caption is dropped to \"\" (for classifier-free guidance), "
+                             "train on the picture with its placed hole left empty, as for a random hole that "
+                             "misses the shape, so the unconditional prediction does not guess a shape there")
     parser.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on busy cores)")
     args = parser.parse_args(argv)
@@ -290,12 +305,15 @@ def main(argv: list[str] | None = None) -> None:
         radii = (args.min_radius, RADIUS_RANGE[1])
         scenes = load_or_draw(scratch / "scenes.npz", args.scenes, size, args.seed, radii)
         if args.variant == "inpaint":
-            data = build_inpaint_set(base.vae, scenes, args.examples, args.seed, args.placed_fill, args.placed_side)
+            data = build_inpaint_set(base.vae, scenes, args.examples, args.seed, args.placed_fill, args.placed_side,
+                                     args.dropped_paints_nothing)
         else:
             data = build_depth_set(base.vae, scenes, estimator, ESTIMATOR_SHARE, args.seed)
         save_checkpoint(vars(data), cached)
     else:
         data = VariantSet(**stored)
+    if args.dropped_paints_nothing and data.dropped_mean is None:
+        sys.exit(f"--dropped-paints-nothing: the examples cached in {cached} were drawn without it (start afresh)")
     print(f"{len(data)} training examples for the {args.variant} variant", flush=True)
     with torch.no_grad():
         text_states = base.text_encoder(caption_token_ids(base.tokenizer))[0]

@@ -131,6 +131,7 @@ class InpaintExamples:
     holes: np.ndarray  # bool M x H x W, True = repaint
     caption_index: np.ndarray  # int64 M, into CAPTIONS; EMPTY_CAPTION_INDEX for ""
     kinds: np.ndarray  # int64 M, into HOLE_KINDS
+    unpainted: np.ndarray  # uint8 M x H x W x 3, the picture with no new shape drawn into a placed hole
 
     def __len__(self) -> int:
         return len(self.images)
@@ -142,6 +143,7 @@ def draw_inpaint_examples(scenes: SceneSet, count: int, seed: int, placed_fill: 
     rng = np.random.default_rng(seed)
     size = scenes.images.shape[1]
     images = np.empty((count, size, size, 3), dtype=np.uint8)
+    unpainted = np.empty_like(images)
     holes = np.empty((count, size, size), dtype=bool)
     caption_index = np.empty(count, dtype=np.int64)
     kinds = rng.choice(len(HOLE_KINDS), size=count, p=np.asarray(HOLE_WEIGHTS) / sum(HOLE_WEIGHTS))
@@ -150,18 +152,20 @@ def draw_inpaint_examples(scenes: SceneSet, count: int, seed: int, placed_fill: 
         i = int(rng.integers(len(scenes)))
         kind = HOLE_KINDS[kinds[m]]
         image = scenes.images[i].copy()
+        unpainted[m] = image
         hole = draw_hole(kind, rng, scenes.masks[i], scenes.centres[i], float(scenes.radii[i]), placed_side)
         background = next(b for b in backgrounds if CAPTIONS[scenes.caption_index[i]].endswith(f"{b} background"))
         index = int(scenes.caption_index[i])
         if kind.endswith("_around") or kind == "shape_dilated":
             if rng.random() < DISTRACTOR_CHANCE:
                 paste_distractor(image, hole, background, rng)
+                unpainted[m] = image
         elif kind.startswith("placed_") and not (hole & scenes.masks[i]).any():
             index = CAPTIONS.index(caption(*paint_into_hole(image, hole, rng, placed_fill), background))
         elif kind.startswith("random_") and not (hole & scenes.masks[i]).any():
             index = EMPTY_CAPTION_INDEX  # nothing named lies in the hole
         images[m], holes[m], caption_index[m] = image, hole, index
-    return InpaintExamples(images, holes, caption_index, kinds.astype(np.int64))
+    return InpaintExamples(images, holes, caption_index, kinds.astype(np.int64), unpainted)
 
 
 __all__ = ["HOLE_KINDS", "PLACED_FILL", "PLACED_SIDE", "InpaintExamples", "box_hole", "draw_hole",
