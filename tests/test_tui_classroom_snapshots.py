@@ -30,16 +30,18 @@ def app_for(**overrides) -> StepvizApp:
     return StepvizApp(settings, pipe=tiny_pipeline(), graphics="halfcell")
 
 
-async def drawn(pilot, tries: int = 40) -> None:
-    """Wait until two screenshots 50 ms apart agree. A plot redraws its ticks after the refresh that gave it
-    its size (call_after_refresh), and a screen under a dialog is not redrawn: a key that opens one must come
-    after that frame, or the snapshot depends on the machine's speed (a fixed 0.2 s wait was not enough on
-    a loaded CI run)."""
-    last = None
+async def drawn(pilot, tries: int = 40, agreeing: int = 3) -> None:
+    """Wait until `agreeing` screenshots in a row, each after the app went idle and 50 ms more, are the same.
+    A plot redraws its ticks after the refresh that gave it its size (call_after_refresh), and a screen under
+    a dialog is not redrawn: a key that opens one must come after that frame, or the snapshot depends on the
+    machine's speed (a fixed 0.2 s wait, then two agreeing screenshots, were not enough on loaded runs)."""
+    last, same = None, 0
     for _ in range(tries):
+        await pilot.pause()
         await pilot.pause(0.05)
         shot = pilot.app.export_screenshot()
-        if shot == last:
+        same = same + 1 if shot == last else 1
+        if same >= agreeing:
             return
         last = shot
 
