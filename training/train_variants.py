@@ -50,8 +50,8 @@ DEFAULTS = dict(batch=48, lr=8e-4, scenes=6000, examples=12000)
 # what differs between the shipped variants' runs (training/models/toy-inpaint, toy-depth: TRAINING.md)
 VARIANT_DEFAULTS = {"inpaint": dict(steps=7500, hole_loss_weight=3.0), "depth": dict(steps=2200, hole_loss_weight=1.0)}
 DEFAULT_ESTIMATOR = "toy-depth"  # the shipped depth model's estimator
+EMA_DECAY = 0.995  # both shipped variants' (--ema-decay)
 # fixed for both shipped variants (no run varied them)
-EMA_DECAY = 0.995
 CONV_IN_LR_SCALE = 10.0  # conv_in's learning rate as a multiple of lr: its new channels start at zero
 MIN_SNR_GAMMA = 5.0  # Min-SNR loss weighting (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR")
 ESTIMATOR_SHARE = 0.25  # depth variant: share of training scenes conditioned on the estimator's depth
@@ -337,8 +337,9 @@ def main(argv: list[str] | None = None) -> None:
     (out / "TRAINING.md").write_text(
         f"# How this toy {args.variant} model was made\n\n```\n{command}\n```\n\n"
         f"Fine-tuned from the base toy model `{args.base}` in {minutes:.1f} min ({args.threads} torch thread(s)): "
-        f"VAE, tokenizer and text encoder kept (frozen); UNet conv_in widened by {EXTRA_CHANNELS[args.variant]} "
-        f"zero-initialised channels" + (f" (the UNet started from {args.init_from}'s)" if args.init_from else "")
+        f"VAE, tokenizer and text encoder kept (frozen); "
+        + (f"the UNet started from {args.init_from}'s" if args.init_from else
+           f"UNet conv_in widened by {EXTRA_CHANNELS[args.variant]} zero-initialised channels")
         + f", then {args.steps} steps at batch {args.batch}, peak LR {args.lr} "
         f"(conv_in x{CONV_IN_LR_SCALE}), Min-SNR-{MIN_SNR_GAMMA} loss weights, "
         + (f"loss inside the hole x{args.hole_loss_weight}, " if args.variant == "inpaint" else "")
