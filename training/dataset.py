@@ -57,6 +57,17 @@ def draw_scene_set(count: int, size: int, seed: int, radius_range: tuple[float, 
     return SceneSet(images, masks, depth, caption_index, centres, radii)
 
 
+def add_min_radius_option(parser) -> None:
+    """--min-radius: the trainers' training scenes draw shapes from it up to the world's largest."""
+    parser.add_argument("--min-radius", type=float, default=RADIUS_RANGE[0],
+                        help="smallest shape drawn for training (circumradius / side)")
+
+
+def scene_radius_range(min_radius: float) -> tuple[float, float]:
+    """The circumradius range (fractions of the side) of training scenes that start at `min_radius`."""
+    return (min_radius, RADIUS_RANGE[1])
+
+
 def load_or_draw(path: Path, count: int, size: int, seed: int,
                  radius_range: tuple[float, float] = RADIUS_RANGE) -> SceneSet:
     """The scene set cached at `path`, drawn (and cached atomically) when missing, different or incomplete."""
@@ -75,4 +86,5 @@ def load_or_draw(path: Path, count: int, size: int, seed: int,
     return scenes
 
 
-__all__ = ["CAPTIONS", "EMPTY_CAPTION_INDEX", "SceneSet", "draw_scene_set", "load_or_draw"]
+__all__ = ["CAPTIONS", "EMPTY_CAPTION_INDEX", "SceneSet", "add_min_radius_option", "draw_scene_set",
+           "load_or_draw", "scene_radius_range"]

@@ -23,10 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stepviz.toy.world import RADIUS_RANGE
-
 from . import components
-from .dataset import load_or_draw
+from .dataset import add_min_radius_option, load_or_draw, scene_radius_range
 from .evaluate import EVAL_FIRST_SEED, accuracy_table, format_table
 from .loop import plot_losses
 from .reporting import command_line, fit_latent_rgb
@@ -59,8 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--unet-channels", type=lambda text: tuple(int(c) for c in text.split(",")),
                         help="UNet block widths, e.g. 96,192 (default: the shipped model's 64,128)")
     parser.add_argument("--unet-layers", type=int, help="resnet (+ attention) layers per UNet block (default 1)")
-    parser.add_argument("--min-radius", type=float, default=RADIUS_RANGE[0],
-                        help="smallest shape drawn for training (circumradius / side)")
+    add_min_radius_option(parser)
     parser.add_argument("--vae-from",
                         help="a toy model whose VAE is kept (phase 1 skipped): a shipped model's name (toy) or a "
                              "pipeline folder; its latent space, preview decoder and variants stay valid")
@@ -116,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
 
     tokenizer = write_tokenizer(out / "tokenizer")
     scenes = load_or_draw(scratch / "scenes.npz", args.scenes, args.size, args.seed,
-                          (args.min_radius, RADIUS_RANGE[1]))
+                          scene_radius_range(args.min_radius))
     print(f"{len(scenes)} training scenes drawn", flush=True)
 
     # --- phase 1: the VAE (or an existing toy model's) ---

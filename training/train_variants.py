@@ -32,11 +32,10 @@ import torch
 
 from stepviz.models.loading import load_pipeline
 from stepviz.render.preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR
-from stepviz.toy.world import RADIUS_RANGE
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .components import make_train_scheduler
-from .dataset import EMPTY_CAPTION_INDEX, load_or_draw
+from .dataset import EMPTY_CAPTION_INDEX, add_min_radius_option, load_or_draw, scene_radius_range
 from .extra_channels import (EXTRA_CHANNELS, LATENT_CHANNELS, depth_at_latent_size, encode_posterior,
                              mask_at_latent_size, masked_pixels, pixels_from_uint8, sample_posterior, widen_conv_in)
 from .loop import Schedule, plot_losses, train_steps
@@ -259,8 +258,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                  "depth 2200)")
     parser.add_argument("--hole-loss-weight", type=float,
                         help="inpaint variant: weight of the loss inside the hole relative to outside it (default 3)")
-    parser.add_argument("--min-radius", type=float, default=RADIUS_RANGE[0],
-                        help="smallest shape in the training scenes (circumradius / side)")
+    add_min_radius_option(parser)
     parser.add_argument("--placed-fill", type=fraction_range, default=PLACED_FILL,
                         help="inpaint variant: a placed hole's new shape, circumradius as a fraction of the room "
                              "the hole leaves, LOW,HIGH (default %(default)s)")
@@ -302,8 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     cached = scratch / "variant_set.pt"
     stored = load_checkpoint(cached)
     if stored is None:
-        radii = (args.min_radius, RADIUS_RANGE[1])
-        scenes = load_or_draw(scratch / "scenes.npz", args.scenes, size, args.seed, radii)
+        scenes = load_or_draw(scratch / "scenes.npz", args.scenes, size, args.seed, scene_radius_range(args.min_radius))
         if args.variant == "inpaint":
             data = build_inpaint_set(base.vae, scenes, args.examples, args.seed, args.placed_fill, args.placed_side,
                                      args.dropped_paints_nothing)
