@@ -4,6 +4,8 @@ in whole cells, 2 or 3 rows apart on a short plot, and a label could land beside
 
 from __future__ import annotations
 
+from textual import on
+from textual_hires_canvas import Canvas  # textual-plot's canvases (its own dependency)
 from textual_plot import HiResMode, PlotWidget
 from textual_plot.axis_formatter import AxisFormatter
 
@@ -44,9 +46,14 @@ class BlockPlot(PlotWidget, can_focus=False):
         # a short plot keeps its rows for data and drops the x tick labels
         self.margin_bottom = 0 if self.size.height < 7 else 1
         self._place_ticks()
-        # the canvases get their new size in this layout pass: draw again once it is done (else a plot that
-        # grew or shrank while a note arrived kept the old size's drawing)
-        self.call_after_refresh(self.refresh, layout=True)
+
+    @on(Canvas.Resize)
+    def _redraw_at_the_canvas_size(self) -> None:
+        """A canvas (the plot's or a margin's) got a new size after the plot drew: draw again at that size.
+        textual-plot sizes its canvases only when asked to redraw with a layout, so a margin that reached its
+        width a layout pass after the plot's own resize kept an empty buffer (the tick labels missing until
+        the next step), and a plot that grew while a note arrived kept the old size's drawing."""
+        self.refresh(layout=True)
 
     def set_ranges(self, x: tuple[float, float], y: tuple[float, float], whole_x: bool = False) -> None:
         """Show data over x (steps or t: ticks inside it; `whole_x`: whole numbers only) and y (values: the axis
