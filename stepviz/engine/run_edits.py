@@ -8,6 +8,7 @@ exactly (latents, scheduler with its history, generator) and a fork goes on from
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Self
 
 import torch
@@ -34,7 +35,7 @@ class RunEdits:
         new = checks.check_guidance(scale)
         self._log("set_guidance_scale", old=self.guidance_scale, new=new)
         self.guidance_scale = new
-        self._snapshots[-1].guidance_scale = new
+        self._snapshots[-1] = dataclasses.replace(self._snapshots[-1], guidance_scale=new)
 
     def set_scheduler(self, name: str) -> str | None:
         """Continue the remaining steps with scheduler `name`; returns a notice for the user, if any."""

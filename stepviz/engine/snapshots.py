@@ -31,9 +31,12 @@ def copy_sharing_tensors(scheduler):
     return copy.deepcopy(scheduler, memo)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Snapshot:
-    """Everything needed to resume exactly from the state before a step."""
+    """Everything needed to resume exactly from the state before a step.
+
+    Frozen: a fork shares its parent's snapshots, so an edit replaces a snapshot, never changes one.
+    """
 
     latents: torch.Tensor
     scheduler: object
