@@ -108,27 +108,50 @@ def check_model_folder(folder: Path, allow_pickle: bool = False) -> ModelFacts:
         if not parts.get(name, folder / name).is_dir() and name not in UNUSED_COMPONENTS:
             raise ModelLoadError(f"the pipeline's component {name!r} is missing: model_index.json lists it but "
                                  f"{parts.get(name, folder / name)} does not exist; export the pipeline again")
-    for name in (c for c in components if c in WEIGHT_FOLDERS):
-        check_weights(parts[name], name, allow_pickle)
+    for name in components:  # every component, wherever the parts table puts it: a pickle is a pickle
+        if parts.get(name, folder / name).is_dir():
+            check_weights(parts.get(name, folder / name), name, allow_pickle, required=name in WEIGHT_FOLDERS)
+    if (parts.get("preview_decoder") or folder / "preview_decoder").is_dir():
+        check_weights(parts.get("preview_decoder", folder / "preview_decoder"), "preview_decoder", allow_pickle)
     facts = {}
     if "scheduler" in components:
-        facts["num_train_timesteps"] = int(read_json(parts["scheduler"] / "scheduler_config.json", "scheduler")
-                                           .get("num_train_timesteps", 1000))
+        path = parts["scheduler"] / "scheduler_config.json"
+        facts["num_train_timesteps"] = config_int(read_json(path, "scheduler"), "num_train_timesteps", 1000, path)
     if "unet" in components:
-        unet = read_json(parts["unet"] / "config.json", "unet")
-        facts.update(unet_in_channels=int(unet.get("in_channels", 4)),
-                     unet_sample_size=int(unet.get("sample_size", 64)),
-                     unet_channels=tuple(unet.get("block_out_channels", ModelFacts.unet_channels)))
+        path = parts["unet"] / "config.json"
+        unet = read_json(path, "unet")
+        facts.update(unet_in_channels=config_int(unet, "in_channels", 4, path),
+                     unet_sample_size=config_int(unet, "sample_size", 64, path),
+                     unet_channels=config_ints(unet, "block_out_channels", ModelFacts.unet_channels, path))
     if "vae" in components:
-        vae = read_json(parts["vae"] / "config.json", "vae")
-        facts.update(vae_channels=tuple(vae.get("block_out_channels", ModelFacts.vae_channels)),
-                     latent_channels=int(vae.get("latent_channels", 4)))
+        path = parts["vae"] / "config.json"
+        vae = read_json(path, "vae")
+        facts.update(vae_channels=config_ints(vae, "block_out_channels", ModelFacts.vae_channels, path),
+                     latent_channels=config_int(vae, "latent_channels", 4, path))
     return ModelFacts(folder, has_depth_estimator="depth_estimator" in components, components=components,
                       sdxl=str(index.get("_class_name", "")).startswith("StableDiffusionXL"), **facts)
 
 
-def check_weights(sub: Path, name: str, allow_pickle: bool) -> None:
-    """A component's weights: safetensors whole (per its header), or pickles only when allowed."""
+def config_int(config: dict, key: str, default: int, path: Path) -> int:
+    """A whole number of a component's config, or one line naming the file, the key and the value."""
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ModelLoadError(f"{path}: {key} is {json.dumps(value)[:60]}; it must be a whole number")
+    return value
+
+
+def config_ints(config: dict, key: str, default: tuple[int, ...], path: Path) -> tuple[int, ...]:
+    """A list of whole numbers of a component's config (block_out_channels...), or one line saying what is wrong."""
+    value = config.get(key, default)
+    if not isinstance(value, (list, tuple)) or not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ModelLoadError(f"{path}: {key} is {json.dumps(value)[:60]}; it must be a list of whole numbers")
+    return tuple(value)
+
+
+def check_weights(sub: Path, name: str, allow_pickle: bool, required: bool = True) -> None:
+    """A component's weights: safetensors whole (per its header), or pickles only when allowed; `required`: a
+    component that must have weights (a UNet, a VAE...), else one that may have none (a tokenizer)."""
     files = [p for p in sub.iterdir() if p.is_file()]
     safetensors = [p for p in files if p.suffix == ".safetensors"]
     pickles = [p for p in files if p.suffix in PICKLE_SUFFIXES]
@@ -137,7 +160,7 @@ def check_weights(sub: Path, name: str, allow_pickle: bool) -> None:
             f"the {name} weights {pickles[0]} are a pickle file ({pickles[0].suffix}) with no safetensors beside "
             "them; a pickle can run code when loaded, so stepviz refuses it: convert it to safetensors, or "
             "load_pipeline(..., allow_pickle=True) if you trust where it came from")
-    if not safetensors and not pickles:
+    if not safetensors and not pickles and required:
         raise ModelLoadError(f"the {name} component in {sub} has no weights file (*.safetensors): export the "
                              "pipeline again")
     for path in safetensors:

@@ -76,11 +76,20 @@ def resolve(model: str | os.PathLike) -> Path:
     raise ModelLoadError(f"model {text!r} not found: no such folder, and not a hub id of the form org/name")
 
 
-def model_facts(model, allow_pickle: bool = False) -> ModelFacts | None:
+def model_facts(model, allow_pickle: bool = False, tensors: bool = False) -> ModelFacts | None:
     """The checked facts of a model given as stepviz takes it ('toy', a folder, a cached hub id); None when it
-    is not a pipeline folder (a single weights file: only loading it tells)."""
+    is not a pipeline folder (a single weights file: only loading it tells). tensors: also check each
+    component's config types and tensor names and shapes (imports diffusers and transformers: slower)."""
     folder = resolve(model)
-    return check_model_folder(folder, allow_pickle) if folder.is_dir() else None
+    if not folder.is_dir():
+        return None
+    facts = check_model_folder(folder, allow_pickle)
+    if tensors:
+        index = json.loads((folder / "model_index.json").read_text())
+        parts = part_folders(folder, index)
+        check_component_files(index, parts, folder, weight_variant(parts.get("unet", folder / "unet"), None, []),
+                              allow_pickle)
+    return facts
 
 
 @contextmanager
@@ -143,6 +152,7 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
     notices = []
     parts = part_folders(folder, index)
     variant = weight_variant(parts.get("unet", folder / "unet"), variant, notices)
+    check_component_files(index, parts, folder, variant, allow_pickle)
     if PARTS_KEY in index:
         try:
             pipe = assemble_pipeline(cls, index, parts, torch_dtype)
@@ -164,6 +174,25 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
     except Exception as exc:  # diffusers raises many kinds; one clear line for the user
         raise ModelLoadError(f"could not load the weights in {folder}: {first_line(exc)}") from None
     return _ready(pipe, model, folder, device, attention_slicing, vae_tiling, notices, parts)
+
+
+def check_component_files(index: dict, parts: dict[str, Path], folder: Path, variant: str | None,
+                          allow_pickle: bool) -> None:
+    """Every component with weights (and the preview decoder): config values of the right types, and tensors
+    whose names and shapes are the ones its config makes (weight_check.py), before anything is built."""
+    from .weight_check import check_component, component_class
+
+    for name, entry in index.items():
+        if name.startswith("_") or not (isinstance(entry, list) and len(entry) == 2 and entry[0] is not None):
+            continue
+        place = parts.get(name, folder / name)
+        if place.is_dir():
+            cls = component_class(name, *entry)
+            check_component(name, cls, place, variant, allow_pickle)
+    preview = parts.get("preview_decoder")
+    if preview is not None and preview.is_dir():
+        check_component("preview_decoder", component_class("preview_decoder", "diffusers", "AutoencoderTiny"),
+                        preview, None, allow_pickle)
 
 
 def assemble_pipeline(cls, index: dict, parts: dict[str, Path], torch_dtype):

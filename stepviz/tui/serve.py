@@ -94,6 +94,9 @@ def default_max_sessions(settings) -> int:
 
 def serve(settings, args, argv: list[str]) -> int:
     """Serve the app on args.host:args.port until interrupted."""
+    from ..models.loading import model_facts
+
+    model_facts(settings.model, tensors=True)  # what every tab will load, checked once before any tab opens
     check_listen(args.host, args.port)
     if args.max_sessions is not None and args.max_sessions < 1:
         raise StepvizInputError(f"--max-sessions {args.max_sessions} is not allowed: it must be an integer >= 1")
