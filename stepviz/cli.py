@@ -153,28 +153,46 @@ def settings_from_args(args):
 
 
 def run_trace_command(args) -> int:
-    """Print the report of each traced loop; 0 when every loop matches its pipeline, 1 when one diverges."""
+    """Print the report of each traced loop; 0 when every loop matches its pipeline, 1 when one diverges or the
+    script raised (its own traceback shown), 2 when there is nothing to compare."""
     from .engine.checks import StepvizInputError
     from .engine.trace_script import run_traced
     from .lessons.shipped import script_path
+    from .models.loading import quiet_libraries
 
     path = script_path(args.script)
-    traces = run_traced(path, args.script_args)
+    if args.open and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise StepvizInputError("--open needs a terminal (standard input and output are not one): run it in a "
+                                "terminal, or leave --open out for the report alone")
+    quiet_libraries()
+    traces, ending = run_traced(path, args.script_args)
+    if ending.traceback_text:
+        print(ending.traceback_text, file=sys.stderr)
     if not traces:
-        raise StepvizInputError(f"{path} never stepped a scheduler of a StableDiffusionPipeline it built: "
+        if ending.how == "exception":
+            return 1
+        if ending.message:
+            raise StepvizInputError(f"{path.name} stopped before it stepped a loop: {ending.message}")
+        status = f" (it exited with status {ending.code})" if ending.code else ""
+        raise StepvizInputError(f"{path.name} never stepped a scheduler of a StableDiffusionPipeline it built{status}: "
                                 "nothing to compare (build the pipeline inside the script, e.g. "
-                                "stepviz.load_pipeline('toy'))")
+                                "stepviz.load_pipeline('toy'), and run its loop)")
     reports = []
     for tr in traces:
         report = tr.compare()
         reports.append((tr, report))
         print(report)
+    if len(reports) > 1:
+        print(f"stepviz trace: {len(reports)} loops traced, each compared on its own above")
+    if ending.describe():
+        print(f"stepviz trace: {ending.describe()}")
     if args.open:
         from .tui.trace_app import run_trace_app
 
         tr, report = reports[-1]
         run_trace_app(tr, report, graphics=args.graphics)
-    return 1 if any(report.first_divergence is not None for _, report in reports) else 0
+    diverged = any(report.first_divergence is not None for _, report in reports)
+    return 1 if diverged or ending.how == "exception" else 0
 
 
 def _list_schedulers() -> int:

@@ -9,7 +9,7 @@ from stepviz.lessons.shipped import script_path
 
 @pytest.mark.parametrize("scheduler,diverges", [("lms", True), ("euler", True), ("ddim", False), ("pndm", False)])
 def test_the_course_loop_on_the_toy(scheduler, diverges):
-    (tr,) = run_traced(script_path("course-loop"), [scheduler])
+    (tr,), _ = run_traced(script_path("course-loop"), [scheduler])
     report = tr.compare()
     first = report.first_divergence
     if not diverges:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .trace_causes import Cause, diagnose
-from .trace_loop import LoopRecording, read_loop
+from .trace_loop import LoopRecording, read_loop, split_loops
 from .trace_recorder import Recorder
 from .trace_reference import InferredRun, infer, run_reference
 
@@ -110,6 +110,19 @@ class Trace:
     def __exit__(self, *exc) -> None:
         self._recorder.__exit__(*exc)
         self.recording = read_loop(self._recorder.events, self._recorder.schedulers, self.pipe.tokenizer)
+
+    def loops(self) -> list[Trace]:
+        """One Trace per loop recorded that called this pipeline's UNet (a script may run several loops, or
+        build several pipelines whose schedulers every recorder sees)."""
+        unet = id(self.pipe.unet)
+        found = []
+        for events in split_loops(self._recorder.events):
+            if any(event.kind == "unet" and event.owner == unet for event in events):
+                single = Trace(self.pipe)
+                single._base_config = self._base_config
+                single.recording = read_loop(events, self._recorder.schedulers, self.pipe.tokenizer)
+                found.append(single)
+        return found
 
     def compare(self) -> TraceReport:
         if self.recording is None:

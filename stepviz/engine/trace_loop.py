@@ -145,3 +145,26 @@ def _encoder_call(embeds, text_calls) -> int | None:
 def _is_empty(input_ids, tokenizer) -> bool:
     special = {getattr(tokenizer, name, None) for name in ("bos_token_id", "eos_token_id", "pad_token_id")}
     return all(int(i) in special for i in input_ids.flatten()[:77].tolist())
+
+
+# events that prepare a loop (its prompt, its noise, its schedule): they belong to the loop that follows them
+PREPARING = ("text_encoder", "randn", "init_noise_sigma", "set_timesteps")
+
+
+def split_loops(events: list[Event]) -> list[list[Event]]:
+    """The event stream cut into loops: a `set_timesteps` after a loop's steps starts the next loop, with the
+    preparing events (text encoding, noise draws, init_noise_sigma reads) just before it."""
+    loops: list[list[Event]] = [[]]
+    stepped = False
+    for event in events:
+        if event.kind == "set_timesteps" and stepped:
+            current = loops[-1]
+            cut = len(current)
+            while cut > 0 and current[cut - 1].kind in PREPARING:
+                cut -= 1
+            loops[-1], loops_next = current[:cut], current[cut:]
+            loops.append(loops_next)
+            stepped = False
+        loops[-1].append(event)
+        stepped = stepped or event.kind == "step"
+    return [loop for loop in loops if any(event.kind == "step" for event in loop)]

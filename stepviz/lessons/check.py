@@ -156,7 +156,7 @@ def traced_report(command: str):
     from .shipped import script_path
 
     name, *args = command.split()
-    traces = run_traced(script_path(name), args)
+    traces, _ = run_traced(script_path(name), args)
     if not traces:
         raise LookupError(f"{command} stepped no scheduler")
     return traces[-1].compare()

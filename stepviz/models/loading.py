@@ -290,3 +290,5 @@ def quiet_libraries() -> None:
 
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
+    diffusers_logging.set_verbosity_error()  # also when diffusers was imported before the variables were set
+    transformers_logging.set_verbosity_error()

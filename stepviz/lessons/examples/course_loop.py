@@ -13,8 +13,12 @@ import stepviz
 
 device = "cpu"
 pipe = stepviz.load_pipeline("toy").to(device)
-scheduler_class = {"lms": LMSDiscreteScheduler, "euler": EulerDiscreteScheduler, "ddim": DDIMScheduler,
-                   "pndm": PNDMScheduler}[sys.argv[1] if len(sys.argv) > 1 else "lms"]
+scheduler_classes = {"lms": LMSDiscreteScheduler, "euler": EulerDiscreteScheduler, "ddim": DDIMScheduler,
+                     "pndm": PNDMScheduler}
+if len(sys.argv) > 2 or (len(sys.argv) == 2 and sys.argv[1] not in scheduler_classes):
+    raise SystemExit(f"course-loop takes one scheduler name, lms (default), euler, ddim or pndm, not "
+                     f"{' '.join(sys.argv[1:])!r}")
+scheduler_class = scheduler_classes[sys.argv[1] if len(sys.argv) > 1 else "lms"]
 pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config)
 generator = torch.Generator(device=device).manual_seed(42)
 
