@@ -320,3 +320,28 @@ def test_attention_maps_per_token_over_x0_hat(debugger):
     expected = png(overlay(x0, record.cross_attention.float().cpu().numpy()[labels.index("red")]))
     choose(debugger, p.attention_token, "red")
     assert p.attention.value == expected
+
+
+def test_the_notebook_run_where_it_lies_exports_into_the_users_folder(debugger, tmp_path, monkeypatch):
+    """The shipped notebook's kernel starts in stepviz/lessons/: a relative handout folder goes to the home
+    folder then, never into the installed package."""
+    from stepviz.export.folder import PACKAGE_FOLDER
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(PACKAGE_FOLDER / "lessons")
+    press(debugger, debugger.panels.step)
+    folder = debugger.export("unit3-handout")
+    debugger.wait(120)
+    assert folder == home / "unit3-handout" and (folder / "index.html").is_file()
+    assert not (PACKAGE_FOLDER / "lessons" / "unit3-handout").exists()
+
+
+def test_an_export_into_the_installed_package_is_refused(tmp_path):
+    from stepviz.cli import main
+    from stepviz.export.folder import PACKAGE_FOLDER
+
+    target = PACKAGE_FOLDER / "lessons" / "my-handout"
+    assert main(["export", "--steps", "2", "--out", str(target)]) == 2
+    assert not target.exists()

@@ -29,6 +29,16 @@ STAGING_MARK = ".stepviz-staging"  # written first into every staging folder, wi
 LEFTOVER = re.compile(r"^\.(?P<name>.+)\.stepviz-(?P<kind>partial|old)-(?P<pid>\d+)$")
 
 
+PACKAGE_FOLDER = Path(__file__).resolve().parent.parent  # the installed stepviz: never a place for an export
+
+
+def users_folder() -> Path:
+    """Where a relative export folder lands: the working folder, unless it lies inside the installed package
+    (the shipped notebook run where it lies), then the home folder."""
+    working = Path.cwd().resolve()
+    return Path.home() if working.is_relative_to(PACKAGE_FOLDER) else working
+
+
 def output_target(out) -> Path:
     """The absolute folder an `--out` value names (symlinks followed), or a one-line refusal."""
     text = str(out)
@@ -41,6 +51,9 @@ def output_target(out) -> Path:
             "the home folder" if target == Path.home().resolve() else "a folder above the working or home folder"
         raise StepvizInputError(f"--out {text!r} is {what} ({target}): stepviz never writes an export over it; "
                                 "give a new folder, e.g. --out lesson-export")
+    if target.is_relative_to(PACKAGE_FOLDER):
+        raise StepvizInputError(f"--out {text!r} lies inside the installed stepviz package ({PACKAGE_FOLDER}): an "
+                                "export goes in a folder of yours, e.g. --out ~/lesson-export")
     return target
 
 

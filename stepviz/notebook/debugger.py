@@ -141,11 +141,17 @@ class Debugger:
         where = "the latest step" if keep is None else f"step {keep}"
         self._submit(fork, f"forked at {where}: the fork goes on from there")
 
-    def export(self, folder: str | Path | None = None, replace: bool | None = None) -> None:
-        """Write the handout (`stepviz export`'s folder) of this run as it was stepped, edits included."""
+    def export(self, folder: str | Path | None = None, replace: bool | None = None) -> Path:
+        """Write the handout (`stepviz export`'s folder) of this run as it was stepped, edits included; returns
+        the folder it goes to (a relative name lands in the working folder, or the home folder when the
+        notebook runs inside the installed package)."""
+        from ..export.folder import users_folder
+
         folder = Path(folder if folder is not None else self.panels.export_folder.value).expanduser()
+        folder = folder if folder.is_absolute() else users_folder() / folder
         replace = self.panels.export_replace.value if replace is None else replace
         self._submit(lambda cancelled: self._export(folder, replace))
+        return folder
 
     def refresh(self) -> None:
         """Redraw if the Stepper changed since the last drawing (a call from code, e.g. set_guidance_scale)."""
