@@ -312,3 +312,26 @@ def test_the_export_help_documents_exit_codes_and_symlinks(capsys):
         main(["export", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "3 the NaN/Inf watchdog stopped the run" in text and "a symlink is followed" in text
+
+
+def test_a_step_ctrl_c_could_not_interrupt_is_refused_before_anything_runs(workdir, capsys):
+    """--height 100000 on the toy: one attention call over 100k latent pixels (minutes of one C++ call, deaf to
+    Ctrl-C) is refused in one line naming the work, before the model loads and before any folder is made."""
+    import time
+
+    started = time.monotonic()
+    assert main(["export", "--height", "100000", "--out", "big"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "100000x64" in err and "multiply-adds" in err and "Ctrl-C" in err
+    assert time.monotonic() - started < 10 and not (workdir / "big").exists()
+    assert not any(p.name.startswith(".big") for p in workdir.iterdir())
+
+
+def test_the_attention_work_bound_lets_usual_sizes_run():
+    from stepviz.engine import memory
+
+    sd15 = dict(scale=8, unet_channels=(320, 640, 1280, 1280), levels=(0, 1, 2, 3), vae_channels=(128, 256, 512, 512))
+    memory.check_step_work("a picture of", 1024, 1024, "cpu", **sd15)  # SD 1.5 at 1024 px on a CPU: slow, allowed
+    with pytest.raises(StepvizInputError, match="at most about"):
+        memory.check_step_work("a picture of", 2048, 2048, "cpu", **sd15)
+    memory.check_step_work("a picture of", 2048, 2048, "cuda", **sd15)

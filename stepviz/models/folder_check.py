@@ -35,6 +35,7 @@ class ModelFacts:
     unet_in_channels: int = 4
     unet_sample_size: int = 64
     unet_channels: tuple[int, ...] = (320, 640, 1280, 1280)  # Stable Diffusion 1.x / 2.x
+    unet_down_blocks: tuple[str, ...] = ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",)
     vae_channels: tuple[int, ...] = (128, 256, 512, 512)
     latent_channels: int = 4
     has_depth_estimator: bool = False
@@ -122,7 +123,8 @@ def check_model_folder(folder: Path, allow_pickle: bool = False) -> ModelFacts:
         unet = read_json(path, "unet")
         facts.update(unet_in_channels=config_int(unet, "in_channels", 4, path),
                      unet_sample_size=config_int(unet, "sample_size", 64, path),
-                     unet_channels=config_ints(unet, "block_out_channels", ModelFacts.unet_channels, path))
+                     unet_channels=config_ints(unet, "block_out_channels", ModelFacts.unet_channels, path),
+                     unet_down_blocks=tuple(map(str, unet.get("down_block_types", ModelFacts.unet_down_blocks))))
     if "vae" in components:
         path = parts["vae"] / "config.json"
         vae = read_json(path, "vae")

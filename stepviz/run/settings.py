@@ -139,9 +139,12 @@ class RunSettings:
         height, width = checks.run_size(self.mode, self.height, self.width, getattr(picture, "size", None),
                                         facts.default_size, facts.vae_scale_factor)
         if self.device not in (None, "auto", "cpu"):
-            return  # a GPU's free memory is checked when the run starts (Stepper)
+            return  # a GPU's free memory and speed are checked when the run starts (Stepper)
         memory.check_run_memory("a picture of", height, width, self.steps, vae_channels=facts.vae_channels,
                                 unet_channels=facts.unet_channels, latent_channels=facts.latent_channels)
+        levels = memory.attention_levels(facts.unet_down_blocks)
+        memory.check_step_work("a picture of", height, width, "cpu", scale=facts.vae_scale_factor,
+                               unet_channels=facts.unet_channels, levels=levels, vae_channels=facts.vae_channels)
 
     def stepper_kwargs(self) -> dict:
         # no negative prompt given: None, so SDXL zeroes the uncond branch as its pipeline does by default

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from textual.app import App
+from textual.binding import Binding
 
 from ..run.session import RunSession
 from .widgets.picture import picture_class
@@ -31,6 +33,9 @@ class StepvizApp(App):
     CSS_PATH = "stepviz.tcss"
     TITLE = "stepviz"
     ENABLE_COMMAND_PALETTE = False  # ctrl+p would only clutter the footer; every action has its key
+    # q quits from every screen (each dialog binds it to app.quit too; escape closes a dialog)
+    BINDINGS = [Binding("q", "quit", "quit", show=False)]
+    SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as a shell says
 
     def __init__(self, settings, pipe=None, graphics: str = "halfcell") -> None:
         super().__init__()
@@ -39,9 +44,17 @@ class StepvizApp(App):
         self.graphics = graphics
 
     def on_mount(self) -> None:
-        asyncio.get_running_loop().set_default_executor(WorkerThreads())
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(WorkerThreads())
+        for number, code in self.SIGNAL_EXIT_CODES.items():  # kill -INT / -TERM: leave with the terminal restored
+            loop.add_signal_handler(number, self.exit, None, code)
         self.main = self.main_screen()
         self.push_screen(self.main)
+
+    def action_quit(self) -> None:
+        """Quit at once from any screen: a step in progress is abandoned (run_app leaves without waiting)."""
+        self.workers.cancel_all()
+        self.exit()
 
     def on_compare_screen_noted(self, message) -> None:
         """Lesson notes shown in the compare grid belong to the run's notes too (`n` rereads them)."""

@@ -104,7 +104,8 @@ class HelpScreen(Screen[None]):
     (a modal over the main screen, or Textual's Markdown widget with a widget per block, took
     hundreds, see bench/p2_key_latency.py)."""
 
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
+    BINDINGS = [Binding("escape,question_mark", "dismiss", "close"),
+                Binding("q", "app.quit", "quit", priority=True, show=False)]
 
     def __init__(self, prediction_type: str = "epsilon") -> None:
         super().__init__()

@@ -21,7 +21,8 @@ def history_text(history: list[tuple[str, str]]) -> Text:
 
 
 class NotesHistory(ModalScreen[None]):
-    BINDINGS = [Binding("escape,n,q", "dismiss", "close")]
+    BINDINGS = [Binding("escape,n", "dismiss", "close"),
+                Binding("q", "app.quit", "quit", priority=True, show=False)]
 
     def __init__(self, history: list[tuple[str, str]]) -> None:
         super().__init__()

@@ -18,7 +18,8 @@ def scheduler_row(info, current: str) -> str:
 
 
 class SchedulerPicker(ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
+    BINDINGS = [Binding("escape", "cancel", "cancel"),
+                Binding("q", "app.quit", "quit", priority=True, show=False)]
 
     def __init__(self, current: str) -> None:
         super().__init__()
