@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 # RunSettings fields the run options set (dest = the field; the API's name where it differs is in --help)
@@ -75,8 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .export.seed_grid import DEFAULT_SCALES
     from .render import PREVIEW_KINDS
 
-    parser = argparse.ArgumentParser(prog="stepviz", description="A step debugger for diffusion sampling loops.")
-    sub = parser.add_subparsers(dest="command")
+    # no abbreviated options (--max for --max-sessions): serve passes the options it does not know on to every
+    # tab's `stepviz tui`, which would refuse them there, in each student's tab
+    parser = argparse.ArgumentParser(prog="stepviz", description="A step debugger for diffusion sampling loops.",
+                                     allow_abbrev=False)
+    sub = parser.add_subparsers(dest="command", parser_class=functools.partial(argparse.ArgumentParser,
+                                                                               allow_abbrev=False))
     tui = sub.add_parser("tui", help="step through a run in the terminal UI")
     _add_run_options(tui)
     tui.add_argument("--graphics", default="halfcell", choices=("auto", "sixel", "tgp", "halfcell"),
@@ -272,6 +277,12 @@ def _main(argv: list[str]) -> int:
         return 2
     except KeyboardInterrupt:
         return _interrupted()
+    except OSError as exc:  # the machine's own failure (a full disk, a folder that takes no files): exit 1
+        if isinstance(exc, BrokenPipeError):
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"stepviz: error: {exc.strerror or exc}{where}; nothing was left half-written", file=sys.stderr)
+        return 1
     except Exception as exc:
         if not isinstance(exc.__cause__, KeyboardInterrupt):  # Ctrl-C inside an import comes wrapped
             raise

@@ -146,6 +146,15 @@ def check_mode(mode: str, unet_in_channels: int, sdxl: bool = False) -> None:
         )
 
 
+def check_prompts(prompt, negative_prompt, prompt_embeds=None) -> None:
+    """The prompt is text (None only with prompt_embeds given, as diffusers allows); the negative prompt text or
+    None."""
+    if not (isinstance(prompt, str) or (prompt is None and prompt_embeds is not None)):
+        raise StepvizInputError(f"prompt={prompt!r} is not allowed: give the prompt as text (a str), or prompt_embeds")
+    if negative_prompt is not None and not isinstance(negative_prompt, str):
+        raise StepvizInputError(f"negative_prompt={negative_prompt!r} is not allowed: give text (a str) or None")
+
+
 def check_seed(value: int | None) -> None:
     if value is None:
         return

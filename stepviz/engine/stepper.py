@@ -54,6 +54,7 @@ class Stepper(RunEdits):
         checks.check_steps(num_inference_steps)
         checks.check_strength(strength)
         checks.check_seed(seed)
+        checks.check_prompts(prompt, negative_prompt, prompt_embeds)
         checks.check_pipeline(type(pipe).__name__, sdxl.SD_CLASSES + sdxl.SDXL_CLASSES)
         self.sdxl = sdxl.is_sdxl(pipe)
         checks.check_mode(mode, pipe.unet.config.in_channels, sdxl=self.sdxl)

@@ -24,6 +24,8 @@ from .strip import save_atomically
 TILE = 176
 LABEL_SIZE, SMALL_SIZE = 22, 18
 DEFAULT_COLUMNS = 6
+MAX_TOKEN_ROWS = 10  # a slide's worth: a longer prompt shows its first tokens (attention.npz keeps them all)
+MAX_TITLE = 90  # characters
 
 
 def chosen_steps(count: int, wanted: list[int] | None = None, columns: int = DEFAULT_COLUMNS) -> list[int]:
@@ -40,15 +42,23 @@ def chosen_steps(count: int, wanted: list[int] | None = None, columns: int = DEF
     return sorted({round(k * (count - 1) / (columns - 1)) for k in range(columns)})
 
 
-def parse_steps(text: str | None) -> list[int] | None:
-    """'1,7,13' -> [1, 7, 13]; None or '' -> None (the default spread)."""
-    if not text:
+def parse_steps(text: str | None, most: int | None = None) -> list[int] | None:
+    """'1,7,13' -> [1, 7, 13]; None (not given) -> None (the default spread). `most`: the run's step count,
+    so a step beyond it is refused before the run, not after."""
+    if text is None:
         return None
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        steps = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise StepvizInputError(
-            f"--attention-steps {text!r} is not a list of steps: write e.g. 1,7,13,25") from None
+        steps = []
+    if not steps:
+        raise StepvizInputError(f"--attention-steps {text!r} is not a list of steps: write e.g. 1,7,13,25")
+    bad = [k for k in steps if k < 1 or (most is not None and k > most)]
+    if bad:
+        allowed = f"1..{most}" if most is not None else "1 and up"
+        raise StepvizInputError(f"--attention-steps {','.join(map(str, bad))} not in the run: use steps {allowed} "
+                                "(as strip.png and the screen number them)")
+    return steps
 
 
 @torch.no_grad()
@@ -62,9 +72,14 @@ def attention_columns(pipe, records, steps: list[int]):
 
 
 def attention_image(records, tokens, steps: list[int], columns, title: str = "") -> Image.Image:
-    """The grid: x0-hat on top, then one row per token; each tile the map over x0-hat and its share inside."""
+    """The grid: x0-hat on top, then one row per token (the first MAX_TOKEN_ROWS); each tile the map over x0-hat
+    and its share inside."""
     font, small = label_font(LABEL_SIZE), label_font(SMALL_SIZE)
-    labels = token_labels(tokens)
+    labels = token_labels(tokens)[:MAX_TOKEN_ROWS]
+    if len(tokens) > MAX_TOKEN_ROWS:
+        title = f"{title[:MAX_TITLE - 40]}... (first {MAX_TOKEN_ROWS} of {len(tokens)} tokens; attention.npz has all)"
+    elif len(title) > MAX_TITLE:
+        title = title[:MAX_TITLE - 3] + "..."
     left = GAP + max(int(font.getlength(label)) for label in labels + ["x0-hat"]) + 3 * GAP
     top = LABEL_SIZE + 2 * (SMALL_SIZE + 6) + 3 * GAP
     row = TILE + SMALL_SIZE + 3 * GAP
@@ -72,7 +87,7 @@ def attention_image(records, tokens, steps: list[int], columns, title: str = "")
     legend = (f"colour: the map over x0-hat, against an even spread: dark red = even, white = "
               f"{CONTRAST_TOP:g}x the mean or more, black = none")
     text_width = max(int(font.getlength(title)), int(small.getlength(legend))) + 2 * GAP
-    image = Image.new("RGB", (max(width, text_width), top + (len(tokens) + 1) * row), BACKGROUND)
+    image = Image.new("RGB", (max(width, text_width), top + (len(labels) + 1) * row), BACKGROUND)
     draw = ImageDraw.Draw(image)
     draw.text((GAP, 2), title, fill=INK, font=font)
     draw.text((GAP, LABEL_SIZE + 6), legend, fill=INK, font=small)
@@ -82,7 +97,7 @@ def attention_image(records, tokens, steps: list[int], columns, title: str = "")
         draw.text((x, LABEL_SIZE + SMALL_SIZE + 14), header, fill=INK, font=small)
         image.paste(fit_cell(picture, TILE), (x, top))
         draw.text((x, top + TILE + GAP), f"shape: {cells.mean():.0%} of area", fill=INK, font=small)
-        for r, share in enumerate(shares, start=1):
+        for r, share in enumerate(shares[:MAX_TOKEN_ROWS], start=1):
             y = top + r * row
             image.paste(overlay(picture.resize((TILE, TILE), Image.NEAREST), records[index].cross_attention[r - 1]),
                         (x, y))

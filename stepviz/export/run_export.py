@@ -70,11 +70,11 @@ def run_export_command(settings, args) -> int:
     """The CLI's entry: checks the options, exports, prints where the files are."""
     if args.every < 1:
         raise StepvizInputError(f"--every {args.every} is not allowed: it must be an integer >= 1")
+    attention_steps = parse_steps(getattr(args, "attention_steps", None), most=settings.steps)
     check_output_folder(args.out, args.force)
     with _interrupts_honoured():
         out = export_run(settings, args.out, kind=args.preview, every=args.every, animation_format=args.format,
-                         force=args.force, progress=sys.stderr.isatty(),
-                         attention_steps=parse_steps(getattr(args, "attention_steps", None)))
+                         force=args.force, progress=sys.stderr.isatty(), attention_steps=attention_steps)
     print(f"stepviz: wrote {out} (open {out / 'index.html'})")
     stopped = _stopped_line(out)
     if stopped:

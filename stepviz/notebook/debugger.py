@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..engine.checks import StepvizInputError, check_choice
 from ..run.session import FORK, MAIN, RunSession, describe_failure
 from .drawing import Drawing
 from .engine_thread import EngineThread
@@ -34,7 +35,6 @@ class Debugger:
     `Debugger.from_lesson("guidance")`."""
 
     def __init__(self, pipe_or_stepper, prompt: str | None = None, *, kind: str = "full", **stepper_kwargs):
-        from ..engine.checks import check_choice
         from ..render import PREVIEW_KINDS
 
         check_choice("kind", kind, PREVIEW_KINDS, "preview kinds")
@@ -91,6 +91,8 @@ class Debugger:
 
     # ------------------------------------------------------------ actions (the buttons call these too)
     def step(self, count: int = 1) -> None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise StepvizInputError(f"step({count!r}) is not allowed: give a whole number of steps >= 1")
         self._steps(count)
 
     def play(self) -> None:
@@ -101,6 +103,9 @@ class Debugger:
 
     def look(self, step: int | None) -> None:
         """Look at the state after `step` steps (0: the starting noise; None: the latest)."""
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+            raise StepvizInputError(f"look({step!r}) is not allowed: give a step number >= 0 (0: the starting "
+                                    "noise), or None for the latest")
         taken = len(self.session.view(MAIN).records)
         self.index = None if step is None or step >= taken else max(step, 0) - 1
         self.request_redraw()
@@ -126,6 +131,9 @@ class Debugger:
             self._submit(lambda cancelled, b=branch: self._swap(name, b))
 
     def set_preview(self, kind: str) -> None:
+        from ..render import PREVIEW_KINDS
+
+        check_choice("kind", kind, PREVIEW_KINDS, "preview kinds")
         self.panels.kind.value = kind  # its observer redraws
 
     def fork(self) -> None:

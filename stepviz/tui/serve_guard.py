@@ -93,10 +93,9 @@ class GuardedServer(Server):
         if refused is not None:
             return refused
         websocket = f"ws://{request.host}/ws" + (f"/{token}" if self.token else "")
-        font_size = request.query.get("fontsize", "16")
         return web.Response(content_type="text/html", text=PAGE.format(
             title=html.escape(self.title), websocket=html.escape(websocket),
-            font_size=int(font_size) if font_size.isdigit() else 16))
+            font_size=page_font_size(request.query.get("fontsize", ""))))
 
     async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
         refused = self.refusal(request, request.match_info.get("token")) or self.full()
@@ -107,3 +106,13 @@ class GuardedServer(Server):
             return await super().handle_websocket(request)
         finally:
             self.sessions -= 1
+
+
+FONT_SIZES = range(8, 65)  # px: a phone's smallest to a projector's largest
+
+
+def page_font_size(text: str) -> int:
+    """The page's font size from ?fontsize=: a whole number of pixels in FONT_SIZES, else the default 16."""
+    if text.isascii() and text.isdigit() and len(text) <= 2 and int(text) in FONT_SIZES:
+        return int(text)
+    return 16
