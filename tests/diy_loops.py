@@ -34,8 +34,9 @@ def denoise(pipe, scheduler, latents, embeddings, timesteps, guidance_scale, mis
         latent_model_input = torch.cat([latents] * 2)
         if mistake != "missing-scale-model-input":
             latent_model_input = scheduler.scale_model_input(latent_model_input, t)
+        t_unet = i if mistake in ("unet-given-i", "call-timestep") else t
         with torch.no_grad():
-            noise_pred = pipe.unet(latent_model_input, t, encoder_hidden_states=embeddings).sample
+            noise_pred = pipe.unet(latent_model_input, t_unet, encoder_hidden_states=embeddings).sample
         if mistake == "cfg-branches-swapped":
             noise_pred_text, noise_pred_uncond = noise_pred.chunk(2)
         else:
@@ -45,7 +46,8 @@ def denoise(pipe, scheduler, latents, embeddings, timesteps, guidance_scale, mis
         else:
             noise_pred = noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
         kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
-        latents = scheduler.step(noise_pred, t, latents, **kwargs).prev_sample
+        t_step = timesteps[min(i + 1, len(timesteps) - 1)] if mistake == "step-given-next-t" else t
+        latents = scheduler.step(noise_pred, t_step, latents, **kwargs).prev_sample
         if blend is not None:
             image_latents, mask, noise = blend
             if i < len(timesteps) - 1:

@@ -60,6 +60,7 @@ MISTAKES = [  # (cause id, loop, scheduler, loop index where it shows first)
     ("decode-scaling-factor", txt2img_loop, "ddim", 3),
     ("inpaint-blend-timestep", inpaint_loop, "ddim", 0),
     ("img2img-start", img2img_loop, "ddim", 0),
+    ("call-timestep", txt2img_loop, "euler", 0),
 ]
 
 

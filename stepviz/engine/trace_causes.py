@@ -18,9 +18,10 @@ CAUSES = {
     "decode-scaling-factor": "vae.decode got latents not divided by vae.config.scaling_factor",
     "inpaint-blend-timestep": "the inpaint background was re-noised at t instead of the next t",
     "img2img-start": "img2img's starting latents were noised at a timestep that does not follow strength",
+    "call-timestep": "pipe.unet or scheduler.step got another t than the step's timestep",
 }
 SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "steps_offset",
-                 "timestep_spacing", "prediction_type", "timestep_type", "rescale_betas_zero_snr")
+                 "timestep_spacing", "prediction_type", "timestep_type", "rescale_betas_zero_snr", "clip_sample")
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,18 @@ def _starting_latents(index, user, reference, run, pipe, base_config):
 
 
 def _timestep(index, user, reference, run, pipe, base_config):
-    t_user, t_ref = user.steps[index].timestep, reference.steps[index].timestep
+    step, t_ref = user.steps[index], reference.steps[index].timestep
+    t_user, t_unet = step.timestep, step.unet_timestep
+    if t_unet is not None and t_unet != t_user and t_ref in (t_user, t_unet):
+        wrong, right = ("pipe.unet", "scheduler.step") if t_user == t_ref else ("scheduler.step", "pipe.unet")
+        got = t_unet if wrong == "pipe.unet" else t_user
+        hint = f" (the loop index i = {index}?)" if got == index else ""
+        return Cause("call-timestep", f"at step {index} {wrong} got t={got:g}{hint} while {right} got t={t_ref:g}, "
+                                      f"the step's timestep: give both calls the same t from scheduler.timesteps")
     reasons = _schedule_differences(user.scheduler.config, base_config)
     asked = user.set_timesteps.get(user.steps[0].scheduler_id, {}).get("num_inference_steps")
-    why = (reasons or f"set_timesteps({asked}) while the loop ran {len(user.steps)} steps"
-           if asked and asked != run.num_inference_steps else "the loop does not walk scheduler.timesteps")
+    why = reasons or (f"set_timesteps({asked}) while the loop ran {len(user.steps)} steps"
+                      if asked and asked != run.num_inference_steps else "the loop does not walk scheduler.timesteps")
     return Cause("timesteps-mismatch", f"step {index} ran at t={t_user:g}, the pipeline's at t={t_ref:g} "
                                        f"({run.num_inference_steps} steps); {why}")
 

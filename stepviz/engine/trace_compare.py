@@ -161,15 +161,17 @@ class Trace:
             i = u.index
             if i == 0:
                 check(i, "starting latents", u.latents, r.latents)
+            if first is None and None not in (u.unet_timestep, r.unet_timestep) and u.unet_timestep != r.unet_timestep:
+                first = (i, "timestep", f"pipe.unet got t = {u.unet_timestep:g}", f"t = {r.unet_timestep:g}")
             if first is None and u.timestep != r.timestep:
-                first = (i, "timestep", f"t = {u.timestep:g}", f"t = {r.timestep:g}")
+                first = (i, "timestep", f"scheduler.step got t = {u.timestep:g}", f"t = {r.timestep:g}")
             check(i, "scaled model input", u.model_input, r.model_input)
             check(i, "UNet branches", _branches(u), _branches(r))
             check(i, "guidance combination", u.noise_pred, r.noise_pred)
             check(i, "scheduler output", u.prev_sample, r.prev_sample)
             if inpaint and not (i == last and decoded is not None):  # the last blend shows in the decode
                 check(i, "blend", u.carried, r.carried)
-            report.rows.append((i, u.timestep, r.timestep, _max_diff(u.model_input, r.model_input),
+            report.rows.append((i, _call_timesteps(u), r.timestep, _max_diff(u.model_input, r.model_input),
                                 _max_diff(u.noise_pred, r.noise_pred), _max_diff(u.carried, r.carried)))
         if first is None and len(user.steps) != len(reference.steps):
             at = min(len(user.steps), len(reference.steps))
@@ -181,6 +183,13 @@ class Trace:
                 check(last, "blend", decoded * factor, reference.final_latents)  # the loop skipped the last blend
             check(last, "decode", decoded, expected)
         return first
+
+
+def _call_timesteps(step) -> str:
+    """The t of a loop step as its calls got it: one number, or 'unet|step' when the UNet got another t."""
+    if step.unet_timestep is None or step.unet_timestep == step.timestep:
+        return f"{step.timestep:g}"
+    return f"{step.unet_timestep:g}|{step.timestep:g}"
 
 
 def _branches(step) -> torch.Tensor | None:

@@ -29,6 +29,7 @@ class LoopStep:
     pred_original_sample: torch.Tensor | None
     scheduler_id: int
     rng_state: torch.Tensor | None = None  # the step's generator state before the call (ancestral draws)
+    unseeded_draw: bool = False  # step() drew noise without a generator= (torch's global generator)
     unet_timestep: float | None = None
     model_input: torch.Tensor | None = None  # the UNet's x input (latent channels), branches in role order
     eps_uncond: torch.Tensor | None = None
@@ -105,7 +106,7 @@ def _make_step(index, event, unet_calls, scaled, text_calls, tokenizer) -> LoopS
     step = LoopStep(index=index, timestep=float(torch.as_tensor(v["timestep"]).flatten()[0]), latents=v["sample"],
                     noise_pred=v["model_output"], prev_sample=v["prev_sample"],
                     pred_original_sample=v["pred_original_sample"], scheduler_id=event.owner,
-                    rng_state=v.get("rng_state"), scaled=scaled)
+                    rng_state=v.get("rng_state"), unseeded_draw=bool(v.get("unseeded_draw")), scaled=scaled)
     branches = [(call.values["sample"][j:j + 1], call.values["encoder_hidden_states"][j:j + 1],
                  call.values["output"][j:j + 1]) for call in unet_calls for j in range(call.values["sample"].shape[0])]
     if not branches:

@@ -62,6 +62,7 @@ class Recorder:
         self.schedulers: dict[int, object] = {}  # id -> scheduler instance seen (kept alive for the analysis)
         self._undo: list = []
         self._inside = 0  # > 0 while a recorded scheduler method runs (its inner calls are not the loop's)
+        self._draws_inside = 0  # torch.randn calls made inside recorded scheduler methods
 
     # ------------------------------------------------------------ install / remove
     def __enter__(self) -> Recorder:
@@ -121,11 +122,15 @@ class Recorder:
                          else torch.get_rng_state()) if draws else None
             inputs = {k: _copy(v) for k, v in values.items()}
             recorder._inside += 1
+            drawn_before = recorder._draws_inside
             try:
                 out = original(scheduler, *args, **kwargs)
             finally:
                 recorder._inside -= 1
             recorder._on_scheduler(name, scheduler, inputs, out, rng_state)
+            if draws:  # noise drawn from torch's own generator: no seed can give this run again
+                recorder.events[-1].values["unseeded_draw"] = (
+                    recorder._draws_inside > drawn_before and not isinstance(generator, torch.Generator))
             return out
 
         setattr(cls, name, recorded)
@@ -183,6 +188,8 @@ class Recorder:
     def _on_randn(self, module, args, kwargs, output) -> None:
         if not self._inside:  # the draws of an ancestral step are replayed from the generator's state
             self._add("randn", module, output=_copy(output))
+        else:
+            self._draws_inside += 1
 
     def _on_scheduler(self, name: str, scheduler, inputs: dict, out, rng_state) -> None:
         self.schedulers[id(scheduler)] = scheduler

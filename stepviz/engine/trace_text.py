@@ -24,15 +24,22 @@ def report_text(report) -> str:
         + (f", strength={len(user.steps) / run.num_inference_steps:.2f}" if run.mode == "img2img" else ""),
         f"  prompt embeddings {embeds} per branch; starting noise: {run.noise_source or 'as drawn'}",
         "",
-        "  step       t   pipeline t   |model input diff|   |eps_hat diff|   |latents diff|",
+        "  step         t   pipeline t   |model input diff|   |eps_hat diff|   |latents diff|",
     ]
     for step, t_user, t_ref, d_input, d_eps, d_latents in report.rows:
         mark = "  <- first divergence" if first is not None and first.step == step else ""
-        lines.append(f"  {step:>4} {t_user:>7g} {t_ref:>12g}   {_num(d_input):>18}   {_num(d_eps):>14}   "
+        lines.append(f"  {step:>4} {t_user:>9} {t_ref:>12g}   {_num(d_input):>18}   {_num(d_eps):>14}   "
                      f"{_num(d_latents):>14}{mark}")
+    if any("|" in row[1] for row in report.rows):
+        lines.append("  (t as unet|step: the loop gave pipe.unet and scheduler.step different timesteps)")
     lines.append("")
     if report.final_difference is not None:
         lines.append(f"  final latents: max abs difference {report.final_difference:.3g}")
+    unseeded = [step.index for step in user.steps if step.unseeded_draw]
+    if unseeded:
+        lines.append(f"  note: scheduler.step drew random noise without generator= at {len(unseeded)} of "
+                     f"{len(user.steps)} steps, from torch's global generator: this run cannot be reproduced from "
+                     f"a seed; pass generator=torch.Generator().manual_seed(seed) to step()")
     if first is None:
         lines.append("verdict: the loop matches the pipeline (every quantity within float rounding)")
         return "\n".join(lines)
