@@ -66,3 +66,20 @@ def test_a_lesson_traces_only_shipped_examples(tmp_path, claim, words):
     with pytest.raises(ScenarioError) as info:
         load_scenario(write_lesson(tmp_path, "\n[[events.expect]]\n" + claim + "\n"))
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize("scheduler", ["lms", "ddim"])
+def test_the_courses_img2img_loop_matches_the_pipeline(scheduler):
+    (tr,), ending = run_traced(script_path("course-img2img"), [scheduler])
+    report = tr.compare()
+    assert ending.how == "finished" and report.first_divergence is None, str(report)
+    assert report.run.mode == "img2img" and len(report.user.steps) == 18  # int(30 * 0.6) of 30 timesteps
+
+
+@pytest.mark.parametrize("scheduler", ["lms", "ddim"])
+def test_the_courses_inpaint_loop_differs_only_where_it_skips_the_last_blend(scheduler):
+    (tr,), _ = run_traced(script_path("course-inpaint"), [scheduler])
+    report = tr.compare()
+    first = report.first_divergence
+    assert (first.step, first.quantity, first.cause) == (29, "blend", None), str(report)
+    assert all(row[5] < 1e-4 for row in report.rows[:-1]) and "course's loop skips the blend" in str(report)
