@@ -12,6 +12,8 @@ cells.csv every cell's finding.
 from __future__ import annotations
 
 import csv
+import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +36,6 @@ class Cell:
 
 def parse_scales(text: str) -> tuple[float, ...]:
     """"1,3,7.5,15" -> (1.0, 3.0, 7.5, 15.0); a bad list raises StepvizInputError naming it."""
-    import math
-
     from ..engine.checks import StepvizInputError
 
     try:
@@ -48,10 +48,12 @@ def parse_scales(text: str) -> tuple[float, ...]:
     return scales
 
 
-def run_grid(settings, seeds: list[int], scales: tuple[float, ...], pipe=None) -> list[Cell]:
-    """Every (seed, scale) run of `settings` (its events and compare runs left out), judged by the checker."""
+def run_grid(settings, seeds: list[int], scales: tuple[float, ...], pipe=None, progress: bool = False) -> list[Cell]:
+    """Every (seed, scale) run of `settings` (its events and compare runs left out), judged by the checker;
+    `progress`: a bar with the time left on standard error."""
+    from tqdm import tqdm
+
     from ..engine.checks import StepvizInputError
-    from ..models import load_pipeline
     from ..toy.checker import check
     from ..toy.world import parse_caption
 
@@ -60,17 +62,21 @@ def run_grid(settings, seeds: list[int], scales: tuple[float, ...], pipe=None) -
     except ValueError:
         raise StepvizInputError(f"prompt={settings.prompt!r}: the grid's checker judges toy captions only, like "
                                 "'a red circle on a black background'") from None
-    pipe = pipe or load_pipeline(settings.model)
+    pipe = pipe or settings.load_pipeline()  # with the run's --device, --dtype and --variant
     cells = []
-    for seed in seeds:
-        for scale in scales:
-            run = settings.with_overrides(seed=seed, guidance_scale=scale, events=[], compare=[])
-            stepper = run.make_stepper(pipe)
-            stepper.run()
-            picture = stepper.image()
-            verdict = check(picture, settings.prompt)
-            right = {k: verdict[k] for k in ("colour_ok", "shape_ok", "background_ok")}
-            cells.append(Cell(seed, scale, picture, verdict["found"], right))
+    with tqdm(total=len(seeds) * len(scales), disable=not progress, unit="run", leave=False,
+              file=sys.stderr) as bar:
+        for seed in seeds:
+            for scale in scales:
+                bar.set_description(f"seed {seed}, s = {scale:g}")
+                run = settings.with_overrides(seed=seed, guidance_scale=scale, events=[], compare=[])
+                stepper = run.make_stepper(pipe)
+                stepper.run()
+                picture = stepper.image()
+                verdict = check(picture, settings.prompt)
+                right = {k: verdict[k] for k in ("colour_ok", "shape_ok", "background_ok")}
+                cells.append(Cell(seed, scale, picture, verdict["found"], right))
+                bar.update()
     return cells
 
 
@@ -160,7 +166,7 @@ def run_grid_command(settings, args) -> int:
     scales = DEFAULT_SCALES if args.scales is None else parse_scales(args.scales)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     target = check_output_folder(args.out, args.force)
-    cells = run_grid(settings, seeds, scales)
+    cells = run_grid(settings, seeds, scales, progress=sys.stderr.isatty())
     staging = make_staging(target)
     try:
         rows = write_grid(staging, cells, seeds, scales, settings)

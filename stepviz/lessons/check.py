@@ -285,12 +285,17 @@ def run_check_command(names: list[str]) -> int:
     """Check the named lessons (all ready lessons when none is named); 0 when every claim passes."""
     from .shipped import LESSONS_FOLDER
 
+    from tqdm import tqdm
+
     names = names or [path.stem for path in sorted(LESSONS_FOLDER.glob("*.toml"))]
     reports = []
-    for name in names:
-        report = check_lesson(name)
-        print_report(report)
-        reports.append(report)
+    with tqdm(names, unit="lesson", leave=False, file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+        for name in bar:  # a bar with the time left, on a terminal only
+            bar.set_description(str(name))
+            report = check_lesson(name)
+            with tqdm.external_write_mode(file=sys.stdout):
+                print_report(report)
+            reports.append(report)
     claims = sum(len(r.results) for r in reports)
     failed = sum(not c.passed for r in reports for c in r.results)
     bad_lessons = [r.name for r in reports if not r.passed or not r.results]
