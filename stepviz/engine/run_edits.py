@@ -49,7 +49,7 @@ class RunEdits:
         sigma_now, _ = self._noise_level_at(self._loop_index)
         new, loop, begin, notice = schedulers.set_up_swap(name, self._base_config, self.scheduler, self.grid,
                                                           t_now, self.num_inference_steps, self.device,
-                                                          self._constructor_fixes)
+                                                          self._pipeline_class)
         info = schedulers.info_for(new)
         self.latents = noise_scale.convert_latents(self.latents, sigma_now, old_family, info.family)
         notices = [notice] if notice else []
