@@ -48,8 +48,8 @@ def test_guidance_zero_follows_the_prompt_as_diffusers_does():
     assert not torch.equal(record.noise_pred_uncond, record.noise_pred_text)  # the negative branch, computed
     st = runs[0]
     st.rewind(1)
-    st.set_guidance_scale(7.5)  # raising the scale mid-run: CFG from the next step on
-    assert st.step().noise_pred_from == "cfg"
+    st.set_guidance_scale(7.5)  # raising the scale mid-run: CFG from the next step on, and the log says so
+    assert st.log[-1].detail["noise_pred_from"] == "cfg" and st.step().noise_pred_from == "cfg"
 
 
 def test_lcm_is_driven_by_the_prompt_at_every_scale():
@@ -65,3 +65,14 @@ def test_guidance_default_is_the_familys_pipeline_default():
     xl = next(case for case in ALL_CASES if case.layout == "SDXL base").make()
     assert Stepper(xl, prompt="x", num_inference_steps=2, height=32, width=32).guidance_scale == 5.0
     assert defaults.guidance_scale_for(sdxl=True) == 5.0 and defaults.guidance_scale_for(sdxl=False) == 7.5
+
+
+def test_stepper_with_defaults_is_the_sdxl_pipeline_with_defaults():
+    """No guidance scale and no negative prompt on either side: SDXL's 5.0 and its zeroed negative branch."""
+    xl = next(case for case in ALL_CASES if case.layout == "SDXL base").make()
+    size = dict(num_inference_steps=4, height=32, width=32)  # stepviz's default is 25 steps, diffusers' 50
+    st = Stepper(xl, prompt="a red circle", seed=7, **size)
+    st.run()
+    expected = xl(prompt="a red circle", output_type="latent", generator=torch.Generator("cpu").manual_seed(7),
+                  **size).images
+    assert st.guidance_scale == 5.0 and max_abs_diff(st.latents, expected) == 0.0

@@ -12,7 +12,7 @@ from typing import Self
 
 import torch
 
-from . import checks, noise_scale, schedulers
+from . import checks, guidance, noise_scale, schedulers
 from .errors import RunFinishedError
 from .records import RunLogEntry
 from .snapshots import Snapshot, copy_sharing_tensors
@@ -32,7 +32,9 @@ class RunEdits:
     def set_guidance_scale(self, scale: float) -> None:
         """Use scale s from the next step on."""
         new = checks.check_guidance(scale)
-        self._log("set_guidance_scale", old=self.guidance_scale, new=new)
+        # what will drive the next steps: CFG, or (s <= 1, an LCM's embedded s) the prompt's prediction alone
+        drives = "cfg" if guidance.uses_cfg(new, self.pipe.unet.config) else "text"
+        self._log("set_guidance_scale", old=self.guidance_scale, new=new, noise_pred_from=drives)
         self.guidance_scale = new
         self._snapshots[-1].guidance_scale = new
 
