@@ -28,7 +28,8 @@ SEED = 7
 # defaults fill them in (DDIM: clip_sample True, steps_offset 0; PNDM: skip_prk_steps False) and are listed in
 # config["_use_default_values"].
 OLD = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
-# SD 1.4's first published scheduler config (CompVis/stable-diffusion-v1-4, diffusers 0.2): PLMS, no steps_offset
+# in the manner of SD 1.4's first published scheduler config (CompVis/stable-diffusion-v1-4, written before
+# diffusers had steps_offset): PLMS, no steps_offset (its other keys as later versions; not the file itself)
 SD14_FIRST = {**OLD, "skip_prk_steps": True, "set_alpha_to_one": False}
 # the turbo models' published schedulers: trailing spacing (stabilityai/sd-turbo, stabilityai/sdxl-turbo)
 TURBO = {**SCHEDULER_CONFIG, "timestep_spacing": "trailing", "interpolation_type": "linear"}
