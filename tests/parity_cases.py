@@ -144,6 +144,8 @@ CONSTRUCTOR_CASES = [
          _sd("StableDiffusionInpaintPipeline", "PNDMScheduler", OLD, unet_in_channels=9)),
     Case("inpainting model, " + NO_PRK, "inpaint", "ddim", 6.5, 5,
          _sd("StableDiffusionInpaintPipeline", "PNDMScheduler", OLD, unet_in_channels=9)),
+    Case("inpainting model, " + NO_PRK, "inpaint", "pndm", 6.5, 5,
+         _sd("StableDiffusionInpaintPipeline", "PNDMScheduler", OLD, unet_in_channels=9)),
 ]
 
 GUIDANCE_CASES = [
@@ -162,6 +164,9 @@ GUIDANCE_CASES = [
     Case("SDXL-Turbo (Euler ancestral trailing)", "img2img", None, 0.0, 2,
          _sd("StableDiffusionXLImg2ImgPipeline", "EulerAncestralDiscreteScheduler", TURBO, sdxl=True),
          call=dict(strength=0.5)),
+    Case("SDXL base", "inpaint", "euler", 1.0, 5,
+         _sd("StableDiffusionXLInpaintPipeline", "EulerDiscreteScheduler",
+             {**SCHEDULER_CONFIG, "timestep_spacing": "leading", "interpolation_type": "linear"}, sdxl=True)),
     *(Case("LCM (time_cond_proj_dim, LCMScheduler)", "txt2img", None, s, 4,
            _sd("StableDiffusionPipeline", "LCMScheduler", SCHEDULER_CONFIG, time_cond_proj_dim=8))
       for s in (0.0, 8.5)),

@@ -3,7 +3,8 @@ fixes, guidance <= 1 and guidance-embedding (LCM) models, the turbo models, the 
 
 import pytest
 import torch
-from parity_cases import ALL_CASES, GUIDANCE_CASES, OLD, SD_CLASSES, Case, built, max_abs_diff, mode_inputs
+from parity_cases import (ALL_CASES, DEFAULT_CASES, GUIDANCE_CASES, OLD, SD_CLASSES, Case, built, max_abs_diff,
+                          mode_inputs)
 
 from stepviz import Stepper
 from stepviz.engine import defaults
@@ -15,7 +16,7 @@ def test_bit_exact_with_the_modes_diffusers_pipeline(case: Case):
     assert max_abs_diff(ours, theirs) == 0.0
 
 
-def test_own_scheduler_keeps_the_constructors_fixes_and_says_so():
+def test_own_scheduler_keeps_the_constructors_fixes_every_value_explicit():
     pipe = built("StableDiffusionPipeline", "DDIMScheduler", OLD)
     assert {"clip_sample", "steps_offset"} <= set(pipe.scheduler.config["_use_default_values"])
     st = Stepper(pipe, prompt="x", num_inference_steps=3, height=32, width=32)
@@ -62,14 +63,14 @@ def test_lcm_is_driven_by_the_prompt_at_every_scale():
 def test_guidance_default_is_the_familys_pipeline_default():
     sd = built(SD_CLASSES["txt2img"], "PNDMScheduler", {**OLD, "steps_offset": 1, "skip_prk_steps": True})
     assert Stepper(sd, prompt="x", num_inference_steps=2, height=32, width=32).guidance_scale == 7.5
-    xl = next(case for case in ALL_CASES if case.layout == "SDXL base").make()
+    xl = next(case for case in DEFAULT_CASES if case.layout == "SDXL base").make()
     assert Stepper(xl, prompt="x", num_inference_steps=2, height=32, width=32).guidance_scale == 5.0
     assert defaults.guidance_scale_for(sdxl=True) == 5.0 and defaults.guidance_scale_for(sdxl=False) == 7.5
 
 
 def test_stepper_with_defaults_is_the_sdxl_pipeline_with_defaults():
     """No guidance scale and no negative prompt on either side: SDXL's 5.0 and its zeroed negative branch."""
-    xl = next(case for case in ALL_CASES if case.layout == "SDXL base").make()
+    xl = next(case for case in DEFAULT_CASES if case.layout == "SDXL base").make()
     size = dict(num_inference_steps=4, height=32, width=32)  # stepviz's default is 25 steps, diffusers' 50
     st = Stepper(xl, prompt="a red circle", seed=7, **size)
     st.run()
