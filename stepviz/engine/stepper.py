@@ -7,6 +7,7 @@ Notation (Ho et al. 2020; Song et al. 2021 (DDIM); Karras et al. 2022; Ho & Sali
     eps_text    noise predicted for the prompt              -> noise_pred_text
     s           guidance scale                              -> guidance_scale
     eps_hat     eps_uncond + s (eps_text - eps_uncond)      -> noise_pred
+                (eps_text alone where diffusers skips CFG: s <= 1, or an LCM UNet that embeds s)
     abar_t      cumulative product of (1 - beta)            -> alpha_cumprod
     sigma_t     sqrt((1 - abar_t) / abar_t)                 -> sigma
     x0_hat      predicted clean latents at step t           -> pred_original_sample
@@ -43,8 +44,9 @@ class Stepper(RunEdits):
                  generator_device="cpu", capture_attention: bool | str = False):
         """guidance_scale: None is the model's pipeline's default (SD 7.5, SDXL 5.0: engine/defaults.py).
 
-        scheduler: None runs the pipeline's own (a fresh copy), as pipe() would; a stepviz name builds one
-        from its config as the pipeline's constructor would; or a diffusers scheduler instance.
+        scheduler: None runs the pipeline's own (a fresh copy of the config it runs with), as pipe() would; a
+        stepviz name builds one from its config as the mode's diffusers pipeline would (constructor_fixes.py);
+        or a diffusers scheduler instance, used as given.
 
         generator_device: where the seeded torch.Generator lives. "cpu" (the default) draws the same noise on
         every device, as diffusers does when given generator=torch.Generator("cpu"); None: the run's device.
