@@ -39,7 +39,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         f"default {defaults.NUM_INFERENCE_STEPS})")
     parser.add_argument("--guidance", "--guidance-scale", dest="guidance_scale", type=float, metavar="SCALE",
                         help=f"classifier-free guidance scale (API and lessons: guidance_scale; "
-                        f"default {defaults.GUIDANCE_SCALE:g})")
+                        f"default: the model's pipeline's, {defaults.describe_guidance_defaults()})")
     parser.add_argument("--scheduler", help=f"{', '.join(SCHEDULERS)} "
                         "(default: the model's own scheduler, as its pipeline runs it)")
     parser.add_argument("--mode", help=f"{', '.join(MODES)} (default {MODES[0]})")

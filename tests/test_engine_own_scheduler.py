@@ -61,7 +61,7 @@ def test_named_scheduler_from_a_config_without_clip_sample_matches_the_pipeline(
     pndm = lambda config: diffusers.PNDMScheduler.from_config(_config_without_clip_sample(config))  # noqa: E731
     pipe = pipeline_with(pndm)
     assert "clip_sample" not in pipe.scheduler.config
-    bare = make_scheduler(name, pipe.scheduler.config, constructor_fixes=False)
+    bare = make_scheduler(name, pipe.scheduler.config, pipeline_class=None)
     assert bare.config.clip_sample is True  # what from_config alone gives: x0-hat clamped to [-1, 1]
     # the reference: the pipeline's constructor given that scheduler (it turns clip_sample off, steps_offset to 1)
     components = {**pipe.components, "scheduler": type(bare).from_config(pipe.scheduler.config)}

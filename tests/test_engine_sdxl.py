@@ -20,7 +20,7 @@ def xl():
 def reference(pipe_cls, base, scheduler, negative_prompt="blurry", **kwargs):
     pipe = getattr(diffusers, pipe_cls)(**base.components)
     pipe.set_progress_bar_config(disable=True)
-    pipe.scheduler = make_scheduler(scheduler, base.scheduler.config, constructor_fixes=False)
+    pipe.scheduler = make_scheduler(scheduler, base.scheduler.config, pipeline_class=None)
     return pipe(prompt=PROMPT, negative_prompt=negative_prompt, guidance_scale=6.5, output_type="latent",
                 generator=torch.Generator("cpu").manual_seed(7), **kwargs).images
 

@@ -63,7 +63,7 @@ def test_the_shipped_configs_describe_the_real_models():
     sd1 = diffusers.UNet2DConditionModel.load_config(CONFIGS / "sd1" / "unet")
     assert sd1["cross_attention_dim"] == 768 and sd1["block_out_channels"] == [320, 640, 1280, 1280]
     sd2v = diffusers.DDIMScheduler.load_config(CONFIGS / "sd2-v" / "scheduler")
-    assert sd2v["prediction_type"] == "v_prediction"
+    assert sd2v["prediction_type"] == "v_prediction" and sd2v["_class_name"] == "DDIMScheduler"  # SD 2.1's own
     xl = diffusers.UNet2DConditionModel.load_config(CONFIGS / "sdxl" / "unet")
     # SDXL's added conditioning: 6 size numbers x 256 + the 1280-wide pooled embedding
     assert xl["projection_class_embeddings_input_dim"] == 6 * xl["addition_time_embed_dim"] + 1280
@@ -138,3 +138,40 @@ def test_an_sd2_v_single_file_gives_the_same_latents(tmp_path):
     a, b = Stepper(pipe, seed=5, **RUN), Stepper(v, seed=5, **RUN)
     a.run(), b.run()
     assert torch.equal(a.latents, b.latents) and a.records[0].prediction_type == "v_prediction"
+
+
+# SD 1.5's published scheduler config (runwayml/stable-diffusion-v1-5, scheduler/scheduler_config.json): no
+# timestep_spacing, so each scheduler class built from it spaces its steps by its own default
+SD15_SCHEDULER = {"_class_name": "PNDMScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear",
+                  "beta_start": 0.00085, "num_train_timesteps": 1000, "set_alpha_to_one": False,
+                  "skip_prk_steps": True, "steps_offset": 1, "trained_betas": None, "clip_sample": False}
+
+
+@pytest.mark.parametrize("scheduler", [None, "euler", "lms", "dpmpp_2m", "unipc"])
+def test_a_single_file_steps_as_the_same_weights_in_their_published_folder(single_file, tiny_model_dir, tmp_path,
+                                                                          monkeypatch, scheduler):
+    import json
+    import shutil
+
+    import stepviz.models.single_file as single
+
+    folder = tmp_path / "sd15-folder"  # the tiny weights laid out as SD 1.5's folder, its published scheduler
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(SD15_SCHEDULER))
+    configs = tmp_path / "configs"  # the shipped configs, the tiny model's sizes in place of SD 1.5's
+    shutil.copytree(tiny_model_dir, configs / "sd1",
+                    ignore=shutil.ignore_patterns("*.safetensors", "tokenizer", "scheduler"))
+    shutil.copytree(single.CONFIGS / "sd1" / "scheduler", configs / "sd1" / "scheduler")
+    shutil.copytree(single.CONFIGS / "clip-bpe", configs / "clip-bpe")
+    monkeypatch.setattr(single, "CONFIGS", configs)
+    from transformers import CLIPTokenizer
+
+    tiny_tokenizer = CLIPTokenizer.from_pretrained(tiny_model_dir / "tokenizer")  # the tiny text encoder's vocabulary
+    monkeypatch.setattr(single, "clip_tokenizer", lambda pad_token: tiny_tokenizer)
+    from_file, from_folder = load_pipeline(single_file, device="cpu"), load_pipeline(folder, device="cpu")
+    run = {**RUN, "num_inference_steps": 2}
+    a, b = Stepper(from_file, seed=5, scheduler=scheduler, **run), Stepper(from_folder, seed=5, scheduler=scheduler,
+                                                                           **run)
+    assert a.timesteps.tolist() == b.timesteps.tolist()
+    a.run(), b.run()
+    assert float((a.latents - b.latents).abs().max()) == 0.0

@@ -23,8 +23,9 @@ def tokenizer_folder() -> str:
 
 
 def tiny_components(unet_in_channels: int = 4, seed: int = 0, prediction_type: str = "epsilon",
-                    sd2: bool = False) -> dict:
-    """sd2=True: SD 2.x's UNet layout (linear projections, upcast attention); prediction_type as its scheduler says."""
+                    sd2: bool = False, time_cond_proj_dim: int | None = None) -> dict:
+    """sd2=True: SD 2.x's UNet layout (linear projections, upcast attention); prediction_type as its scheduler says.
+    time_cond_proj_dim: a guidance embedding's width (an LCM-distilled UNet)."""
     from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -33,7 +34,7 @@ def tiny_components(unet_in_channels: int = 4, seed: int = 0, prediction_type: s
         sample_size=4, in_channels=unet_in_channels, out_channels=4, layers_per_block=1,
         block_out_channels=(8, 16), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=16, attention_head_dim=4,
-        norm_num_groups=4, use_linear_projection=sd2, upcast_attention=sd2,
+        norm_num_groups=4, use_linear_projection=sd2, upcast_attention=sd2, time_cond_proj_dim=time_cond_proj_dim,
     )
     vae = AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8),
@@ -78,7 +79,7 @@ def square_mask(size: int = 32):
     return mask
 
 
-def tiny_sdxl_components(unet_in_channels: int = 4, seed: int = 0) -> dict:
+def tiny_sdxl_components(unet_in_channels: int = 4, seed: int = 0, time_cond_proj_dim: int | None = None) -> dict:
     """SDXL's layout at tiny width: two text encoders (the second with a projection), text_time conditioning."""
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
@@ -90,6 +91,7 @@ def tiny_sdxl_components(unet_in_channels: int = 4, seed: int = 0) -> dict:
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4), use_linear_projection=True,
         addition_embed_type="text_time", addition_time_embed_dim=4, transformer_layers_per_block=(1, 2),
         projection_class_embeddings_input_dim=6 * 4 + 8, cross_attention_dim=16 + 24, norm_num_groups=4,
+        time_cond_proj_dim=time_cond_proj_dim,
     )
     vae = AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8),

@@ -83,12 +83,18 @@ class StepRecord:
     cross_attention_layers: dict[str, torch.Tensor] | None = None
     # a multistep solver's (filled, capacity) history after this step; None for one-step schedulers
     history_fill: tuple[int, int] | None = None
+    # what drove the step: "cfg" (eps_uncond + s (eps_text - eps_uncond)) or "text" (the prompt's prediction
+    # alone, as diffusers at s <= 1 or with an LCM's guidance embedding; eps_uncond is then only shown)
+    noise_pred_from: str = "cfg"
 
     @property
     def noise_pred(self) -> torch.Tensor:
-        """eps_hat = eps_uncond + s (eps_text - eps_uncond), recomputed (same op, same bits) to save memory."""
+        """eps_hat = eps_uncond + s (eps_text - eps_uncond), recomputed (same op, same bits) to save memory;
+        eps_text where the prompt's prediction alone drove the step."""
         from .guidance import combine
 
+        if self.noise_pred_from == "text":
+            return self.noise_pred_text
         return combine(self.noise_pred_uncond, self.noise_pred_text, self.guidance_scale)
 
     def floats(self) -> dict[str, float]:

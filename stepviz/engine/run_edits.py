@@ -13,7 +13,7 @@ from typing import Self
 
 import torch
 
-from . import checks, noise_scale, schedulers
+from . import checks, guidance, noise_scale, schedulers
 from .errors import RunFinishedError
 from .records import RunLogEntry
 from .snapshots import Snapshot, copy_sharing_tensors
@@ -33,7 +33,9 @@ class RunEdits:
     def set_guidance_scale(self, scale: float) -> None:
         """Use scale s from the next step on."""
         new = checks.check_guidance(scale)
-        self._log("set_guidance_scale", old=self.guidance_scale, new=new)
+        # what will drive the next steps: CFG, or (s <= 1, an LCM's embedded s) the prompt's prediction alone
+        drives = "cfg" if guidance.uses_cfg(new, self.pipe.unet.config) else "text"
+        self._log("set_guidance_scale", old=self.guidance_scale, new=new, noise_pred_from=drives)
         self.guidance_scale = new
         self._snapshots[-1] = dataclasses.replace(self._snapshots[-1], guidance_scale=new)
 
@@ -50,7 +52,7 @@ class RunEdits:
         sigma_now, _ = self._noise_level_at(self._loop_index)
         new, loop, begin, notice = schedulers.set_up_swap(name, self._base_config, self.scheduler, self.grid,
                                                           t_now, self.num_inference_steps, self.device,
-                                                          self._constructor_fixes)
+                                                          self._pipeline_class)
         info = schedulers.info_for(new)
         self.latents = noise_scale.convert_latents(self.latents, sigma_now, old_family, info.family)
         notices = [notice] if notice else []

@@ -9,6 +9,7 @@ import inspect
 from dataclasses import dataclass
 
 from .checks import check_choice
+from .constructor_fixes import apply_fixes, effective_config, pipeline_class_for
 from .noise_scale import abar_of, sigma_of, to_vp_scale
 
 
@@ -64,34 +65,42 @@ def info_for(scheduler) -> SchedulerInfo:
     return SchedulerInfo(cls_name, cls_name, family, getattr(scheduler, "order", 1), False, cls_name)
 
 
-# What diffusers' StableDiffusion*Pipeline constructors rewrite in an outdated scheduler config
-# (diffusers, pipeline_stable_diffusion.py): steps_offset != 1 becomes 1, and clip_sample=True (DDIM's and
-# DDPM's default when the config does not say, e.g. one PNDMScheduler wrote) becomes False, since latents are
-# not confined to [-1, 1]. StableDiffusionXLPipeline's constructor rewrites nothing.
-SD_CONSTRUCTOR_FIXES = {"steps_offset": 1, "clip_sample": False}
-
-
-def make_scheduler(name: str, config, *, constructor_fixes: bool = True, **overrides):
-    """A fresh scheduler by stepviz name, built from the pipeline's config as the pipeline's constructor would.
-
-    `constructor_fixes`: apply SD_CONSTRUCTOR_FIXES (the SD 1.x/2.x pipelines do; SDXL's does not).
-    """
+def make_scheduler(name: str, config, *, pipeline_class: str | None = "StableDiffusionPipeline", **overrides):
+    """A fresh scheduler by stepviz name, as diffusers makes one: `Class.from_config(pipe.scheduler.config)`,
+    then what `pipeline_class`'s constructor rewrites in it (constructor_fixes.py; None: nothing). Keys given
+    in `overrides` are kept as given."""
     import diffusers
 
     check_scheduler_name(name)
     cls = getattr(diffusers, SCHEDULERS[name].class_name)
     scheduler = cls.from_config(config, **overrides)
-    if constructor_fixes:
-        fixes = {key: value for key, value in SD_CONSTRUCTOR_FIXES.items()
-                 if key in scheduler.config and scheduler.config[key] != value and key not in overrides}
-        if fixes:
-            scheduler.register_to_config(**fixes)
+    apply_fixes(scheduler, pipeline_class, keep=overrides)
     return scheduler
 
 
-def copy_of(scheduler):
-    """A fresh scheduler of the same class and config (the pipeline's own one stays untouched)."""
-    return type(scheduler).from_config(scheduler.config)
+def copy_of(scheduler, **overrides):
+    """A fresh scheduler of the same class and the config it runs with, fixes included (the pipeline's own
+    one stays untouched)."""
+    return type(scheduler).from_config(effective_config(scheduler.config), **overrides)
+
+
+def scheduler_for(pipe, mode: str, scheduler=None, **overrides):
+    """The scheduler a run of `mode` steps with, built exactly as that mode's diffusers pipeline would hold it.
+
+    None: the pipeline's own, copied with its config as it runs (the fixes its constructor applied kept); when
+    another pipeline class runs the mode (an inpaint run of a StableDiffusionPipeline's components), that
+    class's constructor fixes are applied too. A name: `Class.from_config(pipe.scheduler.config)` and the
+    mode's constructor fixes. An instance is used as given. `overrides` (e.g. timestep_spacing) are kept.
+    """
+    pipeline_class = pipeline_class_for(pipe, mode)
+    if scheduler is None:
+        scheduler = copy_of(pipe.scheduler, **overrides)
+        if pipeline_class != type(pipe).__name__:
+            apply_fixes(scheduler, pipeline_class, keep=overrides)
+        return scheduler
+    if isinstance(scheduler, str):
+        return make_scheduler(scheduler, pipe.scheduler.config, pipeline_class=pipeline_class, **overrides)
+    return scheduler
 
 
 def accepts(method, name: str) -> bool:
@@ -191,7 +200,7 @@ def first_order_grid(timesteps) -> list[float]:
 
 
 def set_up_swap(name: str, base_config, old, grid: list[float], t_now: float, num_steps: int, device,
-                constructor_fixes: bool = True):
+                pipeline_class: str | None = "StableDiffusionPipeline"):
     """A new scheduler that continues at noise level t_now on the run's grid.
 
     Returns (scheduler, loop_timesteps, begin_index, notice). The new scheduler gets the old one's
@@ -202,7 +211,7 @@ def set_up_swap(name: str, base_config, old, grid: list[float], t_now: float, nu
     overrides = {
         key: old.config[key] for key in ("timestep_spacing", "steps_offset") if key in old.config
     }
-    new = make_scheduler(name, base_config, constructor_fixes=constructor_fixes, **overrides)
+    new = make_scheduler(name, base_config, pipeline_class=pipeline_class, **overrides)
     new.set_timesteps(num_steps, device=device)
     notice = None
     if first_order_grid(new.timesteps) != grid and accepts(new.set_timesteps, "timesteps"):

@@ -65,10 +65,11 @@ class Conditioning:
         return (f"SDXL adds: pooled text embedding {tuple(self.text_embeds[1:].shape)}, "
                 f"add_time_ids {tuple(int(v) if v == int(v) else v for v in numbers)} ({names})")
 
-    def added_cond_kwargs(self) -> dict | None:
+    def added_cond_kwargs(self, rows: slice = slice(0, 2)) -> dict | None:
+        """SDXL's added conditioning of the given branches (0: negative, 1: prompt); None for SD."""
         if self.text_embeds is None:
             return None
-        return {"text_embeds": self.text_embeds, "time_ids": self.time_ids}
+        return {"text_embeds": self.text_embeds[rows], "time_ids": self.time_ids[rows]}
 
 
 def _encode_both(pipe, text: str, device, max_length: int | None = None):

@@ -7,6 +7,7 @@ Notation (Ho et al. 2020; Song et al. 2021 (DDIM); Karras et al. 2022; Ho & Sali
     eps_text    noise predicted for the prompt              -> noise_pred_text
     s           guidance scale                              -> guidance_scale
     eps_hat     eps_uncond + s (eps_text - eps_uncond)      -> noise_pred
+                (eps_text alone where diffusers skips CFG: s <= 1, or an LCM UNet that embeds s)
     abar_t      cumulative product of (1 - beta)            -> alpha_cumprod
     sigma_t     sqrt((1 - abar_t) / abar_t)                 -> sigma
     x0_hat      predicted clean latents at step t           -> pred_original_sample
@@ -22,7 +23,8 @@ import time
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from . import attention, checks, defaults, guidance, memory, modes, prediction, schedulers, sdxl, text
+from . import (attention, checks, constructor_fixes, defaults, guidance, memory, modes, prediction, schedulers, sdxl,
+               text)
 from .errors import NonFiniteError, RunFinishedError
 from .records import PromptAnatomy, RunLogEntry, StepRecord
 from .run_edits import RunEdits
@@ -35,13 +37,16 @@ class Stepper(RunEdits):
 
     def __init__(self, pipe, prompt: str = "", negative_prompt: str | None = None, seed: int | None = defaults.SEED,
                  num_inference_steps: int = defaults.NUM_INFERENCE_STEPS,
-                 guidance_scale: float = defaults.GUIDANCE_SCALE, scheduler=None,
+                 guidance_scale: float | None = None, scheduler=None,
                  height: int | None = None, width: int | None = None, mode: str = "txt2img",
                  image=None, mask_image=None, depth_map=None, strength: float | None = None,
                  inpaint_noise: str = "fixed", latents=None, prompt_embeds=None, negative_prompt_embeds=None,
                  generator_device="cpu", capture_attention: bool | str = False):
-        """scheduler: None runs the pipeline's own (a fresh copy), as pipe() would; a stepviz name builds one
-        from its config as the pipeline's constructor would; or a diffusers scheduler instance.
+        """guidance_scale: None is the model's pipeline's default (SD 7.5, SDXL 5.0: engine/defaults.py).
+
+        scheduler: None runs the pipeline's own (a fresh copy of the config it runs with), as pipe() would; a
+        stepviz name builds one from its config as the mode's diffusers pipeline would (constructor_fixes.py);
+        or a diffusers scheduler instance, used as given.
 
         generator_device: where the seeded torch.Generator lives. "cpu" (the default) draws the same noise on
         every device, as diffusers does when given generator=torch.Generator("cpu"); None: the run's device.
@@ -75,22 +80,19 @@ class Stepper(RunEdits):
         self.pipe, self.mode, self.prompt = pipe, mode, prompt
         self.negative_prompt = negative_prompt or ""
         self.seed, self.num_inference_steps, self.inpaint_noise = seed, num_inference_steps, inpaint_noise
-        self.guidance_scale = checks.check_guidance(guidance_scale)
+        # None: the default of the model family's pipeline (defaults.py)
+        self.guidance_scale = checks.check_guidance(defaults.guidance_scale_for(self.sdxl) if guidance_scale is None
+                                                    else guidance_scale)
         self.device = pipe._execution_device
         self.dtype = pipe.unet.dtype
         self.generator = torch.Generator(self.device if generator_device is None else generator_device)
         if seed is not None:
             self.generator.manual_seed(seed)
         self._base_config = pipe.scheduler.config
-        self._constructor_fixes = not self.sdxl  # SDXL's constructor leaves its scheduler's config alone
-        if scheduler is None:
-            scheduler = schedulers.copy_of(pipe.scheduler)
-        if isinstance(scheduler, str):
-            self.scheduler = schedulers.make_scheduler(scheduler, self._base_config,
-                                                       constructor_fixes=self._constructor_fixes)
-            self.scheduler_name = scheduler
-        else:
-            self.scheduler, self.scheduler_name = scheduler, schedulers.info_for(scheduler).name
+        # the diffusers pipeline that runs this mode: its constructor's fixes to the scheduler config apply
+        self._pipeline_class = constructor_fixes.pipeline_class_for(pipe, mode)
+        self.scheduler = schedulers.scheduler_for(pipe, mode, scheduler)
+        self.scheduler_name = scheduler if isinstance(scheduler, str) else schedulers.info_for(self.scheduler).name
         self.records: list[StepRecord] = []
         self.log: list[RunLogEntry] = []
         self.notices: list[str] = list(getattr(pipe, "stepviz_notices", ()))  # what loading noticed
@@ -199,18 +201,25 @@ class Stepper(RunEdits):
         if extra:
             latent_model_input = torch.cat([latent_model_input, *(torch.cat([c] * 2) for c in extra.values())], dim=1)
         # 3. UNet -> eps (or v, or x0, as prediction_type says) for both branches (and, when asked, the text
-        #    branch's cross-attention maps beside it)
+        #    branch's cross-attention maps beside it). With CFG (diffusers: s > 1 and no guidance embedding) one
+        #    call on the batch of two; without, the prompt's call alone drives the step, as in diffusers, and the
+        #    negative prompt's is made beside it for the panels
+        cfg = guidance.uses_cfg(s, pipe.unet.config)
+        timestep_cond = guidance.scale_embedding(pipe, s, latents_dtype=x_t.dtype)
         unet_started = time.perf_counter()
-        with self._attention_capture(x_t) as maps:
-            noise_pred_both = pipe.unet(latent_model_input, t, encoder_hidden_states=self.prompt_embeds,
-                                        timestep_cond=None, cross_attention_kwargs=None,
-                                        added_cond_kwargs=self.conditioning.added_cond_kwargs(), return_dict=False)[0]
+        if cfg:
+            with self._attention_capture(x_t) as maps:
+                noise_pred_both = self._unet(latent_model_input, t, slice(0, 2), timestep_cond)
+            noise_pred_uncond, noise_pred_text = noise_pred_both.chunk(2)
+        else:
+            noise_pred_uncond = self._unet(latent_model_input[:1], t, slice(0, 1), timestep_cond)
+            with self._attention_capture(x_t) as maps:
+                noise_pred_text = self._unet(latent_model_input[1:], t, slice(1, 2), timestep_cond)
         seconds_unet = time.perf_counter() - unet_started
-        if not self._finite(noise_pred_both):
+        if not self._finite(noise_pred_uncond, noise_pred_text):
             nonfinite = nonfinite or "unet"
-        noise_pred_uncond, noise_pred_text = noise_pred_both.chunk(2)
-        # 4. CFG: eps_hat = eps_uncond + s (eps_text - eps_uncond)
-        noise_pred = guidance.combine(noise_pred_uncond, noise_pred_text, s)
+        # 4. CFG: eps_hat = eps_uncond + s (eps_text - eps_uncond); without CFG eps_hat = eps_text
+        noise_pred = guidance.combine(noise_pred_uncond, noise_pred_text, s) if cfg else noise_pred_text
         if not self._finite(noise_pred):
             nonfinite = nonfinite or "guidance"
         # 5. scheduler step x_t -> x_{t-1}; x0_hat from the scheduler or the family's formula
@@ -257,6 +266,7 @@ class Stepper(RunEdits):
             add_time_ids=self.conditioning.size_numbers(),
             cross_attention=maps.maps, cross_attention_layers=maps.layer_maps,
             sigma_next=self._noise_level_at(self._loop_index)[0], history_fill=schedulers.history_fill(sched),
+            noise_pred_from="cfg" if cfg else "text",
             **metrics,
         )
         record.seconds_total = time.perf_counter() - started
@@ -266,6 +276,12 @@ class Stepper(RunEdits):
             self.stopped = NonFiniteError(self._nonfinite_message(record), record)
             raise self.stopped
         return record
+
+    def _unet(self, latent_model_input: torch.Tensor, t, rows: slice, timestep_cond) -> torch.Tensor:
+        """The loop's one UNet call, on the conditioning's `rows` (0: negative prompt, 1: prompt; 0:2 both)."""
+        return self.pipe.unet(latent_model_input, t, encoder_hidden_states=self.prompt_embeds[rows],
+                              timestep_cond=timestep_cond, cross_attention_kwargs=None,
+                              added_cond_kwargs=self.conditioning.added_cond_kwargs(rows), return_dict=False)[0]
 
     def _attention_capture(self, x_t: torch.Tensor):
         if not self.capture_attention:

@@ -94,8 +94,16 @@ def events_table(events: list[dict]) -> str:
     return "".join(lines) + "</table>"
 
 
+def column_titles(prediction_type: str) -> dict[str, str]:
+    """The norms' columns named in what the model predicts (|v_t-v_u| for a v model), as the TUI names them."""
+    from ..run.readouts import guidance_rows
+
+    return {field: label for field, label, _ in guidance_rows(prediction_type)}
+
+
 def metrics_table(records) -> str:
-    lines = ["<table><tr>" + "".join(f"<th>{c}</th>" for c in TABLE_COLUMNS) + "</tr>"]
+    titles = column_titles(records[0].prediction_type if records else "epsilon")
+    lines = ["<table><tr>" + "".join(f"<th>{html.escape(titles.get(c, c))}</th>" for c in TABLE_COLUMNS) + "</tr>"]
     for record in records:
         row = {**record.floats(), "scheduler": record.scheduler}
         cells = []
@@ -128,7 +136,7 @@ def write_handout(folder: Path, manifest: dict, records) -> Path:
         ("steps", f"{manifest['steps_run']} run of {manifest['steps_planned']} planned"),
         ("size", f"{manifest['size']['width']} x {manifest['size']['height']}"),
         ("model", f"{model['id']} (weights sha256 {str(model['weights_sha256'])[:16]}…), "
-                  f"predicts {model.get('prediction_type', 'epsilon')}, {model['device']} {model['dtype']}"),
+                  f"predicts {model.get('predicts', 'eps')}, {model['device']} {model['dtype']}"),
         ("stopped early", manifest["stopped"]), ("notices", "; ".join(manifest["notices"])),
         ("pictures", f"{manifest['preview']} preview, every {manifest['every']} step(s) in the strips"),
     ]))

@@ -13,6 +13,7 @@ import platform
 import time
 from pathlib import Path
 
+from ..engine.prediction import prediction_for
 from ..models.folder_check import weight_files
 
 FULL_HASH_LIMIT = 1 << 30  # above 1 GiB of safetensors, hash names, sizes and the first and last MiB
@@ -82,6 +83,8 @@ def plain_config(config) -> dict:
     """A scheduler config as JSON-ready values (tuples and arrays become lists)."""
     result = {}
     for key, value in dict(config).items():
+        if key == "_use_default_values":  # from_config would drop these keys' values: the config that ran has them
+            continue
         if hasattr(value, "tolist"):
             value = value.tolist()
         elif isinstance(value, tuple):
@@ -90,10 +93,13 @@ def plain_config(config) -> dict:
     return result
 
 
-def settings_summary(settings) -> dict:
+def settings_summary(settings, guidance_scale: float | None = None) -> dict:
+    """The run's settings; guidance_scale: the one the run started with, where the settings left it to the model."""
+    if settings.guidance_scale is not None:
+        guidance_scale = settings.guidance_scale
     return dict(model=str(settings.model), mode=settings.mode, prompt=settings.prompt,
                 negative_prompt=settings.negative_prompt, seed=settings.seed, steps=settings.steps,
-                guidance_scale=settings.guidance_scale, scheduler=settings.scheduler, height=settings.height,
+                guidance_scale=guidance_scale, scheduler=settings.scheduler, height=settings.height,
                 width=settings.width, strength=settings.strength, image=describe_picture(settings.image),
                 mask_image=describe_picture(settings.mask_image), depth_map=describe_picture(settings.depth_map))
 
@@ -113,9 +119,11 @@ def build_manifest(settings, stepper, *, scheduler_configs: list[dict], events_a
                   "folder": str(getattr(pipe, "stepviz_folder", None)),
                   "weights_sha256": digest, "weights_hash_method": method,
                   "dtype": str(stepper.dtype).removeprefix("torch."), "device": str(stepper.device),
-                  "prediction_type": stepper.prediction_type},
+                  "prediction_type": stepper.prediction_type,  # as diffusers' config spells it
+                  "predicts": prediction_for(stepper.prediction_type).symbol},  # as the TUI and plots say it
         "seed": stepper.seed,
-        "settings": settings_summary(settings),
+        "settings": settings_summary(settings, stepper.records[0].guidance_scale if stepper.records
+                                     else stepper.guidance_scale),
         "size": {"height": stepper.height, "width": stepper.width},
         "scheduler_configs": scheduler_configs,
         "events": events_applied,

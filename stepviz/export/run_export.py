@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine.checks import StepvizInputError
+from ..engine.prediction import prediction_for
 from ..lessons.events import apply_events
 from ..render.strip import (
     animation_frames,
@@ -75,6 +76,8 @@ def run_export_command(settings, args) -> int:
     with _interrupts_honoured():
         out = export_run(settings, args.out, kind=args.preview, every=args.every, animation_format=args.format,
                          force=args.force, progress=sys.stderr.isatty(), attention_steps=attention_steps)
+    for notice in _manifest(out).get("notices", []):  # what loading and the run noticed, one line each
+        print(f"stepviz: note: {' '.join(str(notice).split())}", file=sys.stderr)
     print(f"stepviz: wrote {out} (open {out / 'index.html'})")
     stopped = _stopped_line(out)
     if stopped:
@@ -83,8 +86,12 @@ def run_export_command(settings, args) -> int:
     return 0
 
 
+def _manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+
+
 def _stopped_line(out: Path) -> str | None:
-    return json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("stopped")
+    return _manifest(out).get("stopped")
 
 
 def export_run(settings, out: Path, *, kind: str = "full", every: int = 1, animation_format: str = "webp",
@@ -183,7 +190,10 @@ def slug(text: str) -> str:
 
 # ---------------------------------------------------------------- writing
 def write_metrics(records, folder: Path) -> None:
-    rows = [{**record.floats(), "scheduler": record.scheduler} for record in records]
+    # what the norms measure (eps, v or x0, as the TUI says) and what drove each step (cfg, or the prompt alone)
+    rows = [{**record.floats(), "scheduler": record.scheduler,
+             "predicts": prediction_for(record.prediction_type).symbol, "noise_pred_from": record.noise_pred_from}
+            for record in records]
     columns = list(rows[0]) if rows else ["step"]
     with (folder / "metrics.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
@@ -217,8 +227,9 @@ def write_sheet(run: FinishedRun, settings, pictures, inputs: dict, kind: str, p
     from ..render.sheet import sheet_image
 
     stepper = run.stepper
+    scale = stepper.records[0].guidance_scale if stepper.records else stepper.guidance_scale  # the run's first
     subtitle = (f"{settings.prompt!r} · seed {settings.seed} · {settings.scheduler} · guidance "
-                f"{settings.guidance_scale:g} · {len(stepper.records)} steps · {kind} pictures")
+                f"{scale:g} · {len(stepper.records)} steps · {kind} pictures")
     save_atomically(sheet_image(run.label if run.label != "run" else "stepviz run", subtitle, stepper.records,
                                 pictures, inputs), path)
 

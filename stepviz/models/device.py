@@ -28,6 +28,13 @@ def check_names(device: str | None, dtype) -> None:
         raise DeviceError(f"dtype={dtype!r} is unknown: use auto or one of {', '.join(DTYPE_ALIASES)}")
 
 
+def check_available(device: str | None) -> None:
+    """A named GPU (cuda, cuda:N, mps) must be on this machine; auto and cpu always are (torch is imported only
+    to look for a named GPU, so the TUI's first frame still comes before torch for the default)."""
+    if device not in (None, "auto", "cpu"):
+        pick_device(device)
+
+
 def pick_device(device: str | None = "auto") -> str:
     """The device to run on: 'auto' picks CUDA, else MPS, else CPU; a named GPU must be present."""
     import torch

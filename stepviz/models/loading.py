@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .device import pick_device, pick_dtype
+from .load_warnings import warnings_as_notices
 from .folder_check import (PARTS_KEY, PICKLE_SUFFIXES, UNUSED_COMPONENTS, ModelFacts, ModelLoadError,
                            check_model_folder, part_folders)
 
@@ -111,6 +112,7 @@ def collection_paused(freeze: bool = False):
             gc.enable()
 
 
+@warnings_as_notices
 @collection_paused()
 def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: bool = False,
                   attention_slicing: bool = False, variant: str | None = None, vae_tiling: bool = False,

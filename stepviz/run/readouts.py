@@ -86,6 +86,17 @@ def angle_degrees(cos: float) -> float:
     return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
 
 
+def driving_line(record, short: bool = True) -> str:
+    """What drove the step, in the prediction's symbols: the CFG line, or the prompt's prediction alone (diffusers
+    guides only at s > 1, and never a UNet that takes s as an input, as LCM's do)."""
+    p = prediction_for(record.prediction_type)
+    if record.noise_pred_from == "cfg":
+        return p.cfg_line(f"{record.guidance_scale:g}", short=short)
+    why = ("s <= 1: no CFG, as diffusers" if record.guidance_scale <= 1
+           else "the UNet embeds s: no CFG, as diffusers")
+    return f"{p.symbol}_hat = {p.symbol}_{'t' if short else 'text'}  ({why})"
+
+
 def guidance_text(record, width: int = 80) -> str:
     """The branch norms (L2 and per-element RMS) and the angle between the branches (Rich markup; colours match
     the plot). cos(u,t) is 0.99.. in nearly every run, so the angle and 1 - cos are what tell runs apart.
@@ -99,15 +110,15 @@ def guidance_text(record, width: int = 80) -> str:
     (u, lu, cu), (t, lt, ct), (d, ld, cd), (e, le, ce) = guidance_rows(record.prediction_type)
     if width >= 58:
         value = lambda name: f"{getattr(record, name):.2f} rms {rms(record, name):.3f}"  # noqa: E731
-        cfg = prediction_for(record.prediction_type).cfg_line(f"{record.guidance_scale:g}", short=True)
-        lines = [f"{cfg}   [dim]L2 norm, rms per element[/]",
+        lines = [f"{driving_line(record)}   [dim]L2 norm, rms per element[/]",
                  f"[{cu}]{lu}[/] {value(u)}   [{ct}]{lt}[/] {value(t)}",
                  f"[{cd}]{ld}[/] {value(d)}   [{ce}]{le}[/] {value(e)}",
                  f"{angle}  (cos {cos:.4f})"]
     else:
         value = lambda name: f"{rms(record, name):.3f}"  # noqa: E731
         lines = [f"rms [{cu}]{lu[1:-1]}[/] {value(u)} [{ct}]{lt[1:-1]}[/] {value(t)}",
-                 f"[{cd}]{ld[1:-1]}[/] {value(d)} [{ce}]{le[1:-1]}[/] {value(e)} s {record.guidance_scale:g}",
+                 f"[{cd}]{ld[1:-1]}[/] {value(d)} [{ce}]{le[1:-1]}[/] {value(e)} s {record.guidance_scale:g}"
+                 + ("" if record.noise_pred_from == "cfg" else " prompt only"),
                  angle]
     if record.nonfinite:
         lines.append(f"[red]NaN/Inf first seen in: {record.nonfinite}[/]")
@@ -119,7 +130,8 @@ def compare_numbers(record) -> str:
     if record is None:
         return "take a step (space)"
     name, label, colour = guidance_rows(record.prediction_type)[2]
-    return (f"s {record.guidance_scale:g} · [{colour}]{label}[/] rms {rms(record, name):.3f} · "
+    only = "" if record.noise_pred_from == "cfg" else " (prompt only)"
+    return (f"s {record.guidance_scale:g}{only} · [{colour}]{label}[/] rms {rms(record, name):.3f} · "
             f"angle(u,t) {angle_degrees(record.cos_uncond_text):.2f}°")
 
 

@@ -43,7 +43,7 @@ class RunSettings:
     negative_prompt: str = ""
     seed: int = defaults.SEED
     steps: int = defaults.NUM_INFERENCE_STEPS  # the API's num_inference_steps
-    guidance_scale: float = defaults.GUIDANCE_SCALE
+    guidance_scale: float | None = None  # None: the model's pipeline's default (engine/defaults.py)
     scheduler: str | None = None  # None: the model's own scheduler, as its pipeline runs it
     height: int | None = None
     width: int | None = None
@@ -86,14 +86,15 @@ class RunSettings:
     def _validate_run(self) -> None:
         from ..engine import checks, memory
         from ..engine.schedulers import check_scheduler_name
-        from ..models.device import check_names
+        from ..models.device import check_available, check_names
         from ..models.loading import model_facts
         from ..models.single_file import check_prediction_type
 
         checks.check_size("height", self.height)
         checks.check_size("width", self.width)
         checks.check_steps(self.steps)
-        checks.check_guidance(self.guidance_scale)
+        if self.guidance_scale is not None:
+            checks.check_guidance(self.guidance_scale)
         checks.check_strength(self.strength)
         checks.check_seed(self.seed)
         if not isinstance(self.start_at, int) or not 0 <= self.start_at <= self.steps:
@@ -127,6 +128,7 @@ class RunSettings:
             if event.set_guidance_scale is not None:
                 checks.check_guidance(event.set_guidance_scale)
         check_names(self.device, self.dtype)
+        check_available(self.device)  # a GPU this machine lacks: refused before any window opens
         check_prediction_type(self.prediction_type)
         facts = model_facts(self.model)
         if facts is None:
@@ -187,12 +189,9 @@ class RunSettings:
 
         kwargs = self.stepper_kwargs()
         if self.timestep_spacing is not None:  # the named (or the model's own) scheduler, spaced as asked
-            from ..engine.schedulers import make_scheduler
+            from ..engine.schedulers import scheduler_for
 
-            spacing = {"timestep_spacing": self.timestep_spacing}
-            kwargs["scheduler"] = (type(pipe.scheduler).from_config(pipe.scheduler.config, **spacing)
-                                   if self.scheduler is None else
-                                   make_scheduler(self.scheduler, pipe.scheduler.config, **spacing))
+            kwargs["scheduler"] = scheduler_for(pipe, self.mode, self.scheduler, timestep_spacing=self.timestep_spacing)
         return Stepper(pipe, **kwargs)
 
     def with_overrides(self, **overrides) -> RunSettings:

@@ -47,7 +47,9 @@ One step of the loop, from x_t to x_(t-1):
 3. The UNet predicts {meaning} for both (this model's prediction_type is `{ptype}`): **{p}_uncond** and
    **{p}_text**.
 4. Classifier-free guidance, the CFG line: **{cfg}**.
-   s = 1 uses the prompt branch alone; s > 1 pushes further along what the prompt adds.
+   s > 1 pushes further along what the prompt adds. At s <= 1, and at any s for a UNet that takes s as an input
+   (LCM's), diffusers skips CFG and so does stepviz: **{p}_hat = {p}_text**, the prompt's prediction alone
+   (the guidance panel says so; {p}_uncond is still computed, for the panels and for raising s later).
 5. `scheduler.step({p}_hat, t, x_t)` gives x_(t-1) and **x0-hat**, the clean latents predicted at this step.
 6. Inpaint with an ordinary 4-channel UNet (the DIY loop): **x = m * x_generated + (1 - m) * add_noise(E(image),
    noise, t_next)** - outside the mask m the original, re-noised to the next noise level, replaces what was
