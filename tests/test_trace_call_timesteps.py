@@ -61,3 +61,23 @@ def _ddpm_without_generator(pipe):
         with torch.no_grad():
             eps_u, eps_t = pipe.unet(torch.cat([latents] * 2), t, encoder_hidden_states=embeddings).sample.chunk(2)
         latents = scheduler.step(eps_u + 7.5 * (eps_t - eps_u), t, latents).prev_sample
+
+
+def test_a_loop_without_cfg_is_compared_with_the_pipelines_run_without_guidance(tiny_pipe):
+    import torch
+    from diffusers import DDIMScheduler
+
+    with stepviz.trace(tiny_pipe) as tr:
+        scheduler = DDIMScheduler.from_config(tiny_pipe.scheduler.config)
+        embeddings = tiny_pipe.encode_prompt("a red circle", "cpu", 1, False)[0]
+        latents = torch.randn((1, 4, 4, 4), generator=torch.Generator().manual_seed(0))
+        scheduler.set_timesteps(4)
+        guidance_scale = 7.5  # set, and never used: the loop makes no uncond branch  # noqa: F841
+        for t in scheduler.timesteps:
+            with torch.no_grad():
+                eps = tiny_pipe.unet(scheduler.scale_model_input(latents, t), t,
+                                     encoder_hidden_states=embeddings).sample
+            latents = scheduler.step(eps, t, latents).prev_sample
+    report = tr.compare()
+    assert report.first_divergence is None, str(report)
+    assert report.run.guidance_scale == 1 and "prompt's branch alone (no CFG)" in str(report)

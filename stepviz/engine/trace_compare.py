@@ -165,13 +165,16 @@ class Trace:
                 first = (i, "timestep", f"pipe.unet got t = {u.unet_timestep:g}", f"t = {r.unet_timestep:g}")
             if first is None and u.timestep != r.timestep:
                 first = (i, "timestep", f"scheduler.step got t = {u.timestep:g}", f"t = {r.timestep:g}")
-            check(i, "scaled model input", u.model_input, r.model_input)
-            check(i, "UNet branches", _branches(u), _branches(r))
+            ref_input, ref_branches = r.model_input, _branches(r)
+            if u.eps_uncond is None and r.eps_uncond is not None:  # the prompt branch alone: diffusers at s <= 1
+                ref_input, ref_branches = r.model_input[-1:], r.eps_text
+            check(i, "scaled model input", u.model_input, ref_input)
+            check(i, "UNet branches", _branches(u), ref_branches)
             check(i, "guidance combination", u.noise_pred, r.noise_pred)
             check(i, "scheduler output", u.prev_sample, r.prev_sample)
             if inpaint and not (i == last and decoded is not None):  # the last blend shows in the decode
                 check(i, "blend", u.carried, r.carried)
-            report.rows.append((i, _call_timesteps(u), r.timestep, _max_diff(u.model_input, r.model_input),
+            report.rows.append((i, _call_timesteps(u), r.timestep, _max_diff(u.model_input, ref_input),
                                 _max_diff(u.noise_pred, r.noise_pred), _max_diff(u.carried, r.carried)))
         if first is None and len(user.steps) != len(reference.steps):
             at = min(len(user.steps), len(reference.steps))

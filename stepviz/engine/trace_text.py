@@ -23,6 +23,8 @@ def report_text(report) -> str:
         f"  inferred: {mode}, num_inference_steps={run.num_inference_steps}, guidance_scale={run.guidance_scale:g}"
         + (f", strength={len(user.steps) / run.num_inference_steps:.2f}" if run.mode == "img2img" else ""),
         f"  prompt embeddings {embeds} per branch; starting noise: {run.noise_source or 'as drawn'}",
+        *(["  the loop runs the prompt's branch alone (no CFG): compared with the pipeline's run without guidance "
+           "(diffusers at guidance_scale <= 1)"] if user.steps and user.steps[0].eps_uncond is None else []),
         "",
         "  step         t   pipeline t   |model input diff|   |eps_hat diff|   |latents diff|",
     ]
