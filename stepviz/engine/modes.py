@@ -36,6 +36,7 @@ class PreparedRun:
     masked_image_latents: torch.Tensor | None = None
     depth: torch.Tensor | None = None
     notice: str | None = None  # something the user should know about the inputs as prepared
+    strength: float | None = None  # the strength the run uses (the pipeline's default when none was given)
 
 
 # diffusers' pipelines' defaults: StableDiffusion(Img2Img|Inpaint) 0.8 / 1.0, StableDiffusionXL(...) 0.3 / 0.9999
@@ -115,7 +116,8 @@ def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, wid
         timesteps, begin = _strength_timesteps(scheduler, num_inference_steps, strength)
         image_latents, noise, latents = _noised_image(pipe, scheduler, pixels, timesteps, dtype, device, generator,
                                                       noise)
-        return PreparedRun(latents, timesteps, begin, height, width, image_latents=image_latents, noise=noise)
+        return PreparedRun(latents, timesteps, begin, height, width, image_latents=image_latents, noise=noise,
+                           strength=strength)
 
     if mode == "inpaint":
         strength = default_strength(pipe, mode) if strength is None else strength
@@ -145,7 +147,7 @@ def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, wid
         masked_pixels = (pixels * (mask_pixels < 0.5)).to(device=device, dtype=dtype)
         masked_image_latents = _encode_image(pipe, masked_pixels, generator).to(device=device, dtype=dtype)
         return PreparedRun(latents, timesteps, begin, height, width, image_latents=image_latents, noise=noise,
-                           mask=mask, masked_image_latents=masked_image_latents)
+                           mask=mask, masked_image_latents=masked_image_latents, strength=strength)
 
     if mode == "depth2img":
         strength = 0.8 if strength is None else strength  # StableDiffusionDepth2ImgPipeline's default
@@ -156,7 +158,7 @@ def prepare(pipe, scheduler, mode: str, *, num_inference_steps: int, height, wid
         timesteps, begin = _strength_timesteps(scheduler, num_inference_steps, strength)
         image_latents, noise, latents = _noised_image(pipe, scheduler, pixels, timesteps, dtype, device, generator)
         return PreparedRun(latents, timesteps, begin, height, width, image_latents=image_latents, noise=noise,
-                           depth=depth, notice=notice)
+                           depth=depth, notice=notice, strength=strength)
 
     check_mode_name(mode)  # raises: a mode without a branch above is not one of MODES
     raise AssertionError(f"mode {mode!r} is in MODES but has no preparation")

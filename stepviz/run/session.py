@@ -226,12 +226,11 @@ class RunSession:
         with self.lock:
             shared = branch in (MAIN, FORK)  # a fork starts where the run started, from the same pictures
             return run_view(branch, self.steppers[branch], self.model_name, self._alphas_cumprod,
-                            self._initial_latents if shared else None, self._inputs if shared else {},
-                            self.settings.strength)
+                            self._initial_latents if shared else None, self._inputs if shared else {})
 
 
 def run_view(branch: str, stepper, model: str, alphas_cumprod: tuple[float, ...] = (), initial_latents=None,
-             inputs: dict | None = None, strength: float | None = None) -> RunView:
+             inputs: dict | None = None) -> RunView:
     """A frozen snapshot of one Stepper (the caller holds whatever lock guards it).
 
     `initial_latents` (the start on the VP scale) is taken from the stepper when not given; for a fork it is
@@ -253,7 +252,7 @@ def run_view(branch: str, stepper, model: str, alphas_cumprod: tuple[float, ...]
         notices=tuple(st.notices), prediction_type=st.prediction_type, device=str(st.device),
         dtype=str(st.dtype).removeprefix("torch."), height=st.height, width=st.width,
         added_conditioning=st.conditioning.describe() if hasattr(st, "conditioning") else None,  # a replay has none
-        inputs=inputs or {}, strength=strength,
+        inputs=inputs or {}, strength=getattr(getattr(st, "run_inputs", None), "strength", None),  # as it ran
     )
 
 

@@ -18,14 +18,10 @@ def next_kind(kind: str) -> str:
     return PREVIEW_CYCLE[(PREVIEW_CYCLE.index(kind) + 1) % len(PREVIEW_CYCLE)]
 
 
-DEFAULT_STRENGTH = {"img2img": 0.8, "depth2img": 0.8, "inpaint": 1.0}  # diffusers' pipelines, as engine/modes.py
-
-
 def start_labels(mode: str, strength: float | None) -> list[str]:
     """What x_t is before the first step: noise, or (img2img, depth2img, inpaint below 1) the noised input;
-    longest first, for the caption to take the longest that fits."""
-    strength = DEFAULT_STRENGTH.get(mode, 1.0) if strength is None else strength
-    if mode != "txt2img" and strength < 1:
+    longest first, for the caption to take the longest that fits. `strength`: what the run used."""
+    if mode != "txt2img" and strength is not None and strength < 1:
         return [f"x_start: the input noised (strength {strength:g})", f"input noised, s {strength:g}",
                 "input noised", "x_start"]
     return ["x_T (start noise)", "x_T noise", "x_T"]
