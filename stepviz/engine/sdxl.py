@@ -17,16 +17,15 @@ from dataclasses import dataclass
 
 import torch
 
-SD_CLASSES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline",
-              "StableDiffusionDepth2ImgPipeline")
-SDXL_CLASSES = ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline")
+from .families import is_sdxl_class
+
 # The defaults of diffusers' pipelines where they differ: SDXL img2img 0.3 and inpaint 0.9999 (SD: 0.8, 1.0),
 # and the refiner's aesthetic scores.
 AESTHETIC_SCORE, NEGATIVE_AESTHETIC_SCORE = 6.0, 2.5
 
 
 def is_sdxl(pipe) -> bool:
-    return type(pipe).__name__ in SDXL_CLASSES
+    return is_sdxl_class(type(pipe).__name__)
 
 
 @contextlib.contextmanager

@@ -23,8 +23,8 @@ import time
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from . import (attention, checks, constructor_fixes, defaults, guidance, memory, modes, prediction, schedulers, sdxl,
-               text)
+from . import (attention, checks, constructor_fixes, defaults, families, guidance, memory, modes, prediction,
+               schedulers, sdxl, text)
 from .errors import NonFiniteError, RunFinishedError
 from .records import PromptAnatomy, RunLogEntry, StepRecord
 from .run_edits import RunEdits
@@ -60,7 +60,7 @@ class Stepper(RunEdits):
         checks.check_strength(strength)
         checks.check_seed(seed)
         checks.check_prompts(prompt, negative_prompt, prompt_embeds)
-        checks.check_pipeline(type(pipe).__name__, sdxl.SD_CLASSES + sdxl.SDXL_CLASSES)
+        checks.check_pipeline(type(pipe).__name__, families.PIPELINE_CLASSES)
         self.sdxl = sdxl.is_sdxl(pipe)
         checks.check_mode(mode, pipe.unet.config.in_channels, sdxl=self.sdxl)
         checks.check_mode_inputs(mode, image=image, mask_image=mask_image, strength=strength, depth_map=depth_map)

@@ -41,7 +41,7 @@ def run_traced(path: Path, argv: list[str]) -> tuple[list, ScriptEnding]:
     """Run the script; (one `Trace` per loop it ran on a pipeline it built, how the script ended)."""
     import diffusers
 
-    from .sdxl import SD_CLASSES
+    from .families import SD_CLASSES
     from .trace_compare import Trace
 
     traces: list[Trace] = []

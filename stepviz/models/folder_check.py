@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..engine.families import is_sdxl_class
+
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 WEIGHT_FOLDERS = ("unet", "vae", "text_encoder", "text_encoder_2", "depth_estimator")
 # Components stepviz never uses (the safety checker, its feature extractor, IP-Adapter's image encoder): loaded
@@ -131,7 +133,7 @@ def check_model_folder(folder: Path, allow_pickle: bool = False) -> ModelFacts:
         facts.update(vae_channels=config_ints(vae, "block_out_channels", ModelFacts.vae_channels, path),
                      latent_channels=config_int(vae, "latent_channels", 4, path))
     return ModelFacts(folder, has_depth_estimator="depth_estimator" in components, components=components,
-                      sdxl=str(index.get("_class_name", "")).startswith("StableDiffusionXL"), **facts)
+                      sdxl=is_sdxl_class(str(index.get("_class_name", ""))), **facts)
 
 
 def config_int(config: dict, key: str, default: int, path: Path) -> int:

@@ -16,6 +16,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..engine.families import PIPELINE_CLASSES
 from .device import pick_device, pick_dtype
 from .load_warnings import warnings_as_notices
 from .folder_check import (PARTS_KEY, PICKLE_SUFFIXES, UNUSED_COMPONENTS, ModelFacts, ModelLoadError,
@@ -23,15 +24,6 @@ from .folder_check import (PARTS_KEY, PICKLE_SUFFIXES, UNUSED_COMPONENTS, ModelF
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "toy" / "weights"
 SHIPPED = ("toy", "toy-inpaint", "toy-depth")  # each a folder of SHIPPED_WEIGHTS
-PIPELINE_CLASSES = (
-    "StableDiffusionPipeline",
-    "StableDiffusionImg2ImgPipeline",
-    "StableDiffusionInpaintPipeline",
-    "StableDiffusionDepth2ImgPipeline",
-    "StableDiffusionXLPipeline",
-    "StableDiffusionXLImg2ImgPipeline",
-    "StableDiffusionXLInpaintPipeline",
-)
 
 
 def shipped_folder(name: str) -> Path:

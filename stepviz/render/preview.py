@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..engine.checks import check_choice
 from ..engine.noise_scale import to_vp_scale
+from ..engine.sdxl import is_sdxl
 from ..models.folder_check import pipeline_part
 from . import PREVIEW_KINDS
 
@@ -52,7 +53,7 @@ def latent_rgb_factors(pipe) -> tuple[torch.Tensor, torch.Tensor]:
     if path is not None and path.is_file():
         data = json.loads(path.read_text())
         factors, bias = torch.tensor(data["factors"]), torch.tensor(data.get("bias", [0.0, 0.0, 0.0]))
-    elif type(pipe).__name__.startswith("StableDiffusionXL"):
+    elif is_sdxl(pipe):
         factors, bias = torch.tensor(SDXL_LATENT_RGB_FACTORS), torch.tensor(SDXL_LATENT_RGB_BIAS)
     else:
         factors, bias = torch.tensor(SD_LATENT_RGB_FACTORS), torch.zeros(3)
