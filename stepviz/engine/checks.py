@@ -115,6 +115,12 @@ def check_mode_inputs(mode: str, **inputs) -> None:
                                     "pick one of those modes")
 
 
+def vae_scale_factor(vae_channels) -> int:
+    """Pixels per latent cell along a side: the VAE halves the picture at each level but the last (diffusers'
+    pipelines compute their `vae_scale_factor` so)."""
+    return 2 ** (len(vae_channels) - 1)
+
+
 def run_size(mode: str, height: int | None, width: int | None, picture_size: tuple[int, int] | None,
              default_side: int, scale: int) -> tuple[int, int]:
     """The (height, width) a run makes, as diffusers' pipelines choose it: img2img and depth2img take the

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from .checks import StepvizInputError, run_size
+from .checks import StepvizInputError, run_size, vae_scale_factor
 
 DECODE_TENSORS = 6
 UNET_TENSORS = 16
@@ -33,7 +33,7 @@ def _pyramid(channels, pixels: float) -> float:
 def run_bytes(height: int, width: int, steps: int, vae_channels=TOY_VAE_CHANNELS,
               unet_channels=TOY_UNET_CHANNELS, latent_channels: int = 4, bytes_per_float: int = 4) -> int:
     """At least this many bytes for a run of `steps` steps at height x width (see the module's notes)."""
-    scale = 2 ** (len(vae_channels) - 1)
+    scale = vae_scale_factor(vae_channels)
     pixels, latent_pixels = height * width, (height / scale) * (width / scale)
     decode = DECODE_TENSORS * _pyramid(vae_channels, pixels)
     unet = 2 * UNET_TENSORS * _pyramid(unet_channels, latent_pixels)

@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..engine.checks import vae_scale_factor
 from ..engine.families import is_sdxl_class
 
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
@@ -46,7 +47,7 @@ class ModelFacts:
 
     @property
     def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae_channels) - 1)
+        return vae_scale_factor(self.vae_channels)
 
     @property
     def default_size(self) -> int:

@@ -45,7 +45,7 @@ def default_preview(pipe) -> str:
     and only it shows the toy's colours as they are); approximate RGB for bigger models, where a decode per
     step costs seconds on a CPU."""
     try:
-        side = int(pipe.unet.config.sample_size) * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+        side = int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)
     except (AttributeError, TypeError):
         return "approx"
     return "full" if side <= 128 else "approx"
