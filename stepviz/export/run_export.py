@@ -276,8 +276,8 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
     save_animation(animation_frames(records, pictures), folder / animation)
     write_metrics(records, folder)
     branches = {run.label: run.stepper.records for run in others}
-    plots.schedule_figure(records, folder / "schedule.png", branches)
-    plots.norms_figure(records, folder / "norms.png")
+    plots.schedule_figure(records, folder / "schedule.png", branches, size=plots.SLIDE)
+    plots.norms_figure(records, folder / "norms.png", size=plots.SLIDE)
     files += ["strip.png", animation, "metrics.csv", "metrics.json", "schedule.png", "norms.png"]
     inputs = settings.input_pictures()
     files += write_inputs(inputs, folder)

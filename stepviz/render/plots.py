@@ -6,12 +6,16 @@ Steps are numbered from 1 as everywhere in stepviz (step k: after k steps, the r
 Edits (guidance or scheduler changes) are marked with a dashed line at the step they applied;
 `viewed` (the notebook's timeline: a record index) marks the step looked at with a red line.
 Ticks: whole steps at round multiples (1, 2, 5, 10...), every label of an axis with the same decimals.
+Two sizes: SCREEN for the notebook's panels, SLIDE for exports (1920x1080, every text at least 18 px tall,
+so a projected slide reads from the back of the room).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -20,6 +24,22 @@ from ..run.readouts import angle_degrees
 from .strip import change_label
 
 STEP_LABEL = "step (numbered from 1, as on screen)"
+
+
+@dataclass(frozen=True)
+class PlotSize:
+    inches: tuple[float, float]
+    dpi: int
+    font_points: float  # tick labels; titles and axis labels a little larger, legends and notes a little smaller
+
+    def style(self) -> dict:
+        base = self.font_points
+        return {"font.size": base, "axes.titlesize": base * 1.15, "axes.labelsize": base * 1.05,
+                "xtick.labelsize": base, "ytick.labelsize": base, "legend.fontsize": base * 0.9}
+
+
+SCREEN = PlotSize((7, 5.2), 100, 8)
+SLIDE = PlotSize((12.8, 7.2), 150, 10)  # 1920x1080 px; the smallest text (0.9 x 10 pt) is 18.75 px
 
 
 def norm_fields(prediction_type: str = "epsilon") -> tuple[tuple[str, str], ...]:
@@ -39,10 +59,15 @@ def _mark_changes(axis, records) -> None:
         text = change_label(records, index)
         if not text:
             continue
+        families = (records[index - 1].family, records[index].family)
+        if families == ("vp", "sigma"):  # the swap rescales the latents: say why std(x_t) jumps there
+            text += "  (x_t × √(σ²+1): the sigma family's scale)"
+        elif families == ("sigma", "vp"):
+            text += "  (x_t ÷ √(σ²+1): the VP family's scale)"
         step = records[index].index + 1  # numbered from 1, as on screen
         axis.axvline(step, color="0.4", linestyle="--", linewidth=1)
         axis.annotate(text, (step, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
-                      textcoords="offset points", fontsize=8, color="0.25")
+                      textcoords="offset points", fontsize="medium", color="0.25")
 
 
 def _mark_viewed(axis, viewed: int | None) -> None:
@@ -60,26 +85,30 @@ def _finish(figure) -> Figure:
     return figure
 
 
-def _save(figure, path):
+def _save(figure, path, size: PlotSize):
     """Write the figure as PNG to a path (returned as a Path) or to a binary file object."""
     path = path if hasattr(path, "write") else Path(path)
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=size.dpi)
     return path
 
 
-def schedule_figure(records, path: Path, branches: dict[str, list] | None = None, viewed: int | None = None) -> Path:
+def schedule_figure(records, path: Path, branches: dict[str, list] | None = None, viewed: int | None = None,
+                    size: PlotSize = SCREEN) -> Path:
     """schedule.png: see build_schedule_figure."""
-    return _save(build_schedule_figure(records, branches, viewed), path)
+    with matplotlib.rc_context(size.style()):
+        return _save(build_schedule_figure(records, branches, viewed, size), path, size)
 
 
-def norms_figure(records, path: Path, viewed: int | None = None) -> Path:
+def norms_figure(records, path: Path, viewed: int | None = None, size: PlotSize = SCREEN) -> Path:
     """norms.png: see build_norms_figure."""
-    return _save(build_norms_figure(records, viewed), path)
+    with matplotlib.rc_context(size.style()):
+        return _save(build_norms_figure(records, viewed, size), path, size)
 
 
-def build_schedule_figure(records, branches: dict[str, list] | None = None, viewed: int | None = None) -> Figure:
+def build_schedule_figure(records, branches: dict[str, list] | None = None, viewed: int | None = None,
+                          size: PlotSize = SCREEN) -> Figure:
     """sigma_t (log scale) and abar_t per step; other runs (compare branches) as thin lines."""
-    figure = Figure(figsize=(7, 5.2))
+    figure = Figure(figsize=size.inches, dpi=size.dpi)
     top, bottom = figure.subplots(2, 1, sharex=True)
     steps = [r.index + 1 for r in records]
     top.plot(steps, [max(r.sigma, 1e-4) for r in records], "o-", label="this run", color="C0")
@@ -100,14 +129,14 @@ def build_schedule_figure(records, branches: dict[str, list] | None = None, view
         axis.grid(alpha=0.3)
         _mark_changes(axis, records)
         _mark_viewed(axis, viewed)
-    top.legend(fontsize=8)
+    top.legend()
     return _finish(figure)
 
 
-def build_norms_figure(records, viewed: int | None = None) -> Figure:
+def build_norms_figure(records, viewed: int | None = None, size: PlotSize = SCREEN) -> Figure:
     """The two predictions' norms (eps, v or x0; L2, and RMS on the right), the guidance direction, the latents'
     spread and the angle between the two predictions."""
-    figure = Figure(figsize=(7, 5.2))
+    figure = Figure(figsize=size.inches, dpi=size.dpi)
     top, bottom = figure.subplots(2, 1, sharex=True)
     steps = [r.index + 1 for r in records]
     prediction_type = records[0].prediction_type if records else "epsilon"
@@ -120,8 +149,8 @@ def build_norms_figure(records, viewed: int | None = None) -> Figure:
         rms_axis = top.secondary_yaxis("right", functions=(lambda v: v / root_n, lambda v: v * root_n))
         rms_axis.set_ylabel("RMS per element")
     top.set_title(f"Guidance: {p}̂ = {p}_uncond + s ({p}_text − {p}_uncond)\n"
-                  f"(the UNet's prediction_type: {prediction_type})", fontsize=11)
-    top.legend(fontsize=8)
+                  f"(the UNet's prediction_type: {prediction_type})")
+    top.legend()
     bottom.plot(steps, [r.latents_std for r in records], "s-", markersize=3, color="C5", label="std(x_t)")
     bottom.plot(steps, [r.pred_original_std for r in records], "^-", markersize=3, color="C6", label="std(x̂_0)")
     bottom.set_ylabel("std of the latents")
@@ -132,7 +161,7 @@ def build_norms_figure(records, viewed: int | None = None) -> Figure:
     angle.set_ylim(bottom=0)
     bottom.set_xlabel(STEP_LABEL)
     lines = bottom.get_lines() + angle.get_lines()
-    bottom.legend(lines, [line.get_label() for line in lines], fontsize=8)
+    bottom.legend(lines, [line.get_label() for line in lines])
     for axis in (top, bottom):
         axis.grid(alpha=0.3)
         _mark_changes(axis, records)
