@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_SCALES = (1.0, 3.0, 7.5, 15.0)
-CELL = 64
+CELL = 104  # a tile: 16 seeds side by side still fit a 1920 px slide, labels of 18 px and more
 
 
 @dataclass
@@ -102,28 +102,37 @@ def counts_text(rows: list[dict]) -> list[str]:
 
 
 def grid_image(cells: list[Cell], seeds, scales, title: str, rows: list[dict]):
+    """One row per guidance scale, one column per seed (wide, like a slide), framed green where the checker finds
+    colour, shape and background right; the counts below. Labels in the strips' font size."""
     from PIL import Image, ImageDraw
 
-    left, top, gap = 56, 34, 4
-    lines = counts_text(rows)
-    width = max(left + len(scales) * (CELL + gap), 8 + 7 * max(len(line) for line in lines + [title]))
-    height = top + len(seeds) * (CELL + gap) + 16 * (len(lines) + 1) + 8
-    image = Image.new("RGB", (width, height), (24, 24, 24))
+    from ..render.strip import BACKGROUND, INK, LABEL, LINE, label_font
+
+    font = label_font(LABEL)
+    gap = 8
+    left = gap + max(int(font.getlength(f"s = {scale:g}")) for scale in scales) + 2 * gap
+    top = 2 * LINE + gap
+    lines = ["checker's counts (right / runs):", *counts_text(rows)]
+    width = max(left + len(seeds) * (CELL + gap), gap + max(int(font.getlength(t)) for t in lines + [title]) + gap)
+    height = top + len(scales) * (CELL + gap) + LINE * len(lines) + 2 * gap
+    image = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(image)
-    draw.text((4, 4), title, fill="white")
-    for j, scale in enumerate(scales):
-        draw.text((left + j * (CELL + gap) + 4, top - 14), f"s = {scale:g}", fill="white")
+    draw.text((gap, 2), title, fill=INK, font=font)
     for i, seed in enumerate(seeds):
-        draw.text((4, top + i * (CELL + gap) + CELL // 2 - 6), f"seed {seed}", fill="white")
+        draw.text((left + i * (CELL + gap), top - LINE), f"seed {seed}", fill=INK, font=font)
+    for j, scale in enumerate(scales):
+        draw.text((gap, top + j * (CELL + gap) + CELL // 2 - LABEL // 2), f"s = {scale:g}", fill=INK, font=font)
     for cell in cells:
         i, j = seeds.index(cell.seed), scales.index(cell.scale)
-        x, y = left + j * (CELL + gap), top + i * (CELL + gap)
+        x, y = left + i * (CELL + gap), top + j * (CELL + gap)
         image.paste(cell.picture.resize((CELL, CELL)), (x, y))
-        draw.rectangle((x - 1, y - 1, x + CELL, y + CELL), outline=(60, 200, 60) if cell.all_right else (220, 50, 50))
-    y = top + len(seeds) * (CELL + gap) + 6
-    for line in ["checker's counts (right / runs):", *lines]:
-        draw.text((4, y), line, fill="white")
-        y += 16
+        colour = (40, 170, 40) if cell.all_right else (210, 40, 40)
+        draw.rectangle((x - 3, y - 3, x + CELL + 2, y + CELL + 2), outline=colour, width=3)
+    y = top + len(scales) * (CELL + gap) + gap
+    mono = label_font(LABEL, monospace=True)
+    for line in lines:
+        draw.text((gap, y), line, fill=INK, font=mono)
+        y += LINE
     return image
 
 

@@ -32,12 +32,13 @@ DECODE_BATCH = 8
 
 
 @functools.cache
-def label_font(size: int = 13) -> ImageFont.ImageFont:
-    """DejaVu Sans (shipped with matplotlib, has Greek letters), else Pillow's default."""
+def label_font(size: int = 13, monospace: bool = False) -> ImageFont.ImageFont:
+    """DejaVu Sans (or Sans Mono, for columns of numbers; shipped with matplotlib, has Greek letters), else
+    Pillow's default."""
     try:
         from matplotlib import font_manager
 
-        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans Mono" if monospace else "DejaVu Sans"), size)
     except Exception:  # no matplotlib font: the built-in one still writes ASCII
         return ImageFont.load_default(size)
 
