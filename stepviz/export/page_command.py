@@ -11,12 +11,14 @@ import shlex
 from pathlib import Path
 
 from ..run.settings import RunSettings
+from .manifest import describe_picture
 
 # RunSettings field -> `stepviz export` option
 OPTIONS = {"model": "--model", "mode": "--mode", "prompt": "--prompt", "negative_prompt": "--negative-prompt",
            "seed": "--seed", "steps": "--steps", "guidance_scale": "--guidance", "scheduler": "--scheduler",
            "strength": "--strength", "height": "--height", "width": "--width", "image": "--image",
            "mask_image": "--mask", "depth_map": "--depth-map"}
+PICTURES = ("image", "mask_image", "depth_map")
 
 
 def _same_events(a: list, b: list) -> bool:
@@ -44,11 +46,14 @@ def reproducing_command(settings, kind: str, every: int) -> tuple[str, str | Non
     elif settings.events:
         caveat = "the run has edits made by hand, kept as events in the manifest; the command line cannot replay them"
     for field, option in OPTIONS.items():
-        value = getattr(settings, field)
-        if value == getattr(base, field) or value is None:
-            continue
-        if field in ("image", "mask_image", "depth_map") and not isinstance(value, (str, Path)):
-            caveat = caveat or f"{field} is a picture made in code: the command line cannot name it"
+        value, given = getattr(settings, field), getattr(base, field)
+        if field in PICTURES:  # a path, a drawn toy scene or a tensor: compared by what the manifest calls it
+            value, given = (None if v is None else v if isinstance(v, (str, Path)) else describe_picture(v)
+                            for v in (value, given))
+            if value is not None and value != given and not Path(str(value)).is_file():
+                caveat = caveat or f"{field} is a picture made in code: the command line cannot name it"
+                continue
+        if value is None or value == given:
             continue
         words += [option, f"{value:g}" if isinstance(value, float) else str(value)]
     words += ["--preview", kind] + (["--every", str(every)] if every != 1 else []) + ["--out", "DIR"]
