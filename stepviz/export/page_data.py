@@ -4,6 +4,7 @@ Pictures become data: URIs, so the page is one file that opens from file:// and 
 
     pictures of at most PNG_SIDE px (the toy's 64 px):  PNG, lossless, pixel-exact (enlarged by the browser)
     larger pictures (Stable Diffusion's 512 px):         WebP at WEBP_QUALITY, shrunk to at most MAX_SIDE px
+                                                         (the page shows a picture at most 360 px wide)
 
 Numbers are the StepRecord's floats (NaN and Inf become null: JSON has no NaN). Attention maps are each token's
 map relative to its mean on the ramp the TUI and attention.png use (white at CONTRAST_TOP x the mean), quantised
@@ -27,8 +28,8 @@ from ..render.preview import channels_image, preview
 from ..run.readouts import angle_degrees, rms
 
 PNG_SIDE = 128
-MAX_SIDE = 512
-WEBP_QUALITY = 80
+MAX_SIDE = 384  # with WEBP_QUALITY, a 25-step lesson of 4 runs at 512 px stays under 12 MiB (bench/page_size.py)
+WEBP_QUALITY = 75
 LETTERS = "ABCDEFGH"  # the TUI's compare view names its columns A-D; a lesson may compare up to 7 runs
 EXTRA_LABELS = {"mask": "mask m", "masked_image_latents": "E(image · (1 − m))", "depth": "depth (near = light)"}
 
@@ -76,11 +77,19 @@ def run_data(letter: str, label: str, run, pictures, kind: str) -> dict:
     }
 
 
+def channel_scale(latent_width: int) -> int:
+    """channels_image's scale for a grid of about 260 px at most (the toy's 8 x 8 latents: 68 px, enlarged by the
+    browser; SD's 64 x 64: 258 px)."""
+    return max(2, min(8, 520 // (2 * latent_width + 1)))
+
+
 def main_extras(stepper, kind: str) -> dict:
     """What only the main run shows: the latent channels per step, the inpaint blend, the extra UNet channels."""
     pipe, records = stepper.pipe, stepper.records
-    extras = {"channels": [{"x_t": picture_uri(channels_image(to_vp_scale(r.latents, r.family, r.sigma_next))),
-                            "x0": picture_uri(channels_image(r.pred_original_sample))} for r in records]}
+    scale = channel_scale(records[0].latents.shape[-1]) if records else 8
+    extras = {"channels": [
+        {"x_t": picture_uri(channels_image(to_vp_scale(r.latents, r.family, r.sigma_next), scale)),
+         "x0": picture_uri(channels_image(r.pred_original_sample, scale))} for r in records]}
     if records and records[0].background is not None and records[0].mask is not None:
         extras["blend"] = [{"background": picture_uri(preview(pipe, r.background, kind, r.family, r.sigma_next)),
                             "mask": picture_uri(mask_picture(r.mask))} for r in records]
