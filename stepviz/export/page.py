@@ -76,10 +76,11 @@ def body(manifest: dict, command: str, caveat: str | None, data: dict) -> str:
         f"<a href='{HANDOUT}'>{HANDOUT}</a> shows the same run without one.</p></noscript></header>",
         "<div class='controls' role='group' aria-label='step'>"
         "<button id='play' type='button' aria-label='play'>▶ play</button>"
-        "<button id='prev' type='button' aria-label='previous step'>◀</button>"
-        f"<input id='step' type='range' min='1' max='{len(data['runs'][0]['steps'])}' value='1' step='1' "
+        "<button id='prev' type='button' aria-label='previous step'>‹ back</button>"
+        "<button id='next' type='button' aria-label='next step'>next ›</button>"
+        f"<input id='step' type='range' min='1' max='{max(len(run['steps']) for run in data['runs'])}' value='1' "
+        "step='1' "
         "aria-label='step shown'>"
-        "<button id='next' type='button' aria-label='next step'>▶</button>"
         "<div id='readout' class='readout' aria-live='polite'></div></div>",
         "<main><div class='grid'>",
         "<section class='panel span2' id='pictures-panel'><h2>This step</h2><div class='pics' id='pictures'></div>"

@@ -3,7 +3,10 @@
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("stepviz-data").textContent);
-  var runs = data.runs, main = runs[0], N = main.steps.length;
+  var runs = data.runs, main = runs[0];
+  // the slider reaches the longest run's last step; a shorter run (the main one too) shows its own last step
+  var N = Math.max.apply(null, runs.map(function (run) { return run.steps.length; }));
+  var M = main.steps.length;
   // Okabe & Ito's colour-blind-safe colours, each series also with its own dash pattern
   var COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000", "#F0E442"];
   var DASHES = ["", "8 4", "3 3", "10 3 3 3", "1 4", "14 4", "6 2 2 2", "2 6"];
@@ -58,22 +61,23 @@
     }
   }
   function showPictures() {
-    var step = main.steps[k - 1], channels = data.extras.channels[k - 1];
+    var m = Math.min(k, M), step = main.steps[m - 1], channels = data.extras.channels[m - 1];
     pictureSlots.x_t.src = step.x_t; pictureSlots.x0.src = step.x0;
     pictureSlots.ch_x_t.src = channels.x_t; pictureSlots.ch_x0.src = channels.x0;
     if (data.extras.blend) {
-      pictureSlots.blend_background.src = data.extras.blend[k - 1].background;
-      pictureSlots.blend_mask.src = data.extras.blend[k - 1].mask;
+      pictureSlots.blend_background.src = data.extras.blend[m - 1].background;
+      pictureSlots.blend_mask.src = data.extras.blend[m - 1].mask;
       pictureSlots.blend_blended.src = step.x_t;
     }
   }
 
   // ------------------------------------------------------------ the readout and the notes
   function showReadout() {
-    var s = main.steps[k - 1];
+    var s = main.steps[Math.min(k, M) - 1];
     byId("readout").innerHTML = "";
     var line = byId("readout");
     line.appendChild(make("b", {}, "step " + k + " / " + N));
+    if (k > M) line.appendChild(document.createTextNode("  ·  this run finished at step " + M + ", shown below"));
     line.appendChild(document.createTextNode("  ·  t " + fmt(s.timestep) + "  ·  σ " + fmt(s.sigma, 4) +
       (s.alpha_cumprod === null ? "" : "  ·  ᾱ " + fmt(s.alpha_cumprod, 4)) + "  ·  guidance " +
       fmt(s.guidance_scale) + "  ·  " + s.scheduler + (s.nonfinite ? "  ·  NaN/Inf in " + s.nonfinite : "")));
@@ -193,12 +197,12 @@
   }
   function showAttention() {
     if (!attention) return;
-    var canvas = byId("attention"), context = canvas.getContext("2d"), step = k;
+    var canvas = byId("attention"), context = canvas.getContext("2d"), step = Math.min(k, M);
     var h = attention.height, w = attention.width, tokens = attention.tokens.length;
     var image = x0Pictures[step];
     if (!image) {
       image = x0Pictures[step] = new Image();
-      image.onload = function () { if (k === step) showAttention(); };
+      image.onload = function () { if (Math.min(k, M) === step) showAttention(); };
       image.src = main.steps[step - 1].x0;
       if (!image.complete) return;
     }
