@@ -108,7 +108,7 @@ def attention_data(stepper, pictures) -> dict | None:
     if not records or any(r.cross_attention is None for r in records):
         return None
     maps = np.stack([r.cross_attention.float().cpu().numpy() for r in records])  # [steps, tokens, h, w]
-    ramp = np.stack([[scaled(token_map) for token_map in step] for step in maps])
+    ramp = np.nan_to_num(np.stack([[scaled(token_map) for token_map in step] for step in maps]))  # NaN: a stopped run
     shares, shape_share = [], []
     for record, (_, x0) in zip(records, pictures):
         cells, inside = foreground_shares(x0, record.cross_attention)

@@ -147,7 +147,7 @@
       var card = make("div", {class: "run"});
       card.appendChild(make("h3", {}, run.letter + ": " + run.label));
       var status = make("div", {class: "muted"}), pics = make("div", {class: "pics"}), numbers = make("div");
-      var xt = picture(run.steps[0].x_t, "x_t"), x0 = picture(run.steps[0].x0, "x0-hat");
+      var first = run.steps[0] || {x_t: "", x0: ""}, xt = picture(first.x_t, "x_t"), x0 = picture(first.x0, "x0-hat");
       pics.appendChild(xt); pics.appendChild(x0);
       card.appendChild(status); card.appendChild(pics); card.appendChild(numbers);
       box.appendChild(card);
@@ -157,6 +157,7 @@
   function showRuns() {
     runCards.forEach(function (card) {
       var run = card.run, n = Math.min(k, run.steps.length), s = stepOf(run, k);
+      if (!s) { card.status.textContent = "no step ran: " + (run.stopped || "stopped before step 1"); return; }
       card.status.textContent = "step " + n + "/" + run.total_steps + " · t " + fmt(s.timestep) + " · σ " +
         fmt(s.sigma, 4) + " · " + s.scheduler + (k > run.steps.length ? " · finished at step " + n : "") +
         (run.stopped && k >= run.steps.length ? " · stopped: NaN/Inf" : "");
