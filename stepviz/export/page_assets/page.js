@@ -327,7 +327,8 @@
     state.series.forEach(function (s, i) {
       var line = make("div"), swatch = make("span", {style: "color:" + COLOURS[i % 8]}, "■ ");
       line.appendChild(swatch);
-      line.appendChild(document.createTextNode(s.label + ": " + fmt(s.values[n - 1] === undefined ? null : s.values[n - 1], 4)));
+      line.appendChild(document.createTextNode((s.short || s.label) + ": " +
+        fmt(s.values[n - 1] === undefined ? null : s.values[n - 1], 4)));
       tip.appendChild(line);
     });
     tip.style.display = "block";
@@ -341,17 +342,23 @@
     state.cursor.setAttribute("x1", at); state.cursor.setAttribute("x2", at);
   }
   function column(run, name) { return run.steps.map(function (s) { return s[name]; }); }
+  function perRun(name) {  // one series per run, named as the compare view names the run
+    return runs.map(function (run) {
+      var label = run.letter + ": " + run.label;
+      return {label: label, short: label.length > 28 ? label.slice(0, 27) + "…" : label, values: column(run, name)};
+    });
+  }
   function buildPlots() {
     var L = data.labels;
     plot("norms", {title: "RMS per element of the UNet's two predictions, their difference and the guided one",
       zero: true, series: [["rms_uncond", L.uncond], ["rms_text", L.text], ["rms_guidance", L.guidance],
         ["rms_noise_pred", L.noise_pred]].map(function (p) { return {label: p[1], values: column(main, p[0])}; })});
     plot("angle", {title: "The angle between the two predictions (degrees)", zero: true,
-      series: runs.map(function (run) { return {label: run.letter + ": " + run.label, values: column(run, "angle")}; })});
+      series: perRun("angle")});
     plot("sigma", {title: "σ_t: the noise level at each step (log scale)", log: true,
-      series: runs.map(function (run) { return {label: run.letter + ": " + run.label, values: column(run, "sigma")}; })});
+      series: perRun("sigma")});
     plot("abar", {title: "ᾱ_t: the share of the signal kept", zero: true,
-      series: runs.map(function (run) { return {label: run.letter + ": " + run.label, values: column(run, "alpha_cumprod")}; })});
+      series: perRun("alpha_cumprod")});
   }
 
   // ------------------------------------------------------------ the step control
