@@ -2,7 +2,8 @@
 
     python bench/page_in_browser.py EXPORT_DIR [EXPORT_DIR ...] [--shots DIR]
 
-For each export: index.html's size, first-contentful-paint and the script's finish (performance entries), the
+For each export: index.html's size, first-contentful-paint, the moment the page's script has drawn every view
+(its "stepviz-ready" mark) and the load event (performance entries, from navigation start), the
 requests that left the file (none expected), console and page errors; screenshots at 1280x800 and 390x844 when
 --shots is given. Needs Debian's chromium and the playwright package (never its own browser download).
 """
@@ -25,6 +26,7 @@ def chromium_path() -> str | None:
 SIZE_BUDGET = 12 * 2**20  # the issue's bound for a 25-step lesson with 3 compared runs
 PAINT = "() => (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime"
 LOADED = "() => performance.getEntriesByType('navigation')[0].loadEventEnd"
+READY = "() => (performance.getEntriesByName('stepviz-ready')[0] || {}).startTime"  # the page's script: all drawn
 
 
 def measure(browser, folder: Path, name: str, size: tuple[int, int], shots: Path | None) -> None:
@@ -37,10 +39,11 @@ def measure(browser, folder: Path, name: str, size: tuple[int, int], shots: Path
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.goto(page_file.as_uri())
     page.wait_for_load_state("load")
-    paint, loaded = page.evaluate(PAINT), page.evaluate(LOADED)
+    paint, loaded, ready = page.evaluate(PAINT), page.evaluate(LOADED), page.evaluate(READY)
     megabytes = page_file.stat().st_size / 2**20
     print(f"{folder.name:<24} {name:<8} {megabytes:6.2f} MiB ({megabytes * 2**20 / SIZE_BUDGET:4.0%} of 12 MiB)  "
-          f"first paint {paint:5.0f} ms  load {loaded:5.0f} ms  requests out {len(outside)}  errors {problems}")
+          f"first paint {paint:5.0f} ms  views drawn {ready:5.0f} ms  load {loaded:5.0f} ms  "
+          f"requests out {len(outside)}  errors {problems}")
     if shots:
         shots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shots / f"{folder.name}-{name}.png"))

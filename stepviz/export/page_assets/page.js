@@ -403,4 +403,5 @@
 
   buildPictures(); buildNotes(); buildRuns(); buildAttention(); buildPlots();
   setStep(1);
+  if (window.performance && performance.mark) performance.mark("stepviz-ready");  // every view drawn (bench)
 })();
