@@ -39,6 +39,7 @@ def measure(browser, folder: Path, name: str, size: tuple[int, int], shots: Path
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.goto(page_file.as_uri())
     page.wait_for_load_state("load")
+    page.wait_for_function("() => performance.getEntriesByName('first-contentful-paint').length > 0")
     paint, loaded, ready = page.evaluate(PAINT), page.evaluate(LOADED), page.evaluate(READY)
     megabytes = page_file.stat().st_size / 2**20
     print(f"{folder.name:<24} {name:<8} {megabytes:6.2f} MiB ({megabytes * 2**20 / SIZE_BUDGET:4.0%} of 12 MiB)  "

@@ -89,8 +89,12 @@ def body(manifest: dict, command: str, caveat: str | None, data: dict) -> str:
         "white).</p></section>",
         "<section class='panel'><h2>The note at this step</h2><div id='note-now' class='note-now'></div></section>",
     ]
+    if data["extras"]["inputs"]:
+        parts.append("<section class='panel'><h2>What the run starts from</h2><div class='pics' id='given'></div>"
+                     "<p class='muted'>The pipeline resizes the input to the run's size and encodes it with the VAE; "
+                     "at latent size the mask is 8 times coarser.</p></section>")
     if data["extras"].get("blend") or data["extras"].get("extra_channels"):
-        parts.append("<section class='panel' id='inputs-panel'><h2 id='inputs-title'></h2>"
+        parts.append("<section class='panel span2' id='inputs-panel'><h2 id='inputs-title'></h2>"
                      "<div class='pics' id='inputs'></div><p class='muted' id='inputs-caption'></p></section>")
     if compare:
         parts.append("<section class='panel wide'><h2>The runs side by side, same seed, same step in each</h2>"
@@ -129,7 +133,8 @@ def gather(manifest: dict, settings, main, others, pictures: list, kind: str) ->
             for n, (label, run, run_pictures) in enumerate(zip(labels, [main, *others], pictures))]
     played = {"main": main.stepper, **{run.label: run.stepper for run in others}}
     notes = notes_data(manifest["events"], measured_claims(settings, played))
-    return page_data(manifest, runs, main_extras(main.stepper, kind), attention_data(main.stepper, pictures[0]),
+    extras = main_extras(main.stepper, kind, settings.input_pictures())
+    return page_data(manifest, runs, extras, attention_data(main.stepper, pictures[0]),
                      notes, main.stepper.prediction_type)
 
 

@@ -83,13 +83,16 @@ def channel_scale(latent_width: int) -> int:
     return max(2, min(8, 520 // (2 * latent_width + 1)))
 
 
-def main_extras(stepper, kind: str) -> dict:
-    """What only the main run shows: the latent channels per step, the inpaint blend, the extra UNet channels."""
+def main_extras(stepper, kind: str, inputs: dict) -> dict:
+    """What only the main run shows: the pictures it starts from (`inputs`: RunSettings.input_pictures), the latent
+    channels per step, the inpaint blend, the extra UNet channels."""
     pipe, records = stepper.pipe, stepper.records
     scale = channel_scale(records[0].latents.shape[-1]) if records else 8
     extras = {"channels": [
         {"x_t": picture_uri(channels_image(to_vp_scale(r.latents, r.family, r.sigma_next), scale)),
          "x0": picture_uri(channels_image(r.pred_original_sample, scale))} for r in records]}
+    captions = {"input": "the input picture, as given", "mask": "the mask: white is repainted"}
+    extras["inputs"] = [{"label": captions[role], "src": picture_uri(picture)} for role, picture in inputs.items()]
     if records and records[0].background is not None and records[0].mask is not None:
         extras["blend"] = [{"background": picture_uri(preview(pipe, r.background, kind, r.family, r.sigma_next)),
                             "mask": picture_uri(mask_picture(r.mask))} for r in records]

@@ -43,6 +43,7 @@
       box.appendChild(figure);
     });
     var extras = data.extras;
+    extras.inputs.forEach(function (item) { byId("given").appendChild(picture(item.src, item.label)); });
     if (extras.blend) {
       byId("inputs-title").textContent = "The inpaint blend at this step";
       byId("inputs-caption").textContent = "After every scheduler step, the loop keeps x_t where the mask is " +
