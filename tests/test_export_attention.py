@@ -37,7 +37,7 @@ def test_attention_files_are_listed_shown_and_hold_every_step(exported):
     assert shares.shape == (3, len(tokens)) and ((shares >= 0) & (shares <= 1)).all()
     # each layer's probabilities over the 77 keys sum to 1: the prompt's tokens share at most that, per pixel
     assert (data["maps"].astype(np.float32).sum(axis=1) <= 1.001).all()
-    page = (exported / "index.html").read_text()
+    page = (exported / "handout.html").read_text()
     assert "What each word attends to" in page and 'alt="attention.png"' in page and "attention.npz" in page
 
 

@@ -90,7 +90,7 @@ def test_compare_and_animation_are_readable(exported):
 
 
 def test_the_handout_loads_nothing_from_outside_and_zooms_on_click(exported):
-    page = (exported / "index.html").read_text()
+    page = (exported / "handout.html").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert "@import" not in page and "url(http" not in page and "<script" not in page
     assert page.count('class="zoom"') >= 5 and "input:checked + img" in page

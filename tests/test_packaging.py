@@ -46,6 +46,7 @@ def test_no_training_or_evaluation_module_report_or_loss_curve_in_the_wheel(whee
     for model in ("toy", "toy-inpaint", "toy-depth"):
         assert f"stepviz/toy/weights/{model}/model_index.json" in names
     assert "stepviz/tui/stepviz.tcss" in names and "stepviz/lessons/unit3.ipynb" in names
+    assert "stepviz/export/page_assets/page.js" in names and "stepviz/export/page_assets/page.css" in names
 
 
 def test_no_weight_file_is_in_the_wheel_twice(wheel):

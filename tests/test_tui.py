@@ -311,6 +311,30 @@ async def test_export_writes_a_strip_into_the_working_folder(pipe, tmp_path, mon
         assert any(n.title == "Exported" and written[0].name in n.message for n in app._notifications)
 
 
+async def test_export_page_replays_the_run_with_its_edits_into_a_new_folder(pipe, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    app = make_app(pipe, steps=4)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+        main_stepper(app).set_guidance_scale(3.0)  # an edit made here, from step 2 on
+        await pilot.press("space")
+        await settle(pilot)
+        await pilot.press("X")
+        await settle(pilot)
+        folders = list(tmp_path.glob("stepviz-export-*"))
+        assert len(folders) == 1 and (folders[0] / "index.html").is_file() and (folders[0] / "handout.html").is_file()
+        manifest = json.loads((folders[0] / "manifest.json").read_text())
+        assert [(e["at_step"], e["set_guidance_scale"], e["note"]) for e in manifest["events"]] == [
+            (1, 3.0, "guidance scale set to 3 in the TUI")]
+        assert [row["guidance_scale"] for row in json.loads((folders[0] / "metrics.json").read_text())] == [
+            7.5, 3.0, 3.0, 3.0]
+        assert any(n.title == "Exported" and folders[0].name in n.message for n in app._notifications)
+
+
 def help_text_as_drawn(screen) -> str:
     """Every line the help screen's text widget draws, scrolled or not, as plain text."""
     from textual.geometry import Region

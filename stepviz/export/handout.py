@@ -1,4 +1,4 @@
-"""index.html: the export as one self-contained handout page (pictures embedded as base64).
+"""handout.html: the export as one self-contained printable handout (pictures embedded as base64).
 
 The page is plain HTML and CSS, no scripts, nothing loaded from elsewhere: it prints, and opens from a USB
 stick, an email or an offline classroom. Pictures are shown at their own size (wrapped strips are ~1,200 px
@@ -117,11 +117,13 @@ def metrics_table(records) -> str:
 
 
 def write_handout(folder: Path, manifest: dict, records) -> Path:
-    """Write folder/index.html from the files already in `folder` and the manifest."""
+    """Write folder/handout.html from the files already in `folder` and the manifest."""
     settings, model, versions = manifest["settings"], manifest["model"], manifest["versions"]
     title = manifest["title"] or "stepviz export"
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
+             f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
+             "<p class='muted'>The printable handout. <a href='index.html'>index.html</a> is the same run to explore "
+             "step by step.</p>"]
     for paragraph in (manifest["description"] or "").strip().split("\n\n"):
         if paragraph.strip():
             parts.append(f"<p>{html.escape(paragraph.strip())}</p>")
@@ -178,6 +180,6 @@ def write_handout(folder: Path, manifest: dict, records) -> Path:
     parts.append("<details><summary>manifest.json</summary><pre>"
                  + html.escape(json.dumps(manifest, indent=2, ensure_ascii=False, default=str)) + "</pre></details>")
     parts.append("</body></html>")
-    path = folder / "index.html"
+    path = folder / "handout.html"
     path.write_text("\n".join(parts), encoding="utf-8")
     return path

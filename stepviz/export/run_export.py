@@ -11,7 +11,8 @@
     attention.png/.npz   what each word of the prompt attends to, per step (see export_attention.py)
     compare.png, compare-<n>-<label>.png   the [[compare]] runs
     manifest.json        versions, weights hash, seed, scheduler configs, events, steps run
-    index.html           all of it in one self-contained page
+    index.html           the explorable page: a step slider moving every view, plots, notes, claims (page.py)
+    handout.html         all of it as one printable page of strips and tables (handout.py)
 
 Everything is written into a hidden folder beside DIR, which is renamed to DIR at the end:
 an interrupted export (Ctrl-C) leaves nothing behind. What `--force` may replace, and how leftovers
@@ -240,6 +241,7 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
 
     from ..render import plots
     from .handout import write_handout
+    from .page import write_page
 
     pipes = {}
 
@@ -293,7 +295,7 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
         files.append("extra_channels.png")
     files += write_attention(folder, stepper, attention_steps)
 
-    compare = []
+    compare, run_pictures_list = [], [pictures]
     if others:
         edited = any(e.set_guidance_scale is not None or e.set_scheduler for e in settings.events)
         rows = [("this run, with edits" if edited else "this run", records, pictures)]
@@ -303,6 +305,7 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
             save_atomically(strip_image(run.stepper.records, run_pictures, every,
                                         title=f"{run.label}  ({kind})"), folder / name)
             rows.append((run.label, run.stepper.records, run_pictures))
+            run_pictures_list.append(run_pictures)
             branch = settings.compare[number - 1]
             branch_settings = settings.branch_settings(branch)
             sheet = f"sheet-{number}-{slug(run.label)}.png"
@@ -315,9 +318,10 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
             files += [name, sheet]
         save_atomically(compare_image(rows, every), folder / "compare.png")
         files.insert(len(files) - 2 * len(others), "compare.png")
-    files += ["manifest.json", "index.html"]
+    files += ["manifest.json", "index.html", "handout.html"]
     manifest = build_manifest(settings, stepper, scheduler_configs=main.scheduler_configs,
                               events_applied=main.events_applied, stopped=main.stopped, kind=kind, every=every,
                               animation=animation, compare=compare, files=files)
     write_json(manifest, folder / "manifest.json")
     write_handout(folder, manifest, records)
+    write_page(folder, manifest, settings, main, others, run_pictures_list, kind, every)

@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 
 from ..engine.checks import StepvizInputError, check_choice
+from ..export.replay import settings_with_edits
 from ..run.session import FORK, MAIN, RunSession, describe_failure
 from .drawing import Drawing
 from .engine_thread import EngineThread
 from .panels import Panels
 from .cell_hook import redraw_after_cells
-from .run_settings import session_for, settings_with_edits
+from .run_settings import session_for
 
 PLAY_REDRAW_EVERY = 0.3  # seconds between two redraws while playing: the newest step wins
 

@@ -1,16 +1,14 @@
 """The RunSettings of a notebook run, so that `stepviz export` can replay it, the user's edits included.
 
 A Stepper runs the same way every time for the same settings and seed, so the handout of a run
-stepped by hand is the export of its settings with each edit that is still part of the run
-(guidance or scheduler changes, read from `Stepper.log`) as a scripted event at its step.
+stepped by hand is the export of its settings with its edits as scripted events (export/replay.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..engine.checks import StepvizInputError
-from ..run.settings import Event, RunSettings
+from ..run.settings import RunSettings
 
 PICTURES = ("image", "mask_image", "depth_map", "strength")  # known only from the arguments given
 
@@ -74,32 +72,3 @@ def settings_for_stepper(stepper, given: dict) -> tuple[RunSettings, str | None]
         problem = (f"the Stepper ({stepper.mode}) was built outside the Debugger, so its input pictures are not "
                    "known: build it with Debugger(pipe, image=..., ...) to export")
     return settings, problem
-
-
-def edits_as_events(stepper) -> list[Event]:
-    """The guidance and scheduler edits still part of the run (a rewind to k drops those after step k)."""
-    kept: list[Event] = []
-    for entry in stepper.log:
-        if entry.action == "rewind":
-            kept = [event for event in kept if event.at_step <= entry.detail["to"]]
-        elif entry.action == "set_guidance_scale":
-            kept.append(Event(entry.at_step, set_guidance_scale=entry.detail["new"],
-                              note=f"guidance scale set to {entry.detail['new']:g} in the notebook"))
-        elif entry.action == "set_scheduler" and entry.detail["new"] != entry.detail["old"]:
-            kept.append(Event(entry.at_step, set_scheduler=entry.detail["new"],
-                              note=f"scheduler set to {entry.detail['new']} in the notebook"))
-    return kept
-
-
-def settings_with_edits(settings: RunSettings, stepper, problem: str | None = None) -> RunSettings:
-    """`settings` plus the edits made by hand (a lesson's own events, applied too, are not repeated)."""
-    if problem:
-        raise StepvizInputError(f"export: {problem}")
-    scripted = {change for e in settings.events for change in _changes(e)}
-    edits = [e for e in edits_as_events(stepper) if not set(_changes(e)) <= scripted]
-    return settings.with_overrides(events=sorted(settings.events + edits, key=lambda e: e.at_step))
-
-
-def _changes(event: Event) -> list[tuple]:
-    return [(event.at_step, name, value) for name, value in (("guidance", event.set_guidance_scale),
-                                                             ("scheduler", event.set_scheduler)) if value is not None]

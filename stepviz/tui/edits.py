@@ -169,3 +169,40 @@ class ExportStrip(EngineJob):
     def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
         with jobs.reporting():
             jobs.post(EngineJobs.Exported(Path(jobs.session.export_strip(self.out_dir, self.kind))))
+
+
+@dataclass(frozen=True)
+class ExportPage(EngineJob):
+    """The run as `stepviz export` writes it (the explorable index.html, the handout, strips, metrics) into a new
+    folder `stepviz-export-<time>` under `out_dir`: the run's settings replayed with the edits made here as events
+    at their steps, a lesson's [[compare]] runs beside it."""
+
+    out_dir: Path
+    kind: str
+
+    def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
+        import time
+
+        from ..export.replay import settings_with_edits
+        from ..export.run_export import export_run
+
+        session = jobs.session
+        with jobs.reporting():
+            folder = self.out_dir / f"stepviz-export-{time.strftime('%Y%m%d-%H%M%S')}"
+            number = 1
+            while folder.exists():
+                number += 1
+                folder = folder.with_name(f"stepviz-export-{time.strftime('%Y%m%d-%H%M%S')}-{number}")
+            jobs.post(EngineJobs.Busy(f"exporting the page to {folder.name}"))
+            try:
+                with session.lock:
+                    session.writing = True
+                    try:
+                        settings = settings_with_edits(session.settings, session.steppers[MAIN], where="the TUI")
+                        export_run(settings, folder, kind=self.kind, pipe=session.pipe)
+                    finally:
+                        session.writing = False
+            finally:
+                jobs.post(EngineJobs.Busy(None))
+            jobs.post(EngineJobs.Exported(folder / "index.html"))
+

@@ -27,6 +27,7 @@ HELP = """\
 | `c` | a lesson's `[[compare]]` runs beside this one, at its step (compare view) |
 | `n` | every note so far, to reread |
 | `x` | export the run as a labelled strip PNG into the working folder |
+| `X` | export the run as `stepviz export` does (the explorable index.html, the handout) into a new folder `stepviz-export-<time>` in the working folder, your edits replayed at their steps |
 | `a` | attention: which pixels each word of the prompt pulls on (keys there: up/down or 1-9 token, z all tokens, u x0-hat/x_t) |
 | `?` | this help (`escape` closes it) |
 | `q` | quit at once (a step in progress is abandoned) |

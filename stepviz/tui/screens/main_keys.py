@@ -12,7 +12,8 @@ from pathlib import Path
 from textual.binding import Binding
 
 from ...run.session import FORK, MAIN
-from ..edits import BuildLessonBranches, ExportStrip, Fork, Play, Rewind, SetGuidanceScale, SetScheduler, Step
+from ..edits import (BuildLessonBranches, ExportPage, ExportStrip, Fork, Play, Rewind, SetGuidanceScale, SetScheduler,
+                     Step)
 from ..widgets.notes_panel import NotesPanel
 from ..widgets.preview_panel import next_kind
 
@@ -32,6 +33,7 @@ class MainKeys:
         Binding("c", "compare", "compare", priority=True),
         Binding("n", "notes", "notes", priority=True),
         Binding("x", "export", "export", priority=True),
+        Binding("X", "export_page", "export page", priority=True),
         Binding("a", "attention", "attention", priority=True),
         Binding("question_mark", "help", "help", priority=True),
         Binding("q", "quit", "quit", priority=True),
@@ -184,6 +186,10 @@ class MainKeys:
     def action_export(self) -> None:
         if MAIN in self.views:
             self.run_edit(ExportStrip(Path.cwd(), self.kind))
+
+    def action_export_page(self) -> None:
+        if MAIN in self.views:
+            self.run_edit(ExportPage(Path.cwd(), self.kind))
 
     def action_attention(self) -> None:
         from .attention import AttentionScreen, RunWindow
