@@ -59,7 +59,7 @@ One step of the loop, from x_t to x_(t-1):
 **t** - the timestep in SD's 1000-step training schedule: 0 is nearly clean (abar = 0.99915), 999 the noisiest
 (abar = 0.0047: close to noise, not pure noise). Inference takes a subset: 25 DDIM steps with the model's
 "leading" spacing start at t = 961 and end at t = 1, and DDIM's last step lands on abar = 0.99915
-(sigma_next = 0.029), not on the clean picture; sigma schedulers (Euler, DPM++) end at sigma 0.
+(sigma_next = 0.029), not on the clean picture; the sigma family (Euler, LMS, Heun) ends at sigma 0.
 
 **alpha_cumprod** (abar_t) - the product of (1 - beta) up to t: **x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps**.
 How much of the clean picture is left at t.
