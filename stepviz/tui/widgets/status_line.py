@@ -37,13 +37,29 @@ class StatusLine(Static):
         if self.busy:
             text.append(f" {self.busy} ", style="bold black on yellow")
             text.append(" ")
-        if self.shown is not None:  # two rows at most: at 80 columns the run's constants give way to the step's
-            rows = 2 * (self.content_size.width or 1000)
+        if self.shown is not None:  # one row if the full or the narrow text fits, else two, broken between parts
+            width = self.content_size.width or 1000
+            used = len(text.plain)
             full = status_text(self.shown.view, self.shown.record)
-            text.append(full if len(text.plain) + len(full) + 8 <= rows else
-                        status_text(self.shown.view, self.shown.record, narrow=True))
+            if used + len(full) > width:
+                full = status_text(self.shown.view, self.shown.record, narrow=True)
+            text.append(broken_between_parts(full, width, used))
         elif not self.busy:
             text.append("loading the model...")
         if text != self._text:  # an update costs a layout of the screen
             self._text = text
             self.update(text)
+
+
+def broken_between_parts(text: str, width: int, used: int = 0) -> str:
+    """`text` (parts joined by ' · ') with a line break before each part that would run past `width` columns
+    (`used`: columns already taken on the first row), so no phrase is cut in two."""
+    rows, row = [], ""
+    for part in text.split(" · "):
+        joined = f"{row} · {part}" if row else part
+        if row and used + len(joined) > width:
+            rows.append(row)
+            row, used = part, 0
+        else:
+            row = joined
+    return "\n".join([*rows, row])
