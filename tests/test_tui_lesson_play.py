@@ -84,3 +84,31 @@ async def test_pausing_stops_a_lesson_that_plays_itself(tiny_pipe):
             if len(app.session.steppers["main"].records) > taken:
                 break
         assert len(app.session.steppers["main"].records) > taken
+
+
+def current_note(app) -> str:
+    screen = next(s for s in app.screen_stack if isinstance(s, MainScreen))
+    return screen.query_one(NotesPanel).current
+
+
+async def test_the_note_shown_belongs_to_the_step_shown(tiny_pipe):
+    """Looking back or rewinding shows the note of that step; stepping on again brings the later note back."""
+    app = make_app(tiny_pipe)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for _ in range(3):
+            await pilot.press("space")
+            await settle(pilot)
+        assert current_note(app).startswith("Second note.")
+        await pilot.press("left", "left")  # step 1
+        await settle(pilot)
+        assert current_note(app).startswith("First note.")
+        await pilot.press("right")  # step 2: the second note came there
+        await settle(pilot)
+        assert current_note(app).startswith("Second note.")
+        await pilot.press("left", "b")  # rewind to step 1
+        await settle(pilot)
+        assert len(app.session.steppers["main"].records) == 1 and current_note(app).startswith("First note.")
+        await pilot.press("space")
+        await settle(pilot)
+        assert current_note(app).startswith("Second note.")

@@ -208,7 +208,7 @@ class MainScreen(MainKeys, Screen):
             notes = notes or ["Paused by the lesson."]
             notes[-1] += "\n(paused by the lesson: space or p goes on)"
         for note in notes:
-            self.note(note)
+            self.query_one(NotesPanel).note(note, step=len(message.view.records))
         self.on_engine_jobs_run_changed(EngineJobs.RunChanged(message.view, "event"))
         if message.hold is not None:
             self.hold_then_play(message.hold)
@@ -265,6 +265,8 @@ class MainScreen(MainKeys, Screen):
             return
         for panel in (StatusLine, GuidancePanel, SchedulePanel, PromptPanel, Timeline):
             self.query_one(panel).shown = shown
+        taken = len(shown.view.records)
+        self.query_one(NotesPanel).show_for_step(taken if shown.index is None else min(shown.index + 1, taken))
         self.query_one(BlendPanel).display = shown.view.mode == "inpaint" and shown.view.records != () and \
             not shown.view.extra_channels
         self.query_one(ExtraChannelsPanel).set_channels(shown.view.extra_channels)
