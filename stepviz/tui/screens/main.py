@@ -64,6 +64,9 @@ class MainScreen(MainKeys, Screen):
         self.index: int | None = None  # the step looked at; None follows the latest, -1 the start
         self.kind = "approx"
         self.playing = False
+        self._pictures_index: int | None = None  # the step (record index) whose pictures are on screen
+        self._pictures_in_flight: set[str] = set()  # branches whose pictures a worker is drawing
+        self._pictures_waiting: set[str] = set()  # branches that took a step meanwhile (while playing)
         self.busy: tuple[str, float] | None = None  # what the engine is doing, since when (monotonic)
         self.pacer = Pacer(self, self.repaint, PLAY_REPAINT_EVERY)
         self._stale: set[str] = set()  # branches changed since the last repaint
@@ -135,6 +138,10 @@ class MainScreen(MainKeys, Screen):
 
     def draw_pictures(self, branch: str, shown: Shown) -> None:
         """Pictures of the step looked at, in the current kind (one worker per branch; a newer request wins)."""
+        if self.playing and branch in self._pictures_in_flight:  # while playing a newer request would cancel
+            self._pictures_waiting.add(branch)  # this one before it ends, every time: draw the latest after it
+            return
+        self._pictures_in_flight.add(branch)
         record = shown.record
         index = None if record is None else record.index
         job = partial(self.jobs.pictures, branch, record, index, self.kind, shown.view.initial_latents,
@@ -227,15 +234,28 @@ class MainScreen(MainKeys, Screen):
             self.pacer.request()
 
     def on_engine_jobs_pictures_ready(self, message: EngineJobs.PicturesReady) -> None:
-        if message.branch == MAIN and message.kind == self.kind:
-            shown = self.shown()
-            record = shown.record if shown else None
-            if (None if record is None else record.index) == message.index:
-                self.query_one(PreviewPanel).show(message.pictures, message.kind,
-                                                  0 if record is None else record.index + 1, shown.view.mode,
-                                                  shown.view.strength, shown.view.inputs)
-                self.query_one(BlendPanel).show(message.pictures)
-                self.query_one(ExtraChannelsPanel).show(message.pictures)
+        self._pictures_in_flight.discard(message.branch)
+        if message.branch in self._pictures_waiting:
+            self._pictures_waiting.discard(message.branch)
+            if message.branch == MAIN and self.shown() is not None:
+                self.draw_pictures(MAIN, self.shown())
+        if message.branch != MAIN or message.kind != self.kind:
+            return
+        shown = self.shown()
+        record = shown.record if shown else None
+        wanted = None if record is None else record.index
+        # while the latest step is followed (playing), the newest pictures to arrive are drawn even when a later
+        # step has been taken meanwhile, captioned with their own step: pictures and caption never disagree
+        newer = self.index is None and message.index is not None and (
+            self._pictures_index is None or message.index > self._pictures_index)
+        if wanted != message.index and not newer:
+            return
+        self._pictures_index = message.index
+        step = 0 if message.index is None else message.index + 1
+        self.query_one(PreviewPanel).show(message.pictures, message.kind, step, shown.view.mode,
+                                          shown.view.strength, shown.view.inputs)
+        self.query_one(BlendPanel).show(message.pictures)
+        self.query_one(ExtraChannelsPanel).show(message.pictures)
 
     def on_engine_jobs_exported(self, message: EngineJobs.Exported) -> None:
         self.tell(f"wrote {message.path}", "Exported")

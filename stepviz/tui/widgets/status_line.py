@@ -37,13 +37,14 @@ class StatusLine(Static):
         if self.busy:
             text.append(f" {self.busy} ", style="bold black on yellow")
             text.append(" ")
-        if self.shown is not None:  # one row if the full or the narrow text fits, else two, broken between parts
-            width = self.content_size.width or 1000
+        if self.shown is not None:  # two rows at most, broken between parts: at 80 columns the run's constants
+            width = self.content_size.width or 1000  # give way to the step's
             used = len(text.plain)
-            full = status_text(self.shown.view, self.shown.record)
-            if used + len(full) > width:
-                full = status_text(self.shown.view, self.shown.record, narrow=True)
-            text.append(broken_between_parts(full, width, used))
+            rows = broken_between_parts(status_text(self.shown.view, self.shown.record), width, used)
+            if rows.count("\n") > 1:
+                rows = broken_between_parts(status_text(self.shown.view, self.shown.record, narrow=True), width,
+                                            used)
+            text.append(rows)
         elif not self.busy:
             text.append("loading the model...")
         if text != self._text:  # an update costs a layout of the screen
