@@ -65,8 +65,10 @@ def test_a_v_model_is_named_v_in_the_manifest_metrics_and_page(tmp_path):
         rows = list(csv.DictReader(handle))
     assert {row["predicts"] for row in rows} == {"v"}
     assert {row["noise_pred_from"] for row in rows} == {"text"}  # s = 1: the prompt's prediction alone
+    handout = (out / "handout.html").read_text()
+    assert "predicts v," in handout and "|v_t-v_u|" in handout and "predicts v_prediction" not in handout
     page = (out / "index.html").read_text()
-    assert "predicts v," in page and "|v_t-v_u|" in page and "predicts v_prediction" not in page
+    assert "predicts v," in page and "predicts v_prediction" not in page
 
 
 def test_tui_with_a_missing_gpu_is_one_line_and_exit_2_before_the_window(monkeypatch, capsys):

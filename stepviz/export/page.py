@@ -50,7 +50,7 @@ def settings_rows(manifest: dict) -> str:
         ("steps", f"{manifest['steps_run']} run of {manifest['steps_planned']} planned"),
         ("size", f"{manifest['size']['width']} x {manifest['size']['height']}"),
         ("model", f"{model['id']} (weights sha256 {str(model['weights_sha256'])[:16]}…), predicts "
-                  f"{model.get('prediction_type', 'epsilon')}, {model['device']} {model['dtype']}"),
+                  f"{model.get('predicts', 'eps')}, {model['device']} {model['dtype']}"),
         ("pictures", f"{manifest['preview']} preview"), ("stopped early", manifest["stopped"]),
         ("notices", "; ".join(manifest["notices"])),
         *((f"{name} version", version) for name, version in manifest["versions"].items()),
