@@ -60,3 +60,18 @@ def test_a_recorded_multistep_loop_shows_no_history_it_does_not_know():
     stepping = SimpleNamespace(**{**vars(replay), "history_fill": (2, 4)})
     assert scheduler_text(replay) == "lms (sigma, order 4)"
     assert scheduler_text(stepping) == "lms (sigma, order 4, history 2/4)"
+
+
+async def test_the_verdict_is_shown_whole_at_160_columns(tiny_pipe):
+    with stepviz.trace(tiny_pipe) as tr:
+        txt2img_loop(tiny_pipe, "euler", mistake="missing-scale-model-input")
+    report = tr.compare()
+    loop, reference = replays(report, tiny_pipe)
+    app = TraceApp(report, loop, reference, tiny_pipe)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot)
+        title = app.screen.query_one("#compare-title")
+        explanation = report.first_divergence.cause.explanation
+        assert title.size.height >= 2 and len(app.verdict) > 160
+        shown = " ".join(str(line.text) for line in title.render_lines(title.region.reset_offset))
+        assert " ".join(explanation.split()[-4:]) in " ".join(shown.split())
