@@ -83,8 +83,9 @@ def map_picture(attention_map, size: tuple[int, int]) -> Image.Image:
 
 
 def overlay(picture: Image.Image, attention_map, strength: float = 0.6) -> Image.Image:
-    """The map over a picture: `strength` of the heat, the rest the picture."""
-    base = np.asarray(picture.convert("RGB"), dtype=np.float64)
+    """The map over a picture: `strength` of the heat, the rest the picture in grey (its shape stays readable,
+    and no colour of the map can be taken for the picture's own: a red circle under a red-to-white ramp could)."""
+    base = np.asarray(picture.convert("L").convert("RGB"), dtype=np.float64)
     hot = heat(blow_up(scaled(attention_map), picture.size))
     mixed = (1 - strength) * base + strength * hot
     return Image.fromarray(mixed.clip(0, 255).round().astype(np.uint8), mode="RGB")

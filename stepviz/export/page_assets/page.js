@@ -218,7 +218,9 @@
     heat.getContext("2d").putImageData(cells, 0, 0);
     context.imageSmoothingEnabled = false;
     context.clearRect(0, 0, canvas.width, canvas.height);
-    context.drawImage(image, 0, 0, canvas.width, canvas.height);
+    context.filter = "grayscale(1)";  // the picture in grey under the map, as in the TUI: no colour of the map
+    context.drawImage(image, 0, 0, canvas.width, canvas.height);  // can be taken for the picture's own
+    context.filter = "none";
     context.drawImage(heat, 0, 0, canvas.width, canvas.height);
     var share = attention.shares[step - 1][token], area = attention.shape_share[step - 1];
     var label = attention.tokens[token];
