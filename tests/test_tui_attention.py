@@ -109,3 +109,25 @@ def test_attention_screen_needs_only_its_run_window(tiny_pipe):
             assert not isinstance(app.screen, AttentionScreen)
 
     asyncio.run(scenario())
+
+
+def test_the_attention_screen_shows_the_lessons_note_and_follows_it(tiny_pipe):
+    async def scenario():
+        app = make_app(tiny_pipe, steps=4, events=[Event(at_step=0, note="Press a, then step."),
+                                                   Event(at_step=2, note="Look at the word 'circle' now.")])
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("a")
+            await settle(pilot)
+            await asyncio.sleep(0.3)
+            screen = app.screen
+            assert isinstance(screen, AttentionScreen)
+            assert "Press a, then step." in static_text(screen, "#attention-note")
+            for _ in range(2):
+                await pilot.press("space")
+                await settle(pilot)
+            await asyncio.sleep(0.5)
+            await pilot.pause()
+            assert "Look at the word 'circle' now." in static_text(screen, "#attention-note")
+
+    asyncio.run(scenario())

@@ -14,6 +14,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from ...run.session import Shown
@@ -36,6 +37,7 @@ class RunWindow:
     step: Callable[[], None]
     look: Callable[[int], None]
     pipe: Any
+    note: Callable[[], str] = str  # the lesson's note in force on the run's screen ("" when none)
 
 
 def attention_frame(pipe, record, under: str, selected: int, grid: bool, decoded: dict) -> dict:
@@ -81,6 +83,7 @@ class AttentionScreen(Screen):
     AttentionScreen #attention-grid { display: none; }
     AttentionScreen.-zoom #attention-grid { display: block; }
     AttentionScreen.-zoom #attention-panel { display: none; }
+    AttentionScreen #attention-note { height: auto; max-height: 5; padding: 0 1; background: $boost; }
     """
 
     def __init__(self, run: RunWindow, graphics: str = "halfcell") -> None:
@@ -89,15 +92,18 @@ class AttentionScreen(Screen):
         self.selected, self.under, self.zoom = 1, "x0", False  # token 1: the first word after <start>
         self._looked_at: tuple | None = None  # (view, index) last drawn
         self._decoded: dict = {}
+        self._note: str | None = None  # the lesson note shown below the maps
 
     def compose(self) -> ComposeResult:
         yield StatusLine("", id="attention-status")
         yield AttentionPanel(self.graphics, id="attention-panel")
         yield AttentionGrid(self.graphics, id="attention-grid")
+        yield Static("", id="attention-note", markup=False)  # the lesson's note, as on the run's screen
         yield KeyBar(KEYS, id="attention-keys")
 
     def on_mount(self) -> None:
         self.set_interval(POLL_SECONDS, self.poll)
+        self.poll()
         self.draw()
 
     def poll(self) -> None:
@@ -107,6 +113,12 @@ class AttentionScreen(Screen):
         view, index = self._looked_at or (None, None)
         if shown is not None and (shown.view is not view or shown.index != index):
             self.draw()
+        note = self.run.note()
+        if note != self._note:
+            self._note = note
+            shown_note = self.query_one("#attention-note", Static)
+            shown_note.update(note)
+            shown_note.display = bool(note)
 
     # ------------------------------------------------------------ drawing
     def labels(self, view) -> list[str]:

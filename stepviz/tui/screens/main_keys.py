@@ -195,8 +195,9 @@ class MainKeys:
         from .attention import AttentionScreen, RunWindow
 
         if MAIN in self.views:
+            notes = self.query_one("#notes")
             window = RunWindow(shown=self.shown, step=self.action_step, look=self.action_look,
-                               pipe=self.session.pipe)
+                               pipe=self.session.pipe, note=lambda: notes.current)
             self.app.push_screen(AttentionScreen(window, self.graphics))
 
     def action_help(self) -> None:
