@@ -98,7 +98,7 @@ class MainScreen(MainKeys, Screen):
         notes = self.query_one(NotesPanel)
         intro = "\n\n".join(text.strip() for text in (settings.title, settings.description) if text)
         notes.note((intro + "\n\n" if intro else "") + "space: one step · p: play · left/right: look back · "
-                   "n: every note so far · ?: help with every formula")
+                   "n: every note so far · ?: help with every formula", step=0, keys_hint=True)
         self.set_interval(0.25, self.show_busy)
         self.run_engine(Load())
 

@@ -197,7 +197,7 @@ class MainKeys:
         if MAIN in self.views:
             notes = self.query_one("#notes")
             window = RunWindow(shown=self.shown, step=self.action_step, look=self.action_look,
-                               pipe=self.session.pipe, note=lambda: notes.current)
+                               pipe=self.session.pipe, note=lambda: notes.lesson_note)
             self.app.push_screen(AttentionScreen(window, self.graphics))
 
     def action_help(self) -> None:

@@ -25,6 +25,7 @@ class NotesPanel(VerticalScroll, can_focus=False):
         self.history: list[tuple[str, str]] = []  # (kind, text): "note" (the lesson's) or "app"
         self.current = ""
         self.at_steps: list[tuple[int, str]] = []  # (steps taken when it came, text) of each lesson note
+        self._keys_hints: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield Static("", id="notes-text", markup=False)
@@ -34,14 +35,22 @@ class NotesPanel(VerticalScroll, can_focus=False):
         """Every note and message so far, one line each."""
         return [text for _, text in self.history]
 
-    def note(self, text: str, step: int | None = None) -> None:
+    def note(self, text: str, step: int | None = None, keys_hint: bool = False) -> None:
         """Show a note whole, in place of the one before (which stays in the history); `step`: the steps taken
-        when it came (None: the same step as the note before)."""
+        when it came (None: the same step as the note before); `keys_hint`: the screen's own welcome, which
+        names its keys (not a lesson note: another screen does not show it)."""
+        if keys_hint:
+            self._keys_hints.add(str(text))
         self.history.append(("note", str(text)))
         if step is None:
             step = self.at_steps[-1][0] if self.at_steps else 0
         self.at_steps = [(at, kept) for at, kept in self.at_steps if at <= step] + [(step, str(text))]
         self._show(str(text))
+
+    @property
+    def lesson_note(self) -> str:
+        """The note shown, when it is a lesson's ("" for the screen's welcome)."""
+        return "" if self.current in self._keys_hints else self.current
 
     def show_for_step(self, step: int) -> None:
         """Show the latest note that came at or before `step` (steps taken), as the run showed it then."""
