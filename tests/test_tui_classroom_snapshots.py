@@ -1,4 +1,5 @@
-"""Snapshots of the classroom screen at 80x24 and 160x50: a lesson note shown whole, a lesson's compare grid,
+"""Snapshots of the classroom screen at 80x24 and 160x50: a lesson note (whole at 160x50; at 80x24 up to 5 rows,
+then it scrolls, so the pictures and plots keep their rows), a lesson's compare grid,
 the look-back status after a scheduler swap, img2img with its input picture (tiny model, fixed seed).
 
 Update after an intended change with `pytest tests/test_tui_classroom_snapshots.py --snapshot-update`.
