@@ -200,10 +200,7 @@ class Stepper(RunEdits):
         # 3. UNet -> eps (or v, or x0, as prediction_type says) for both branches (and, when asked, the text
         #    branch's cross-attention maps beside it)
         unet_started = time.perf_counter()
-        with self._attention_capture(x_t) as maps:
-            noise_pred_both = pipe.unet(latent_model_input, t, encoder_hidden_states=self.prompt_embeds,
-                                        timestep_cond=None, cross_attention_kwargs=None,
-                                        added_cond_kwargs=self.conditioning.added_cond_kwargs(), return_dict=False)[0]
+        noise_pred_both, maps = self._unet(latent_model_input, t, x_t)
         seconds_unet = time.perf_counter() - unet_started
         if not self._finite(noise_pred_both):
             nonfinite = nonfinite or "unet"
@@ -265,6 +262,18 @@ class Stepper(RunEdits):
             self.stopped = NonFiniteError(self._nonfinite_message(record), record)
             raise self.stopped
         return record
+
+    def _unet(self, latent_model_input: torch.Tensor, t: torch.Tensor, x_t: torch.Tensor):
+        """Step 3's UNet call -> (output for every row, the cross-attention maps captured beside it).
+
+        The one place the loop calls the UNet: a session of a shared engine (run/shared_engine.py) sends it
+        to the engine's queue instead, to be batched with other sessions' calls.
+        """
+        with self._attention_capture(x_t) as maps:
+            output = self.pipe.unet(latent_model_input, t, encoder_hidden_states=self.prompt_embeds,
+                                    timestep_cond=None, cross_attention_kwargs=None,
+                                    added_cond_kwargs=self.conditioning.added_cond_kwargs(), return_dict=False)[0]
+        return output, maps
 
     def _attention_capture(self, x_t: torch.Tensor):
         if not self.capture_attention:
