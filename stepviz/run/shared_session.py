@@ -11,7 +11,7 @@ import functools
 import threading
 
 from ..engine.stepper import Stepper
-from .shared_engine import TOLERANCE, UNetRequest
+from .shared_requests import TOLERANCE, UNetRequest
 
 
 def _locked(method):
