@@ -179,7 +179,8 @@ class RunSettings:
                     pictures[role] = picture
         return pictures
 
-    def make_stepper(self, pipe):
+    def make_stepper(self, pipe, engine=None):
+        """A Stepper on `pipe`, or with `engine` (a SharedEngine holding that pipe) a session of the engine."""
         from ..engine import Stepper
 
         kwargs = self.stepper_kwargs()
@@ -190,7 +191,7 @@ class RunSettings:
             kwargs["scheduler"] = (type(pipe.scheduler).from_config(pipe.scheduler.config, **spacing)
                                    if self.scheduler is None else
                                    make_scheduler(self.scheduler, pipe.scheduler.config, **spacing))
-        return Stepper(pipe, **kwargs)
+        return engine.stepper(**kwargs) if engine is not None else Stepper(pipe, **kwargs)
 
     def with_overrides(self, **overrides) -> RunSettings:
         return replace(self, **overrides)
