@@ -110,3 +110,28 @@ def test_a_tab_process_imports_no_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["2", "False", "False"]
     assert "the shared engine at" in result.stderr and "does not answer" in result.stderr
+
+
+async def test_a_shared_session_says_in_its_help_how_far_it_is_from_a_solo_run(tiny_pipe):
+    from test_tui import SIZE, help_text_as_drawn, make_app, settle
+
+    from stepviz.run.shared_engine import SharedEngine
+    from stepviz.tui.app import StepvizApp
+    from stepviz.tui.screens.help import HelpScreen
+
+    with SharedEngine(tiny_pipe) as engine:
+        other = engine.stepper(prompt="a blue square", num_inference_steps=3, height=32, width=32)
+        settings = make_app(tiny_pipe).session.settings
+        app = StepvizApp(settings, graphics="halfcell", engine=engine)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("space")
+            await settle(pilot)
+            assert app.session.steppers["main"].engine is engine and len(app.session.steppers["main"].records) == 1
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            drawn = help_text_as_drawn(app.screen)
+            assert "batched with 1 other sessions: final latents within 2.1e-05 of a solo run" in drawn
+            assert "--solo for bit-exact" in drawn
+        del other

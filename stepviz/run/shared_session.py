@@ -49,8 +49,8 @@ class SharedSession(Stepper):
         others = max(0, self.engine.sessions - 1)
         if self.engine.max_batch_size == 1:
             return f"shared engine, {others} other sessions: every UNet call runs alone (bit-exact with a solo run)"
-        return (f"batched with {others} other sessions: final latents within {TOLERANCE['toy']:.0e} of a solo run "
-                f"on the toy ({TOLERANCE['sd-width']:.0e} on SD-width components); start with --solo for bit-exact")
+        return (f"batched with {others} other sessions: final latents within {TOLERANCE['toy']:.1e} of a solo run "
+                f"on the toy ({TOLERANCE['sd-width']:.1e} on SD-width components); start with --solo for bit-exact")
 
     step = _locked(Stepper.step)
     run = _locked(Stepper.run)
