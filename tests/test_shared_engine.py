@@ -13,6 +13,12 @@ PROMPTS = ["a red circle on a black background", "a blue square on a white backg
 SCHEDULERS = ["ddim", "euler", "dpmpp_2m", "heun", "euler_a", "pndm"]
 
 
+@pytest.fixture(scope="module")
+def toy_pipe():
+    """The toy model: the tolerance is stated (and measured, bench/p10_shared_engine.py) on it."""
+    return stepviz.load_pipeline("toy")
+
+
 def settings(i: int) -> dict:
     return dict(prompt=PROMPTS[i % 3], seed=10 + i, num_inference_steps=6, scheduler=SCHEDULERS[i % 6],
                 guidance_scale=[7.5, 1.0, 3.0][i % 3], height=32, width=32)
@@ -62,8 +68,8 @@ def test_max_batch_size_one_is_bit_exact_with_a_plain_stepper(tiny_pipe):
         assert torch.equal(session.latents, solo_final(tiny_pipe, 0))
 
 
-def test_batched_sessions_stay_within_the_stated_tolerance(tiny_pipe):
-    with SharedEngine(tiny_pipe, max_batch_size=32, max_wait_ms=100) as engine:
+def test_batched_sessions_stay_within_the_stated_tolerance(toy_pipe):
+    with SharedEngine(toy_pipe, max_batch_size=32, max_wait_ms=100) as engine:
         sessions = [engine.stepper(**settings(i)) for i in range(6)]
         assert engine.sessions == 6
         in_threads(*(s.run for s in sessions))
@@ -71,14 +77,14 @@ def test_batched_sessions_stay_within_the_stated_tolerance(tiny_pipe):
         assert stats.rows_per_call > 2  # calls were batched
         assert stats.requests == sum(len(s.records) for s in sessions)  # one UNet call per record
         for i, session in enumerate(sessions):
-            alone = solo(tiny_pipe, i)
+            alone = solo(toy_pipe, i)
             assert session.done and len(session.records) == len(alone.records)
             difference = float((session.latents - alone.latents).abs().max())
             assert difference <= TOLERANCE["toy"], (SCHEDULERS[i], difference)
 
 
-def test_a_nan_session_or_a_bad_edit_does_not_touch_the_others(tiny_pipe):
-    with SharedEngine(tiny_pipe, max_batch_size=32, max_wait_ms=100) as engine:
+def test_a_nan_session_or_a_bad_edit_does_not_touch_the_others(toy_pipe):
+    with SharedEngine(toy_pipe, max_batch_size=32, max_wait_ms=100) as engine:
         sessions = [engine.stepper(**settings(i)) for i in range(4)]
         broken = sessions[1]
         broken.latents = torch.full_like(broken.latents, float("nan"))
@@ -90,7 +96,7 @@ def test_a_nan_session_or_a_bad_edit_does_not_touch_the_others(tiny_pipe):
         for i in (0, 2, 3):
             assert sessions[i].stopped is None and sessions[i].done
             assert bool(torch.isfinite(sessions[i].latents).all())
-            assert float((sessions[i].latents - solo_final(tiny_pipe, i)).abs().max()) <= TOLERANCE["toy"]
+            assert float((sessions[i].latents - solo_final(toy_pipe, i)).abs().max()) <= TOLERANCE["toy"]
 
 
 def test_a_call_that_fails_in_a_batch_is_retried_alone_and_fails_only_its_session():
@@ -116,12 +122,12 @@ def test_a_call_that_fails_in_a_batch_is_retried_alone_and_fails_only_its_sessio
     assert engine.stats.requests == 2
 
 
-def test_two_threads_on_one_session_take_turns(tiny_pipe):
-    with SharedEngine(tiny_pipe, max_wait_ms=1) as engine:
+def test_two_threads_on_one_session_take_turns(toy_pipe):
+    with SharedEngine(toy_pipe, max_wait_ms=1) as engine:
         session = engine.stepper(**{**settings(0), "num_inference_steps": 10})
         in_threads(*([lambda: [session.step() for _ in range(5)]] * 2))
         assert [r.index for r in session.records] == list(range(10)) and session.done
-        assert float((session.latents - Stepper(tiny_pipe, **{**settings(0), "num_inference_steps": 10})
+        assert float((session.latents - Stepper(toy_pipe, **{**settings(0), "num_inference_steps": 10})
                       .run()[-1].latents).abs().max()) <= TOLERANCE["toy"]
 
 

@@ -129,10 +129,11 @@ class SharedEngine:
                 return
 
     def _gather(self, first: UNetRequest) -> list:
-        """`first` and whatever arrives within max_wait_ms of it, until max_batch_size rows are waiting."""
+        """`first` and whatever arrives within max_wait_ms of it, until max_batch_size rows are waiting or
+        every live session has a call waiting (no one else can come: a lone session never waits)."""
         gathered, rows = [first], first.rows
         deadline = time.perf_counter() + self.max_wait_ms / 1000
-        while rows < self.max_batch_size:
+        while rows < self.max_batch_size and len(gathered) < len(self._sessions):
             left = deadline - time.perf_counter()
             try:
                 request = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
