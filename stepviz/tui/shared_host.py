@@ -49,6 +49,17 @@ def run_tab(settings, engine, connection: socket.socket) -> None:
             print(f"stepviz: a tab's app ended with {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
 
 
+def end_with_parent() -> None:
+    """Leave when the process that started this one is gone (`stepviz serve` killed without its cleanup)."""
+    import os
+    import time
+
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
+
+
 def host(settings, socket_path: str, solo: bool = False) -> int:
     """Load the model, then serve tabs on `socket_path` until killed."""
     from ..models.loading import quiet_libraries
@@ -66,6 +77,7 @@ def host(settings, socket_path: str, solo: bool = False) -> int:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
     listener.listen(64)
+    threading.Thread(target=end_with_parent, name="stepviz-parent-watch", daemon=True).start()
     print(READY, flush=True)
     while True:
         connection, _ = listener.accept()
