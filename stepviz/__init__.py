@@ -20,6 +20,7 @@ _LAZY = {
     "SCHEDULERS": ("stepviz.engine", "SCHEDULERS"),
     "load_scenario": ("stepviz.lessons.schema", "load_scenario"),
     "trace": ("stepviz.engine", "trace"),
+    "SharedEngine": ("stepviz.run.shared_engine", "SharedEngine"),
 }
 
 __all__ = list(_LAZY)

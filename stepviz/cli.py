@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "memory holds, about 450 MiB plus twice the weights per session)")
     serve.add_argument("--no-token", dest="no_token", action="store_true",
                        help="beyond loopback, do not require the random access token printed in the URL")
+    serve.add_argument("--shared", action="store_true",
+                       help="class mode: one engine process holds the model and batches every tab's UNet calls; "
+                            "each tab's own process is a small relay without torch")
+    serve.add_argument("--solo", action="store_true",
+                       help="with --shared: every UNet call alone, bit-exact with `stepviz tui` (still one model)")
+    tui.add_argument("--shared-host", dest="shared_host", help=argparse.SUPPRESS)  # serve --shared's engine
+    tui.add_argument("--solo", action="store_true", help=argparse.SUPPRESS)
     export = sub.add_parser("export", help="write strips, animation, metrics and a handout, headless",
                             epilog="exit codes: 0 written, 2 bad input (nothing written), 3 the NaN/Inf watchdog "
                                    "stopped the run (the steps that ran are written), 130 interrupted")
@@ -269,6 +276,10 @@ def _main(argv: list[str]) -> int:
             from .tui.serve import serve
 
             return serve(settings, args, argv)
+        if args.shared_host:
+            from .tui.shared_host import host
+
+            return host(settings, args.shared_host, solo=args.solo)
         from .tui.app import run_app
 
         return run_app(settings, graphics=args.graphics)

@@ -208,13 +208,12 @@ class Stepper(RunEdits):
         timestep_cond = guidance.scale_embedding(pipe, s, latents_dtype=x_t.dtype)
         unet_started = time.perf_counter()
         if cfg:
-            with self._attention_capture(x_t) as maps:
-                noise_pred_both = self._unet(latent_model_input, t, slice(0, 2), timestep_cond)
+            noise_pred_both, maps = self._unet(latent_model_input, t, slice(0, 2), timestep_cond, x_t)
             noise_pred_uncond, noise_pred_text = noise_pred_both.chunk(2)
         else:
-            noise_pred_uncond = self._unet(latent_model_input[:1], t, slice(0, 1), timestep_cond)
-            with self._attention_capture(x_t) as maps:
-                noise_pred_text = self._unet(latent_model_input[1:], t, slice(1, 2), timestep_cond)
+            noise_pred_uncond, _ = self._unet(latent_model_input[:1], t, slice(0, 1), timestep_cond, x_t,
+                                              capture=False)
+            noise_pred_text, maps = self._unet(latent_model_input[1:], t, slice(1, 2), timestep_cond, x_t)
         seconds_unet = time.perf_counter() - unet_started
         if not self._finite(noise_pred_uncond, noise_pred_text):
             nonfinite = nonfinite or "unet"
@@ -277,11 +276,19 @@ class Stepper(RunEdits):
             raise self.stopped
         return record
 
-    def _unet(self, latent_model_input: torch.Tensor, t, rows: slice, timestep_cond) -> torch.Tensor:
-        """The loop's one UNet call, on the conditioning's `rows` (0: negative prompt, 1: prompt; 0:2 both)."""
-        return self.pipe.unet(latent_model_input, t, encoder_hidden_states=self.prompt_embeds[rows],
-                              timestep_cond=timestep_cond, cross_attention_kwargs=None,
-                              added_cond_kwargs=self.conditioning.added_cond_kwargs(rows), return_dict=False)[0]
+    def _unet(self, latent_model_input: torch.Tensor, t, rows: slice, timestep_cond, x_t: torch.Tensor,
+              capture: bool = True):
+        """Step 3's UNet call on the conditioning's `rows` (0: negative prompt, 1: prompt; 0:2 both) -> (output,
+        the cross-attention maps captured beside it when `capture` and the run asks for them).
+
+        The one place the loop calls the UNet: a session of a shared engine (run/shared_session.py) sends it
+        to the engine's queue instead, to be batched with other sessions' calls.
+        """
+        with (self._attention_capture(x_t) if capture else attention.NoCapture()) as maps:
+            output = self.pipe.unet(latent_model_input, t, encoder_hidden_states=self.prompt_embeds[rows],
+                                    timestep_cond=timestep_cond, cross_attention_kwargs=None,
+                                    added_cond_kwargs=self.conditioning.added_cond_kwargs(rows), return_dict=False)[0]
+        return output, maps
 
     def _attention_capture(self, x_t: torch.Tensor):
         if not self.capture_attention:

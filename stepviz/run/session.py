@@ -47,6 +47,7 @@ class RunView:
     width: int = 0
     inputs: dict = field(default_factory=dict)  # the pictures the run takes: "input" (and "mask"), as PIL images
     strength: float | None = None
+    sharing: str | None = None  # a shared engine's session: how its results relate to a solo run (for the help)
 
     @property
     def steps_taken(self) -> int:
@@ -88,9 +89,11 @@ class Shown(NamedTuple):
 class RunSession:
     """The steppers of one run (the main branch and, after `f`, a fork) and their settings."""
 
-    def __init__(self, settings, pipe=None):
+    def __init__(self, settings, pipe=None, engine=None):
+        """engine: a SharedEngine; its pipeline is the run's, and every branch is a session of it."""
         self.settings = settings
-        self.pipe = pipe
+        self.engine = engine
+        self.pipe = engine.pipe if engine is not None else pipe
         self.steppers: dict[str, object] = {}
         self.lock = threading.RLock()
         self.writing = False  # an export is writing its file (run_app waits for it when quitting)
@@ -112,7 +115,7 @@ class RunSession:
                 self.pipe = self.settings.load_pipeline()
             progress("encoding the prompt, preparing the run")
             self._inputs = self.settings.input_pictures()
-            return self.adopt(self.settings.make_stepper(self.pipe))
+            return self.adopt(self.settings.make_stepper(self.pipe, self.engine))
 
     def adopt(self, stepper) -> RunView:
         """Make `stepper` (built here or by the user) the main branch."""
@@ -172,10 +175,10 @@ class RunSession:
             for name, branch in zip(names, self.settings.compare):
                 if name not in self.steppers:
                     settings = self.settings.branch_settings(branch)
-                    pipe = self.pipe
+                    pipe, engine = self.pipe, self.engine
                     if str(settings.model) != str(self.settings.model):
-                        pipe = settings.load_pipeline()
-                    self.steppers[name] = settings.make_stepper(pipe)
+                        pipe, engine = settings.load_pipeline(), None
+                    self.steppers[name] = settings.make_stepper(pipe, engine)
         return names
 
     def label(self, branch: str) -> str:
@@ -253,6 +256,7 @@ def run_view(branch: str, stepper, model: str, alphas_cumprod: tuple[float, ...]
         dtype=str(st.dtype).removeprefix("torch."), height=st.height, width=st.width,
         added_conditioning=st.conditioning.describe() if hasattr(st, "conditioning") else None,  # a replay has none
         inputs=inputs or {}, strength=getattr(getattr(st, "run_inputs", None), "strength", None),  # as it ran
+        sharing=st.batching_note() if hasattr(st, "batching_note") else None,
     )
 
 

@@ -184,7 +184,8 @@ class RunSettings:
                     pictures[role] = picture
         return pictures
 
-    def make_stepper(self, pipe):
+    def make_stepper(self, pipe, engine=None):
+        """A Stepper on `pipe`, or with `engine` (a SharedEngine holding that pipe) a session of the engine."""
         from ..engine import Stepper
 
         kwargs = self.stepper_kwargs()
@@ -192,7 +193,7 @@ class RunSettings:
             from ..engine.schedulers import scheduler_for
 
             kwargs["scheduler"] = scheduler_for(pipe, self.mode, self.scheduler, timestep_spacing=self.timestep_spacing)
-        return Stepper(pipe, **kwargs)
+        return engine.stepper(**kwargs) if engine is not None else Stepper(pipe, **kwargs)
 
     def with_overrides(self, **overrides) -> RunSettings:
         return replace(self, **overrides)

@@ -37,10 +37,11 @@ class StepvizApp(App):
     BINDINGS = [Binding("q", "quit", "quit", show=False)]
     SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as a shell says
 
-    def __init__(self, settings, pipe=None, graphics: str = "halfcell") -> None:
-        super().__init__()
+    def __init__(self, settings, pipe=None, graphics: str = "halfcell", engine=None, driver_class=None) -> None:
+        """engine: a SharedEngine the run's branches are sessions of (`stepviz serve --shared`)."""
+        super().__init__(driver_class=driver_class)
         picture_class(graphics)  # an unknown name is refused here, before any window opens
-        self.session = RunSession(settings, pipe)
+        self.session = RunSession(settings, pipe, engine)
         self.graphics = graphics
 
     def on_mount(self) -> None:

@@ -16,17 +16,23 @@ with the options this command was given (minus the serve-only ones). On top of t
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 import shlex
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 
 from ..engine.checks import StepvizInputError
 
 SERVE_ONLY = ("--host", "--port", "--max-sessions")
-SERVE_FLAGS = ("--no-token",)
+SERVE_FLAGS = ("--no-token", "--shared")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 SESSION_OVERHEAD = 450 * 2**20  # one `stepviz tui` process on the toy model: python, torch, textual (measured 485 MiB)
+SHARED_SESSION_BYTES = 60 * 2**20  # --shared: one tab's app in the engine process and its relay process (a
+#                                    rounded-up figure from bench/p10_shared_engine.py's memory table)
 
 
 def tui_command(argv: list[str]) -> str:
@@ -86,10 +92,28 @@ def session_bytes(settings) -> int:
     return SESSION_OVERHEAD + 2 * weights  # the weights as loaded, and their copy while loading
 
 
-def default_max_sessions(settings) -> int:
+def default_max_sessions(settings, shared: bool = False) -> int:
     from ..engine.memory import available_bytes
 
-    return max(1, min(64, available_bytes() // session_bytes(settings)))
+    return max(1, min(64, available_bytes() // (SHARED_SESSION_BYTES if shared else session_bytes(settings))))
+
+
+def start_engine_process(argv: list[str], socket_path: str, solo: bool) -> subprocess.Popen:
+    """`stepviz serve --shared`'s engine process, once it has loaded the model and listens on `socket_path`."""
+    from .shared_host import READY
+
+    command = [*shlex.split(tui_command(argv)), "--shared-host", socket_path] + (["--solo"] if solo else [])
+    # what textual-serve tells an app process about the browser's terminal, told once to the engine's apps
+    env = dict(os.environ, TEXTUAL_COLOR_SYSTEM="truecolor", TEXTUAL_FPS="60", TERM_PROGRAM="textual")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    line = process.stdout.readline()
+    while line and READY not in line:
+        print(line, end="", flush=True)
+        line = process.stdout.readline()
+    if READY not in line:
+        code = process.wait()
+        raise StepvizInputError(f"the shared engine did not start (exit code {code}; its error is above)")
+    return process
 
 
 def serve(settings, args, argv: list[str]) -> int:
@@ -100,13 +124,31 @@ def serve(settings, args, argv: list[str]) -> int:
     check_listen(args.host, args.port)
     if args.max_sessions is not None and args.max_sessions < 1:
         raise StepvizInputError(f"--max-sessions {args.max_sessions} is not allowed: it must be an integer >= 1")
+    if args.solo and not args.shared:
+        raise StepvizInputError("--solo is allowed only with --shared (without it every tab is a process of its own)")
     loopback = is_loopback(args.host)
     token = None if loopback or args.no_token else secrets.token_urlsafe(16)
-    limit = args.max_sessions or default_max_sessions(settings)
+    limit = args.max_sessions or default_max_sessions(settings, args.shared)
+    if not args.shared:
+        return serve_pages(args, settings, tui_command(argv), token, limit, loopback)
+    folder = tempfile.mkdtemp(prefix="stepviz-engine-")  # mode 0700: only this user reaches the socket
+    socket_path = os.path.join(folder, "engine.sock")
+    engine = start_engine_process(argv, socket_path, args.solo)
+    try:
+        client = shlex.join([sys.executable, "-m", "stepviz.tui.shared_client", socket_path])
+        return serve_pages(args, settings, client, token, limit, loopback, shared=True)
+    finally:
+        engine.terminate()
+        engine.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)  # the folder and socket this command made
+
+
+def serve_pages(args, settings, command: str, token: str | None, limit: int, loopback: bool,
+                shared: bool = False) -> int:
     from .serve_guard import GuardedServer
 
-    server = GuardedServer(tui_command(argv), host=args.host, port=args.port, title=settings.title or "stepviz",
-                           token=token, max_sessions=limit, loopback=loopback)
+    server = GuardedServer(command, host=args.host, port=args.port, title=settings.title or "stepviz",
+                           token=token, max_sessions=limit, loopback=loopback, shared=shared)
     shown_host = socket.gethostname() if args.host in ("0.0.0.0", "::") else args.host
     if ":" in shown_host:
         shown_host = f"[{shown_host}]"
@@ -115,6 +157,7 @@ def serve(settings, args, argv: list[str]) -> int:
         print(f"stepviz: warning: serving on {args.host}, beyond this machine: anyone who can reach it "
               + ("and has the link can start sessions and send keys" if token else
                  "can start sessions and send keys (--no-token: no access token)"), file=sys.stderr)
-    print(f"stepviz: serving on {url}  (sessions at once: at most {limit}; Ctrl+C to stop)", flush=True)
+    engine = "one shared engine, " if shared else ""
+    print(f"stepviz: serving on {url}  ({engine}sessions at once: at most {limit}; Ctrl+C to stop)", flush=True)
     server.serve()
     return 0

@@ -27,7 +27,7 @@ body.-closed .ended {{ display: flex; }}
 </style>
 </head>
 <body>
-<div class="note starting">starting {title}...</div>
+<div class="note starting">starting {title}...{sharing}</div>
 <div class="note ended">Session ended: reload the page to start again.</div>
 <div id="terminal" class="textual-terminal" data-session-websocket-url="{websocket}" data-font-size="{font_size}">
 </div>
@@ -49,9 +49,9 @@ def notice_page(status: int, heading: str, text: str) -> web.Response:
 
 class GuardedServer(Server):
     def __init__(self, command: str, *, host: str, port: int, title: str, token: str | None, max_sessions: int,
-                 loopback: bool):
+                 loopback: bool, shared: bool = False):
         super().__init__(command, host=host, port=port, title=title)
-        self.token, self.max_sessions, self.loopback = token, max_sessions, loopback
+        self.token, self.max_sessions, self.loopback, self.shared = token, max_sessions, loopback, shared
         self.sessions = 0
 
     async def _make_app(self) -> web.Application:
@@ -83,8 +83,10 @@ class GuardedServer(Server):
             return None
         sessions = "session" if self.max_sessions == 1 else "sessions"
         return notice_page(503, "Every session is in use", f"This stepviz server runs at most {self.max_sessions} "
-                           f"{sessions} at once (each is a process with its own copy of the model, sized to the "
-                           "machine's memory). Close another tab, then reload this page. The teacher can change "
+                           f"{sessions} at once ("
+                           + ("they share one engine and one model" if self.shared else
+                              "each is a process with its own copy of the model, sized to the machine's memory")
+                           + "). Close another tab, then reload this page. The teacher can change "
                            "the limit with --max-sessions.")
 
     async def handle_index(self, request: web.Request) -> web.Response:
@@ -95,6 +97,7 @@ class GuardedServer(Server):
         websocket = f"ws://{request.host}/ws" + (f"/{token}" if self.token else "")
         return web.Response(content_type="text/html", text=PAGE.format(
             title=html.escape(self.title), websocket=html.escape(websocket),
+            sharing=f" (one engine shared by {self.sessions + 1} sessions)" if self.shared else "",
             font_size=page_font_size(request.query.get("fontsize", ""))))
 
     async def handle_websocket(self, request: web.Request) -> web.StreamResponse:

@@ -298,7 +298,7 @@ class CompareScreen(Screen):
         from .help import open_help
 
         view = next((v for v in self.views if v is not None), None)
-        open_help(self.app, None if view is None else view.prediction_type)
+        open_help(self.app, None if view is None else view.prediction_type, None if view is None else view.sharing)
 
     def action_close(self) -> None:
         self.workers.cancel_node(self)

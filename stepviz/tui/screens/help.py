@@ -95,10 +95,12 @@ computed beside the layers' own output: the sample is bit-identical with or with
 """
 
 
-def help_text(prediction_type: str = "epsilon") -> str:
-    """The help in the symbols of what this model's UNet predicts (eps, v or x0), with x0-hat's formulas."""
+def help_text(prediction_type: str = "epsilon", sharing: str | None = None) -> str:
+    """The help in the symbols of what this model's UNet predicts (eps, v or x0), with x0-hat's formulas;
+    `sharing`: a shared engine's line (how this session's results relate to a solo run) on top."""
     p = prediction_for(prediction_type)
-    return HELP.format(p=p.symbol, ptype=p.prediction_type, meaning=p.meaning, cfg=p.cfg_line(),
+    top = f"**Shared engine** - {sharing}.\n\n" if sharing else ""
+    return top + HELP.format(p=p.symbol, ptype=p.prediction_type, meaning=p.meaning, cfg=p.cfg_line(),
                        x0_vp=p.x0_vp, x0_sigma=p.x0_sigma)
 
 
@@ -110,23 +112,24 @@ class HelpScreen(Screen[None]):
     BINDINGS = [Binding("escape,question_mark", "dismiss", "close"),
                 Binding("q", "app.quit", "quit", priority=True, show=False)]
 
-    def __init__(self, prediction_type: str = "epsilon") -> None:
+    def __init__(self, prediction_type: str = "epsilon", sharing: str | None = None) -> None:
         super().__init__()
-        self.prediction_type = prediction_type
+        self.prediction_type, self.sharing = prediction_type, sharing
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body"):
-            yield Static(Markdown(help_text(self.prediction_type)), id="help-text")
+            yield Static(Markdown(help_text(self.prediction_type, self.sharing)), id="help-text")
 
     def on_mount(self) -> None:
         self.query_one("#help-body").border_subtitle = "up/down to scroll · escape to close"
 
 
-def open_help(app, prediction_type: str | None = None) -> None:
+def open_help(app, prediction_type: str | None = None, sharing: str | None = None) -> None:
     """Open help over any screen. With the run's prediction type (known once the model is loaded) it is
-    installed once and kept: it reopens in milliseconds; before that, a plain one with the epsilon formulas."""
-    if prediction_type is None:
-        app.push_screen(HelpScreen())
+    installed once and kept: it reopens in milliseconds; before that, a plain one with the epsilon formulas.
+    A shared engine's session gets a fresh one each time (`sharing` counts the other sessions now)."""
+    if prediction_type is None or sharing:
+        app.push_screen(HelpScreen(prediction_type or "epsilon", sharing))
         return
     name = f"help-{prediction_type}"
     if not app.is_screen_installed(name):

@@ -204,7 +204,7 @@ class MainKeys:
         from .help import open_help
 
         view = self.views.get(MAIN)  # before the model is loaded what it predicts is not known yet
-        open_help(self.app, None if view is None else view.prediction_type)
+        open_help(self.app, None if view is None else view.prediction_type, None if view is None else view.sharing)
 
     def action_quit(self) -> None:
         """Quit at once: a step in progress is abandoned (run_app leaves without waiting for it)."""
