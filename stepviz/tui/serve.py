@@ -159,5 +159,48 @@ def serve_pages(args, settings, command: str, token: str | None, limit: int, loo
                  "can start sessions and send keys (--no-token: no access token)"), file=sys.stderr)
     engine = "one shared engine, " if shared else ""
     print(f"stepviz: serving on {url}  ({engine}sessions at once: at most {limit}; Ctrl+C to stop)", flush=True)
+    if args.host in ("0.0.0.0", "::"):  # a student's laptop may not resolve this machine's name: the addresses too
+        for address in machine_addresses(ipv6=args.host == "::"):
+            shown = f"[{address}]" if ":" in address else address
+            print(f"stepviz:   or http://{shown}:{args.port}/" + (f"?token={token}" if token else ""), flush=True)
     server.serve()
     return 0
+
+
+def machine_addresses(ipv6: bool = False) -> list[str]:
+    """This machine's own addresses a browser on the LAN could use (not loopback), as its name resolves them
+    and as its network interfaces hold them (Linux); none found: an empty list."""
+    import ipaddress
+
+    found: set[str] = set()
+    families = (socket.AF_INET, socket.AF_INET6) if ipv6 else (socket.AF_INET,)
+    for family in families:
+        try:
+            found.update(info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, family))
+        except OSError:
+            pass
+    found.update(_interface_addresses())
+    usable = [a for a in found if not ipaddress.ip_address(a.split("%")[0]).is_loopback
+              and (ipv6 or ":" not in a)]
+    return sorted(usable, key=lambda a: (":" in a, ipaddress.ip_address(a.split("%")[0])))
+
+
+def _interface_addresses() -> set[str]:
+    """IPv4 addresses of the network interfaces (Linux's SIOCGIFADDR); elsewhere none."""
+    import struct
+
+    found = set()
+    try:
+        import fcntl
+
+        names = [name for _, name in socket.if_nameindex()]
+    except (ImportError, OSError, AttributeError):  # not Linux, or no interfaces to list
+        return found
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        for name in names:
+            try:
+                packed = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+            except OSError:  # an interface without an IPv4 address
+                continue
+            found.add(socket.inet_ntoa(packed[20:24]))
+    return found
