@@ -106,10 +106,15 @@ def _polygon_inside(xs: np.ndarray, ys: np.ndarray, corners: np.ndarray) -> np.n
 
 
 def shape_coverage(shape: str, centre, radius: float, rotation: float, size: int) -> np.ndarray:
-    """Fraction of each pixel covered by the shape (float HxW), by supersampling."""
-    n = size * SUPERSAMPLE
-    coords = (np.arange(n) + 0.5) / SUPERSAMPLE
-    xs, ys = np.meshgrid(coords, coords)
+    """Fraction of each pixel covered by the shape (float HxW), by supersampling the pixels of its bounding box
+    (the shape lies within `radius` of its centre; every other pixel is uncovered)."""
+    x0, y0 = (max(0, int(np.floor(c - radius)) - 1) for c in centre)
+    x1, y1 = (min(size, int(np.ceil(c + radius)) + 1) for c in centre)
+    coverage = np.zeros((size, size))
+    if x1 <= x0 or y1 <= y0:
+        return coverage
+    xs, ys = np.meshgrid((np.arange(x0 * SUPERSAMPLE, x1 * SUPERSAMPLE) + 0.5) / SUPERSAMPLE,
+                         (np.arange(y0 * SUPERSAMPLE, y1 * SUPERSAMPLE) + 0.5) / SUPERSAMPLE)
     dx, dy = xs - centre[0], ys - centre[1]
     if shape == "circle":
         inside = dx * dx + dy * dy <= radius * radius
@@ -118,7 +123,8 @@ def shape_coverage(shape: str, centre, radius: float, rotation: float, size: int
         angles = rotation + 2 * np.pi * np.arange(corners_n) / corners_n
         corners = np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
         inside = _polygon_inside(dx, dy, corners)
-    return inside.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).mean(axis=(1, 3))
+    coverage[y0:y1, x0:x1] = inside.reshape(y1 - y0, SUPERSAMPLE, x1 - x0, SUPERSAMPLE).mean(axis=(1, 3))
+    return coverage
 
 
 def jittered(rgb, rng: np.random.Generator) -> np.ndarray:
