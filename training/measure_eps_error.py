@@ -147,8 +147,7 @@ def save_trajectory_strip(runs: dict[str, dict], path: Path, every: int = 2) -> 
         rows.append(np.concatenate(tiles, axis=1))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((2, 2), (0, width - r.shape[1]), (0, 0)), constant_values=128) for r in rows]
-    Image.fromarray(np.concatenate(rows)).resize((width * 2, sum(r.shape[0] for r in rows) * 2),
-                                                 Image.NEAREST).save(path)
+    Image.fromarray(np.concatenate(rows)).save(path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -157,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=".", help="folder for eps_error.png and trajectories.png")
     parser.add_argument("--scenes", type=int, default=144, help="held-out scenes for the eps error")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per prompt for the accuracy per scheduler")
-    parser.add_argument("--only", nargs="+", choices=("eps", "trajectories", "linearity", "schedulers", "lms", "flips"),
+    parser.add_argument("--only", nargs="+", choices=tuple(SECTIONS),
                         help="run only these measurements (default: all, in this order)")
     parser.add_argument("--prompt", default="a green square on a black background", help="the trajectories' prompt")
     parser.add_argument("--seed", type=int, default=2, help="the trajectories' seed")
@@ -210,6 +209,49 @@ def print_linearity(pipe, args, out: Path) -> None:
         print(f"| {row['colour']} | {row['background']} | " + " | ".join(cells) + " |", flush=True)
 
 
+@torch.no_grad()
+def stiffness(pipe, prompt: str, seed: int, guidance: float, steps: int = 25, iterations: int = 12) -> list[dict]:
+    """Along Euler's trajectory (sigma space, x = x_0 + sigma eps): per step, the largest eigenvalue of d eps / dx
+    (power iteration on finite differences) times the step h = sigma_next - sigma. An explicit multistep method
+    of order k stays stable only while |h lambda| on the negative real axis is below 2 (Euler), 1 (order 2),
+    6/11 (order 3), 3/10 (order 4, LMS's and PLMS's)."""
+    scheduler = make_scheduler("euler", pipe.scheduler.config)
+    scheduler.set_timesteps(steps)
+    side = pipe.unet.config.sample_size
+    x = torch.randn((1, 4, side, side), generator=torch.Generator().manual_seed(seed)) * scheduler.init_noise_sigma
+    states = torch.cat([prompt_states(pipe, [""]), prompt_states(pipe, [prompt])])
+    rows = []
+    for i, t in enumerate(scheduler.timesteps):
+        sigma, sigma_next = float(scheduler.sigmas[i]), float(scheduler.sigmas[i + 1])
+
+        def eps_of(latents, _t=t, _sigma=sigma):
+            x_in = latents / (_sigma**2 + 1) ** 0.5
+            uncond, text = pipe.unet(torch.cat([x_in, x_in]), _t, states).sample.chunk(2)
+            return uncond + guidance * (text - uncond)
+
+        eps = eps_of(x)
+        v = torch.randn(x.shape, generator=torch.Generator().manual_seed(i))
+        v /= v.norm()
+        step = 1e-3 * max(sigma, 1.0)
+        for _ in range(iterations):
+            jv = (eps_of(x + step * v) - eps) / step
+            eigen = float((jv * v).sum())  # Rayleigh quotient: the dominant eigenvalue's signed size
+            v = jv / jv.norm()
+        rows.append({"step": i, "t": int(t), "sigma": sigma, "lambda": eigen,
+                     "h_lambda": (sigma_next - sigma) * eigen})
+        x = scheduler.step(eps, t, x).prev_sample
+    return rows
+
+
+def print_stiffness(pipe, args, out: Path) -> None:
+    print("\n| step | t | sigma | " + " | ".join(f"h lambda, s = {s}" for s in (1.0, 3.0, 7.5)) + " |")
+    print("|---|---|---|---|---|---|")
+    runs = [stiffness(pipe, args.prompt, args.seed, s) for s in (1.0, 3.0, 7.5)]
+    for rows in zip(*runs):
+        print(f"| {rows[0]['step']} | {rows[0]['t']} | {rows[0]['sigma']:.2f} | "
+              + " | ".join(f"{r['h_lambda']:+.2f}" for r in rows) + " |", flush=True)
+
+
 def print_accuracy(rows) -> None:
     print("\n| scheduler | guidance | colour right | shape right | both right | background right | pictures |")
     print("|---|---|---|---|---|---|---|")
@@ -233,6 +275,7 @@ SECTIONS = {
     "schedulers": lambda pipe, args, out: print_accuracy(scheduler_accuracy(pipe, args.seeds)),
     "lms": lambda pipe, args, out: print_accuracy(lms_variants(pipe, args.seeds)),
     "flips": print_flips,
+    "stiffness": print_stiffness,
 }
 
 
