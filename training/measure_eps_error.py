@@ -1,24 +1,25 @@
-"""Why does a toy model draw right under one scheduler and wrong under another? Four measurements.
+"""Why does a toy model draw right under one scheduler and wrong under another? The measurements, by --only name.
 
-    python -m training.measure_eps_error [--model toy|DIR] [--out DIR] [--scenes 144] [--seeds 2]
+    python -m training.measure_eps_error [--model toy|DIR] [--out DIR] [--only NAME ...] [--seeds 2]
 
-1. eps error per t: held-out drawn scenes (seeds 18000..), encoded (posterior mean x scaling_factor), noised
-   at t = 0..999 with fixed eps; mean squared error of the UNet's eps-hat against that eps, with the
-   scene's caption, with "", and guided (s = 7.5), beside what a predictor that knows nothing of the data
-   gets (eps-hat = sqrt(1 - abar) x_t, the best guess for unit-Gaussian latents), and the x0-hat error
-   the eps error means (abar's factor (1 - abar) / abar: sigma^2 x the eps error).
-2. where training puts its noise levels: the share of training steps at t >= 900 and t >= the first
-   inference timestep of leading spacing, against the share of the sampler's model calls there.
-3. trajectories: one prompt and seed per scheduler, x0-hat = (x_in - sqrt(1 - abar_t) eps) / sqrt(abar_t)
-   from the UNet's own input and guided eps at every step, decoded and named by the checker; and how much
-   the guided eps changes from one model call to the next (what a multistep solver extrapolates).
-4. accuracy per scheduler (the evaluation set's prompts, `--seeds` seeds each, 25 steps, s = 7.5 and 1.0), and
-   LMS with its history cut to order 1..4 (the pipeline calls it with order 4), LMS at other guidance scales,
-   and LMS with order 4 only before or only after a given step;
-5. is colour linear in the latent space? Latents of drawn squares of one colour (seeds 19000..), mixed two
-   by two (the midpoint), all 16 averaged, and extrapolated (1.5 z_1 - 0.5 z_2), decoded and named by the
-   checker: a sampler's x0-hat is such a mean, and a multistep solver's update such an extrapolation.
-Writes eps_error.png and trajectories.png to --out and prints markdown tables; --only picks measurements.
+- eps: eps error per t. Held-out drawn scenes (seeds 18000..), encoded (posterior mean x scaling_factor), noised
+  at t = 0..999 with fixed eps; mean squared error of the UNet's eps-hat against that eps, with the scene's
+  caption, with "", and guided (s = 7.5), beside what a predictor that knows nothing of the data gets
+  (eps-hat = sqrt(1 - abar) x_t, the best guess for unit-Gaussian latents) and the x0-hat error the eps error
+  means (sigma^2 x it); and where training puts its noise levels (uniform t) against the sampler's calls.
+- trajectories: one prompt and seed per scheduler, x0-hat = (x_in - sqrt(1 - abar_t) eps) / sqrt(abar_t) from
+  the UNet's own input and guided eps at every step, decoded and named by the checker; and how much the
+  guided eps changes from one model call to the next (what a multistep solver extrapolates).
+- linearity: latents of drawn squares of one colour (seeds 19000..) mixed two by two, all 16 averaged, and
+  extrapolated (1.5 z_1 - 0.5 z_2), decoded and named: a sampler's x0-hat is such a mean.
+- schedulers: accuracy per scheduler (the evaluation set's prompts, --seeds seeds each, 25 steps, s = 7.5 and
+  1.0) and LMS with its history cut to order 1..4 (the pipeline calls it with order 4).
+- lms: LMS at other guidance scales, and with order 4 only before or only after a given step.
+- flips: do DDIM's mid-trajectory colour flips predict LMS's failures?
+- stiffness: the guided eps's largest eigenvalue times the step, per step, against the multistep stability
+  bounds, and which way its direction moves the picture (measure_eps_error.stiffness).
+- separation: how far apart the latents of one square drawn in each colour are (measure_schedulers).
+Writes eps_error.png and trajectories.png to --out and prints markdown tables.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from stepviz.toy.checker import inspect
 from stepviz.toy.world import all_captions, draw_scene, parse_caption
 
 from .extra_channels import pixels_from_uint8
-from .measure_schedulers import colour_linearity, flips_against_failures, lms_variants, scheduler_accuracy
+from .measure_schedulers import (colour_linearity, colour_separation, flips_against_failures, lms_variants,
+                                 scheduler_accuracy)
 from .sources import SHIPPED_MODEL, load_toy_pipeline
 
 HELD_OUT_FIRST_SEED = 18_000
@@ -214,42 +216,64 @@ def stiffness(pipe, prompt: str, seed: int, guidance: float, steps: int = 25, it
     """Along Euler's trajectory (sigma space, x = x_0 + sigma eps): per step, the largest eigenvalue of d eps / dx
     (power iteration on finite differences) times the step h = sigma_next - sigma. An explicit multistep method
     of order k stays stable only while |h lambda| on the negative real axis is below 2 (Euler), 1 (order 2),
-    6/11 (order 3), 3/10 (order 4, LMS's and PLMS's)."""
+    6/11 (order 3), 3/10 (order 4, LMS's and PLMS's). Along that direction v also: how the unconditional,
+    conditional and guided denoisers D = x - sigma eps follow it (g = v . dD/dx v; 1: follows the picture,
+    0: ignores it), and the checker's colour of x0-hat -/+ v (scaled to 3/8 of x0-hat's norm), decoded."""
     scheduler = make_scheduler("euler", pipe.scheduler.config)
     scheduler.set_timesteps(steps)
     side = pipe.unet.config.sample_size
+    factor = pipe.vae.config.scaling_factor
     x = torch.randn((1, 4, side, side), generator=torch.Generator().manual_seed(seed)) * scheduler.init_noise_sigma
     states = torch.cat([prompt_states(pipe, [""]), prompt_states(pipe, [prompt])])
     rows = []
     for i, t in enumerate(scheduler.timesteps):
         sigma, sigma_next = float(scheduler.sigmas[i]), float(scheduler.sigmas[i + 1])
 
-        def eps_of(latents, _t=t, _sigma=sigma):
+        def eps_parts(latents, _t=t, _sigma=sigma):
             x_in = latents / (_sigma**2 + 1) ** 0.5
             uncond, text = pipe.unet(torch.cat([x_in, x_in]), _t, states).sample.chunk(2)
-            return uncond + guidance * (text - uncond)
+            return uncond, text, uncond + guidance * (text - uncond)
 
-        eps = eps_of(x)
+        parts = eps_parts(x)
         v = torch.randn(x.shape, generator=torch.Generator().manual_seed(i))
         v /= v.norm()
         step = 1e-3 * max(sigma, 1.0)
         for _ in range(iterations):
-            jv = (eps_of(x + step * v) - eps) / step
-            eigen = float((jv * v).sum())  # Rayleigh quotient: the dominant eigenvalue's signed size
+            jv = (eps_parts(x + step * v)[2] - parts[2]) / step
             v = jv / jv.norm()
-        rows.append({"step": i, "t": int(t), "sigma": sigma, "lambda": eigen,
-                     "h_lambda": (sigma_next - sigma) * eigen})
-        x = scheduler.step(eps, t, x).prev_sample
+        moved = eps_parts(x + step * v)
+        slopes = [float(((after - before) / step * v).sum()) for after, before in zip(moved, parts)]
+        x0_hat = x - sigma * parts[2]
+        offset = 3 / 8 * x0_hat.norm() * v
+        pictures = uint8_pictures(pipe.vae.decode(torch.cat([x0_hat - offset, x0_hat + offset]) / factor).sample)
+        rows.append({"step": i, "t": int(t), "sigma": sigma, "lambda": slopes[2],
+                     "h_lambda": (sigma_next - sigma) * slopes[2],
+                     "g": [1 - sigma * slope for slope in slopes],  # unconditional, conditional, guided
+                     "colours": [inspect(p)["colour"] for p in pictures]})
+        x = scheduler.step(parts[2], t, x).prev_sample
     return rows
 
 
 def print_stiffness(pipe, args, out: Path) -> None:
-    print("\n| step | t | sigma | " + " | ".join(f"h lambda, s = {s}" for s in (1.0, 3.0, 7.5)) + " |")
-    print("|---|---|---|---|---|---|")
-    runs = [stiffness(pipe, args.prompt, args.seed, s) for s in (1.0, 3.0, 7.5)]
+    scales = (1.0, 3.0, 7.5)
+    runs = [stiffness(pipe, args.prompt, args.seed, s) for s in scales]
+    print("\n| step | t | sigma | " + " | ".join(f"h lambda, s = {s}" for s in scales)
+          + " | s = 7.5: g uncond / cond / guided | x0-hat -/+ v |")
+    print("|---|---|---|---|---|---|---|---|")
     for rows in zip(*runs):
+        guided = rows[-1]
         print(f"| {rows[0]['step']} | {rows[0]['t']} | {rows[0]['sigma']:.2f} | "
-              + " | ".join(f"{r['h_lambda']:+.2f}" for r in rows) + " |", flush=True)
+              + " | ".join(f"{r['h_lambda']:+.2f}" for r in rows)
+              + f" | {' / '.join(f'{g:+.2f}' for g in guided['g'])} | {' / '.join(map(str, guided['colours']))} |",
+              flush=True)
+
+
+def print_separation(pipe, args, out: Path) -> None:
+    distances = colour_separation(pipe)
+    ranked = sorted(distances.items(), key=lambda item: item[1])
+    print("\ncolour pairs, latent distance on the shape (RMS per element), nearest first: "
+          + ", ".join(f"{a}-{b} {d:.2f}" for (a, b), d in ranked[:6])
+          + f"; median over all {len(ranked)} pairs {np.median(list(distances.values())):.2f}", flush=True)
 
 
 def print_accuracy(rows) -> None:
@@ -276,6 +300,7 @@ SECTIONS = {
     "lms": lambda pipe, args, out: print_accuracy(lms_variants(pipe, args.seeds)),
     "flips": print_flips,
     "stiffness": print_stiffness,
+    "separation": print_separation,
 }
 
 
