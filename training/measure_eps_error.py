@@ -205,7 +205,7 @@ def print_trajectories(pipe, args, out: Path) -> None:
 def print_linearity(pipe, args, out: Path) -> None:
     print("\n| colour | background | drawn | midpoint of two | mean of 16 | 1.5 z1 - 0.5 z2 |")
     print("|---|---|---|---|---|---|")
-    for row in colour_linearity(pipe):
+    for row in colour_linearity(pipe.vae):
         cells = [f"{row[k][0]}/{row[k][1]}" for k in ("drawn", "midpoint", "mean of all", "1.5 z1 - 0.5 z2")]
         cells[2] = f"{row['mean of all'][2][0]}"
         print(f"| {row['colour']} | {row['background']} | " + " | ".join(cells) + " |", flush=True)
@@ -269,7 +269,7 @@ def print_stiffness(pipe, args, out: Path) -> None:
 
 
 def print_separation(pipe, args, out: Path) -> None:
-    distances = colour_separation(pipe)
+    distances = colour_separation(pipe.vae)
     ranked = sorted(distances.items(), key=lambda item: item[1])
     print("\ncolour pairs, latent distance on the shape (RMS per element), nearest first: "
           + ", ".join(f"{a}-{b} {d:.2f}" for (a, b), d in ranked[:6])

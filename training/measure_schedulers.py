@@ -58,25 +58,25 @@ def lms_variants(pipe, seeds: int, switch_steps=(9, 17)) -> list[tuple[str, dict
 
 
 @torch.no_grad()
-def colour_linearity(pipe, shape: str = "square", count: int = 16) -> list[dict]:
+def colour_linearity(vae, shape: str = "square", count: int = 16) -> list[dict]:
     """Per colour and background: how often midpoints, the mean and extrapolations of same-colour latents decode
     to that colour."""
     from stepviz.toy.world import BACKGROUNDS, COLOURS
 
-    factor = pipe.vae.config.scaling_factor
-    size = pipe.vae.config.sample_size
+    factor = vae.config.scaling_factor
+    size = vae.config.sample_size
     rows = []
     for colour in COLOURS:
         for background in BACKGROUNDS:
             images = np.stack([draw_scene(colour, shape, background, seed=19_000 + i, size=size).image
                                for i in range(count)])
-            z = pipe.vae.encode(pixels_from_uint8(images)).latent_dist.mean * factor
+            z = vae.encode(pixels_from_uint8(images)).latent_dist.mean * factor
             first, second = z[0::2], z[1::2]
             probes = {"drawn": z, "midpoint": (first + second) / 2, "mean of all": z.mean(0, keepdim=True),
                       "1.5 z1 - 0.5 z2": 1.5 * first - 0.5 * second}
             row = {"colour": colour, "background": background}
             for name, latents in probes.items():
-                pictures = uint8_pictures(pipe.vae.decode(latents / factor).sample)
+                pictures = uint8_pictures(vae.decode(latents / factor).sample)
                 named = [inspect(p)["colour"] for p in pictures]
                 row[name] = (sum(n == colour for n in named), len(named), named)
             rows.append(row)
@@ -108,7 +108,7 @@ def flips_against_failures(pipe, seeds: int, guidance: float = 7.5) -> dict:
 
 
 @torch.no_grad()
-def colour_separation(pipe, scenes: int = 6) -> dict[tuple[str, str], float]:
+def colour_separation(vae, scenes: int = 6) -> dict[tuple[str, str], float]:
     """How far apart the latents of neighbouring colours are: one square drawn in every colour (same seed,
     seeds 19500.., both backgrounds), encoded and scaled; per colour pair the RMS per element of the latents'
     difference on the square's latent cells, averaged over the scenes. Below this noise level (sigma) the
@@ -117,12 +117,12 @@ def colour_separation(pipe, scenes: int = 6) -> dict[tuple[str, str], float]:
 
     from stepviz.toy.world import COLOURS
 
-    size = pipe.vae.config.sample_size
+    size = vae.config.sample_size
     distances: dict[tuple[str, str], list[float]] = {}
     for seed, background in itertools.product(range(19_500, 19_500 + scenes), ("black", "white")):
         drawn = [draw_scene(colour, "square", background, seed=seed, size=size) for colour in COLOURS]
-        z = pipe.vae.encode(pixels_from_uint8(np.stack([d.image for d in drawn]))).latent_dist.mean
-        z = z * pipe.vae.config.scaling_factor
+        z = vae.encode(pixels_from_uint8(np.stack([d.image for d in drawn]))).latent_dist.mean
+        z = z * vae.config.scaling_factor
         cell = size // z.shape[-1]
         on_shape = torch.from_numpy(drawn[0].mask.reshape(z.shape[-1], cell, z.shape[-1], cell).mean(axis=(1, 3)) > 0.5)
         for a, b in itertools.combinations(range(len(COLOURS)), 2):

@@ -9,7 +9,8 @@
    DIR/vae_report.md.
 
 --measure: the round trip (encode, decode) of fresh drawn scenes judged by the strict checker, per colour,
-per shape, and for two-shape scenes (both pairs, placement), appended to DIR/vae_report.md.
+per shape, and for two-shape scenes (both pairs, placement), and the colour separation and linearity of the
+latents, appended to DIR/vae_report.md.
 Resumable: the checkpoint goes to DIR/scratch every few minutes; rerun with --resume.
 """
 
@@ -97,6 +98,22 @@ def round_trip_tables(vae, per_cell: int = 4, pairs: int = 96, size: int = V3_SI
         f"two shapes: {len(doubles)} scenes; seeds from {MEASURE_FIRST_SEED}; the strict checker)")
 
 
+def latent_geometry(vae) -> str:
+    """The colour separation and linearity probes of "Why v2 fails under LMS and PNDM", on this VAE."""
+    from .measure_schedulers import colour_linearity, colour_separation
+
+    distances = sorted(colour_separation(vae).items(), key=lambda item: item[1])
+    lines = ["Colour pairs' latent distance on the shape (RMS per element, nearest first): "
+             + ", ".join(f"{a}-{b} {d:.2f}" for (a, b), d in distances[:6])
+             + f"; median of {len(distances)} pairs {np.median([d for _, d in distances]):.2f}.", "",
+             "| colour | background | midpoint of two right | mean of 16 reads | 1.5 z1 - 0.5 z2 right |",
+             "|---|---|---|---|---|"]
+    for row in colour_linearity(vae):
+        lines.append(f"| {row['colour']} | {row['background']} | {row['midpoint'][0]}/{row['midpoint'][1]} | "
+                     f"{row['mean of all'][2][0]} | {row['1.5 z1 - 0.5 z2'][0]}/{row['1.5 z1 - 0.5 z2'][1]} |")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.train_vae_v3", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="output folder (the VAE goes to OUT/vae)")
@@ -131,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     report = out / "vae_report.md"
     if args.measure:
         vae = AutoencoderKL.from_pretrained(out / "vae", use_safetensors=True).eval()
-        table = round_trip_tables(vae, args.per_cell, size=args.size)
+        table = round_trip_tables(vae, args.per_cell, size=args.size) + "\n\n" + latent_geometry(vae)
         print(table, flush=True)
         report.write_text(report.read_text() + "\n## Round trips\n\n" + table + "\n")
         return
