@@ -114,8 +114,8 @@ def trajectory(pipe, scheduler_name: str, prompt: str, seed: int, guidance: floa
         x = scheduler.step(eps, t, x).prev_sample
     pictures = uint8_pictures(pipe.vae.decode(torch.cat(x0_hats) / pipe.vae.config.scaling_factor).sample)
     final = uint8_pictures(pipe.vae.decode(x / pipe.vae.config.scaling_factor).sample)[0]
-    return {"pictures": pictures, "colours": [inspect(p)["colour"] for p in pictures], "changes": changes,
-            "final": final, "final_found": inspect(final)}
+    return {"x0_hats": torch.cat(x0_hats), "pictures": pictures, "colours": [inspect(p)["colour"] for p in pictures],
+            "changes": changes, "final": final, "final_found": inspect(final)}
 
 
 def plot_eps_error(rows: list[dict], coverage: dict, path: Path) -> None:
