@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     vae.save_pretrained(out / "vae", safe_serialization=True)
     from .loop import plot_losses
 
-    plot_losses({"VAE (weighted MSE + L1 + KL + balance)": losses}, out / "vae_loss_curve.png")
+    plot_losses({"VAE (weighted MSE + L1 + KL + balance + linear RGB)": losses}, out / "vae_loss_curve.png")
     lines = ["# Toy v3 VAE", "", f"Command options: `{vars(args)}`", "",
              f"scaling_factor = 1 / std of raw latents over {args.fit_count} training scenes = {factor:.5f}", "",
              f"std of scaled latents: overall {std:.3f}, per channel {[round(v, 3) for v in per_channel]}", "",
