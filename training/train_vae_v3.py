@@ -10,7 +10,7 @@
 
 --measure: the round trip (encode, decode) of fresh drawn scenes judged by the strict checker, per colour,
 per shape, and for two-shape scenes (both pairs, placement), and the colour separation and linearity of the
-latents, appended to DIR/vae_report.md.
+latents, appended to DIR/vae_report.md; drawn scenes above their round trips in DIR/vae_round_trips.png.
 Resumable: the checkpoint goes to DIR/scratch every few minutes; rerun with --resume.
 """
 
@@ -98,6 +98,19 @@ def round_trip_tables(vae, per_cell: int = 4, pairs: int = 96, size: int = V3_SI
         f"two shapes: {len(doubles)} scenes; seeds from {MEASURE_FIRST_SEED}; the strict checker)")
 
 
+def save_round_trip_grid(vae, path: Path, size: int = V3_SIZE, count: int = 6) -> None:
+    """Rows: `count` drawn two-shape scenes, their round trips, `count` one-shape scenes, theirs (seed 123)."""
+    from PIL import Image
+
+    from stepviz.toy.world import random_pair, random_scene
+
+    rng = np.random.default_rng(123)
+    pairs = np.stack([random_pair(rng, size).image for _ in range(count)])
+    singles = np.stack([random_scene(rng, size).image for _ in range(count)])
+    rows = [pairs, round_trip(vae, pairs), singles, round_trip(vae, singles)]
+    Image.fromarray(np.concatenate([np.concatenate(list(row), axis=1) for row in rows])).save(path)
+
+
 def latent_geometry(vae) -> str:
     """The colour separation and linearity probes of "Why v2 fails under LMS and PNDM", on this VAE."""
     from .measure_schedulers import colour_linearity, colour_separation
@@ -149,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.measure:
         vae = AutoencoderKL.from_pretrained(out / "vae", use_safetensors=True).eval()
         table = round_trip_tables(vae, args.per_cell, size=args.size) + "\n\n" + latent_geometry(vae)
+        save_round_trip_grid(vae, out / "vae_round_trips.png", args.size)
         print(table, flush=True)
         report.write_text(report.read_text() + "\n## Round trips\n\n" + table + "\n")
         return
