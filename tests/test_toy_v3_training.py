@@ -73,3 +73,32 @@ def test_warm_start_copies_matching_weights_and_token_rows():
     assert warm_start(new, old, {4: 0, 1: 2}) == 0
     assert torch.equal(new.token_embedding.weight[4], old.token_embedding.weight[0])
     assert torch.equal(new.token_embedding.weight[1], old.token_embedding.weight[2])
+
+
+def test_pair_evaluation_judges_each_prompt_by_its_own_caption(monkeypatch):
+    from stepviz.toy.world import draw_pair
+    from training import evaluate
+
+    prompts = evaluate.pair_prompts(8)
+    assert prompts == evaluate.pair_prompts(8) and len(set(prompts)) == 8
+    parsed = [parse_scene_caption(p) for p in prompts]
+    assert all(len(things) == 2 and things[0][0] != things[1][0] for things, _, _ in parsed)
+    assert sum(placement is not None for _, placement, _ in parsed) == 4
+
+    opposite = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+
+    def drawn(pipe, chunk, seeds, guidance_scale, steps, flip=False):
+        pictures = []
+        for prompt, seed in zip(chunk, seeds):
+            things, placement, background = parse_scene_caption(prompt)
+            if flip and placement is not None:  # the first shape drawn on the other side
+                placement = opposite[placement]
+            pictures.append(draw_pair(things[0], things[1], background, placement, seed=seed).image)
+        return np.stack(pictures)
+
+    monkeypatch.setattr(evaluate, "generate", drawn)
+    right = evaluate.pair_accuracy(None, count=8, batch=3)
+    assert right == {"pairs": 1.0, "placement": 1.0, "background": 1.0, "n": 8, "n_placed": 4}
+    monkeypatch.setattr(evaluate, "generate", lambda *args: drawn(*args, flip=True))
+    flipped = evaluate.pair_accuracy(None, count=8, batch=3)
+    assert flipped["pairs"] == 1.0 and flipped["placement"] == 0.0
