@@ -11,7 +11,8 @@ DIR holds version 3's VAE (DIR/vae, from train_vae_v3) and its scene set (DIR/sc
    (training/models/toy/TRAINING.md) found the eps error lowest at the high-noise end, so its sampling stays;
 4. save a StableDiffusionPipeline folder to DIR/pipeline (safetensors) and the loss curve.
 
-Resumable: the checkpoint goes to DIR/scratch/unet.pt every few minutes; rerun with --resume.
+Resumable: the checkpoint goes to DIR/scratch/unet.pt every few minutes; rerun with --resume. --snapshot writes
+the running checkpoint's EMA networks as a pipeline folder, DIR/pipeline-step<N>, to measure a run in progress.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.train_unet_v3", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder with vae/ and scratch/scenes.npz (train_vae_v3's)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/scratch")
+    parser.add_argument("--snapshot", action="store_true",
+                        help="only write the running checkpoint's EMA networks as a pipeline, OUT/pipeline-step<N>")
     parser.add_argument("--warm-start", default="toy", help="a version 2 model to start from ('none': scratch)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=3000)
@@ -101,11 +104,43 @@ def encoded_scenes(vae, scenes, path: Path) -> tuple[torch.Tensor, torch.Tensor]
     return torch.cat(means), torch.cat(stds)
 
 
+def save_pipeline(vae, text_encoder, tokenizer, unet, folder: Path):
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=components.make_pipeline_scheduler(), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(folder, safe_serialization=True)
+
+
+def save_snapshot(out: Path) -> Path:
+    """The running checkpoint's EMA UNet and text encoder, with the VAE and tokenizer, as OUT/pipeline-step<N>."""
+    from diffusers import AutoencoderKL
+
+    from .tokenizer import load_tokenizer
+
+    state = load_checkpoint(out / "scratch" / "unet.pt")
+    if state is None:
+        raise SystemExit(f"no checkpoint at {out / 'scratch' / 'unet.pt'} yet")
+    vae = AutoencoderKL.from_pretrained(out / "vae", use_safetensors=True).eval()
+    tokenizer = load_tokenizer(out / "pipeline" / "tokenizer")
+    unet = components.make_unet(components.FULL, vae.config.sample_size)
+    text_encoder = components.make_text_encoder(components.FULL, tokenizer)
+    unet.load_state_dict(state["ema_unet"])
+    text_encoder.load_state_dict(state["ema_text"])
+    folder = out / f"pipeline-step{state['step']}"
+    save_pipeline(vae, text_encoder.eval(), tokenizer, unet.eval(), folder)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> None:
-    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel
 
     args = parse_args(argv)
+    if args.snapshot:
+        print(f"wrote {save_snapshot(Path(args.out))}")
+        return
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     started = time.monotonic()
@@ -169,10 +204,7 @@ def main(argv: list[str] | None = None) -> None:
                         report_every=250)
     losses = train_steps(schedule, {"unet": unet, "text_encoder": text_encoder}, optimizer, batch_loss,
                          averages={"ema_unet": (ema_unet, unet), "ema_text": (ema_text, text_encoder)})
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=ema_text, tokenizer=tokenizer, unet=ema_unet,
-                                   scheduler=components.make_pipeline_scheduler(), safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
-    pipe.save_pretrained(out / "pipeline", safe_serialization=True)
+    save_pipeline(vae, ema_text, tokenizer, ema_unet, out / "pipeline")
     plot_losses({"UNet + text encoder (eps MSE)": losses}, out / "pipeline" / "loss_curve.png")
     (out / "pipeline" / "TRAINING.md").write_text(
         "# How this toy v3 model was made\n\n"
