@@ -98,6 +98,27 @@ def round_trip_tables(vae, per_cell: int = 4, pairs: int = 96, size: int = V3_SI
         f"two shapes: {len(doubles)} scenes; seeds from {MEASURE_FIRST_SEED}; the strict checker)")
 
 
+def pair_shapes_by_size(vae, pairs: int = 96, size: int = V3_SIZE, small: float = 0.16) -> str:
+    """Two-shape round trips, each shape judged on its own (the blob of its colour among the two largest), by
+    shape and by circumradius below / from `small` of the side."""
+    from stepviz.toy.checker import inspect_things
+    from stepviz.toy.world import SHAPES, random_pair
+
+    rng = np.random.default_rng(MEASURE_FIRST_SEED)
+    scenes = [random_pair(rng, size) for _ in range(pairs)]
+    right: dict[tuple[str, bool], list[bool]] = {}
+    for scene, picture in zip(scenes, round_trip(vae, np.stack([s.image for s in scenes]))):
+        found = inspect_things(picture)["things"][:2]
+        for thing in scene.things:
+            same = [f for f in found if f["colour"] == thing.colour]
+            right.setdefault((thing.shape, thing.radius / size < small), []).append(
+                bool(same) and same[0]["shape"] == thing.shape)
+    cells = [f"{shape}: {np.mean(right.get((shape, True), [np.nan])):.1%} / "
+             f"{np.mean(right.get((shape, False), [np.nan])):.1%}" for shape in SHAPES]
+    return (f"Two-shape round trips, each shape right (colour found, shape right), circumradius below / from "
+            f"{small} of the side: " + ", ".join(cells) + ".")
+
+
 def save_round_trip_grid(vae, path: Path, size: int = V3_SIZE, count: int = 6) -> None:
     """Rows: `count` drawn two-shape scenes, their round trips, `count` one-shape scenes, theirs (seed 123)."""
     from PIL import Image
@@ -161,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     report = out / "vae_report.md"
     if args.measure:
         vae = AutoencoderKL.from_pretrained(out / "vae", use_safetensors=True).eval()
-        table = round_trip_tables(vae, args.per_cell, size=args.size) + "\n\n" + latent_geometry(vae)
+        table = "\n\n".join([round_trip_tables(vae, args.per_cell, size=args.size),
+                               pair_shapes_by_size(vae, size=args.size), latent_geometry(vae)])
         save_round_trip_grid(vae, out / "vae_round_trips.png", args.size)
         print(table, flush=True)
         report.write_text(report.read_text() + "\n## Round trips\n\n" + table + "\n")
