@@ -1,6 +1,6 @@
 """Does the toy model obey its prompt? Run the real diffusers pipeline and ask the checker.
 
-    python -m training.evaluate [--model toy|DIR] [--seeds 4] [--steps 25] [--scheduler ddim] [--grids DIR]
+    python -m training.evaluate [--model toy|DIR] [--seeds 4] [--steps 25] [--scheduler ddim] [--grids DIR] [--pairs N]
 
 The fixed evaluation set: every colour x shape x background prompt (36) with seeds 14000..14003
 (generator = torch.Generator().manual_seed(seed)), 144 pictures, generated with
@@ -9,7 +9,8 @@ seeds were never used while training (training draws its noise from generators s
 (seed, phase, step)) nor while choosing settings (that used seeds 0..7). The table gives how often
 the checker finds the prompted colour, shape (template fit), both, and background, the shape by the
 template rule alone (no convexity or rival test), and how often the default "approx" preview of the
-final step's x_t and x0-hat names the same colour as the full VAE decode of the same latents.
+final step's x_t and x0-hat names the same colour as the full VAE decode of the same latents. --pairs N (version
+3's models) also judges N two-shape prompts (seeds 20000..) by check_scene: both pairs, placement, background.
 """
 
 from __future__ import annotations
@@ -113,6 +114,40 @@ def accuracy_table(pipe, prompts: list[str] | None = None, seeds_per_prompt: int
     return table
 
 
+PAIR_FIRST_SEED = 20_000  # two-shape evaluation: prompt i uses seed 20000 + i
+
+
+def pair_prompts(count: int, seed: int = 0) -> list[str]:
+    """`count` two-shape captions (different colours; half "and", half a placement), drawn from `seed`."""
+    from stepviz.toy.world import BACKGROUNDS, COLOURS, PLACEMENTS, SHAPES, pair_caption
+
+    rng = np.random.default_rng(seed)
+    prompts = []
+    for i in range(count):
+        first, second = (list(COLOURS)[c] for c in rng.choice(len(COLOURS), size=2, replace=False))
+        shapes = [SHAPES[k] for k in rng.integers(len(SHAPES), size=2)]
+        placement = None if i % 2 == 0 else PLACEMENTS[(i // 2) % len(PLACEMENTS)]
+        prompts.append(pair_caption((first, shapes[0]), (second, shapes[1]), list(BACKGROUNDS)[i % 2], placement))
+    return prompts
+
+
+def pair_accuracy(pipe, count: int = 48, guidance_scale: float = 7.5, steps: int = 25, batch: int = 24,
+                  first_seed: int = PAIR_FIRST_SEED) -> dict:
+    """Two-shape prompts judged by check_scene: shares of both pairs right, placement right (placement prompts),
+    background right, and the counts."""
+    from stepviz.toy.checker import check_scene
+
+    prompts = pair_prompts(count)
+    results = []
+    for start in range(0, count, batch):
+        chunk = prompts[start:start + batch]
+        images = generate(pipe, chunk, [first_seed + start + i for i in range(len(chunk))], guidance_scale, steps)
+        results += [check_scene(image, prompt) for image, prompt in zip(images, chunk)]
+    placed = [r["placement_ok"] for r in results if r["placement_ok"] is not None]
+    return {"pairs": _share([r["pairs_ok"] for r in results]), "placement": _share(placed),
+            "background": _share([r["background_ok"] for r in results]), "n": len(results), "n_placed": len(placed)}
+
+
 def format_table(table: dict) -> str:
     previews = all("preview_both" in row for row in table.values())
     head = "| guidance | colour right | shape right | both right | background right | shape, template rule alone |"
@@ -197,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="a stepviz scheduler name (`stepviz schedulers`) built from the model's config; the "
                              "evaluation set's figures are DDIM's")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on busy cores)")
+    parser.add_argument("--pairs", type=int, default=0,
+                        help="also judge this many two-shape prompts (version 3's captions) at guidance 7.5")
     parser.add_argument("--img2img", action="store_true", help="also check img2img at strength 0.5 keeps positions")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -208,6 +245,10 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         parser.error(str(exc))
     print(format_table(accuracy_table(pipe, seeds_per_prompt=args.seeds, steps=args.steps, first_seed=args.first_seed)))
+    if args.pairs > 0:
+        row = pair_accuracy(pipe, args.pairs, steps=args.steps)
+        print(f"two shapes, guidance 7.5: both pairs right {row['pairs']:.1%} of {row['n']}, placement right "
+              f"{row['placement']:.1%} of {row['n_placed']}, background right {row['background']:.1%}")
     if args.grids:
         for path in save_shape_grids(pipe, args.grids, steps=args.steps):
             print(f"wrote {path}")

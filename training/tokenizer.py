@@ -15,7 +15,7 @@ from pathlib import Path
 
 from transformers import CLIPTokenizer
 
-from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES
+from stepviz.toy.world import BACKGROUNDS, COLOURS, PLACEMENTS, SHAPES
 
 BOS_TOKEN = "<|startoftext|>"
 EOS_TOKEN = "<|endoftext|>"  # also the padding and unknown token, as in SD 1.x
@@ -23,9 +23,13 @@ MODEL_MAX_LENGTH = 77
 WORD_SUFFIX = "</w>"
 
 
-def caption_words() -> list[str]:
-    """Every word any toy caption uses, in a fixed order."""
-    return ["a", "on", "background", *COLOURS, *SHAPES, *BACKGROUNDS]
+def caption_words(two_shapes: bool = False) -> list[str]:
+    """Every word any toy caption uses, in a fixed order; with `two_shapes` also version 3's "and" and placement
+    words, appended (so every earlier word keeps its merges: the shipped tokenizer is the one without)."""
+    words = ["a", "on", "background", *COLOURS, *SHAPES, *BACKGROUNDS]
+    if two_shapes:
+        words += ["and", *dict.fromkeys(word for placement in PLACEMENTS for word in placement.split())]
+    return words
 
 
 def byte_characters() -> list[str]:
@@ -81,11 +85,12 @@ def build_vocab_and_merges(words: list[str]) -> tuple[dict[str, int], list[tuple
     return {token: i for i, token in enumerate(tokens)}, merges
 
 
-def write_tokenizer(folder: str | Path) -> CLIPTokenizer:
-    """Write vocab.json and merges.txt into `folder`, then save a CLIPTokenizer there."""
+def write_tokenizer(folder: str | Path, two_shapes: bool = False) -> CLIPTokenizer:
+    """Write vocab.json and merges.txt into `folder`, then save a CLIPTokenizer there (`two_shapes`: version 3's
+    vocabulary, which knows "and" and the placement words)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    vocab, merges = build_vocab_and_merges(caption_words())
+    vocab, merges = build_vocab_and_merges(caption_words(two_shapes))
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     lines = ["#version: 0.2 - toy-world caption vocabulary"] + [f"{a} {b}" for a, b in merges]
     (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -42,8 +42,14 @@ def shape_weighted_pixel_loss(reconstruction: torch.Tensor, x: torch.Tensor, mas
 def train_vae(
     vae: AutoencoderKL, scenes: SceneSet, steps: int, batch: int, lr: float, seed: int,
     checkpoint_path: Path, shape_weight: float = 5.0, kl_weight: float = 1e-6, save_every_s: float = 180,
+    balance_weight: float = 0.0, linear_rgb_weight: float = 0.0,
 ) -> list[float]:
-    """Train in place; returns the loss per step (resumes from checkpoint_path)."""
+    """Train in place; returns the loss per step (resumes from checkpoint_path). Version 3's terms, off at 0:
+    `balance_weight` adds latent_balance_loss (its latents are scaled by a fitted scaling_factor, not folded),
+    `linear_rgb_weight` adds linear_rgb_loss (colour coded linearly, as in SD's latents)."""
+    # built only when used: its initialisation draws from torch's global generator, which the UNet's init then uses
+    rgb_head = torch.nn.Conv2d(vae.config.latent_channels, 3, 1) if linear_rgb_weight else None
+    modules = {"vae": vae, **({"linear_rgb": rgb_head} if rgb_head is not None else {})}
 
     def batch_loss(step: int, generator: torch.Generator) -> torch.Tensor:
         index = torch.randint(len(scenes), (batch,), generator=generator).numpy()
@@ -51,14 +57,44 @@ def train_vae(
         posterior = vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
         pixel = shape_weighted_pixel_loss(vae.decode(z).sample, x, mask, shape_weight)
-        return pixel + kl_weight * posterior.kl().mean() / z[0].numel()
+        loss = pixel + kl_weight * posterior.kl().mean() / z[0].numel()
+        if balance_weight:
+            loss = loss + balance_weight * latent_balance_loss(posterior.mean)
+        if linear_rgb_weight:
+            loss = loss + linear_rgb_weight * linear_rgb_loss(rgb_head, posterior.mean, x)
+        return loss
 
+    parameters = [p for module in modules.values() for p in module.parameters()]
     schedule = Schedule("vae", steps, lr, warmup=100, seed=seed, phase=VAE_PHASE, checkpoint=checkpoint_path,
                         save_every_s=save_every_s)
-    losses = train_steps(schedule, {"vae": vae}, torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0),
-                         batch_loss)
+    losses = train_steps(schedule, modules, torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0), batch_loss)
     vae.eval()
     return losses
+
+
+def linear_rgb_loss(rgb_head: torch.nn.Conv2d, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """How far a linear map of the latents (a 1x1 convolution, trained alongside) is from the picture averaged
+    over each latent cell.
+
+    SD's latents are close to a linear function of the downsampled picture (its preview is a 4 x 3 matrix), so
+    a mean of latents (a mid-noise x0-hat, a multistep solver's blend) decodes to a mean colour. The version
+    1/2 toy VAE coded colour non-linearly: the mean of 16 red squares' latents decodes blue
+    (training/models/toy/TRAINING.md, "Why v2 fails under LMS and PNDM").
+    """
+    target = torch.nn.functional.avg_pool2d(x, x.shape[-1] // z.shape[-1])
+    return (rgb_head(z) - target).pow(2).mean()
+
+
+def latent_balance_loss(z: torch.Tensor) -> torch.Tensor:
+    """How unequal the latent channels' spreads are, plus how far their means sit from 0 (in their stds).
+
+    The spread of the latents is free for the VAE (the decoder undoes any scale), so this costs it nothing to
+    meet; it makes one scaling_factor put every channel near unit std, as SD's 0.18215 roughly does for SD's
+    channels, instead of a per-channel normalisation folded into the VAE.
+    """
+    std = z.std(dim=(0, 2, 3)) + 1e-6
+    log_std = std.log()
+    return (log_std - log_std.mean()).pow(2).mean() + 0.1 * (z.mean(dim=(0, 2, 3)) / std).pow(2).mean()
 
 
 @torch.no_grad()

@@ -13,6 +13,11 @@ Deterministic and rule-based, so it can judge the toy model's outputs:
    - the blob is convex: area / area of its convex hull >= MIN_SOLIDITY (a four-pointed
      star or a notched blob is no square);
    otherwise the shape is None.
+
+Two-shape pictures (version 3's world, `check_scene`): the two largest blobs far from the background are
+judged each as above; the pairs are right when the (colour, shape) pairs found are the caption's (in
+either order) and no third sizeable blob is there; a placement ("left of", "above", ...) is right when
+the blob of the first-named colour lies that way of the other, more along that axis than across it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from PIL import Image
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
-from .world import COLOURS, parse_caption
+from .world import COLOURS, PLACEMENT_AXIS, parse_caption, parse_scene_caption
 
 # Hue (degrees) of each reference colour, computed from world.COLOURS.
 REFERENCE_HUES = {
@@ -37,6 +42,7 @@ CORNERS = {"circle": 0, "square": 4, "triangle": 3}  # the shapes the world draw
 RIVAL_CORNERS = {"pentagon": 5, "hexagon": 6}  # shapes it never draws, which a lumpy blob may resemble
 ROTATION_STEP = np.radians(2.0)
 MIN_BLOB_AREA = 12
+SIZEABLE_BLOB_SHARE = 0.004  # two-shape pictures: a blob counts as a thing from 0.4% of the picture (65 px at 128)
 
 
 def _as_array(image) -> np.ndarray:
@@ -55,13 +61,17 @@ def _background(image: np.ndarray) -> tuple[str, np.ndarray]:
     return name, colour
 
 
-def _largest_blob(image: np.ndarray, bg_colour: np.ndarray) -> np.ndarray:
+def _blobs(image: np.ndarray, bg_colour: np.ndarray):
+    """The connected blobs of pixels far from the background colour (bool masks), largest first."""
     far = np.linalg.norm(image - bg_colour, axis=-1) > FOREGROUND_DISTANCE
     labels, count = ndimage.label(far)
-    if count == 0:
-        return far
-    sizes = ndimage.sum(far, labels, index=np.arange(1, count + 1))
-    return labels == (1 + int(np.argmax(sizes)))
+    sizes = ndimage.sum(far, labels, index=np.arange(1, count + 1)) if count else []
+    for i in np.argsort(-np.asarray(sizes), kind="stable"):
+        yield labels == (1 + int(i))
+
+
+def _largest_blob(image: np.ndarray, bg_colour: np.ndarray) -> np.ndarray:
+    return next(_blobs(image, bg_colour), np.zeros(image.shape[:2], dtype=bool))
 
 
 def _hues(rgb: np.ndarray) -> np.ndarray:
@@ -166,19 +176,73 @@ def _fill_ratio(blob: np.ndarray) -> float:
     return float(blob.sum() / (np.pi * r_max * r_max))
 
 
+def _judge_blob(pixels: np.ndarray, blob: np.ndarray) -> dict:
+    # judge colour on the blob's interior, away from anti-aliased edges
+    interior = ndimage.binary_erosion(blob)
+    colour = _hue_name(pixels[interior if interior.sum() >= 4 else blob]) if blob.any() else None
+    shape, measures = _shape_name(blob)
+    return {"colour": colour, "shape": shape, "fill_ratio": _fill_ratio(blob), "blob_area": int(blob.sum()),
+            "mask": blob, **measures}
+
+
 def inspect(image) -> dict:
     """Everything the checker sees: names plus the measurements behind them (template_iou per
     template, solidity, fill_ratio, blob_area, mask)."""
     pixels = _as_array(image)
     background, bg_colour = _background(pixels)
-    blob = _largest_blob(pixels, bg_colour)
-    # judge colour on the blob's interior, away from anti-aliased edges
-    interior = ndimage.binary_erosion(blob)
-    colour = _hue_name(pixels[interior if interior.sum() >= 4 else blob]) if blob.any() else None
-    shape, measures = _shape_name(blob)
+    return {"background": background, **_judge_blob(pixels, _largest_blob(pixels, bg_colour))}
+
+
+def inspect_things(image) -> dict:
+    """The background and every sizeable blob (SIZEABLE_BLOB_SHARE of the picture), largest first, each judged as
+    `inspect` judges the largest, with its centroid (x, y)."""
+    pixels = _as_array(image)
+    background, bg_colour = _background(pixels)
+    least = max(MIN_BLOB_AREA, SIZEABLE_BLOB_SHARE * pixels.shape[0] * pixels.shape[1])
+    things = []
+    for blob in _blobs(pixels, bg_colour):
+        if blob.sum() < least:
+            break
+        ys, xs = np.nonzero(blob)
+        things.append({**_judge_blob(pixels, blob), "centre": (float(xs.mean()), float(ys.mean()))})
+    return {"background": background, "things": things}
+
+
+def _placed(first: dict, second: dict, placement: str) -> bool:
+    """Does `first` lie `placement` ('left of', ...) of `second`, more along that axis than across it?"""
+    ax, ay = PLACEMENT_AXIS[placement]
+    dx, dy = first["centre"][0] - second["centre"][0], first["centre"][1] - second["centre"][1]
+    return dx * ax + dy * ay > abs(dx * ay - dy * ax)
+
+
+def check_scene(image, expected_caption: str) -> dict:
+    """Compare a picture with any version 3 caption (one shape or two).
+
+    One shape: `check`'s result plus pairs_ok (colour and shape right) and placement_ok None. Two shapes:
+    colour_ok / shape_ok (every named colour / shape found among the two largest blobs), pairs_ok (exactly
+    two sizeable blobs, and their (colour, shape) pairs are the caption's), placement_ok (None for "and";
+    else the blob of the first-named colour lies that way of the other), background_ok, found.
+    """
+    things, placement, background = parse_scene_caption(expected_caption)
+    if len(things) == 1:
+        result = check(image, expected_caption)
+        return {**result, "pairs_ok": result["colour_ok"] and result["shape_ok"], "placement_ok": None}
+    seen = inspect_things(image)
+    found = seen["things"]
+    pairs = [(t["colour"], t["shape"]) for t in found[:2]]
+    placement_ok = None
+    if placement is not None:
+        by_colour = {t["colour"]: t for t in found[:2]}
+        first, second = (by_colour.get(colour) for colour, _ in things)
+        placement_ok = bool(first is not None and second is not None and first is not second
+                            and _placed(first, second, placement))
     return {
-        "colour": colour, "shape": shape, "background": background,
-        "fill_ratio": _fill_ratio(blob), "blob_area": int(blob.sum()), "mask": blob, **measures,
+        "colour_ok": sorted(c for c, _ in things) == sorted(str(c) for c, _ in pairs),
+        "shape_ok": sorted(s for _, s in things) == sorted(str(s) for _, s in pairs),
+        "pairs_ok": len(found) == 2 and sorted(things, key=str) == sorted(pairs, key=str),
+        "placement_ok": placement_ok,
+        "background_ok": seen["background"] == background,
+        "found": {"things": pairs, "background": seen["background"], "count": len(found)},
     }
 
 
@@ -206,4 +270,4 @@ def check(image, expected_caption: str) -> dict:
     }
 
 
-__all__ = ["check", "classify", "inspect", "solidity", "template_ious"]
+__all__ = ["check", "check_scene", "classify", "inspect", "inspect_things", "solidity", "template_ious"]

@@ -1,0 +1,104 @@
+"""Version 3's training pieces: the VAE's extra losses, its fitted scaling_factor, the colour-noise captions and the
+warm start from version 2."""
+
+import numpy as np
+import torch
+
+from stepviz.toy.world import COLOURS, parse_scene_caption
+from training import components
+from training.scenes_v3 import draw_v3_scenes
+from training.train_unet_v3 import warm_start, with_other_colour
+from training.train_vae import latent_balance_loss, linear_rgb_loss, train_vae
+from training.train_vae_v3 import fit_scaling_factor
+
+
+def test_latent_balance_loss_is_zero_only_for_equal_spreads_around_zero():
+    z = torch.randn(64, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert latent_balance_loss(z) < 0.01
+    assert latent_balance_loss(z * torch.tensor([1.0, 1.0, 3.0, 1.0]).view(1, 4, 1, 1)) > 0.2
+    assert latent_balance_loss(z + torch.tensor([0.0, 2.0, 0.0, 0.0]).view(1, 4, 1, 1)) > 0.05
+
+
+def test_linear_rgb_loss_is_zero_when_a_linear_map_of_the_latents_is_the_pooled_picture():
+    cells = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x = torch.nn.functional.interpolate(cells, scale_factor=8)  # one colour per latent cell
+    pooled = torch.nn.functional.avg_pool2d(x, 8)
+    z = torch.cat([pooled, torch.zeros(2, 1, 4, 4)], dim=1)
+    head = torch.nn.Conv2d(4, 3, 1)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        head.weight[:, :3, 0, 0] = torch.eye(3)
+    with torch.no_grad():
+        assert float(linear_rgb_loss(head, z, x)) < 1e-10
+        assert float(linear_rgb_loss(head, -z, x)) > 0.5
+
+
+def test_the_v3_vae_trains_with_both_terms_and_its_fitted_factor_gives_unit_std(tmp_path):
+    torch.manual_seed(0)
+    scenes = draw_v3_scenes(12, size=32, seed=1)
+    assert any(" and " in c or " of " in c or " above " in c or " below " in c for c in scenes.captions)
+    vae = components.make_vae(components.TINY, 32)
+    losses = train_vae(vae, scenes, 3, 4, 1e-3, 0, tmp_path / "vae.pt", balance_weight=0.05, linear_rgb_weight=1.0)
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert "linear_rgb" in torch.load(tmp_path / "vae.pt", weights_only=True)
+    factor, std, per_channel = fit_scaling_factor(vae, scenes, 12, seed=0)
+    assert vae.config.scaling_factor == factor and factor != 1.0
+    assert abs(std - 1.0) < 1e-3 and len(per_channel) == 4
+
+
+def test_colour_noise_names_another_colour_and_keeps_the_two_apart():
+    text = "a red circle left of a blue square on a white background"
+    for which in (0, 1):
+        for shift in range(5):
+            noisy = with_other_colour(text, which, shift)
+            things, placement, background = parse_scene_caption(noisy)
+            assert (placement, background) == ("left of", "white")
+            assert things[1 - which] == parse_scene_caption(text)[0][1 - which]
+            assert things[which][0] not in ("red", "blue") and things[which][1] == ("circle", "square")[which]
+    single = {with_other_colour("a red circle on a black background", 0, shift) for shift in range(5)}
+    assert len(single) == len(COLOURS) - 1 and all("red" not in s for s in single)
+
+
+def test_warm_start_copies_matching_weights_and_token_rows():
+    source, target = torch.nn.Sequential(torch.nn.Linear(3, 3)), torch.nn.Sequential(torch.nn.Linear(3, 3))
+    assert warm_start(target, source) == 2 and torch.equal(target[0].weight, source[0].weight)
+
+    class Embedding(torch.nn.Module):
+        def __init__(self, rows):
+            super().__init__()
+            self.token_embedding = torch.nn.Embedding(rows, 2)
+
+    old, new = Embedding(3), Embedding(5)
+    assert warm_start(new, old, {4: 0, 1: 2}) == 0
+    assert torch.equal(new.token_embedding.weight[4], old.token_embedding.weight[0])
+    assert torch.equal(new.token_embedding.weight[1], old.token_embedding.weight[2])
+
+
+def test_pair_evaluation_judges_each_prompt_by_its_own_caption(monkeypatch):
+    from stepviz.toy.world import draw_pair
+    from training import evaluate
+
+    prompts = evaluate.pair_prompts(8)
+    assert prompts == evaluate.pair_prompts(8) and len(set(prompts)) == 8
+    parsed = [parse_scene_caption(p) for p in prompts]
+    assert all(len(things) == 2 and things[0][0] != things[1][0] for things, _, _ in parsed)
+    assert sum(placement is not None for _, placement, _ in parsed) == 4
+
+    opposite = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+
+    def drawn(pipe, chunk, seeds, guidance_scale, steps, flip=False):
+        pictures = []
+        for prompt, seed in zip(chunk, seeds):
+            things, placement, background = parse_scene_caption(prompt)
+            if flip and placement is not None:  # the first shape drawn on the other side
+                placement = opposite[placement]
+            pictures.append(draw_pair(things[0], things[1], background, placement, seed=seed).image)
+        return np.stack(pictures)
+
+    monkeypatch.setattr(evaluate, "generate", drawn)
+    right = evaluate.pair_accuracy(None, count=8, batch=3)
+    assert right == {"pairs": 1.0, "placement": 1.0, "background": 1.0, "n": 8, "n_placed": 4}
+    monkeypatch.setattr(evaluate, "generate", lambda *args: drawn(*args, flip=True))
+    flipped = evaluate.pair_accuracy(None, count=8, batch=3)
+    assert flipped["pairs"] == 1.0 and flipped["placement"] == 0.0

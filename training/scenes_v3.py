@@ -1,0 +1,66 @@
+"""Version 3's training scenes: 128 px, one shape or two, with every caption form the world writes.
+
+Half the scenes show one shape ("a red circle on a black background"), a quarter two shapes joined by
+"and", a quarter two shapes with a placement word ("a red circle left of a blue square on a white
+background"). Drawn once from a seed and cached as .npz, like dataset.py's version 1/2 set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stepviz.toy.world import random_pair, random_scene
+
+V3_SIZE = 128  # 16 x 16 latents
+PAIR_SHARE = 0.5  # scenes with two shapes; half of them name a placement
+FIELDS = ("images", "masks", "captions")
+
+
+@dataclass
+class CaptionedScenes:
+    images: np.ndarray  # uint8 N x H x W x 3
+    masks: np.ndarray  # bool N x H x W, every shape
+    captions: np.ndarray  # str N
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def image_tensor(self, index) -> torch.Tensor:
+        """Images at `index` as float N x 3 x H x W in [-1, 1]."""
+        pixels = torch.from_numpy(self.images[index]).permute(0, 3, 1, 2).float()
+        return pixels / 127.5 - 1.0
+
+    def mask_tensor(self, index) -> torch.Tensor:
+        return torch.from_numpy(self.masks[index]).float()[:, None]
+
+
+def draw_v3_scenes(count: int, size: int = V3_SIZE, seed: int = 0, pair_share: float = PAIR_SHARE) -> CaptionedScenes:
+    rng = np.random.default_rng(seed)
+    images = np.empty((count, size, size, 3), dtype=np.uint8)
+    masks = np.empty((count, size, size), dtype=bool)
+    captions = []
+    for i in range(count):
+        scene = random_pair(rng, size) if rng.random() < pair_share else random_scene(rng, size)
+        images[i], masks[i] = scene.image, scene.mask
+        captions.append(scene.caption)
+    return CaptionedScenes(images, masks, np.asarray(captions))
+
+
+def load_or_draw_v3(path: Path, count: int, size: int = V3_SIZE, seed: int = 0,
+                    pair_share: float = PAIR_SHARE) -> CaptionedScenes:
+    """The scene set cached at `path`, drawn (and cached atomically) when missing or different."""
+    if path.exists():
+        cached = np.load(path)
+        if (all(name in cached for name in FIELDS) and cached["images"].shape[:2] == (count, size)
+                and int(cached["seed"]) == seed and float(cached["pair_share"]) == pair_share):
+            return CaptionedScenes(*(cached[name] for name in FIELDS))
+    scenes = draw_v3_scenes(count, size, seed, pair_share)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, seed=seed, pair_share=pair_share, **{name: getattr(scenes, name) for name in FIELDS})
+    tmp.replace(path)
+    return scenes

@@ -1,0 +1,218 @@
+"""Version 3's UNet and text encoder: python -m training.train_unet_v3 --out DIR [--resume]
+
+DIR holds version 3's VAE (DIR/vae, from train_vae_v3) and its scene set (DIR/scratch/scenes.npz).
+1. encode the scenes once (posterior mean and std, times the VAE's scaling_factor; cached in DIR/scratch);
+2. write version 3's tokenizer (it knows "and" and the placement words) and build the text encoder and the UNet
+   (the shipped base's sizes, 16 x 16 latents), warm-started from a version 2 model (--warm-start): every
+   weight whose shape matches is copied (all of the UNet's: its convolutions do not depend on the latent size),
+   the token embeddings row by row for the tokens both vocabularies have;
+3. train both on eps prediction as train_unet.py does (EMA, warm-up + cosine LR, captions dropped to "",
+   captions naming a wrong colour), t drawn uniformly from 0..999: "Why v2 fails under LMS and PNDM"
+   (training/models/toy/TRAINING.md) found the eps error lowest at the high-noise end, so its sampling stays;
+4. save a StableDiffusionPipeline folder to DIR/pipeline (safetensors) and the loss curve.
+
+Resumable: the checkpoint goes to DIR/scratch/unet.pt every few minutes; rerun with --resume. --snapshot writes
+the running checkpoint's EMA networks as a pipeline folder, DIR/pipeline-step<N>, to measure a run in progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stepviz.toy.world import COLOURS, caption, pair_caption, parse_scene_caption
+
+from . import components
+from .checkpoint import load_checkpoint, save_checkpoint
+from .extra_channels import encode_posterior, sample_posterior
+from .loop import Schedule, plot_losses, train_steps
+from .reporting import command_line
+from .scenes_v3 import load_or_draw_v3
+from .sources import part
+from .tokenizer import write_tokenizer
+
+UNET_V3_PHASE = 12  # step_generator phase, distinct from the other trainers'
+
+
+def with_other_colour(text: str, which: int, shift: int) -> str:
+    """`text` with the colour of its thing `which` (0 or 1, modulo the things) moved `shift` places along
+    COLOURS, skipping the other thing's colour."""
+    things, placement, background = parse_scene_caption(text)
+    names = list(COLOURS)
+    index = which % len(things)
+    taken = {colour for i, (colour, _) in enumerate(things) if i != index}
+    choices = [c for c in names if c != things[index][0] and c not in taken]
+    things[index] = (choices[shift % len(choices)], things[index][1])
+    if len(things) == 1:
+        return caption(things[0][0], things[0][1], background)
+    return pair_caption(things[0], things[1], background, placement)
+
+
+def warm_start(module: torch.nn.Module, source: torch.nn.Module, token_rows: dict[int, int] | None = None) -> int:
+    """Copy every weight of `source` whose name and shape match into `module`; with token_rows (new id -> old
+    id) also those rows of the token embedding. Returns how many tensors were copied whole."""
+    state, copied = module.state_dict(), 0
+    for name, value in source.state_dict().items():
+        if name in state and state[name].shape == value.shape:
+            state[name] = value.clone()
+            copied += 1
+        elif token_rows and name.endswith("token_embedding.weight"):
+            for new, old in token_rows.items():
+                state[name][new] = value[old]
+    module.load_state_dict(state)
+    return copied
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m training.train_unet_v3", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="folder with vae/ and scratch/scenes.npz (train_vae_v3's)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/scratch")
+    parser.add_argument("--snapshot", action="store_true",
+                        help="only write the running checkpoint's EMA networks as a pipeline, OUT/pipeline-step<N>")
+    parser.add_argument("--warm-start", default="toy", help="a version 2 model to start from ('none': scratch)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=4e-4)
+    parser.add_argument("--ema-decay", type=float, default=0.999)
+    parser.add_argument("--caption-dropout", type=float, default=0.1, help="fraction of captions replaced by \"\"")
+    parser.add_argument("--colour-noise", type=float, default=0.3, help="fraction of captions naming a wrong colour")
+    parser.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.batch < 1:
+        parser.error(f"--steps and --batch must be at least 1, not {args.steps} and {args.batch}")
+    return args
+
+
+def encoded_scenes(vae, scenes, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scenes' scaled posterior means and stds, cached at `path`."""
+    cached = load_checkpoint(path)
+    if cached is not None and len(cached["mean"]) == len(scenes):
+        return cached["mean"], cached["std"]
+    means, stds = [], []
+    for start in range(0, len(scenes), 256):
+        mean, std = encode_posterior(vae, scenes.image_tensor(np.arange(start, min(start + 256, len(scenes)))), 32)
+        means.append(mean)
+        stds.append(std)
+    save_checkpoint({"mean": torch.cat(means), "std": torch.cat(stds)}, path)
+    return torch.cat(means), torch.cat(stds)
+
+
+def save_pipeline(vae, text_encoder, tokenizer, unet, folder: Path):
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=components.make_pipeline_scheduler(), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(folder, safe_serialization=True)
+
+
+def save_snapshot(out: Path) -> Path:
+    """The running checkpoint's EMA UNet and text encoder, with the VAE and tokenizer, as OUT/pipeline-step<N>."""
+    from diffusers import AutoencoderKL
+
+    from .tokenizer import load_tokenizer
+
+    state = load_checkpoint(out / "scratch" / "unet.pt")
+    if state is None:
+        raise SystemExit(f"no checkpoint at {out / 'scratch' / 'unet.pt'} yet")
+    vae = AutoencoderKL.from_pretrained(out / "vae", use_safetensors=True).eval()
+    tokenizer = load_tokenizer(out / "pipeline" / "tokenizer")
+    unet = components.make_unet(components.FULL, vae.config.sample_size)
+    text_encoder = components.make_text_encoder(components.FULL, tokenizer)
+    unet.load_state_dict(state["ema_unet"])
+    text_encoder.load_state_dict(state["ema_text"])
+    folder = out / f"pipeline-step{state['step']}"
+    save_pipeline(vae, text_encoder.eval(), tokenizer, unet.eval(), folder)
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    args = parse_args(argv)
+    if args.snapshot:
+        print(f"wrote {save_snapshot(Path(args.out))}")
+        return
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    started = time.monotonic()
+    out = Path(args.out)
+    scratch = out / "scratch"
+    checkpoint = scratch / "unet.pt"
+    if not args.resume and checkpoint.exists():
+        checkpoint.unlink()
+    vae = AutoencoderKL.from_pretrained(out / "vae", use_safetensors=True).eval()
+    size = vae.config.sample_size
+    cached = np.load(scratch / "scenes.npz")
+    scenes = load_or_draw_v3(scratch / "scenes.npz", len(cached["images"]), size, int(cached["seed"]),
+                             float(cached["pair_share"]))
+    mean, std = encoded_scenes(vae, scenes, scratch / "latents.pt")
+    captions = [str(c) for c in scenes.captions]
+    print(f"{len(scenes)} scenes encoded ({time.monotonic() - started:.0f} s)", flush=True)
+
+    tokenizer = write_tokenizer(out / "pipeline" / "tokenizer", two_shapes=True)
+    unet = components.make_unet(components.FULL, size)
+    text_encoder = components.make_text_encoder(components.FULL, tokenizer)
+    if args.warm_start != "none":
+        from transformers import CLIPTokenizer
+
+        old_tokenizer = CLIPTokenizer.from_pretrained(str(part(args.warm_start, "tokenizer")))
+        old_vocab = old_tokenizer.get_vocab()
+        rows = {new: old_vocab[token] for token, new in tokenizer.get_vocab().items() if token in old_vocab}
+        unet_copied = warm_start(unet, UNet2DConditionModel.from_pretrained(part(args.warm_start, "unet")))
+        text_copied = warm_start(text_encoder, CLIPTextModel.from_pretrained(part(args.warm_start, "text_encoder")),
+                                 rows)
+        print(f"warm start from {args.warm_start}: {unet_copied} UNet tensors, {text_copied} text encoder tensors "
+              f"and {len(rows)} token embeddings", flush=True)
+    abar = components.make_train_scheduler().alphas_cumprod
+    parameters = list(unet.parameters()) + list(text_encoder.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=1e-2)
+    ema_unet, ema_text = copy.deepcopy(unet).eval(), copy.deepcopy(text_encoder).eval()
+
+    def batch_loss(step: int, generator: torch.Generator) -> torch.Tensor:
+        index = torch.randint(len(mean), (args.batch,), generator=generator)
+        # 1. x_0 from the stored posterior; captions: some name a wrong colour, some are dropped to ""
+        x_0 = sample_posterior(mean[index], std[index], generator)
+        wrong = (torch.rand(args.batch, generator=generator) < args.colour_noise).tolist()
+        dropped = (torch.rand(args.batch, generator=generator) < args.caption_dropout).tolist()
+        which, shift = torch.randint(0, 2, (args.batch,), generator=generator), torch.randint(0, 5, (args.batch,),
+                                                                                               generator=generator)
+        texts = ["" if dropped[i] else with_other_colour(captions[k], int(which[i]), int(shift[i])) if wrong[i]
+                 else captions[k] for i, k in enumerate(index.tolist())]
+        # 2. x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t uniform over 0..999
+        t = torch.randint(0, 1000, (args.batch,), generator=generator)
+        eps = torch.randn(x_0.shape, generator=generator)
+        a = abar[t].view(-1, 1, 1, 1)
+        x_t = a.sqrt() * x_0 + (1 - a).sqrt() * eps
+        # 3. encode the distinct captions of this batch once, then predict eps
+        used = sorted(set(texts))
+        ids = tokenizer(used, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                        return_tensors="pt").input_ids
+        states = text_encoder(ids)[0][[used.index(text) for text in texts]]
+        return (unet(x_t, t, states).sample - eps).pow(2).mean()
+
+    schedule = Schedule("unet v3", args.steps, args.lr, warmup=200, seed=args.seed, phase=UNET_V3_PHASE,
+                        checkpoint=checkpoint, save_every_s=args.save_every, ema_decay=args.ema_decay,
+                        report_every=250)
+    losses = train_steps(schedule, {"unet": unet, "text_encoder": text_encoder}, optimizer, batch_loss,
+                         averages={"ema_unet": (ema_unet, unet), "ema_text": (ema_text, text_encoder)})
+    save_pipeline(vae, ema_text, tokenizer, ema_unet, out / "pipeline")
+    plot_losses({"UNet + text encoder (eps MSE)": losses}, out / "pipeline" / "loss_curve.png")
+    (out / "pipeline" / "TRAINING.md").write_text(
+        "# How this toy v3 model was made\n\n"
+        f"```\n{command_line('train_unet_v3', argv)}\n```\n\n"
+        f"{args.steps} steps at batch {args.batch}; final loss (mean of the last 200 steps) "
+        f"{np.mean(losses[-200:]):.4f}; {(time.monotonic() - started) / 60:.1f} min this run.\n")
+    print(f"saved the toy v3 pipeline to {out / 'pipeline'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
