@@ -4,14 +4,11 @@
 from __future__ import annotations
 
 import os
-import pty
 import signal
-import subprocess
-import sys
 
 import pytest
 from test_tui import settle
-from test_tui_start import ESCAPES, read_until, set_size
+from test_tui_start import ESCAPES, read_until, start_tui
 from tiny import tiny_pipeline
 
 from stepviz.run.settings import RunSettings
@@ -40,13 +37,7 @@ async def test_q_quits_from_every_dialog_and_screen(opens):
 
 @pytest.mark.parametrize("number, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_ends_the_tui_with_the_terminal_restored(tiny_model_dir, number, code):
-    master, slave = pty.openpty()
-    set_size(slave, 30, 100)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stepviz", "tui", "--model", str(tiny_model_dir), "--steps", "2", "--height", "32",
-         "--width", "32"], stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-        env=dict(os.environ, TERM="xterm-256color", OMP_NUM_THREADS="1"))
-    os.close(slave)
+    master, process = start_tui(tiny_model_dir, 30, 100)
     try:
         before = read_until(master, process, lambda raw: b"space" in ESCAPES.sub(b"", raw), 90)
         assert process.poll() is None, before.decode(errors="replace")

@@ -38,14 +38,21 @@ def read_until(fd: int, process, done, seconds: float) -> bytes:
     return raw
 
 
-def test_a_0x0_terminal_that_answers_nothing_starts_draws_when_sized_and_quits(tiny_model_dir):
+def start_tui(model_dir, rows: int, columns: int):
+    """`stepviz tui` on the tiny model in a new process whose terminal is a pty of rows x columns: (the pty's
+    master end, the process)."""
     master, slave = pty.openpty()
-    set_size(slave, 0, 0)
+    set_size(slave, rows, columns)
     process = subprocess.Popen(
-        [sys.executable, "-m", "stepviz", "tui", "--model", str(tiny_model_dir), "--steps", "2", "--height", "32",
+        [sys.executable, "-m", "stepviz", "tui", "--model", str(model_dir), "--steps", "2", "--height", "32",
          "--width", "32"], stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
         env=dict(os.environ, TERM="xterm-256color", OMP_NUM_THREADS="1"))
     os.close(slave)
+    return master, process
+
+
+def test_a_0x0_terminal_that_answers_nothing_starts_draws_when_sized_and_quits(tiny_model_dir):
+    master, process = start_tui(tiny_model_dir, 0, 0)
     try:
         before = read_until(master, process, lambda raw: b"space" in ESCAPES.sub(b"", raw), 60)  # drawn at 80x25
         assert process.poll() is None, before.decode(errors="replace")

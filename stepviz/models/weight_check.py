@@ -18,7 +18,7 @@ import types
 import typing
 from pathlib import Path
 
-from .folder_check import ModelLoadError
+from .folder_check import ModelLoadError, read_json
 
 # diffusers still reads checkpoints whose attention layers use the old names (diffusers' modeling_utils converts
 # them on load: query/key/value/proj_attn -> to_q/to_k/to_v/to_out.0).
@@ -43,7 +43,7 @@ def check_component(name: str, cls, folder: Path, variant: str | None = None, al
     if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
         return  # tokenizers, schedulers, image processors: no weights
     config_path = folder / "config.json"
-    config = _read_config(config_path)
+    config = read_json(config_path, f"{name} component")
     config_class = getattr(cls, "config_class", None)
     check_config_types(config, config_class or cls, config_path)
     files = _weight_files(folder, variant)
@@ -140,18 +140,6 @@ def read_header(path: Path) -> dict[str, list[int]]:
         (length,) = struct.unpack("<Q", handle.read(8))
         header = json.loads(handle.read(length))
     return {key: entry["shape"] for key, entry in header.items() if key != "__metadata__"}
-
-
-def _read_config(path: Path) -> dict:
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelLoadError(f"{path} is missing: the component has no config; export the pipeline again") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelLoadError(f"{path} is not valid JSON ({exc}): fix it or export the pipeline again") from None
-    if not isinstance(config, dict):
-        raise ModelLoadError(f"{path} is not a JSON object: fix it or export the pipeline again")
-    return config
 
 
 def _weight_files(folder: Path, variant: str | None) -> list[Path]:
