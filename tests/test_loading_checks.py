@@ -119,3 +119,17 @@ def test_serve_refuses_a_model_whose_tensors_do_not_fit_before_any_tab(folder, c
     assert main(["serve", "--model", str(folder)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "conv_in.weight" in err[-1]
+
+
+def test_a_single_file_missing_unet_tensors_is_refused(tiny_pipe, tiny_model_dir, tmp_path):
+    from ldm_checkpoint import write_single_file
+
+    whole = tmp_path / "whole.safetensors"
+    write_single_file(tiny_pipe, whole)
+    assert load_pipeline(whole, config=tiny_model_dir).unet is not None
+    tensors = load_file(whole)
+    tensors.pop(next(key for key in tensors if key.startswith("model.diffusion_model.out.")))
+    partial = tmp_path / "partial.safetensors"
+    save_file(tensors, partial)
+    text = refusal(partial, config=tiny_model_dir)
+    assert "unet" in text and "partial or damaged" in text

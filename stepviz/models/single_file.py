@@ -72,6 +72,26 @@ def clip_tokenizer(pad_token: str):
                          model_max_length=77)
 
 
+# Where the original key names keep the UNet and the VAE: diffusers converts each of their tensors to one of the
+# model's, so a file with fewer tensors under a prefix than the model has leaves some uninitialised (diffusers
+# fills them in silently). Extra tensors (an EMA copy under model_ema.) are other parts and are not counted.
+WHOLE_PARTS = (("unet", "model.diffusion_model."), ("vae", "first_stage_model."))
+
+
+def check_parts_whole(path: Path, pipe) -> None:
+    """One line when the file holds fewer UNet or VAE tensors than the model built from its config has."""
+    from .weight_check import read_header
+
+    keys = read_header(path)
+    for name, prefix in WHOLE_PARTS:
+        have = sum(1 for key in keys if key.startswith(prefix))
+        need = len(getattr(pipe, name).state_dict())
+        if have < need:
+            raise SingleFileError(f"{path.name} holds {have} tensors of the {name} ({prefix}*) but the {name} its "
+                                  f"config makes has {need}: a partial or damaged file (diffusers would fill the "
+                                  "rest with untrained values)")
+
+
 def load_single_file(path: Path, torch_dtype, *, prediction_type: str | None = None, config=None,
                      notices: list[str]):
     """The pipeline for a single-file checkpoint. config: a diffusers folder to take the architecture from
@@ -98,6 +118,7 @@ def load_single_file(path: Path, torch_dtype, *, prediction_type: str | None = N
             extra.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
         pipe = getattr(diffusers, class_name).from_single_file(
             str(path), config=str(folder), local_files_only=True, dtype=torch_dtype, **extra)
+    check_parts_whole(path, pipe)
     what = {"sd1": "SD 1.x", "sd2": "SD 2.x (eps)", "sd2-v": "SD 2.x (v-prediction)", "sdxl": "SDXL"}[kind]
     origin = "the config stepviz ships" if config is None else str(config)
     notices.append(f"{path.name}: a single-file {what}{' inpainting' if channels == 9 else ''} checkpoint, "
