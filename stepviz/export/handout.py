@@ -116,19 +116,10 @@ def metrics_table(records) -> str:
     return "".join(lines) + "</table>"
 
 
-def write_handout(folder: Path, manifest: dict, records) -> Path:
-    """Write folder/handout.html from the files already in `folder` and the manifest."""
-    settings, model, versions = manifest["settings"], manifest["model"], manifest["versions"]
-    title = manifest["title"] or "stepviz export"
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
-             "<p class='muted'>The printable handout. <a href='index.html'>index.html</a> is the same run to explore "
-             "step by step.</p>"]
-    for paragraph in (manifest["description"] or "").strip().split("\n\n"):
-        if paragraph.strip():
-            parts.append(f"<p>{html.escape(paragraph.strip())}</p>")
-    parts.append("<h2>The run</h2>")
-    parts.append(rows_table([
+def run_rows(manifest: dict, pictures: str) -> list[tuple[str, object]]:
+    """The run's settings as (label, value) rows, from its manifest: one list for the handout and the page."""
+    settings, model = manifest["settings"], manifest["model"]
+    return [
         ("prompt", settings["prompt"]), ("negative prompt", settings["negative_prompt"]),
         ("mode", settings["mode"]), ("input picture", settings["image"]), ("mask", settings["mask_image"]),
         ("depth map", settings["depth_map"]),
@@ -140,8 +131,24 @@ def write_handout(folder: Path, manifest: dict, records) -> Path:
         ("model", f"{model['id']} (weights sha256 {str(model['weights_sha256'])[:16]}…), "
                   f"predicts {model.get('predicts', 'eps')}, {model['device']} {model['dtype']}"),
         ("stopped early", manifest["stopped"]), ("notices", "; ".join(manifest["notices"])),
-        ("pictures", f"{manifest['preview']} preview, every {manifest['every']} step(s) in the strips"),
-    ]))
+        ("pictures", pictures),
+    ]
+
+
+def write_handout(folder: Path, manifest: dict, records) -> Path:
+    """Write folder/handout.html from the files already in `folder` and the manifest."""
+    model, versions = manifest["model"], manifest["versions"]
+    title = manifest["title"] or "stepviz export"
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
+             "<p class='muted'>The printable handout. <a href='index.html'>index.html</a> is the same run to explore "
+             "step by step.</p>"]
+    for paragraph in (manifest["description"] or "").strip().split("\n\n"):
+        if paragraph.strip():
+            parts.append(f"<p>{html.escape(paragraph.strip())}</p>")
+    parts.append("<h2>The run</h2>")
+    parts.append(rows_table(run_rows(manifest, f"{manifest['preview']} preview, every {manifest['every']} step(s) "
+                                               "in the strips")))
     inputs = [name for name in ("input.png", "mask.png") if (folder / name).is_file()]
     if inputs:
         parts.append("<h2>The inputs</h2><div class='row'>"

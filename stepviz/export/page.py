@@ -18,6 +18,7 @@ import json
 from importlib.resources import files
 from pathlib import Path
 
+from .handout import run_rows
 from .page_command import measured_claims, reproducing_command
 from .page_data import LETTERS, attention_data, main_extras, notes_data, page_data, run_data
 
@@ -40,21 +41,8 @@ def _rows(pairs) -> str:
 
 
 def settings_rows(manifest: dict) -> str:
-    settings, model = manifest["settings"], manifest["model"]
-    return _rows([
-        ("prompt", settings["prompt"]), ("negative prompt", settings["negative_prompt"]),
-        ("mode", settings["mode"]), ("input picture", settings["image"]), ("mask", settings["mask_image"]),
-        ("depth map", settings["depth_map"]), ("strength", settings["strength"]), ("seed", manifest["seed"]),
-        ("scheduler", settings["scheduler"] or f"{manifest['scheduler_configs'][0]['scheduler']} (the model's own)"),
-        ("guidance scale", settings["guidance_scale"]),
-        ("steps", f"{manifest['steps_run']} run of {manifest['steps_planned']} planned"),
-        ("size", f"{manifest['size']['width']} x {manifest['size']['height']}"),
-        ("model", f"{model['id']} (weights sha256 {str(model['weights_sha256'])[:16]}…), predicts "
-                  f"{model.get('predicts', 'eps')}, {model['device']} {model['dtype']}"),
-        ("pictures", f"{manifest['preview']} preview"), ("stopped early", manifest["stopped"]),
-        ("notices", "; ".join(manifest["notices"])),
-        *((f"{name} version", version) for name, version in manifest["versions"].items()),
-    ])
+    return _rows([*run_rows(manifest, f"{manifest['preview']} preview"),
+                  *((f"{name} version", version) for name, version in manifest["versions"].items())])
 
 
 def body(manifest: dict, command: str, caveat: str | None, data: dict) -> str:
