@@ -17,17 +17,9 @@ EMPTY_CAPTION_INDEX = len(CAPTIONS)
 FIELDS = ("images", "masks", "depth", "caption_index", "centres", "radii")
 
 
-@dataclass
-class SceneSet:
-    """Drawn scenes with everything the trainers use: the base model (pictures, captions, shape masks), the
-    variants (depth, where the shape is) and the depth estimator."""
-
-    images: np.ndarray  # uint8 N x H x W x 3
-    masks: np.ndarray  # bool N x H x W, the shape
-    depth: np.ndarray  # float32 N x H x W in [0, 1], larger = nearer
-    caption_index: np.ndarray  # int64 N, into CAPTIONS
-    centres: np.ndarray  # float32 N x 2, (x, y) of the shape
-    radii: np.ndarray  # float32 N, circumradius in pixels
+class PictureTensors:
+    """What every scene set gives a trainer: its size, and pictures and masks as tensors (needs `images`, uint8
+    N x H x W x 3, and `masks`, bool N x H x W)."""
 
     def __len__(self) -> int:
         return len(self.images)
@@ -39,6 +31,20 @@ class SceneSet:
 
     def mask_tensor(self, index) -> torch.Tensor:
         return torch.from_numpy(self.masks[index]).float()[:, None]
+
+
+@dataclass
+class SceneSet(PictureTensors):
+    """Drawn scenes with everything the trainers use: the base model (pictures, captions, shape masks), the
+    variants (depth, where the shape is) and the depth estimator."""
+
+    images: np.ndarray  # uint8 N x H x W x 3
+    masks: np.ndarray  # bool N x H x W, the shape
+    depth: np.ndarray  # float32 N x H x W in [0, 1], larger = nearer
+    caption_index: np.ndarray  # int64 N, into CAPTIONS
+    centres: np.ndarray  # float32 N x 2, (x, y) of the shape
+    radii: np.ndarray  # float32 N, circumradius in pixels
+
 
 
 def draw_scene_set(count: int, size: int, seed: int, radius_range: tuple[float, float] = RADIUS_RANGE) -> SceneSet:

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from stepviz.toy.world import random_pair, random_scene
+
+from .dataset import PictureTensors
 
 V3_SIZE = 128  # 16 x 16 latents
 PAIR_SHARE = 0.5  # scenes with two shapes; half of them name a placement
@@ -21,21 +22,10 @@ FIELDS = ("images", "masks", "captions")
 
 
 @dataclass
-class CaptionedScenes:
+class CaptionedScenes(PictureTensors):
     images: np.ndarray  # uint8 N x H x W x 3
     masks: np.ndarray  # bool N x H x W, every shape
     captions: np.ndarray  # str N
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def image_tensor(self, index) -> torch.Tensor:
-        """Images at `index` as float N x 3 x H x W in [-1, 1]."""
-        pixels = torch.from_numpy(self.images[index]).permute(0, 3, 1, 2).float()
-        return pixels / 127.5 - 1.0
-
-    def mask_tensor(self, index) -> torch.Tensor:
-        return torch.from_numpy(self.masks[index]).float()[:, None]
 
 
 def draw_v3_scenes(count: int, size: int = V3_SIZE, seed: int = 0, pair_share: float = PAIR_SHARE) -> CaptionedScenes:

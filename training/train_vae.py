@@ -98,15 +98,21 @@ def latent_balance_loss(z: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def latent_statistics(vae: AutoencoderKL, scenes: SceneSet, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of posterior samples over `count` training pictures."""
+def raw_latent_samples(vae, scenes, count: int, seed: int, batch: int = 128) -> torch.Tensor:
+    """Posterior samples z ~ E(x) of the first `count` scenes, unscaled (N x C x h x w), drawn `batch` at a time."""
     generator = torch.Generator().manual_seed(seed)
     samples = []
-    for start in range(0, min(count, len(scenes)), 128):
-        index = np.arange(start, min(start + 128, count, len(scenes)))
+    for start in range(0, min(count, len(scenes)), batch):
+        index = np.arange(start, min(start + batch, count, len(scenes)))
         posterior = vae.encode(scenes.image_tensor(index)).latent_dist
         samples.append(posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator))
-    z = torch.cat(samples)
+    return torch.cat(samples)
+
+
+@torch.no_grad()
+def latent_statistics(vae: AutoencoderKL, scenes: SceneSet, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of posterior samples over `count` training pictures."""
+    z = raw_latent_samples(vae, scenes, count, seed)
     return z.mean(dim=(0, 2, 3)), z.std(dim=(0, 2, 3))
 
 

@@ -26,27 +26,15 @@ import torch
 
 from . import components
 from .scenes_v3 import PAIR_SHARE, V3_SIZE, load_or_draw_v3
-from .train_vae import train_vae
+from .train_vae import raw_latent_samples, train_vae
 
 MEASURE_FIRST_SEED = 17_000  # round-trip scenes, never drawn for training (that rng is seeded by --seed)
-
-
-@torch.no_grad()
-def raw_latent_samples(vae, scenes, count: int, seed: int) -> torch.Tensor:
-    """Posterior samples z ~ E(x) of the first `count` scenes, unscaled (N x 4 x h x w)."""
-    generator = torch.Generator().manual_seed(seed)
-    samples = []
-    for start in range(0, min(count, len(scenes)), 64):
-        index = np.arange(start, min(start + 64, count, len(scenes)))
-        posterior = vae.encode(scenes.image_tensor(index)).latent_dist
-        samples.append(posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator))
-    return torch.cat(samples)
 
 
 def fit_scaling_factor(vae, scenes, count: int, seed: int) -> tuple[float, float, list[float]]:
     """Set vae.config.scaling_factor to 1 / std of the raw latents (SD's recipe); returns it and the std of the
     scaled latents overall and per channel."""
-    z = raw_latent_samples(vae, scenes, count, seed)
+    z = raw_latent_samples(vae, scenes, count, seed, batch=64)
     factor = float(1.0 / z.std())
     vae.register_to_config(scaling_factor=factor)
     scaled = factor * z
