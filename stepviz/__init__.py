@@ -19,7 +19,7 @@ _LAZY = {
     "NonFiniteError": ("stepviz.engine", "NonFiniteError"),
     "SCHEDULERS": ("stepviz.engine", "SCHEDULERS"),
     "load_scenario": ("stepviz.lessons.schema", "load_scenario"),
-    "trace": ("stepviz.engine", "trace"),
+    "trace": ("stepviz.trace", "trace"),
     "SharedEngine": ("stepviz.run.shared_engine", "SharedEngine"),
 }
 

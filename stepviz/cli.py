@@ -168,7 +168,7 @@ def run_trace_command(args) -> int:
     """Print the report of each traced loop; 0 when every loop matches its pipeline, 1 when one diverges or the
     script raised (its own traceback shown), 2 when there is nothing to compare."""
     from .engine.checks import StepvizInputError
-    from .engine.trace_script import run_traced
+    from .trace.script import run_traced
     from .lessons.shipped import script_path
     from .models.loading import quiet_libraries
 

@@ -63,7 +63,7 @@ def test_a_recorded_loop_starts_on_the_vp_scale_as_its_first_record_says(tiny_pi
 
     import stepviz
     from stepviz.engine.schedulers import start_on_vp_scale
-    from stepviz.engine.trace_replay import replays
+    from stepviz.trace.replay import replays
 
     with stepviz.trace(tiny_pipe) as tr:
         txt2img_loop(tiny_pipe, "euler")

@@ -6,7 +6,7 @@ from diy_loops import img2img_loop, inpaint_loop, txt2img_loop
 
 import stepviz
 from stepviz.engine.schedulers import SCHEDULERS
-from stepviz.engine.trace_causes import CAUSES
+from stepviz.trace.causes import CAUSES
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +97,9 @@ def test_stepper_takes_the_starting_noise_and_embeddings_as_diffusers_does(sd_pi
     assert torch.equal(st.latents, expected)
 
 
-def test_stepviz_trace_is_the_function_even_after_its_modules_load():
-    import stepviz.engine.trace_compare  # noqa: F401  (a submodule named like the function would shadow it)
-    from stepviz.engine import trace
+def test_stepviz_trace_starts_a_trace_even_after_its_modules_load(sd_pipe):
+    import stepviz.trace.compare  # noqa: F401  (binds the name stepviz.trace to the package)
+    from stepviz.trace.compare import Trace
 
-    assert callable(stepviz.trace) and stepviz.trace is trace
+    assert isinstance(stepviz.trace(sd_pipe), Trace)
+    assert isinstance(stepviz.trace.trace(sd_pipe), Trace)

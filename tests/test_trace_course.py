@@ -3,7 +3,7 @@
 import pytest
 
 from stepviz.cli import main
-from stepviz.engine.trace_script import run_traced
+from stepviz.trace.script import run_traced
 from stepviz.lessons.shipped import script_path
 
 

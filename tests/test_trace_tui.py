@@ -7,7 +7,7 @@ import stepviz
 
 pytest.importorskip("textual")
 
-from stepviz.engine.trace_replay import replays  # noqa: E402
+from stepviz.trace.replay import replays  # noqa: E402
 from stepviz.run.session import FORK, MAIN  # noqa: E402
 from stepviz.tui.screens.compare import CompareScreen  # noqa: E402
 from stepviz.tui.trace_app import TraceApp  # noqa: E402

@@ -15,7 +15,6 @@ _WHERE = {
     "NonFiniteError": ".errors",
     "RunFinishedError": ".errors",
     "Stepper": ".stepper",
-    "trace": ".trace_compare",
 }
 __all__ = sorted(_WHERE)
 

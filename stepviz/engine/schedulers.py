@@ -160,7 +160,7 @@ def start_on_vp_scale(stepper):
 
     Taken from the stepper's inputs, so it holds also after steps, swaps and forks; the noise level is the
     first record's once there is one, else the scheduler's at the loop's start. A recorded loop
-    (trace_replay.LoopReplay) has no inputs nor loop: its latents, at its schedule's first timestep.
+    (trace/replay.py's LoopReplay) has no inputs nor loop: its latents, at its schedule's first timestep.
     """
     inputs = getattr(stepper, "run_inputs", None)
     start = stepper.latents if inputs is None else inputs.latents

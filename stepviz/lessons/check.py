@@ -152,7 +152,7 @@ def measure(claim: Claim, runs: LessonRuns) -> ClaimResult:
 @functools.cache
 def traced_report(command: str):
     """The trace report of a shipped example run with its arguments (each run once per check)."""
-    from ..engine.trace_script import run_traced
+    from ..trace.script import run_traced
     from .shipped import script_path
 
     name, *args = command.split()

@@ -195,7 +195,7 @@ def parse_claim(table: dict, at_step: int) -> Claim:
 
 def _trace_claim(table: dict, common: dict) -> Claim:
     """`trace` names a shipped example (never a path: a lesson stays data) and what its trace finds."""
-    from ..engine.trace_causes import CAUSES
+    from ..trace.causes import CAUSES
     from .shipped import example_names
 
     command = _text(table, "trace", None)

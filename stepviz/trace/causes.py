@@ -47,7 +47,7 @@ def diagnose(quantity: str, index: int, user, reference, run, pipe, base_config)
 
 
 def _sigma(scheduler, t: float) -> float:
-    from .schedulers import trained_noise_level
+    from ..engine.schedulers import trained_noise_level
 
     return trained_noise_level(scheduler, t)[0]
 
@@ -127,7 +127,7 @@ def _scaled_model_input(index, user, reference, run, pipe, base_config):
 
 
 def _guidance(index, user, reference, run, pipe, base_config):
-    from .trace_reference import fit_guidance
+    from .reference import fit_guidance
 
     fit = fit_guidance(user.steps[index])
     if fit is None:

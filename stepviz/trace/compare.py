@@ -7,11 +7,11 @@
     report.first_divergence       # None when the loop does what the pipeline does
 
 The reference is the engine's Stepper (bit-exact with diffusers' pipelines) run on what the loop used:
-its scheduler class, step count, guidance scale, prompt embeddings and starting noise (trace_reference).
+its scheduler class, step count, guidance scale, prompt embeddings and starting noise (reference.py).
 Quantities are compared in the order the loop makes them (the numbered steps of engine/stepper.py): the
 starting latents x_T, then per step t, the scaled model input (2), the UNet branches (3), the guidance
 combination eps_hat (4), the scheduler's x_{t-1} (5) and the inpaint blend (6); last, the latents decoded.
-The first one that differs beyond float rounding is the first divergence; trace_causes says why, if it can.
+The first one that differs beyond float rounding is the first divergence; causes.py says why, if it can.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .trace_causes import Cause, diagnose
-from .trace_loop import LoopRecording, read_loop, split_loops
-from .trace_recorder import Recorder
-from .trace_reference import InferredRun, infer, run_reference
+from .causes import Cause, diagnose
+from .loop import LoopRecording, read_loop, split_loops
+from .recorder import Recorder
+from .reference import InferredRun, infer, run_reference
 
 QUANTITIES = ("starting latents", "timestep", "scaled model input", "UNet branches", "guidance combination",
               "scheduler output", "blend", "decode")
@@ -67,7 +67,7 @@ class TraceReport:
     final_difference: float | None = None  # max abs difference of the final latents
 
     def __str__(self) -> str:
-        from .trace_text import report_text
+        from .report_text import report_text
 
         return report_text(self)
 
@@ -97,8 +97,8 @@ class Trace:
         self.recording: LoopRecording | None = None
 
     def __enter__(self) -> Trace:
-        from .checks import StepvizInputError
-        from .sdxl import is_sdxl
+        from ..engine.checks import StepvizInputError
+        from ..engine.sdxl import is_sdxl
 
         if is_sdxl(self.pipe):
             raise StepvizInputError("stepviz.trace follows Stable Diffusion 1.x/2.x loops; an SDXL loop (two text "
@@ -202,8 +202,3 @@ def _branches(step) -> torch.Tensor | None:
 
 def _describe(value) -> str:
     return "missing" if value is None else f"shape {list(value.shape)}"
-
-
-def trace(pipe) -> Trace:
-    """Record the hand-written loop run inside `with stepviz.trace(pipe) as tr:`; then `tr.compare()`."""
-    return Trace(pipe)

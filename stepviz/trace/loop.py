@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .trace_recorder import Event
+from .recorder import Event
 
 
 @dataclass

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .trace_loop import LoopRecording, LoopStep, read_loop
-from .trace_recorder import Recorder
+from .loop import LoopRecording, LoopStep, read_loop
+from .recorder import Recorder
 
 
 @dataclass
@@ -76,7 +76,7 @@ def fit_guidance(step: LoopStep) -> GuidanceFit | None:
 
 def reference_scheduler(loop: LoopRecording, base_config):
     """The loop's scheduler class, built from the pipeline's config as the pipeline's constructor would."""
-    from .schedulers import SCHEDULERS, info_for, make_scheduler
+    from ..engine.schedulers import SCHEDULERS, info_for, make_scheduler
 
     name = info_for(loop.scheduler).name
     if name in SCHEDULERS:
@@ -168,7 +168,7 @@ def _blended_image(loop: LoopRecording) -> torch.Tensor:
 
 def run_reference(pipe, run: InferredRun, loop: LoopRecording):
     """The Stepper on the inferred inputs, recorded like the loop; (recording, stepper)."""
-    from .stepper import Stepper
+    from ..engine.stepper import Stepper
 
     image = dict(image=run.image_latents, strength=run.strength) if run.mode == "img2img" else {}
     with Recorder(pipe) as recorder:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from . import guidance, prediction, schedulers, sdxl, text
-from .checks import StepvizInputError
-from .records import StepRecord
-from .trace_loop import LoopRecording
+from ..engine import guidance, prediction, schedulers, sdxl, text
+from ..engine.checks import StepvizInputError
+from ..engine.records import StepRecord
+from .loop import LoopRecording
 
 
 class LoopReplay:

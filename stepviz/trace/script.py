@@ -41,8 +41,8 @@ def run_traced(path: Path, argv: list[str]) -> tuple[list, ScriptEnding]:
     """Run the script; (one `Trace` per loop it ran on a pipeline it built, how the script ended)."""
     import diffusers
 
-    from .families import SD_CLASSES
-    from .trace_compare import Trace
+    from ..engine.families import SD_CLASSES
+    from .compare import Trace
 
     traces: list[Trace] = []
     originals = {}

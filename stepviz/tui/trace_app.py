@@ -1,7 +1,7 @@
 """`stepviz trace SCRIPT.py --open`: the traced loop and the pipeline's run side by side, stepped together.
 
 The main screen holds the loop's own steps (A); the compare view (screens/compare.py) opens at once
-with the pipeline's reference run (B) beside it. Both are recordings (engine/trace_replay.py): space
+with the pipeline's reference run (B) beside it. Both are recordings (trace/replay.py): space
 steps both; escape goes back to the main screen, where the left arrow and `b` look back and rewind as
 in any run; guidance and scheduler edits are refused.
 """
@@ -84,7 +84,7 @@ class TraceApp(StepvizApp):
 
 
 def run_trace_app(tr, report, graphics: str = "halfcell") -> int:
-    from ..engine.trace_replay import replays
+    from ..trace.replay import replays
 
     leave_a_core_for_the_ui()
     loop, reference = replays(report, tr.pipe)
