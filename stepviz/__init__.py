@@ -6,6 +6,17 @@
     rec = st.step()
 
 Names load lazily so `stepviz --help` answers without importing torch.
+
+The sub-packages are layers; each imports only from the layers before it on this line (imports inside
+functions too), so no sub-package depends on one above it and none sits in a cycle:
+
+    engine, toy <- models <- render, trace <- lessons <- run <- export <- tui, notebook <- cli
+
+engine: the Stepper (torch and diffusers only; never textual); toy: the toy world's scenes and checker;
+models: load_pipeline; render: latents to pictures and text; trace: a hand-written loop recorded and
+compared; lessons: what a lesson is (events, claims, the shipped files); run: settings, lesson files,
+the play loop, sessions, the shared engine; export: files on disk; tui, notebook: the front ends; cli:
+the command line, which opens them. tests/test_layering.py reads the line above and checks it.
 """
 
 __version__ = "0.1.0"
@@ -18,7 +29,7 @@ _LAZY = {
     "StepvizInputError": ("stepviz.engine", "StepvizInputError"),
     "NonFiniteError": ("stepviz.engine", "NonFiniteError"),
     "SCHEDULERS": ("stepviz.engine", "SCHEDULERS"),
-    "load_scenario": ("stepviz.lessons.schema", "load_scenario"),
+    "load_scenario": ("stepviz.run.lesson_file", "load_scenario"),
     "trace": ("stepviz.trace", "trace"),
     "SharedEngine": ("stepviz.run.shared_engine", "SharedEngine"),
 }

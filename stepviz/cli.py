@@ -149,7 +149,7 @@ def settings_from_args(args):
     from .run.settings import RunSettings
 
     if args.scenario:
-        from .lessons.schema import load_scenario
+        from .run.lesson_file import load_scenario
 
         settings = load_scenario(args.scenario)
     else:
@@ -244,7 +244,7 @@ def _main(argv: list[str]) -> int:
     if args.command == "schedulers":
         return _list_schedulers()
     if args.command == "lessons" and args.lessons_command == "check":
-        from .lessons.check import run_check_command
+        from .run.lesson_check import run_check_command
 
         return _reporting_input_errors(run_check_command, args.lessons)
     if args.command in ("scenarios", "lessons"):

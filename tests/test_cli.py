@@ -180,7 +180,7 @@ def test_the_api_the_command_line_and_lessons_share_their_defaults(tmp_path, cap
     import inspect
 
     from stepviz.engine import Stepper, defaults
-    from stepviz.lessons.schema import load_scenario
+    from stepviz.run.lesson_file import load_scenario
     from stepviz.run.settings import RunSettings
 
     api = {name: p.default for name, p in inspect.signature(Stepper).parameters.items()}

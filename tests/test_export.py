@@ -17,7 +17,7 @@ from PIL import Image
 from stepviz.engine.records import FLOAT_FIELDS
 from stepviz.export.run_export import export_run
 from stepviz.export.strip import export_strip
-from stepviz.lessons.schema import load_scenario
+from stepviz.run.lesson_file import load_scenario
 from stepviz.lessons.shipped import list_scenarios
 
 FAST = dict(steps=3, height=32, width=32)

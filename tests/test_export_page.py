@@ -15,7 +15,7 @@ import pytest
 from stepviz.export.page import script_json
 from stepviz.export.page_command import reproducing_command
 from stepviz.export.run_export import export_run
-from stepviz.lessons.schema import load_scenario
+from stepviz.run.lesson_file import load_scenario
 
 FAST = dict(steps=3, height=32, width=32)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

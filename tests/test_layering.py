@@ -4,12 +4,14 @@ inside functions included, relative imports resolved.
 - stepviz/engine imports nothing of the project outside engine/, and never Textual;
 - render/, export/, lessons/ and run/ import nothing of stepviz.tui, nor Textual (the notebook and the
   exporter run without a terminal UI);
-- stepviz's modules import each other without a cycle.
+- stepviz's modules import each other without a cycle;
+- the sub-packages are layers that only import downward, in the order stepviz/__init__.py states.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,64 @@ def test_no_import_cycles_between_stepviz_modules(functions):
                     and not name.startswith(m + ".")}  # a module importing its own package's __init__
              for name in MODULES}
     assert cycles(graph) == []
+
+
+# what the engine may import besides the standard library: torch and diffusers, and the picture types
+# (PIL, numpy) that diffusers' own pipelines take as inputs
+ENGINE_THIRD_PARTY = {"torch", "diffusers", "PIL", "numpy"}
+
+
+def stated_layers() -> dict[str, int]:
+    """{sub-package: rank} from the package docstring's line 'a, b <- c <- ...': a rank imports only lower ones."""
+    doc = ast.get_docstring(ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8")))
+    line = next(line for line in doc.splitlines() if line.count("<-") >= 3)
+    return {name.strip(): rank for rank, group in enumerate(line.split("<-")) for name in group.split(",")}
+
+
+def layer_of(module: str) -> str | None:
+    """'engine' for stepviz.engine.stepper, 'cli' for stepviz.cli; None for the top-level package."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "stepviz" else None
+
+
+def upward_imports(modules, imports, layers: dict[str, int]) -> list[str]:
+    """'module imports other (a may not import b)' for each import between layers that does not point down."""
+    wrong = []
+    for name in modules:
+        mine = layer_of(name)
+        if mine is None or mine == "__main__":
+            continue  # the top-level package names things lazily; __main__ runs the CLI
+        for other in sorted(imports(name)):
+            theirs = layer_of(other)
+            if theirs is None or theirs == mine:
+                continue
+            if mine not in layers or theirs not in layers or layers[theirs] >= layers[mine]:
+                wrong.append(f"{name} imports {other} ({mine} may not import {theirs})")
+    return wrong
+
+
+def test_every_sub_package_has_its_layer():
+    present = {layer_of(name) for name in MODULES} - {None, "__main__"}
+    assert present <= set(stated_layers()), f"not in the docstring's layers: {sorted(present - set(stated_layers()))}"
+
+
+def test_imports_only_point_down_the_layers():
+    assert upward_imports(MODULES, project_imports, stated_layers()) == []
+
+
+def test_an_upward_import_is_named():
+    graph = {"stepviz.low.a": {"stepviz.high.b"}, "stepviz.high.b": {"stepviz.low.a"}}
+    assert upward_imports(graph, graph.get, {"low": 0, "high": 1}) == [
+        "stepviz.low.a imports stepviz.high.b (low may not import high)"]
+
+
+@pytest.mark.parametrize("name", [m for m in MODULES if m.startswith("stepviz.engine")])
+def test_the_engine_imports_only_torch_diffusers_and_the_standard_library(name):
+    outside = sorted(m for m in imports_of(name) if m.split(".")[0] not in
+                     {"stepviz", *sys.stdlib_module_names, *ENGINE_THIRD_PARTY})
+    assert not outside, f"{name} imports {outside}"
+
+
+def test_nothing_in_the_package_imports_the_lab():
+    lab = sorted(name for name in MODULES if any(m.split(".")[0] == "training" for m in imports_of(name)))
+    assert not lab, f"{lab} import training/ (the lab is not installed)"

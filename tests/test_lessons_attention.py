@@ -4,7 +4,7 @@ import pytest
 from test_lessons_check import write_lesson
 
 from stepviz.cli import main
-from stepviz.lessons.schema import load_scenario
+from stepviz.run.lesson_file import load_scenario
 from stepviz.lessons.shipped import ScenarioError
 
 

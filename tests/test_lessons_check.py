@@ -5,8 +5,8 @@ import textwrap
 import pytest
 
 from stepviz.cli import main
-from stepviz.lessons.check import check_lesson, print_report
-from stepviz.lessons.schema import load_scenario
+from stepviz.run.lesson_check import check_lesson, print_report
+from stepviz.run.lesson_file import load_scenario
 from stepviz.lessons.shipped import LESSONS_FOLDER, ScenarioError
 
 READY = sorted(path.stem for path in LESSONS_FOLDER.glob("*.toml"))

@@ -3,7 +3,7 @@
 import pytest
 
 from stepviz import Stepper
-from stepviz.run.readouts import grid_points_visited, visited_timesteps
+from stepviz.render.readouts import grid_points_visited, visited_timesteps
 
 SIZE = dict(height=32, width=32)
 

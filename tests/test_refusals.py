@@ -175,7 +175,7 @@ def test_the_estimate_matches_the_measured_toy_decode():
 
 
 def test_a_lesson_saved_with_a_byte_order_mark_is_read(tmp_path):
-    from stepviz.lessons.schema import load_scenario
+    from stepviz.run.lesson_file import load_scenario
 
     lesson = tmp_path / "bom.toml"
     lesson.write_text('title = "saved on Windows"\nsteps = 3\n', encoding="utf-8-sig")

@@ -7,7 +7,7 @@ import pytest
 
 from stepviz.engine.checks import StepvizInputError
 from stepviz.lessons.events import apply_events, due_events
-from stepviz.lessons.schema import load_scenario
+from stepviz.run.lesson_file import load_scenario
 from stepviz.lessons.shipped import LESSONS_FOLDER, ScenarioError, list_scenarios
 from stepviz.run.settings import Event, RunSettings
 

@@ -60,7 +60,7 @@ def test_a_lesson_traces_only_shipped_examples(tmp_path, claim, words):
     """A lesson's trace claim names a shipped example: a lesson file stays data, it never points at a script."""
     from test_lessons_check import write_lesson
 
-    from stepviz.lessons.schema import load_scenario
+    from stepviz.run.lesson_file import load_scenario
     from stepviz.lessons.shipped import ScenarioError
 
     with pytest.raises(ScenarioError) as info:

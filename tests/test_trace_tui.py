@@ -54,7 +54,7 @@ def test_a_recorded_multistep_loop_shows_no_history_it_does_not_know():
     """A replayed recording does not know its solver's history: the status says nothing rather than '0/4'."""
     from types import SimpleNamespace
 
-    from stepviz.run.readouts import scheduler_text
+    from stepviz.render.readouts import scheduler_text
 
     replay = SimpleNamespace(scheduler="lms", family="sigma", order=4, multistep=True, history_fill=None)
     stepping = SimpleNamespace(**{**vars(replay), "history_fill": (2, 4)})

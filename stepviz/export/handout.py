@@ -96,7 +96,7 @@ def events_table(events: list[dict]) -> str:
 
 def column_titles(prediction_type: str) -> dict[str, str]:
     """The norms' columns named in what the model predicts (|v_t-v_u| for a v model), as the TUI names them."""
-    from ..run.readouts import guidance_rows
+    from ..render.readouts import guidance_rows
 
     return {field: label for field, label, _ in guidance_rows(prediction_type)}
 

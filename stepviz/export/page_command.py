@@ -28,7 +28,7 @@ def _same_events(a: list, b: list) -> bool:
 
 def reproducing_command(settings, kind: str, every: int) -> tuple[str, str | None]:
     """(the command line, a sentence on what it cannot carry or None)."""
-    from ..lessons.schema import load_scenario
+    from ..run.lesson_file import load_scenario
     from ..lessons.shipped import LESSONS_FOLDER
 
     words, caveat = ["stepviz", "export"], None
@@ -63,7 +63,7 @@ def reproducing_command(settings, kind: str, every: int) -> tuple[str, str | Non
 def measured_claims(settings, played: dict) -> dict[tuple, list[dict]]:
     """Each event's claims measured as `stepviz lessons check` measures them, on the runs the export played
     (`played`: "main" or a [[compare]] label -> its Stepper); keyed by (at_step, note)."""
-    from ..lessons.check import LessonRuns, measure
+    from ..run.lesson_check import LessonRuns, measure
 
     runs = LessonRuns(settings)
     runs.played.update(played)

@@ -25,7 +25,7 @@ from ..engine.prediction import prediction_for
 from ..render.attention_pictures import CONTRAST_TOP, HEAT_STOPS, foreground_shares, scaled, token_labels
 from ..render.channel_pictures import extra_channel_pictures, mask_picture, unet_input_formula
 from ..render.preview import channels_image, preview
-from ..run.readouts import angle_degrees, rms
+from ..render.readouts import angle_degrees, rms
 
 PNG_SIDE = 128
 MAX_SIDE = 384  # with WEBP_QUALITY, a 25-step lesson of 4 runs at 512 px stays under 12 MiB (bench/page_size.py)

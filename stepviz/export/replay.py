@@ -8,7 +8,8 @@ A Stepper runs the same way every time for the same settings and seed, so the ex
 from __future__ import annotations
 
 from ..engine.checks import StepvizInputError
-from ..run.settings import Event, RunSettings
+from ..lessons.events import Event
+from ..run.settings import RunSettings
 
 
 def edits_as_events(stepper, where: str = "the notebook") -> list[Event]:

@@ -1,10 +1,34 @@
-"""A lesson's scripted events applied to a run: one rule for the TUI, the notebook, the exporter and the checker.
+"""A lesson's scripted events and [[compare]] branches, applied to a run: one rule for the TUI, the notebook,
+the exporter and the checker.
 
 An event applies once the run has taken `at_step` steps (0 = before the first). Its guidance and scheduler
 changes go to the stepper; its note and pause are for the front end, which shows them.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Event:
+    """A scripted change: applied once the run has taken `at_step` steps (0 = before the first)."""
+
+    at_step: int
+    set_guidance_scale: float | None = None
+    set_scheduler: str | None = None
+    note: str | None = None
+    pause: bool = False
+    expect: list = field(default_factory=list)  # claims.Claim: what the note says the screen shows, checked
+
+
+@dataclass
+class CompareBranch:
+    """Another run to set beside the main one, e.g. the same prompt at another guidance scale."""
+
+    label: str
+    overrides: dict = field(default_factory=dict)
+    where: str = ""  # "FILE: [[compare]] #N (line L)" when read from a lesson, for error messages
 
 
 def due_events(events: list, steps_taken: int) -> list:

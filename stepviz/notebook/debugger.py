@@ -57,7 +57,7 @@ class Debugger:
     @classmethod
     def from_lesson(cls, name_or_path, pipe=None, kind: str = "full") -> Debugger:
         """A ready lesson ('guidance', 'schedulers', ...) or a scenario file: its run, notes, pauses and edits."""
-        from ..lessons.schema import load_scenario
+        from ..run.lesson_file import load_scenario
 
         settings = load_scenario(name_or_path)
         settings.validate()

@@ -1,7 +1,7 @@
 """The widget's parts (ipywidgets) and how a step is shown in them.
 
 Only layout and formatting live here: the pictures and plots come from `stepviz.render`, the text from
-`stepviz.run.readouts`, as in the TUI and the export. Pictures travel as PNG bytes; small ones (the toy's
+`stepviz.render.readouts`, as in the TUI and the export. Pictures travel as PNG bytes; small ones (the toy's
 64 px) are enlarged with nearest-neighbour so each pixel stays a visible square.
 """
 
@@ -15,7 +15,7 @@ from PIL import Image
 
 from ..engine.schedulers import SCHEDULERS
 from ..render import PREVIEW_KINDS
-from ..run.readouts import prompt_text, status_text
+from ..render.readouts import prompt_text, status_text
 
 READABLE_SIDE = 256  # pictures are shown at least this many pixels wide
 BLEND_CAPTIONS = {"mask": "mask m (latent size)", "background": "re-noised original",
@@ -155,7 +155,7 @@ class Panels:
         self.status.value = pre(status_text(shown.view, shown.record))
 
     def show_numbers(self, shown) -> None:
-        from ..run.readouts import guidance_text
+        from ..render.readouts import guidance_text
 
         self.guidance_numbers.value = (pre("take a step to see the two branches") if shown.record is None
                                        else markup_html(guidance_text(shown.record)))

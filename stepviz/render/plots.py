@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..engine.prediction import prediction_for
-from ..run.readouts import angle_degrees
+from .readouts import angle_degrees
 from .strip import change_label
 
 STEP_LABEL = "step (numbered from 1, as on screen)"

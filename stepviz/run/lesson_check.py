@@ -13,8 +13,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-from .claims import ATTENTION_METRICS, Claim
-from .pacing import MAX_CLASS_SECONDS, class_seconds, describe_seconds
+from ..lessons.claims import ATTENTION_METRICS, Claim
+from ..lessons.pacing import MAX_CLASS_SECONDS, class_seconds, describe_seconds
 
 
 @dataclass
@@ -65,7 +65,7 @@ class LessonRuns:
     def stepper(self, label: str):
         if label not in self.played:
             from ..engine import NonFiniteError
-            from .events import apply_events
+            from ..lessons.events import apply_events
 
             settings = self.settings_of(label)
             stepper = settings.make_stepper(pipeline(str(settings.model)))
@@ -153,7 +153,7 @@ def measure(claim: Claim, runs: LessonRuns) -> ClaimResult:
 def traced_report(command: str):
     """The trace report of a shipped example run with its arguments (each run once per check)."""
     from ..trace.script import run_traced
-    from .shipped import script_path
+    from ..lessons.shipped import script_path
 
     name, *args = command.split()
     traces, _ = run_traced(script_path(name), args)
@@ -253,8 +253,8 @@ def attention_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
 
 # ---------------------------------------------------------------- lessons
 def check_lesson(name_or_path) -> LessonReport:
-    from .schema import load_scenario
-    from .shipped import lesson_path
+    from .lesson_file import load_scenario
+    from ..lessons.shipped import lesson_path
 
     started = time.perf_counter()
     path = lesson_path(name_or_path)
@@ -283,7 +283,7 @@ def print_report(report: LessonReport, out=None) -> None:
 
 def run_check_command(names: list[str]) -> int:
     """Check the named lessons (all ready lessons when none is named); 0 when every claim passes."""
-    from .shipped import LESSONS_FOLDER
+    from ..lessons.shipped import LESSONS_FOLDER
 
     from tqdm import tqdm
 

@@ -33,9 +33,10 @@ from pathlib import Path
 from ..engine import checks, memory
 from ..engine.checks import INPAINT_NOISES, MODES, TIMESTEP_SPACINGS, StepvizInputError, depth_tensor
 from ..engine.schedulers import check_scheduler_name
-from ..run.settings import CompareBranch, Event, RunSettings
-from .shipped import ScenarioError, lesson_path
-from .toy_scenes import TOY_SCENE_KEYS, TOY_SCENE_LAYERS, draw_toy_picture
+from ..lessons.events import CompareBranch, Event
+from .settings import RunSettings
+from ..lessons.shipped import ScenarioError, lesson_path
+from ..lessons.toy_scenes import TOY_SCENE_KEYS, TOY_SCENE_LAYERS, draw_toy_picture
 
 # key -> (python type(s) accepted, what is allowed, in words)
 RUN_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -224,7 +225,7 @@ class _Reader:
 
     def claims(self, item: dict, at_step: int, where: str) -> list:
         """The event's [[events.expect]] tables as Claims (their run names are checked in check_claim_runs)."""
-        from .claims import ClaimFormError, parse_claim
+        from ..lessons.claims import ClaimFormError, parse_claim
 
         tables = item.get("expect", [])
         if not all(isinstance(table, dict) for table in tables):

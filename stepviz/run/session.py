@@ -8,6 +8,7 @@ The widgets only ever see `RunView`s: frozen snapshots taken under the same lock
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -213,13 +214,13 @@ class RunSession:
                 stepper.step()
         return passed
 
-    def export_strip(self, out_dir, kind: str = "approx"):
-        from ..export.strip import export_strip
-
+    @contextmanager
+    def writing_file(self):
+        """The main stepper, held under the lock while an export writes its file (run_app waits for it)."""
         with self.lock:
             self.writing = True
             try:
-                return export_strip(self.steppers[MAIN], out_dir, kind=kind)
+                yield self.steppers[MAIN]
             finally:
                 self.writing = False
 

@@ -10,29 +10,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..engine import defaults
+from ..lessons.events import CompareBranch, Event
 
 DEFAULT_PROMPT = "a red circle on a black background"
-
-
-@dataclass
-class Event:
-    """A scripted change: applied once the run has taken `at_step` steps (0 = before the first)."""
-
-    at_step: int
-    set_guidance_scale: float | None = None
-    set_scheduler: str | None = None
-    note: str | None = None
-    pause: bool = False
-    expect: list = field(default_factory=list)  # claims.Claim: what the note says the screen shows, checked
-
-
-@dataclass
-class CompareBranch:
-    """Another run to set beside the main one, e.g. the same prompt at another guidance scale."""
-
-    label: str
-    overrides: dict = field(default_factory=dict)
-    where: str = ""  # "FILE: [[compare]] #N (line L)" when read from a lesson, for error messages
 
 
 @dataclass

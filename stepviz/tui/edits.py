@@ -167,8 +167,12 @@ class ExportStrip(EngineJob):
     kind: str
 
     def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
+        from ..export.strip import export_strip
+
         with jobs.reporting():
-            jobs.post(EngineJobs.Exported(Path(jobs.session.export_strip(self.out_dir, self.kind))))
+            with jobs.session.writing_file() as stepper:
+                path = export_strip(stepper, self.out_dir, kind=self.kind)
+            jobs.post(EngineJobs.Exported(Path(path)))
 
 
 @dataclass(frozen=True)
@@ -195,13 +199,9 @@ class ExportPage(EngineJob):
                 folder = folder.with_name(f"stepviz-export-{time.strftime('%Y%m%d-%H%M%S')}-{number}")
             jobs.post(EngineJobs.Busy(f"exporting the page to {folder.name}"))
             try:
-                with session.lock:
-                    session.writing = True
-                    try:
-                        settings = settings_with_edits(session.settings, session.steppers[MAIN], where="the TUI")
-                        export_run(settings, folder, kind=self.kind, pipe=session.pipe)
-                    finally:
-                        session.writing = False
+                with session.writing_file() as stepper:
+                    settings = settings_with_edits(session.settings, stepper, where="the TUI")
+                    export_run(settings, folder, kind=self.kind, pipe=session.pipe)
             finally:
                 jobs.post(EngineJobs.Busy(None))
             jobs.post(EngineJobs.Exported(folder / "index.html"))

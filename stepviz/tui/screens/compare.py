@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
-from ...run.readouts import compare_numbers, status_text
+from ...render.readouts import compare_numbers, status_text
 from ...run.session import Shown, describe_failure
 from ..engine_jobs import notes_and_pause
 from ..lockstep import LETTERS, LockstepRuns, common_step

@@ -9,7 +9,7 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from ...run.readouts import GUIDANCE_ROWS, guidance_series, guidance_text
+from ...render.readouts import GUIDANCE_ROWS, guidance_series, guidance_text
 from ...run.session import Shown
 from .block_plot import BLOCKS, BlockPlot
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from ...run.readouts import prompt_text
+from ...render.readouts import prompt_text
 from ...run.session import Shown
 
 

@@ -7,7 +7,7 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 
 from ...engine.noise_scale import sigma_of
-from ...run.readouts import grid_points_visited, visited_timesteps
+from ...render.readouts import grid_points_visited, visited_timesteps
 from ...run.session import Shown
 from .block_plot import BLOCKS, BlockPlot
 

@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from ...run.readouts import status_text
+from ...render.readouts import status_text
 from ...run.session import Shown
 
 
