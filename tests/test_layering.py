@@ -72,8 +72,8 @@ def test_the_reader_sees_imports_at_every_depth():
     one inside a method, and `from package import module`."""
     assert "stepviz.engine.records" in project_imports("stepviz.engine.stepper", functions=False)
     session = project_imports("stepviz.run.session")
-    assert "stepviz.lessons.events" in session  # inside RunSession.due_events
-    assert "stepviz.lessons.events" not in project_imports("stepviz.run.session", functions=False)
+    assert "stepviz.run.play" in session  # inside RunSession.play
+    assert "stepviz.run.play" not in project_imports("stepviz.run.session", functions=False)
     assert "stepviz.render.plots" in project_imports("stepviz.export.run_export")  # from ..render import plots
     assert "textual.app" in imports_of("stepviz.tui.app") or "textual" in imports_of("stepviz.tui.app")
 

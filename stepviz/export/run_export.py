@@ -37,7 +37,7 @@ from pathlib import Path
 
 from ..engine.checks import StepvizInputError
 from ..engine.prediction import prediction_for
-from ..lessons.events import apply_events
+from ..run.play import play
 from ..render.strip import (
     animation_frames,
     blend_image,
@@ -152,29 +152,27 @@ def _raise_if_interrupted() -> None:
 
 
 # ---------------------------------------------------------------- running
-def play(label: str, settings, pipe, bar) -> FinishedRun:
+def play_to_the_end(label: str, settings, pipe, bar) -> FinishedRun:
     """Take every step, applying the scripted events at their steps (pauses and notes are for the TUI)."""
-    from ..engine import NonFiniteError
-
     stepper = settings.make_stepper(pipe)
     configs = [{"at_step": 0, "scheduler": stepper.scheduler_name, "config": plain_config(stepper.scheduler.config)}]
     applied, stopped = [], None
     bar.set_description(label)
-    while not stepper.done:
+    for played in play(stepper, settings.events, from_start=True):
         _raise_if_interrupted()
-        steps_taken = len(stepper.records)
-        for event in apply_events(stepper, settings.events):
+        if played.record is not None:
+            bar.total = bar.n + 1 + max(0, stepper.total_steps - len(stepper.records))
+            bar.update(1)
+        stopped = str(played.stopped) if played.stopped is not None else stopped
+        if not played.applied:
+            continue  # the run has ended: these events are listed below as not reached
+        for event in played.events:
             if event.set_scheduler is not None:
-                configs.append({"at_step": steps_taken, "scheduler": stepper.scheduler_name,
+                configs.append({"at_step": played.steps_taken, "scheduler": stepper.scheduler_name,
                                 "config": plain_config(stepper.scheduler.config)})
-            applied.append({"at_step": steps_taken, "applied": True, "set_guidance_scale": event.set_guidance_scale,
-                            "set_scheduler": event.set_scheduler, "note": event.note, "pause": event.pause})
-        try:
-            stepper.step()
-        except NonFiniteError as exc:
-            stopped = str(exc)
-        bar.total = bar.n + 1 + max(0, stepper.total_steps - len(stepper.records))
-        bar.update(1)
+            applied.append({"at_step": played.steps_taken, "applied": True,
+                            "set_guidance_scale": event.set_guidance_scale, "set_scheduler": event.set_scheduler,
+                            "note": event.note, "pause": event.pause})
     reached = {e["at_step"] for e in applied}
     for event in settings.events:
         if event.at_step not in reached:
@@ -255,11 +253,11 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
     total = settings.steps * (1 + len(settings.compare))
     with tqdm(total=total, disable=not progress, unit="step", leave=False, file=sys.stderr) as bar:
         bar.set_description("loading the model")
-        main = play(settings.title or "run", settings, pipeline_for(settings.model), bar)
+        main = play_to_the_end(settings.title or "run", settings, pipeline_for(settings.model), bar)
         others = []
         for branch in settings.compare:
             branch_run = settings.branch_settings(branch)
-            others.append(play(branch.label, branch_run, pipeline_for(branch_run.model), bar))
+            others.append(play_to_the_end(branch.label, branch_run, pipeline_for(branch_run.model), bar))
 
     stepper, records = main.stepper, main.stepper.records
     if not records:

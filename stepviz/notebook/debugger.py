@@ -183,16 +183,23 @@ class Debugger:
     def _job_steps(self, branches: tuple[str, ...], count: int | None, cancelled) -> None:
         """`count` steps (None: play), redrawn at most every PLAY_REDRAW_EVERY s while playing, and at the end."""
         taken, last_redraw, drawn = 0, 0.0, True
+        plays = {branch: self.session.play(branch) for branch in branches}
         try:
             while count is None or taken < count:
                 if cancelled():
                     self.panels.note("paused")
                     return
-                moved = [b for b in branches if self.session.step(b) is not None]
+                moved = {}
+                for branch in branches:
+                    played = next(plays[branch], None)
+                    if played is not None and played.stopped is not None:
+                        raise played.stopped
+                    if played is not None:
+                        moved[branch] = played
                 if not moved:
                     return
                 taken, drawn = taken + 1, False
-                paused = MAIN in moved and self._apply_events()
+                paused = MAIN in moved and self._show_events(moved[MAIN].events)
                 if paused:
                     self.panels.note("paused by the lesson: step or play to go on")
                     return
@@ -206,11 +213,10 @@ class Debugger:
 
     def _job_events_at_start(self, cancelled) -> None:
         if not self.session.view(MAIN).records:
-            self._apply_events()
+            self._show_events(self.session.due_events(MAIN))
 
-    def _apply_events(self) -> bool:
-        """The lesson's events due now (notes shown whole); True when one asks to pause."""
-        due = self.session.due_events(MAIN)
+    def _show_events(self, due) -> bool:
+        """The notes of the lesson's events due now, shown whole; True when one asks to pause."""
         for event in due:
             if event.note:
                 self.panels.note(event.note)

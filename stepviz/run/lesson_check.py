@@ -64,17 +64,12 @@ class LessonRuns:
 
     def stepper(self, label: str):
         if label not in self.played:
-            from ..engine import NonFiniteError
-            from ..lessons.events import apply_events
+            from .play import play
 
             settings = self.settings_of(label)
             stepper = settings.make_stepper(pipeline(str(settings.model)))
-            while not stepper.done:
-                apply_events(stepper, settings.events)
-                try:
-                    stepper.step()
-                except NonFiniteError:
-                    break
+            for _ in play(stepper, settings.events, from_start=True):
+                pass  # to the end, or to a NaN stop: the claims measure what ran
             self.played[label] = stepper
         return self.played[label]
 

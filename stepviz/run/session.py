@@ -190,29 +190,29 @@ class RunSession:
             return self.settings.compare[int(branch.split("-")[1]) - 1].label
         return branch
 
+    def play(self, branch: str = MAIN, steps: int | None = None, from_start: bool = False):
+        """`branch` played by the one loop (run/play.py) under the lock; only the main branch has the lesson's
+        events (a fork and the [[compare]] runs go without them)."""
+        from .play import play
+
+        events = self.settings.events if branch == MAIN else ()
+        return play(self.steppers[branch], events, steps=steps, from_start=from_start, lock=self.lock)
+
     def due_events(self, branch: str = MAIN) -> list:
-        """Apply the scripted events due now on the main branch; returns them (notes and pauses are the UI's)."""
-        if branch != MAIN or not self.settings.events:
-            return []
-        from ..lessons.events import apply_events
+        """Apply the scripted events due now on `branch`; returns them (notes and pauses are the UI's)."""
+        return list(next(self.play(branch, steps=0, from_start=True)).events)
 
-        with self.lock:
-            return apply_events(self.steppers[MAIN], self.settings.events)
+    def fast_forward(self):
+        """Take the main run to `settings.start_at` steps, applying the events on the way.
 
-    def fast_forward(self) -> list:
-        """Take the main run to `settings.start_at` steps, applying the events on the way; returns those events.
-
-        The events due at start_at itself are left for the usual check once the window shows the run.
+        Returns the events passed before start_at, and the moment reached (`Played`: the events due there).
         """
-        from ..lessons.events import apply_events
-
-        passed = []
-        with self.lock:
-            stepper = self.steppers[MAIN]
-            while len(stepper.records) < self.settings.start_at and not stepper.done:
-                passed += apply_events(stepper, self.settings.events)
-                stepper.step()
-        return passed
+        moments = []
+        for played in self.play(MAIN, steps=max(0, self.settings.start_at - self.steps_taken()), from_start=True):
+            if played.stopped is not None:
+                raise played.stopped
+            moments.append(played)
+        return [event for moment in moments[:-1] for event in moment.events], moments[-1]
 
     @contextmanager
     def writing_file(self):

@@ -33,15 +33,15 @@ class Load(EngineJob):
     def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
         session = jobs.session
         with jobs.reporting():
-            view = session.load(lambda text: jobs.post(EngineJobs.Busy(f"loading: {text}")))
-            passed = session.fast_forward()
+            session.load(lambda text: jobs.post(EngineJobs.Busy(f"loading: {text}")))
+            passed, now = session.fast_forward()
             if passed or session.settings.start_at:
                 notes = [f"(started at step {session.settings.start_at}; earlier notes:)",
                          *(e.note for e in passed if e.note)]
                 jobs.post(EngineJobs.EventsDue(notes, False, session.view(MAIN)))
-                view = session.view(MAIN)
+            view = session.view(MAIN)
             jobs.post(EngineJobs.RunChanged(view, "loaded"))
-            if not jobs.apply_due_events(MAIN) and session.settings.auto_pace:
+            if not jobs.show_events(MAIN, now.events) and session.settings.auto_pace:
                 jobs.post(EngineJobs.EventsDue([], False, view, hold=0.0))
 
 
@@ -54,6 +54,7 @@ class Step(EngineJob):
 
     def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
         session, taken = jobs.session, 0
+        plays = {branch: session.play(branch) for branch in self.branches}
         try:
             while self.count is None or taken < self.count:
                 if cancelled():
@@ -62,10 +63,13 @@ class Step(EngineJob):
                 for branch in self.branches:
                     with jobs.reporting(branch) as report:
                         jobs.post(EngineJobs.Busy(f"computing step {session.steps_taken(branch) + 1}"))
-                        if session.step(branch) is not None:
+                        played = next(plays[branch], None)
+                        if played is not None:
                             moved = True
+                            if played.stopped is not None:
+                                raise played.stopped
                             jobs.post(EngineJobs.RunChanged(session.view(branch), "step"))
-                            if jobs.apply_due_events(branch):
+                            if jobs.show_events(branch, played.events):
                                 return
                     if report.failed:
                         return

@@ -92,9 +92,8 @@ class EngineJobs:
             self._extra_cache = (kind, tensors, pictures)  # keeps the tensors: identity stays meaningful
         return pictures
 
-    def apply_due_events(self, branch: str) -> bool:
-        """Apply the lesson events due now; True when one asks to pause."""
-        due = self.session.due_events(branch)
+    def show_events(self, branch: str, due) -> bool:
+        """Post the notes of the lesson events due now (the play loop applied them); True when one pauses."""
         if not due:
             return False
         notes, pause = notes_and_pause(due)

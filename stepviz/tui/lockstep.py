@@ -2,16 +2,14 @@
 
 Every run shows the same step number: a round takes the next step in each run that is at the common
 step; a run already further on shows its recorded step (looking back), a finished one its last.
-Called from a worker thread; every touch of a stepper is under `lock` (the session's, when the runs
-are branches of one).
+Called from a worker thread; every step and edit goes through the session, under its lock.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 
-from ..run.session import run_view
+from ..run.play import Played
 
 LETTERS = "ABCD"
 
@@ -23,42 +21,51 @@ def common_step(views) -> int | None:
 
 
 class LockstepRuns:
-    """The steppers of the columns A, B, ... and the lock that guards them."""
+    """Branches of a session as the columns A, B, ..., each played by the session's loop (run/play.py)."""
 
-    def __init__(self, steppers: Sequence, lock: threading.RLock | None = None, model: str = "") -> None:
-        if not 1 <= len(steppers) <= 4:
-            raise ValueError(f"{len(steppers)} runs cannot be compared: give 1 to 4")
-        self.steppers, self.model = list(steppers), model
-        self.lock = lock or threading.RLock()
+    def __init__(self, session, branches: Sequence[str]) -> None:
+        if not 1 <= len(branches) <= 4:
+            raise ValueError(f"{len(branches)} runs cannot be compared: give 1 to 4")
+        self.session, self.branches = session, list(branches)
 
     def __len__(self) -> int:
-        return len(self.steppers)
+        return len(self.branches)
+
+    def stepper(self, column: int):
+        return self.session.steppers[self.branches[column]]
 
     def views(self) -> list:
         """A frozen view of each run, column A first."""
-        with self.lock:
-            return [run_view(LETTERS[i], stepper, self.model) for i, stepper in enumerate(self.steppers)]
+        with self.session.lock:
+            return [self.session.view(branch) for branch in self.branches]
 
-    def catch_up(self, cancelled: Callable[[], bool]) -> Iterator[None]:
+    def catch_up(self, cancelled: Callable[[], bool]) -> Iterator[Played]:
         """Step the other runs to the first run's step, one step at a time (yields after each)."""
-        target = len(self.steppers[0].records)
-        for stepper in self.steppers[1:]:
-            while len(stepper.records) < target and not stepper.done and not cancelled():
-                with self.lock:
-                    stepper.step()
-                yield
+        target = self.session.steps_taken(self.branches[0])
+        for branch in self.branches[1:]:
+            while self.session.steps_taken(branch) < target and not cancelled():
+                played = self._next(branch)
+                if played is None:
+                    break
+                yield played
 
-    def round(self, cancelled: Callable[[], bool]) -> bool:
-        """One lockstep round: the next step of every run at the common step; False when no run moved."""
+    def round(self, cancelled: Callable[[], bool]) -> list[Played]:
+        """One lockstep round: the next step of every run at the common step; what each step brought (none
+        when no run moved)."""
         step = common_step(self.views())
-        if step is None:
-            return False
-        moved = False
-        for stepper in self.steppers:
+        moments: list[Played] = []
+        for branch in self.branches if step is not None else ():
             if cancelled():
                 break
-            with self.lock:
-                if not stepper.done and len(stepper.records) == step:
-                    stepper.step()
-                    moved = True
-        return moved
+            if self.session.steps_taken(branch) == step:
+                played = self._next(branch)
+                moments += [played] if played is not None else []
+        return moments
+
+    def _next(self, branch: str) -> Played | None:
+        """One step of `branch` (None when it is finished): a loop of one step each time, since two workers
+        of the grid may overlap (a cancelled one finishing its step)."""
+        played = next(self.session.play(branch, steps=1), None)
+        if played is not None and played.stopped is not None:
+            raise played.stopped
+        return played

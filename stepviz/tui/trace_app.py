@@ -59,9 +59,9 @@ class TraceMainScreen(MainScreen):
             from .screens.compare import CompareScreen
 
             session = self.session
-            pairs = [(self.compare_titles[b], session.steppers[b]) for b in (MAIN, FORK)]
-            self.app.push_screen(CompareScreen(pairs, self.graphics, lock=session.lock, kind=self.kind, selected=1,
-                                               title=self.verdict, model=session.model_name),
+            pairs = [(b, self.compare_titles[b]) for b in (MAIN, FORK)]
+            self.app.push_screen(CompareScreen(session, pairs, self.graphics, kind=self.kind, selected=1,
+                                               title=self.verdict),
                                  partial(self.compare_closed, [MAIN, FORK]))
 
 

@@ -1,14 +1,14 @@
 """2-4 runs side by side, stepping in lockstep: a fork (`f`), a lesson's [[compare]] runs (`c`), a trace.
 
-`CompareScreen(branches)` takes (label, Stepper) pairs and steps them itself in lockstep (lockstep.py), in a
-worker thread, so any app can show one. It knows nothing of the screen that opened it: it returns its preview
-kind when it closes, and posts lesson notes as `Noted` messages (they bubble to the app).
+`CompareScreen(session, branches)` takes (branch, label) pairs of a RunSession and plays them in lockstep
+(lockstep.py) with the session's loop, in a worker thread, so any app with a session can show one. It knows
+nothing of the screen that opened it: it returns its preview kind when it closes, and posts lesson notes as
+`Noted` messages (they bubble to the app).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import contextmanager
 
 from textual import work
@@ -65,19 +65,17 @@ class CompareScreen(Screen):
             super().__init__()
             self.notes, self.pause = notes, pause
 
-    def __init__(self, branches: Sequence[tuple[str, object]], graphics: str = "halfcell", *,
-                 lock: threading.RLock | None = None, kind: str = "approx", selected: int = 0, title: str = "",
-                 model: str = "", catch_up: bool = False,
-                 events: Callable[[], list] | None = None) -> None:
-        """`events()` applies the lesson events due after a round (on the worker thread) and returns them: their
-        notes are shown here and posted as `Noted` (which bubbles to the app); `catch_up` first brings every run
-        to the step of the first one."""
-        runs = LockstepRuns([stepper for _, stepper in branches], lock, model)
+    def __init__(self, session, branches: Sequence[tuple[str, str]], graphics: str = "halfcell", *,
+                 kind: str = "approx", selected: int = 0, title: str = "", catch_up: bool = False) -> None:
+        """The lesson events due on the session's main branch come with its steps: their notes are shown here
+        and posted as `Noted` (which bubbles to the app); `catch_up` first brings every run to the step of
+        the first one."""
+        runs = LockstepRuns(session, [branch for branch, _ in branches])
         super().__init__()
-        self.runs, self.labels = runs, [label for label, _ in branches]
+        self.runs, self.labels = runs, [label for _, label in branches]
         self.graphics, self.kind, self.title_text = graphics, kind, title
         self.selected = selected % len(branches)
-        self.events, self.catch_up = events, catch_up
+        self.catch_up = catch_up
         self.views: list = [None] * len(branches)
         self._drawn: dict[int, tuple] = {}  # column -> (record index, kind) of the pictures asked for
         self.playing = False
@@ -146,30 +144,29 @@ class CompareScreen(Screen):
             with self._showing_the_runs():
                 rounds = 0
                 while (count is None or rounds < count) and not cancelled():
-                    if not self.runs.round(cancelled):
+                    moments = self.runs.round(cancelled)
+                    if not moments:
                         break
                     rounds += 1
                     self.post_message(self.Changed(self.runs.views()))
-                    if self.events is not None:
-                        notes, pause = notes_and_pause(self.events())
-                        if notes or pause:
-                            self.post_message(self.Noted(notes, pause))
-                            if pause:
-                                break
+                    notes, pause = notes_and_pause([event for moment in moments for event in moment.events])
+                    if notes or pause:
+                        self.post_message(self.Noted(notes, pause))
+                        if pause:
+                            break
         finally:
             if count is None:
                 self.app.call_from_thread(self._stopped_playing)
 
     @work(thread=True, group="compare-edit", exit_on_error=False)
     def change_guidance(self, column: int, scale: float) -> None:
-        with self._showing_the_runs(), self.runs.lock:
-            self.runs.steppers[column].set_guidance_scale(scale)
+        with self._showing_the_runs():
+            self.runs.session.set_guidance_scale(scale, self.runs.branches[column])
 
     @work(thread=True, group="compare-edit", exit_on_error=False)
     def swap_scheduler(self, column: int, name: str) -> None:
         with self._showing_the_runs():
-            with self.runs.lock:
-                notice = self.runs.steppers[column].set_scheduler(name)
+            notice = self.runs.session.set_scheduler(name, self.runs.branches[column])
             if notice:
                 self.app.call_from_thread(self.notify, notice, title="Scheduler")
 
@@ -177,7 +174,7 @@ class CompareScreen(Screen):
         from ...render.step_pictures import step_pictures  # torch: imported in the worker
 
         record = shown.record
-        index, kind, stepper = (None if record is None else record.index), self.kind, self.runs.steppers[column]
+        index, kind, stepper = (None if record is None else record.index), self.kind, self.runs.stepper(column)
 
         def job() -> None:
             try:

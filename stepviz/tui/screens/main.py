@@ -302,7 +302,7 @@ class MainScreen(MainKeys, Screen):
         self.query_one(NotesPanel).log(text)
 
     def open_compare(self, branches: list[str], catch_up: bool = False) -> None:
-        """The compare grid over these branches of the session (their steppers, under the session's lock).
+        """The compare grid over these branches of the session (played by the session, under its lock).
 
         The grid and this screen share only the session: lesson notes it shows reach this screen's notes
         through the app (StepvizApp.on_compare_screen_noted); when it closes, this screen takes its preview
@@ -314,13 +314,11 @@ class MainScreen(MainKeys, Screen):
         fork_step = self.views[FORK].steps_taken if FORK in branches and FORK in self.views else 0
         labels = {MAIN: f"{session.label(MAIN)}{' (with its edits)' if session.settings.events else ''}",
                   FORK: f"fork from step {fork_step}"}
-        pairs = [(labels.get(b) or session.label(b), session.steppers[b]) for b in branches]
+        pairs = [(b, labels.get(b) or session.label(b)) for b in branches]
         title = ("the run and its fork, same step in each" if FORK in branches
                  else "the lesson's runs, same seed, same step in each")
-        events = partial(session.due_events, MAIN) if session.settings.events else None
-        compare = CompareScreen(pairs, self.graphics, lock=session.lock, kind=self.kind,
-                                selected=len(pairs) - 1 if FORK in branches else 0, title=title,
-                                model=session.model_name, catch_up=catch_up, events=events)
+        compare = CompareScreen(session, pairs, self.graphics, kind=self.kind,
+                                selected=len(pairs) - 1 if FORK in branches else 0, title=title, catch_up=catch_up)
         self.app.push_screen(compare, partial(self.compare_closed, branches))
 
     def compare_closed(self, branches: list[str], kind: str | None) -> None:
