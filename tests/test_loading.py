@@ -5,11 +5,12 @@ import shutil
 import pytest
 
 from stepviz import ModelLoadError, load_pipeline
+from stepviz.engine.pipeline_facts import facts_of
 
 
 def test_loads_a_local_folder_offline(tiny_model_dir):
     pipe = load_pipeline(str(tiny_model_dir))
-    assert pipe.unet.config.in_channels == 4 and pipe.stepviz_folder == tiny_model_dir
+    assert pipe.unet.config.in_channels == 4 and facts_of(pipe).folder == tiny_model_dir
 
 
 def test_fp16_and_attention_slicing_options(tiny_model_dir):

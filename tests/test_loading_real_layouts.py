@@ -11,6 +11,7 @@ import torch
 
 from stepviz import Stepper
 from stepviz.cli import main
+from stepviz.engine.pipeline_facts import facts_of
 from stepviz.models import ModelLoadError, load_pipeline
 
 RUN = dict(prompt="a red circle", negative_prompt="", guidance_scale=5.0, num_inference_steps=4, height=32, width=32)
@@ -27,7 +28,7 @@ def fp16_model_dir(tiny_pipe, tmp_path_factory):
 
 def test_an_fp16_variant_folder_loads_and_steps_bit_exact(fp16_model_dir):
     pipe = load_pipeline(fp16_model_dir, device="cpu", dtype="float32")
-    assert any("fp16 variant" in notice for notice in pipe.stepviz_notices)
+    assert any("fp16 variant" in notice for notice in facts_of(pipe).notices)
     reference = diffusers.StableDiffusionPipeline.from_pretrained(fp16_model_dir, variant="fp16",
                                                                   dtype=torch.float32, local_files_only=True)
     reference.set_progress_bar_config(disable=True)
@@ -53,7 +54,7 @@ def test_absent_safety_checker_and_feature_extractor_are_skipped(tiny_model_dir,
     (folder / "model_index.json").write_text(json.dumps(index))
     pipe = load_pipeline(folder, device="cpu")
     assert pipe.safety_checker is None and pipe.feature_extractor is None
-    (notice,) = pipe.stepviz_notices
+    (notice,) = facts_of(pipe).notices
     assert "safety_checker and feature_extractor" in notice and "absent" in notice and len(notice.splitlines()) == 1
 
 
@@ -128,9 +129,9 @@ def test_vae_tiling_and_the_slow_preview_notice(tiny_model_dir):
     estimate = slow_preview_notice(plain, 8192, 8192)  # estimated from the VAE's size before any decode
     assert estimate and "8192x8192 on cpu" in estimate and "estimated" in estimate and "--vae-tiling" in estimate
     decode_images(plain, torch.zeros(2, 4, 4, 4))
-    seconds, pixels = plain._stepviz_decode_seconds
+    seconds, pixels = facts_of(plain).decode_seconds
     assert pixels == 32 * 32 and seconds > 0
-    plain._stepviz_decode_seconds = (3.0, 32 * 32)  # as if the last decode had taken 3 s per picture
+    facts_of(plain).decode_seconds = (3.0, 32 * 32)  # as if the last decode had taken 3 s per picture
     measured = slow_preview_notice(plain, 64, 32, "v again for approx (instant)")
     assert "about 6 s per picture (measured); v again for approx (instant)" in measured
     assert "--vae-tiling" not in slow_preview_notice(pipe, 8192, 8192)  # already on

@@ -13,6 +13,7 @@ from parity_cases import OLD
 from tiny import tiny_components
 
 from stepviz.cli import main
+from stepviz.engine.pipeline_facts import facts_of
 from stepviz.models import load_pipeline
 
 
@@ -34,7 +35,7 @@ def test_an_outdated_config_is_one_notice_and_no_warning(old_config_dir, capfd):
     err = capfd.readouterr().err
     assert "FutureWarning" not in err and "is outdated" not in err
     assert ("the scheduler config is outdated: the pipeline set steps_offset to 1, clip_sample to False, as "
-            "diffusers' constructor does") in pipe.stepviz_notices
+            "diffusers' constructor does") in facts_of(pipe).notices
     assert pipe.scheduler.config.steps_offset == 1 and pipe.scheduler.config.clip_sample is False
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from diffusers import AutoencoderTiny
 
+from stepviz.engine.pipeline_facts import facts_of
 from stepviz.render.preview import (
     LATENT_RGB_FILE,
     PREVIEW_DECODER_DIR,
@@ -20,8 +21,14 @@ TINY_CONFIG = dict(encoder_block_out_channels=(4, 4), num_encoder_blocks=(1, 1),
                    num_decoder_blocks=(1, 0), latent_channels=4)
 
 
+class FolderPipe:
+    """A stand-in for a pipeline loaded from `folder` (its facts name the folder)."""
+
+
 def _folder_pipe(folder):
-    return SimpleNamespace(stepviz_folder=str(folder))
+    pipe = FolderPipe()
+    facts_of(pipe).folder = str(folder)
+    return pipe
 
 
 def test_approx_uses_the_folders_tiny_decoder_when_present(tmp_path):

@@ -8,6 +8,7 @@ from ldm_checkpoint import write_single_file
 from safetensors.torch import save_file
 
 from stepviz import Stepper
+from stepviz.engine.pipeline_facts import facts_of
 from stepviz.models import ModelLoadError, load_pipeline
 from stepviz.models.single_file import checkpoint_kind, clip_tokenizer
 
@@ -29,7 +30,7 @@ def test_a_single_file_converted_from_a_folder_gives_the_same_weights_and_latent
         mine, theirs = getattr(pipe, name).state_dict(), getattr(folder_pipe, name).state_dict()
         assert mine.keys() == theirs.keys()
         assert all(torch.equal(mine[k], theirs[k]) for k in mine), name
-    assert "single-file SD 1.x checkpoint" in pipe.stepviz_notices[0]
+    assert "single-file SD 1.x checkpoint" in facts_of(pipe).notices[0]
     a, b = Stepper(pipe, seed=5, **RUN), Stepper(folder_pipe, seed=5, **RUN)
     a.run(), b.run()
     assert torch.equal(a.latents, b.latents)
@@ -91,7 +92,7 @@ def test_without_a_config_the_shipped_one_and_clips_tokenizer_are_used(single_fi
     monkeypatch.setattr(single, "CONFIGS", configs)
     pipe = load_pipeline(single_file, device="cpu")
     assert len(pipe.tokenizer) == 49408 and pipe.tokenizer.pad_token == "<|endoftext|>"
-    assert "architecture from the config stepviz ships" in pipe.stepviz_notices[0]
+    assert "architecture from the config stepviz ships" in facts_of(pipe).notices[0]
     assert torch.equal(pipe.unet.conv_in.weight, tiny_pipe.unet.conv_in.weight)
 
 
@@ -114,7 +115,7 @@ def test_an_sdxl_single_file_gives_the_same_weights_and_latents(tmp_path):
     write_single_file(xl, tmp_path / "tiny-sdxl.safetensors")
     assert checkpoint_kind(tmp_path / "tiny-sdxl.safetensors") == ("sdxl", 4)
     pipe = load_pipeline(tmp_path / "tiny-sdxl.safetensors", device="cpu", config=tmp_path / "xl")
-    assert type(pipe).__name__ == "StableDiffusionXLPipeline" and "single-file SDXL" in pipe.stepviz_notices[0]
+    assert type(pipe).__name__ == "StableDiffusionXLPipeline" and "single-file SDXL" in facts_of(pipe).notices[0]
     for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
         mine, theirs = getattr(pipe, name).state_dict(), getattr(xl, name).state_dict()
         assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine), name
@@ -133,7 +134,7 @@ def test_an_sd2_v_single_file_gives_the_same_latents(tmp_path):
     path = tmp_path / "tiny-sd2-v.safetensors"
     assert checkpoint_kind(path, "v_prediction") == ("sd2-v", 4)
     pipe = load_pipeline(path, device="cpu", prediction_type="v_prediction", config=tmp_path / "v")
-    assert "single-file SD 2.x (v-prediction)" in pipe.stepviz_notices[0]
+    assert "single-file SD 2.x (v-prediction)" in facts_of(pipe).notices[0]
     assert pipe.scheduler.config.prediction_type == "v_prediction"
     a, b = Stepper(pipe, seed=5, **RUN), Stepper(v, seed=5, **RUN)
     a.run(), b.run()

@@ -26,6 +26,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from . import (attention, checks, constructor_fixes, defaults, families, guidance, memory, modes, prediction,
                schedulers, sdxl, text)
 from .errors import NonFiniteError, RunFinishedError
+from .pipeline_facts import facts_of
 from .records import PromptAnatomy, RunLogEntry, StepRecord
 from .run_edits import RunEdits
 from .snapshots import Snapshot
@@ -95,7 +96,7 @@ class Stepper(RunEdits):
         self.scheduler_name = scheduler if isinstance(scheduler, str) else schedulers.info_for(self.scheduler).name
         self.records: list[StepRecord] = []
         self.log: list[RunLogEntry] = []
-        self.notices: list[str] = list(getattr(pipe, "stepviz_notices", ()))  # what loading noticed
+        self.notices: list[str] = list(facts_of(pipe).notices)  # what loading noticed
         self.stopped: NonFiniteError | None = None
         self._setup_nonfinite: str | None = None
 

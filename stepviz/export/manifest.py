@@ -13,6 +13,7 @@ import platform
 import time
 from pathlib import Path
 
+from ..engine.pipeline_facts import facts_of
 from ..engine.prediction import prediction_for
 from ..models.folder_check import weight_files
 
@@ -108,15 +109,15 @@ def build_manifest(settings, stepper, *, scheduler_configs: list[dict], events_a
                    stopped: str | None, kind: str, every: int, animation: str, compare: list[dict],
                    files: list[str]) -> dict:
     pipe = stepper.pipe
-    digest, method = weights_hash(getattr(pipe, "stepviz_folder", None))
+    digest, method = weights_hash(facts_of(pipe).folder)
     return {
         "versions": library_versions(),
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "scenario": settings.source,
         "title": settings.title,
         "description": settings.description,
-        "model": {"id": getattr(pipe, "stepviz_model_id", str(settings.model)),
-                  "folder": str(getattr(pipe, "stepviz_folder", None)),
+        "model": {"id": facts_of(pipe).model_id or str(settings.model),
+                  "folder": str(facts_of(pipe).folder),
                   "weights_sha256": digest, "weights_hash_method": method,
                   "dtype": str(stepper.dtype).removeprefix("torch."), "device": str(stepper.device),
                   "prediction_type": stepper.prediction_type,  # as diffusers' config spells it

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..engine.checks import vae_scale_factor
 from ..engine.families import is_sdxl_class
+from ..engine.pipeline_facts import facts_of
 
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 WEIGHT_FOLDERS = ("unet", "vae", "text_encoder", "text_encoder_2", "depth_estimator")
@@ -95,10 +96,10 @@ def weight_files(folder: Path) -> list[tuple[str, Path]]:
 
 def pipeline_part(pipe, name: str) -> Path | None:
     """Where a loaded pipeline's part (or file) `name` lies: a shared part's folder, else its model folder's."""
-    parts = getattr(pipe, "stepviz_parts", None) or {}
-    if name in parts:
-        return Path(parts[name])
-    folder = getattr(pipe, "stepviz_folder", None)
+    facts = facts_of(pipe)
+    if name in facts.parts:
+        return Path(facts.parts[name])
+    folder = facts.folder
     return Path(folder) / name if folder else None
 
 

@@ -11,6 +11,8 @@ import functools
 import re
 import warnings
 
+from ..engine.pipeline_facts import facts_of
+
 SHOULD_BE = re.compile(r"`(\w+)` should be set to (\w+)")
 
 
@@ -24,8 +26,8 @@ def notice_for(messages: list[str]) -> str | None:
 
 
 def warnings_as_notices(load):
-    """Decorate a loader that returns a pipeline with `stepviz_notices`: FutureWarnings and deprecation warnings
-    raised while it runs are kept off the terminal, and the config fixes among them added to its notices."""
+    """Decorate a loader that returns a pipeline: FutureWarnings and deprecation warnings raised while it runs
+    are kept off the terminal, and the config fixes among them added to its notices (facts_of(pipe).notices)."""
 
     @functools.wraps(load)
     def loading(*args, **kwargs):
@@ -39,7 +41,7 @@ def warnings_as_notices(load):
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         notice = notice_for([str(w.message) for w in caught if issubclass(w.category, quiet)])
         if notice:
-            pipe.stepviz_notices.append(notice)
+            facts_of(pipe).notices.append(notice)
         return pipe
 
     return loading

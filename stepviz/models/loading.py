@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..engine.families import PIPELINE_CLASSES
+from ..engine.pipeline_facts import facts_of
 from .device import pick_device, pick_dtype
 from .load_warnings import warnings_as_notices
 from .folder_check import (PARTS_KEY, PICKLE_SUFFIXES, UNUSED_COMPONENTS, ModelFacts, ModelLoadError,
@@ -233,10 +234,9 @@ def _ready(pipe, model, folder, device, attention_slicing: bool, vae_tiling: boo
     if vae_tiling:
         pipe.vae.enable_tiling()
         pipe.vae.enable_slicing()
-    pipe.stepviz_model_id = str(model)
-    pipe.stepviz_folder = folder
-    pipe.stepviz_parts = parts or {}  # where each part's files are (folder/<name>, or a shared part's folder)
-    pipe.stepviz_notices = notices
+    facts = facts_of(pipe)
+    facts.model_id, facts.folder, facts.notices = str(model), folder, notices
+    facts.parts = parts or {}  # where each part's files are (folder/<name>, or a shared part's folder)
     return pipe
 
 

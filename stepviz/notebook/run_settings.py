@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..engine.pipeline_facts import facts_of
 from ..run.settings import RunSettings
 
 PICTURES = ("image", "mask_image", "depth_map", "strength")  # known only from the arguments given
@@ -55,7 +56,7 @@ def settings_for_stepper(stepper, given: dict) -> tuple[RunSettings, str | None]
     for entry in stepper.log:  # the values before the first edit are the run's own
         first.setdefault(entry.action, entry.detail.get("old"))
     settings = RunSettings(
-        model=str(getattr(stepper.pipe, "stepviz_model_id", type(stepper.pipe).__name__)), mode=stepper.mode,
+        model=str(facts_of(stepper.pipe).model_id or type(stepper.pipe).__name__), mode=stepper.mode,
         prompt=stepper.prompt, negative_prompt=stepper.negative_prompt, seed=stepper.seed,
         steps=stepper.num_inference_steps, guidance_scale=first.get("set_guidance_scale", stepper.guidance_scale),
         scheduler=given.get("scheduler") if given else first.get("set_scheduler", stepper.scheduler_name),

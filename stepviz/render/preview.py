@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..engine.checks import check_choice
 from ..engine.noise_scale import to_vp_scale
+from ..engine.pipeline_facts import NOT_LOOKED_UP, facts_of
 from ..engine.sdxl import is_sdxl
 from ..models.folder_check import pipeline_part
 from . import PREVIEW_KINDS
@@ -46,9 +47,9 @@ PREVIEW_DECODER_DIR = "preview_decoder"  # a tiny decoder in diffusers' Autoenco
 
 def latent_rgb_factors(pipe) -> tuple[torch.Tensor, torch.Tensor]:
     """(factors [C, 3], bias [3]) for this pipeline: the model's own file if it ships one, else SDXL's or SD's."""
-    cached = getattr(pipe, "_stepviz_latent_rgb", None)
-    if cached is not None:
-        return cached
+    facts = facts_of(pipe)
+    if facts.latent_rgb is not NOT_LOOKED_UP:
+        return facts.latent_rgb
     path = pipeline_part(pipe, LATENT_RGB_FILE)
     if path is not None and path.is_file():
         data = json.loads(path.read_text())
@@ -57,22 +58,22 @@ def latent_rgb_factors(pipe) -> tuple[torch.Tensor, torch.Tensor]:
         factors, bias = torch.tensor(SDXL_LATENT_RGB_FACTORS), torch.tensor(SDXL_LATENT_RGB_BIAS)
     else:
         factors, bias = torch.tensor(SD_LATENT_RGB_FACTORS), torch.zeros(3)
-    pipe._stepviz_latent_rgb = (factors, bias)
+    facts.latent_rgb = (factors, bias)
     return factors, bias
 
 
 def preview_decoder(pipe):
     """The model folder's tiny preview decoder (an AutoencoderTiny, safetensors), or None when it ships none."""
-    cached = getattr(pipe, "_stepviz_preview_decoder", False)
-    if cached is not False:
-        return cached
+    facts = facts_of(pipe)
+    if facts.preview_decoder is not NOT_LOOKED_UP:
+        return facts.preview_decoder
     path = pipeline_part(pipe, PREVIEW_DECODER_DIR)
     decoder = None
     if path is not None and (path / "config.json").is_file():
         from diffusers import AutoencoderTiny
 
         decoder = AutoencoderTiny.from_pretrained(str(path), use_safetensors=True).eval()
-    pipe._stepviz_preview_decoder = decoder
+    facts.preview_decoder = decoder
     return decoder
 
 
@@ -113,7 +114,7 @@ SD_VAE_PARAMETERS = 83.7e6
 
 def decode_seconds(pipe, height: int, width: int) -> tuple[float, bool]:
     """(seconds per full decode at height x width, measured?): the last decode's time, else a CPU estimate."""
-    measured = getattr(pipe, "_stepviz_decode_seconds", None)  # (seconds per picture, pixels)
+    measured = facts_of(pipe).decode_seconds  # (seconds per picture, pixels)
     if measured is not None:
         seconds, pixels = measured
         return seconds * (height * width) / pixels, True
@@ -162,7 +163,8 @@ def decode_images(pipe, latents: torch.Tensor) -> list[Image.Image]:
     started = time.perf_counter()
     with vae_upcast(pipe):  # SDXL's fp16 VAE decodes in float32, as its pipeline does
         pixels = vae.decode(latents.to(dtype=vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
-    pipe._stepviz_decode_seconds = ((time.perf_counter() - started) / len(latents), pixels.shape[-2] * pixels.shape[-1])
+    facts_of(pipe).decode_seconds = ((time.perf_counter() - started) / len(latents),
+                                     pixels.shape[-2] * pixels.shape[-1])
     return [Image.fromarray(a, mode="RGB") for a in uint8_pictures(torch.nan_to_num(pixels.float(), nan=0.0))]
 
 

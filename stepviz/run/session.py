@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from ..engine.pipeline_facts import facts_of
 from ..engine.schedulers import start_on_vp_scale
 
 MAIN, FORK = "main", "fork"
@@ -129,7 +130,7 @@ class RunSession:
 
     @property
     def model_name(self) -> str:
-        return str(getattr(self.pipe, "stepviz_model_id", None) or self.settings.model)
+        return str(facts_of(self.pipe).model_id or self.settings.model)
 
     def has(self, branch: str) -> bool:
         return branch in self.steppers
