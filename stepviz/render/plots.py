@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..engine.prediction import prediction_for
-from .readouts import angle_degrees
+from .readouts import NORM_ROWS, angle_degrees
 from .strip import change_label
 
 STEP_LABEL = "step (numbered from 1, as on screen)"
@@ -45,12 +45,7 @@ SLIDE = PlotSize((12.8, 7.2), 150, 10)  # 1920x1080 px; the smallest text (0.9 x
 def norm_fields(prediction_type: str = "epsilon") -> tuple[tuple[str, str], ...]:
     """(record field, label) per plotted norm, in the symbol of what the UNet predicts (ε, v or x₀)."""
     p = prediction_for(prediction_type).pretty
-    return (
-        ("norm_uncond", f"‖{p}_uncond‖"),
-        ("norm_text", f"‖{p}_text‖"),
-        ("norm_guidance", f"‖{p}_text − {p}_uncond‖"),
-        ("norm_noise_pred", f"‖{p}̂‖ (after CFG)"),
-    )
+    return tuple((field, label.format(p=p)) for field, _, label, _ in NORM_ROWS)
 
 
 def _mark_changes(axis, records) -> None:

@@ -63,15 +63,20 @@ def status_text(view, record, compact: bool = False, narrow: bool = False) -> st
     return " · ".join(parts)
 
 
+# The guidance anatomy's four norms, for every view of them: (record field, label in plain text, label for
+# plots, the TUI's colour); {p} is what the UNet predicts (eps, v or x0: prediction.py's symbol / pretty).
+NORM_ROWS = (
+    ("norm_uncond", "|{p}_u|", "‖{p}_uncond‖", "#3d9df3"),
+    ("norm_text", "|{p}_t|", "‖{p}_text‖", "#ffa500"),
+    ("norm_guidance", "|{p}_t-{p}_u|", "‖{p}_text − {p}_uncond‖", "#ff4fd8"),
+    ("norm_noise_pred", "|{p}_hat|", "‖{p}̂‖ (after CFG)", "#3ddc4a"),
+)
+
+
 def guidance_rows(prediction_type: str = "epsilon") -> tuple[tuple[str, str, str], ...]:
-    """(record field, label, colour) per plotted norm, in the symbol of what the UNet predicts (eps, v, x0)."""
+    """(record field, label, colour) per norm, in the symbol of what the UNet predicts (eps, v, x0)."""
     p = prediction_for(prediction_type).symbol
-    return (
-        ("norm_uncond", f"|{p}_u|", "#3d9df3"),
-        ("norm_text", f"|{p}_t|", "#ffa500"),
-        ("norm_guidance", f"|{p}_t-{p}_u|", "#ff4fd8"),
-        ("norm_noise_pred", f"|{p}_hat|", "#3ddc4a"),
-    )
+    return tuple((field, label.format(p=p), colour) for field, label, _, colour in NORM_ROWS)
 
 
 GUIDANCE_ROWS = guidance_rows()
