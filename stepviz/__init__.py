@@ -29,6 +29,7 @@ _LAZY = {
     "StepvizInputError": ("stepviz.engine", "StepvizInputError"),
     "NonFiniteError": ("stepviz.engine", "NonFiniteError"),
     "SCHEDULERS": ("stepviz.engine", "SCHEDULERS"),
+    "load_lesson": ("stepviz.run.lesson_file", "load_lesson"),
     "load_scenario": ("stepviz.run.lesson_file", "load_scenario"),
     "trace": ("stepviz.trace", "trace"),
     "SharedEngine": ("stepviz.run.shared_engine", "SharedEngine"),

@@ -149,9 +149,9 @@ def settings_from_args(args):
     from .run.settings import RunSettings
 
     if args.scenario:
-        from .run.lesson_file import load_scenario
+        from .run.lesson_file import load_lesson
 
-        settings = load_scenario(args.scenario)
+        settings = load_lesson(args.scenario)
     else:
         settings = RunSettings()
     overrides = {k: getattr(args, k) for k in RUN_OPTIONS if getattr(args, k) is not None}

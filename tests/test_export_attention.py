@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from stepviz.engine.checks import StepvizInputError
-from stepviz.export.attention import LABEL_SIZE, TILE, chosen_steps, parse_steps
+from stepviz.export.attention import LABEL_SIZE, TILE, attention_steps, parse_steps
 from stepviz.export.run_export import export_run
 from stepviz.run.settings import RunSettings
 
@@ -49,12 +49,12 @@ def test_attention_png_is_readable_when_projected(exported):
     assert width >= 3 * TILE and height >= (tokens + 1) * TILE  # three chosen steps, x0-hat plus a row per token
 
 
-def test_chosen_steps_spread_and_checked():
-    assert chosen_steps(25) == [0, 5, 10, 14, 19, 24]
-    assert chosen_steps(4) == [0, 1, 2, 3]
-    assert chosen_steps(25, [13, 1, 13]) == [0, 12]  # steps as the screen numbers them -> record indices
+def test_attention_steps_spread_and_checked():
+    assert attention_steps(25) == [0, 5, 10, 14, 19, 24]
+    assert attention_steps(4) == [0, 1, 2, 3]
+    assert attention_steps(25, [13, 1, 13]) == [0, 12]  # steps as the screen numbers them -> record indices
     with pytest.raises(StepvizInputError, match="--attention-steps 0,26 not in the run: use steps 1..25"):
-        chosen_steps(25, [0, 3, 25, 26])
+        attention_steps(25, [0, 3, 25, 26])
     assert parse_steps("1, 7,13") == [1, 7, 13] and parse_steps(None) is None
     with pytest.raises(StepvizInputError, match="'0;6' is not a list"):
         parse_steps("0;6")

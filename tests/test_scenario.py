@@ -242,3 +242,11 @@ def test_depth_maps_become_float_tensors(tmp_path):
     drawn = load_scenario(write(tmp_path, "depth_map = { toy_scene = 'a red circle on a black background' }\n"))
     assert tuple(drawn.depth_map.shape) == (1, 64, 64)
     assert 0.0 < float(drawn.depth_map.min()) < 0.5 < float(drawn.depth_map.max()) <= 1.0
+
+
+def test_the_public_api_loads_a_lesson_by_its_name():
+    import stepviz
+
+    assert stepviz.load_lesson is stepviz.load_scenario  # the earlier name still works
+    settings = stepviz.load_lesson("guidance")
+    assert settings.title and settings.events and settings.source.endswith("guidance.toml")

@@ -16,7 +16,7 @@ pytest.importorskip("textual")
 from test_tui import HeldUNet, main_screen, make_app, settle  # noqa: E402
 
 from stepviz.tui.screens.compare import CompareScreen  # noqa: E402
-from stepviz.tui.edits import SetScheduler  # noqa: E402
+from stepviz.tui.jobs import SetScheduler  # noqa: E402
 from stepviz.tui.screens.main import MainScreen  # noqa: E402
 from stepviz.tui.screens.notes_history import NotesHistory  # noqa: E402
 from stepviz.tui.widgets.key_bar import Key, key_rows  # noqa: E402

@@ -16,7 +16,7 @@ from stepviz.run.settings import CompareBranch, Event, RunSettings
 pytest.importorskip("pytest_textual_snapshot")
 
 from stepviz.tui.app import StepvizApp  # noqa: E402
-from stepviz.tui.edits import SetScheduler  # noqa: E402
+from stepviz.tui.jobs import SetScheduler  # noqa: E402
 from stepviz.tui.screens.main import MainScreen  # noqa: E402
 
 SIZES = [(80, 24), (160, 50)]

@@ -28,7 +28,7 @@ MAX_TOKEN_ROWS = 10  # a slide's worth: a longer prompt shows its first tokens (
 MAX_TITLE = 90  # characters
 
 
-def chosen_steps(count: int, wanted: list[int] | None = None, columns: int = DEFAULT_COLUMNS) -> list[int]:
+def attention_steps(count: int, wanted: list[int] | None = None, columns: int = DEFAULT_COLUMNS) -> list[int]:
     """Record indices to show: `wanted` steps (numbered from 1, as the screen and strip.png number them: step k is
     the state after k steps), checked against the run; else `columns` spread from first to last."""
     if wanted:
@@ -112,7 +112,7 @@ def write_attention(folder: Path, stepper, wanted_steps: list[int] | None = None
     records = [r for r in stepper.records if r.cross_attention is not None]
     if not records or len(records) != len(stepper.records):
         return []
-    steps = chosen_steps(len(records), wanted_steps)
+    steps = attention_steps(len(records), wanted_steps)
     tokens = list(stepper.prompt_anatomy.tokens)
     columns = attention_columns(stepper.pipe, records, steps)
     title = f"What each word attends to: {stepper.prompt!r}, seed {stepper.seed}"

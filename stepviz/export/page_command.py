@@ -28,7 +28,7 @@ def _same_events(a: list, b: list) -> bool:
 
 def reproducing_command(settings, kind: str, every: int) -> tuple[str, str | None]:
     """(the command line, a sentence on what it cannot carry or None)."""
-    from ..run.lesson_file import load_scenario
+    from ..run.lesson_file import load_lesson
     from ..lessons.shipped import LESSONS_FOLDER
 
     words, caveat = ["stepviz", "export"], None
@@ -37,7 +37,7 @@ def reproducing_command(settings, kind: str, every: int) -> tuple[str, str | Non
         path = Path(settings.source)
         words.append(path.stem if path.parent.resolve() == LESSONS_FOLDER else str(path))
         try:
-            base = load_scenario(path)
+            base = load_lesson(path)
         except Exception:  # the file changed or went since the run: name it, and give every setting
             caveat = f"{path} no longer reads as a lesson: the options below give the run's own settings"
         if caveat is None and not _same_events(base.events, settings.events):

@@ -8,7 +8,7 @@
     schedule.png         sigma_t and abar_t per step        norms.png   the guidance norms
     blend.png            the DIY inpaint blend (inpaint mode, 4-channel UNet)
     extra_channels.png   the inpainting model's mask and masked picture, or Depth2Img's depth
-    attention.png/.npz   what each word of the prompt attends to, per step (see export_attention.py)
+    attention.png/.npz   what each word of the prompt attends to, per step (see attention.py)
     compare.png, compare-<n>-<label>.png   the [[compare]] runs
     manifest.json        versions, weights hash, seed, scheduler configs, events, steps run
     index.html           the explorable page: a step slider moving every view, plots, notes, claims (page.py)
@@ -16,7 +16,7 @@
 
 Everything is written into a hidden folder beside DIR, which is renamed to DIR at the end:
 an interrupted export (Ctrl-C) leaves nothing behind. What `--force` may replace, and how leftovers
-of a killed export are cleaned, is in export_folder.py.
+of a killed export are cleaned, is in folder.py.
 
 A run stopped by the NaN/Inf watchdog still writes the steps that ran (the handout says where it
 stopped); the command then prints the watchdog's line and exits with STOPPED_EXIT_CODE.
@@ -37,15 +37,15 @@ from pathlib import Path
 
 from ..engine.checks import StepvizInputError
 from ..engine.prediction import prediction_for
-from ..run.play import play
 from ..render.strip import (
     animation_frames,
     blend_image,
     compare_image,
     extra_channels_image,
-    step_pictures,
     strip_image,
+    strip_pictures,
 )
+from ..run.play import play
 from .attention import parse_steps, write_attention
 from .folder import check_output_folder, make_staging, move_into_place
 from .manifest import build_manifest, describe_picture, plain_config, write_json
@@ -269,7 +269,7 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
         notice = slow_preview_notice(stepper.pipe, stepper.height, stepper.width, "--preview approx is instant")
         if notice:
             print(f"stepviz: {notice}", file=sys.stderr)
-    pictures = step_pictures(stepper.pipe, records, kind, progress)
+    pictures = strip_pictures(stepper.pipe, records, kind, progress)
     title = f"{settings.title + ':  ' if settings.title else ''}{settings.prompt!r}  seed {settings.seed}  ({kind})"
     save_atomically(strip_image(records, pictures, every, title=title), folder / "strip.png")
     animation = f"steps.{animation_format}"
@@ -298,7 +298,7 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
         edited = any(e.set_guidance_scale is not None or e.set_scheduler for e in settings.events)
         rows = [("this run, with edits" if edited else "this run", records, pictures)]
         for number, run in enumerate(others, start=1):
-            run_pictures = step_pictures(run.stepper.pipe, run.stepper.records, kind, progress)
+            run_pictures = strip_pictures(run.stepper.pipe, run.stepper.records, kind, progress)
             name = f"compare-{number}-{slug(run.label)}.png"
             save_atomically(strip_image(run.stepper.records, run_pictures, every,
                                         title=f"{run.label}  ({kind})"), folder / name)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..render.strip import kept_indices, step_pictures, strip_image
+from ..render.strip import kept_indices, strip_image, strip_pictures
 
 
 def save_atomically(image: Image.Image, path: Path, **save_options) -> Path:
@@ -39,7 +39,7 @@ def export_strip(stepper, out_dir: Path, kind: str = "approx", every: int = 1) -
         raise ValueError("no steps taken yet: take a step before exporting a strip")
     kept = kept_indices(len(records), every)
     chosen = [records[i] for i in kept]
-    pictures = step_pictures(stepper.pipe, chosen, kind)
+    pictures = strip_pictures(stepper.pipe, chosen, kind)
     # strip_image picks kept columns itself: give it every record with pictures at the kept places
     by_index = dict(zip(kept, pictures))
     full = [by_index.get(i) for i in range(len(records))]

@@ -57,9 +57,9 @@ class Debugger:
     @classmethod
     def from_lesson(cls, name_or_path, pipe=None, kind: str = "full") -> Debugger:
         """A ready lesson ('guidance', 'schedulers', ...) or a scenario file: its run, notes, pauses and edits."""
-        from ..run.lesson_file import load_scenario
+        from ..run.lesson_file import load_lesson
 
-        settings = load_scenario(name_or_path)
+        settings = load_lesson(name_or_path)
         settings.validate()
         return cls(RunSession(settings, pipe), kind=kind)
 

@@ -17,7 +17,7 @@ FINAL_TILE = 384
 STEPS_SHOWN = 6
 
 
-def chosen_steps(records, most: int = STEPS_SHOWN) -> list[int]:
+def sheet_steps(records, most: int = STEPS_SHOWN) -> list[int]:
     """Record indices: evenly spread, the last included, and every step a lesson edit changed."""
     chosen = set(evenly_chosen(len(records), most))
     chosen |= {i for i in range(len(records)) if change_label(records, i)}
@@ -47,7 +47,7 @@ def sheet_image(title: str, subtitle: str, records, pictures, inputs: dict) -> I
         sheet.paste(fit_cell(final, FINAL_TILE), (x, top + LINE + 8))
 
     # bottom: the chosen steps, x_t over x0-hat
-    steps = chosen_steps(records)
+    steps = sheet_steps(records)
     row_top = top + LINE + 8 + FINAL_TILE + MARGIN
     tile = min(STEP_TILE, (HEIGHT - row_top - 3 * LINE - MARGIN) // 2,
                (WIDTH - 2 * MARGIN - 110) // max(len(steps), 1) - 12)

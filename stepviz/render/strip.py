@@ -53,7 +53,7 @@ def kept_indices(count: int, every: int) -> list[int]:
 
 
 @torch.no_grad()
-def step_pictures(pipe, records, kind: str, progress: bool = False) -> list[tuple[Image.Image, Image.Image]]:
+def strip_pictures(pipe, records, kind: str, progress: bool = False) -> list[tuple[Image.Image, Image.Image]]:
     """(x_t after the step, x0-hat) pictures of each record; full VAE decodes run in batches."""
     if kind != "full":
         return [(preview(pipe, r.latents, kind, r.family, r.sigma_next), preview(pipe, r.pred_original_sample, kind))

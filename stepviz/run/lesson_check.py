@@ -248,12 +248,12 @@ def attention_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
 
 # ---------------------------------------------------------------- lessons
 def check_lesson(name_or_path) -> LessonReport:
-    from .lesson_file import load_scenario
+    from .lesson_file import load_lesson
     from ..lessons.shipped import lesson_path
 
     started = time.perf_counter()
     path = lesson_path(name_or_path)
-    settings = load_scenario(path)
+    settings = load_lesson(path)
     runs = LessonRuns(settings)
     results = [measure(claim, runs) for event in settings.events for claim in event.expect]
     return LessonReport(path.stem, settings.title, results, len(runs.played), time.perf_counter() - started,

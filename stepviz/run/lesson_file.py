@@ -76,8 +76,8 @@ COMPARE_KEYS = {"label": ((str,), "a short name for the branch"), **RUN_KEYS}
 
 
 # ---------------------------------------------------------------- loading
-def load_scenario(name_or_path: str | Path) -> RunSettings:
-    """RunSettings from a scenario file (or a ready lesson's name), every value checked."""
+def load_lesson(name_or_path: str | Path) -> RunSettings:
+    """RunSettings from a lesson file (or a ready lesson's name), every value checked."""
     path = lesson_path(name_or_path)
     try:
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not TOML
@@ -88,6 +88,9 @@ def load_scenario(name_or_path: str | Path) -> RunSettings:
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
     return _Reader(path, text).settings(data)
+
+
+load_scenario = load_lesson  # its name before lessons were called lessons (kept for scripts that use it)
 
 
 class _Reader:

@@ -1,4 +1,4 @@
-"""The engine worker's side: the messages it posts to the UI, and what every job (edits.py) shares.
+"""The engine worker's side: the messages it posts to the UI, and what every job (jobs.py) shares.
 
 Jobs run in Textual thread workers (see screens/main.py): they call the session, post these messages,
 never touch widgets. Every failure a user can cause (NaN/Inf, out of memory, a bad value, a missing
@@ -69,7 +69,7 @@ class EngineJobs:
         self.session, self.post = session, post
         self._extra_cache: tuple = (None, (), {})  # (kind, extra-channel tensors, their pictures)
 
-    # ------------------------------------------------------------ used by the jobs (edits.py)
+    # ------------------------------------------------------------ used by the jobs (jobs.py)
     def pictures(self, branch: str, record, index: int | None, kind: str, initial, extra_channels,
                  cancelled) -> None:
         from ..render.step_pictures import step_pictures  # torch: imported in the worker, after the first frame

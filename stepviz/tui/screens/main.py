@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
-from ..edits import EngineJob, Load, Refresh
+from ..jobs import EngineJob, Load, Refresh
 from ..engine_jobs import EngineJobs
 from ..pacer import Pacer
 from ...run.session import FORK, MAIN, RunSession, Shown

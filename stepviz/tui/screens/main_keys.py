@@ -1,4 +1,4 @@
-"""The main screen's keys: what each one asks of the engine (a job from edits.py) or opens.
+"""The main screen's keys: what each one asks of the engine (a job from jobs.py) or opens.
 
 Follow a key from its binding to the engine: `b` -> `action_rewind` -> `Rewind(keep)` -> `Rewind.run`
 -> `RunSession.rewind` -> `Stepper.rewind`. Keys only decide and ask; the answers come back as
@@ -12,7 +12,7 @@ from pathlib import Path
 from textual.binding import Binding
 
 from ...run.session import FORK, MAIN
-from ..edits import (BuildLessonBranches, ExportPage, ExportStrip, Fork, Play, Rewind, SetGuidanceScale, SetScheduler,
+from ..jobs import (BuildLessonBranches, ExportPage, ExportStrip, Fork, Play, Rewind, SetGuidanceScale, SetScheduler,
                      Step)
 from ..widgets.notes_panel import NotesPanel
 from ..widgets.preview_panel import next_kind
