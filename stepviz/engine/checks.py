@@ -201,3 +201,32 @@ def depth_tensor(picture):
         with Image.open(picture) as opened:
             picture = opened.convert("L")
     return torch.from_numpy(np.asarray(picture.convert("F"), dtype=np.float32) / 255.0)[None]
+
+
+# The rules of a run's values that need no model, under the names the command line and lesson files give them.
+# check_run applies them all (the Stepper and RunSettings.validate); the lesson reader applies them one key at
+# a time, so that its error names the file and the key's line.
+RUN_RULES = {
+    "height": lambda value: check_size("height", value),
+    "width": lambda value: check_size("width", value),
+    "steps": check_steps,
+    "guidance_scale": lambda value: value is None or check_guidance(value),
+    "strength": check_strength,
+    "seed": check_seed,
+    "mode": check_mode_name,
+    "inpaint_noise": lambda value: check_choice("inpaint_noise", value, INPAINT_NOISES),
+    "timestep_spacing": lambda value: value is None or check_choice("timestep_spacing", value, TIMESTEP_SPACINGS),
+}
+
+
+def check_run(*, mode: str, steps: int, strength: float | None = None, image=None, mask_image=None, depth_map=None,
+              **values) -> None:
+    """Every rule of a run that needs no model: each value's (RUN_RULES), then the ones between values (the
+    mode's pictures, a strength that leaves a step). Raises StepvizInputError with one line."""
+    given = {"mode": mode, "steps": steps, "strength": strength, **values}
+    for key, rule in RUN_RULES.items():
+        if key in given:
+            rule(given[key])
+    check_mode_inputs(mode, image=image, mask_image=mask_image, strength=strength, depth_map=depth_map)
+    if strength is not None:
+        check_strength_leaves_a_step(strength, steps)

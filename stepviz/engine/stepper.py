@@ -55,16 +55,13 @@ class Stepper(RunEdits):
         capture_attention: True records each step's cross-attention maps (StepRecord.cross_attention, see
         engine/attention.py); "layers" also each layer's own map.
         """
-        checks.check_size("height", height)
-        checks.check_size("width", width)
-        checks.check_steps(num_inference_steps)
-        checks.check_strength(strength)
-        checks.check_seed(seed)
+        checks.check_run(height=height, width=width, steps=num_inference_steps, guidance_scale=guidance_scale,
+                         strength=strength, seed=seed, mode=mode, inpaint_noise=inpaint_noise, image=image,
+                         mask_image=mask_image, depth_map=depth_map)
         checks.check_prompts(prompt, negative_prompt, prompt_embeds)
         checks.check_pipeline(type(pipe).__name__, families.PIPELINE_CLASSES)
         self.sdxl = sdxl.is_sdxl(pipe)
         checks.check_mode(mode, pipe.unet.config.in_channels, sdxl=self.sdxl)
-        checks.check_mode_inputs(mode, image=image, mask_image=mask_image, strength=strength, depth_map=depth_map)
         checks.check_steps_fit(num_inference_steps, pipe.scheduler.config.num_train_timesteps)
         if scheduler is not None and not isinstance(scheduler, str) and not hasattr(scheduler, "set_timesteps"):
             raise checks.StepvizInputError(f"scheduler={scheduler!r} is not allowed: give a name "
@@ -73,7 +70,6 @@ class Stepper(RunEdits):
         if mode in ("img2img", "depth2img"):
             image = checks.load_image("image", image, mode)
         memory.check_pipeline_run(pipe, mode, height, width, image, num_inference_steps)
-        checks.check_choice("inpaint_noise", inpaint_noise, checks.INPAINT_NOISES)
         if capture_attention not in (False, True, "layers"):
             raise checks.StepvizInputError(f"capture_attention={capture_attention!r} is not allowed: use False, True "
                                            "or 'layers' (also each layer's map)")

@@ -31,7 +31,7 @@ import tomllib
 from pathlib import Path
 
 from ..engine import checks, memory
-from ..engine.checks import INPAINT_NOISES, MODES, TIMESTEP_SPACINGS, StepvizInputError, depth_tensor
+from ..engine.checks import MODES, StepvizInputError, depth_tensor
 from ..engine.schedulers import check_scheduler_name
 from ..lessons.events import CompareBranch, Event
 from .settings import RunSettings
@@ -163,18 +163,7 @@ class _Reader:
             run["guidance_scale"] = float(run["guidance_scale"])
         if "strength" in run:
             run["strength"] = float(run["strength"])
-        rules = {
-            "height": lambda v: checks.check_size("height", v),
-            "width": lambda v: checks.check_size("width", v),
-            "steps": checks.check_steps,
-            "strength": checks.check_strength,
-            "seed": checks.check_seed,
-            "mode": checks.check_mode_name,
-            "scheduler": check_scheduler_name,
-            "inpaint_noise": lambda v: checks.check_choice("inpaint_noise", v, INPAINT_NOISES),
-            "timestep_spacing": lambda v: checks.check_choice("timestep_spacing", v, TIMESTEP_SPACINGS),
-        }
-        for key, rule in rules.items():
+        for key, rule in {**checks.RUN_RULES, "scheduler": check_scheduler_name}.items():
             if key in run:
                 self.follow(rule, run[key], where, key, table, index)
         for key in ("image", "mask_image", "depth_map"):

@@ -70,32 +70,21 @@ class RunSettings:
         from ..models.loading import model_facts
         from ..models.single_file import check_prediction_type
 
-        checks.check_size("height", self.height)
-        checks.check_size("width", self.width)
-        checks.check_steps(self.steps)
-        if self.guidance_scale is not None:
-            checks.check_guidance(self.guidance_scale)
-        checks.check_strength(self.strength)
-        checks.check_seed(self.seed)
+        checks.check_run(height=self.height, width=self.width, steps=self.steps, guidance_scale=self.guidance_scale,
+                         strength=self.strength, seed=self.seed, mode=self.mode, inpaint_noise=self.inpaint_noise,
+                         timestep_spacing=self.timestep_spacing, image=self.image, mask_image=self.mask_image,
+                         depth_map=self.depth_map)
         if not isinstance(self.start_at, int) or not 0 <= self.start_at <= self.steps:
             raise checks.StepvizInputError(f"--start-at {self.start_at!r} is not allowed: use 0..{self.steps} "
                                            "(steps taken before the window opens)")
         if self.auto_pace is not None and not 0 < self.auto_pace < 3600:
             raise checks.StepvizInputError(f"--pace {self.auto_pace!r} is not allowed: give seconds in (0, 3600)")
-        checks.check_mode_name(self.mode)
         if self.scheduler is not None:
             check_scheduler_name(self.scheduler)
-        checks.check_choice("inpaint_noise", self.inpaint_noise, checks.INPAINT_NOISES)
-        if self.timestep_spacing is not None:
-            checks.check_choice("timestep_spacing", self.timestep_spacing, checks.TIMESTEP_SPACINGS)
-        checks.check_mode_inputs(self.mode, image=self.image, mask_image=self.mask_image, strength=self.strength,
-                                 depth_map=self.depth_map)
-        if self.strength is not None:
-            checks.check_strength_leaves_a_step(self.strength, self.steps)
         picture = None
-        if self.mode in ("img2img", "inpaint", "depth2img"):
+        if self.mode in checks.INPUT_MODES["image"]:
             picture = checks.load_image("image", self.image, self.mode)
-        if self.mode == "inpaint":
+        if self.mode in checks.INPUT_MODES["mask_image"]:
             checks.load_image("mask_image", self.mask_image, self.mode)
         if self.depth_map is not None:
             checks.load_image("depth_map", self.depth_map, self.mode)
