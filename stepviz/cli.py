@@ -236,53 +236,63 @@ def _reporting_input_errors(function, *args) -> int:
         return 2
 
 
-def _main(argv: list[str]) -> int:
-    parser = build_parser()
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
-        argv = ["tui", *argv]  # `stepviz` and `stepviz --model toy ...` open the TUI, as `stepviz tui ...`
-    args = parser.parse_args(argv)
+def _list_or_check(args) -> int:
+    """`stepviz schedulers`, `stepviz lessons` (or `scenarios`) and `stepviz lessons check`: no run to open."""
     if args.command == "schedulers":
         return _list_schedulers()
     if args.command == "lessons" and args.lessons_command == "check":
         from .run.lesson_check import run_check_command
 
         return _reporting_input_errors(run_check_command, args.lessons)
-    if args.command in ("scenarios", "lessons"):
-        from .lessons.shipped import list_scenarios
+    from .lessons.shipped import list_scenarios
 
-        for name, line in list_scenarios():
-            print(f"{name:<24} {line}")
-        return 0
+    for name, line in list_scenarios():
+        print(f"{name:<24} {line}")
+    return 0
+
+
+def _run_command(args, argv: list[str]) -> int:
+    """The commands that run the model: trace, grid, export, serve, the shared engine's host, the TUI."""
+    if args.command == "trace":
+        args.open = args.open or "--open" in args.script_args  # `stepviz trace SCRIPT.py --open` too
+        args.script_args = [a for a in args.script_args if a != "--open"]
+        return run_trace_command(args)
+    settings = settings_from_args(args)
+    settings.validate()
+    if args.command == "grid":
+        from .export.seed_grid import run_grid_command
+
+        return run_grid_command(settings, args)
+    if args.command == "export":
+        from .export.run_export import run_export_command
+
+        return run_export_command(settings, args)
+    if args.command == "serve":
+        from .tui.serve import serve
+
+        return serve(settings, args, argv)
+    if args.shared_host:
+        from .tui.shared_host import host
+
+        return host(settings, args.shared_host, solo=args.solo)
+    from .tui.app import run_app
+
+    return run_app(settings, graphics=args.graphics)
+
+
+def _main(argv: list[str]) -> int:
+    parser = build_parser()
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["tui", *argv]  # `stepviz` and `stepviz --model toy ...` open the TUI, as `stepviz tui ...`
+    args = parser.parse_args(argv)
+    if args.command in ("schedulers", "scenarios", "lessons"):
+        return _list_or_check(args)
     from .engine.checks import StepvizInputError
     from .models import ModelLoadError
     from .models.device import DeviceError
 
     try:
-        if args.command == "trace":
-            args.open = args.open or "--open" in args.script_args  # `stepviz trace SCRIPT.py --open` too
-            args.script_args = [a for a in args.script_args if a != "--open"]
-            return run_trace_command(args)
-        settings = settings_from_args(args)
-        settings.validate()
-        if args.command == "grid":
-            from .export.seed_grid import run_grid_command
-
-            return run_grid_command(settings, args)
-        if args.command == "export":
-            from .export.run_export import run_export_command
-
-            return run_export_command(settings, args)
-        if args.command == "serve":
-            from .tui.serve import serve
-
-            return serve(settings, args, argv)
-        if args.shared_host:
-            from .tui.shared_host import host
-
-            return host(settings, args.shared_host, solo=args.solo)
-        from .tui.app import run_app
-
-        return run_app(settings, graphics=args.graphics)
+        return _run_command(args, argv)
     except (StepvizInputError, ModelLoadError, DeviceError) as exc:
         print(f"stepviz: error: {exc}", file=sys.stderr)
         return 2

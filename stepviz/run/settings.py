@@ -64,10 +64,9 @@ class RunSettings:
         return self.with_overrides(**branch.overrides, events=[], compare=[], title=branch.label)
 
     def _validate_run(self) -> None:
-        from ..engine import checks, memory
+        from ..engine import checks
         from ..engine.schedulers import check_scheduler_name
         from ..models.device import check_available, check_names
-        from ..models.loading import model_facts
         from ..models.single_file import check_prediction_type
 
         checks.check_run(height=self.height, width=self.width, steps=self.steps, guidance_scale=self.guidance_scale,
@@ -88,6 +87,16 @@ class RunSettings:
             checks.load_image("mask_image", self.mask_image, self.mode)
         if self.depth_map is not None:
             checks.load_image("depth_map", self.depth_map, self.mode)
+        self._validate_events()
+        check_names(self.device, self.dtype)
+        check_available(self.device)  # a GPU this machine lacks: refused before any window opens
+        check_prediction_type(self.prediction_type)
+        self._validate_for_model(getattr(picture, "size", None))
+
+    def _validate_events(self) -> None:
+        from ..engine import checks
+        from ..engine.schedulers import check_scheduler_name
+
         for event in self.events:
             if event.set_scheduler is not None:
                 try:
@@ -96,9 +105,13 @@ class RunSettings:
                     raise checks.StepvizInputError(f"event at step {event.at_step}: {exc}") from None
             if event.set_guidance_scale is not None:
                 checks.check_guidance(event.set_guidance_scale)
-        check_names(self.device, self.dtype)
-        check_available(self.device)  # a GPU this machine lacks: refused before any window opens
-        check_prediction_type(self.prediction_type)
+
+    def _validate_for_model(self, picture_size: tuple[int, int] | None) -> None:
+        """The checks that read the model's config files (without loading its weights); none for a hub id
+        that is not cached."""
+        from ..engine import checks, memory
+        from ..models.loading import model_facts
+
         facts = model_facts(self.model)
         if facts is None:
             return
@@ -107,8 +120,8 @@ class RunSettings:
         if self.mode == "depth2img" and self.depth_map is None and not facts.has_depth_estimator:
             raise checks.StepvizInputError(f"mode='depth2img' needs depth_map=: model {str(self.model)!r} has no "
                                            "depth estimator to make one")
-        height, width = checks.run_size(self.mode, self.height, self.width, getattr(picture, "size", None),
-                                        facts.default_size, facts.vae_scale_factor)
+        height, width = checks.run_size(self.mode, self.height, self.width, picture_size, facts.default_size,
+                                        facts.vae_scale_factor)
         if self.device not in (None, "auto", "cpu"):
             return  # a GPU's free memory and speed are checked when the run starts (Stepper)
         memory.check_run_memory("a picture of", height, width, self.steps, vae_channels=facts.vae_channels,

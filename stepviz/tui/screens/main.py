@@ -28,16 +28,9 @@ from ..widgets.prompt_panel import PromptPanel
 from ..widgets.schedule_panel import SchedulePanel
 from ..widgets.status_line import StatusLine
 from ..widgets.timeline import Timeline
-from .main_keys import MainKeys
+from .main_keys import MAIN_KEYS, MainKeys
 
 PLAY_REPAINT_EVERY = 0.3  # seconds between two repaints while auto-play runs: the newest step wins
-
-MAIN_KEYS = (  # (key shown, long word, short word) in the key bar; every one stays at 80 columns
-    ("space", "step", "step"), ("p", "play", "play"), ("←→", "look back", "look"), ("b", "rewind", "rew"),
-    ("g", "guidance", "guid"), ("s", "scheduler", "sched"), ("v", "preview", "view"), ("f", "fork here", "fork"),
-    ("c", "compare runs", "cmp"), ("a", "attention", "attn"), ("n", "notes", "notes"), ("x", "export", "exp"),
-    ("?", "help", "help"), ("q", "quit", "quit"),
-)
 
 
 def default_preview(pipe) -> str:
@@ -71,6 +64,9 @@ class MainScreen(MainKeys, Screen):
         self.pacer = Pacer(self, self.repaint, PLAY_REPAINT_EVERY)
         self._stale: set[str] = set()  # branches changed since the last repaint
         self._main_stale = False  # the main panels missed a change while another screen was on top
+        self._hold_timer = None  # playing by itself (--auto): the wait at a note before playing on
+        self._stopped_by_user = False  # paused with p: a lesson playing by itself stays paused too
+        self._queued: EngineJob | None = None  # the Step or Play asked for while the model loaded
 
     def compose(self) -> ComposeResult:
         yield StatusLine("loading the model...", id="status")

@@ -17,31 +17,34 @@ from ..jobs import (BuildLessonBranches, ExportPage, ExportStrip, Fork, Play, Re
 from ..widgets.notes_panel import NotesPanel
 from ..widgets.preview_panel import next_kind
 
+# Every key of the main screen, once: (key, action, as the key bar shows it, long word, short word); the key bar
+# shows the rows with a word, in this order, and keeps every one at 80 columns (right pairs with left as ←→).
+KEYS = (
+    ("space", "step", "space", "step", "step"),
+    ("p", "play", "p", "play", "play"),
+    ("left", "look(-1)", "←→", "look back", "look"),
+    ("right", "look(1)", None, "later", None),
+    ("b", "rewind", "b", "rewind", "rew"),
+    ("g", "guidance", "g", "guidance", "guid"),
+    ("s", "scheduler", "s", "scheduler", "sched"),
+    ("v", "preview", "v", "preview", "view"),
+    ("f", "fork", "f", "fork here", "fork"),
+    ("c", "compare", "c", "compare runs", "cmp"),
+    ("a", "attention", "a", "attention", "attn"),
+    ("n", "notes", "n", "notes", "notes"),
+    ("x", "export", "x", "export", "exp"),
+    ("X", "export_page", None, "export page", None),
+    ("question_mark", "help", "?", "help", "help"),
+    ("q", "quit", "q", "quit", "quit"),
+)
+MAIN_KEYS = tuple((shown, long, short) for _, _, shown, long, short in KEYS if shown)  # the key bar's rows
+
+
 class MainKeys:
-    """The key bindings and actions of MainScreen (a mixin: the screen's state, workers and panels are its own)."""
+    """The key bindings and actions of MainScreen; the state they read and change is the screen's own
+    (MainScreen.__init__)."""
 
-    BINDINGS = [
-        Binding("space", "step", "step", priority=True),
-        Binding("p", "play", "play", priority=True),
-        Binding("left", "look(-1)", "look back", priority=True),
-        Binding("right", "look(1)", "later", priority=True),
-        Binding("b", "rewind", "rewind", priority=True),
-        Binding("g", "guidance", "guidance", priority=True),
-        Binding("s", "scheduler", "scheduler", priority=True),
-        Binding("v", "preview", "preview", priority=True),
-        Binding("f", "fork", "fork", priority=True),
-        Binding("c", "compare", "compare", priority=True),
-        Binding("n", "notes", "notes", priority=True),
-        Binding("x", "export", "export", priority=True),
-        Binding("X", "export_page", "export page", priority=True),
-        Binding("a", "attention", "attention", priority=True),
-        Binding("question_mark", "help", "help", priority=True),
-        Binding("q", "quit", "quit", priority=True),
-    ]
-
-    _hold_timer = None  # playing by itself (--auto): the wait at a note before playing on
-    _stopped_by_user = False
-    _queued = None  # the Step or Play asked for while the model loaded
+    BINDINGS = [Binding(key, action, long, priority=True) for key, action, _, long, _ in KEYS]
 
     # ------------------------------------------------------------ stepping and playing
     def action_step(self) -> None:
