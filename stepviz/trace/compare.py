@@ -161,10 +161,7 @@ class Trace:
             i = u.index
             if i == 0:
                 check(i, "starting latents", u.latents, r.latents)
-            if first is None and None not in (u.unet_timestep, r.unet_timestep) and u.unet_timestep != r.unet_timestep:
-                first = (i, "timestep", f"pipe.unet got t = {u.unet_timestep:g}", f"t = {r.unet_timestep:g}")
-            if first is None and u.timestep != r.timestep:
-                first = (i, "timestep", f"scheduler.step got t = {u.timestep:g}", f"t = {r.timestep:g}")
+            first = first or _timestep_divergence(u, r)
             ref_input, ref_branches = r.model_input, _branches(r)
             if u.eps_uncond is None and r.eps_uncond is not None:  # the prompt branch alone: diffusers at s <= 1
                 ref_input, ref_branches = r.model_input[-1:], r.eps_text
@@ -186,6 +183,15 @@ class Trace:
                 check(last, "blend", decoded * factor, reference.final_latents)  # the loop skipped the last blend
             check(last, "decode", decoded, expected)
         return first
+
+
+def _timestep_divergence(u, r) -> tuple | None:
+    """(step, "timestep", measured, expected) when the loop's UNet or scheduler got another t than the pipeline's."""
+    if None not in (u.unet_timestep, r.unet_timestep) and u.unet_timestep != r.unet_timestep:
+        return u.index, "timestep", f"pipe.unet got t = {u.unet_timestep:g}", f"t = {r.unet_timestep:g}"
+    if u.timestep != r.timestep:
+        return u.index, "timestep", f"scheduler.step got t = {u.timestep:g}", f"t = {r.timestep:g}"
+    return None
 
 
 def _call_timesteps(step) -> str:

@@ -62,43 +62,69 @@ class LoopRecording:
 
 
 def read_loop(events: list[Event], schedulers: dict[int, object], tokenizer=None) -> LoopRecording:
-    steps: list[LoopStep] = []
-    unet_calls: list[Event] = []
-    scaled = False
-    text_calls, draws, reads, decodes = [], [], [], []
-    set_timesteps: dict[int, dict] = {}
-    start_add_noise = None
+    reader = _LoopReader(tokenizer)
     for event in events:
-        v = event.values
-        if event.kind == "text_encoder":
-            text_calls.append((v["input_ids"], v["output"]))
-        elif event.kind == "randn":
-            draws.append(v["output"])
-        elif event.kind == "init_noise_sigma":
-            reads.append((v["value"], event.owner in set_timesteps))
-        elif event.kind == "set_timesteps":
-            if not steps:
-                set_timesteps[event.owner] = v
-        elif event.kind == "scale_model_input":
-            scaled = True
-        elif event.kind == "unet":
-            unet_calls.append(event)
-        elif event.kind == "step":
-            steps.append(_make_step(len(steps), event, unet_calls, scaled, text_calls, tokenizer))
-            unet_calls, scaled = [], False
-        elif event.kind == "add_noise" and not unet_calls:
-            if steps:
-                steps[-1].blends.append(v)
-            else:
-                start_add_noise = v
-        elif event.kind == "vae_decode":
-            decodes.append((len(steps), v["z"]))
+        reader.read(event)
+    steps = reader.steps
     for step, after in zip(steps, steps[1:]):
         step.carried = after.latents
     if steps:
         steps[-1].carried = steps[-1].prev_sample
-    decode_input = next((z for at, z in reversed(decodes) if steps and at == len(steps)), None)
-    return LoopRecording(steps, schedulers, text_calls, draws, set_timesteps, reads, start_add_noise, decode_input)
+    decode_input = next((z for at, z in reversed(reader.decodes) if steps and at == len(steps)), None)
+    return LoopRecording(steps, schedulers, reader.text_calls, reader.draws, reader.set_timesteps, reader.reads,
+                         reader.start_add_noise, decode_input)
+
+
+class _LoopReader:
+    """Reads the recorded calls in their order: each kind of call by its own method; a scheduler step closes a
+    loop step with the UNet calls since the last one."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.steps: list[LoopStep] = []
+        self.unet_calls: list[Event] = []
+        self.scaled = False
+        self.text_calls, self.draws, self.reads, self.decodes = [], [], [], []
+        self.set_timesteps: dict[int, dict] = {}
+        self.start_add_noise = None
+
+    def read(self, event: Event) -> None:
+        getattr(self, f"_{event.kind}", lambda event: None)(event)
+
+    def _text_encoder(self, event: Event) -> None:
+        self.text_calls.append((event.values["input_ids"], event.values["output"]))
+
+    def _randn(self, event: Event) -> None:
+        self.draws.append(event.values["output"])
+
+    def _init_noise_sigma(self, event: Event) -> None:
+        self.reads.append((event.values["value"], event.owner in self.set_timesteps))
+
+    def _set_timesteps(self, event: Event) -> None:
+        if not self.steps:
+            self.set_timesteps[event.owner] = event.values
+
+    def _scale_model_input(self, event: Event) -> None:
+        self.scaled = True
+
+    def _unet(self, event: Event) -> None:
+        self.unet_calls.append(event)
+
+    def _step(self, event: Event) -> None:
+        self.steps.append(_make_step(len(self.steps), event, self.unet_calls, self.scaled, self.text_calls,
+                                     self.tokenizer))
+        self.unet_calls, self.scaled = [], False
+
+    def _add_noise(self, event: Event) -> None:
+        if self.unet_calls:
+            return
+        if self.steps:
+            self.steps[-1].blends.append(event.values)
+        else:
+            self.start_add_noise = event.values
+
+    def _vae_decode(self, event: Event) -> None:
+        self.decodes.append((len(self.steps), event.values["z"]))
 
 
 def _make_step(index, event, unet_calls, scaled, text_calls, tokenizer) -> LoopStep:
