@@ -89,6 +89,16 @@ def check_config_types(config: dict, cls, path: Path) -> None:
                                  f"{cls.__name__} takes {_describe(hint)}")
 
 
+# JSON values that stand for a plain annotation (a bool is not an int here, though Python says it is)
+SCALAR_FITS = {
+    type(None): lambda value: value is None,
+    bool: lambda value: isinstance(value, bool),
+    int: lambda value: isinstance(value, int) and not isinstance(value, bool),
+    float: lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
+    str: lambda value: isinstance(value, str),
+}
+
+
 def value_fits(value, hint) -> bool:
     """Whether a JSON value can stand for a Python annotation (lists for tuples; unknown types pass)."""
     if hint is typing.Any or hint is inspect.Parameter.empty:
@@ -98,28 +108,25 @@ def value_fits(value, hint) -> bool:
         return any(value_fits(value, arm) for arm in typing.get_args(hint))
     if origin is typing.Literal:
         return value in typing.get_args(hint)
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
+    if hint in SCALAR_FITS:
+        return SCALAR_FITS[hint](value)
     if hint in (tuple, list) or origin in (tuple, list):
-        if not isinstance(value, list):
-            return False
-        arms = [arm for arm in typing.get_args(hint) if arm is not Ellipsis]
-        if not arms:
-            return True
-        if origin is tuple and Ellipsis not in typing.get_args(hint) and len(arms) > 1:
-            return len(value) == len(arms) and all(value_fits(v, arm) for v, arm in zip(value, arms))
-        return all(any(value_fits(v, arm) for arm in arms) for v in value)
+        return _sequence_fits(value, hint, origin)
     if hint is dict or origin is dict:
         return isinstance(value, dict)
     return True  # a class of its own (a dtype, a config object): the constructor judges it
+
+
+def _sequence_fits(value, hint, origin) -> bool:
+    """A JSON list for tuple[...] / list[...]: each item fits an arm (a fixed-length tuple: item by item)."""
+    if not isinstance(value, list):
+        return False
+    arms = [arm for arm in typing.get_args(hint) if arm is not Ellipsis]
+    if not arms:
+        return True
+    if origin is tuple and Ellipsis not in typing.get_args(hint) and len(arms) > 1:
+        return len(value) == len(arms) and all(value_fits(v, arm) for v, arm in zip(value, arms))
+    return all(any(value_fits(v, arm) for arm in arms) for v in value)
 
 
 def _hint_from_default(default):
