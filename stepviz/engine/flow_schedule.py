@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-import torch
-
 # stepviz name -> (diffusers class, what the flow variant's config adds)
 FLOW_VARIANTS = {
     "flow_euler": ("FlowMatchEulerDiscreteScheduler", {}),
@@ -65,6 +62,8 @@ def set_timesteps(scheduler, num_steps: int, device, *, flux: bool, image_seq_le
     config = scheduler.config
     dynamic = bool(config.get("use_dynamic_shifting", False))
     mu = mu_for(config, image_seq_len, FLUX_MAX_SHIFT if flux else SD3_MAX_SHIFT) if (dynamic or flux) else None
+    import numpy as np
+
     sigmas = None
     if flux and not (txt2img and config.get("use_flow_sigmas", False)):
         sigmas = np.linspace(1.0, 1 / num_steps, num_steps)
@@ -122,6 +121,8 @@ def continue_on_grid(new, old, position: int, device):
     """Give a fresh flow scheduler the old one's sigma grid from `position` on (its sigmas list ends with the
     final 0), timesteps written as the new class writes them (FlowMatch: float 1000 sigma; the multistep
     solvers: int64). Returns (loop timesteps, begin index)."""
+    import torch
+
     sigmas = old.sigmas.detach().to("cpu", torch.float32).clone()
     timesteps = sigmas[:-1] * new.config.num_train_timesteps
     if not type(new).__name__.startswith("FlowMatch"):
@@ -131,3 +132,20 @@ def continue_on_grid(new, old, position: int, device):
     if hasattr(new, "set_begin_index"):
         new.set_begin_index(position)
     return new.timesteps[position:], position
+
+
+def plot_shift(stepper) -> float | None:
+    """The shift s that maps the run's linear schedule to its sigmas (FLUX.1: e^mu), for the schedule panel;
+    None for a VP/sigma run."""
+    if not is_flow_scheduler(stepper.scheduler):
+        return None
+    inputs = getattr(stepper, "run_inputs", None)
+    mu = getattr(inputs, "mu", None)
+    return math.exp(mu) if mu is not None else shift_of(stepper.scheduler)
+
+
+def training_curve(scheduler) -> tuple[float, ...]:
+    """1 - sigma at each training timestep t = 1000 sigma, before any shift: the straight line the flow family's
+    schedule panel draws where the VP family's draws alphas_cumprod."""
+    n = int(scheduler.config.num_train_timesteps)
+    return tuple(1.0 - t / n for t in range(n))

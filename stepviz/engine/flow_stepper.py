@@ -82,11 +82,9 @@ class FlowLoop(RunEdits):
         checks.check_seed(seed)
         checks.check_choice("mode", mode, FLOW_MODES, f"modes of {self.model_family}")
         checks.check_mode_inputs(mode, image=image, mask_image=mask_image, strength=strength, depth_map=depth_map)
-        if prompt_embeds is not None or negative_prompt_embeds is not None or capture_attention:
-            what = "prompt_embeds" if prompt_embeds is not None or negative_prompt_embeds is not None else \
-                "capture_attention"
-            raise checks.StepvizInputError(f"{what} is not supported for {self.model_family} yet: give the prompt "
-                                           "as text, without attention capture")
+        if prompt_embeds is not None or negative_prompt_embeds is not None:
+            raise checks.StepvizInputError(f"prompt_embeds are not supported for {self.model_family} yet: give the "
+                                           "prompt as text")
         if inpaint_noise != "fixed":
             raise checks.StepvizInputError(f"inpaint_noise={inpaint_noise!r} is not allowed for {self.model_family}: "
                                            "its pipelines re-noise with the noise drawn once ('fixed')")
@@ -110,6 +108,9 @@ class FlowLoop(RunEdits):
         self.scheduler_name = scheduler if isinstance(scheduler, str) else self.scheduler_info.name
         self.records, self.log = [], []
         self.notices = list(getattr(pipe, "stepviz_notices", ()))
+        if capture_attention:  # the transformer's joint attention mixes text and image tokens in one softmax
+            self.notices.append(f"no cross-attention maps for {self.model_family}: its transformer attends to text "
+                                "and image tokens jointly (MM-DiT), not through the UNet's cross-attention layers")
         self.stopped, self._setup_nonfinite = None, None
 
         # Text conditioning, both branches (negative first) so the guidance can change mid-run

@@ -49,8 +49,8 @@ PREDICTIONS = {
                    "sqrt(abar_t) x_t - sqrt(1 - abar_t) v_hat",
                    "x / (sigma^2 + 1) - sigma v_hat / sqrt(sigma^2 + 1)"),
         Prediction("sample", "x0", "x₀", "the clean latents x0 themselves", "x0_hat", "x0_hat"),
-        Prediction("flow_prediction", "v", "v", "the flow's velocity v = eps - x0", "-", "-",
-                   says="v (flow)"),
+        Prediction("flow_prediction", "v", "v", "the flow's velocity v = eps - x0", "(a flow model runs on the flow "
+                   "path only)", "(the same)", says="v (flow)"),
     )
 }
 

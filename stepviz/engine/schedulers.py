@@ -263,3 +263,13 @@ def set_up_swap(name: str, base_config, old, grid: list[float], t_now: float, nu
     if hasattr(new, "set_begin_index"):
         new.set_begin_index(begin)
     return new, new.timesteps[begin:], begin, notice
+
+
+def schedule_curve(scheduler) -> tuple[float, ...]:
+    """The training schedule the schedule panel draws, one value per timestep: alphas_cumprod (VP and sigma
+    families), or for a flow scheduler 1 - sigma before the shift (flow_schedule.training_curve)."""
+    from .flow_schedule import is_flow_scheduler, training_curve
+
+    if is_flow_scheduler(scheduler):
+        return training_curve(scheduler)
+    return tuple(float(a) for a in scheduler.alphas_cumprod)
