@@ -99,3 +99,22 @@ def test_the_scheduler_list_names_the_flow_family():
 
     assert {n for n, i in ALL_SCHEDULERS.items() if i.family == "flow"} == set(family_schedulers("flow"))
     assert "flow_euler" not in family_schedulers("vp") and "ddim" not in family_schedulers("flow")
+
+
+@pytest.mark.parametrize("cls_name", ["StableDiffusion3Pipeline", "FluxPipeline"])
+def test_a_saved_flow_folder_loads_and_steps_bit_exact(tmp_path, cls_name):
+    """stepviz loads a local SD3 / FLUX.1 folder (safetensors, offline) and steps it as its pipeline runs it.
+    (Loaded weights can give another last bit than the same weights in memory, in diffusers' own pipeline too:
+    FLUX.1's transformer, 4e-7; so the reference is the loaded pipeline.)"""
+    from test_flow_parity import reference
+
+    from stepviz import load_pipeline
+
+    pipe_for(cls_name).save_pretrained(tmp_path / "model")
+    loaded = load_pipeline(tmp_path / "model", device="cpu")
+    loaded.set_progress_bar_config(disable=True)
+    assert type(loaded).__name__ == cls_name
+    st = Stepper(loaded, prompt="a red circle", seed=SEED, num_inference_steps=4, height=SIZE, width=SIZE,
+                 max_sequence_length=TOKENS)
+    st.run()
+    assert (st.latents - reference(loaded, dict(guidance_scale=st.guidance_scale))).abs().max().item() == 0.0
