@@ -15,7 +15,7 @@ _WHERE = {
     "NonFiniteError": ".errors",
     "RunFinishedError": ".errors",
     "Stepper": ".stepper",
-    "trace": ".trace_compare",
+    "trace": ".trace_flow",
 }
 __all__ = sorted(_WHERE)
 
