@@ -118,3 +118,16 @@ def test_a_saved_flow_folder_loads_and_steps_bit_exact(tmp_path, cls_name):
                  max_sequence_length=TOKENS)
     st.run()
     assert (st.latents - reference(loaded, dict(guidance_scale=st.guidance_scale))).abs().max().item() == 0.0
+
+
+def test_the_exported_schedule_plot_shows_sigma_with_and_without_the_shift():
+    from stepviz.render.plots import build_schedule_figure
+
+    st = finished("StableDiffusion3Pipeline", steps=4)
+    figure = build_schedule_figure(st.records)
+    top = figure.axes[0]
+    assert "Flow schedule" in top.get_title()
+    with_shift, without = (line.get_ydata() for line in top.get_lines()[:2])
+    assert list(with_shift) == [r.sigma for r in st.records]
+    assert all(u <= s + 1e-9 for u, s in zip(without, with_shift))  # the shift (3) raises every sigma
+    assert without[1] == pytest.approx(with_shift[1] / (3 - 2 * with_shift[1]))
