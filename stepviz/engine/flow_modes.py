@@ -9,7 +9,7 @@ Flux(Img2Img|Inpaint)Pipeline make them, so the same seed gives the same bits.
                keeps it outside the mask: x = m x + (1 - m) scale_noise(E(image), t_next, eps)
 
 E(image) = (z - shift_factor) * scaling_factor, z a sample of the VAE posterior. FLUX.1's latents are packed 2x2
-into tokens for its transformer (flow_stepper.py); the run keeps them unpacked [1, 16, h, w] like SD's.
+into tokens for its transformer (flow_layout.py); the run keeps them unpacked [1, 16, h, w] like SD's.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ import time
 import torch
 
 from . import checks, defaults, families, flow_modes, flow_schedule, flow_text, guidance, prediction, text
+from .flow_layout import image_ids, pack, unpack
 from .errors import NonFiniteError, RunFinishedError
 from .records import StepRecord
 from .run_edits import RunEdits
@@ -35,28 +36,6 @@ FLOW_MODES = ("txt2img", "img2img", "inpaint")
 FLOW_GUIDANCE = {"SD3": 7.0, "FLUX.1": 3.5}
 MODE_CLASSES = {"SD3": dict(zip(FLOW_MODES, families.SD3_CLASSES)),
                 "FLUX.1": dict(zip(FLOW_MODES, families.FLUX_CLASSES))}
-
-
-def pack(latents: torch.Tensor) -> torch.Tensor:
-    """FLUX.1's 2x2 packing: [1, C, h, w] -> [1, (h/2)(w/2), 4C] tokens (FluxPipeline._pack_latents)."""
-    b, c, h, w = latents.shape
-    x = latents.view(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5)
-    return x.reshape(b, (h // 2) * (w // 2), c * 4)
-
-
-def unpack(tokens: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """The inverse of `pack`: [1, (h/2)(w/2), 4C] -> [1, C, h, w] (a permutation: the same numbers)."""
-    b, _, channels = tokens.shape
-    x = tokens.view(b, h // 2, w // 2, channels // 4, 2, 2).permute(0, 3, 1, 4, 2, 5)
-    return x.reshape(b, channels // 4, h, w)
-
-
-def image_ids(h: int, w: int, device, dtype) -> torch.Tensor:
-    """FLUX.1's position ids of the image tokens: (0, row, column) per 2x2 patch, [(h/2)(w/2), 3]."""
-    ids = torch.zeros(h // 2, w // 2, 3)
-    ids[..., 1] = ids[..., 1] + torch.arange(h // 2)[:, None]
-    ids[..., 2] = ids[..., 2] + torch.arange(w // 2)[None, :]
-    return ids.reshape(-1, 3).to(device=device, dtype=dtype)
 
 
 class FlowLoop(RunEdits):

@@ -179,7 +179,7 @@ class FlowTrace:
         start = steps[0].sample
         if noise is not None and noise.numel() == start.numel():
             if noise.shape != start.shape:  # FLUX.1: the loop packed its noise into tokens
-                from .flow_stepper import pack
+                from .flow_layout import pack
 
                 noise = pack(noise)
             if differs(start, noise):
@@ -240,7 +240,7 @@ class FlowTrace:
             return None
         final = steps[-1].prev_sample
         if final.ndim == 3:  # FLUX.1: tokens back to [1, C, h, w] as the decode saw them
-            from .flow_stepper import unpack
+            from .flow_layout import unpack
 
             final = unpack(final, *decoded.shape[-2:])
         vae = self.pipe.vae.config
