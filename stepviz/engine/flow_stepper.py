@@ -32,8 +32,6 @@ from .records import StepRecord
 from .run_edits import RunEdits
 
 FLOW_MODES = ("txt2img", "img2img", "inpaint")
-# the pipelines' default guidance (diffusers 0.42 __call__): SD3 7.0 (CFG), FLUX.1 3.5 (embedded)
-FLOW_GUIDANCE = {"SD3": 7.0, "FLUX.1": 3.5}
 MODE_CLASSES = {"SD3": dict(zip(FLOW_MODES, families.SD3_CLASSES)),
                 "FLUX.1": dict(zip(FLOW_MODES, families.FLUX_CLASSES))}
 
@@ -73,8 +71,8 @@ class FlowLoop(RunEdits):
         self.has_negative_prompt = negative_prompt is not None
         self.negative_prompt = negative_prompt or ""
         self.seed, self.num_inference_steps, self.inpaint_noise = seed, num_inference_steps, inpaint_noise
-        self.guidance_scale = checks.check_guidance(FLOW_GUIDANCE[self.model_family] if guidance_scale is None
-                                                    else guidance_scale)
+        default_scale = defaults.GUIDANCE_SCALES[self.model_family]  # SD3 7.0 (CFG), FLUX.1 3.5 (embedded)
+        self.guidance_scale = checks.check_guidance(default_scale if guidance_scale is None else guidance_scale)
         self.true_cfg_scale = checks.check_guidance(true_cfg_scale)
         self.device = pipe._execution_device
         self.dtype = pipe.transformer.dtype
