@@ -123,3 +123,11 @@ def test_norms_are_of_the_velocity_branches():
     from stepviz.engine.prediction import prediction_for
 
     assert prediction_for(record.prediction_type).name == "v (flow)"
+
+
+def test_the_shared_engine_refuses_a_flow_model_in_one_line():
+    from stepviz.run.shared_engine import SharedEngine
+
+    with pytest.raises(StepvizInputError, match="cannot be shared yet") as caught:
+        SharedEngine(pipe_for("StableDiffusion3Pipeline"))
+    assert "\n" not in str(caught.value)
