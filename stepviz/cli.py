@@ -208,11 +208,11 @@ def run_trace_command(args) -> int:
 
 
 def _list_schedulers() -> int:
-    from .engine.schedulers import SCHEDULERS
+    from .engine.schedulers import ALL_SCHEDULERS
 
-    print(f"{'name':<10} {'family':<7} {'order':<6} description")
-    for info in SCHEDULERS.values():
-        print(f"{info.name:<10} {info.family:<7} {info.order:<6} {info.description}")
+    print(f"{'name':<13} {'family':<7} {'order':<6} description")
+    for info in ALL_SCHEDULERS.values():
+        print(f"{info.name:<13} {info.family:<7} {info.order:<6} {info.description}")
     return 0
 
 

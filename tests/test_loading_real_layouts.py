@@ -62,11 +62,11 @@ def test_another_pipeline_class_is_refused_in_one_line(tiny_model_dir, tmp_path)
     folder = tmp_path / "other"
     shutil.copytree(tiny_model_dir, folder)
     index = json.loads((folder / "model_index.json").read_text())
-    (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "StableDiffusion3Pipeline"}))
+    (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "StableDiffusionControlNetPipeline"}))
     with pytest.raises(ModelLoadError) as caught:
         load_pipeline(folder, device="cpu")
     message = str(caught.value)
-    assert "StableDiffusion3Pipeline" in message and "StableDiffusionXLPipeline" in message
+    assert "StableDiffusionControlNetPipeline" in message and "StableDiffusionXLPipeline" in message
     assert len(message.splitlines()) == 1
 
 

@@ -59,7 +59,9 @@ class StepRecord:
     latents_std: float
     pred_original_std: float
     mode: str = "txt2img"
-    family: str = "vp"  # latent space of `latents`: "vp" or "sigma" (x = x0 + sigma eps)
+    # latent space of `latents`: "vp", "sigma" (x = x0 + sigma eps) or "flow" (x = (1 - sigma) x0 + sigma eps;
+    # alpha_cumprod then holds 1 - sigma, the picture's share)
+    family: str = "vp"
     # what the UNet output (noise_pred_*) is: "epsilon", "v_prediction" or "sample" (engine/prediction.py)
     prediction_type: str = "epsilon"
     # SDXL's size conditioning of the prompt branch: (original h, w, crop top, left, target h, w); None for SD
@@ -86,6 +88,11 @@ class StepRecord:
     # what drove the step: "cfg" (eps_uncond + s (eps_text - eps_uncond)) or "text" (the prompt's prediction
     # alone, as diffusers at s <= 1 or with an LCM's guidance embedding; eps_uncond is then only shown)
     noise_pred_from: str = "cfg"
+    # the flow family's schedule: the fixed shift s (SD3: 3.0), or mu where it shifts by resolution (FLUX.1)
+    shift: float | None = None
+    mu: float | None = None
+    # FLUX.1: the two-call CFG scale that combines the branches (guidance_scale is then the embedded guidance)
+    true_cfg_scale: float | None = None
 
     @property
     def noise_pred(self) -> torch.Tensor:
@@ -95,7 +102,12 @@ class StepRecord:
 
         if self.noise_pred_from == "text":
             return self.noise_pred_text
-        return combine(self.noise_pred_uncond, self.noise_pred_text, self.guidance_scale)
+        return combine(self.noise_pred_uncond, self.noise_pred_text, self.cfg_scale)
+
+    @property
+    def cfg_scale(self) -> float:
+        """The scale that combined the branches: guidance_scale, or FLUX.1's true_cfg_scale."""
+        return self.guidance_scale if self.true_cfg_scale is None else self.true_cfg_scale
 
     def floats(self) -> dict[str, float]:
         """The record's numbers, for metrics.csv/json: the step (1-based, as the TUI and strips number it:

@@ -34,7 +34,7 @@ class RunEdits:
         """Use scale s from the next step on."""
         new = checks.check_guidance(scale)
         # what will drive the next steps: CFG, or (s <= 1, an LCM's embedded s) the prompt's prediction alone
-        drives = "cfg" if guidance.uses_cfg(new, self.pipe.unet.config) else "text"
+        drives = self._noise_pred_from(new)
         self._log("set_guidance_scale", old=self.guidance_scale, new=new, noise_pred_from=drives)
         self.guidance_scale = new
         self._snapshots[-1] = dataclasses.replace(self._snapshots[-1], guidance_scale=new)
@@ -50,9 +50,10 @@ class RunEdits:
         t_now = float(self.timesteps[self._loop_index])
         old_family = schedulers.info_for(self.scheduler).family
         sigma_now, _ = self._noise_level_at(self._loop_index)
-        new, loop, begin, notice = schedulers.set_up_swap(name, self._base_config, self.scheduler, self.grid,
-                                                          t_now, self.num_inference_steps, self.device,
-                                                          self._pipeline_class)
+        new_family = schedulers.ALL_SCHEDULERS[name].family
+        if (old_family == "flow") != (new_family == "flow"):  # one line, before anything changes
+            raise checks.StepvizInputError(noise_scale.family_mismatch(old_family, new_family, name))
+        new, loop, begin, notice = self._set_up_swap(name, t_now)
         info = schedulers.info_for(new)
         self.latents = noise_scale.convert_latents(self.latents, sigma_now, old_family, info.family)
         notices = [notice] if notice else []
@@ -66,6 +67,15 @@ class RunEdits:
         if message:
             self.notices.append(message)
         return message
+
+    def _noise_pred_from(self, scale: float) -> str:
+        """What drives the steps at guidance `scale`: CFG, or (s <= 1, an LCM's embedded s) the prompt alone."""
+        return "cfg" if guidance.uses_cfg(scale, self.pipe.unet.config) else "text"
+
+    def _set_up_swap(self, name: str, t_now: float):
+        """(scheduler, loop timesteps, begin index, notice) continuing at t_now on the run's grid."""
+        return schedulers.set_up_swap(name, self._base_config, self.scheduler, self.grid, t_now,
+                                      self.num_inference_steps, self.device, self._pipeline_class)
 
     def rewind(self, k: int) -> None:
         """Back to the state after step k (k = 0: before the first step), exactly."""

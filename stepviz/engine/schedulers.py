@@ -1,4 +1,4 @@
-"""The schedulers stepviz lists, their family (VP or sigma: noise_scale.py), making and swapping them,
+"""The schedulers stepviz lists, their family (VP, sigma or flow: noise_scale.py), making and swapping them,
 and the noise level of a run's steps (x0-hat per family: prediction.py).
 """
 
@@ -17,7 +17,7 @@ from .noise_scale import abar_of, sigma_of, to_vp_scale
 class SchedulerInfo:
     name: str
     class_name: str
-    family: str  # "vp" or "sigma"
+    family: str  # "vp", "sigma" or "flow" (SD3, FLUX.1: flow_schedule.py)
     order: int  # model calls per timestep (Heun: 2) or multistep history length
     multistep: bool
     description: str
@@ -39,6 +39,26 @@ SCHEDULERS: dict[str, SchedulerInfo] = {
     )
 }
 
+# the flow family's (SD3, FLUX.1: flow_schedule.py), apart: an SD/SDXL run cannot use them, nor a flow run the above
+FLOW_SCHEDULERS: dict[str, SchedulerInfo] = {
+    info.name: info
+    for info in (
+        SchedulerInfo("flow_euler", "FlowMatchEulerDiscreteScheduler", "flow", 1, False,
+                      "flow matching Euler (SD3, FLUX.1's own)"),
+        SchedulerInfo("flow_dpmpp_2m", "DPMSolverMultistepScheduler", "flow", 2, True,
+                      "DPM-Solver++ 2M on flow sigmas (flow_prediction)"),
+        SchedulerInfo("flow_unipc", "UniPCMultistepScheduler", "flow", 2, True,
+                      "UniPC on flow sigmas (flow_prediction)"),
+    )
+}
+ALL_SCHEDULERS = {**SCHEDULERS, **FLOW_SCHEDULERS}
+
+
+def family_schedulers(family: str) -> dict[str, SchedulerInfo]:
+    """The schedulers a run of this latent family can swap to: the flow ones for a flow run, else the others."""
+    return FLOW_SCHEDULERS if family == "flow" else SCHEDULERS
+
+
 _SIGMA_CLASSES = {
     "EulerDiscreteScheduler",
     "EulerAncestralDiscreteScheduler",
@@ -51,17 +71,20 @@ _SIGMA_CLASSES = {
 
 
 def check_scheduler_name(name: str, key: str = "scheduler") -> None:
-    """`name` is one of SCHEDULERS, else one line naming `key`, the value and the allowed names."""
-    check_choice(key, name, SCHEDULERS, "schedulers")
+    """`name` is one of ALL_SCHEDULERS, else one line naming `key`, the value and the allowed names."""
+    check_choice(key, name, ALL_SCHEDULERS, "schedulers")
 
 
 def info_for(scheduler) -> SchedulerInfo:
     """The table entry for a scheduler instance (or a made-up one for a class we do not list)."""
+    from .flow_schedule import is_flow_scheduler
+
     cls_name = type(scheduler).__name__
-    for info in SCHEDULERS.values():
-        if info.class_name == cls_name:
+    flow = is_flow_scheduler(scheduler)
+    for info in ALL_SCHEDULERS.values():
+        if info.class_name == cls_name and (info.family == "flow") == flow:
             return info
-    family = "sigma" if cls_name in _SIGMA_CLASSES else "vp"
+    family = "flow" if flow else "sigma" if cls_name in _SIGMA_CLASSES else "vp"
     return SchedulerInfo(cls_name, cls_name, family, getattr(scheduler, "order", 1), False, cls_name)
 
 
@@ -72,6 +95,10 @@ def make_scheduler(name: str, config, *, pipeline_class: str | None = "StableDif
     import diffusers
 
     check_scheduler_name(name)
+    if name in FLOW_SCHEDULERS:  # from a flow model's config: the shift carried over
+        from .flow_schedule import make_flow_scheduler
+
+        return make_flow_scheduler(name, config)
     cls = getattr(diffusers, SCHEDULERS[name].class_name)
     scheduler = cls.from_config(config, **overrides)
     apply_fixes(scheduler, pipeline_class, keep=overrides)
@@ -99,6 +126,11 @@ def scheduler_for(pipe, mode: str, scheduler=None, **overrides):
             apply_fixes(scheduler, pipeline_class, keep=overrides)
         return scheduler
     if isinstance(scheduler, str):
+        if scheduler in FLOW_SCHEDULERS:  # an SD/SDXL model on the flow path: refused, saying why
+            from .checks import StepvizInputError
+            from .noise_scale import family_mismatch
+
+            raise StepvizInputError(family_mismatch(info_for(pipe.scheduler).family, "flow", scheduler))
         return make_scheduler(scheduler, pipe.scheduler.config, pipeline_class=pipeline_class, **overrides)
     return scheduler
 
@@ -231,3 +263,13 @@ def set_up_swap(name: str, base_config, old, grid: list[float], t_now: float, nu
     if hasattr(new, "set_begin_index"):
         new.set_begin_index(begin)
     return new, new.timesteps[begin:], begin, notice
+
+
+def schedule_curve(scheduler) -> tuple[float, ...]:
+    """The training schedule the schedule panel draws, one value per timestep: alphas_cumprod (VP and sigma
+    families), or for a flow scheduler 1 - sigma before the shift (flow_schedule.training_curve)."""
+    from .flow_schedule import is_flow_scheduler, training_curve
+
+    if is_flow_scheduler(scheduler):
+        return training_curve(scheduler)
+    return tuple(float(a) for a in scheduler.alphas_cumprod)

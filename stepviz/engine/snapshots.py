@@ -47,3 +47,4 @@ class Snapshot:
     guidance_scale: float
     generator_state: torch.Tensor
     swapped: bool
+    true_cfg_scale: float | None = None  # FLUX.1's two-call CFG scale (engine/flow_stepper.py)

@@ -18,6 +18,7 @@ Run without edits, the loop gives the same bits as diffusers' StableDiffusion(Im
 
 from __future__ import annotations
 
+import inspect
 import time
 
 import torch
@@ -27,6 +28,7 @@ from . import (attention, checks, constructor_fixes, defaults, families, guidanc
                schedulers, sdxl, text)
 from .errors import NonFiniteError, RunFinishedError
 from .pipeline_facts import facts_of
+from .flow_stepper import FlowLoop
 from .records import PromptAnatomy, RunLogEntry, StepRecord
 from .run_edits import RunEdits
 from .snapshots import Snapshot
@@ -34,7 +36,12 @@ from .snapshots import Snapshot
 
 class Stepper(RunEdits):
     """The course's loop, one scheduler step per `step()`; edits mid-run (guidance, scheduler swap, rewind,
-    fork) are in run_edits.py."""
+    fork) are in run_edits.py. An SD3 or FLUX.1 pipeline gets the flow loop (flow_stepper.py)."""
+
+    def __new__(cls, pipe=None, *args, **kwargs):
+        if cls is Stepper and families.is_flow_class(type(pipe).__name__):
+            return super().__new__(FlowStepper)
+        return super().__new__(cls)
 
     def __init__(self, pipe, prompt: str = "", negative_prompt: str | None = None, seed: int | None = defaults.SEED,
                  num_inference_steps: int = defaults.NUM_INFERENCE_STEPS,
@@ -324,3 +331,13 @@ class Stepper(RunEdits):
             raise NonFiniteError("NaN/Inf appeared in the VAE decode"
                                  + (" (fp16: keep the VAE in float32)" if self.dtype == torch.float16 else ""))
         return self.pipe.image_processor.postprocess(pixels, output_type="pil")[0]
+
+
+# Stepper(...)'s signature is __init__'s (inspect would read __new__'s, which only picks the family's loop)
+_init_parameters = list(inspect.signature(Stepper.__init__).parameters.values())[1:]
+Stepper.__signature__ = inspect.Signature(_init_parameters)
+
+
+class FlowStepper(FlowLoop, Stepper):
+    """What Stepper(pipe, ...) is for an SD3 or FLUX.1 pipeline: the flow family's setup and loop (flow_stepper.py)
+    before Stepper's, the edits (rewind, fork, guidance, scheduler swap among flow schedulers) shared."""

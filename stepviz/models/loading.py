@@ -139,8 +139,8 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
     index = json.loads((folder / "model_index.json").read_text())
     class_name = index.get("_class_name", "StableDiffusionPipeline")
     if class_name not in PIPELINE_CLASSES:
-        raise ModelLoadError(f"{folder} holds a {class_name}; stepviz steps Stable Diffusion 1.x/2.x and SDXL "
-                             f"pipelines only: {', '.join(PIPELINE_CLASSES)}")
+        raise ModelLoadError(f"{folder} holds a {class_name}; stepviz steps Stable Diffusion 1.x/2.x, SDXL, SD3 and "
+                             f"FLUX.1 pipelines only: {', '.join(PIPELINE_CLASSES)}")
     import diffusers
 
     cls = getattr(diffusers, class_name)

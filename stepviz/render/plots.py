@@ -94,6 +94,34 @@ def schedule_figure(records, path: Path, branches: dict[str, list] | None = None
         return _save(build_schedule_figure(records, branches, viewed, size), path, size)
 
 
+def build_flow_schedule_figure(records, viewed: int | None = None, size: PlotSize = SCREEN) -> Figure:
+    """The flow family's schedule per step: sigma with the run's shift and without it (the even schedule it
+    was made from: sigma = s u / (1 + (s - 1) u)), and 1 - sigma, the picture's share of x_t."""
+    from ..engine.flow_schedule import unshifted_sigmas
+
+    figure = Figure(figsize=size.inches, dpi=size.dpi)
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    steps = [r.index + 1 for r in records]
+    sigmas = [r.sigma for r in records]
+    first = records[0]
+    shift = f"shift {first.shift:g}" if first.shift is not None else f"mu {first.mu:.3g} (s = e^mu)"
+    top.plot(steps, sigmas, "o-", color="C0", label=f"σ, {shift}")
+    top.plot(steps, unshifted_sigmas(sigmas, first.shift, first.mu), "o--", color="C1", label="σ without the shift")
+    top.set_ylabel("σ  (noise share)")
+    top.set_ylim(-0.02, 1.02)
+    top.set_title("Flow schedule: x_t = (1 − σ) x0 + σ ε; the shift keeps σ high for more of the steps")
+    bottom.plot(steps, [r.alpha_cumprod for r in records], "o-", color="C0")
+    bottom.set_ylabel("1 − σ  (picture's share)")
+    bottom.set_xlabel(STEP_LABEL)
+    bottom.set_ylim(-0.02, 1.02)
+    for axis in (top, bottom):
+        axis.grid(alpha=0.3)
+        _mark_changes(axis, records)
+        _mark_viewed(axis, viewed)
+    top.legend()
+    return _finish(figure)
+
+
 def norms_figure(records, path: Path, viewed: int | None = None, size: PlotSize = SCREEN) -> Path:
     """norms.png: see build_norms_figure."""
     with matplotlib.rc_context(size.style()):
@@ -102,7 +130,10 @@ def norms_figure(records, path: Path, viewed: int | None = None, size: PlotSize 
 
 def build_schedule_figure(records, branches: dict[str, list] | None = None, viewed: int | None = None,
                           size: PlotSize = SCREEN) -> Figure:
-    """sigma_t (log scale) and abar_t per step; other runs (compare branches) as thin lines."""
+    """sigma_t (log scale) and abar_t per step; other runs (compare branches) as thin lines. A flow run
+    (SD3, FLUX.1): build_flow_schedule_figure."""
+    if records and records[0].family == "flow":
+        return build_flow_schedule_figure(records, viewed, size)
     figure = Figure(figsize=size.inches, dpi=size.dpi)
     top, bottom = figure.subplots(2, 1, sharex=True)
     steps = [r.index + 1 for r in records]

@@ -1,17 +1,20 @@
 """Latents -> pictures, three ways (pure functions; no UI).
 
-    channels   the 4 latent channels as grey tiles (2 x 2), range [-3, 3] -> [0, 255]
+    channels   the latent channels as grey tiles (2 x 2 for SD's 4, 4 x 4 for SD3's and FLUX.1's 16),
+               range [-3, 3] -> [0, 255]
     approx     the model's tiny preview decoder when its folder ships one (diffusers' AutoencoderTiny, as
                TAESD), else linear latent-to-RGB: rgb = x @ F + b, from [-1, 1] to [0, 255]  (~free)
-    full       the VAE decoder: D(x / scaling_factor)
+    full       the VAE decoder: D(x / scaling_factor + shift_factor) (shift_factor: SD3 and FLUX.1's VAEs)
 
 Sigma-family latents (x = x0 + sigma eps) are first brought to the VP scale by dividing by
-sqrt(sigma^2 + 1), so pictures of x_t look alike whichever scheduler made them.
+sqrt(sigma^2 + 1), flow latents (x = (1 - sigma) x0 + sigma eps) by sqrt((1 - sigma)^2 + sigma^2), so
+pictures of x_t look alike whichever scheduler made them.
 """
 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import torch
@@ -19,8 +22,8 @@ from PIL import Image
 
 from ..engine.checks import check_choice
 from ..engine.noise_scale import to_vp_scale
+from ..engine.families import model_family
 from ..engine.pipeline_facts import NOT_LOOKED_UP, facts_of
-from ..engine.sdxl import is_sdxl
 from ..models.folder_check import pipeline_part
 from . import PREVIEW_KINDS
 
@@ -41,12 +44,32 @@ SDXL_LATENT_RGB_FACTORS = (
     (-0.3165, -0.2492, -0.2188),
 )
 SDXL_LATENT_RGB_BIAS = (0.1084, -0.0175, -0.0011)
+# SD3's 16-channel latents (after shift_factor and scaling_factor), with a bias; same source (class SD3).
+SD3_LATENT_RGB_FACTORS = (
+    (-0.0922, -0.0175, 0.0749), (0.0311, 0.0633, 0.0954), (0.1994, 0.0927, 0.0458), (0.0856, 0.0339, 0.0902),
+    (0.0587, 0.0272, -0.0496), (-0.0006, 0.1104, 0.0309), (0.0978, 0.0306, 0.0427), (-0.0042, 0.1038, 0.1358),
+    (-0.0194, 0.0020, 0.0669), (-0.0488, 0.0130, -0.0268), (0.0922, 0.0988, 0.0951), (-0.0278, 0.0524, -0.0542),
+    (0.0332, 0.0456, 0.0895), (-0.0069, -0.0030, -0.0810), (-0.0596, -0.0465, -0.0293), (-0.1448, -0.1463, -0.1189),
+)
+SD3_LATENT_RGB_BIAS = (0.2394, 0.2135, 0.1925)
+# FLUX.1's 16-channel latents, with a bias; same source (class Flux).
+FLUX_LATENT_RGB_FACTORS = (
+    (-0.0346, 0.0244, 0.0681), (0.0034, 0.0210, 0.0687), (0.0275, -0.0668, -0.0433), (-0.0174, 0.0160, 0.0617),
+    (0.0859, 0.0721, 0.0329), (0.0004, 0.0383, 0.0115), (0.0405, 0.0861, 0.0915), (-0.0236, -0.0185, -0.0259),
+    (-0.0245, 0.0250, 0.1180), (0.1008, 0.0755, -0.0421), (-0.0515, 0.0201, 0.0011), (0.0428, -0.0012, -0.0036),
+    (0.0817, 0.0765, 0.0749), (-0.1264, -0.0522, -0.1103), (-0.0280, -0.0881, -0.0499), (-0.1262, -0.0982, -0.0778),
+)
+FLUX_LATENT_RGB_BIAS = (-0.0329, -0.0718, -0.0851)
+FAMILY_LATENT_RGB = {"SDXL": (SDXL_LATENT_RGB_FACTORS, SDXL_LATENT_RGB_BIAS),
+                     "SD3": (SD3_LATENT_RGB_FACTORS, SD3_LATENT_RGB_BIAS),
+                     "FLUX.1": (FLUX_LATENT_RGB_FACTORS, FLUX_LATENT_RGB_BIAS),
+                     "SD": (SD_LATENT_RGB_FACTORS, (0.0, 0.0, 0.0))}
 LATENT_RGB_FILE = "latent_rgb.json"
 PREVIEW_DECODER_DIR = "preview_decoder"  # a tiny decoder in diffusers' AutoencoderTiny format, used when present
 
 
 def latent_rgb_factors(pipe) -> tuple[torch.Tensor, torch.Tensor]:
-    """(factors [C, 3], bias [3]) for this pipeline: the model's own file if it ships one, else SDXL's or SD's."""
+    """(factors [C, 3], bias [3]) for this pipeline: the model's own file if it ships one, else its family's."""
     facts = facts_of(pipe)
     if facts.latent_rgb is not NOT_LOOKED_UP:
         return facts.latent_rgb
@@ -54,10 +77,8 @@ def latent_rgb_factors(pipe) -> tuple[torch.Tensor, torch.Tensor]:
     if path is not None and path.is_file():
         data = json.loads(path.read_text())
         factors, bias = torch.tensor(data["factors"]), torch.tensor(data.get("bias", [0.0, 0.0, 0.0]))
-    elif is_sdxl(pipe):
-        factors, bias = torch.tensor(SDXL_LATENT_RGB_FACTORS), torch.tensor(SDXL_LATENT_RGB_BIAS)
     else:
-        factors, bias = torch.tensor(SD_LATENT_RGB_FACTORS), torch.zeros(3)
+        factors, bias = (torch.tensor(v) for v in FAMILY_LATENT_RGB[model_family(type(pipe).__name__)])
     facts.latent_rgb = (factors, bias)
     return factors, bias
 
@@ -83,11 +104,12 @@ def _to_uint8(values: torch.Tensor, low: float, high: float) -> np.ndarray:
 
 
 def channels_image(latents: torch.Tensor, scale: int = 8) -> Image.Image:
-    """The latent channels as grey tiles in a grid (2 x 2 for 4 channels), each upscaled `scale` times."""
+    """The latent channels as grey tiles in a square grid (2 x 2 for 4 channels, 4 x 4 for 16), each upscaled
+    `scale` times."""
     x = latents[0]
     tiles = _to_uint8(x, -3.0, 3.0)
     c, h, w = tiles.shape
-    cols = 2 if c == 4 else c
+    cols = math.isqrt(c - 1) + 1 if c > 1 else 1
     rows = (c + cols - 1) // cols
     grid = np.full((rows * h + rows - 1, cols * w + cols - 1), 64, dtype=np.uint8)
     for i in range(c):
@@ -162,7 +184,10 @@ def decode_images(pipe, latents: torch.Tensor) -> list[Image.Image]:
     vae = pipe.vae
     started = time.perf_counter()
     with vae_upcast(pipe):  # SDXL's fp16 VAE decodes in float32, as its pipeline does
-        pixels = vae.decode(latents.to(dtype=vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+        x = latents.to(dtype=vae.dtype) / vae.config.scaling_factor
+        if vae.config.get("shift_factor") is not None:  # SD3 and FLUX.1's VAEs: latents were (z - shift) * scale
+            x = x + vae.config.shift_factor
+        pixels = vae.decode(x, return_dict=False)[0]
     facts_of(pipe).decode_seconds = ((time.perf_counter() - started) / len(latents),
                                      pixels.shape[-2] * pixels.shape[-1])
     return [Image.fromarray(a, mode="RGB") for a in uint8_pictures(torch.nan_to_num(pixels.float(), nan=0.0))]

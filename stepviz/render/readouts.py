@@ -17,9 +17,9 @@ def scheduler_text(view, record=None, before: bool = False) -> str:
         name, family, order, multistep, fill = (view.scheduler, view.family, view.order, view.multistep,
                                                 view.history_fill)
     else:
-        from ..engine.schedulers import SCHEDULERS
+        from ..engine.schedulers import ALL_SCHEDULERS
 
-        info = SCHEDULERS.get(record.scheduler)
+        info = ALL_SCHEDULERS.get(record.scheduler)
         name, family = record.scheduler, record.family
         order, multistep = (info.order, info.multistep) if info else (view.order, view.multistep)
         fill = None if before else record.history_fill
@@ -42,18 +42,25 @@ def status_text(view, record, compact: bool = False, narrow: bool = False) -> st
     step = 0 if record is None else record.index + 1
     at_start = record is None and view.records  # looking at the start of a run with steps: its first scheduler
     first = view.records[0] if at_start else record
-    parts = [] if compact else [model_label(view.model), *([] if narrow else [f"{view.device} {view.dtype}"]),
-                                view.mode, f"predicts {prediction_for(view.prediction_type).symbol}"]
+    family = getattr(view, "model_family", "")  # SD3 / FLUX.1 named: their loop is the flow family's
+    label = model_label(view.model) + (f" ({family})" if family in ("SD3", "FLUX.1") else "")
+    parts = [] if compact else [label, *([] if narrow else [f"{view.device} {view.dtype}"]),
+                                view.mode, f"predicts {prediction_for(view.prediction_type).name}"]
     parts += [scheduler_text(view, first, bool(at_start)), f"step {step}/{view.total_steps}"]
     if record is None:
         parts.append("t -")
     elif compact:
         parts.append(f"t {record.timestep:g}  sigma {record.sigma:.3f}")
+    elif record.family == "flow":  # x_t = (1 - sigma) x0 + sigma eps: 1 - sigma where VP shows abar
+        shift = f"  shift {record.shift:g}" if record.shift is not None else (
+            f"  mu {record.mu:.3f}" if record.mu is not None else "")
+        parts.append(f"t {record.timestep:g}  sigma {record.sigma:.3f}  1-sigma {record.alpha_cumprod:.4f}{shift}")
     else:
         abar = "abar" if narrow else "alpha_cumprod"
         parts.append(f"t {record.timestep:g}  sigma {record.sigma:.3f}  {abar} {record.alpha_cumprod:.4f}")
     scale = view.guidance_scale if first is None else first.guidance_scale
-    parts.append(f"guidance {scale:g}")
+    parts.append(f"guidance {scale:g}" + ("" if first is None or first.true_cfg_scale is None
+                                          else f" (embedded), true CFG {first.true_cfg_scale:g}"))
     if record is not None and record.index + 1 < view.steps_taken:
         parts.append(f"looking back ({view.steps_taken} taken)")
     elif record is None and view.steps_taken:
@@ -75,7 +82,7 @@ NORM_ROWS = (
 
 def guidance_rows(prediction_type: str = "epsilon") -> tuple[tuple[str, str, str], ...]:
     """(record field, label, colour) per norm, in the symbol of what the UNet predicts (eps, v, x0)."""
-    p = prediction_for(prediction_type).symbol
+    p = prediction_for(prediction_type).symbol  # the flow's v: v_u, v_t (the status line says "v (flow)")
     return tuple((field, label.format(p=p), colour) for field, label, _, colour in NORM_ROWS)
 
 

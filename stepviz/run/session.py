@@ -12,8 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from ..engine import families, flow_schedule
 from ..engine.pipeline_facts import facts_of
-from ..engine.schedulers import start_on_vp_scale
+from ..engine.schedulers import schedule_curve, start_on_vp_scale
 
 MAIN, FORK = "main", "fork"
 
@@ -50,6 +51,8 @@ class RunView:
     inputs: dict = field(default_factory=dict)  # the pictures the run takes: "input" (and "mask"), as PIL images
     strength: float | None = None
     sharing: str | None = None  # a shared engine's session: how its results relate to a solo run (for the help)
+    model_family: str = ""  # SD, SDXL, SD3 or FLUX.1 (engine/families.py)
+    schedule_shift: float | None = None  # the flow family: the shift s (FLUX.1: e^mu), None for VP/sigma
 
     @property
     def steps_taken(self) -> int:
@@ -124,7 +127,7 @@ class RunSession:
         with self.lock:
             self.pipe = stepper.pipe
             self.steppers = {MAIN: stepper}
-            self._alphas_cumprod = tuple(float(a) for a in stepper.scheduler.alphas_cumprod)
+            self._alphas_cumprod = schedule_curve(stepper.scheduler)
             self._initial_latents = start_on_vp_scale(stepper)
             return self.view(MAIN)
 
@@ -244,7 +247,7 @@ def run_view(branch: str, stepper, model: str, alphas_cumprod: tuple[float, ...]
     st = stepper
     info = st.scheduler_info
     if not alphas_cumprod:
-        alphas_cumprod = tuple(float(a) for a in st.scheduler.alphas_cumprod)
+        alphas_cumprod = schedule_curve(st.scheduler)
     if initial_latents is None:
         initial_latents = start_on_vp_scale(st)
     return RunView(
@@ -259,6 +262,8 @@ def run_view(branch: str, stepper, model: str, alphas_cumprod: tuple[float, ...]
         added_conditioning=st.conditioning.describe() if hasattr(st, "conditioning") else None,  # a replay has none
         inputs=inputs or {}, strength=getattr(getattr(st, "run_inputs", None), "strength", None),  # as it ran
         sharing=st.batching_note() if hasattr(st, "batching_note") else None,
+        model_family=families.model_family(type(st.pipe).__name__) if hasattr(st, "pipe") else "",
+        schedule_shift=flow_schedule.plot_shift(st) if hasattr(st, "scheduler") else None,
     )
 
 

@@ -49,6 +49,11 @@ class SharedEngine:
         if isinstance(max_wait_ms, bool) or not isinstance(max_wait_ms, int | float) or not 0 <= max_wait_ms <= 1000:
             raise StepvizInputError(f"max_wait_ms={max_wait_ms!r} is not allowed: use a number of milliseconds "
                                     "in 0..1000")
+        from ..engine.families import is_flow_class
+
+        if is_flow_class(type(pipe).__name__):
+            raise StepvizInputError(f"a {type(pipe).__name__} cannot be shared yet: the shared engine batches UNet "
+                                    "calls, and SD3 / FLUX.1 run a transformer (step it with a plain Stepper)")
         self.pipe, self.max_batch_size, self.max_wait_ms = pipe, max_batch_size, float(max_wait_ms)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stats = EngineStats()

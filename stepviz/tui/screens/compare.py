@@ -283,7 +283,7 @@ class CompareScreen(Screen):
         if view.done:
             self.notify(f"{LETTERS[column]} is finished: tab picks another run", title="Scheduler")
             return
-        self.app.push_screen(SchedulerPicker(view.scheduler),
+        self.app.push_screen(SchedulerPicker(view.scheduler, view.family),
                              lambda name: name is not None and self.swap_scheduler(column, name))
 
     def action_preview(self) -> None:

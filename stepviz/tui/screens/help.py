@@ -22,7 +22,7 @@ HELP = """\
 | `b` | rewind the run to the step you are looking at (later steps are dropped) |
 | `g` | set the guidance scale s, from the next step on |
 | `s` | pick a scheduler for the remaining steps (family and order shown) |
-| `v` | cycle the preview: approx RGB -> 4 latent channels -> full VAE decode |
+| `v` | cycle the preview: approx RGB -> latent channels (4, or 16 for SD3 and FLUX.1) -> full VAE decode |
 | `f` | fork the run at the step looked at; the run and its fork side by side (compare view) |
 | `c` | a lesson's `[[compare]]` runs beside this one, at its step (compare view) |
 | `n` | every note so far, to reread |
@@ -66,8 +66,20 @@ How much of the clean picture is left at t.
 
 **sigma** - the same noise level in the sigma family's terms: **sigma_t = sqrt((1 - abar_t) / abar_t)**.
 
-**x0-hat** - from {p}_hat: VP: **{x0_vp}**; sigma family: **{x0_sigma}**.
+**x0-hat** - from {p}_hat: VP: **{x0_vp}**; sigma family: **{x0_sigma}**; flow family: **{x0_flow}**.
 (eps: the noise; v: the velocity sqrt(abar_t) eps - sqrt(1 - abar_t) x0; x0: the clean latents.)
+
+**Flow family** (SD3, FLUX.1: a transformer, no UNet) - the path is a straight line from the picture to noise:
+**x_t = (1 - sigma) x0 + sigma eps**, sigma from 1 (pure noise) to 0; the model predicts its direction, the
+velocity **v = eps - x0** (`flow_prediction`, "predicts v (flow)"), and reads t = 1000 sigma. No
+scale_model_input, no init_noise_sigma: x_T = eps. From v_hat: **x0-hat = x_t - sigma v_hat**, **eps-hat = x_t +
+(1 - sigma) v_hat**; the Euler step is **x_next = x_t + (sigma_next - sigma) v_hat**. The status line shows
+**1-sigma** (the picture's share) where VP shows alpha_cumprod. The **shift** s maps the even schedule u to
+**sigma = s u / (1 + (s - 1) u)** (SD3: s = 3; FLUX.1: s = e^mu, mu grows with the picture's token count):
+more of the steps at high noise, where the layout is decided; the schedule panel draws sigma without and with
+it. FLUX.1-dev embeds the guidance scale in the model (one call per step); its true CFG (`true_cfg_scale` with a
+negative prompt) makes two calls. A flow run swaps only to flow schedulers (flow_euler, flow_dpmpp_2m,
+flow_unipc): VP/sigma ones predict another target on another path.
 
 **Guidance anatomy** - **|{p}_uncond|**, **|{p}_text|** (L2 norms over all n latent elements, and beside them the per-element RMS = L2 / sqrt(n), the same scale on any model),
 **|{p}_text - {p}_uncond|** (the direction guidance amplifies, times s), **|{p}_hat|** (what the scheduler gets),
@@ -78,8 +90,8 @@ multistep solvers (PNDM, LMS, DPM-Solver++, UniPC, DEIS) keep a history of earli
 fresh one restarts at first order, the status line shows its history fill.
 
 **Previews** - approx RGB: **rgb = x @ F + b**, a fixed linear map (nearly free), or the model folder's tiny
-decoder where it ships one (the toy's: an AutoencoderTiny, as TAESD); 4 latent channels as grey tiles (range -3..3); full VAE decode: **D(x / scaling_factor)**. Sigma-family latents are shown divided by
-sqrt(sigma^2 + 1) so both families look alike.
+decoder where it ships one (the toy's: an AutoencoderTiny, as TAESD); the latent channels as grey tiles (4, or SD3's and FLUX.1's 16; range -3..3); full VAE decode: **D(x / scaling_factor)** (SD3, FLUX.1: **D(x / scaling_factor + shift_factor)**). Sigma-family latents are shown divided by
+sqrt(sigma^2 + 1), flow latents by sqrt((1 - sigma)^2 + sigma^2), so the families look alike.
 
 **Cross-attention maps** (`a`) - for the text branch of the CFG batch, every cross-attention layer's probabilities
 **softmax(Q K^T / sqrt(d))** over the 77 text keys (Q from the latent pixels, K from the text embeddings, d the head
@@ -101,7 +113,7 @@ def help_text(prediction_type: str = "epsilon", sharing: str | None = None) -> s
     p = prediction_for(prediction_type)
     top = f"**Shared engine** - {sharing}.\n\n" if sharing else ""
     return top + HELP.format(p=p.symbol, ptype=p.prediction_type, meaning=p.meaning, cfg=p.cfg_line(),
-                       x0_vp=p.x0_vp, x0_sigma=p.x0_sigma)
+                             x0_vp=p.x0_vp, x0_sigma=p.x0_sigma, x0_flow=p.x0_flow)
 
 
 class HelpScreen(Screen[None]):

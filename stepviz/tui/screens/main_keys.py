@@ -166,7 +166,7 @@ class MainKeys:
             if name is not None:
                 self.run_edit(SetScheduler(name, branch))
 
-        self.app.push_screen(SchedulerPicker(self.views[branch].scheduler), apply)
+        self.app.push_screen(SchedulerPicker(self.views[branch].scheduler, self.views[branch].family), apply)
 
     # ------------------------------------------------------------ what is shown, other screens
     def action_preview(self) -> None:

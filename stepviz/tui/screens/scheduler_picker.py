@@ -9,33 +9,35 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from ...engine.schedulers import SCHEDULERS
+from ...engine.schedulers import family_schedulers
 
 
 def scheduler_row(info, current: str) -> str:
     mark = "*" if info.name == current else " "
-    return f"{mark} {info.name:<9} {info.family:<6} order {info.order}  {info.description}"
+    return f"{mark} {info.name:<13} {info.family:<6} order {info.order}  {info.description}"
 
 
 class SchedulerPicker(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "cancel"),
                 Binding("q", "app.quit", "quit", priority=True, show=False)]
 
-    def __init__(self, current: str) -> None:
+    def __init__(self, current: str, family: str = "vp") -> None:
+        """family: the run's latent family; a flow run (SD3, FLUX.1) is offered the flow schedulers only."""
         super().__init__()
         self.current = current
+        self.schedulers = family_schedulers(family)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label("Scheduler for the remaining steps (family: vp or sigma latent space; * = now):")
-            options = [Option(scheduler_row(info, self.current), id=name) for name, info in SCHEDULERS.items()]
+            yield Label("Scheduler for the remaining steps (family: vp, sigma or flow latent space; * = now):")
+            options = [Option(scheduler_row(info, self.current), id=name) for name, info in self.schedulers.items()]
             picker = OptionList(*options, id="scheduler-list")
             yield picker
             yield Label("enter or click to pick, escape to cancel", id="dialog-hint")
 
     def on_mount(self) -> None:
         picker = self.query_one(OptionList)
-        names = list(SCHEDULERS)
+        names = list(self.schedulers)
         picker.highlighted = names.index(self.current) if self.current in names else 0
         picker.focus()
 

@@ -8,7 +8,7 @@ from textual.containers import Horizontal
 
 from .picture import Picture
 
-KIND_NAMES = {"full": "VAE decode", "approx": "approx RGB", "channels": "4 latent channels"}
+KIND_NAMES = {"full": "VAE decode", "approx": "approx RGB", "channels": "latent channels"}
 INPUT_CAPTIONS = {"input": "input", "mask": "mask (white: new)"}
 PREVIEW_CYCLE = ("approx", "channels", "full")  # the order `v` goes through them
 

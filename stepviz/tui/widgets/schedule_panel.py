@@ -1,4 +1,5 @@
-"""The noise schedule: alpha_cumprod (and sigma, scaled) against t, visited t's and the current one."""
+"""The noise schedule: alpha_cumprod (and sigma, scaled) against t, visited t's and the current one; for the flow
+family (SD3, FLUX.1) sigma before and after the shift (flow_schedule.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
 
+from ...engine.flow_schedule import shifted, unshifted_sigmas
 from ...engine.noise_scale import sigma_of
 from ...render.readouts import grid_points_visited, visited_timesteps
 from ...run.session import Shown
@@ -54,6 +56,9 @@ class SchedulePanel(Vertical):
             return
         self._plotted = shown
         view, record = shown.view, shown.record
+        if view.family == "flow" and view.schedule_shift is not None:
+            self.draw_flow(view, record)
+            return
         abar = view.alphas_cumprod
         ts, abar_points, sigma_points = self.curves(abar)
         plot = self.query_one("#schedule-plot", BlockPlot)
@@ -69,3 +74,25 @@ class SchedulePanel(Vertical):
         plot.set_ranges((0, len(abar) - 1), (0.0, 1.0))
         self.border_title = f"[{ABAR}]alpha_cumprod[/], [{SIGMA}]sigma/{sigma_of(abar[-1]):.1f}[/] vs t"
         self.border_subtitle = f"[{NOW}]t now[/] · {grid_points_visited(view.grid, visited)}/{len(view.grid)} visited"
+
+    def draw_flow(self, view, record) -> None:
+        """sigma against the linear schedule u = t / 1000 it is made from: the diagonal without the shift, the
+        curve s u / (1 + (s - 1) u) with it (SD3 s = 3: more of the steps spent at high noise); the steps taken
+        at their sigma, and the step looked at."""
+        s, n = view.schedule_shift, len(view.alphas_cumprod)
+        points = max(4 * self.size.width, 64)
+        ts = thinned(n, points)
+        plot = self.query_one("#schedule-plot", BlockPlot)
+        plot.clear()
+        plot.plot(ts, [t / n for t in ts], line_style=ABAR, hires_mode=BLOCKS)
+        plot.plot(ts, [shifted(t / n, s) for t in ts], line_style=SIGMA, hires_mode=BLOCKS)
+        taken = view.records[: (record.index + 1) if record else 0]
+        if taken:
+            sigmas = [r.sigma for r in taken]
+            plot.scatter([u * n for u in unshifted_sigmas(sigmas, s, None)], sigmas, marker="●", marker_style="white")
+        sigma_now = record.sigma if record else (view.records[0].sigma if view.records else None)
+        if sigma_now is not None:
+            plot.add_v_line(unshifted_sigmas([sigma_now], s, None)[0] * n, NOW)
+        plot.set_ranges((0, n - 1), (0.0, 1.0))
+        self.border_title = f"[{ABAR}]sigma, no shift[/], [{SIGMA}]sigma, shift {s:.3g}[/] vs 1000 sigma before shift"
+        self.border_subtitle = f"[{NOW}]step now[/] · {len(taken)}/{view.total_steps} taken"
