@@ -131,3 +131,17 @@ def test_the_shared_engine_refuses_a_flow_model_in_one_line():
     with pytest.raises(StepvizInputError, match="cannot be shared yet") as caught:
         SharedEngine(pipe_for("StableDiffusion3Pipeline"))
     assert "\n" not in str(caught.value)
+
+
+def test_an_sd3_transformer_with_extra_input_channels_is_refused_in_one_line():
+    from diffusers import SD3Transformer2DModel, StableDiffusion3Pipeline
+    from tiny_flow import tiny_sd3_components
+
+    components = tiny_sd3_components()
+    components["transformer"] = SD3Transformer2DModel(sample_size=8, patch_size=1, in_channels=33, out_channels=16,
+                                                      num_layers=1, attention_head_dim=8, num_attention_heads=2,
+                                                      joint_attention_dim=32, caption_projection_dim=16,
+                                                      pooled_projection_dim=32, pos_embed_max_size=16).eval()
+    with pytest.raises(StepvizInputError, match="33 input channels") as caught:
+        Stepper(StableDiffusion3Pipeline(**components), prompt="a red circle", num_inference_steps=2)
+    assert "\n" not in str(caught.value)

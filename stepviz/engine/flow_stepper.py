@@ -65,6 +65,11 @@ class FlowLoop(RunEdits):
         if inpaint_noise != "fixed":
             raise checks.StepvizInputError(f"inpaint_noise={inpaint_noise!r} is not allowed for {self.model_family}: "
                                            "its pipelines re-noise with the noise drawn once ('fixed')")
+        channels = pipe.transformer.config.in_channels // (4 if self.flux else 1)  # FLUX.1 reads 2x2 packs
+        if channels != pipe.vae.config.latent_channels:
+            raise checks.StepvizInputError(f"a transformer with {pipe.transformer.config.in_channels} input channels "
+                                           "(an inpainting or control model) cannot be stepped yet: "
+                                           f"{self.model_family} runs with the latents alone")
         self.capture_attention = False
         self.sdxl = False
         self.pipe, self.mode, self.prompt = pipe, mode, prompt

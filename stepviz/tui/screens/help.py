@@ -22,7 +22,7 @@ HELP = """\
 | `b` | rewind the run to the step you are looking at (later steps are dropped) |
 | `g` | set the guidance scale s, from the next step on |
 | `s` | pick a scheduler for the remaining steps (family and order shown) |
-| `v` | cycle the preview: approx RGB -> latent channels (4, or 16 for SD3 and FLUX.1) -> full VAE decode |
+| `v` | cycle the preview: approx RGB -> 4 latent channels -> full VAE decode |
 | `f` | fork the run at the step looked at; the run and its fork side by side (compare view) |
 | `c` | a lesson's `[[compare]]` runs beside this one, at its step (compare view) |
 | `n` | every note so far, to reread |

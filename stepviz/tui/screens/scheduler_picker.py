@@ -12,9 +12,9 @@ from textual.widgets.option_list import Option
 from ...engine.schedulers import family_schedulers
 
 
-def scheduler_row(info, current: str) -> str:
+def scheduler_row(info, current: str, width: int = 9) -> str:
     mark = "*" if info.name == current else " "
-    return f"{mark} {info.name:<13} {info.family:<6} order {info.order}  {info.description}"
+    return f"{mark} {info.name:<{width}} {info.family:<6} order {info.order}  {info.description}"
 
 
 class SchedulerPicker(ModalScreen[str | None]):
@@ -24,13 +24,16 @@ class SchedulerPicker(ModalScreen[str | None]):
     def __init__(self, current: str, family: str = "vp") -> None:
         """family: the run's latent family; a flow run (SD3, FLUX.1) is offered the flow schedulers only."""
         super().__init__()
-        self.current = current
+        self.current, self.family = current, family
         self.schedulers = family_schedulers(family)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label("Scheduler for the remaining steps (family: vp, sigma or flow latent space; * = now):")
-            options = [Option(scheduler_row(info, self.current), id=name) for name, info in self.schedulers.items()]
+            families = "flow" if self.family == "flow" else "vp or sigma"
+            yield Label(f"Scheduler for the remaining steps (family: {families} latent space; * = now):")
+            width = max(9, *(len(name) + 1 for name in self.schedulers))
+            options = [Option(scheduler_row(info, self.current, width), id=name)
+                       for name, info in self.schedulers.items()]
             picker = OptionList(*options, id="scheduler-list")
             yield picker
             yield Label("enter or click to pick, escape to cancel", id="dialog-hint")
