@@ -10,6 +10,7 @@ from test_flow_parity import SEED, SIZE, TOKENS, pipe_for
 
 from stepviz import Stepper
 from stepviz.engine import flow_schedule
+from stepviz.engine.pipeline_facts import NOT_LOOKED_UP, facts_of
 from stepviz.engine.noise_scale import to_vp_scale
 from stepviz.render.preview import channels_image, decode_images, latent_rgb_factors
 
@@ -42,7 +43,7 @@ def test_sixteen_channels_are_tiled_four_by_four():
                                                 ("FluxPipeline", (-0.0329, -0.0718, -0.0851))])
 def test_approx_rgb_uses_the_familys_published_factors(cls_name, bias):
     pipe = pipe_for(cls_name)
-    pipe.__dict__.pop("_stepviz_latent_rgb", None)
+    facts_of(pipe).latent_rgb = NOT_LOOKED_UP  # looked up afresh
     factors, got = latent_rgb_factors(pipe)
     assert tuple(factors.shape) == (16, 3)
     assert got.tolist() == pytest.approx(bias)
@@ -58,7 +59,7 @@ def test_flow_latents_are_shown_at_unit_scale():
 
 
 def test_the_status_line_names_the_family_and_its_numbers():
-    from stepviz.run.readouts import status_text
+    from stepviz.render.readouts import status_text
     from stepviz.run.session import run_view
 
     st = finished("StableDiffusion3Pipeline")

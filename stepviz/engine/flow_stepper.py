@@ -28,6 +28,7 @@ import torch
 from . import checks, defaults, families, flow_modes, flow_schedule, flow_text, guidance, prediction, text
 from .flow_layout import image_ids, pack, unpack
 from .errors import NonFiniteError, RunFinishedError
+from .pipeline_facts import facts_of
 from .records import StepRecord
 from .run_edits import RunEdits
 
@@ -89,7 +90,7 @@ class FlowLoop(RunEdits):
         self.scheduler = self._make_scheduler(scheduler)
         self.scheduler_name = scheduler if isinstance(scheduler, str) else self.scheduler_info.name
         self.records, self.log = [], []
-        self.notices = list(getattr(pipe, "stepviz_notices", ()))
+        self.notices = list(facts_of(pipe).notices)
         if capture_attention:  # the transformer's joint attention mixes text and image tokens in one softmax
             self.notices.append(f"no cross-attention maps for {self.model_family}: its transformer attends to text "
                                 "and image tokens jointly (MM-DiT), not through the UNet's cross-attention layers")

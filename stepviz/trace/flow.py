@@ -79,7 +79,7 @@ class FlowTrace:
     """What `stepviz.trace(pipe)` is for an SD3 or FLUX.1 pipeline."""
 
     def __init__(self, pipe):
-        from .flow_text import is_flux
+        from ..engine.flow_text import is_flux
 
         self.pipe, self.flux = pipe, is_flux(pipe)
         self._base_config = dict(pipe.scheduler.config)
@@ -151,8 +151,8 @@ class FlowTrace:
 
     def expected_sigmas(self, steps: list[FlowStepSeen]) -> list[float]:
         """The sigmas the pipeline schedules for this many steps at this picture size (with its shift or mu)."""
-        from . import flow_schedule
-        from .schedulers import copy_of
+        from ..engine import flow_schedule
+        from ..engine.schedulers import copy_of
 
         scheduler = copy_of(self.pipe.scheduler)
         scheduler.register_to_config(**{k: v for k, v in self._base_config.items() if not k.startswith("_")})
@@ -179,7 +179,7 @@ class FlowTrace:
         start = steps[0].sample
         if noise is not None and noise.numel() == start.numel():
             if noise.shape != start.shape:  # FLUX.1: the loop packed its noise into tokens
-                from .flow_layout import pack
+                from ..engine.flow_layout import pack
 
                 noise = pack(noise)
             if differs(start, noise):
@@ -209,7 +209,7 @@ class FlowTrace:
     def _schedule_cause(self, got: float, expected: float) -> Cause | None:
         """The shift missing or applied twice: the loop's sigma is the pipeline's with the shift undone or redone
         (s = the config's shift, or FLUX.1's e^mu)."""
-        from .flow_schedule import shifted, unshifted_sigmas
+        from ..engine.flow_schedule import shifted, unshifted_sigmas
 
         s = math.exp(self._mu) if self._mu is not None else float(self._base_config.get("shift", 1.0))
         if s == 1.0:
@@ -240,7 +240,7 @@ class FlowTrace:
             return None
         final = steps[-1].prev_sample
         if final.ndim == 3:  # FLUX.1: tokens back to [1, C, h, w] as the decode saw them
-            from .flow_layout import unpack
+            from ..engine.flow_layout import unpack
 
             final = unpack(final, *decoded.shape[-2:])
         vae = self.pipe.vae.config
