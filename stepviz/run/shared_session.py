@@ -54,7 +54,11 @@ class SharedSession(Stepper):
         return (f"batched with {others} other sessions: final latents within {TOLERANCE['toy']:.1e} of a solo run "
                 f"on the toy ({TOLERANCE['sd-width']:.1e} on SD-width components); start with --solo for bit-exact")
 
-    step = _locked(Stepper.step)
+    @_locked
+    def step(self):
+        with self.engine.stepping():
+            return Stepper.step(self)
+
     run = _locked(Stepper.run)
     image = _locked(Stepper.image)
     rewind = _locked(Stepper.rewind)
