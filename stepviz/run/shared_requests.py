@@ -65,9 +65,9 @@ class UNetRequest:
     """One session's step-3 call, waiting in the queue for its result."""
 
     def __init__(self, alone, unet=None, sample=None, timestep=None, encoder_hidden_states=None,
-                 added_cond_kwargs=None):
+                 added_cond_kwargs=None, rows: int = 1):
         self.alone = alone  # runs the call exactly as a plain Stepper would: () -> (output, maps)
-        self.unet = unet
+        self.unet, self._rows = unet, rows  # rows: of a call that runs alone
         # None: a call that cannot share a batch (attention capture hooks the UNet; a guidance embedding)
         self.call = None if sample is None else UNetCall(sample, timestep, encoder_hidden_states, added_cond_kwargs)
         self.arrived = time.perf_counter()
@@ -76,7 +76,7 @@ class UNetRequest:
 
     @property
     def rows(self) -> int:
-        return 1 if self.call is None else self.call.rows
+        return self._rows if self.call is None else self.call.rows
 
     def batch_key(self):
         """Calls with equal keys can share one UNet call; None: this call runs alone."""

@@ -36,7 +36,7 @@ class SharedSession(Stepper):
         if (self.capture_attention and capture) or timestep_cond is not None:
             # the capture hooks the UNet for one call, and a guidance embedding (LCM) is one more input to line
             # up: such a call runs by itself
-            return self.engine.submit(UNetRequest(alone))
+            return self.engine.submit(UNetRequest(alone, rows=int(latent_model_input.shape[0])))
         request = UNetRequest(alone, self.pipe.unet, latent_model_input, t, self.prompt_embeds[rows],
                               self.conditioning.added_cond_kwargs(rows))
         output, maps = self.engine.submit(request)
