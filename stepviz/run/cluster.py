@@ -90,6 +90,8 @@ def unet_application(load: dict, max_batch_size: int, max_wait_ms: float, gpus: 
 class RayEngine(SharedEngine):
     """A SharedEngine whose batched UNet calls run on a Ray Serve deployment (this module's docstring)."""
 
+    batches_on = " on Ray Serve"
+
     def __init__(self, pipe, load: dict, address: str | None = None, max_batch_size: int = 32,
                  max_wait_ms: float = 5, num_cpus: int | None = None):
         """load: `load_pipeline` keywords for the replicas (model, dtype, variant, prediction_type).

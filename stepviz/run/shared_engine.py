@@ -62,6 +62,8 @@ def default_workers(pipe) -> int:
 class SharedEngine:
     """Holds one pipeline; its sessions' UNet calls are batched by `workers` worker threads."""
 
+    batches_on = ""  # where the batches run, for a session's help line ("" here; RayEngine: " on Ray Serve")
+
     def __init__(self, pipe, max_batch_size: int = 32, max_wait_ms: float = 5, workers: int | None = None):
         if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
             raise StepvizInputError(f"max_batch_size={max_batch_size!r} is not allowed: it must be an integer >= 1 "

@@ -50,8 +50,11 @@ class SharedSession(Stepper):
         """One line for the help: how this session's results relate to a solo run."""
         others = max(0, self.engine.sessions - 1)
         if self.engine.max_batch_size == 1:
-            return f"shared engine, {others} other sessions: every UNet call runs alone (bit-exact with a solo run)"
-        return (f"batched with {others} other sessions: final latents within {TOLERANCE['toy']:.1e} of a solo run "
+            device = " on the same kind of device" if self.engine.batches_on else ""
+            return (f"shared engine{self.engine.batches_on}, {others} other sessions: every UNet call runs alone "
+                    f"(bit-exact with a solo run{device})")
+        return (f"batched{self.engine.batches_on} with {others} other sessions: final latents within "
+                f"{TOLERANCE['toy']:.1e} of a solo run "
                 f"on the toy ({TOLERANCE['sd-width']:.1e} on SD-width components); start with --solo for bit-exact")
 
     @_locked
