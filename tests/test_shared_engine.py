@@ -76,8 +76,10 @@ def test_batched_sessions_stay_within_the_stated_tolerance(toy_pipe, workers):
         in_threads(*(s.run for s in sessions))
         stats = engine.stats
         assert stats.rows_per_call > 2  # calls were batched
-        # one UNet call per record with CFG; at s <= 1 two (the prompt's alone, as diffusers, and the negative's)
-        assert stats.requests == sum(len(s.records) * (1 if s.guidance_scale > 1 else 2) for s in sessions)
+        # one request per step: with CFG one call of two rows; at s <= 1 the prompt's and the negative prompt's
+        # one-row calls (two calls in a plain Stepper, as in diffusers) travel as one request of two rows
+        assert stats.requests == sum(len(s.records) for s in sessions)
+        assert stats.rows == 2 * stats.requests
         for i, session in enumerate(sessions):
             alone = solo(toy_pipe, i)
             assert session.done and len(session.records) == len(alone.records)
