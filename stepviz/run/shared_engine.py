@@ -113,7 +113,7 @@ class SharedEngine:
         return self._closed
 
     def close(self) -> None:
-        """Stop the worker; calls still queued, and any made later, raise EngineClosedError."""
+        """Stop the workers; calls still queued, and any made later, raise EngineClosedError."""
         if self._closed:
             return
         self._closed = True

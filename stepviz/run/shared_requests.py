@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import torch
 
 # The largest |latents batched - latents alone| over whole runs, float32 on CPU, measured by
-# `python bench/p10_shared_engine.py --tolerance` (30 sessions of 30 steps on the toy: 2.03e-5; 4 sessions of
-# 4 steps on random SD-width components at 64x64 pixels: 1.13e-4), rounded up.
-TOLERANCE = {"toy": 2.1e-5, "sd-width": 1.2e-4}
+# `python bench/p10_shared_engine.py --tolerance` (30 sessions of 30 steps on the toy: 2.03e-5, 2.34e-5 and
+# 2.03e-5 in three runs, batches made up differently each time; 4 sessions of 4 steps on random SD-width
+# components at 64x64 pixels: 1.13e-4 in each), rounded up.
+TOLERANCE = {"toy": 2.5e-5, "sd-width": 1.2e-4}
 
 
 class EngineClosedError(RuntimeError):
