@@ -115,11 +115,13 @@ class RayEngine(SharedEngine):
         self._remote = EngineStats()
         self.replicas = max(1, gpus)
 
-    def submit(self, request: UNetRequest):
+    def submit(self, request: UNetRequest, first_of_step: bool = False):
         """Batchable calls go to the deployment; the others run here, as in a SharedEngine."""
         self._check_open()
         if request.call is None:
-            return super().submit(request)
+            return super().submit(request, first_of_step)
+        if first_of_step:
+            self.count_coming(-1)
         call = request.call
         on_cpu = UNetCall(call.sample.cpu(), call.timestep.cpu() if torch.is_tensor(call.timestep) else call.timestep,
                           call.encoder_hidden_states.cpu(),

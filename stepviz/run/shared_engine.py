@@ -36,7 +36,6 @@ import queue
 import threading
 import time
 import weakref
-from contextlib import contextmanager
 
 import torch
 
@@ -80,7 +79,7 @@ class SharedEngine:
         self._stats = EngineStats()
         self._stats_lock = threading.Lock()
         self._in_hand = 0  # requests taken from the queue by the workers and not yet answered
-        self._stepping = 0  # sessions inside step()
+        self._coming = 0  # sessions inside step() that have yet to send its call
         self._unet_use = UNetUse()
         self._gathering = threading.Lock()
         self._sessions: weakref.WeakSet = weakref.WeakSet()
@@ -142,10 +141,13 @@ class SharedEngine:
     def _adopt(self, session) -> None:
         self._sessions.add(session)
 
-    def submit(self, request: UNetRequest):
-        """Queue `request` and wait for its (output, maps)."""
+    def submit(self, request: UNetRequest, first_of_step: bool = False):
+        """Queue `request` and wait for its (output, maps). first_of_step: the first call of a session's step
+        (counted as coming until it is queued)."""
         self._check_open()
         self._queue.put(request)
+        if first_of_step:
+            self.count_coming(-1)
         return request.wait()
 
     # ------------------------------------------------------------ the workers
@@ -159,16 +161,10 @@ class SharedEngine:
                 self._queue.put(None)
                 return
 
-    @contextmanager
-    def stepping(self):
-        """Around a session's `step()`: while it runs, that session's next call is known to be coming."""
+    def count_coming(self, change: int) -> None:
+        """A session entered `step()` (+1: its call is coming) or sent that call or left without one (-1)."""
         with self._stats_lock:
-            self._stepping += 1
-        try:
-            yield
-        finally:
-            with self._stats_lock:
-                self._stepping -= 1
+            self._coming += change
 
     def _take(self, count: int) -> None:
         with self._stats_lock:
@@ -186,8 +182,7 @@ class SharedEngine:
         self._take(1)
         gathered, rows = [first], first.rows
         while rows < self.max_batch_size and self._in_hand < len(self._sessions):
-            coming = self._in_hand < self._stepping
-            wait = self.max_wait_ms / 1000 * (COMING_PATIENCE if coming else 1)
+            wait = self.max_wait_ms / 1000 * (COMING_PATIENCE if self._coming > 0 else 1)
             try:
                 request = self._queue.get(timeout=wait) if wait else self._queue.get_nowait()
             except queue.Empty:

@@ -31,6 +31,7 @@ class SharedSession(Stepper):
     def __init__(self, engine, pipe, **kwargs):
         self.engine = engine
         self._session_lock = threading.RLock()
+        self._call_coming = False  # inside step(), before its first UNet call
         self._prompt_row = None  # without CFG: (t, input, the prompt's output) from the negative prompt's call
         super().__init__(pipe, **kwargs)
         engine._adopt(self)
@@ -40,7 +41,7 @@ class SharedSession(Stepper):
             # the capture hooks the UNet for one call, and a guidance embedding (LCM) is one more input to line
             # up: such a call runs by itself
             alone = functools.partial(Stepper._unet, self, latent_model_input, t, rows, timestep_cond, x_t, capture)
-            return self.engine.submit(UNetRequest(alone, rows=int(latent_model_input.shape[0])))
+            return self._send(UNetRequest(alone, rows=int(latent_model_input.shape[0])))
         prompt_row = self._prompt_row
         self._prompt_row = None
         if rows == slice(1, 2) and prompt_row is not None and prompt_row[0] is t \
@@ -60,7 +61,7 @@ class SharedSession(Stepper):
         alone = functools.partial(Stepper._unet, self, latent_model_input, t, rows, None, x_t, False)
         request = UNetRequest(alone, self.pipe.unet, latent_model_input, t, self.prompt_embeds[rows],
                               self.conditioning.added_cond_kwargs(rows))
-        output, _ = self.engine.submit(request)  # batched: no capture was asked, so none was made
+        output, _ = self._send(request)  # batched: no capture was asked, so none was made
         return output
 
     def batching_note(self) -> str:
@@ -76,8 +77,18 @@ class SharedSession(Stepper):
 
     @_locked
     def step(self):
-        with self.engine.stepping():
+        self._call_coming = True  # the engine's gathering waits longer for a call it knows is coming
+        self.engine.count_coming(+1)
+        try:
             return Stepper.step(self)
+        finally:
+            if self._call_coming:  # the step stopped before its call (a finished run, an error)
+                self._call_coming = False
+                self.engine.count_coming(-1)
+
+    def _send(self, request: UNetRequest):
+        first, self._call_coming = self._call_coming, False
+        return self.engine.submit(request, first_of_step=first)
 
     run = _locked(Stepper.run)
     image = _locked(Stepper.image)
