@@ -70,10 +70,10 @@ def tolerance(pipe, students: int, steps: int, size: int | None, label: str) -> 
     return worst
 
 
-def load(pipe, students: int, steps: int, pace: str, shared: bool) -> dict:
+def load(pipe, students: int, steps: int, pace: str, shared: bool, workers: int | None = None) -> dict:
     import stepviz
 
-    engine = stepviz.SharedEngine(pipe, max_batch_size=32, max_wait_ms=5) if shared else None
+    engine = stepviz.SharedEngine(pipe, max_batch_size=32, max_wait_ms=5, workers=workers) if shared else None
     make = engine.stepper if shared else (lambda **kw: stepviz.Stepper(pipe, **kw))
     sessions = [make(**session_kwargs(i, steps)) for i in range(students)]
     waits: list[float] = []
@@ -86,8 +86,11 @@ def load(pipe, students: int, steps: int, pace: str, shared: bool) -> dict:
             session.step()
             waits.append(time.perf_counter() - pressed)
 
+    cpu = time.process_time()
     wall = in_threads([lambda s=s, i=i: student(s, random.Random(i)) for i, s in enumerate(sessions)])
-    result = dict(steps_per_s=students * steps / wall, p50=statistics.median(waits),
+    cpu = time.process_time() - cpu
+    result = dict(steps_per_s=students * steps / wall, cpu_ms_per_step=1000 * cpu / (students * steps),
+                  cores_used=cpu / wall, p50=statistics.median(waits),
                   p95=statistics.quantiles(waits, n=20)[-1] if len(waits) > 1 else waits[0],
                   rows_per_call=engine.stats.rows_per_call if engine else 2.0)
     if engine:
@@ -185,6 +188,7 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--students", type=int, nargs="*", default=[1, 8, 30])
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--paces", nargs="*", default=["human", "full"], choices=["human", "full"])
     parser.add_argument("--model", default="toy")
     args = parser.parse_args()
     import torch
@@ -196,19 +200,26 @@ def main() -> None:
         tolerance(stepviz.load_pipeline(args.model), 30, 30, None, args.model)
         tolerance(large_random_pipeline(64), 4, 4, 64, "SD-width random UNet, 64x64 px")
     if args.load:
+        from stepviz.run.shared_engine import default_workers
+
         pipe = stepviz.load_pipeline(args.model)
         load(pipe, 2, 2, "full", True)  # warm-up
+        print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; shared engine: "
+              f"{default_workers(pipe)} batches at once (workers)")
         print("| students | pace | class steps/s shared / solo | ratio | p50 wait shared / solo | "
-              "p95 wait shared / solo | rows per UNet call |")
-        print("|---|---|---|---|---|---|---|")
+              "p95 wait shared / solo | rows per UNet call | CPU ms per step shared / solo | "
+              "cores used shared / solo |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for students in args.students:
-            for pace in ("human", "full"):
+            for pace in args.paces:
                 solo, shared = (load(pipe, students, args.steps, pace, s) for s in (False, True))
                 print(f"| {students} | {pace} | {shared['steps_per_s']:.1f} / {solo['steps_per_s']:.1f} | "
                       f"{shared['steps_per_s'] / solo['steps_per_s']:.2f} | "
                       f"{1000 * shared['p50']:.0f} / {1000 * solo['p50']:.0f} ms | "
-                      f"{1000 * shared['p95']:.0f} / {1000 * solo['p95']:.0f} ms | {shared['rows_per_call']:.1f} |",
-                      flush=True)
+                      f"{1000 * shared['p95']:.0f} / {1000 * solo['p95']:.0f} ms | {shared['rows_per_call']:.1f} | "
+                      f"{shared['cpu_ms_per_step']:.1f} / {solo['cpu_ms_per_step']:.1f} | "
+                      f"{shared['cores_used']:.2f} / {solo['cores_used']:.2f} |", flush=True)
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
     if args.memory:
         students = max(args.students)
         tui, tui_private = solo_tui_pss(args.model, args.steps)

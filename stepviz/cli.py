@@ -102,8 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "each tab's own process is a small relay without torch")
     serve.add_argument("--solo", action="store_true",
                        help="with --shared: every UNet call alone, bit-exact with `stepviz tui` (still one model)")
+    serve.add_argument("--engine", default="local", metavar="local|ray|ray://HOST:PORT",
+                       help="with --shared: where the batched UNet calls run: in the engine process (local, the "
+                            "default), on a Ray Serve deployment on a local Ray instance (ray), or on a running Ray "
+                            "cluster (ray://HOST:PORT, or auto); needs pip install 'stepviz[cluster]'")
     tui.add_argument("--shared-host", dest="shared_host", help=argparse.SUPPRESS)  # serve --shared's engine
     tui.add_argument("--solo", action="store_true", help=argparse.SUPPRESS)
+    tui.add_argument("--engine", default="local", help=argparse.SUPPRESS)
     export = sub.add_parser("export", help="write strips, animation, metrics and a handout, headless",
                             epilog="exit codes: 0 written, 2 bad input (nothing written), 3 the NaN/Inf watchdog "
                                    "stopped the run (the steps that ran are written), 130 interrupted")
@@ -274,7 +279,7 @@ def _run_command(args, argv: list[str]) -> int:
     if args.shared_host:
         from .tui.shared_host import host
 
-        return host(settings, args.shared_host, solo=args.solo)
+        return host(settings, args.shared_host, solo=args.solo, engine=args.engine)
     from .tui.app import run_app
 
     return run_app(settings, graphics=args.graphics)

@@ -115,7 +115,7 @@ def test_a_tab_process_imports_no_torch(tmp_path):
 async def test_a_shared_session_says_in_its_help_how_far_it_is_from_a_solo_run(tiny_pipe):
     from test_tui import SIZE, help_text_as_drawn, make_app, settle
 
-    from stepviz.run.shared_engine import SharedEngine
+    from stepviz.run.shared_engine import TOLERANCE, SharedEngine
     from stepviz.tui.app import StepvizApp
     from stepviz.tui.screens.help import HelpScreen
 
@@ -132,6 +132,6 @@ async def test_a_shared_session_says_in_its_help_how_far_it_is_from_a_solo_run(t
             await pilot.pause()
             assert isinstance(app.screen, HelpScreen)
             drawn = help_text_as_drawn(app.screen)
-            assert "batched with 1 other sessions: final latents within 2.1e-05 of a solo run" in drawn
+            assert f"batched with 1 other sessions: final latents within {TOLERANCE['toy']:.1e} of a solo run" in drawn
             assert "--solo for bit-exact" in drawn
         del other

@@ -6,11 +6,16 @@
 
 Each session keeps its own prompt, seed and generator, scheduler, guidance, position, history and
 snapshots (it is a Stepper). Only step 3 of the loop, the UNet call, leaves the session: it goes to
-the engine's queue, where one worker thread gathers the calls that arrive within `max_wait_ms` of the
+the engine's queue, where a worker thread gathers the calls that arrive within `max_wait_ms` of the
 first into batches of at most `max_batch_size` rows (a session's call is never split: its two CFG
 rows travel together), each row with its own timestep. Calls that cannot share a batch run in one
 of their own: another latent size or dtype, another UNet, another text width, attention capture
-(its recording processors are installed on the UNet for that one call).
+(its recording processors are installed on the UNet for that one call, which then has the UNet to itself).
+
+`workers` batches run at once. On a GPU one (the device runs one call at a time anyway); on the CPU as
+many as torch's threads leave cores idle (2 cores and 1 torch thread: 2), the cores that separate
+processes would have used: one worker computing a batch on one core while the other stands idle lost
+half the machine to the solo runs it was measured against.
 
 Batched is not bit-exact with alone: the time-embedding Linear and the convolutions pick other
 kernels by batch size (oneDNN on CPU, cuDNN on GPU), so a batched session's latents move by a few
@@ -26,6 +31,7 @@ retried alone for each session, so an error reaches only the session that caused
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -34,15 +40,30 @@ import weakref
 import torch
 
 from ..engine.checks import StepvizInputError
-from .shared_requests import TOLERANCE, EngineClosedError, EngineStats, UNetRequest
+from .shared_requests import (TOLERANCE, EngineClosedError, EngineStats, UNetRequest, UNetUse, batched_unet_call,
+                              group_into_batches)
 from .shared_session import SharedSession
+
+COMING_PATIENCE = 10  # x max_wait_ms: how long a batch waits for a session that is stepping to send its call
 
 __all__ = ["SharedEngine", "SharedSession", "EngineStats", "EngineClosedError", "UNetRequest", "TOLERANCE"]
 
-class SharedEngine:
-    """Holds one pipeline; its sessions' UNet calls are batched by one worker thread."""
 
-    def __init__(self, pipe, max_batch_size: int = 32, max_wait_ms: float = 5):
+def default_workers(pipe) -> int:
+    """Batches run at once: 1 on a GPU; on the CPU the cores torch's own threads leave idle."""
+    device = getattr(pipe, "device", torch.device("cpu")) if pipe is not None else torch.device("cpu")
+    if device.type != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // torch.get_num_threads())
+
+
+class SharedEngine:
+    """Holds one pipeline; its sessions' UNet calls are batched by `workers` worker threads."""
+
+    batches_on = ""  # where the batches run, for a session's help line ("" here; RayEngine: " on Ray Serve")
+
+    def __init__(self, pipe, max_batch_size: int = 32, max_wait_ms: float = 5, workers: int | None = None):
         if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
             raise StepvizInputError(f"max_batch_size={max_batch_size!r} is not allowed: it must be an integer >= 1 "
                                     "(1: every call alone, bit-exact with a plain Stepper)")
@@ -54,14 +75,24 @@ class SharedEngine:
         if is_flow_class(type(pipe).__name__):
             raise StepvizInputError(f"a {type(pipe).__name__} cannot be shared yet: the shared engine batches UNet "
                                     "calls, and SD3 / FLUX.1 run a transformer (step it with a plain Stepper)")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise StepvizInputError(f"workers={workers!r} is not allowed: an integer >= 1 (batches run at once), "
+                                    "or None (1 on a GPU, the idle cores on the CPU)")
         self.pipe, self.max_batch_size, self.max_wait_ms = pipe, max_batch_size, float(max_wait_ms)
+        self.workers = default_workers(pipe) if workers is None else workers
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stats = EngineStats()
         self._stats_lock = threading.Lock()
+        self._in_hand = 0  # requests taken from the queue by the workers and not yet answered
+        self._coming = 0  # sessions inside step() that have yet to send its call
+        self._unet_use = UNetUse()
+        self._gathering = threading.Lock()
         self._sessions: weakref.WeakSet = weakref.WeakSet()
         self._closed = False
-        self._worker = threading.Thread(target=self._serve, name="stepviz-shared-engine", daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._serve, name=f"stepviz-shared-engine-{i}", daemon=True)
+                         for i in range(self.workers)]
+        for worker in self._workers:
+            worker.start()
 
     # ------------------------------------------------------------ the public side
     def stepper(self, **kwargs):
@@ -86,12 +117,13 @@ class SharedEngine:
         return self._closed
 
     def close(self) -> None:
-        """Stop the worker; calls still queued, and any made later, raise EngineClosedError."""
+        """Stop the workers; calls still queued, and any made later, raise EngineClosedError."""
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
-        self._worker.join()
+        self._queue.put(None)  # each worker that takes it puts it back for the next one
+        for worker in self._workers:
+            worker.join()
         while True:
             try:
                 request = self._queue.get_nowait()
@@ -114,58 +146,58 @@ class SharedEngine:
     def _adopt(self, session) -> None:
         self._sessions.add(session)
 
-    def submit(self, request: UNetRequest):
-        """Queue `request` and wait for its (output, maps)."""
+    def submit(self, request: UNetRequest, first_of_step: bool = False):
+        """Queue `request` and wait for its (output, maps). first_of_step: the first call of a session's step
+        (counted as coming until it is queued)."""
         self._check_open()
         self._queue.put(request)
+        if first_of_step:
+            self.count_coming(-1)
         return request.wait()
 
-    # ------------------------------------------------------------ the worker
+    # ------------------------------------------------------------ the workers
     def _serve(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            arrived = self._gather(first)
-            stop = arrived[-1] is None
-            for batch in self._batches([r for r in arrived if r is not None]):
+            with self._gathering:  # one worker gathers at a time while the others compute: batches stay whole
+                arrived = self._gather()
+            for batch in group_into_batches([r for r in arrived if r is not None], self.max_batch_size):
                 self._run(batch)
-            if stop:
+            if arrived[-1] is None:  # the engine closes: the next worker takes the stop too
+                self._queue.put(None)
                 return
 
-    def _gather(self, first: UNetRequest) -> list:
-        """`first` and whatever arrives within max_wait_ms of it, until max_batch_size rows are waiting or
-        every live session has a call waiting (no one else can come: a lone session never waits)."""
+    def count_coming(self, change: int) -> None:
+        """A session entered `step()` (+1: its call is coming) or sent that call or left without one (-1)."""
+        with self._stats_lock:
+            self._coming += change
+
+    def _take(self, count: int) -> None:
+        with self._stats_lock:
+            self._in_hand += count
+
+    def _gather(self) -> list:
+        """The next call in the queue and the calls that follow it, until max_batch_size rows are waiting or
+        every live session's call is in the workers' hands (no one else can come: a lone session never waits).
+        The window stays open while calls keep coming: max_wait_ms for the next one, or up to
+        `COMING_PATIENCE` times that while a session is inside `step()` and has yet to send its call (at full
+        speed the sessions of a batch come back one after another, their Python running one at a time)."""
+        first = self._queue.get()
+        if first is None:
+            return [None]
+        self._take(1)
         gathered, rows = [first], first.rows
-        deadline = time.perf_counter() + self.max_wait_ms / 1000
-        while rows < self.max_batch_size and len(gathered) < len(self._sessions):
-            left = deadline - time.perf_counter()
+        while rows < self.max_batch_size and self._in_hand < len(self._sessions):
+            wait = self.max_wait_ms / 1000 * (COMING_PATIENCE if self._coming > 0 else 1)
             try:
-                request = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+                request = self._queue.get(timeout=wait) if wait else self._queue.get_nowait()
             except queue.Empty:
                 break
             gathered.append(request)
             if request is None:
                 break
+            self._take(1)
             rows += request.rows
         return gathered
-
-    def _batches(self, requests: list[UNetRequest]) -> list[list[UNetRequest]]:
-        """Requests that can share a call, in arrival order, in chunks of at most max_batch_size rows."""
-        groups: dict = {}
-        batches: list[list[UNetRequest]] = []
-        for request in requests:
-            key = request.batch_key()
-            if key is None:
-                batches.append([request])
-                continue
-            group = groups.setdefault(key, [[]])
-            if group[-1] and sum(r.rows for r in group[-1]) + request.rows > self.max_batch_size:
-                group.append([])
-            group[-1].append(request)
-        for group in groups.values():
-            batches.extend(group)
-        return batches
 
     def _run(self, batch: list[UNetRequest]) -> None:
         started = time.perf_counter()
@@ -174,7 +206,8 @@ class SharedEngine:
                 outcomes = [self._alone(batch[0])]
             else:
                 try:
-                    outputs = self._batched(batch)
+                    with self._unet_use.shared():
+                        outputs = batched_unet_call(batch[0].unet, [r.call for r in batch])
                     outcomes = [((output, None), None) for output in outputs]
                 except Exception:  # noqa: BLE001 - one session's bad call must not fail the others: retry alone
                     outcomes = [self._alone(request) for request in batch]
@@ -187,27 +220,14 @@ class SharedEngine:
                 calls=s.calls + calls, rows=s.rows + rows, requests=s.requests + len(batch),
                 wait_seconds=s.wait_seconds + sum(started - r.arrived for r in batch),
                 unet_seconds=s.unet_seconds + finished - started, largest_batch=max(s.largest_batch, rows))
+            self._in_hand -= len(batch)
         for request, (result, error) in zip(batch, outcomes):
             request.finish(result, error)
 
-    @staticmethod
-    def _alone(request: UNetRequest):
+    def _alone(self, request: UNetRequest):
+        """The call as a plain Stepper makes it; one that hooks the UNet (no batch key) has it to itself."""
         try:
-            return request.alone(), None
+            with self._unet_use.alone() if request.batch_key() is None else self._unet_use.shared():
+                return request.alone(), None
         except Exception as exc:  # noqa: BLE001 - handed to the session that asked, raised in its thread
             return None, exc
-
-    @staticmethod
-    def _batched(batch: list[UNetRequest]) -> list[torch.Tensor]:
-        """One UNet call for all rows, each row at its own session's timestep; the output split back."""
-        rows = [r.rows for r in batch]
-        sample = torch.cat([r.sample for r in batch])
-        timestep = torch.cat([torch.as_tensor(r.timestep, device=sample.device).float().reshape(1).expand(n)
-                              for r, n in zip(batch, rows)])
-        hidden = torch.cat([r.encoder_hidden_states for r in batch])
-        added = None
-        if batch[0].added_cond_kwargs:
-            added = {k: torch.cat([r.added_cond_kwargs[k] for r in batch]) for k in batch[0].added_cond_kwargs}
-        output = batch[0].unet(sample, timestep, encoder_hidden_states=hidden, timestep_cond=None,
-                               cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
-        return list(output.split(rows))

@@ -1,15 +1,20 @@
-"""The queue's items and what the engine counts (shared_engine.py has the why)."""
+"""The queue's items, how they are grouped and run as one UNet call, and what the engine counts
+(shared_engine.py has the why). The Ray Serve deployment (cluster.py) batches with the same functions."""
 
 from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import torch
+
 # The largest |latents batched - latents alone| over whole runs, float32 on CPU, measured by
-# `python bench/p10_shared_engine.py --tolerance` (30 sessions of 30 steps on the toy: 2.03e-5; 4 sessions of
-# 4 steps on random SD-width components at 64x64 pixels: 1.13e-4), rounded up.
-TOLERANCE = {"toy": 2.1e-5, "sd-width": 1.2e-4}
+# `python bench/p10_shared_engine.py --tolerance` (30 sessions of 30 steps on the toy: 2.03e-5, 2.34e-5 and
+# 2.03e-5 in three runs, batches made up differently each time; 4 sessions of 4 steps on random SD-width
+# components at 64x64 pixels: 1.13e-4 in each), rounded up.
+TOLERANCE = {"toy": 2.5e-5, "sd-width": 1.2e-4}
 
 
 class EngineClosedError(RuntimeError):
@@ -24,7 +29,7 @@ class EngineStats:
     rows: int = 0  # rows of all those calls together (a CFG step of one session: 2 rows)
     requests: int = 0  # sessions' UNet calls served
     wait_seconds: float = 0.0  # summed over requests: from arriving in the queue to their batch starting
-    unet_seconds: float = 0.0  # the worker's time inside the UNet
+    unet_seconds: float = 0.0  # the workers' time inside the UNet, summed over workers
     largest_batch: int = 0  # rows
 
     @property
@@ -36,30 +41,47 @@ class EngineStats:
         return 1000 * self.wait_seconds / self.requests if self.requests else 0.0
 
 
+@dataclass
+class UNetCall:
+    """The tensors of one session's step-3 call: what travels to a batch (here, or to a Ray Serve replica)."""
+
+    sample: torch.Tensor
+    timestep: torch.Tensor | float
+    encoder_hidden_states: torch.Tensor
+    added_cond_kwargs: dict | None = None
+
+    @property
+    def rows(self) -> int:
+        return int(self.sample.shape[0])
+
+    def batch_key(self, unet=None):
+        """Calls with equal keys can share one UNet call."""
+        added = tuple(sorted((k, tuple(v.shape[1:]), v.dtype) for k, v in (self.added_cond_kwargs or {}).items()))
+        ehs = self.encoder_hidden_states
+        return (id(unet), tuple(self.sample.shape[1:]), self.sample.dtype, str(self.sample.device),
+                tuple(ehs.shape[1:]), ehs.dtype, added)
+
+
 class UNetRequest:
     """One session's step-3 call, waiting in the queue for its result."""
 
     def __init__(self, alone, unet=None, sample=None, timestep=None, encoder_hidden_states=None,
-                 added_cond_kwargs=None):
+                 added_cond_kwargs=None, rows: int = 1):
         self.alone = alone  # runs the call exactly as a plain Stepper would: () -> (output, maps)
-        self.unet, self.sample, self.timestep = unet, sample, timestep
-        self.encoder_hidden_states, self.added_cond_kwargs = encoder_hidden_states, added_cond_kwargs
+        self.unet, self._rows = unet, rows  # rows: of a call that runs alone
+        # None: a call that cannot share a batch (attention capture hooks the UNet; a guidance embedding)
+        self.call = None if sample is None else UNetCall(sample, timestep, encoder_hidden_states, added_cond_kwargs)
         self.arrived = time.perf_counter()
         self.done = threading.Event()
         self.result = self.error = None
 
     @property
     def rows(self) -> int:
-        return 1 if self.sample is None else int(self.sample.shape[0])
+        return self._rows if self.call is None else self.call.rows
 
     def batch_key(self):
         """Calls with equal keys can share one UNet call; None: this call runs alone."""
-        if self.sample is None:
-            return None
-        added = tuple(sorted((k, tuple(v.shape[1:]), v.dtype) for k, v in (self.added_cond_kwargs or {}).items()))
-        ehs = self.encoder_hidden_states
-        return (id(self.unet), tuple(self.sample.shape[1:]), self.sample.dtype, str(self.sample.device),
-                tuple(ehs.shape[1:]), ehs.dtype, added)
+        return None if self.call is None else self.call.batch_key(self.unet)
 
     def finish(self, result=None, error: BaseException | None = None) -> None:
         self.result, self.error = result, error
@@ -70,3 +92,72 @@ class UNetRequest:
         if self.error is not None:
             raise self.error
         return self.result
+
+
+def group_into_batches(requests: list, max_rows: int) -> list[list]:
+    """Requests (UNetRequest or UNetCall) that can share a call, in arrival order, in chunks of at most
+    `max_rows` rows; a request whose key is None gets a batch of its own."""
+    groups: dict = {}
+    batches: list[list] = []
+    for request in requests:
+        key = request.batch_key()
+        if key is None:
+            batches.append([request])
+            continue
+        group = groups.setdefault(key, [[]])
+        if group[-1] and sum(r.rows for r in group[-1]) + request.rows > max_rows:
+            group.append([])
+        group[-1].append(request)
+    for group in groups.values():
+        batches.extend(group)
+    return batches
+
+
+def batched_unet_call(unet, calls: list[UNetCall]) -> list[torch.Tensor]:
+    """One UNet call for all rows, each row at its own session's timestep; the output split back."""
+    rows = [c.rows for c in calls]
+    sample = torch.cat([c.sample for c in calls])
+    timestep = torch.cat([torch.as_tensor(c.timestep, device=sample.device).float().reshape(1).expand(n)
+                          for c, n in zip(calls, rows)])
+    hidden = torch.cat([c.encoder_hidden_states for c in calls])
+    added = None
+    if calls[0].added_cond_kwargs:
+        added = {k: torch.cat([c.added_cond_kwargs[k] for c in calls]) for k in calls[0].added_cond_kwargs}
+    output = unet(sample, timestep, encoder_hidden_states=hidden, timestep_cond=None,
+                  cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
+    return list(output.split(rows))
+
+
+class UNetUse:
+    """Batched calls may run on the UNet at once (one per worker); a call that hooks the UNet (attention
+    capture installs its recording processors for that call) has it to itself. A waiting hook goes first."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._sharing, self._hooked, self._hooks_waiting = 0, False, 0
+
+    @contextmanager
+    def shared(self):
+        with self._changed:
+            self._changed.wait_for(lambda: not self._hooked and not self._hooks_waiting)
+            self._sharing += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._sharing -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def alone(self):
+        with self._changed:
+            self._hooks_waiting += 1
+            self._changed.wait_for(lambda: not self._hooked and not self._sharing)
+            self._hooks_waiting -= 1
+            self._hooked = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._hooked = False
+                self._changed.notify_all()

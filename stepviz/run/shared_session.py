@@ -10,6 +10,9 @@ from __future__ import annotations
 import functools
 import threading
 
+import torch
+
+from ..engine.attention import NoCapture
 from ..engine.stepper import Stepper
 from .shared_requests import TOLERANCE, UNetRequest
 
@@ -28,33 +31,65 @@ class SharedSession(Stepper):
     def __init__(self, engine, pipe, **kwargs):
         self.engine = engine
         self._session_lock = threading.RLock()
+        self._call_coming = False  # inside step(), before its first UNet call
+        self._prompt_row = None  # without CFG: (t, input, the prompt's output) from the negative prompt's call
         super().__init__(pipe, **kwargs)
         engine._adopt(self)
 
     def _unet(self, latent_model_input, t, rows, timestep_cond, x_t, capture=True):
-        alone = functools.partial(Stepper._unet, self, latent_model_input, t, rows, timestep_cond, x_t, capture)
         if (self.capture_attention and capture) or timestep_cond is not None:
             # the capture hooks the UNet for one call, and a guidance embedding (LCM) is one more input to line
             # up: such a call runs by itself
-            return self.engine.submit(UNetRequest(alone))
+            alone = functools.partial(Stepper._unet, self, latent_model_input, t, rows, timestep_cond, x_t, capture)
+            return self._send(UNetRequest(alone, rows=int(latent_model_input.shape[0])))
+        prompt_row = self._prompt_row
+        self._prompt_row = None
+        if rows == slice(1, 2) and prompt_row is not None and prompt_row[0] is t \
+                and torch.equal(prompt_row[1], latent_model_input):
+            return prompt_row[2], NoCapture()
+        if rows == slice(0, 1) and self.engine.max_batch_size > 1 and not self.capture_attention:
+            # Without CFG the loop makes two one-row calls on the same input, the negative prompt's then the
+            # prompt's (one row alone is what diffusers runs, bit-exact). Batched they are not bit-exact anyway:
+            # they travel as one request of two rows, half the round trips, the prompt's row kept for the next.
+            both = torch.cat([latent_model_input, latent_model_input])
+            output = self._submit_batchable(both, t, slice(0, 2), x_t)
+            self._prompt_row = (t, latent_model_input, output[1:])
+            return output[:1], NoCapture()
+        return self._submit_batchable(latent_model_input, t, rows, x_t), NoCapture()
+
+    def _submit_batchable(self, latent_model_input, t, rows, x_t) -> torch.Tensor:
+        alone = functools.partial(Stepper._unet, self, latent_model_input, t, rows, None, x_t, False)
         request = UNetRequest(alone, self.pipe.unet, latent_model_input, t, self.prompt_embeds[rows],
                               self.conditioning.added_cond_kwargs(rows))
-        output, maps = self.engine.submit(request)
-        if maps is None:  # batched: no capture was asked, so none was made
-            from ..engine.attention import NoCapture
-
-            maps = NoCapture()
-        return output, maps
+        output, _ = self._send(request)  # batched: no capture was asked, so none was made
+        return output
 
     def batching_note(self) -> str:
         """One line for the help: how this session's results relate to a solo run."""
         others = max(0, self.engine.sessions - 1)
         if self.engine.max_batch_size == 1:
-            return f"shared engine, {others} other sessions: every UNet call runs alone (bit-exact with a solo run)"
-        return (f"batched with {others} other sessions: final latents within {TOLERANCE['toy']:.1e} of a solo run "
+            device = " on the same kind of device" if self.engine.batches_on else ""
+            return (f"shared engine{self.engine.batches_on}, {others} other sessions: every UNet call runs alone "
+                    f"(bit-exact with a solo run{device})")
+        return (f"batched{self.engine.batches_on} with {others} other sessions: final latents within "
+                f"{TOLERANCE['toy']:.1e} of a solo run "
                 f"on the toy ({TOLERANCE['sd-width']:.1e} on SD-width components); start with --solo for bit-exact")
 
-    step = _locked(Stepper.step)
+    @_locked
+    def step(self):
+        self._call_coming = True  # the engine's gathering waits longer for a call it knows is coming
+        self.engine.count_coming(+1)
+        try:
+            return Stepper.step(self)
+        finally:
+            if self._call_coming:  # the step stopped before its call (a finished run, an error)
+                self._call_coming = False
+                self.engine.count_coming(-1)
+
+    def _send(self, request: UNetRequest):
+        first, self._call_coming = self._call_coming, False
+        return self.engine.submit(request, first_of_step=first)
+
     run = _locked(Stepper.run)
     image = _locked(Stepper.image)
     rewind = _locked(Stepper.rewind)

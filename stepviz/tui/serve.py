@@ -27,7 +27,7 @@ import tempfile
 
 from ..engine.checks import StepvizInputError
 
-SERVE_ONLY = ("--host", "--port", "--max-sessions")
+SERVE_ONLY = ("--host", "--port", "--max-sessions", "--engine")
 SERVE_FLAGS = ("--no-token", "--shared")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 SESSION_OVERHEAD = 450 * 2**20  # one `stepviz tui` process on the toy model: python, torch, textual (measured 485 MiB)
@@ -98,11 +98,12 @@ def default_max_sessions(settings, shared: bool = False) -> int:
     return max(1, min(64, available_bytes() // (SHARED_SESSION_BYTES if shared else session_bytes(settings))))
 
 
-def start_engine_process(argv: list[str], socket_path: str, solo: bool) -> subprocess.Popen:
+def start_engine_process(argv: list[str], socket_path: str, solo: bool, engine: str = "local") -> subprocess.Popen:
     """`stepviz serve --shared`'s engine process, once it has loaded the model and listens on `socket_path`."""
     from .shared_host import READY
 
-    command = [*shlex.split(tui_command(argv)), "--shared-host", socket_path] + (["--solo"] if solo else [])
+    command = [*shlex.split(tui_command(argv)), "--shared-host", socket_path, "--engine", engine]
+    command += ["--solo"] if solo else []
     # what textual-serve tells an app process about the browser's terminal, told once to the engine's apps
     env = dict(os.environ, TEXTUAL_COLOR_SYSTEM="truecolor", TEXTUAL_FPS="60", TERM_PROGRAM="textual")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
@@ -116,6 +117,21 @@ def start_engine_process(argv: list[str], socket_path: str, solo: bool) -> subpr
     return process
 
 
+def check_engine(engine: str, shared: bool) -> None:
+    """--engine: local, ray, auto or ray://HOST:PORT, only with --shared; ray's need the cluster extra."""
+    if engine == "local":
+        return
+    if not shared:
+        raise StepvizInputError(f"--engine {engine} is allowed only with --shared (it says where the shared "
+                                "engine's batched UNet calls run)")
+    if engine not in ("ray", "auto") and not engine.startswith("ray://"):
+        raise StepvizInputError(f"--engine {engine!r} is not allowed: use local, ray (a local Ray instance), "
+                                "auto (a running one on this machine) or ray://HOST:PORT (a cluster's head)")
+    from ..run.cluster import import_ray
+
+    import_ray()
+
+
 def serve(settings, args, argv: list[str]) -> int:
     """Serve the app on args.host:args.port until interrupted."""
     from ..models.loading import model_facts
@@ -126,6 +142,7 @@ def serve(settings, args, argv: list[str]) -> int:
         raise StepvizInputError(f"--max-sessions {args.max_sessions} is not allowed: it must be an integer >= 1")
     if args.solo and not args.shared:
         raise StepvizInputError("--solo is allowed only with --shared (without it every tab is a process of its own)")
+    check_engine(args.engine, args.shared)
     loopback = is_loopback(args.host)
     token = None if loopback or args.no_token else secrets.token_urlsafe(16)
     limit = args.max_sessions or default_max_sessions(settings, args.shared)
@@ -133,7 +150,7 @@ def serve(settings, args, argv: list[str]) -> int:
         return serve_pages(args, settings, tui_command(argv), token, limit, loopback)
     folder = tempfile.mkdtemp(prefix="stepviz-engine-")  # mode 0700: only this user reaches the socket
     socket_path = os.path.join(folder, "engine.sock")
-    engine = start_engine_process(argv, socket_path, args.solo)
+    engine = start_engine_process(argv, socket_path, args.solo, args.engine)
     try:
         client = shlex.join([sys.executable, "-m", "stepviz.tui.shared_client", socket_path])
         return serve_pages(args, settings, client, token, limit, loopback, shared=True)

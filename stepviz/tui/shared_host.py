@@ -1,12 +1,15 @@
 """The engine process of `stepviz serve --shared`: one model, one SharedEngine, one app per browser tab.
 
-    stepviz tui <run options> --shared-host SOCKET [--solo]      (started by `stepviz serve --shared`)
+    stepviz tui <run options> --shared-host SOCKET [--solo] [--engine ray|auto|ray://HOST:PORT]
+                                                                  (started by `stepviz serve --shared`)
 
 It loads the model once, then listens on a local (Unix) socket in a folder only its user can enter. Each
 tab's process (shared_client.py, a relay without torch) connects and sends its terminal size as one JSON
 line; the tab gets its own StepvizApp, run in a thread here with a driver on that connection
 (socket_driver.py), whose branches are sessions of the shared engine: the tabs' UNet calls are batched.
 --solo runs every UNet call alone (max_batch_size=1): bit-exact with `stepviz tui`, still one model.
+--engine ray sends the batched calls to a Ray Serve deployment (run/cluster.py) on a local Ray instance,
+ray://HOST:PORT (or auto) to a running Ray cluster; the sessions are the same.
 """
 
 from __future__ import annotations
@@ -52,28 +55,49 @@ def run_tab(settings, engine, connection: socket.socket) -> None:
 def end_with_parent() -> None:
     """Leave when the process that started this one is gone (`stepviz serve` killed without its cleanup)."""
     import os
+    import signal
     import time
 
     parent = os.getppid()
     while os.getppid() == parent:
         time.sleep(1)
-    os._exit(0)
+    os.kill(os.getpid(), signal.SIGTERM)  # the main thread leaves through its cleanup
 
 
-def host(settings, socket_path: str, solo: bool = False) -> int:
-    """Load the model, then serve tabs on `socket_path` until killed."""
-    from ..models.loading import quiet_libraries
+def make_engine(settings, solo: bool, engine: str):
+    """The shared engine: batches in this process (local), or on a Ray Serve deployment."""
     from ..run.shared_engine import SharedEngine
+
+    pipe, max_batch_size = settings.load_pipeline(), 1 if solo else MAX_BATCH_SIZE
+    if engine == "local":
+        return SharedEngine(pipe, max_batch_size=max_batch_size, max_wait_ms=MAX_WAIT_MS)
+    from ..run.cluster import RayEngine
+
+    load = dict(model=settings.model, dtype=settings.dtype, variant=settings.variant,
+                prediction_type=settings.prediction_type)
+    return RayEngine(pipe, load=load, address=None if engine == "ray" else engine,
+                     max_batch_size=max_batch_size, max_wait_ms=MAX_WAIT_MS)
+
+
+def host(settings, socket_path: str, solo: bool = False, engine: str = "local") -> int:
+    """Load the model, then serve tabs on `socket_path` until killed (SIGTERM: the engine is closed first)."""
+    from ..models.loading import quiet_libraries
     from .app import leave_a_core_for_the_ui
 
     import faulthandler
+    import os
     import signal
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: every thread's stack, on stderr
     leave_a_core_for_the_ui()
     quiet_libraries()
-    engine = SharedEngine(settings.load_pipeline(), max_batch_size=1 if solo else MAX_BATCH_SIZE,
-                          max_wait_ms=MAX_WAIT_MS)
+    engine = make_engine(settings, solo, engine)
+
+    def leave(*_) -> None:  # `stepviz serve` ends (or its parent is gone): stop the engine (a Ray deployment too)
+        engine.close()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, leave)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
     listener.listen(64)
