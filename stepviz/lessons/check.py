@@ -271,7 +271,9 @@ def print_report(report: LessonReport, out=None) -> None:
     for result in report.results:
         claim = result.claim
         mark = "pass" if result.passed else "FAIL"
-        print(f"  {mark}  step {str(result.step):>3}  {claim.describe():<58} {result.measured}", file=out)
+        margin = claim.margin_words(result.value)
+        print(f"  {mark}  step {str(result.step):>3}  {claim.describe():<58} {result.measured}"
+              + (f", {margin}" if margin else ""), file=out)
         if claim.say:
             print(f"              ({claim.say})", file=out)
     if not report.results:

@@ -121,6 +121,31 @@ class Claim:
             subject += f" of '{self.token}'"
         return f"{subject} {' and '.join(b for b in bounds if b)}"
 
+    def bounds(self) -> list[tuple[str, float]]:
+        """The claim's numeric bounds as ("above" | "below", value): a differs claim is a lower bound, a same claim
+        an upper one; a claim on what the checker sees has none."""
+        if self.kind == "differs":
+            return [("above", self.threshold)]
+        if self.kind == "same":
+            return [("below", self.threshold)]
+        return [(side, bound) for side, bound in (("above", self.above), ("below", self.below)) if bound is not None]
+
+    def margin(self, value: float | None) -> tuple[float, float] | None:
+        """How far the measured value is from the nearest bound: (distance, the bound). Positive when the claim
+        holds; None for a claim with no bound or no value. A large margin means a wrong model could pass too."""
+        if value is None or not self.bounds() or not math.isfinite(value):
+            return None
+        return min(((value - bound if side == "above" else bound - value), bound) for side, bound in self.bounds())
+
+    def margin_words(self, value: float | None) -> str:
+        """The margin as the report prints it: "margin 2.1 (11% of the bound)"."""
+        found = self.margin(value)
+        if found is None:
+            return ""
+        distance, bound = found
+        share = f" ({abs(distance) / abs(bound):.0%} of the bound)" if bound else ""
+        return f"margin {distance:.3g}{share}"
+
     def runs(self) -> tuple[str, ...]:
         return (self.run,) if self.other is None else (self.run, self.other)
 
