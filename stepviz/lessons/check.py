@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from . import run_measures
 from .claims import ATTENTION_METRICS, Claim
 from .pacing import MAX_CLASS_SECONDS, class_seconds, describe_seconds
 
@@ -133,6 +134,8 @@ def measure(claim: Claim, runs: LessonRuns) -> ClaimResult:
     try:
         if claim.kind == "trace":
             return _trace(claim)
+        if claim.kind == "refusal":
+            return _refusal(claim, runs)
         taken = runs.steps_taken(claim.run, claim.step)
         if claim.kind == "sees":
             return _sees(claim, runs, taken)
@@ -171,6 +174,16 @@ def _trace(claim: Claim) -> ClaimResult:
     passed = passed and (claim.above is None or value > claim.above) and (claim.below is None or value < claim.below)
     where = "" if first is None else f" at step {first.step} ({first.quantity})"
     return ClaimResult(claim, "-", passed, f"found {found}{where}, final {value:.3g} apart", value)
+
+
+def _refusal(claim: Claim, runs: LessonRuns) -> ClaimResult:
+    from ..engine.checks import StepvizInputError
+
+    try:
+        runs.settings_of(claim.run).with_overrides(**dict(claim.refused)).validate()
+    except StepvizInputError as exc:
+        return ClaimResult(claim, "-", claim.says in str(exc), f"refused: {exc}")
+    return ClaimResult(claim, "-", False, "accepted")
 
 
 def _sees(claim: Claim, runs: LessonRuns, taken: int) -> ClaimResult:
@@ -214,6 +227,8 @@ def metric_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
         return mean_difference(runs.picture(claim.run, claim.picture, taken), runs.input_picture(claim.run), keep)
     if name in ATTENTION_METRICS:
         return attention_value(claim, runs, taken)
+    if name in run_measures.MEASURES:
+        return run_measures.measure(name, runs, claim.run, taken)
     latents = stepper.run_inputs.image_latents
     if name in ("input_round_trip", "input_latents_std"):
         if latents is None:
