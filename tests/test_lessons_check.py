@@ -55,6 +55,34 @@ def test_the_report_prints_each_claims_margin(tmp_path, capsys):
     assert "LOOSE: measured over 3x the lower bound" in lines[1]
 
 
+def test_memory_and_size_claims_measure_and_a_refusal_is_checked(tmp_path, capsys):
+    path = write_lesson(tmp_path, """
+        [[events.expect]]
+        metric = "unet_peak_mb_full_attention"
+        above = 0.5
+
+        [[events.expect]]
+        metric = "sliced_picture_difference"
+        below = 0.01
+
+        [[events.expect]]
+        metric = "latent_height"
+        above = 7.5
+        below = 8.5
+
+        [[events.expect]]
+        refused = { height = 500 }
+        says = "multiple of 8"
+
+        [[events.expect]]
+        refused = { height = 512 }
+        says = "multiple of 8"
+        """)
+    results = check_lesson(path).results
+    assert [r.passed for r in results] == [True, True, True, True, False]
+    assert results[0].value > 0.5 and results[1].value < 0.01 and results[4].measured == "accepted"
+
+
 def write_lesson(tmp_path, claims: str, extra: str = "") -> str:
     path = tmp_path / "mine.toml"
     path.write_text(textwrap.dedent("""\

@@ -228,7 +228,7 @@ def metric_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
     if name in ATTENTION_METRICS:
         return attention_value(claim, runs, taken)
     if name in run_measures.MEASURES:
-        return run_measures.measure(name, runs, claim.run, taken)
+        return run_measures.measure(name, runs, claim.run, taken, mean_difference)
     latents = stepper.run_inputs.image_latents
     if name in ("input_round_trip", "input_latents_std"):
         if latents is None:

@@ -24,8 +24,9 @@ PEAK_OPTIONS = {"unet_peak_mb": "sdpa", "unet_peak_mb_full_attention": "full", "
                 "unet_peak_mb_fp16": "fp16"}
 
 
-def measure(name: str, runs, label: str, taken: int) -> float:
-    """The value of one of MEASURES for the run `label` once `taken` steps are taken."""
+def measure(name: str, runs, label: str, taken: int, mean_difference) -> float:
+    """The value of one of MEASURES for the run `label` once `taken` steps are taken; `mean_difference(a, b)`
+    compares two pictures as every picture claim does (check.py's)."""
     stepper = runs.stepper(label)
     if name == "latent_height":
         return float(stepper.latents.shape[-2])
@@ -36,8 +37,6 @@ def measure(name: str, runs, label: str, taken: int) -> float:
     if name in PEAK_OPTIONS:
         return _peak_mib(stepper, taken, PEAK_OPTIONS[name])
     option = name.removesuffix("_picture_difference")
-    from .check import mean_difference
-
     return mean_difference(runs.picture(label, "x_t", taken), _replayed_picture(runs, label, taken, option))
 
 
