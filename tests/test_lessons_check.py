@@ -29,6 +29,60 @@ def test_ready_lesson_claims_hold(reports, name, capsys):
     assert "Question for the class" in LESSONS_FOLDER.joinpath(f"{name}.toml").read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("name", READY)
+def test_lower_bounds_sit_near_what_is_measured(reports, name):
+    """A claim that a wrong model would pass too ("differs by > 10" measured 45) is no evidence."""
+    loose = [(r.claim.describe(), r.value) for r in reports[name].results if r.claim.loose(r.value)]
+    assert not loose
+
+
+def test_the_report_prints_each_claims_margin(tmp_path, capsys):
+    path = write_lesson(tmp_path, """
+        [[events.expect]]
+        metric = "timestep"
+        above = 400
+        below = 2000
+
+        [[events.expect]]
+        metric = "timestep"
+        above = 1
+        """)
+    report = check_lesson(path)
+    print_report(report)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "timestep" in line]
+    t = report.results[0].value
+    assert f"margin {t - 400:.3g} ({(t - 400) / 400:.0%} of the bound)" in lines[0] and "LOOSE" not in lines[0]
+    assert "LOOSE: measured over 3x the lower bound" in lines[1]
+
+
+def test_memory_and_size_claims_measure_and_a_refusal_is_checked(tmp_path, capsys):
+    path = write_lesson(tmp_path, """
+        [[events.expect]]
+        metric = "unet_peak_mb_full_attention"
+        above = 0.5
+
+        [[events.expect]]
+        metric = "sliced_picture_difference"
+        below = 0.01
+
+        [[events.expect]]
+        metric = "latent_height"
+        above = 7.5
+        below = 8.5
+
+        [[events.expect]]
+        refused = { height = 500 }
+        says = "multiple of 8"
+
+        [[events.expect]]
+        refused = { height = 512 }
+        says = "multiple of 8"
+        """)
+    results = check_lesson(path).results
+    assert [r.passed for r in results] == [True, True, True, True, False]
+    assert results[0].value > 0.5 and results[1].value < 0.01 and results[4].measured == "accepted"
+
+
 def write_lesson(tmp_path, claims: str, extra: str = "") -> str:
     path = tmp_path / "mine.toml"
     path.write_text(textwrap.dedent("""\

@@ -242,6 +242,28 @@ def test_lesson_notes_shown_whole_and_pauses_stop_play(tiny_pipe):
     made.close()
 
 
+def test_a_lesson_shows_the_runs_its_notes_compare_at_the_step_shown(tiny_pipe):
+    made = Debugger.from_lesson("guidance", pipe=tiny_pipe, kind="approx")
+    assert made.wait()
+    p = made.panels
+    labels = ["guidance 1", "guidance 7.5", "guidance 15"]
+    assert p.lesson_box.layout.display is None and len(p.lesson_views) == 3
+    assert [html.unescape(v[0].value).split("</b>")[0].removeprefix("<b>") for v in p.lesson_views.values()] == labels
+    made.step(3)
+    assert made.wait()
+    for name, (caption, _, x0) in p.lesson_views.items():
+        assert ": step 3 of " in caption.value
+        run = made.session.view(name)
+        picture = step_pictures(made.session.pipe, run.records[2], "approx")["x0"]
+        assert len(run.records) == 3 and bytes(x0.value) == png(picture, 160)
+    s1 = made.session.view("compare-1").records[2]
+    assert s1.guidance_scale == 1.0 and made.stepper.records[2].guidance_scale == 7.5
+    made.look(1)
+    assert made.wait()
+    assert all(": step 1 of " in v[0].value for v in p.lesson_views.values())  # they follow the step looked at
+    made.close()
+
+
 def test_inpaint_shows_the_blend_and_the_inpainting_model_its_channels():
     from tiny import scene_image, square_mask, tiny_pipeline
 

@@ -1,10 +1,10 @@
 """attention.png and attention.npz of an export: what each word of the prompt attends to, step by step.
 
-    attention.png   one row per prompt token, one column per chosen step: the token's cross-attention map over
-                    x0-hat at that step, with the share of its mass on the foreground (the drawn shape)
+    attention.png   one 16:9 slide: one row per chosen step, one column per prompt token: the token's
+                    cross-attention map over x0-hat at that step, with the share of its mass on the shape
     attention.npz   every step's maps (float16 [steps, tokens, h, w]) with the tokens, steps and timesteps
 
-The pictures are sized for a projector: tiles of 176 px, labels of 20 px and more.
+The slide is 1920x1080 with labels of 21 px and more; tiles shrink (to at most 176 px) to fit it.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from ..render.strip import BACKGROUND, GAP, INK, fit_cell, label_font
 from .strip import save_atomically
 
 TILE = 176
-LABEL_SIZE, SMALL_SIZE = 22, 18
+LABEL_SIZE, SMALL_SIZE = 24, 21  # DejaVu at 21 px: 20 px from the top of "H" to the bottom of "g"
+SLIDE_WIDTH, SLIDE_HEIGHT = 1920, 1080
 DEFAULT_COLUMNS = 6
-MAX_TOKEN_ROWS = 10  # a slide's worth: a longer prompt shows its first tokens (attention.npz keeps them all)
+MAX_TOKEN_ROWS = 10  # a slide's worth of columns: a longer prompt shows its first tokens (attention.npz keeps them all)
 MAX_TITLE = 90  # characters
 
 
@@ -72,39 +73,53 @@ def attention_columns(pipe, records, steps: list[int]):
 
 
 def attention_image(records, tokens, steps: list[int], columns, title: str = "") -> Image.Image:
-    """The grid: x0-hat on top, then one row per token (the first MAX_TOKEN_ROWS); each tile the map over x0-hat
-    and its share inside."""
+    """One 16:9 slide (SLIDE_WIDTH x SLIDE_HEIGHT): a row per chosen step, x0-hat in the first column, then one
+    column per token (the first MAX_TOKEN_ROWS); each tile the token's map over x0-hat and its share on the shape.
+    Tiles shrink to fit the slide (at most TILE); the labels keep their size."""
     font, small = label_font(LABEL_SIZE), label_font(SMALL_SIZE)
     labels = token_labels(tokens)[:MAX_TOKEN_ROWS]
     if len(tokens) > MAX_TOKEN_ROWS:
         title = f"{title[:MAX_TITLE - 40]}... (first {MAX_TOKEN_ROWS} of {len(tokens)} tokens; attention.npz has all)"
     elif len(title) > MAX_TITLE:
         title = title[:MAX_TITLE - 3] + "..."
-    left = GAP + max(int(font.getlength(label)) for label in labels + ["x0-hat"]) + 3 * GAP
-    top = LABEL_SIZE + 2 * (SMALL_SIZE + 6) + 3 * GAP
-    row = TILE + SMALL_SIZE + 3 * GAP
-    width = left + len(steps) * (TILE + GAP)
     legend = (f"colour: the map over x0-hat, against an even spread: dark red = even, white = "
-              f"{CONTRAST_TOP:g}x the mean or more, black = none")
-    text_width = max(int(font.getlength(title)), int(small.getlength(legend))) + 2 * GAP
-    image = Image.new("RGB", (max(width, text_width), top + (len(labels) + 1) * row), BACKGROUND)
+              f"{CONTRAST_TOP:g}x the mean or more, black = none; under x0-hat: the shape's share of the picture")
+    left = GAP + max(int(font.getlength(f"step {i + 1}")) for i in steps) + 3 * GAP
+    top = 2 * GAP + LABEL_SIZE + SMALL_SIZE + LABEL_SIZE + 6 * GAP  # title, legend, the column headers
+    column = (SLIDE_WIDTH - left - GAP) // (len(labels) + 1)
+    row = (SLIDE_HEIGHT - top - GAP) // max(len(steps), 1)
+    tile = max(min(TILE, column - GAP, row - SMALL_SIZE - 3 * GAP), 16)
+    image = Image.new("RGB", (SLIDE_WIDTH, SLIDE_HEIGHT), BACKGROUND)
     draw = ImageDraw.Draw(image)
-    draw.text((GAP, 2), title, fill=INK, font=font)
-    draw.text((GAP, LABEL_SIZE + 6), legend, fill=INK, font=small)
-    for c, (index, (picture, cells, shares)) in enumerate(zip(steps, columns)):
-        x = left + c * (TILE + GAP)
-        header = f"step {index + 1}  t={records[index].timestep:.0f}"
-        draw.text((x, LABEL_SIZE + SMALL_SIZE + 14), header, fill=INK, font=small)
-        image.paste(fit_cell(picture, TILE), (x, top))
-        draw.text((x, top + TILE + GAP), f"shape: {cells.mean():.0%} of area", fill=INK, font=small)
-        for r, share in enumerate(shares[:MAX_TOKEN_ROWS], start=1):
-            y = top + r * row
-            image.paste(overlay(picture.resize((TILE, TILE), Image.NEAREST), records[index].cross_attention[r - 1]),
+    draw.text((GAP, GAP), title, fill=INK, font=font)
+    draw.text((GAP, 2 * GAP + LABEL_SIZE), legend, fill=INK, font=small)
+    for c, label in enumerate(["x0-hat", *labels]):
+        draw.text((left + c * column, top - LABEL_SIZE - 2 * GAP), _fitted(label, font, column - GAP), fill=INK,
+                  font=font)
+    for r, (index, (picture, cells, shares)) in enumerate(zip(steps, columns)):
+        y = top + r * row
+        draw.text((GAP, y + tile // 2 - LABEL_SIZE), f"step {index + 1}", fill=INK, font=font)
+        draw.text((GAP, y + tile // 2 + GAP), f"t={records[index].timestep:.0f}", fill=INK, font=small)
+        image.paste(fit_cell(picture, tile), (left, y))
+        draw.text((left, y + tile + GAP), _fitted(f"shape {cells.mean():.0%}", small, column - GAP), fill=INK,
+                  font=small)
+        for c, share in enumerate(shares[:MAX_TOKEN_ROWS], start=1):
+            x = left + c * column
+            image.paste(overlay(picture.resize((tile, tile), Image.NEAREST), records[index].cross_attention[c - 1]),
                         (x, y))
-            draw.text((x, y + TILE + GAP), f"on shape {share:.0%}", fill=INK, font=small)
-    for r, label in enumerate(["x0-hat", *labels]):
-        draw.text((GAP, top + r * row + TILE // 2 - LABEL_SIZE // 2), label, fill=INK, font=font)
+            draw.text((x, y + tile + GAP), _fitted(f"on shape {share:.0%}", small, column - GAP), fill=INK,
+                      font=small)
     return image
+
+
+def _fitted(text: str, font, width: int) -> str:
+    """The text, shortened from its end (then its words) until it fits `width` pixels."""
+    for candidate in (text, text.replace("on shape ", "")):
+        if font.getlength(candidate) <= width:
+            return candidate
+    while len(text) > 1 and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
 
 
 def write_attention(folder: Path, stepper, wanted_steps: list[int] | None = None) -> list[str]:

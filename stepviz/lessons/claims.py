@@ -32,6 +32,10 @@ A lesson event carries expectations in `[[events.expect]]` tables (after its `[[
     divergence_step = 0           # optional: the loop index where it first diverges
     above = 0.3                   # optional: bounds on its final latents' max abs difference
 
+    [[events.expect]]             # stepviz refuses these settings of the run, with a message that says this
+    refused = { height = 500, width = 500 }
+    says = "multiple of 8"
+
 Every claim is measured when the run has taken the event's at_step steps, unless it says
 `step = N` (steps taken) or `step = "end"` (after the run's last step). `say` is an optional
 sentence printed with the result. Claims are data; this module parses and checks their shape.
@@ -41,6 +45,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
+from .run_measures import MEASURES
 
 PICTURES = ("x0_hat", "x_t")
 SEES_KEYS = ("colour", "shape", "background")
@@ -63,12 +69,15 @@ DERIVED_METRICS = {
     "attention_vs_even": "attention_on_shape / the share of the picture the shape covers: 1 is an even spread "
                          "(token = the word)",
 }
+DERIVED_METRICS.update(MEASURES)  # how the run is computed: latents' size, memory options (run_measures.py)
 ATTENTION_METRICS = ("attention_on_shape", "attention_vs_even")  # with token = "word", as the attention view names it
 METRICS = RECORD_METRICS + tuple(DERIVED_METRICS)
 # measured on `picture`
 PICTURE_METRICS = ("picture_change", "input_difference", "outside_mask_difference", "input_overlap")
 CLAIM_KEYS = ("run", "picture", "step", "say", *SEES_KEYS, "differs_from", "by_more_than", "same_as", "within",
-              "metric", "above", "below", "token", "trace", "first_divergence", "divergence_step")
+              "metric", "above", "below", "token", "trace", "first_divergence", "divergence_step", "refused", "says")
+REFUSABLE = ("height", "width", "steps", "seed", "guidance_scale", "strength")  # settings a refusal claim may give
+LOOSE_FACTOR = 3  # a lower bound under a third of the measured value proves little (see Claim.loose)
 DEFAULT_SAME_WITHIN = 2.0  # mean |pixel difference| on 0..255 that still counts as "the same picture"
 
 
@@ -82,7 +91,7 @@ class ClaimFormError(ValueError):
 
 @dataclass(frozen=True)
 class Claim:
-    """One checkable statement. kind: "sees", "differs", "same", "metric" or "trace"."""
+    """One checkable statement. kind: "sees", "differs", "same", "metric", "trace" or "refusal"."""
 
     kind: str
     run: str = "main"
@@ -99,6 +108,8 @@ class Claim:
     trace: str | None = None  # a shipped example and its arguments, run under stepviz.trace
     divergence: str | None = None  # its first divergence's cause id, "unexplained" or "none"
     divergence_step: int | None = None
+    refused: tuple = ()  # (key, value) pairs stepviz must refuse for the run
+    says: str | None = None  # words the refusal's message holds
 
     def describe(self) -> str:
         """The claim in words, e.g. "guidance 1 x0-hat: colour yellow"."""
@@ -110,6 +121,9 @@ class Claim:
             return f"{where} differs from {self.other}'s by > {self.threshold:g}"
         if self.kind == "same":
             return f"{where} same as {self.other}'s within {self.threshold:g}"
+        if self.kind == "refusal":
+            given = ", ".join(f"{key}={value!r}" for key, value in self.refused)
+            return f"{self.run} with {given} refused, saying {self.says!r}"
         bounds = [f"> {self.above:g}" if self.above is not None else "", f"< {self.below:g}" if self.below is not None
                   else ""]
         if self.kind == "trace":
@@ -120,6 +134,37 @@ class Claim:
         if self.token is not None:
             subject += f" of '{self.token}'"
         return f"{subject} {' and '.join(b for b in bounds if b)}"
+
+    def bounds(self) -> list[tuple[str, float]]:
+        """The claim's numeric bounds as ("above" | "below", value): a differs claim is a lower bound, a same claim
+        an upper one; a claim on what the checker sees has none."""
+        if self.kind == "differs":
+            return [("above", self.threshold)]
+        if self.kind == "same":
+            return [("below", self.threshold)]
+        return [(side, bound) for side, bound in (("above", self.above), ("below", self.below)) if bound is not None]
+
+    def margin(self, value: float | None) -> tuple[float, float] | None:
+        """How far the measured value is from the nearest bound: (distance, the bound). Positive when the claim
+        holds; None for a claim with no bound or no value. A large margin means a wrong model could pass too."""
+        if value is None or not self.bounds() or not math.isfinite(value):
+            return None
+        return min(((value - bound if side == "above" else bound - value), bound) for side, bound in self.bounds())
+
+    def loose(self, value: float | None) -> bool:
+        """True when a lower bound sits under 1/LOOSE_FACTOR of the measured value: a wrong model could pass."""
+        return value is not None and any(side == "above" and bound > 0 and value > LOOSE_FACTOR * bound
+                                         for side, bound in self.bounds())
+
+    def margin_words(self, value: float | None) -> str:
+        """The margin as the report prints it: "margin 2.1 (11% of the bound)"."""
+        found = self.margin(value)
+        if found is None:
+            return ""
+        distance, bound = found
+        share = f" ({abs(distance) / abs(bound):.0%} of the bound)" if bound else ""
+        warning = f"; LOOSE: measured over {LOOSE_FACTOR}x the lower bound" if self.loose(value) else ""
+        return f"margin {distance:.3g}{share}{warning}"
 
     def runs(self) -> tuple[str, ...]:
         return (self.run,) if self.other is None else (self.run, self.other)
@@ -134,10 +179,11 @@ def parse_claim(table: dict, at_step: int) -> Claim:
             raise ClaimFormError(key, f"unknown key; allowed keys are {', '.join(CLAIM_KEYS)}")
     kinds = [kind for kind, present in (("sees", any(k in table for k in SEES_KEYS)),
                                         ("differs", "differs_from" in table), ("same", "same_as" in table),
-                                        ("metric", "metric" in table), ("trace", "trace" in table)) if present]
+                                        ("metric", "metric" in table), ("trace", "trace" in table),
+                                        ("refusal", "refused" in table)) if present]
     if len(kinds) != 1:
         raise ClaimFormError(next(iter(table), "run"), "a claim needs exactly one of: colour/shape/background, "
-                             f"differs_from, same_as, metric, trace (found {', '.join(kinds) or 'none'})")
+                             f"differs_from, same_as, metric, trace, refused (found {', '.join(kinds) or 'none'})")
     kind = kinds[0]
     run = _text(table, "run", "main")
     picture = _text(table, "picture", "x0_hat")
@@ -174,6 +220,8 @@ def parse_claim(table: dict, at_step: int) -> Claim:
         return Claim(kind, other=other, threshold=threshold, **common)
     if kind == "trace":
         return _trace_claim(table, common)
+    if kind == "refusal":
+        return _refusal_claim(table, common)
     metric = _text(table, "metric", None)
     if metric not in METRICS:
         raise ClaimFormError("metric", f"{metric!r} is unknown; allowed metrics are {', '.join(METRICS)}")
@@ -212,6 +260,18 @@ def _trace_claim(table: dict, common: dict) -> Claim:
         raise ClaimFormError("divergence_step", f"{step!r} is not allowed: use a loop index (an integer >= 0)")
     return Claim("trace", trace=command, divergence=divergence, divergence_step=step,
                  above=_number(table, "above", None), below=_number(table, "below", None), **common)
+
+
+def _refusal_claim(table: dict, common: dict) -> Claim:
+    """`refused` = a table of the run's settings that stepviz must refuse; `says` = words its message holds."""
+    refused = table["refused"]
+    if not isinstance(refused, dict) or not refused or any(key not in REFUSABLE for key in refused):
+        raise ClaimFormError("refused", f"{refused!r} is not allowed: give a table of settings from "
+                             f"{', '.join(REFUSABLE)}, e.g. {{ height = 500 }}")
+    says = _text(table, "says", None)
+    if not says:
+        raise ClaimFormError("says", "a refused claim needs says = \"words of the refusal\"")
+    return Claim("refusal", refused=tuple(refused.items()), says=says, **common)
 
 
 def _text(table: dict, key: str, default):

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..engine.checks import StepvizInputError, check_choice
 from ..export.replay import settings_with_edits
 from ..run.session import FORK, MAIN, RunSession, describe_failure
-from .drawing import Drawing
+from .drawing import Drawing, lesson_runs
 from .engine_thread import EngineThread
 from .panels import Panels
 from .cell_hook import redraw_after_cells
@@ -199,6 +199,8 @@ class Debugger:
                 if not moved:
                     return
                 taken, drawn = taken + 1, False
+                if MAIN in moved:
+                    self._keep_up_lesson_runs()
                 paused = MAIN in moved and self._show_events(moved[MAIN].events)
                 if paused:
                     self.panels.note("paused by the lesson: step or play to go on")
@@ -212,8 +214,17 @@ class Debugger:
                 self._redraw()
 
     def _job_events_at_start(self, cancelled) -> None:
+        if self.settings.compare:  # the runs the lesson's notes compare, stepped beside the main run
+            self.session.lesson_branches()
         if not self.session.view(MAIN).records:
             self._show_events(self.session.due_events(MAIN))
+
+    def _keep_up_lesson_runs(self) -> None:
+        """Step each of the lesson's runs until it has taken as many steps as the main run (or ended)."""
+        taken = self.session.steps_taken(MAIN)
+        for branch in lesson_runs(self.session):
+            while self.session.steps_taken(branch) < taken and not self.session.view(branch).done:
+                self.session.step(branch)
 
     def _show_events(self, due) -> bool:
         """The notes of the lesson's events due now, shown whole; True when one asks to pause."""

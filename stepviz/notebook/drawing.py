@@ -51,6 +51,12 @@ class Drawing:
             for branch in (MAIN, FORK):
                 latest = Shown(self.session.view(branch))
                 self.panels.show_compare(branch, latest, step_pictures(pipe, latest.record, kind))
+        taken = len(view.records) if index is None else index + 1
+        for branch in lesson_runs(self.session):  # at the step the main run shows (or their last, when shorter)
+            other = self.session.view(branch)
+            at = Shown(other, min(taken, len(other.records)) - 1)
+            self.panels.show_lesson_run(branch, self.session.label(branch), at,
+                                        step_pictures(pipe, at.record, kind, other.initial_latents))
 
     def _plot(self) -> None:
         """The plots of the newest view asked for (plot thread; older requests are skipped)."""
@@ -122,3 +128,8 @@ class Drawing:
             panels.guidance.value = f"{view.guidance_scale:g}"
         finally:
             self.syncing = False
+
+
+def lesson_runs(session) -> list[str]:
+    """The lesson's [[compare]] runs the session holds (built by Debugger at its start)."""
+    return [name for name in session.steppers if name.startswith("compare-")]

@@ -125,6 +125,11 @@ class Panels:
                                         layout=widgets.Layout(width="50%"))
                            for status, x_t, x0 in self.compare_views.values()])],
             layout=widgets.Layout(display="none"))
+        self.lesson_views: dict[str, tuple] = {}  # a lesson's [[compare]] run -> (status, x_t, x0-hat)
+        self.lesson_row = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
+        self.lesson_box = widgets.VBox(
+            [widgets.HTML("<b>the lesson's runs</b> (the runs its notes compare), each at the step shown above"),
+             self.lesson_row], layout=widgets.Layout(display="none"))
         self.root = widgets.VBox([
             self.header, self.status,
             widgets.HBox([self.step, self.play, self.pause, self.rewind, self.fork, self.busy]),
@@ -135,7 +140,7 @@ class Panels:
                           captioned("x0-hat (the predicted clean image)", self.x0),
                           widgets.VBox([widgets.HTML("<b>guidance</b>"), self.guidance_numbers],
                                        layout=widgets.Layout(margin="0 0 0 1.5em"))]),
-            self.blend_box, self.extra_box, self.attention_box,
+            self.blend_box, self.extra_box, self.attention_box, self.lesson_box,
             widgets.HBox([self.schedule_plot, self.norms_plot]),
             widgets.HTML("<b>prompt anatomy</b>"), self.prompt,
             widgets.HTML("<b>notes</b>"), self.notes,
@@ -195,6 +200,20 @@ class Panels:
         status, x_t, x0 = self.compare_views[name]
         status.value = f"<b>{name}</b>" + pre(status_text(shown.view, shown.record))
         x_t.value, x0.value = png(pictures.get("x_t"), 192), png(pictures.get("x0"), 192)
+
+    def show_lesson_run(self, name: str, label: str, shown, pictures: dict) -> None:
+        """One of the lesson's compared runs ("guidance 1", "the ladder", ...) beside the others."""
+        if name not in self.lesson_views:
+            status, x_t, x0 = widgets.HTML(), picture_widget("160px"), picture_widget("160px")
+            self.lesson_views[name] = (status, x_t, x0)
+            column = widgets.VBox([status, widgets.HBox([captioned("x_t", x_t), captioned("x0-hat", x0)])],
+                                  layout=widgets.Layout(margin="0 1.5em 0.5em 0"))
+            self.lesson_row.children = [*self.lesson_row.children, column]
+            self.lesson_box.layout.display = None
+        status, x_t, x0 = self.lesson_views[name]
+        step = shown.record.index + 1 if shown.record is not None else 0
+        status.value = f"<b>{html.escape(label)}</b>: step {step} of {shown.view.total_steps}"
+        x_t.value, x0.value = png(pictures.get("x_t"), 160), png(pictures.get("x0"), 160)
 
     def note(self, text: str) -> None:
         """A note, shown whole (wrapped); the newest last."""

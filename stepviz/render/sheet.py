@@ -40,7 +40,7 @@ def sheet_image(title: str, subtitle: str, records, pictures, inputs: dict) -> I
         if picture is not None:
             draw.text((x, top), caption, fill=INK, font=text_font)
             sheet.paste(fit_cell(picture, STEP_TILE), (x, top + LINE + 8))
-            x += STEP_TILE + MARGIN
+            x += max(STEP_TILE, int(text_font.getlength(caption))) + MARGIN  # the next caption starts after this one
     final = pictures[-1][1] if pictures else None
     if final is not None:
         draw.text((x, top), f"result (step {records[-1].index + 1})", fill=INK, font=text_font)

@@ -20,7 +20,8 @@ from .preview import decode_images, preview
 
 CELL = 128  # side of one picture in a strip, in pixels: the smallest a back row reads
 GAP = 6
-PER_ROW = 8  # tiles in one row of a strip before it wraps
+PER_ROW = 8  # tiles in one row of a strip at least (more when that lets it fill a slide)
+SLIDE = (1920, 1080)
 LABEL = 24  # label font size: DejaVu's digits and capitals are 18 px tall, "step 12" 23 px with its descender
 TITLE = 28
 LINE = 28  # one label line
@@ -101,9 +102,18 @@ def text_width(text: str, font) -> int:
     return int(font.getlength(text))
 
 
+def slide_columns(count: int, left: int, column: int, block_h: int, top: int) -> int:
+    """Steps to a row (at least PER_ROW) that let the strip be shown largest on a 16:9 slide (1920x1080)."""
+    def scale(per_row: int) -> float:
+        rows = -(-count // per_row)
+        return min(SLIDE[0] / (left + per_row * column), SLIDE[1] / (top + rows * block_h))
+
+    return max(range(min(PER_ROW, count), max(count, PER_ROW) + 1), key=scale)
+
+
 def strip_image(records, pictures, every: int = 1, title: str = "", row_names=("x_t", "x0-hat")) -> Image.Image:
-    """The strip: blocks of up to PER_ROW kept steps, each a header (step, t, sigma, changes) over one row
-    per picture kind, the blocks one under the other."""
+    """The strip: blocks of kept steps (as many to a row as show it largest on a slide), each a header (step, t,
+    sigma, changes) over one row per picture kind, the blocks one under the other."""
     font, title_font = label_font(LABEL), label_font(TITLE)
     kept = kept_indices(len(records), every)
     cells = [[fit_cell(pictures[i][row]) for i in kept] for row in range(len(row_names))]
@@ -113,8 +123,9 @@ def strip_image(records, pictures, every: int = 1, title: str = "", row_names=("
     top_title = TITLE + 2 * GAP if title else 0
     header = 4 * LINE + GAP
     block_h = header + len(row_names) * (cell_h + GAP) + 2 * GAP
-    blocks = [kept[start:start + PER_ROW] for start in range(0, len(kept), PER_ROW)]
-    width = left + min(len(kept), PER_ROW) * (cell_w + GAP) + GAP
+    per_row = slide_columns(len(kept), left, cell_w + GAP, block_h, top_title)
+    blocks = [kept[start:start + per_row] for start in range(0, len(kept), per_row)]
+    width = left + min(len(kept), per_row) * (cell_w + GAP) + GAP
     strip = Image.new("RGB", (max(width, text_width(title, title_font) + 2 * GAP), top_title + len(blocks) * block_h),
                       BACKGROUND)
     draw = ImageDraw.Draw(strip)

@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from ..lessons import run_measures
 from ..lessons.claims import ATTENTION_METRICS, Claim
 from ..lessons.pacing import MAX_CLASS_SECONDS, class_seconds, describe_seconds
 
@@ -128,6 +129,8 @@ def measure(claim: Claim, runs: LessonRuns) -> ClaimResult:
     try:
         if claim.kind == "trace":
             return _trace(claim)
+        if claim.kind == "refusal":
+            return _refusal(claim, runs)
         taken = runs.steps_taken(claim.run, claim.step)
         if claim.kind == "sees":
             return _sees(claim, runs, taken)
@@ -166,6 +169,16 @@ def _trace(claim: Claim) -> ClaimResult:
     passed = passed and (claim.above is None or value > claim.above) and (claim.below is None or value < claim.below)
     where = "" if first is None else f" at step {first.step} ({first.quantity})"
     return ClaimResult(claim, "-", passed, f"found {found}{where}, final {value:.3g} apart", value)
+
+
+def _refusal(claim: Claim, runs: LessonRuns) -> ClaimResult:
+    from ..engine.checks import StepvizInputError
+
+    try:
+        runs.settings_of(claim.run).with_overrides(**dict(claim.refused)).validate()
+    except StepvizInputError as exc:
+        return ClaimResult(claim, "-", claim.says in str(exc), f"refused: {exc}")
+    return ClaimResult(claim, "-", False, "accepted")
 
 
 def _sees(claim: Claim, runs: LessonRuns, taken: int) -> ClaimResult:
@@ -209,6 +222,8 @@ def metric_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
         return mean_difference(runs.picture(claim.run, claim.picture, taken), runs.input_picture(claim.run), keep)
     if name in ATTENTION_METRICS:
         return attention_value(claim, runs, taken)
+    if name in run_measures.MEASURES:
+        return run_measures.measure(name, runs, claim.run, taken, mean_difference)
     latents = stepper.run_inputs.image_latents
     if name in ("input_round_trip", "input_latents_std"):
         if latents is None:
@@ -266,7 +281,9 @@ def print_report(report: LessonReport, out=None) -> None:
     for result in report.results:
         claim = result.claim
         mark = "pass" if result.passed else "FAIL"
-        print(f"  {mark}  step {str(result.step):>3}  {claim.describe():<58} {result.measured}", file=out)
+        margin = claim.margin_words(result.value)
+        print(f"  {mark}  step {str(result.step):>3}  {claim.describe():<58} {result.measured}"
+              + (f", {margin}" if margin else ""), file=out)
         if claim.say:
             print(f"              ({claim.say})", file=out)
     if not report.results:

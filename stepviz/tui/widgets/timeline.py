@@ -12,8 +12,9 @@ from ...run.session import Shown
 
 
 def cell_layout(total: int, width: int, viewed: int) -> tuple[int, int]:
-    """(cell width, first step shown) so that `total` cells fit `width` columns around `viewed`."""
-    cell = max(1, min(4, width // max(total, 1)))
+    """(cell width, first step shown): cells wide enough for the step numbers and a space (up to 4 columns
+    when all fit); when they do not all fit `width`, the window scrolls to keep `viewed` in the middle."""
+    cell = max(len(str(max(total, 1))) + 1, min(4, width // max(total, 1)))
     visible = max(width // cell, 1)
     first = 0 if total <= visible else min(max(viewed - visible // 2, 0), total - visible)
     return cell, first
