@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from stepviz.export.run_export import export_run
 from stepviz.export.seed_grid import Cell, counts, grid_image
-from stepviz.lessons.schema import load_scenario
+from stepviz.run.lesson_file import load_lesson
 
 SLIDE = (1920, 1080)
 SMALLEST = 18  # px on the slide
@@ -50,7 +50,7 @@ def drawn(monkeypatch):
 
 
 def lesson(name: str, model) -> object:
-    return load_scenario(name).with_overrides(model=str(model), steps=25, height=32, width=32)
+    return load_lesson(name).with_overrides(model=str(model), steps=25, height=32, width=32)
 
 
 def assert_readable(drawn, folder):
