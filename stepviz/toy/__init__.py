@@ -3,7 +3,7 @@
 - `world`: draw_scene / random_scene, COLOURS, SHAPES, BACKGROUNDS, caption, parse_caption
 - `checker`: check(image, caption), classify(image), inspect(image): template fit of circle/square/triangle
   (`stepviz lessons check`, seed grids and attention pictures judge toy pictures with it)
-- `model*/`: the shipped models' weights, loaded by stepviz.models ("toy", "toy-inpaint", "toy-depth")
+- `weights/`: the shipped models' parts, loaded by stepviz.models ("toy", "toy-inpaint", "toy-depth", "toy-flow")
 
 The lab that trained and evaluated them lives outside the package, in the repository's training/.
 """
