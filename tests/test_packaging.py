@@ -43,7 +43,7 @@ def test_no_training_or_evaluation_module_report_or_loss_curve_in_the_wheel(whee
     assert not [n for n in names if Path(n).name in ("TRAINING.md", "evaluation.md", "PREVIEW.md", "DECODER.md",
                                                      "depth_estimator.md", "latent_rgb.json")]
     # what the product loads is there: each shipped model's index and its parts
-    for model in ("toy", "toy-inpaint", "toy-depth"):
+    for model in ("toy", "toy-inpaint", "toy-depth", "toy-flow"):
         assert f"stepviz/toy/weights/{model}/model_index.json" in names
     assert "stepviz/tui/stepviz.tcss" in names and "stepviz/lessons/unit3.ipynb" in names
     assert "stepviz/export/page_assets/page.js" in names and "stepviz/export/page_assets/page.css" in names
@@ -54,5 +54,7 @@ def test_no_weight_file_is_in_the_wheel_twice(wheel):
     for name in wheel.namelist():
         if name.endswith(".safetensors"):
             by_content[hashlib.sha256(wheel.read(name)).hexdigest()].append(name)
-    assert len(by_content) >= 8  # 3 UNets, 2 VAEs, the text encoder, the preview decoder, the depth estimator
+    # 3 UNets, 2 VAEs, the text encoder, the preview decoder, the depth estimator, toy-flow's transformer and text
+    # encoder
+    assert len(by_content) >= 10
     assert [names for names in by_content.values() if len(names) > 1] == []

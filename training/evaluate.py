@@ -1,6 +1,7 @@
 """Does the toy model obey its prompt? Run the real diffusers pipeline and ask the checker.
 
-    python -m training.evaluate [--model toy|DIR] [--seeds 4] [--steps 25] [--scheduler ddim] [--grids DIR] [--pairs N]
+    python -m training.evaluate [--model toy|toy-flow|DIR] [--seeds 4] [--steps 25] [--scheduler ddim] [--grids DIR]
+                                [--pairs N]
 
 The fixed evaluation set: every colour x shape x background prompt (36) with seeds 14000..14003
 (generator = torch.Generator().manual_seed(seed)), 144 pictures, generated with
@@ -11,6 +12,9 @@ the checker finds the prompted colour, shape (template fit), both, and backgroun
 template rule alone (no convexity or rival test), and how often the default "approx" preview of the
 final step's x_t and x0-hat names the same colour as the full VAE decode of the same latents. --pairs N (version
 3's models) also judges N two-shape prompts (seeds 20000..) by check_scene: both pairs, placement, background.
+A flow model (toy-flow, a StableDiffusion3Pipeline folder train_flow wrote) runs in diffusers'
+StableDiffusion3Pipeline under its own FlowMatchEuler scheduler (SD3's shift 3.0); that scheduler returns no
+x0-hat, so its table has no preview columns.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from stepviz.engine.schedulers import make_scheduler
 from stepviz.toy.checker import check, inspect
 from stepviz.toy.world import all_captions
 
-from .sources import SHIPPED_MODEL, load_toy_pipeline
+from .sources import SHIPPED_MODEL, is_flow_model, load_toy_pipeline
 
 GUIDANCE_SCALES = (7.5, 1.0)
 EVAL_FIRST_SEED = 14_000  # the fixed evaluation set's seeds: 14000, 14001, ... per prompt
@@ -228,9 +232,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--first-seed", type=int, default=EVAL_FIRST_SEED, help="the evaluation set's first seed")
     parser.add_argument("--grids", default=None, help="also save a 4 x 4 grid of fresh pictures per shape there")
     parser.add_argument("--steps", type=int, default=25, help="scheduler steps")
-    parser.add_argument("--scheduler", default="ddim",
+    parser.add_argument("--scheduler", default=None,
                         help="a stepviz scheduler name (`stepviz schedulers`) built from the model's config; the "
-                             "evaluation set's figures are DDIM's")
+                             "evaluation set's figures are DDIM's (default), a flow model's its own FlowMatchEuler")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on busy cores)")
     parser.add_argument("--pairs", type=int, default=0,
                         help="also judge this many two-shape prompts (version 3's captions) at guidance 7.5")
@@ -240,10 +244,11 @@ def main(argv: list[str] | None = None) -> None:
     pipe = load_toy_pipeline(args.model)
     if args.seeds < 1:
         parser.error(f"--seeds must be at least 1, not {args.seeds}")
-    try:
-        pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
-    except ValueError as exc:
-        parser.error(str(exc))
+    if args.scheduler is not None or not is_flow_model(args.model):
+        try:
+            pipe.scheduler = make_scheduler(args.scheduler or "ddim", pipe.scheduler.config)
+        except ValueError as exc:
+            parser.error(str(exc))
     print(format_table(accuracy_table(pipe, seeds_per_prompt=args.seeds, steps=args.steps, first_seed=args.first_seed)))
     if args.pairs > 0:
         row = pair_accuracy(pipe, args.pairs, steps=args.steps)

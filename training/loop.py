@@ -37,6 +37,7 @@ class Schedule:
     save_every_s: float = 180
     ema_decay: float = 0.0  # used when the loop keeps averages
     report_every: int = 0  # print the mean loss every N steps (0: never)
+    until: int = 0  # stop after this many steps, a checkpoint written (0: at `steps`); the LR stays that of `steps`
 
 
 def update_ema(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
@@ -65,8 +66,8 @@ def train_steps(schedule: Schedule, modules: dict[str, torch.nn.Module], optimiz
     clock = SaveClock(schedule.save_every_s)
     for module in modules.values():
         module.train()
-    progress = tqdm(range(start, schedule.steps), initial=start, total=schedule.steps, desc=schedule.name,
-                    mininterval=5)
+    end = min(schedule.until or schedule.steps, schedule.steps)
+    progress = tqdm(range(start, end), initial=start, total=schedule.steps, desc=schedule.name, mininterval=5)
     for step in progress:
         for group in optimizer.param_groups:
             group["lr"] = group.get("lr_scale", 1.0) * warmup_cosine(step, schedule.steps, schedule.lr, warmup)
@@ -79,7 +80,7 @@ def train_steps(schedule: Schedule, modules: dict[str, torch.nn.Module], optimiz
         for average, module in averages.values():
             update_ema(average, module, decay)
         losses.append(loss.item())
-        last = step + 1 == schedule.steps
+        last = step + 1 == end
         if step % 25 == 0:
             progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         if schedule.report_every and (step % schedule.report_every == 0 or last):

@@ -24,6 +24,9 @@ UNUSED_COMPONENTS = ("safety_checker", "feature_extractor", "image_encoder")
 # model_index.json's map of the pipeline's parts to folders elsewhere (relative to the pipeline's folder): the
 # models stepviz ships share parts (one VAE, text encoder, preview decoder...), each file stored once.
 PARTS_KEY = "_stepviz_parts"
+# model_index.json's config values a shared part is loaded with, per part (from_pretrained's keyword overrides):
+# toy-flow reads the toy's VAE with SD3's shift_factor and the toy's tokenizer with a shorter model_max_length.
+PART_CONFIG_KEY = "_stepviz_part_config"
 
 
 class ModelLoadError(ValueError):

@@ -1,8 +1,8 @@
 """load_pipeline: a Stable Diffusion 1.x/2.x or SDXL checkpoint, offline, safetensors only.
 
 `model` is one of
-  - "toy", "toy-inpaint", "toy-depth": the models shipped inside stepviz (stepviz/toy/weights/: one folder per
-    model holding its model_index.json, whose parts map names the shared part folders beside it);
+  - "toy", "toy-inpaint", "toy-depth", "toy-flow": the models shipped inside stepviz (stepviz/toy/weights/: one
+    folder per model holding its model_index.json, whose parts map names the shared part folders beside it);
   - a local folder holding model_index.json;
   - a hub id ("org/name") already in the local Hugging Face cache. stepviz never downloads;
   - a single-file checkpoint (.safetensors with the original key names): SD 1.x, 2.x or SDXL.
@@ -20,15 +20,15 @@ from ..engine.families import PIPELINE_CLASSES
 from ..engine.pipeline_facts import facts_of
 from .device import pick_device, pick_dtype
 from .load_warnings import warnings_as_notices
-from .folder_check import (PARTS_KEY, PICKLE_SUFFIXES, UNUSED_COMPONENTS, ModelFacts, ModelLoadError,
-                           check_model_folder, part_folders)
+from .folder_check import (PART_CONFIG_KEY, PARTS_KEY, PICKLE_SUFFIXES, UNUSED_COMPONENTS, ModelFacts,
+                           ModelLoadError, check_model_folder, part_folders)
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "toy" / "weights"
-SHIPPED = ("toy", "toy-inpaint", "toy-depth")  # each a folder of SHIPPED_WEIGHTS
+SHIPPED = ("toy", "toy-inpaint", "toy-depth", "toy-flow")  # each a folder of SHIPPED_WEIGHTS
 
 
 def shipped_folder(name: str) -> Path:
-    """The folder of a shipped model ("toy", "toy-inpaint", "toy-depth"): its model_index.json and parts map."""
+    """The folder of a shipped model (one of SHIPPED): its model_index.json and parts map."""
     if name not in SHIPPED:
         raise ValueError(f"{name!r} is not a shipped model: use one of {', '.join(SHIPPED)}")
     return SHIPPED_WEIGHTS / name
@@ -154,7 +154,9 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
         except Exception as exc:  # diffusers raises many kinds; one clear line for the user
             raise ModelLoadError(f"could not load the weights of {folder}: {first_line(exc)}") from None
         return _ready(pipe, model, folder, device, attention_slicing, vae_tiling, notices, parts)
-    extra = {}
+    # a component saved as none (an SD3 pipeline saved without T5: [null, null]) is passed as None, without which
+    # diffusers' from_pretrained refuses the folder ("expected ... but only ... were passed")
+    extra = {name: None for name, entry in index.items() if not name.startswith("_") and entry == [None, None]}
     skipped = [name for name in UNUSED_COMPONENTS if (index.get(name) or [None])[0] is not None
                and not (folder / name).is_dir()]
     if "safety_checker" in index:
@@ -192,12 +194,16 @@ def check_component_files(index: dict, parts: dict[str, Path], folder: Path, var
 
 def assemble_pipeline(cls, index: dict, parts: dict[str, Path], torch_dtype):
     """The pipeline built from its parts' folders, each loaded as diffusers' from_pretrained loads a
-    component (safetensors only, offline, the pipeline's dtype for the weights)."""
+    component (safetensors only, offline, the pipeline's dtype for the weights), with the config values
+    model_index.json gives it (PART_CONFIG_KEY)."""
     import importlib
     import inspect
 
     import torch
 
+    configs = index.get(PART_CONFIG_KEY) or {}
+    if not (isinstance(configs, dict) and all(isinstance(values, dict) for values in configs.values())):
+        raise ModelLoadError(f"model_index.json: {PART_CONFIG_KEY} must map part names to config values")
     arguments = {}
     for name in inspect.signature(cls.__init__).parameters:
         entry = index.get(name)
@@ -212,7 +218,8 @@ def assemble_pipeline(cls, index: dict, parts: dict[str, Path], torch_dtype):
             if issubclass(part_class, torch.nn.Module):
                 options = {"dtype" if library == "transformers" else "torch_dtype": torch_dtype,
                            "use_safetensors": True}
-            arguments[name] = part_class.from_pretrained(parts[name], local_files_only=True, **options)
+            arguments[name] = part_class.from_pretrained(parts[name], local_files_only=True, **options,
+                                                         **configs.get(name, {}))
         elif name not in ("self", "args", "kwargs"):
             arguments[name] = None
     return cls(**arguments)
