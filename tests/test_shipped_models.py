@@ -83,7 +83,7 @@ def test_assembled_model_steps_bit_identically_to_its_plain_diffusers_folder(nam
             assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine), part
     assert weights_hash(plain)[0] == weights_hash(shipped_folder(name))[0]
     scene = draw_scene("red", "circle", "black", seed=1)
-    inputs = {} if name == "toy" else dict(image=scene.pil())
+    inputs = {} if MODES[name] == "txt2img" else dict(image=scene.pil())
     if name == "toy-inpaint":
         inputs["mask_image"] = scene.pil().convert("L")
     runs = [Stepper(pipe, prompt="a blue circle on a black background", seed=3, num_inference_steps=2,
