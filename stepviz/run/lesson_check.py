@@ -311,6 +311,7 @@ def run_check_command(names: list[str]) -> int:
     claims = sum(len(r.results) for r in reports)
     failed = sum(not c.passed for r in reports for c in r.results)
     bad_lessons = [r.name for r in reports if not r.passed or not r.results]
-    print(f"{len(reports)} lessons, {claims} claims: {claims - failed} pass, {failed} fail"
+    lessons = f"{len(reports)} lesson" + ("" if len(reports) == 1 else "s")
+    print(f"{lessons}, {claims} claims: {claims - failed} pass, {failed} fail"
           + (f"; not passing: {', '.join(bad_lessons)}" if bad_lessons else ""))
     return 1 if bad_lessons else 0
