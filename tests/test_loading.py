@@ -81,7 +81,7 @@ def test_loading_runs_without_the_garbage_collector_and_puts_it_back(tiny_model_
     seen = []
     settings = RunSettings(model=str(tiny_model_dir), steps=2, height=32, width=32)
     load = settings.load_pipeline
-    settings.load_pipeline = lambda: seen.append(gc.isenabled()) or load()
+    settings.load_pipeline = lambda progress=None: seen.append(gc.isenabled()) or load()
     try:
         RunSession(settings).load()
         assert seen == [False] and gc.isenabled()
@@ -92,3 +92,22 @@ def test_loading_runs_without_the_garbage_collector_and_puts_it_back(tiny_model_
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+def test_loading_names_each_part_as_it_checks_and_loads_it(tiny_model_dir):
+    heard: list[str] = []
+    load_pipeline(str(tiny_model_dir), progress=heard.append)
+    checked = [text.removeprefix("checking ") for text in heard if text.startswith("checking ")]
+    assert {"unet", "vae", "text_encoder"} <= set(checked), heard
+    assert heard[-1].startswith("loading ") and "unet" in heard[-1], heard  # a plain folder: from_pretrained, last
+
+
+def test_a_shipped_model_is_loaded_part_by_part_and_the_tui_hears_each(monkeypatch):
+    from stepviz.run.session import RunSession
+    from stepviz.run.settings import RunSettings
+
+    heard: list[str] = []
+    RunSession(RunSettings(model="toy", steps=2)).load(heard.append)
+    loaded = [text for text in heard if text.startswith("toy: loading ")]
+    assert {"toy: loading unet", "toy: loading vae", "toy: loading text_encoder"} <= set(loaded), heard
+    assert heard.index("toy: checking unet") < heard.index("toy: loading unet"), heard

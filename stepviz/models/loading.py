@@ -109,7 +109,7 @@ def collection_paused(freeze: bool = False):
 @collection_paused()
 def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: bool = False,
                   attention_slicing: bool = False, variant: str | None = None, vae_tiling: bool = False,
-                  prediction_type: str | None = None, config=None):
+                  prediction_type: str | None = None, config=None, progress=None):
     """Load a Stable Diffusion (1.x, 2.x, XL) pipeline offline.
 
     device: "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:N", "mps"; dtype: "auto" (float16 on a
@@ -117,8 +117,10 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
     *.<variant>.safetensors (found by itself when a folder holds only one kind); vae_tiling: diffusers' tiled
     and sliced VAE decode (less memory for big pictures). A single .safetensors file is read with the config
     stepviz ships for its kind (single_file.py): prediction_type tells SD 2.x's eps from v; config: a diffusers
-    folder to take the architecture from instead.
+    folder to take the architecture from instead. progress(text), when given, hears each part as it is checked
+    and loaded (the TUI shows it while a model loads).
     """
+    progress = progress or (lambda text: None)
     quiet_libraries()
     device = pick_device(device)
     torch_dtype = pick_dtype(dtype, device)
@@ -147,10 +149,10 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
     notices = []
     parts = part_folders(folder, index)
     variant = weight_variant(parts.get("unet", folder / "unet"), variant, notices)
-    check_component_files(index, parts, folder, variant, allow_pickle)
+    check_component_files(index, parts, folder, variant, allow_pickle, progress)
     if PARTS_KEY in index:
         try:
-            pipe = assemble_pipeline(cls, index, parts, torch_dtype)
+            pipe = assemble_pipeline(cls, index, parts, torch_dtype, progress)
         except Exception as exc:  # diffusers raises many kinds; one clear line for the user
             raise ModelLoadError(f"could not load the weights of {folder}: {first_line(exc)}") from None
         return _ready(pipe, model, folder, device, attention_slicing, vae_tiling, notices, parts)
@@ -165,6 +167,7 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
     if skipped:
         notices.append(f"model_index.json names {' and '.join(skipped)}, absent from the folder: loaded without "
                        "(stepviz does not use them)")
+    progress(f"loading {', '.join(component_names(index))} (diffusers' from_pretrained)")
     try:
         pipe = cls.from_pretrained(folder, dtype=torch_dtype, use_safetensors=None if allow_pickle else True,
                                    local_files_only=True, variant=variant, **extra)
@@ -173,18 +176,23 @@ def load_pipeline(model="toy", device="auto", dtype="auto", *, allow_pickle: boo
     return _ready(pipe, model, folder, device, attention_slicing, vae_tiling, notices, parts)
 
 
+def component_names(index: dict) -> list[str]:
+    """The components model_index.json lists with a class (the ones that are loaded)."""
+    return [name for name, entry in index.items()
+            if not name.startswith("_") and isinstance(entry, list) and len(entry) == 2 and entry[0] is not None]
+
+
 def check_component_files(index: dict, parts: dict[str, Path], folder: Path, variant: str | None,
-                          allow_pickle: bool) -> None:
+                          allow_pickle: bool, progress=lambda text: None) -> None:
     """Every component with weights (and the preview decoder): config values of the right types, and tensors
     whose names and shapes are the ones its config makes (weight_check.py), before anything is built."""
     from .weight_check import check_component, component_class
 
-    for name, entry in index.items():
-        if name.startswith("_") or not (isinstance(entry, list) and len(entry) == 2 and entry[0] is not None):
-            continue
+    for name in component_names(index):
         place = parts.get(name, folder / name)
         if place.is_dir():
-            cls = component_class(name, *entry)
+            progress(f"checking {name}")
+            cls = component_class(name, *index[name])
             check_component(name, cls, place, variant, allow_pickle)
     preview = parts.get("preview_decoder")
     if preview is not None and preview.is_dir():
@@ -192,7 +200,7 @@ def check_component_files(index: dict, parts: dict[str, Path], folder: Path, var
                         preview, None, allow_pickle)
 
 
-def assemble_pipeline(cls, index: dict, parts: dict[str, Path], torch_dtype):
+def assemble_pipeline(cls, index: dict, parts: dict[str, Path], torch_dtype, progress=lambda text: None):
     """The pipeline built from its parts' folders, each loaded as diffusers' from_pretrained loads a
     component (safetensors only, offline, the pipeline's dtype for the weights), with the config values
     model_index.json gives it (PART_CONFIG_KEY)."""
@@ -218,6 +226,7 @@ def assemble_pipeline(cls, index: dict, parts: dict[str, Path], torch_dtype):
             if issubclass(part_class, torch.nn.Module):
                 options = {"dtype" if library == "transformers" else "torch_dtype": torch_dtype,
                            "use_safetensors": True}
+            progress(f"loading {name}")
             arguments[name] = part_class.from_pretrained(parts[name], local_files_only=True, **options,
                                                          **configs.get(name, {}))
         elif name not in ("self", "args", "kwargs"):

@@ -117,7 +117,8 @@ class RunSession:
                 quiet_libraries()  # imports diffusers: the longest part of a cold start, timed apart from the weights
 
                 progress(f"loading the weights of {self.settings.model}")
-                self.pipe = self.settings.load_pipeline()
+                self.pipe = self.settings.load_pipeline(
+                    progress=lambda part: progress(f"{self.settings.model}: {part}"))
             progress("encoding the prompt, preparing the run")
             self._inputs = self.settings.input_pictures()
             return self.adopt(self.settings.make_stepper(self.pipe, self.engine))

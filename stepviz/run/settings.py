@@ -146,12 +146,14 @@ class RunSettings:
             return depth_tensor(self.depth_map)
         return self.depth_map
 
-    def load_pipeline(self, model=None):
-        """The pipeline for `model` (default: this run's) on this run's device, dtype and weight variant."""
+    def load_pipeline(self, model=None, progress=None):
+        """The pipeline for `model` (default: this run's) on this run's device, dtype and weight variant;
+        progress(text) hears each part as it is checked and loaded."""
         from ..models import load_pipeline
 
         return load_pipeline(self.model if model is None else model, device=self.device, dtype=self.dtype,
-                             variant=self.variant, vae_tiling=self.vae_tiling, prediction_type=self.prediction_type)
+                             variant=self.variant, vae_tiling=self.vae_tiling, prediction_type=self.prediction_type,
+                             progress=progress)
 
     def input_pictures(self) -> dict:
         """The pictures the run takes, as given: {"input": ..., "mask": ...} (PIL images); none for txt2img."""
