@@ -425,7 +425,7 @@ async def test_model_loads_in_a_worker_when_no_pipe_is_given(tiny_model_dir):
 async def test_space_pressed_while_the_model_loads_takes_step_1_once_it_is_loaded(tiny_model_dir):
     settings = RunSettings(model=str(tiny_model_dir), steps=3, height=32, width=32)
     loaded, load = threading.Event(), settings.load_pipeline
-    settings.load_pipeline = lambda progress=None: loaded.wait(30) and load()  # the model loads until the key is pressed
+    settings.load_pipeline = lambda progress=None: loaded.wait(30) and load()  # loads when the key is pressed
     app = StepvizApp(settings)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
