@@ -25,7 +25,8 @@ import time
 
 import torch
 
-from . import checks, defaults, families, flow_modes, flow_schedule, flow_text, guidance, prediction, text
+from . import (checks, defaults, families, flow_modes, flow_schedule, flow_text, guidance, prediction,
+               prompt_tokens)
 from .flow_layout import image_ids, pack, unpack
 from .errors import NonFiniteError, RunFinishedError
 from .pipeline_facts import facts_of
@@ -104,8 +105,8 @@ class FlowLoop(RunEdits):
         if not self._finite(self.prompt_embeds, self.conditioning.pooled):
             self._setup_nonfinite = "text_encoder"
         shape = tuple(self.prompt_embeds[1:].shape)
-        self.prompt_anatomy = text.prompt_anatomy(pipe.tokenizer, prompt, shape)
-        self.negative_anatomy = text.prompt_anatomy(pipe.tokenizer, self.negative_prompt, shape)
+        self.prompt_anatomy = prompt_tokens.prompt_anatomy(pipe.tokenizer, prompt, shape)
+        self.negative_anatomy = prompt_tokens.prompt_anatomy(pipe.tokenizer, self.negative_prompt, shape)
         for anatomy in (self.prompt_anatomy, self.negative_anatomy):
             if anatomy.notice:
                 self.notices.append(anatomy.notice)

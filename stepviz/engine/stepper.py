@@ -24,14 +24,15 @@ import time
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from . import (attention, checks, constructor_fixes, defaults, families, guidance, memory, modes, prediction,
-               schedulers, sdxl, text)
+from . import (attention, checks, conditioning, constructor_fixes, defaults, families, guidance, memory, modes,
+               prediction, prompt_tokens, schedulers)
 from .errors import NonFiniteError, RunFinishedError
 from .pipeline_facts import facts_of
 from .flow_stepper import FlowLoop
 from .records import PromptAnatomy, RunLogEntry, StepRecord
 from .run_edits import RunEdits
 from .snapshots import Snapshot
+from .vae import vae_upcast
 
 
 class Stepper(RunEdits):
@@ -67,7 +68,7 @@ class Stepper(RunEdits):
                          mask_image=mask_image, depth_map=depth_map)
         checks.check_prompts(prompt, negative_prompt, prompt_embeds)
         checks.check_pipeline(type(pipe).__name__, families.PIPELINE_CLASSES)
-        self.sdxl = sdxl.is_sdxl(pipe)
+        self.sdxl = families.is_sdxl(pipe)
         checks.check_mode(mode, pipe.unet.config.in_channels, sdxl=self.sdxl)
         checks.check_steps_fit(num_inference_steps, pipe.scheduler.config.num_train_timesteps)
         if scheduler is not None and not isinstance(scheduler, str) and not hasattr(scheduler, "set_timesteps"):
@@ -105,15 +106,15 @@ class Stepper(RunEdits):
 
         # Text conditioning, always both branches so the guidance scale can cross 1.0 later.
         # Given embeddings (diffusers' prompt_embeds / negative_prompt_embeds) are used as they are.
-        with torch.no_grad():  # SD: one text encoder; SDXL: two and a pooled embedding (engine/sdxl.py)
-            self.conditioning = sdxl.text_conditioning(pipe, prompt, negative_prompt, self.device,
+        with torch.no_grad():  # SD: one text encoder; SDXL: two and a pooled embedding (engine/conditioning.py)
+            self.conditioning = conditioning.text_conditioning(pipe, prompt, negative_prompt, self.device,
                                                        prompt_embeds, negative_prompt_embeds)
         self.prompt_embeds = self.conditioning.prompt_embeds
         if not self._finite(self.prompt_embeds, self.conditioning.text_embeds):
             self._setup_nonfinite = "text_encoder"
         tokenizer, shape = pipe.tokenizer or pipe.tokenizer_2, tuple(self.prompt_embeds[1:].shape)
-        self.prompt_anatomy: PromptAnatomy = text.prompt_anatomy(tokenizer, prompt, shape)
-        self.negative_anatomy = text.prompt_anatomy(tokenizer, self.negative_prompt, shape)
+        self.prompt_anatomy: PromptAnatomy = prompt_tokens.prompt_anatomy(tokenizer, prompt, shape)
+        self.negative_anatomy = prompt_tokens.prompt_anatomy(tokenizer, self.negative_prompt, shape)
         for anatomy in (self.prompt_anatomy, self.negative_anatomy):
             if anatomy.notice:
                 self.notices.append(anatomy.notice)
@@ -128,7 +129,7 @@ class Stepper(RunEdits):
             self.notices.append(run.notice)
         self.height, self.width = run.height, run.width
         if self.sdxl:  # SDXL's size conditioning: the picture's own size, no crop
-            sdxl.add_time_ids(pipe, self.conditioning, run.height, run.width, self.device)
+            conditioning.add_time_ids(pipe, self.conditioning, run.height, run.width, self.device)
         self.latents = run.latents
         if not self._finite(run.image_latents, run.masked_image_latents):
             self._setup_nonfinite = self._setup_nonfinite or "vae_encode"
@@ -324,7 +325,7 @@ class Stepper(RunEdits):
     def image(self, latents: torch.Tensor | None = None):
         """Full VAE decode of the current latents (or the given ones) as a PIL image."""
         latents = self.latents if latents is None else latents
-        with sdxl.vae_upcast(self.pipe):  # SDXL's fp16 VAE decodes in float32, as its pipeline does
+        with vae_upcast(self.pipe):  # SDXL's fp16 VAE decodes in float32, as its pipeline does
             vae = self.pipe.vae
             pixels = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
         if not bool(torch.isfinite(pixels).all()):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..engine import guidance, prediction, schedulers, sdxl, text
+from ..engine import conditioning, guidance, prediction, prompt_tokens, schedulers
 from ..engine.checks import StepvizInputError
 from ..engine.records import StepRecord
 from .loop import LoopRecording
@@ -29,8 +29,8 @@ class LoopReplay:
         self.prompt_anatomy = self.negative_anatomy = None
         if pipe.tokenizer is not None and records:
             shape = tuple(records[0].noise_pred_text.shape)
-            self.prompt_anatomy = text.prompt_anatomy(pipe.tokenizer, prompt, shape)
-        self.conditioning = sdxl.Conditioning(embeddings)  # [uncond, text]
+            self.prompt_anatomy = prompt_tokens.prompt_anatomy(pipe.tokenizer, prompt, shape)
+        self.conditioning = conditioning.Conditioning(embeddings)  # [uncond, text]
         self.extra_channels: dict = {}
         self.history_fill = None
 
