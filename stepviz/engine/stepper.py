@@ -183,10 +183,7 @@ class Stepper(RunEdits):
     @torch.no_grad()
     def step(self) -> StepRecord:
         """One iteration of the course's loop: x_t -> x_{t-1}, recorded."""
-        if self.stopped is not None:
-            raise self.stopped
-        if self.done:
-            raise RunFinishedError("the run is finished: rewind(k) or fork() to go on from an earlier step")
+        self._check_can_step()
         started = time.perf_counter()
         pipe, sched, x_t = self.pipe, self.scheduler, self.latents
         t = self.timesteps[self._loop_index]
@@ -194,7 +191,6 @@ class Stepper(RunEdits):
         prediction_type = self.prediction_type  # eps, v or x0: what the UNet gives
         sigma, abar = self._noise_level_at(self._loop_index)
         s = self.guidance_scale
-        run = self.run_inputs
         nonfinite = self._setup_nonfinite
 
         # 1. latent_model_input = [x_t, x_t]: uncond first, then text
@@ -203,8 +199,7 @@ class Stepper(RunEdits):
         latent_model_input = sched.scale_model_input(latent_model_input, t)
         # 2b. extra conditioning channels, appended in order: inpainting model [m, E(masked image)], Depth2Img [depth]
         extra = self.extra_channels
-        if extra:
-            latent_model_input = torch.cat([latent_model_input, *(torch.cat([c] * 2) for c in extra.values())], dim=1)
+        latent_model_input = self._with_extra_channels(latent_model_input, extra)
         # 3. UNet -> eps (or v, or x0, as prediction_type says) for both branches (and, when asked, the text
         #    branch's cross-attention maps beside it). With CFG (diffusers: s > 1 and no guidance embedding) one
         #    call on the batch of two; without, the prompt's call alone drives the step, as in diffusers, and the
@@ -212,20 +207,12 @@ class Stepper(RunEdits):
         cfg = guidance.uses_cfg(s, pipe.unet.config)
         timestep_cond = guidance.scale_embedding(pipe, s, latents_dtype=x_t.dtype)
         unet_started = time.perf_counter()
-        if cfg:
-            noise_pred_both, maps = self._unet(latent_model_input, t, slice(0, 2), timestep_cond, x_t)
-            noise_pred_uncond, noise_pred_text = noise_pred_both.chunk(2)
-        else:
-            noise_pred_uncond, _ = self._unet(latent_model_input[:1], t, slice(0, 1), timestep_cond, x_t,
-                                              capture=False)
-            noise_pred_text, maps = self._unet(latent_model_input[1:], t, slice(1, 2), timestep_cond, x_t)
+        noise_pred_uncond, noise_pred_text, maps = self._both_branches(latent_model_input, t, timestep_cond, x_t, cfg)
         seconds_unet = time.perf_counter() - unet_started
-        if not self._finite(noise_pred_uncond, noise_pred_text):
-            nonfinite = nonfinite or "unet"
+        nonfinite = self._watch(nonfinite, "unet", noise_pred_uncond, noise_pred_text)
         # 4. CFG: eps_hat = eps_uncond + s (eps_text - eps_uncond); without CFG eps_hat = eps_text
         noise_pred = guidance.combine(noise_pred_uncond, noise_pred_text, s) if cfg else noise_pred_text
-        if not self._finite(noise_pred):
-            nonfinite = nonfinite or "guidance"
+        nonfinite = self._watch(nonfinite, "guidance", noise_pred)
         # 5. scheduler step x_t -> x_{t-1}; x0_hat from the scheduler or the family's formula
         sched_started = time.perf_counter()
         kwargs = schedulers.step_kwargs(sched, self.generator, self._swapped, self._steps_since_swap)
@@ -235,23 +222,14 @@ class Stepper(RunEdits):
         pred_original_sample = getattr(out, "pred_original_sample", None)
         if pred_original_sample is None:
             pred_original_sample = prediction.pred_original(noise_pred, x_t, sigma, family, prediction_type)
-        if not self._finite(latents):
-            nonfinite = nonfinite or "scheduler"
+        nonfinite = self._watch(nonfinite, "scheduler", latents)
         # 6. DIY inpaint blend: x_{t-1} = m * x_{t-1} + (1 - m) * add_noise(E(image), eps, t_next)
         background = latents_before_blend = None
         if self.mode == "inpaint" and pipe.unet.config.in_channels == 4:
             latents_before_blend = latents
-            background = run.image_latents
-            if self._loop_index < len(self.timesteps) - 1:
-                eps = run.noise
-                if self.inpaint_noise == "fresh":
-                    eps = randn_tensor(run.noise.shape, generator=self.generator, device=self.device,
-                                       dtype=run.noise.dtype)
-                t_next = self.timesteps[self._loop_index + 1]
-                background = sched.add_noise(run.image_latents, eps, torch.tensor([t_next]))
-            latents = (1 - run.mask) * background + run.mask * latents
-            if not self._finite(latents):
-                nonfinite = nonfinite or "blend"
+            background = self._noised_background()
+            latents = (1 - self.run_inputs.mask) * background + self.run_inputs.mask * latents
+            nonfinite = self._watch(nonfinite, "blend", latents)
 
         self.latents = latents
         self._loop_index += 1
@@ -264,8 +242,8 @@ class Stepper(RunEdits):
             pred_original_sample=pred_original_sample, noise_pred_uncond=noise_pred_uncond,
             noise_pred_text=noise_pred_text, mode=self.mode, background=background,
             latents_before_blend=latents_before_blend,
-            mask=run.mask, masked_image_latents=extra.get("masked_image_latents"), depth=extra.get("depth"),
-            nonfinite=nonfinite, seconds_unet=seconds_unet,
+            mask=self.run_inputs.mask, masked_image_latents=extra.get("masked_image_latents"),
+            depth=extra.get("depth"), nonfinite=nonfinite, seconds_unet=seconds_unet,
             seconds_scheduler=seconds_scheduler, family=family, prediction_type=prediction_type,
             add_time_ids=self.conditioning.size_numbers(),
             cross_attention=maps.maps, cross_attention_layers=maps.layer_maps,
@@ -274,12 +252,58 @@ class Stepper(RunEdits):
             **metrics,
         )
         record.seconds_total = time.perf_counter() - started
+        self._keep(record)
+        return record
+
+    def _check_can_step(self) -> None:
+        """A run stopped by the watchdog raises its error again; a finished run says how to go on."""
+        if self.stopped is not None:
+            raise self.stopped
+        if self.done:
+            raise RunFinishedError("the run is finished: rewind(k) or fork() to go on from an earlier step")
+
+    def _watch(self, nonfinite: str | None, where: str, *tensors) -> str | None:
+        """The NaN/Inf watchdog: the step part where a non-finite value first appeared (`nonfinite` if one
+        already had, else `where` if one of `tensors` is not finite)."""
+        return nonfinite or (None if self._finite(*tensors) else where)
+
+    @staticmethod
+    def _with_extra_channels(latent_model_input: torch.Tensor, extra: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Step 2b: the extra channels, one copy per branch, appended after x_t's along the channels."""
+        if not extra:
+            return latent_model_input
+        return torch.cat([latent_model_input, *(torch.cat([c] * 2) for c in extra.values())], dim=1)
+
+    def _both_branches(self, latent_model_input: torch.Tensor, t, timestep_cond, x_t: torch.Tensor, cfg: bool):
+        """Step 3: (eps_uncond, eps_text, the text branch's attention maps). With CFG one UNet call on the batch
+        of two; without, one call per branch (the negative one captures no maps)."""
+        if cfg:
+            noise_pred_both, maps = self._unet(latent_model_input, t, slice(0, 2), timestep_cond, x_t)
+            noise_pred_uncond, noise_pred_text = noise_pred_both.chunk(2)
+            return noise_pred_uncond, noise_pred_text, maps
+        noise_pred_uncond, _ = self._unet(latent_model_input[:1], t, slice(0, 1), timestep_cond, x_t, capture=False)
+        noise_pred_text, maps = self._unet(latent_model_input[1:], t, slice(1, 2), timestep_cond, x_t)
+        return noise_pred_uncond, noise_pred_text, maps
+
+    def _noised_background(self) -> torch.Tensor:
+        """Step 6's background: E(image) noised to the next step's level, add_noise(E(image), eps, t_next) with
+        the run's noise (or fresh noise, inpaint_noise="fresh"); at the last step E(image) itself."""
+        run = self.run_inputs
+        if self._loop_index >= len(self.timesteps) - 1:
+            return run.image_latents
+        eps = run.noise
+        if self.inpaint_noise == "fresh":
+            eps = randn_tensor(run.noise.shape, generator=self.generator, device=self.device, dtype=run.noise.dtype)
+        t_next = self.timesteps[self._loop_index + 1]
+        return self.scheduler.add_noise(run.image_latents, eps, torch.tensor([t_next]))
+
+    def _keep(self, record: StepRecord) -> None:
+        """Append the step's record and snapshot; a non-finite step stops the run with its error."""
         self.records.append(record)
         self._snapshots.append(self._snapshot())
-        if nonfinite:
+        if record.nonfinite:
             self.stopped = NonFiniteError(self._nonfinite_message(record), record)
             raise self.stopped
-        return record
 
     def _unet(self, latent_model_input: torch.Tensor, t, rows: slice, timestep_cond, x_t: torch.Tensor,
               capture: bool = True):
