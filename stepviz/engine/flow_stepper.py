@@ -30,6 +30,7 @@ from . import (checks, defaults, families, flow_modes, flow_schedule, flow_text,
 from .flow_layout import image_ids, pack, unpack
 from .errors import NonFiniteError, RunFinishedError
 from .pipeline_facts import facts_of
+from .edit_log import TrueCfgChange
 from .records import StepRecord
 from .run_edits import RunEdits
 
@@ -179,7 +180,7 @@ class FlowLoop(RunEdits):
     def set_true_cfg_scale(self, scale: float) -> None:
         """FLUX.1's true CFG scale (two transformer calls), from the next step on."""
         new = checks.check_guidance(scale)
-        self._log("set_true_cfg_scale", old=self.true_cfg_scale, new=new,
+        self._log(TrueCfgChange, old=self.true_cfg_scale, new=new,
                   noise_pred_from="cfg" if self._true_cfg(new) else "text")
         self.true_cfg_scale = new
         self._snapshots[-1] = dataclasses.replace(self._snapshots[-1], true_cfg_scale=new)

@@ -29,7 +29,8 @@ from . import (attention, checks, conditioning, constructor_fixes, defaults, fam
 from .errors import NonFiniteError, RunFinishedError
 from .pipeline_facts import facts_of
 from .flow_stepper import FlowLoop
-from .records import PromptAnatomy, RunLogEntry, StepRecord
+from .edit_log import RunEdit
+from .records import PromptAnatomy, StepRecord
 from .run_edits import RunEdits
 from .snapshots import Snapshot
 from .vae import vae_upcast
@@ -99,7 +100,7 @@ class Stepper(RunEdits):
         self.scheduler = schedulers.scheduler_for(pipe, mode, scheduler)
         self.scheduler_name = scheduler if isinstance(scheduler, str) else schedulers.info_for(self.scheduler).name
         self.records: list[StepRecord] = []
-        self.log: list[RunLogEntry] = []
+        self.log: list[RunEdit] = []
         self.notices: list[str] = list(facts_of(pipe).notices)  # what loading noticed
         self.stopped: NonFiniteError | None = None
         self._setup_nonfinite: str | None = None
