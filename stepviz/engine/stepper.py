@@ -175,6 +175,23 @@ class Stepper(RunEdits):
             return {"depth": run.depth}
         return {}
 
+    # ------------------------------------------------------- what a front end shows (run/shown_run.py)
+    @property
+    def added_conditioning(self) -> str | None:
+        """SDXL's pooled embedding and add_time_ids in one line, for the prompt panel (None for SD)."""
+        return self.conditioning.describe()
+
+    @property
+    def strength(self) -> float | None:
+        """The strength the run started at (img2img, inpaint), as it ran; None for txt2img."""
+        return getattr(self.run_inputs, "strength", None)
+
+    sharing: str | None = None  # a shared engine's session says how its results relate to a solo run
+
+    def start_on_vp_scale(self) -> torch.Tensor:
+        """The run's starting latents on the VP scale, at its first step's noise level (engine/schedulers.py)."""
+        return schedulers.start_on_vp_scale(self)
+
     @staticmethod
     def _finite(*tensors) -> bool:
         """The NaN/Inf watchdog's check: True while every given tensor is finite."""

@@ -46,6 +46,10 @@ class SharedSession(Stepper):
             maps = NoCapture()
         return output, maps
 
+    @property
+    def sharing(self) -> str:
+        return self.batching_note()
+
     def batching_note(self) -> str:
         """One line for the help: how this session's results relate to a solo run."""
         others = max(0, self.engine.sessions - 1)
