@@ -62,13 +62,12 @@ def test_a_recorded_loop_starts_on_the_vp_scale_as_its_first_record_says(tiny_pi
     from diy_loops import txt2img_loop
 
     import stepviz
-    from stepviz.engine.schedulers import start_on_vp_scale
     from stepviz.trace.replay import replays
 
     with stepviz.trace(tiny_pipe) as tr:
         txt2img_loop(tiny_pipe, "euler")
     loop, _ = replays(tr.compare(), tiny_pipe)
-    before = start_on_vp_scale(loop)
+    before = loop.start_on_vp_scale()
     loop.step()
     assert loop.records[0].family == "sigma"
-    assert torch.allclose(before, start_on_vp_scale(loop), rtol=1e-3)
+    assert torch.allclose(before, loop.start_on_vp_scale(), rtol=1e-3)

@@ -294,6 +294,23 @@ async def test_fork_compares_two_branches(pipe):
         assert isinstance(app.screen, MainScreen)
 
 
+async def test_a_failure_in_the_compare_view_is_shown_there_and_the_view_stays(pipe):
+    """The compare view reports through the main screen's EngineJobs: a refused edit becomes a Failed
+    notification on the compare screen, which then shows the runs unchanged."""
+    app = make_app(pipe)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        screen.change_guidance(1, float("nan"))
+        await settle(pilot)
+        assert app.screen is screen
+        assert any(n.title == "Not allowed" and "nan" in n.message for n in app._notifications)
+        assert [view.steps_taken for view in screen.views] == [0, 0]
+
+
 async def test_export_writes_a_strip_into_the_working_folder(pipe, tmp_path, monkeypatch):
     pytest.importorskip("stepviz.export.run_export")
     monkeypatch.chdir(tmp_path)

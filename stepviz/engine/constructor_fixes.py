@@ -14,6 +14,8 @@ constructor applied (DDIM gets clip_sample True and steps_offset 0 again). `effe
 
 from __future__ import annotations
 
+from .families import is_sdxl
+
 # (mode, SDXL?) -> the diffusers pipeline class that runs it
 MODE_PIPELINES = {
     ("txt2img", False): "StableDiffusionPipeline",
@@ -40,8 +42,6 @@ CONSTRUCTOR_FIXES = {
 
 def pipeline_class_for(pipe, mode: str) -> str:
     """The diffusers pipeline class that runs `mode` for this model (SD 1.x/2.x or SDXL)."""
-    from .sdxl import is_sdxl  # imports torch: not at import time (the CLI checks its arguments without it)
-
     return MODE_PIPELINES.get((mode, is_sdxl(pipe)), type(pipe).__name__)
 
 

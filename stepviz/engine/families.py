@@ -18,6 +18,11 @@ def is_sdxl_class(class_name: str) -> bool:
     return class_name in SDXL_CLASSES
 
 
+def is_sdxl(pipe) -> bool:
+    """A pipeline object of the SDXL family (its class, by is_sdxl_class)."""
+    return is_sdxl_class(type(pipe).__name__)
+
+
 def is_flow_class(class_name: str) -> bool:
     """A pipeline class of the flow family (SD3, FLUX.1): a transformer, no UNet, a velocity target."""
     return class_name in FLOW_CLASSES

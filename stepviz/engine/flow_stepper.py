@@ -25,10 +25,12 @@ import time
 
 import torch
 
-from . import checks, defaults, families, flow_modes, flow_schedule, flow_text, guidance, prediction, text
+from . import (checks, defaults, families, flow_modes, flow_schedule, flow_text, guidance, prediction,
+               prompt_tokens)
 from .flow_layout import image_ids, pack, unpack
 from .errors import NonFiniteError, RunFinishedError
 from .pipeline_facts import facts_of
+from .edit_log import TrueCfgChange
 from .records import StepRecord
 from .run_edits import RunEdits
 
@@ -104,8 +106,8 @@ class FlowLoop(RunEdits):
         if not self._finite(self.prompt_embeds, self.conditioning.pooled):
             self._setup_nonfinite = "text_encoder"
         shape = tuple(self.prompt_embeds[1:].shape)
-        self.prompt_anatomy = text.prompt_anatomy(pipe.tokenizer, prompt, shape)
-        self.negative_anatomy = text.prompt_anatomy(pipe.tokenizer, self.negative_prompt, shape)
+        self.prompt_anatomy = prompt_tokens.prompt_anatomy(pipe.tokenizer, prompt, shape)
+        self.negative_anatomy = prompt_tokens.prompt_anatomy(pipe.tokenizer, self.negative_prompt, shape)
         for anatomy in (self.prompt_anatomy, self.negative_anatomy):
             if anatomy.notice:
                 self.notices.append(anatomy.notice)
@@ -178,7 +180,7 @@ class FlowLoop(RunEdits):
     def set_true_cfg_scale(self, scale: float) -> None:
         """FLUX.1's true CFG scale (two transformer calls), from the next step on."""
         new = checks.check_guidance(scale)
-        self._log("set_true_cfg_scale", old=self.true_cfg_scale, new=new,
+        self._log(TrueCfgChange, old=self.true_cfg_scale, new=new,
                   noise_pred_from="cfg" if self._true_cfg(new) else "text")
         self.true_cfg_scale = new
         self._snapshots[-1] = dataclasses.replace(self._snapshots[-1], true_cfg_scale=new)

@@ -20,7 +20,8 @@ import torch
 
 from .checks import (StepvizInputError, check_mode_name, check_strength_leaves_a_step, check_timesteps_trained,
                      load_image)
-from .sdxl import is_sdxl, vae_upcast
+from .families import is_sdxl
+from .vae import vae_upcast
 
 
 @dataclass

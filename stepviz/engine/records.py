@@ -8,7 +8,7 @@ so a record never needs to know which scheduler or mode produced it.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -124,19 +124,6 @@ class StepRecord:
             for f in dataclasses.fields(self)
             if isinstance(getattr(self, f.name), torch.Tensor)
         }
-
-
-@dataclass
-class RunLogEntry:
-    """One edit made to a run: at which step (0 = before the first step) and what changed."""
-
-    at_step: int
-    action: str  # "set_guidance_scale", "set_scheduler", "rewind", "fork"
-    detail: dict = field(default_factory=dict)
-
-    def describe(self) -> str:
-        parts = ", ".join(f"{k}={v}" for k, v in self.detail.items())
-        return f"step {self.at_step}: {self.action}({parts})"
 
 
 @dataclass

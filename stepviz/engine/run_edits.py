@@ -15,7 +15,7 @@ import torch
 
 from . import checks, guidance, noise_scale, schedulers
 from .errors import RunFinishedError
-from .records import RunLogEntry
+from .edit_log import Fork, GuidanceChange, Rewind, RunEdit, SchedulerSwap
 from .snapshots import Snapshot, copy_sharing_tensors
 
 
@@ -27,15 +27,16 @@ class RunEdits:
                          self._loop_index, self._steps_since_swap, self.guidance_scale,
                          self.generator.get_state(), self._swapped)
 
-    def _log(self, action: str, **detail) -> None:
-        self.log.append(RunLogEntry(len(self.records), action, detail))
+    def _log(self, edit: type[RunEdit], **fields) -> None:
+        """Write an edit of kind `edit` in the log, at the number of steps taken."""
+        self.log.append(edit(len(self.records), **fields))
 
     def set_guidance_scale(self, scale: float) -> None:
         """Use scale s from the next step on."""
         new = checks.check_guidance(scale)
         # what will drive the next steps: CFG, or (s <= 1, an LCM's embedded s) the prompt's prediction alone
         drives = self._noise_pred_from(new)
-        self._log("set_guidance_scale", old=self.guidance_scale, new=new, noise_pred_from=drives)
+        self._log(GuidanceChange, old=self.guidance_scale, new=new, noise_pred_from=drives)
         self.guidance_scale = new
         self._snapshots[-1] = dataclasses.replace(self._snapshots[-1], guidance_scale=new)
 
@@ -45,7 +46,7 @@ class RunEdits:
         if self.done:
             raise RunFinishedError("the run is finished: rewind first, then swap the scheduler")
         if name == self.scheduler_name:
-            self._log("set_scheduler", old=name, new=name)
+            self._log(SchedulerSwap, old=name, new=name)
             return None
         t_now = float(self.timesteps[self._loop_index])
         old_family = schedulers.info_for(self.scheduler).family
@@ -59,7 +60,7 @@ class RunEdits:
         notices = [notice] if notice else []
         if info.multistep and self.records:
             notices.append(f"{name} keeps a history of earlier steps; a fresh one restarts at first order")
-        self._log("set_scheduler", old=self.scheduler_name, new=name, t=t_now, family=f"{old_family}->{info.family}")
+        self._log(SchedulerSwap, old=self.scheduler_name, new=name, t=t_now, family=f"{old_family}->{info.family}")
         self.scheduler, self.scheduler_name = new, name
         self.timesteps, self._loop_index, self._steps_since_swap, self._swapped = loop, 0, 0, True
         self._snapshots[-1] = self._snapshot()
@@ -82,7 +83,7 @@ class RunEdits:
         if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= len(self.records):
             raise checks.StepvizInputError(f"rewind k={k!r} is not allowed: use 0..{len(self.records)}")
         snap = self._snapshots[k]
-        self._log("rewind", to=k, from_=len(self.records))
+        self._log(Rewind, to=k, from_=len(self.records))
         self.records = self.records[:k]
         self._snapshots = self._snapshots[: k + 1]
         self._restore(snap)
@@ -104,6 +105,6 @@ class RunEdits:
         twin.records, twin.log, twin.notices = list(self.records), list(self.log), list(self.notices)
         twin._snapshots = list(self._snapshots)
         twin._restore(self._snapshot())
-        self._log("fork")
-        twin._log("fork")
+        self._log(Fork)
+        twin._log(Fork)
         return twin

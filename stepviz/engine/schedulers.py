@@ -191,19 +191,14 @@ def start_on_vp_scale(stepper):
     """The run's starting latents on the VP scale, at the noise level of its first step.
 
     Taken from the stepper's inputs, so it holds also after steps, swaps and forks; the noise level is the
-    first record's once there is one, else the scheduler's at the loop's start. A recorded loop
-    (trace/replay.py's LoopReplay) has no inputs nor loop: its latents, at its schedule's first timestep.
+    first record's once there is one, else the scheduler's at the loop's start.
     """
-    inputs = getattr(stepper, "run_inputs", None)
-    start = stepper.latents if inputs is None else inputs.latents
-    scheduler, timesteps = stepper.scheduler, getattr(stepper, "timesteps", None)
+    start, scheduler, timesteps = stepper.run_inputs.latents, stepper.scheduler, stepper.timesteps
     if stepper.records:
         family, sigma = stepper.records[0].family, stepper.records[0].sigma
-    elif timesteps is not None and len(timesteps):
+    elif len(timesteps):
         family = info_for(scheduler).family
         sigma, _ = noise_level(scheduler, getattr(scheduler, "begin_index", None) or 0, timesteps[0])
-    elif timesteps is None and stepper.grid:
-        family, (sigma, _) = info_for(scheduler).family, trained_noise_level(scheduler, stepper.grid[0])
     else:
         return start
     return to_vp_scale(start, family, sigma)

@@ -24,14 +24,16 @@ import time
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from . import (attention, checks, constructor_fixes, defaults, families, guidance, memory, modes, prediction,
-               schedulers, sdxl, text)
+from . import (attention, checks, conditioning, constructor_fixes, defaults, families, guidance, memory, modes,
+               prediction, prompt_tokens, schedulers)
 from .errors import NonFiniteError, RunFinishedError
 from .pipeline_facts import facts_of
 from .flow_stepper import FlowLoop
-from .records import PromptAnatomy, RunLogEntry, StepRecord
+from .edit_log import RunEdit
+from .records import PromptAnatomy, StepRecord
 from .run_edits import RunEdits
 from .snapshots import Snapshot
+from .vae import vae_upcast
 
 
 class Stepper(RunEdits):
@@ -67,7 +69,7 @@ class Stepper(RunEdits):
                          mask_image=mask_image, depth_map=depth_map)
         checks.check_prompts(prompt, negative_prompt, prompt_embeds)
         checks.check_pipeline(type(pipe).__name__, families.PIPELINE_CLASSES)
-        self.sdxl = sdxl.is_sdxl(pipe)
+        self.sdxl = families.is_sdxl(pipe)
         checks.check_mode(mode, pipe.unet.config.in_channels, sdxl=self.sdxl)
         checks.check_steps_fit(num_inference_steps, pipe.scheduler.config.num_train_timesteps)
         if scheduler is not None and not isinstance(scheduler, str) and not hasattr(scheduler, "set_timesteps"):
@@ -98,22 +100,22 @@ class Stepper(RunEdits):
         self.scheduler = schedulers.scheduler_for(pipe, mode, scheduler)
         self.scheduler_name = scheduler if isinstance(scheduler, str) else schedulers.info_for(self.scheduler).name
         self.records: list[StepRecord] = []
-        self.log: list[RunLogEntry] = []
+        self.log: list[RunEdit] = []
         self.notices: list[str] = list(facts_of(pipe).notices)  # what loading noticed
         self.stopped: NonFiniteError | None = None
         self._setup_nonfinite: str | None = None
 
         # Text conditioning, always both branches so the guidance scale can cross 1.0 later.
         # Given embeddings (diffusers' prompt_embeds / negative_prompt_embeds) are used as they are.
-        with torch.no_grad():  # SD: one text encoder; SDXL: two and a pooled embedding (engine/sdxl.py)
-            self.conditioning = sdxl.text_conditioning(pipe, prompt, negative_prompt, self.device,
+        with torch.no_grad():  # SD: one text encoder; SDXL: two and a pooled embedding (engine/conditioning.py)
+            self.conditioning = conditioning.text_conditioning(pipe, prompt, negative_prompt, self.device,
                                                        prompt_embeds, negative_prompt_embeds)
         self.prompt_embeds = self.conditioning.prompt_embeds
         if not self._finite(self.prompt_embeds, self.conditioning.text_embeds):
             self._setup_nonfinite = "text_encoder"
         tokenizer, shape = pipe.tokenizer or pipe.tokenizer_2, tuple(self.prompt_embeds[1:].shape)
-        self.prompt_anatomy: PromptAnatomy = text.prompt_anatomy(tokenizer, prompt, shape)
-        self.negative_anatomy = text.prompt_anatomy(tokenizer, self.negative_prompt, shape)
+        self.prompt_anatomy: PromptAnatomy = prompt_tokens.prompt_anatomy(tokenizer, prompt, shape)
+        self.negative_anatomy = prompt_tokens.prompt_anatomy(tokenizer, self.negative_prompt, shape)
         for anatomy in (self.prompt_anatomy, self.negative_anatomy):
             if anatomy.notice:
                 self.notices.append(anatomy.notice)
@@ -128,7 +130,7 @@ class Stepper(RunEdits):
             self.notices.append(run.notice)
         self.height, self.width = run.height, run.width
         if self.sdxl:  # SDXL's size conditioning: the picture's own size, no crop
-            sdxl.add_time_ids(pipe, self.conditioning, run.height, run.width, self.device)
+            conditioning.add_time_ids(pipe, self.conditioning, run.height, run.width, self.device)
         self.latents = run.latents
         if not self._finite(run.image_latents, run.masked_image_latents):
             self._setup_nonfinite = self._setup_nonfinite or "vae_encode"
@@ -173,6 +175,23 @@ class Stepper(RunEdits):
             return {"depth": run.depth}
         return {}
 
+    # ------------------------------------------------------- what a front end shows (run/shown_run.py)
+    @property
+    def added_conditioning(self) -> str | None:
+        """SDXL's pooled embedding and add_time_ids in one line, for the prompt panel (None for SD)."""
+        return self.conditioning.describe()
+
+    @property
+    def strength(self) -> float | None:
+        """The strength the run started at (img2img, inpaint), as it ran; None for txt2img."""
+        return getattr(self.run_inputs, "strength", None)
+
+    sharing: str | None = None  # a shared engine's session says how its results relate to a solo run
+
+    def start_on_vp_scale(self) -> torch.Tensor:
+        """The run's starting latents on the VP scale, at its first step's noise level (engine/schedulers.py)."""
+        return schedulers.start_on_vp_scale(self)
+
     @staticmethod
     def _finite(*tensors) -> bool:
         """The NaN/Inf watchdog's check: True while every given tensor is finite."""
@@ -182,10 +201,7 @@ class Stepper(RunEdits):
     @torch.no_grad()
     def step(self) -> StepRecord:
         """One iteration of the course's loop: x_t -> x_{t-1}, recorded."""
-        if self.stopped is not None:
-            raise self.stopped
-        if self.done:
-            raise RunFinishedError("the run is finished: rewind(k) or fork() to go on from an earlier step")
+        self._check_can_step()
         started = time.perf_counter()
         pipe, sched, x_t = self.pipe, self.scheduler, self.latents
         t = self.timesteps[self._loop_index]
@@ -193,7 +209,6 @@ class Stepper(RunEdits):
         prediction_type = self.prediction_type  # eps, v or x0: what the UNet gives
         sigma, abar = self._noise_level_at(self._loop_index)
         s = self.guidance_scale
-        run = self.run_inputs
         nonfinite = self._setup_nonfinite
 
         # 1. latent_model_input = [x_t, x_t]: uncond first, then text
@@ -202,8 +217,7 @@ class Stepper(RunEdits):
         latent_model_input = sched.scale_model_input(latent_model_input, t)
         # 2b. extra conditioning channels, appended in order: inpainting model [m, E(masked image)], Depth2Img [depth]
         extra = self.extra_channels
-        if extra:
-            latent_model_input = torch.cat([latent_model_input, *(torch.cat([c] * 2) for c in extra.values())], dim=1)
+        latent_model_input = self._with_extra_channels(latent_model_input, extra)
         # 3. UNet -> eps (or v, or x0, as prediction_type says) for both branches (and, when asked, the text
         #    branch's cross-attention maps beside it). With CFG (diffusers: s > 1 and no guidance embedding) one
         #    call on the batch of two; without, the prompt's call alone drives the step, as in diffusers, and the
@@ -211,20 +225,12 @@ class Stepper(RunEdits):
         cfg = guidance.uses_cfg(s, pipe.unet.config)
         timestep_cond = guidance.scale_embedding(pipe, s, latents_dtype=x_t.dtype)
         unet_started = time.perf_counter()
-        if cfg:
-            noise_pred_both, maps = self._unet(latent_model_input, t, slice(0, 2), timestep_cond, x_t)
-            noise_pred_uncond, noise_pred_text = noise_pred_both.chunk(2)
-        else:
-            noise_pred_uncond, _ = self._unet(latent_model_input[:1], t, slice(0, 1), timestep_cond, x_t,
-                                              capture=False)
-            noise_pred_text, maps = self._unet(latent_model_input[1:], t, slice(1, 2), timestep_cond, x_t)
+        noise_pred_uncond, noise_pred_text, maps = self._both_branches(latent_model_input, t, timestep_cond, x_t, cfg)
         seconds_unet = time.perf_counter() - unet_started
-        if not self._finite(noise_pred_uncond, noise_pred_text):
-            nonfinite = nonfinite or "unet"
+        nonfinite = self._watch(nonfinite, "unet", noise_pred_uncond, noise_pred_text)
         # 4. CFG: eps_hat = eps_uncond + s (eps_text - eps_uncond); without CFG eps_hat = eps_text
         noise_pred = guidance.combine(noise_pred_uncond, noise_pred_text, s) if cfg else noise_pred_text
-        if not self._finite(noise_pred):
-            nonfinite = nonfinite or "guidance"
+        nonfinite = self._watch(nonfinite, "guidance", noise_pred)
         # 5. scheduler step x_t -> x_{t-1}; x0_hat from the scheduler or the family's formula
         sched_started = time.perf_counter()
         kwargs = schedulers.step_kwargs(sched, self.generator, self._swapped, self._steps_since_swap)
@@ -234,23 +240,14 @@ class Stepper(RunEdits):
         pred_original_sample = getattr(out, "pred_original_sample", None)
         if pred_original_sample is None:
             pred_original_sample = prediction.pred_original(noise_pred, x_t, sigma, family, prediction_type)
-        if not self._finite(latents):
-            nonfinite = nonfinite or "scheduler"
+        nonfinite = self._watch(nonfinite, "scheduler", latents)
         # 6. DIY inpaint blend: x_{t-1} = m * x_{t-1} + (1 - m) * add_noise(E(image), eps, t_next)
         background = latents_before_blend = None
         if self.mode == "inpaint" and pipe.unet.config.in_channels == 4:
             latents_before_blend = latents
-            background = run.image_latents
-            if self._loop_index < len(self.timesteps) - 1:
-                eps = run.noise
-                if self.inpaint_noise == "fresh":
-                    eps = randn_tensor(run.noise.shape, generator=self.generator, device=self.device,
-                                       dtype=run.noise.dtype)
-                t_next = self.timesteps[self._loop_index + 1]
-                background = sched.add_noise(run.image_latents, eps, torch.tensor([t_next]))
-            latents = (1 - run.mask) * background + run.mask * latents
-            if not self._finite(latents):
-                nonfinite = nonfinite or "blend"
+            background = self._noised_background()
+            latents = (1 - self.run_inputs.mask) * background + self.run_inputs.mask * latents
+            nonfinite = self._watch(nonfinite, "blend", latents)
 
         self.latents = latents
         self._loop_index += 1
@@ -263,8 +260,8 @@ class Stepper(RunEdits):
             pred_original_sample=pred_original_sample, noise_pred_uncond=noise_pred_uncond,
             noise_pred_text=noise_pred_text, mode=self.mode, background=background,
             latents_before_blend=latents_before_blend,
-            mask=run.mask, masked_image_latents=extra.get("masked_image_latents"), depth=extra.get("depth"),
-            nonfinite=nonfinite, seconds_unet=seconds_unet,
+            mask=self.run_inputs.mask, masked_image_latents=extra.get("masked_image_latents"),
+            depth=extra.get("depth"), nonfinite=nonfinite, seconds_unet=seconds_unet,
             seconds_scheduler=seconds_scheduler, family=family, prediction_type=prediction_type,
             add_time_ids=self.conditioning.size_numbers(),
             cross_attention=maps.maps, cross_attention_layers=maps.layer_maps,
@@ -273,12 +270,58 @@ class Stepper(RunEdits):
             **metrics,
         )
         record.seconds_total = time.perf_counter() - started
+        self._keep(record)
+        return record
+
+    def _check_can_step(self) -> None:
+        """A run stopped by the watchdog raises its error again; a finished run says how to go on."""
+        if self.stopped is not None:
+            raise self.stopped
+        if self.done:
+            raise RunFinishedError("the run is finished: rewind(k) or fork() to go on from an earlier step")
+
+    def _watch(self, nonfinite: str | None, where: str, *tensors) -> str | None:
+        """The NaN/Inf watchdog: the step part where a non-finite value first appeared (`nonfinite` if one
+        already had, else `where` if one of `tensors` is not finite)."""
+        return nonfinite or (None if self._finite(*tensors) else where)
+
+    @staticmethod
+    def _with_extra_channels(latent_model_input: torch.Tensor, extra: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Step 2b: the extra channels, one copy per branch, appended after x_t's along the channels."""
+        if not extra:
+            return latent_model_input
+        return torch.cat([latent_model_input, *(torch.cat([c] * 2) for c in extra.values())], dim=1)
+
+    def _both_branches(self, latent_model_input: torch.Tensor, t, timestep_cond, x_t: torch.Tensor, cfg: bool):
+        """Step 3: (eps_uncond, eps_text, the text branch's attention maps). With CFG one UNet call on the batch
+        of two; without, one call per branch (the negative one captures no maps)."""
+        if cfg:
+            noise_pred_both, maps = self._unet(latent_model_input, t, slice(0, 2), timestep_cond, x_t)
+            noise_pred_uncond, noise_pred_text = noise_pred_both.chunk(2)
+            return noise_pred_uncond, noise_pred_text, maps
+        noise_pred_uncond, _ = self._unet(latent_model_input[:1], t, slice(0, 1), timestep_cond, x_t, capture=False)
+        noise_pred_text, maps = self._unet(latent_model_input[1:], t, slice(1, 2), timestep_cond, x_t)
+        return noise_pred_uncond, noise_pred_text, maps
+
+    def _noised_background(self) -> torch.Tensor:
+        """Step 6's background: E(image) noised to the next step's level, add_noise(E(image), eps, t_next) with
+        the run's noise (or fresh noise, inpaint_noise="fresh"); at the last step E(image) itself."""
+        run = self.run_inputs
+        if self._loop_index >= len(self.timesteps) - 1:
+            return run.image_latents
+        eps = run.noise
+        if self.inpaint_noise == "fresh":
+            eps = randn_tensor(run.noise.shape, generator=self.generator, device=self.device, dtype=run.noise.dtype)
+        t_next = self.timesteps[self._loop_index + 1]
+        return self.scheduler.add_noise(run.image_latents, eps, torch.tensor([t_next]))
+
+    def _keep(self, record: StepRecord) -> None:
+        """Append the step's record and snapshot; a non-finite step stops the run with its error."""
         self.records.append(record)
         self._snapshots.append(self._snapshot())
-        if nonfinite:
+        if record.nonfinite:
             self.stopped = NonFiniteError(self._nonfinite_message(record), record)
             raise self.stopped
-        return record
 
     def _unet(self, latent_model_input: torch.Tensor, t, rows: slice, timestep_cond, x_t: torch.Tensor,
               capture: bool = True):
@@ -324,7 +367,7 @@ class Stepper(RunEdits):
     def image(self, latents: torch.Tensor | None = None):
         """Full VAE decode of the current latents (or the given ones) as a PIL image."""
         latents = self.latents if latents is None else latents
-        with sdxl.vae_upcast(self.pipe):  # SDXL's fp16 VAE decodes in float32, as its pipeline does
+        with vae_upcast(self.pipe):  # SDXL's fp16 VAE decodes in float32, as its pipeline does
             vae = self.pipe.vae
             pixels = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
         if not bool(torch.isfinite(pixels).all()):

@@ -2,29 +2,15 @@
 
 A Stepper runs the same way every time for the same settings and seed, so the export of a run stepped by hand
 (in the notebook or the TUI) is the export of its settings with each edit that is still part of the run
-(guidance or scheduler changes, read from `Stepper.log`) as a scripted event at its step.
+(guidance or scheduler changes, read from `Stepper.log` by lessons/events.py's `events_from_edits`) as a
+scripted event at its step.
 """
 
 from __future__ import annotations
 
 from ..engine.checks import StepvizInputError
-from ..lessons.events import Event
+from ..lessons.events import Event, events_from_edits
 from ..run.settings import RunSettings
-
-
-def edits_as_events(stepper, where: str = "the notebook") -> list[Event]:
-    """The guidance and scheduler edits still part of the run (a rewind to k drops those after step k)."""
-    kept: list[Event] = []
-    for entry in stepper.log:
-        if entry.action == "rewind":
-            kept = [event for event in kept if event.at_step <= entry.detail["to"]]
-        elif entry.action == "set_guidance_scale":
-            kept.append(Event(entry.at_step, set_guidance_scale=entry.detail["new"],
-                              note=f"guidance scale set to {entry.detail['new']:g} in {where}"))
-        elif entry.action == "set_scheduler" and entry.detail["new"] != entry.detail["old"]:
-            kept.append(Event(entry.at_step, set_scheduler=entry.detail["new"],
-                              note=f"scheduler set to {entry.detail['new']} in {where}"))
-    return kept
 
 
 def settings_with_edits(settings: RunSettings, stepper, problem: str | None = None,
@@ -33,7 +19,7 @@ def settings_with_edits(settings: RunSettings, stepper, problem: str | None = No
     if problem:
         raise StepvizInputError(f"export: {problem}")
     scripted = {change for e in settings.events for change in _changes(e)}
-    edits = [e for e in edits_as_events(stepper, where) if not set(_changes(e)) <= scripted]
+    edits = [e for e in events_from_edits(stepper.log, where) if not set(_changes(e)) <= scripted]
     return settings.with_overrides(events=sorted(settings.events + edits, key=lambda e: e.at_step))
 
 

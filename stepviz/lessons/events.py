@@ -2,12 +2,15 @@
 the exporter and the checker.
 
 An event applies once the run has taken `at_step` steps (0 = before the first). Its guidance and scheduler
-changes go to the stepper; its note and pause are for the front end, which shows them.
+changes go to the stepper; its note and pause are for the front end, which shows them. The other way round,
+`events_from_edits` turns the edits made by hand (a Stepper's typed log) into the events that replay them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from ..engine.edit_log import GuidanceChange, Rewind, SchedulerSwap
 
 
 @dataclass
@@ -51,3 +54,19 @@ def apply_events(stepper, events: list) -> list:
             if event.set_scheduler is not None:
                 stepper.set_scheduler(event.set_scheduler)
     return due
+
+
+def events_from_edits(log: list, where: str) -> list[Event]:
+    """The guidance and scheduler edits of a Stepper's `log` still part of the run, as the events that replay
+    them: a rewind to k drops those made after step k; a swap to the scheduler in use changes nothing; FLUX.1's
+    true CFG scale and forks have no event. `where` names where they were made ("the notebook", "the TUI")."""
+    kept: list[Event] = []
+    for edit in log:
+        if isinstance(edit, Rewind):
+            kept = [event for event in kept if event.at_step <= edit.to]
+        elif isinstance(edit, GuidanceChange):
+            kept.append(Event(edit.at_step, set_guidance_scale=edit.new,
+                              note=f"guidance scale set to {edit.new:g} in {where}"))
+        elif isinstance(edit, SchedulerSwap) and edit.changed:
+            kept.append(Event(edit.at_step, set_scheduler=edit.new, note=f"scheduler set to {edit.new} in {where}"))
+    return kept

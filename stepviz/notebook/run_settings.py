@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..engine.edit_log import GuidanceChange, SchedulerSwap
 from ..engine.pipeline_facts import facts_of
 from ..run.settings import RunSettings
 
@@ -52,14 +53,15 @@ def settings_for_stepper(stepper, given: dict) -> tuple[RunSettings, str | None]
     `given`: the keyword arguments the Stepper was built with (empty for a Stepper built elsewhere: its
     scheduler is then rebuilt by name). No scheduler given: the pipeline's own, as the Stepper used.
     """
-    first = {}
-    for entry in stepper.log:  # the values before the first edit are the run's own
-        first.setdefault(entry.action, entry.detail.get("old"))
+    # the values before the first edit are the run's own
+    guidance_scale = next((edit.old for edit in stepper.log if isinstance(edit, GuidanceChange)),
+                          stepper.guidance_scale)
+    scheduler = next((edit.old for edit in stepper.log if isinstance(edit, SchedulerSwap)), stepper.scheduler_name)
     settings = RunSettings(
         model=str(facts_of(stepper.pipe).model_id or type(stepper.pipe).__name__), mode=stepper.mode,
         prompt=stepper.prompt, negative_prompt=stepper.negative_prompt, seed=stepper.seed,
-        steps=stepper.num_inference_steps, guidance_scale=first.get("set_guidance_scale", stepper.guidance_scale),
-        scheduler=given.get("scheduler") if given else first.get("set_scheduler", stepper.scheduler_name),
+        steps=stepper.num_inference_steps, guidance_scale=guidance_scale,
+        scheduler=given.get("scheduler") if given else scheduler,
         height=stepper.height, width=stepper.width,
         **{key: given[key] for key in PICTURES if key in given})
     problem = None

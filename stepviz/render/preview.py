@@ -179,7 +179,7 @@ def decode_images(pipe, latents: torch.Tensor) -> list[Image.Image]:
     with --vae-tiling, which also turns on diffusers' sliced decode). The time taken is kept for the notice."""
     import time
 
-    from ..engine.sdxl import vae_upcast
+    from ..engine.vae import vae_upcast
 
     vae = pipe.vae
     started = time.perf_counter()

@@ -14,7 +14,8 @@ from typing import NamedTuple
 
 from ..engine import families, flow_schedule
 from ..engine.pipeline_facts import facts_of
-from ..engine.schedulers import schedule_curve, start_on_vp_scale
+from ..engine.schedulers import schedule_curve
+from .shown_run import ShownRun
 
 MAIN, FORK = "main", "fork"
 
@@ -129,7 +130,7 @@ class RunSession:
             self.pipe = stepper.pipe
             self.steppers = {MAIN: stepper}
             self._alphas_cumprod = schedule_curve(stepper.scheduler)
-            self._initial_latents = start_on_vp_scale(stepper)
+            self._initial_latents = stepper.start_on_vp_scale()
             return self.view(MAIN)
 
     @property
@@ -238,7 +239,7 @@ class RunSession:
                             self._initial_latents if shared else None, self._inputs if shared else {})
 
 
-def run_view(branch: str, stepper, model: str, alphas_cumprod: tuple[float, ...] = (), initial_latents=None,
+def run_view(branch: str, stepper: ShownRun, model: str, alphas_cumprod: tuple[float, ...] = (), initial_latents=None,
              inputs: dict | None = None) -> RunView:
     """A frozen snapshot of one Stepper (the caller holds whatever lock guards it).
 
@@ -250,7 +251,7 @@ def run_view(branch: str, stepper, model: str, alphas_cumprod: tuple[float, ...]
     if not alphas_cumprod:
         alphas_cumprod = schedule_curve(st.scheduler)
     if initial_latents is None:
-        initial_latents = start_on_vp_scale(st)
+        initial_latents = st.start_on_vp_scale()
     return RunView(
         branch=branch, model=model, mode=st.mode, scheduler=st.scheduler_name,
         family=info.family, order=info.order, multistep=info.multistep, history_fill=st.history_fill,
@@ -260,11 +261,8 @@ def run_view(branch: str, stepper, model: str, alphas_cumprod: tuple[float, ...]
         alphas_cumprod=alphas_cumprod, grid=tuple(st.grid), extra_channels=st.extra_channels,
         notices=tuple(st.notices), prediction_type=st.prediction_type, device=str(st.device),
         dtype=str(st.dtype).removeprefix("torch."), height=st.height, width=st.width,
-        added_conditioning=st.conditioning.describe() if hasattr(st, "conditioning") else None,  # a replay has none
-        inputs=inputs or {}, strength=getattr(getattr(st, "run_inputs", None), "strength", None),  # as it ran
-        sharing=st.batching_note() if hasattr(st, "batching_note") else None,
-        model_family=families.model_family(type(st.pipe).__name__) if hasattr(st, "pipe") else "",
-        schedule_shift=flow_schedule.plot_shift(st) if hasattr(st, "scheduler") else None,
+        added_conditioning=st.added_conditioning, inputs=inputs or {}, strength=st.strength, sharing=st.sharing,
+        model_family=families.model_family(type(st.pipe).__name__), schedule_shift=flow_schedule.plot_shift(st),
     )
 
 

@@ -64,6 +64,10 @@ class SharedSession(Stepper):
         output, _ = self._send(request)  # batched: no capture was asked, so none was made
         return output
 
+    @property
+    def sharing(self) -> str:
+        return self.batching_note()
+
     def batching_note(self) -> str:
         """One line for the help: how this session's results relate to a solo run."""
         others = max(0, self.engine.sessions - 1)

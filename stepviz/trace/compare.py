@@ -98,7 +98,7 @@ class Trace:
 
     def __enter__(self) -> Trace:
         from ..engine.checks import StepvizInputError
-        from ..engine.sdxl import is_sdxl
+        from ..engine.families import is_sdxl
 
         if is_sdxl(self.pipe):
             raise StepvizInputError("stepviz.trace follows Stable Diffusion 1.x/2.x loops; an SDXL loop (two text "

@@ -1,23 +1,28 @@
 """A traced loop and its reference as StepRecords, replayed one step at a time (for the step-through view).
 
-`LoopReplay` answers what the UI reads from a Stepper (records, done, step, rewind, the scheduler's
-family and grid) over records fixed in advance; a recorded loop cannot be edited, so guidance and
-scheduler changes are refused in one line.
+`LoopReplay` is a run as a front end shows it (run/shown_run.py's `ShownRun`: records, done, step, rewind,
+the scheduler's family and grid), over records fixed in advance; a recorded loop cannot be edited, so
+guidance and scheduler changes are refused in one line.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..engine import guidance, prediction, schedulers, sdxl, text
+from ..engine import guidance, noise_scale, prediction, prompt_tokens, schedulers
 from ..engine.checks import StepvizInputError
 from ..engine.records import StepRecord
 from .loop import LoopRecording
 
 
 class LoopReplay:
+    """A recorded loop shown as a run (run/shown_run.py's ShownRun), one recorded step at a time."""
+
+    history_fill = None  # a recording keeps no solver history to show
+    added_conditioning = strength = sharing = None  # SD's text conditioning only; no input picture; no engine
+
     def __init__(self, label: str, records: list[StepRecord], scheduler, initial_latents, pipe, prompt: str,
-                 embeddings: torch.Tensor, notices: tuple[str, ...] = ()):
+                 notices: tuple[str, ...] = ()):
         self.label, self._all, self.records, self.pipe = label, records, [], pipe
         self.scheduler, self.scheduler_name = scheduler, schedulers.info_for(scheduler).name
         self.mode, self.latents, self.notices = "txt2img", initial_latents, list(notices)
@@ -29,10 +34,8 @@ class LoopReplay:
         self.prompt_anatomy = self.negative_anatomy = None
         if pipe.tokenizer is not None and records:
             shape = tuple(records[0].noise_pred_text.shape)
-            self.prompt_anatomy = text.prompt_anatomy(pipe.tokenizer, prompt, shape)
-        self.conditioning = sdxl.Conditioning(embeddings)  # [uncond, text]
+            self.prompt_anatomy = prompt_tokens.prompt_anatomy(pipe.tokenizer, prompt, shape)
         self.extra_channels: dict = {}
-        self.history_fill = None
 
     @property
     def done(self) -> bool:
@@ -45,6 +48,15 @@ class LoopReplay:
     @property
     def scheduler_info(self):
         return schedulers.info_for(self.scheduler)
+
+    def start_on_vp_scale(self) -> torch.Tensor:
+        """The recorded starting latents on the VP scale, at the schedule's first timestep."""
+        if self.records:
+            return noise_scale.to_vp_scale(self.latents, self.records[0].family, self.records[0].sigma)
+        if not self.grid:
+            return self.latents
+        sigma, _ = schedulers.trained_noise_level(self.scheduler, self.grid[0])
+        return noise_scale.to_vp_scale(self.latents, self.scheduler_info.family, sigma)
 
     def step(self) -> StepRecord:
         record = self._all[len(self.records)]
@@ -111,9 +123,9 @@ def replays(report, pipe) -> tuple[LoopReplay, LoopReplay]:
     """(the traced loop, the pipeline's reference) as replays, with their starting latents."""
     run, user, reference = report.run, report.user, report.reference
     prompt = prompt_of(user, pipe.tokenizer) if pipe.tokenizer is not None else ""
-    sides, embeddings = [], torch.cat([run.embeds_uncond, run.embeds_text])
+    sides = []
     for label, loop in (("your loop", user), ("the pipeline", reference)):
         scheduler = type(run.scheduler).from_config(run.scheduler.config)
         records = loop_records(loop, scheduler, run.guidance_scale)
-        sides.append(LoopReplay(label, records, scheduler, loop.steps[0].latents, pipe, prompt, embeddings))
+        sides.append(LoopReplay(label, records, scheduler, loop.steps[0].latents, pipe, prompt))
     return sides[0], sides[1]

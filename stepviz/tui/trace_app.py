@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from functools import partial
 
-from ..engine.schedulers import start_on_vp_scale
 from ..run.session import FORK, MAIN, RunSession
 from .app import StepvizApp, leave_a_core_for_the_ui
 from .engine_jobs import EngineJobs
@@ -43,7 +42,7 @@ class TraceSession(RunSession):
     def view(self, branch: str = MAIN):
         with self.lock:
             view = super().view(branch)
-            return dataclasses.replace(view, initial_latents=start_on_vp_scale(self.steppers[branch]))
+            return dataclasses.replace(view, initial_latents=self.steppers[branch].start_on_vp_scale())
 
 
 class TraceMainScreen(MainScreen):

@@ -3,7 +3,8 @@
 `CompareScreen(session, branches)` takes (branch, label) pairs of a RunSession and plays them in lockstep
 (lockstep.py) with the session's loop, in a worker thread, so any app with a session can show one. It knows
 nothing of the screen that opened it: it returns its preview kind when it closes, and posts lesson notes as
-`Noted` messages (they bubble to the app).
+`Noted` messages (they bubble to the app). A failure and a step's pictures come as the main screen's
+messages (engine_jobs.py's `EngineJobs.Failed` and `PicturesReady`), reported by the same `EngineJobs`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
 from ...render.readouts import compare_numbers, status_text
-from ...run.session import Shown, describe_failure
-from ..engine_jobs import notes_and_pause
+from ...run.session import Shown
+from ..engine_jobs import EngineJobs, notes_and_pause
 from ..lockstep import LETTERS, LockstepRuns, common_step
 from ..widgets.key_bar import Key, KeyBar
 from ..widgets.notes_panel import NotesPanel
@@ -48,16 +49,6 @@ class CompareScreen(Screen):
             super().__init__()
             self.views = views
 
-    class PicturesReady(Message):
-        def __init__(self, column: int, index: int | None, kind: str, pictures: dict) -> None:
-            super().__init__()
-            self.column, self.index, self.kind, self.pictures = column, index, kind, pictures
-
-    class Failed(Message):
-        def __init__(self, title: str, text: str) -> None:
-            super().__init__()
-            self.title, self.text = title, text
-
     class Noted(Message):
         """Lesson notes due after a round (shown here; the app passes them on to the main screen's notes)."""
 
@@ -73,6 +64,7 @@ class CompareScreen(Screen):
         runs = LockstepRuns(session, [branch for branch, _ in branches])
         super().__init__()
         self.runs, self.labels = runs, [label for _, label in branches]
+        self.jobs = EngineJobs(session, self.post_message)  # its failures become EngineJobs.Failed here
         self.graphics, self.kind, self.title_text = graphics, kind, title
         self.selected = selected % len(branches)
         self.catch_up = catch_up
@@ -113,10 +105,8 @@ class CompareScreen(Screen):
     def _showing_the_runs(self):
         """Whatever happens in the worker, the columns show the runs as they are at the end; a failure (a NaN,
         out of memory) is shown, and the screen stays."""
-        try:
+        with self.jobs.reporting(self.runs.branches[0]):
             yield
-        except Exception as exc:
-            self.post_message(self.Failed(*describe_failure(exc)))
         self.post_message(self.Changed(self.runs.views()))
 
     @work(thread=True, exclusive=True, group="compare-engine", exit_on_error=False)
@@ -173,17 +163,14 @@ class CompareScreen(Screen):
     def draw(self, column: int, shown: Shown) -> None:
         from ...render.step_pictures import step_pictures  # torch: imported in the worker
 
-        record = shown.record
+        record, branch = shown.record, self.runs.branches[column]
         index, kind, stepper = (None if record is None else record.index), self.kind, self.runs.stepper(column)
 
         def job() -> None:
-            try:
+            with self.jobs.reporting(branch):
                 pictures = step_pictures(stepper.pipe, record, kind, shown.view.initial_latents)
-            except Exception as exc:
-                self.post_message(self.Failed(*describe_failure(exc)))
-                return
-            if not get_current_worker().is_cancelled:
-                self.post_message(self.PicturesReady(column, index, kind, pictures))
+                if not get_current_worker().is_cancelled:
+                    self.post_message(EngineJobs.PicturesReady(branch, index, kind, pictures))
 
         self.run_worker(job, thread=True, exclusive=True, group=f"compare-pictures-{column}", exit_on_error=False)
 
@@ -214,14 +201,17 @@ class CompareScreen(Screen):
             self.query_one("#compare-title", Label).update(
                 "every run is finished: esc goes back, where left looks at an earlier step and f forks from it")
 
-    def on_compare_screen_pictures_ready(self, message: PicturesReady) -> None:
-        shown = self.shown(message.column)
+    def on_engine_jobs_pictures_ready(self, message: EngineJobs.PicturesReady) -> None:
+        if message.branch not in self.runs.branches:
+            return
+        column = self.runs.branches.index(message.branch)
+        shown = self.shown(column)
         record = None if shown is None else shown.record
         if message.kind == self.kind and (None if record is None else record.index) == message.index:
-            self.query_one(f"#previews-{message.column}", PreviewPanel).show(
+            self.query_one(f"#previews-{column}", PreviewPanel).show(
                 message.pictures, message.kind, 0 if record is None else record.index + 1, shown.view.mode)
 
-    def on_compare_screen_failed(self, message: Failed) -> None:
+    def on_engine_jobs_failed(self, message: EngineJobs.Failed) -> None:
         self.notify(message.text, title=message.title, severity="error", timeout=8)
         self.playing = False
         self.query_one(KeyBar).set_keys(self.keys())

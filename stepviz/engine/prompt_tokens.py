@@ -1,11 +1,9 @@
-"""Prompt -> tokens -> ids -> text embeddings (the Hugging Face diffusion course, Unit 3).
-
-As diffusers' encode_prompt does it.
+"""What the tokenizer makes of a prompt: the tokens and ids the text encoder sees and what was cut beyond its
+window, for the prompt panel and the attention maps' labels. The embeddings themselves are
+engine/conditioning.py (SD, SDXL) and engine/flow_text.py (SD3, FLUX.1).
 """
 
 from __future__ import annotations
-
-import torch
 
 from .records import PromptAnatomy
 
@@ -38,14 +36,3 @@ def _until_eos(ids: list[int], tokenizer) -> list[int]:
     """Ids up to and including the first end-of-text (CLIP pads with end-of-text)."""
     eos = tokenizer.eos_token_id
     return ids[: ids.index(eos) + 1] if eos in ids else ids
-
-
-def encode(tokenizer, text_encoder, text: str, device, max_length: int | None = None) -> torch.Tensor:
-    """One prompt's embeddings [1, 77, d], padded to max_length, like diffusers' encode_prompt."""
-    max_length = max_length or tokenizer.model_max_length
-    ids = tokenizer(text, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
-    attention_mask = None
-    if getattr(text_encoder.config, "use_attention_mask", False):
-        attention_mask = ids.attention_mask.to(device)
-    embeds = text_encoder(ids.input_ids.to(device), attention_mask=attention_mask)[0]
-    return embeds.to(dtype=text_encoder.dtype, device=device)

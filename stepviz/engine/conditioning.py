@@ -1,46 +1,28 @@
-"""SDXL's conditioning (Podell et al. 2023): two text encoders, a pooled embedding and six size numbers.
+"""What the UNet is conditioned on, both CFG branches, as diffusers' SD and SDXL pipelines compute it.
 
+SD 1.x/2.x: one text encoder's last hidden state                                    [1, 77, 768 or 1024]
+SDXL (Podell et al. 2023): two text encoders, a pooled embedding and six size numbers:
     prompt_embeds  penultimate hidden states of both encoders, side by side   [1, 77, 768 + 1280]
     text_embeds    the second encoder's pooled, projected output               [1, 1280]
     time_ids       (original h, w, crop top, left, target h, w); a model that
                    requires an aesthetic score (the refiner) has (h, w, top, left, score) instead
 
-The UNet takes the last two as `added_cond_kwargs`. Computed as diffusers' StableDiffusionXL(Img2Img|Inpaint)
-Pipeline computes them (same ops, same order, same bits). SD 1.x/2.x's single-encoder conditioning goes
-through the same `text_conditioning`, so the loop holds one Conditioning whichever the model.
+The UNet takes the last two as `added_cond_kwargs`. Computed as diffusers' StableDiffusion(XL)(Img2Img|Inpaint)
+Pipeline computes them (same ops, same order, same bits), so the loop holds one Conditioning whichever the model.
+What the tokenizer shows of a prompt (tokens, ids, what was cut) is engine/prompt_tokens.py; the flow family's
+conditioning is engine/flow_text.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
 
-from .families import is_sdxl_class
+from .families import is_sdxl
 
-# The defaults of diffusers' pipelines where they differ: SDXL img2img 0.3 and inpaint 0.9999 (SD: 0.8, 1.0),
-# and the refiner's aesthetic scores.
+# the refiner's aesthetic scores, diffusers' StableDiffusionXLImg2ImgPipeline defaults
 AESTHETIC_SCORE, NEGATIVE_AESTHETIC_SCORE = 6.0, 2.5
-
-
-def is_sdxl(pipe) -> bool:
-    return is_sdxl_class(type(pipe).__name__)
-
-
-@contextlib.contextmanager
-def vae_upcast(pipe):
-    """The VAE in float32 for the block where SDXL's pipelines use it so: a float16 VAE whose config says
-    `force_upcast` (SDXL's overflows in float16 and gives NaN). Yields whether it upcast."""
-    vae = pipe.vae
-    upcast = is_sdxl(pipe) and vae.dtype == torch.float16 and vae.config.get("force_upcast", False)
-    if upcast:
-        vae.to(dtype=torch.float32)
-    try:
-        yield upcast
-    finally:
-        if upcast:
-            vae.to(dtype=torch.float16)
 
 
 @dataclass
@@ -71,6 +53,18 @@ class Conditioning:
         return {"text_embeds": self.text_embeds[rows], "time_ids": self.time_ids[rows]}
 
 
+def _encode_one(tokenizer, text_encoder, text: str, device, max_length: int | None = None) -> torch.Tensor:
+    """SD's one prompt through its one text encoder [1, 77, d], padded to max_length, like diffusers'
+    encode_prompt (the Hugging Face diffusion course, Unit 3: prompt -> tokens -> ids -> embeddings)."""
+    max_length = max_length or tokenizer.model_max_length
+    ids = tokenizer(text, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
+    attention_mask = None
+    if getattr(text_encoder.config, "use_attention_mask", False):
+        attention_mask = ids.attention_mask.to(device)
+    embeds = text_encoder(ids.input_ids.to(device), attention_mask=attention_mask)[0]
+    return embeds.to(dtype=text_encoder.dtype, device=device)
+
+
 def _encode_both(pipe, text: str, device, max_length: int | None = None):
     """One prompt through every text encoder the pipeline has: (concatenated hidden states, pooled output)."""
     hidden, pooled = [], None
@@ -87,7 +81,7 @@ def _encode_both(pipe, text: str, device, max_length: int | None = None):
 
 
 def encode(pipe, prompt: str, negative_prompt: str | None, device) -> Conditioning:
-    """Both branches' embeddings. No negative prompt (None) gives zeros where the model's config says
+    """SDXL: both branches' embeddings. No negative prompt (None) gives zeros where the model's config says
     `force_zeros_for_empty_prompt` (SDXL base), as the pipeline does; "" is encoded like any prompt."""
     prompt_embeds, pooled = _encode_both(pipe, prompt, device)
     if negative_prompt is None and pipe.config.get("force_zeros_for_empty_prompt", False):
@@ -105,11 +99,9 @@ def text_conditioning(pipe, prompt: str, negative_prompt: str | None, device, pr
     embeddings, diffusers' prompt_embeds / negative_prompt_embeds, are used as they are); SDXL: `encode`."""
     if is_sdxl(pipe):
         return encode(pipe, prompt, negative_prompt, device)
-    from . import text
-
-    text_embeds = prompt_embeds if prompt_embeds is not None else text.encode(
+    text_embeds = prompt_embeds if prompt_embeds is not None else _encode_one(
         pipe.tokenizer, pipe.text_encoder, prompt, device)
-    uncond_embeds = negative_prompt_embeds if negative_prompt_embeds is not None else text.encode(
+    uncond_embeds = negative_prompt_embeds if negative_prompt_embeds is not None else _encode_one(
         pipe.tokenizer, pipe.text_encoder, negative_prompt or "", device, max_length=text_embeds.shape[1])
     return Conditioning(torch.cat([uncond_embeds, text_embeds]))
 
