@@ -111,15 +111,7 @@ def build_flow_schedule_figure(records, viewed: int | None = None, size: PlotSiz
     top.set_ylim(-0.02, 1.02)
     top.set_title("Flow schedule: x_t = (1 − σ) x0 + σ ε; the shift keeps σ high for more of the steps")
     bottom.plot(steps, [r.alpha_cumprod for r in records], "o-", color="C0")
-    bottom.set_ylabel("1 − σ  (picture's share)")
-    bottom.set_xlabel(STEP_LABEL)
-    bottom.set_ylim(-0.02, 1.02)
-    for axis in (top, bottom):
-        axis.grid(alpha=0.3)
-        _mark_changes(axis, records)
-        _mark_viewed(axis, viewed)
-    top.legend()
-    return _finish(figure)
+    return _finish_schedule(figure, top, bottom, "1 − σ  (picture's share)", records, viewed)
 
 
 def norms_figure(records, path: Path, viewed: int | None = None, size: PlotSize = SCREEN) -> Path:
@@ -148,7 +140,13 @@ def build_schedule_figure(records, branches: dict[str, list] | None = None, view
     top.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 0.1, 1, 10: not 10^-1
     top.set_ylabel("σ_t  (noise level)")
     top.set_title("Noise schedule: σ_t = √((1 − ᾱ_t) / ᾱ_t) at each step's timestep")
-    bottom.set_ylabel("ᾱ_t  (signal kept)")
+    return _finish_schedule(figure, top, bottom, "ᾱ_t  (signal kept)", records, viewed)
+
+
+def _finish_schedule(figure: Figure, top, bottom, signal_label: str, records, viewed: int | None) -> Figure:
+    """The schedule figure's lower axis labelled with the signal's share, both axes gridded and marked with
+    the run's edits and the step viewed."""
+    bottom.set_ylabel(signal_label)
     bottom.set_xlabel(STEP_LABEL)
     bottom.set_ylim(-0.02, 1.02)
     for axis in (top, bottom):
