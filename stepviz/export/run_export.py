@@ -2,7 +2,8 @@
 
     strip.png            x_t and x0-hat per kept step (8 to a row), labelled with the step, t, sigma
     sheet.png            the run on one 16:9 slide: input, mask, chosen steps, result (sheet-<n>-<label>.png:
-                         each compared run)
+                         each compared run; sheet-traced-<example>.png: the hand-written loop a lesson
+                         traces, e.g. the course's own, on its own slide)
     steps.webp|.gif      one frame per step
     metrics.csv / .json  every float of every StepRecord, one row per step
     schedule.png         sigma_t and abar_t per step        norms.png   the guidance norms
@@ -240,6 +241,7 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
     from ..render import plots
     from .handout import write_handout
     from .page import write_page
+    from .traced_sheet import write_traced_sheets
 
     pipes = {}
 
@@ -283,6 +285,7 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
     files += write_inputs(inputs, folder)
     write_sheet(main, settings, pictures, inputs, kind, folder / "sheet.png")
     files.append("sheet.png")
+    files += write_traced_sheets(settings, folder, kind, progress)
     blend = blend_image(stepper.pipe, records, kind, pictures, every)
     if blend is not None:
         save_atomically(blend, folder / "blend.png")

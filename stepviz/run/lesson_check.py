@@ -148,8 +148,8 @@ def measure(claim: Claim, runs: LessonRuns) -> ClaimResult:
 
 
 @functools.cache
-def traced_report(command: str):
-    """The trace report of a shipped example run with its arguments (each run once per check)."""
+def traced_run(command: str):
+    """(the trace, its report) of a shipped example run with its arguments (each run once per process)."""
     from ..trace.script import run_traced
     from ..lessons.shipped import script_path
 
@@ -157,7 +157,12 @@ def traced_report(command: str):
     traces, _ = run_traced(script_path(name), args)
     if not traces:
         raise LookupError(f"{command} stepped no scheduler")
-    return traces[-1].compare()
+    return traces[-1], traces[-1].compare()
+
+
+def traced_report(command: str):
+    """The trace report of a shipped example run with its arguments."""
+    return traced_run(command)[1]
 
 
 def _trace(claim: Claim) -> ClaimResult:
