@@ -89,3 +89,10 @@ def test_the_trainer_defaults_build_the_shipped_transformer_and_scheduler():
     assert json.loads((parts["scheduler"] / "scheduler_config.json").read_text())["shift"] == flow.SHIFT
     assert parts["text_encoder"] == parts["text_encoder_2"]
     assert parts["vae"] == part_folders(shipped_folder("toy"))["vae"]
+
+
+def test_the_checks_before_a_run_take_toy_flows_size_from_its_transformer():
+    from stepviz.models.loading import model_facts
+
+    facts = model_facts("toy-flow")
+    assert facts.default_size == 64  # the transformer's 8 x 8 latents, not an SD UNet's 512 px default

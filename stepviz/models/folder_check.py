@@ -40,7 +40,7 @@ class ModelFacts:
     folder: Path
     num_train_timesteps: int = 1000
     unet_in_channels: int = 4
-    unet_sample_size: int = 64
+    unet_sample_size: int = 64  # the UNet's, or a flow model's transformer's (SD3, FLUX.1)
     unet_channels: tuple[int, ...] = (320, 640, 1280, 1280)  # Stable Diffusion 1.x / 2.x
     unet_down_blocks: tuple[str, ...] = ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",)
     vae_channels: tuple[int, ...] = (128, 256, 512, 512)
@@ -132,6 +132,9 @@ def check_model_folder(folder: Path, allow_pickle: bool = False) -> ModelFacts:
                      unet_sample_size=config_int(unet, "sample_size", 64, path),
                      unet_channels=config_ints(unet, "block_out_channels", ModelFacts.unet_channels, path),
                      unet_down_blocks=tuple(map(str, unet.get("down_block_types", ModelFacts.unet_down_blocks))))
+    if "transformer" in components:  # SD3 / FLUX.1: the latent side their pipelines draw by default (diffusers: 128)
+        path = parts["transformer"] / "config.json"
+        facts["unet_sample_size"] = config_int(read_json(path, "transformer"), "sample_size", 128, path)
     if "vae" in components:
         path = parts["vae"] / "config.json"
         vae = read_json(path, "vae")
