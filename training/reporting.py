@@ -1,8 +1,10 @@
-"""What trainers write beside the weights: linear latent -> RGB preview factors, the command that ran."""
+"""What trainers write beside the weights: linear latent -> RGB preview factors, the command that ran, a run's
+record."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,3 +29,14 @@ def fit_latent_rgb(latents: torch.Tensor, images: torch.Tensor) -> tuple[list[li
 def command_line(module: str, argv: list[str] | None) -> str:
     """The command a report records: `python -m training.<module>` and its arguments (sys.argv's by default)."""
     return f"python -m training.{module} " + " ".join(argv if argv is not None else sys.argv[1:])
+
+
+def write_run_record(folder: Path, what: str, module: str, argv: list[str] | None, steps: int, batch: int,
+                     losses: list[float], minutes: float) -> None:
+    """folder/TRAINING.md: the command that made `what` (e.g. "toy v3 model"), its steps and batch, the final
+    loss (mean of the last 200 steps) and this run's minutes."""
+    (folder / "TRAINING.md").write_text(
+        f"# How this {what} was made\n\n"
+        f"```\n{command_line(module, argv)}\n```\n\n"
+        f"{steps} steps at batch {batch}; final loss (mean of the last 200 steps) "
+        f"{np.mean(losses[-200:]):.4f}; {minutes:.1f} min this run.\n")

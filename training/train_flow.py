@@ -27,14 +27,13 @@ import copy
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import flow_components as flow
 from .checkpoint import load_checkpoint
 from .dataset import CAPTIONS, EMPTY_CAPTION_INDEX, load_or_draw
 from .loop import Schedule, plot_losses, train_steps
-from .reporting import command_line
+from .reporting import write_run_record
 from .sources import part
 from .train import encode_scenes
 from .train_unet import _with_other_colour
@@ -223,11 +222,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     save_pipeline(vae, ema_text, tokenizer, ema_transformer, out / "pipeline")
     plot_losses({"transformer + text encoder (v MSE)": losses}, out / "pipeline" / "loss_curve.png")
-    (out / "pipeline" / "TRAINING.md").write_text(
-        "# How this toy flow model was made\n\n"
-        f"```\n{command_line('train_flow', argv)}\n```\n\n"
-        f"{args.steps} steps at batch {args.batch}; final loss (mean of the last 200 steps) "
-        f"{np.mean(losses[-200:]):.4f}; {(time.monotonic() - started) / 60:.1f} min this run.\n")
+    write_run_record(out / "pipeline", "toy flow model", "train_flow", argv, args.steps, args.batch, losses,
+                     (time.monotonic() - started) / 60)
     print(f"saved the toy flow pipeline to {out / 'pipeline'}", flush=True)
 
 

@@ -31,7 +31,7 @@ from . import components
 from .checkpoint import load_checkpoint, save_checkpoint
 from .extra_channels import encode_posterior, sample_posterior
 from .loop import Schedule, plot_losses, train_steps
-from .reporting import command_line
+from .reporting import write_run_record
 from .scenes_v3 import load_or_draw_v3
 from .sources import part
 from .tokenizer import write_tokenizer
@@ -206,11 +206,8 @@ def main(argv: list[str] | None = None) -> None:
                          averages={"ema_unet": (ema_unet, unet), "ema_text": (ema_text, text_encoder)})
     save_pipeline(vae, ema_text, tokenizer, ema_unet, out / "pipeline")
     plot_losses({"UNet + text encoder (eps MSE)": losses}, out / "pipeline" / "loss_curve.png")
-    (out / "pipeline" / "TRAINING.md").write_text(
-        "# How this toy v3 model was made\n\n"
-        f"```\n{command_line('train_unet_v3', argv)}\n```\n\n"
-        f"{args.steps} steps at batch {args.batch}; final loss (mean of the last 200 steps) "
-        f"{np.mean(losses[-200:]):.4f}; {(time.monotonic() - started) / 60:.1f} min this run.\n")
+    write_run_record(out / "pipeline", "toy v3 model", "train_unet_v3", argv, args.steps, args.batch, losses,
+                     (time.monotonic() - started) / 60)
     print(f"saved the toy v3 pipeline to {out / 'pipeline'}", flush=True)
 
 
