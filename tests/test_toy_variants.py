@@ -317,3 +317,18 @@ def test_inpaint_evaluation_runs_the_cases_once_per_seed():
     assert [r["prompt"] for r in rows] == [case.prompt] * 3
     assert not np.array_equal(rows[0]["output"], rows[1]["output"])  # seeds 0 and 1
     assert all(r["outside"] >= 0 and isinstance(r["colour_ok"], bool) for r in rows)
+
+
+def test_depth_verdict_needs_the_prompts_colour_at_full_strength_and_the_inputs_at_low_strength():
+    from training.evaluate_variants import DEPTH_ROWS, LOW_STRENGTH, format_depth_table
+
+    def row(strength, colour, kept):
+        return dict(strength=strength, depth="estimator", n=36, iou=0.8, iou_ok=0.9, colour=colour, kept=kept,
+                    shape=0.9)
+
+    assert DEPTH_ROWS[0] == (1.0, False) and DEPTH_ROWS[1] == (LOW_STRENGTH, False)
+    good = format_depth_table([row(1.0, 0.9, 0.0), row(LOW_STRENGTH, 0.1, 0.9)])
+    assert "(b) PASS" in good and "input's colour kept 90.0%" in good
+    # the low-strength run painted the prompt's colour: the input was not followed
+    assert "(b) FAIL" in format_depth_table([row(1.0, 0.9, 0.0), row(LOW_STRENGTH, 0.9, 0.05)])
+    assert "(b) FAIL" in format_depth_table([row(1.0, 0.5, 0.0), row(LOW_STRENGTH, 0.1, 0.9)])
