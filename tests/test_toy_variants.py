@@ -332,3 +332,38 @@ def test_depth_verdict_needs_the_prompts_colour_at_full_strength_and_the_inputs_
     # the low-strength run painted the prompt's colour: the input was not followed
     assert "(b) FAIL" in format_depth_table([row(1.0, 0.9, 0.0), row(LOW_STRENGTH, 0.9, 0.05)])
     assert "(b) FAIL" in format_depth_table([row(1.0, 0.5, 0.0), row(LOW_STRENGTH, 0.1, 0.9)])
+
+
+class _CaptionRecordingUNet(torch.nn.Module):
+    """Stands in for the variant UNet: eps_hat from conv_in, and a record of the text rows each batch got."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv_in = torch.nn.Conv2d(5, 4, 1)
+        self.seen = []
+
+    def forward(self, x, t, states):
+        from types import SimpleNamespace
+
+        self.seen.append(states[:, 0, 0].detach().clone())
+        return SimpleNamespace(sample=self.conv_in(x))
+
+
+@pytest.mark.parametrize("colour_noise", [0.0, 1.0])
+def test_variant_captions_name_a_wrong_colour_as_often_as_asked(tmp_path, colour_noise):
+    from training.dataset import CAPTIONS
+    from training.train_variants import VariantSet, train_variant_unet
+    from stepviz.toy.world import parse_caption
+
+    count, truth = 16, 7  # every example is captioned CAPTIONS[7]
+    data = VariantSet(torch.zeros(count, 4, 2, 2), torch.zeros(count, 4, 2, 2), torch.zeros(count, 1, 2, 2),
+                      torch.zeros(count, 1, 2, 2), torch.full((count,), truth))
+    text_states = torch.arange(len(CAPTIONS) + 1, dtype=torch.float32).view(-1, 1, 1)  # row i holds i
+    unet = _CaptionRecordingUNet()
+    train_variant_unet(unet, text_states, data, steps=3, batch=8, lr=1e-4, seed=0, phase=9,
+                       checkpoint_path=tmp_path / "unet.pt", caption_dropout=0.0, colour_noise=colour_noise)
+    given = [parse_caption(CAPTIONS[int(i)]) for batch in unet.seen for i in batch]
+    colour, shape, background = parse_caption(CAPTIONS[truth])
+    assert len(given) == 24 and all(g[1:] == (shape, background) for g in given)
+    wrong = [g for g in given if g[0] != colour]
+    assert len(wrong) == (0 if colour_noise == 0.0 else len(given))

@@ -36,7 +36,7 @@ from .loop import Schedule, plot_losses, train_steps
 from .reporting import write_run_record
 from .sources import part
 from .train import encode_scenes
-from .train_unet import _with_other_colour
+from .train_unet import other_colour_captions
 
 FLOW_PHASE = 13  # step_generator phase, distinct from the other trainers'
 
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         x_0 = mean[index] + std[index] * torch.randn(mean[index].shape, generator=generator)
         caption = caption_index[index].clone()
         wrong = torch.rand(args.batch, generator=generator) < args.colour_noise
-        caption[wrong] = _with_other_colour(caption[wrong], generator)
+        caption[wrong] = other_colour_captions(caption[wrong], generator)
         caption[torch.rand(args.batch, generator=generator) < args.caption_dropout] = EMPTY_CAPTION_INDEX
         # 2. sigma = shift(sigmoid(n)), n ~ N(m, s); x_t = (1 - sigma) x_0 + sigma eps; v = eps - x_0
         n = args.logit_mean + args.logit_std * torch.randn(args.batch, generator=generator)

@@ -53,7 +53,7 @@ def caption_token_ids(tokenizer) -> torch.Tensor:
                      truncation=True, return_tensors="pt").input_ids
 
 
-def _with_other_colour(caption_index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def other_colour_captions(caption_index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """The same captions with the colour word swapped for a different, random colour.
 
     CAPTIONS is ordered colour-major, so index = colour * per_colour + rest.
@@ -102,7 +102,7 @@ def train_unet(
         x_0 = latents.mean[index] + latents.std[index] * torch.randn(latents.mean[index].shape, generator=generator)
         caption = latents.caption_index[index].clone()
         wrong = torch.rand(batch, generator=generator) < colour_noise
-        caption[wrong] = _with_other_colour(caption[wrong], generator)
+        caption[wrong] = other_colour_captions(caption[wrong], generator)
         caption[torch.rand(batch, generator=generator) < caption_dropout] = EMPTY_CAPTION_INDEX
         # 2. x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps
         t = torch.randint(0, 1000, (batch,), generator=generator)

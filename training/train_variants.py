@@ -41,7 +41,7 @@ from .extra_channels import (EXTRA_CHANNELS, LATENT_CHANNELS, depth_at_latent_si
 from .loop import Schedule, plot_losses, train_steps
 from .reporting import command_line
 from .sources import SHIPPED_MODEL, part
-from .train_unet import caption_token_ids
+from .train_unet import caption_token_ids, other_colour_captions
 from .variant_data import PLACED_FILL, PLACED_SIDE, draw_inpaint_examples
 
 VARIANT_PHASE = {"inpaint": 8, "depth": 9}  # step_generator phases, distinct from the base model's
@@ -137,13 +137,15 @@ def train_variant_unet(unet, text_states: torch.Tensor, data: VariantSet, steps:
                        seed: int, phase: int, checkpoint_path: Path, caption_dropout: float = 0.1,
                        ema_decay: float = EMA_DECAY, conv_in_lr_scale: float = CONV_IN_LR_SCALE,
                        min_snr_gamma: float = MIN_SNR_GAMMA,
-                       hole_loss_weight: float = 1.0,
+                       hole_loss_weight: float = 1.0, colour_noise: float = 0.0,
                        save_every_s: float = 180) -> tuple[torch.nn.Module, list[float]]:
     """Train the UNet in place on eps prediction (resuming from checkpoint_path); returns the EMA UNet and losses.
 
     text_states: the frozen text encoder's hidden states for every caption, "" last.
     hole_loss_weight: inpaint variant only, how much more a latent pixel inside the hole counts than one
     outside it (the first extra channel is the mask).
+    colour_noise: the share of captions naming a wrong colour, as the base UNet's training has (train_unet.py),
+    so that a caption disagreeing with x_t is nothing new (Depth2Img at low strength must keep x_t's colour).
     """
     abar = make_train_scheduler().alphas_cumprod
     # conv_in learns faster: its new input channels start at zero and must grow within a short run
@@ -159,6 +161,9 @@ def train_variant_unet(unet, text_states: torch.Tensor, data: VariantSet, steps:
         x_0 = sample_posterior(data.mean[index], data.std[index], generator)
         extra = sample_posterior(data.extra_mean[index], data.extra_std[index], generator)
         caption = data.caption_index[index].clone()
+        if colour_noise > 0:  # drawn only when asked, so the shipped variants' runs replay unchanged
+            wrong = torch.rand(batch, generator=generator) < colour_noise
+            caption[wrong] = other_colour_captions(caption[wrong], generator)
         dropped = torch.rand(batch, generator=generator) < caption_dropout
         caption[dropped] = EMPTY_CAPTION_INDEX
         if data.dropped_mean is not None:  # "" asks for nothing new: the hole keeps what was there
@@ -269,6 +274,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="inpaint variant: when a caption is dropped to \"\" (for classifier-free guidance), "
                              "train on the picture with its placed hole left empty, as for a random hole that "
                              "misses the shape, so the unconditional prediction does not guess a shape there")
+    parser.add_argument("--colour-noise", type=float, default=0.0,
+                        help="share of captions naming a wrong colour, as the base UNet had (depth variant: so that "
+                             "low strength keeps the input's colour; default 0, as the shipped variants)")
     parser.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on busy cores)")
     args = parser.parse_args(argv)
@@ -319,6 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     ema_unet, losses = train_variant_unet(unet, text_states, data, args.steps, args.batch, args.lr, args.seed,
                                           VARIANT_PHASE[args.variant], scratch / "unet.pt",
                                           hole_loss_weight=args.hole_loss_weight, ema_decay=args.ema_decay,
+                                          colour_noise=args.colour_noise,
                                           save_every_s=args.save_every)
     save_variant(args.variant, base, ema_unet, out, estimator)
     # the base's tokenizer files verbatim (vocab.json + merges.txt too, which transformers 4 needs)
