@@ -18,8 +18,7 @@ processes would have used: one worker computing a batch on one core while the ot
 half the machine to the solo runs it was measured against.
 
 On the CPU a batch runs as a TorchScript trace of the UNet (unet_trace.py): the same ops and the same bits as
-the eager batch, without holding the GIL, so the sessions' own Python runs beside it; trace=False runs batches
-eagerly.
+the eager batch for less CPU, without the modules' Python; trace=False runs batches eagerly.
 
 Batched is not bit-exact with alone: the time-embedding Linear and the convolutions pick other
 kernels by batch size (oneDNN on CPU, cuDNN on GPU), so a batched session's latents move by a few
@@ -94,7 +93,7 @@ class SharedEngine:
         self._coming = 0  # sessions inside step() that have yet to send its call
         self._unet_use = UNetUse()
         self.lms_coefficients: dict = {}  # LMS's integrals, shared by the sessions (shared_session.py)
-        self._traces = UNetTraces(enabled=bool(trace))  # batches run as TorchScript traces on the CPU: no GIL
+        self._traces = UNetTraces(enabled=bool(trace))  # batches as TorchScript traces on the CPU
         self._gathering = threading.Lock()
         self._sessions: weakref.WeakSet = weakref.WeakSet()
         self._closed = False
