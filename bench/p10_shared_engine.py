@@ -7,8 +7,9 @@
 Load: each student is a thread with its own session (prompt, seed, scheduler vary), pressing space
 `--steps` times, at full speed or at a human pace (a press every 0.3-0.9 s); "solo" gives each student a
 plain Stepper that calls the UNet alone (what N separate `stepviz tui` processes compute), "shared" a
-session of one SharedEngine (max_batch_size 32, 5 ms). One torch thread for both. Figures: the class's
-steps per second, p50/p95 of the wait for a step (press -> record), mean rows per UNet call.
+session of one SharedEngine (max_batch_size 32, 5 ms; its batches traced, or eager with --eager). One torch
+thread for both. Figures: the class's steps per second, p50/p95 of the wait for a step (press -> record),
+mean rows per UNet call.
 Memory: real processes, proportional set size (PSS) from /proc/PID/smaps_rollup, so libraries shared
 between processes are counted once.
 """
@@ -70,10 +71,12 @@ def tolerance(pipe, students: int, steps: int, size: int | None, label: str) -> 
     return worst
 
 
-def load(pipe, students: int, steps: int, pace: str, shared: bool, workers: int | None = None) -> dict:
+def load(pipe, students: int, steps: int, pace: str, shared: bool, workers: int | None = None,
+         trace: bool = True) -> dict:
     import stepviz
 
-    engine = stepviz.SharedEngine(pipe, max_batch_size=32, max_wait_ms=5, workers=workers) if shared else None
+    engine = stepviz.SharedEngine(pipe, max_batch_size=32, max_wait_ms=5, workers=workers, trace=trace) \
+        if shared else None
     make = engine.stepper if shared else (lambda **kw: stepviz.Stepper(pipe, **kw))
     sessions = [make(**session_kwargs(i, steps)) for i in range(students)]
     waits: list[float] = []
@@ -190,6 +193,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--paces", nargs="*", default=["human", "full"], choices=["human", "full"])
     parser.add_argument("--model", default="toy")
+    parser.add_argument("--eager", action="store_true", help="the shared engine runs its batches eagerly, untraced")
     args = parser.parse_args()
     import torch
 
@@ -203,16 +207,16 @@ def main() -> None:
         from stepviz.run.shared_engine import default_workers
 
         pipe = stepviz.load_pipeline(args.model)
-        load(pipe, 2, 2, "full", True)  # warm-up
+        load(pipe, 2, 2, "full", True, trace=not args.eager)  # warm-up (and the batches' trace)
         print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; shared engine: "
-              f"{default_workers(pipe)} batches at once (workers)")
+              f"{default_workers(pipe)} batches at once (workers), {'eager' if args.eager else 'traced'}")
         print("| students | pace | class steps/s shared / solo | ratio | p50 wait shared / solo | "
               "p95 wait shared / solo | rows per UNet call | CPU ms per step shared / solo | "
               "cores used shared / solo |")
         print("|---|---|---|---|---|---|---|---|---|")
         for students in args.students:
             for pace in args.paces:
-                solo, shared = (load(pipe, students, args.steps, pace, s) for s in (False, True))
+                solo, shared = (load(pipe, students, args.steps, pace, s, trace=not args.eager) for s in (False, True))
                 print(f"| {students} | {pace} | {shared['steps_per_s']:.1f} / {solo['steps_per_s']:.1f} | "
                       f"{shared['steps_per_s'] / solo['steps_per_s']:.2f} | "
                       f"{1000 * shared['p50']:.0f} / {1000 * solo['p50']:.0f} ms | "

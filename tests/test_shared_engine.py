@@ -7,7 +7,9 @@ import torch
 
 import stepviz
 from stepviz import NonFiniteError, Stepper, StepvizInputError
-from stepviz.run.shared_engine import TOLERANCE, EngineClosedError, SharedEngine, UNetRequest
+from stepviz.run.shared_engine import TOLERANCE, EngineClosedError, SharedEngine
+from stepviz.run.shared_requests import UNetCall, batched_unet_call
+from stepviz.run.unet_trace import UNetTraces, traced_kinds
 
 PROMPTS = ["a red circle on a black background", "a blue square on a white background", "a green triangle"]
 SCHEDULERS = ["ddim", "euler", "dpmpp_2m", "heun", "euler_a", "pndm"]
@@ -68,6 +70,21 @@ def test_max_batch_size_one_is_bit_exact_with_a_plain_stepper(tiny_pipe):
         assert torch.equal(session.latents, solo_final(tiny_pipe, 0))
 
 
+def test_lms_sessions_share_their_coefficients_and_keep_their_bits(tiny_pipe):
+    lms = [{**settings(i), "scheduler": "lms"} for i in range(3)]
+    with SharedEngine(tiny_pipe, max_batch_size=1) as engine:
+        sessions = [engine.stepper(**kw) for kw in lms]
+        in_threads(*(s.run for s in sessions))
+        # one schedule (6 steps, orders 1-4): 1 + 2 + 3 + 4 + 4 + 4 integrals, computed once for all three
+        assert len(engine.lms_coefficients) == 18
+        for session, kw in zip(sessions, lms):
+            assert torch.equal(session.latents, Stepper(tiny_pipe, **kw).run()[-1].latents)
+            assert "get_lms_coefficient" not in vars(session.scheduler)  # nothing of the engine's in a snapshot
+        sessions[0].rewind(3)  # its snapshot's scheduler steps on as a plain one would
+        sessions[0].run()
+        assert torch.equal(sessions[0].latents, Stepper(tiny_pipe, **lms[0]).run()[-1].latents)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_batched_sessions_stay_within_the_stated_tolerance(toy_pipe, workers):
     with SharedEngine(toy_pipe, max_batch_size=32, max_wait_ms=100, workers=workers) as engine:
@@ -103,27 +120,62 @@ def test_a_nan_session_or_a_bad_edit_does_not_touch_the_others(toy_pipe):
             assert float((sessions[i].latents - solo_final(toy_pipe, i)).abs().max()) <= TOLERANCE["toy"]
 
 
-def test_a_call_that_fails_in_a_batch_is_retried_alone_and_fails_only_its_session():
-    class PicksyUNet(torch.nn.Module):
-        def forward(self, sample, t, encoder_hidden_states, **kwargs):
-            if bool((sample < 0).any()):
-                raise ValueError("negative input")
-            return (sample * 2,)
+def test_a_call_that_fails_in_a_batch_is_retried_alone_and_fails_only_its_session(toy_pipe, monkeypatch):
+    # The toy's UNet, made to refuse a sample it finds too large: the session whose latents are huge makes its
+    # batch raise; each call of that batch is then retried alone, so only that session gets the error. Eager
+    # batches (trace=False): a trace would bake in the `if` on the first batch's values.
+    forward, failed_rows = toy_pipe.unet.forward, []
 
-    unet = PicksyUNet()
-    engine = SharedEngine(pipe=None, max_batch_size=8, max_wait_ms=200)
-    hidden = torch.zeros(2, 3, 4)
+    def picky(sample, *args, **kwargs):
+        if bool((sample.abs() > 1e4).any()):
+            failed_rows.append(int(sample.shape[0]))
+            raise ValueError("the sample is too large")
+        return forward(sample, *args, **kwargs)
 
-    def request(sample):
-        alone = lambda: (unet(sample, torch.tensor(1), hidden)[0], None)  # noqa: E731
-        return UNetRequest(alone, unet, sample, torch.tensor(1), hidden)
+    monkeypatch.setattr(toy_pipe.unet, "forward", picky)
+    with SharedEngine(toy_pipe, max_batch_size=32, max_wait_ms=50, workers=1, trace=False) as engine:
+        sessions = [engine.stepper(**settings(i)) for i in range(3)]
+        bad = sessions[1]
+        bad.latents = torch.full_like(bad.latents, 1e6)
+        results = in_threads(*(s.run for s in sessions))
+        stats = engine.stats
+    monkeypatch.undo()
+    # the batch that failed held the three sessions' calls (2 rows each); the bad call failed again alone
+    assert failed_rows == [6, 2]
+    assert isinstance(results[1], ValueError) and "too large" in str(results[1])
+    assert bad.records == [] and bad.stopped is None
+    assert stats.requests == 3 + 2 * 5  # the first step's three calls, then the healthy sessions' other five
+    assert stats.rows_per_call > 2  # after the retry the healthy sessions went on in batches
+    for i in (0, 2):
+        assert sessions[i].done and not isinstance(results[i], Exception)
+        difference = float((sessions[i].latents - solo_final(toy_pipe, i)).abs().max())
+        assert difference <= TOLERANCE["toy"], (SCHEDULERS[i], difference)
 
-    good, bad = torch.ones(2, 4, 2, 2), -torch.ones(2, 4, 2, 2)
-    results = in_threads(lambda: engine.submit(request(good)), lambda: engine.submit(request(bad)))
-    engine.close()
-    assert torch.equal(results[0][0], good * 2)
-    assert isinstance(results[1], ValueError)
-    assert engine.stats.requests == 2
+
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
+def test_a_traced_batch_gives_the_bits_of_the_eager_batch_at_any_batch_size(tiny_pipe, family):
+    from tiny import tiny_sdxl_pipeline
+
+    pipe = tiny_pipe if family == "sd" else tiny_sdxl_pipeline()
+    unet, generator = pipe.unet, torch.Generator().manual_seed(0)
+
+    def call(i: int) -> UNetCall:
+        rows = 2 if i % 2 else 1
+        added = None if family == "sd" else {"text_embeds": torch.randn(rows, 8, generator=generator),
+                                             "time_ids": torch.randn(rows, 6, generator=generator)}
+        return UNetCall(torch.randn(rows, 4, 4, 4, generator=generator), torch.tensor(100.0 * i + 1),
+                        torch.randn(rows, 77, unet.config.cross_attention_dim, generator=generator), added)
+
+    traces = UNetTraces()
+    with torch.no_grad():
+        for sessions in (3, 5, 2):  # traced on the first batch (5 rows), then run on 8 and 3 rows
+            calls = [call(i) for i in range(sessions)]
+            eager, traced = batched_unet_call(unet, calls), batched_unet_call(unet, calls, traces)
+            assert [t.shape for t in traced] == [e.shape for e in eager]
+            assert all(torch.equal(t, e) for t, e in zip(traced, eager)), sessions
+    assert traced_kinds(unet) == 1
+    with torch.no_grad():  # turned off: no trace, the eager call
+        assert torch.equal(batched_unet_call(unet, calls, UNetTraces(enabled=False))[0], eager[0])
 
 
 def test_two_threads_on_one_session_take_turns(toy_pipe):

@@ -234,7 +234,7 @@ class Stepper(RunEdits):
         # 5. scheduler step x_t -> x_{t-1}; x0_hat from the scheduler or the family's formula
         sched_started = time.perf_counter()
         kwargs = schedulers.step_kwargs(sched, self.generator, self._swapped, self._steps_since_swap)
-        out = sched.step(noise_pred, t, x_t, **kwargs, return_dict=True)
+        out = self._call_scheduler(noise_pred, t, x_t, kwargs)
         seconds_scheduler = time.perf_counter() - sched_started
         latents = out.prev_sample
         pred_original_sample = getattr(out, "pred_original_sample", None)
@@ -302,6 +302,10 @@ class Stepper(RunEdits):
         noise_pred_uncond, _ = self._unet(latent_model_input[:1], t, slice(0, 1), timestep_cond, x_t, capture=False)
         noise_pred_text, maps = self._unet(latent_model_input[1:], t, slice(1, 2), timestep_cond, x_t)
         return noise_pred_uncond, noise_pred_text, maps
+
+    def _call_scheduler(self, noise_pred: torch.Tensor, t, x_t: torch.Tensor, kwargs: dict):
+        """Step 5's scheduler call (a shared engine's session shares the LMS coefficients of its sessions)."""
+        return self.scheduler.step(noise_pred, t, x_t, **kwargs, return_dict=True)
 
     def _noised_background(self) -> torch.Tensor:
         """Step 6's background: E(image) noised to the next step's level, add_noise(E(image), eps, t_next) with

@@ -17,6 +17,9 @@ many as torch's threads leave cores idle (2 cores and 1 torch thread: 2), the co
 processes would have used: one worker computing a batch on one core while the other stands idle lost
 half the machine to the solo runs it was measured against.
 
+On the CPU a batch runs as a TorchScript trace of the UNet (unet_trace.py): the same ops and the same bits as
+the eager batch for less CPU, without the modules' Python; trace=False runs batches eagerly.
+
 Batched is not bit-exact with alone: the time-embedding Linear and the convolutions pick other
 kernels by batch size (oneDNN on CPU, cuDNN on GPU), so a batched session's latents move by a few
 float32 ulps per step. `TOLERANCE` holds what bench/p10_shared_engine.py measured; `max_batch_size=1`
@@ -43,6 +46,7 @@ from ..engine.checks import StepvizInputError
 from .shared_requests import (TOLERANCE, EngineClosedError, EngineStats, UNetRequest, UNetUse, batched_unet_call,
                               group_into_batches)
 from .shared_session import SharedSession
+from .unet_trace import UNetTraces
 
 COMING_PATIENCE = 10  # x max_wait_ms: how long a batch waits for a session that is stepping to send its call
 
@@ -59,11 +63,13 @@ def default_workers(pipe) -> int:
 
 
 class SharedEngine:
-    """Holds one pipeline; its sessions' UNet calls are batched by `workers` worker threads."""
+    """Holds one pipeline; its sessions' UNet calls are batched by `workers` worker threads (on the CPU as
+    traces of the UNet, unless trace=False)."""
 
     batches_on = ""  # where the batches run, for a session's help line ("" here; RayEngine: " on Ray Serve")
 
-    def __init__(self, pipe, max_batch_size: int = 32, max_wait_ms: float = 5, workers: int | None = None):
+    def __init__(self, pipe, max_batch_size: int = 32, max_wait_ms: float = 5, workers: int | None = None,
+                 trace: bool = True):
         if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
             raise StepvizInputError(f"max_batch_size={max_batch_size!r} is not allowed: it must be an integer >= 1 "
                                     "(1: every call alone, bit-exact with a plain Stepper)")
@@ -86,6 +92,8 @@ class SharedEngine:
         self._in_hand = 0  # requests taken from the queue by the workers and not yet answered
         self._coming = 0  # sessions inside step() that have yet to send its call
         self._unet_use = UNetUse()
+        self.lms_coefficients: dict = {}  # LMS's integrals, shared by the sessions (shared_session.py)
+        self._traces = UNetTraces(enabled=bool(trace))  # batches as TorchScript traces on the CPU
         self._gathering = threading.Lock()
         self._sessions: weakref.WeakSet = weakref.WeakSet()
         self._closed = False
@@ -207,7 +215,7 @@ class SharedEngine:
             else:
                 try:
                     with self._unet_use.shared():
-                        outputs = batched_unet_call(batch[0].unet, [r.call for r in batch])
+                        outputs = batched_unet_call(batch[0].unet, [r.call for r in batch], self._traces)
                     outcomes = [((output, None), None) for output in outputs]
                 except Exception:  # noqa: BLE001 - one session's bad call must not fail the others: retry alone
                     outcomes = [self._alone(request) for request in batch]

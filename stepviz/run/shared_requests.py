@@ -12,8 +12,9 @@ import torch
 
 # The largest |latents batched - latents alone| over whole runs, float32 on CPU, measured by
 # `python bench/p10_shared_engine.py --tolerance` (30 sessions of 30 steps on the toy: 2.03e-5, 2.34e-5 and
-# 2.03e-5 in three runs, batches made up differently each time; 4 sessions of 4 steps on random SD-width
-# components at 64x64 pixels: 1.13e-4 in each), rounded up.
+# 2.03e-5 in three runs, batches made up differently each time, then 1.93e-5 with traced batches (unet_trace.py:
+# the bits of the eager batch); 4 sessions of 4 steps on random SD-width components at 64x64 pixels: 1.13e-4
+# in each, traced too), rounded up.
 TOLERANCE = {"toy": 2.5e-5, "sd-width": 1.2e-4}
 
 
@@ -113,8 +114,9 @@ def group_into_batches(requests: list, max_rows: int) -> list[list]:
     return batches
 
 
-def batched_unet_call(unet, calls: list[UNetCall]) -> list[torch.Tensor]:
-    """One UNet call for all rows, each row at its own session's timestep; the output split back."""
+def batched_unet_call(unet, calls: list[UNetCall], traces=None) -> list[torch.Tensor]:
+    """One UNet call for all rows, each row at its own session's timestep; the output split back.
+    traces: a UNetTraces (unet_trace.py) runs the call as a trace (same bits, less CPU); None: eagerly."""
     rows = [c.rows for c in calls]
     sample = torch.cat([c.sample for c in calls])
     timestep = torch.cat([torch.as_tensor(c.timestep, device=sample.device).float().reshape(1).expand(n)
@@ -123,8 +125,11 @@ def batched_unet_call(unet, calls: list[UNetCall]) -> list[torch.Tensor]:
     added = None
     if calls[0].added_cond_kwargs:
         added = {k: torch.cat([c.added_cond_kwargs[k] for c in calls]) for k in calls[0].added_cond_kwargs}
-    output = unet(sample, timestep, encoder_hidden_states=hidden, timestep_cond=None,
-                  cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
+    if traces is not None:
+        output = traces(unet, calls[0].batch_key(unet), sample, timestep, hidden, added)
+    else:
+        output = unet(sample, timestep, encoder_hidden_states=hidden, timestep_cond=None,
+                      cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
     return list(output.split(rows))
 
 

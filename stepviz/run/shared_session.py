@@ -16,6 +16,8 @@ from ..engine.attention import NoCapture
 from ..engine.stepper import Stepper
 from .shared_requests import TOLERANCE, UNetRequest
 
+LMS_TABLE_SIZE = 100_000  # LMS coefficients the engine keeps (4 per step of a schedule); past it, it starts again
+
 
 def _locked(method):
     @functools.wraps(method)
@@ -23,6 +25,16 @@ def _locked(method):
         with self._session_lock:
             return method(self, *args, **kwargs)
     return under_lock
+
+
+def _shared_lms_coefficient(table: dict, scheduler, integrate, order: int, t: int, current_order: int) -> float:
+    """diffusers' LMSDiscreteScheduler.get_lms_coefficient, computed once per schedule and step for the engine."""
+    key = (scheduler.sigmas.cpu().numpy().tobytes(), order, t, current_order)
+    if key not in table:
+        if len(table) > LMS_TABLE_SIZE:
+            table.clear()
+        table[key] = integrate(scheduler, order, t, current_order)
+    return table[key]
 
 
 class SharedSession(Stepper):
@@ -89,6 +101,19 @@ class SharedSession(Stepper):
             if self._call_coming:  # the step stopped before its call (a finished run, an error)
                 self._call_coming = False
                 self.engine.count_coming(-1)
+
+    def _call_scheduler(self, noise_pred, t, x_t, kwargs):
+        """LMS integrates its coefficients each step (scipy quad: several ms, most of a session's own Python);
+        they depend on the schedule's sigmas and the step only, so the engine's sessions share them."""
+        if type(self.scheduler).__name__ != "LMSDiscreteScheduler":
+            return Stepper._call_scheduler(self, noise_pred, t, x_t, kwargs)
+        scheduler = self.scheduler
+        scheduler.get_lms_coefficient = functools.partial(_shared_lms_coefficient, self.engine.lms_coefficients,
+                                                          scheduler, type(scheduler).get_lms_coefficient)
+        try:  # for this call only: snapshots copy the scheduler's own state, not the engine's table
+            return Stepper._call_scheduler(self, noise_pred, t, x_t, kwargs)
+        finally:
+            del scheduler.get_lms_coefficient
 
     def _send(self, request: UNetRequest):
         first, self._call_coming = self._call_coming, False
