@@ -55,9 +55,12 @@ def test_decode_without_shift_factor_on_a_model_that_has_one(tmp_path, capsys):
         "import stepviz\n"
         "from tiny_flow import tiny_flow_pipeline\n"
         "pipe = tiny_flow_pipeline('StableDiffusion3Pipeline')\n"
-        "stepviz.load_pipeline = lambda *args, **kwargs: pipe\n"
+        "load_pipeline, stepviz.load_pipeline = stepviz.load_pipeline, lambda *args, **kwargs: pipe\n"
         "from stepviz.lessons.shipped import script_path\n"
-        "runpy.run_path(str(script_path('flow-loop')), run_name='__main__')\n", encoding="utf-8")
+        "try:\n"
+        "    runpy.run_path(str(script_path('flow-loop')), run_name='__main__')\n"
+        "finally:\n"
+        "    stepviz.load_pipeline = load_pipeline  # the tests go on in this process\n", encoding="utf-8")
     assert main(["trace", str(script), "no-shift-factor"]) == 1
     out = capsys.readouterr().out
     assert "decode" in out and "cause flow-decode-shift-factor:" in out

@@ -239,7 +239,7 @@ def write_sheet(run: FinishedRun, settings, pictures, inputs: dict, kind: str, p
 
     stepper = run.stepper
     scale = stepper.records[0].guidance_scale if stepper.records else stepper.guidance_scale  # the run's first
-    subtitle = (f"{settings.prompt!r} · seed {settings.seed} · {settings.scheduler} · guidance "
+    subtitle = (f"{settings.prompt!r} · seed {settings.seed} · {stepper.scheduler_name} · guidance "
                 f"{scale:g} · {len(stepper.records)} steps · {kind} pictures")
     save_atomically(sheet_image(run.label if run.label != "run" else "stepviz run", subtitle, stepper.records,
                                 pictures, inputs), path)

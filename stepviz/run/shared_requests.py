@@ -14,8 +14,9 @@ import torch
 # `python bench/p10_shared_engine.py --tolerance` (30 sessions of 30 steps on the toy: 2.03e-5, 2.34e-5 and
 # 2.03e-5 in three runs, batches made up differently each time; 4 sessions of 4 steps on random SD-width
 # components at 64x64 pixels: 1.13e-4 in each), rounded up. The toy flow model's SD3 transformer, batched
-# (tests/test_shared_flow.py's settings at 20 steps, 8 sessions, batches of up to 13 rows): 9.28e-6 in two runs.
-TOLERANCE = {"toy": 2.5e-5, "sd-width": 1.2e-4, "toy-flow": 1.5e-5}
+# (tests/test_shared_flow.py's settings: 8 sessions of 20 steps, 9.28e-6 in two runs; 6 sessions of 6 steps,
+# 1.41e-5, 1.51e-5 and 2.76e-5 in three, the batches made up differently each time), with room.
+TOLERANCE = {"toy": 2.5e-5, "sd-width": 1.2e-4, "toy-flow": 4e-5}
 
 
 class EngineClosedError(RuntimeError):
