@@ -122,7 +122,6 @@ def scheduler_with_shift(pipe, scheduler, shift: float):
     instead of its config's: how a lesson sets shift 1, 3 or 6. Refused in one line for a VP/sigma model and
     for a model that shifts by resolution (FLUX.1's mu)."""
     from .checks import StepvizInputError, check_shift
-    from .schedulers import copy_of
 
     check_shift(shift)
     if not is_flow_scheduler(pipe.scheduler):
@@ -133,8 +132,8 @@ def scheduler_with_shift(pipe, scheduler, shift: float):
         raise StepvizInputError(f"shift={shift!r} is not allowed: this model shifts by the picture's size (mu, as "
                                 "FLUX.1 does), not by a fixed shift")
     key = "shift" if "shift" in config else "flow_shift"
-    if scheduler is None:
-        return copy_of(pipe.scheduler, **{key: float(shift)})
+    if scheduler is None:  # the model's own class (a flow pipeline's constructor rewrites nothing in it)
+        return type(pipe.scheduler).from_config(config, **{key: float(shift)})
     return make_flow_scheduler(scheduler, {**dict(config), key: float(shift)})
 
 
