@@ -191,8 +191,8 @@ def run_trace_command(args) -> int:
         if ending.message:
             raise StepvizInputError(f"{path.name} stopped before it stepped a loop: {ending.message}")
         status = f" (it exited with status {ending.code})" if ending.code else ""
-        raise StepvizInputError(f"{path.name} never stepped a scheduler of a StableDiffusionPipeline it built{status}: "
-                                "nothing to compare (build the pipeline inside the script, e.g. "
+        raise StepvizInputError(f"{path.name} never stepped a scheduler of a Stable Diffusion or flow pipeline it "
+                                f"built{status}: nothing to compare (build the pipeline inside the script, e.g. "
                                 "stepviz.load_pipeline('toy'), and run its loop)")
     reports = []
     for tr in traces:
@@ -203,7 +203,10 @@ def run_trace_command(args) -> int:
         print(f"stepviz trace: {len(reports)} loops traced, each compared on its own above")
     if ending.describe():
         print(f"stepviz trace: {ending.describe()}")
-    if args.open:
+    if args.open and not hasattr(reports[-1][0], "recording"):  # a flow loop: its report is the whole story
+        print("stepviz trace: --open steps Stable Diffusion loops; a flow loop's report is the one above",
+              file=sys.stderr)
+    elif args.open:
         from .tui.trace_app import run_trace_app
 
         tr, report = reports[-1]

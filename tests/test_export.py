@@ -88,6 +88,8 @@ def test_every_lesson_exports_on_a_tiny_model(name, tmp_path, tiny_model_dir, ti
         settings, pipe = settings.with_overrides(model=str(tiny_inpaint_dir), **FAST), None
     elif settings.model == "toy-depth":  # built in memory: the lesson's own depth map, no estimator
         settings, pipe = settings.with_overrides(**FAST), tiny_depth_pipe
+    elif settings.model == "toy-flow":  # its branches set a flow model's shift, or name the toy: shipped models
+        settings, pipe = settings.with_overrides(steps=FAST["steps"]), None
     else:
         settings, pipe = fast_lesson(name, tiny_model_dir), tiny_loaded
     out = tmp_path / "out"

@@ -125,14 +125,6 @@ def test_norms_are_of_the_velocity_branches():
     assert prediction_for(record.prediction_type).name == "v (flow)"
 
 
-def test_the_shared_engine_refuses_a_flow_model_in_one_line():
-    from stepviz.run.shared_engine import SharedEngine
-
-    with pytest.raises(StepvizInputError, match="cannot be shared yet") as caught:
-        SharedEngine(pipe_for("StableDiffusion3Pipeline"))
-    assert "\n" not in str(caught.value)
-
-
 def test_an_sd3_transformer_with_extra_input_channels_is_refused_in_one_line():
     from diffusers import SD3Transformer2DModel, StableDiffusion3Pipeline
     from tiny_flow import tiny_sd3_components

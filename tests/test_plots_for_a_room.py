@@ -35,7 +35,14 @@ def text_heights(figure) -> list[tuple[str, float]]:
     return found
 
 
-@pytest.mark.parametrize("build", [plots.build_schedule_figure, plots.build_norms_figure])
+def build_path_figure(records, size):
+    from stepviz.render.path_plot import build_path_figure
+
+    return build_path_figure([("this run", records, [0.1] * len(records)), ("other", records, [0.2] * len(records))],
+                             size)
+
+
+@pytest.mark.parametrize("build", [plots.build_schedule_figure, plots.build_norms_figure, build_path_figure])
 def test_every_text_of_an_exported_plot_is_at_least_18_px(records, build):
     with matplotlib.rc_context(plots.SLIDE.style()):
         figure = build(records, size=plots.SLIDE)

@@ -52,6 +52,18 @@ def check_guidance(value: float) -> float:
     return scale
 
 
+def check_shift(value: float | None) -> None:
+    """A flow schedule's fixed shift s: a finite number > 0 (1: no shift; SD3: 3)."""
+    if value is None:
+        return
+    try:
+        ok = math.isfinite(float(value)) and float(value) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise StepvizInputError(f"shift={value!r} is not allowed: it must be a number > 0 (1: no shift; SD3: 3)")
+
+
 def check_strength(value: float | None) -> None:
     if value is None:
         return
@@ -216,6 +228,7 @@ RUN_RULES = {
     "mode": check_mode_name,
     "inpaint_noise": lambda value: check_choice("inpaint_noise", value, INPAINT_NOISES),
     "timestep_spacing": lambda value: value is None or check_choice("timestep_spacing", value, TIMESTEP_SPACINGS),
+    "shift": check_shift,
 }
 
 

@@ -117,6 +117,26 @@ def make_flow_scheduler(name: str, base_config):
     return cls.from_config({k: v for k, v in config.items() if not k.startswith("_")}, **overrides)
 
 
+def scheduler_with_shift(pipe, scheduler, shift: float):
+    """The run's flow scheduler (the model's own for None, else a flow scheduler's name) with the fixed shift s
+    instead of its config's: how a lesson sets shift 1, 3 or 6. Refused in one line for a VP/sigma model and
+    for a model that shifts by resolution (FLUX.1's mu)."""
+    from .checks import StepvizInputError, check_shift
+
+    check_shift(shift)
+    if not is_flow_scheduler(pipe.scheduler):
+        raise StepvizInputError(f"shift={shift!r} is not allowed: {type(pipe).__name__} is not a flow model (only "
+                                "SD3, FLUX.1 and toy-flow shift their sigmas)")
+    config = pipe.scheduler.config
+    if config.get("use_dynamic_shifting", False):
+        raise StepvizInputError(f"shift={shift!r} is not allowed: this model shifts by the picture's size (mu, as "
+                                "FLUX.1 does), not by a fixed shift")
+    key = "shift" if "shift" in config else "flow_shift"
+    if scheduler is None:  # the model's own class (a flow pipeline's constructor rewrites nothing in it)
+        return type(pipe.scheduler).from_config(config, **{key: float(shift)})
+    return make_flow_scheduler(scheduler, {**dict(config), key: float(shift)})
+
+
 def continue_on_grid(new, old, position: int, device):
     """Give a fresh flow scheduler the old one's sigma grid from `position` on (its sigmas list ends with the
     final 0), timesteps written as the new class writes them (FlowMatch: float 1000 sigma; the multistep

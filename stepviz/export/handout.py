@@ -41,6 +41,9 @@ CAPTIONS = {
                  "model's prediction_type says), of their difference (the direction "
                  "guidance pushes along) and of the combined prediction; below, how alike the two predictions are "
                  "(cosine) and the spread of x_t and x0-hat.",
+    "path.png": "How straight each run's path is: x_t's distance from the straight line between its start noise "
+                "and its final latents (0 on the line), and how much of the noise's weight in x_t each step "
+                "removes (a flow run: σ − σ_next).",
 }
 TABLE_COLUMNS = ("step", "timestep", "sigma", "alpha_cumprod", "guidance_scale", "scheduler", "norm_guidance",
                  "norm_noise_pred", "cos_uncond_text", "latents_std")
@@ -177,6 +180,8 @@ def write_handout(folder: Path, manifest: dict, records) -> Path:
                 parts.append(figure(folder, branch["sheet"], f"{branch['label']} on one slide."))
     parts.append("<h2>Schedule and guidance</h2>" + figure(folder, "schedule.png", CAPTIONS["schedule.png"]))
     parts.append(figure(folder, "norms.png", CAPTIONS["norms.png"]))
+    if (folder / "path.png").is_file():  # exports written before path.png existed have none
+        parts.append(figure(folder, "path.png", CAPTIONS["path.png"]))
     parts.append(f"<h2>Metrics</h2><p>Every number of every step is in "
                  f"<a download='metrics.csv' href='{data_uri(folder / 'metrics.csv')}'>metrics.csv</a> and "
                  f"<a download='metrics.json' href='{data_uri(folder / 'metrics.json')}'>metrics.json</a>; "

@@ -7,6 +7,7 @@
     steps.webp|.gif      one frame per step
     metrics.csv / .json  every float of every StepRecord, one row per step
     schedule.png         sigma_t and abar_t per step        norms.png   the guidance norms
+    path.png             each run's distance from the straight line noise -> picture, and its step sizes
     blend.png            the DIY inpaint blend (inpaint mode, 4-channel UNet)
     extra_channels.png   the inpainting model's mask and masked picture, or Depth2Img's depth
     attention.png/.npz   what each word of the prompt attends to, per step (see attention.py)
@@ -202,6 +203,16 @@ def write_metrics(records, folder: Path) -> None:
     write_json(rows, folder / "metrics.json")
 
 
+def write_path_figure(main: FinishedRun, others: list[FinishedRun], path: Path) -> None:
+    """path.png: every run's distance from its straight line and its step sizes (render/path_plot.py)."""
+    from ..engine.path_geometry import path_distances
+    from ..render.path_plot import path_figure
+
+    runs = [(run.label if run is not main else "this run", run.stepper.records, path_distances(run.stepper))
+            for run in (main, *others)]
+    path_figure(runs, path)
+
+
 def save_animation(frames, path: Path) -> None:
     durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
     options = dict(save_all=True, append_images=frames[1:], duration=durations, loop=0)
@@ -228,7 +239,7 @@ def write_sheet(run: FinishedRun, settings, pictures, inputs: dict, kind: str, p
 
     stepper = run.stepper
     scale = stepper.records[0].guidance_scale if stepper.records else stepper.guidance_scale  # the run's first
-    subtitle = (f"{settings.prompt!r} · seed {settings.seed} · {settings.scheduler} · guidance "
+    subtitle = (f"{settings.prompt!r} · seed {settings.seed} · {stepper.scheduler_name} · guidance "
                 f"{scale:g} · {len(stepper.records)} steps · {kind} pictures")
     save_atomically(sheet_image(run.label if run.label != "run" else "stepviz run", subtitle, stepper.records,
                                 pictures, inputs), path)
@@ -280,7 +291,8 @@ def write_export(settings, folder: Path, *, kind: str, every: int, animation_for
     branches = {run.label: run.stepper.records for run in others}
     plots.schedule_figure(records, folder / "schedule.png", branches, size=plots.SLIDE)
     plots.norms_figure(records, folder / "norms.png", size=plots.SLIDE)
-    files += ["strip.png", animation, "metrics.csv", "metrics.json", "schedule.png", "norms.png"]
+    write_path_figure(main, others, folder / "path.png")
+    files += ["strip.png", animation, "metrics.csv", "metrics.json", "schedule.png", "norms.png", "path.png"]
     inputs = settings.input_pictures()
     files += write_inputs(inputs, folder)
     write_sheet(main, settings, pictures, inputs, kind, folder / "sheet.png")

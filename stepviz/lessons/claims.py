@@ -69,6 +69,9 @@ DERIVED_METRICS = {
     "attention_vs_even": "attention_on_shape / the share of the picture the shape covers: 1 is an even spread "
                          "(token = the word)",
 }
+DERIVED_METRICS["path_distance"] = ("the distance of x_t from the straight line between the run's start noise and "
+                                     "its final latents, over that line's length (engine/path_geometry.py)")
+DERIVED_METRICS["sigma_step"] = "sigma - sigma_next: how far the step moves the noise level (a flow run's step size)"
 DERIVED_METRICS.update(MEASURES)  # how the run is computed: latents' size, memory options (run_measures.py)
 ATTENTION_METRICS = ("attention_on_shape", "attention_vs_even")  # with token = "word", as the attention view names it
 METRICS = RECORD_METRICS + tuple(DERIVED_METRICS)

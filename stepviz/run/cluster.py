@@ -97,6 +97,11 @@ class RayEngine(SharedEngine):
         """load: `load_pipeline` keywords for the replicas (model, dtype, variant, prediction_type).
         address: None starts a local Ray instance (or joins $RAY_ADDRESS), "auto" a running one on this
         machine, "ray://host:port" a cluster's head. num_cpus: for a local instance only."""
+        from ..engine.families import is_flow_class
+
+        if is_flow_class(type(pipe).__name__):
+            raise StepvizInputError(f"a {type(pipe).__name__} is shared on one machine only (SharedEngine): the Ray "
+                                    "deployment batches UNet calls, and a flow model runs a transformer")
         super().__init__(pipe, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, workers=1)
         ray, serve = import_ray()
         if address is not None and address != "auto" and not address.startswith("ray://"):

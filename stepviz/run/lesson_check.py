@@ -225,6 +225,10 @@ def metric_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
     if name == "outside_mask_difference":
         keep = np.asarray(runs.input_picture(claim.run, "mask_image").convert("L")) < 128
         return mean_difference(runs.picture(claim.run, claim.picture, taken), runs.input_picture(claim.run), keep)
+    if name == "path_distance":
+        return path_distance_value(runs, claim.run, taken)
+    if name == "sigma_step":
+        return sigma_step_value(runs, claim.run, taken)
     if name in ATTENTION_METRICS:
         return attention_value(claim, runs, taken)
     if name in run_measures.MEASURES:
@@ -241,6 +245,22 @@ def metric_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
     if taken < 1:
         raise LookupError(f"{name} is recorded by a step: there is none before step 1")
     return float(getattr(stepper.records[taken - 1], name))
+
+
+def path_distance_value(runs: LessonRuns, label: str, taken: int) -> float:
+    """x_t's distance from the straight line between the run's start noise and its final latents, once `taken`
+    steps are taken (0 before the first step)."""
+    from ..engine.path_geometry import path_distances
+
+    return 0.0 if taken == 0 else path_distances(runs.stepper(label))[taken - 1]
+
+
+def sigma_step_value(runs: LessonRuns, label: str, taken: int) -> float:
+    """sigma - sigma_next of the step that `taken` completes: the step size on the noise level."""
+    if taken < 1:
+        raise LookupError("sigma_step is recorded by a step: there is none before step 1")
+    record = runs.stepper(label).records[taken - 1]
+    return float(record.sigma - record.sigma_next)
 
 
 def attention_value(claim: Claim, runs: LessonRuns, taken: int) -> float:

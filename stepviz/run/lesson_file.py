@@ -60,6 +60,7 @@ RUN_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
                               "noise every step)"),
     "timestep_spacing": ((str,), "'leading', 'trailing' or 'linspace' (how the inference steps sit on the "
                                  "1000 training steps)"),
+    "shift": ((int, float), "a number > 0: a flow model's shift of its sigmas (1: none; SD3 and toy-flow: 3)"),
 }
 TOP_KEYS = {"title": ((str,), "a string"), "description": ((str,), "a string"),
             "pace": ((int, float), "seconds each note stays on screen when the lesson plays itself (> 0)"),
@@ -161,8 +162,9 @@ class _Reader:
         run = dict(values)
         if "guidance_scale" in run:
             run["guidance_scale"] = float(run["guidance_scale"])
-        if "strength" in run:
-            run["strength"] = float(run["strength"])
+        for key in ("strength", "shift"):
+            if key in run:
+                run[key] = float(run[key])
         for key, rule in {**checks.RUN_RULES, "scheduler": check_scheduler_name}.items():
             if key in run:
                 self.follow(rule, run[key], where, key, table, index)

@@ -38,6 +38,7 @@ class RunSettings:
     prediction_type: str | None = None  # a single-file SD 2.x checkpoint: epsilon or v_prediction
     inpaint_noise: str = "fixed"  # the DIY blend: "fixed" noise for the run or "fresh" noise every step
     timestep_spacing: str | None = None  # None: the model's scheduler config; else leading / trailing / linspace
+    shift: float | None = None  # a flow model's fixed shift s (None: its scheduler config's; SD3 and toy-flow: 3)
     title: str = ""
     description: str = ""
     events: list[Event] = field(default_factory=list)
@@ -71,8 +72,8 @@ class RunSettings:
 
         checks.check_run(height=self.height, width=self.width, steps=self.steps, guidance_scale=self.guidance_scale,
                          strength=self.strength, seed=self.seed, mode=self.mode, inpaint_noise=self.inpaint_noise,
-                         timestep_spacing=self.timestep_spacing, image=self.image, mask_image=self.mask_image,
-                         depth_map=self.depth_map)
+                         timestep_spacing=self.timestep_spacing, shift=self.shift, image=self.image,
+                         mask_image=self.mask_image, depth_map=self.depth_map)
         if not isinstance(self.start_at, int) or not 0 <= self.start_at <= self.steps:
             raise checks.StepvizInputError(f"--start-at {self.start_at!r} is not allowed: use 0..{self.steps} "
                                            "(steps taken before the window opens)")
@@ -177,6 +178,10 @@ class RunSettings:
             from ..engine.schedulers import scheduler_for
 
             kwargs["scheduler"] = scheduler_for(pipe, self.mode, self.scheduler, timestep_spacing=self.timestep_spacing)
+        if self.shift is not None:  # a flow model's schedule with another shift (refused for VP/sigma models)
+            from ..engine.flow_schedule import scheduler_with_shift
+
+            kwargs["scheduler"] = scheduler_with_shift(pipe, self.scheduler, self.shift)
         return engine.stepper(**kwargs) if engine is not None else Stepper(pipe, **kwargs)
 
     def with_overrides(self, **overrides) -> RunSettings:

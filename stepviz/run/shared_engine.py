@@ -76,11 +76,6 @@ class SharedEngine:
         if isinstance(max_wait_ms, bool) or not isinstance(max_wait_ms, int | float) or not 0 <= max_wait_ms <= 1000:
             raise StepvizInputError(f"max_wait_ms={max_wait_ms!r} is not allowed: use a number of milliseconds "
                                     "in 0..1000")
-        from ..engine.families import is_flow_class
-
-        if is_flow_class(type(pipe).__name__):
-            raise StepvizInputError(f"a {type(pipe).__name__} cannot be shared yet: the shared engine batches UNet "
-                                    "calls, and SD3 / FLUX.1 run a transformer (step it with a plain Stepper)")
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise StepvizInputError(f"workers={workers!r} is not allowed: an integer >= 1 (batches run at once), "
                                     "or None (1 on a GPU, the idle cores on the CPU)")
@@ -108,6 +103,12 @@ class SharedEngine:
         if "pipe" in kwargs:
             raise StepvizInputError("pipe= is not allowed here: a shared engine's sessions use the engine's pipeline")
         self._check_open()
+        from ..engine.families import is_flow_class
+
+        if is_flow_class(type(self.pipe).__name__):  # SD3, toy-flow, FLUX.1: the flow loop's session
+            from .shared_flow_session import SharedFlowSession
+
+            return SharedFlowSession(self, self.pipe, **kwargs)
         return SharedSession(self, self.pipe, **kwargs)
 
     @property

@@ -27,7 +27,8 @@ from .compare import Divergence, Summary, differs
 
 FLOW_CAUSES = {
     "flow-timestep-as-sigma": "the transformer got sigma where it reads t = 1000 sigma",
-    "flow-timestep-times-1000": "FLUX.1's transformer got t = 1000 sigma where its pipeline gives t / 1000 = sigma",
+    "flow-timestep-times-1000": "the transformer got 1000 times the t its pipeline gives (FLUX.1: t = 1000 sigma "
+                                "where it reads sigma; SD3: 1000 t, where scheduler.timesteps are already 1000 sigma)",
     "flow-shift-missing": "the schedule's sigmas are not shifted (shift 1 where the model's config says more)",
     "flow-shift-twice": "the schedule's sigmas were shifted twice (shifted sigmas given to a shifting scheduler)",
     "flow-decode-shift-factor": "vae.decode got latents / scaling_factor without + shift_factor",
@@ -230,8 +231,8 @@ class FlowTrace:
             return Cause("flow-timestep-as-sigma", f"t = {got:g} is sigma; {FLOW_CAUSES['flow-timestep-as-sigma']} "
                          f"= {reads:g}")
         if abs(got - reads * 1000.0) <= 1e-3 * max(1.0, reads * 1000.0):
-            return Cause("flow-timestep-times-1000", f"t = {got:g}; {FLOW_CAUSES['flow-timestep-times-1000']} "
-                         f"= {reads:g}")
+            return Cause("flow-timestep-times-1000", f"t = {got:g}, not {reads:g}: "
+                         f"{FLOW_CAUSES['flow-timestep-times-1000']}")
         return None
 
     def _decode_divergence(self, steps: list[FlowStepSeen]) -> Divergence | None:

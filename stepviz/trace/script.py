@@ -1,10 +1,11 @@
 """Run a user's script with its pipelines traced (`stepviz trace SCRIPT.py [ARGS...]`).
 
 The script is the user's own code, run as `python SCRIPT.py ARGS` would run it (its folder first on sys.path,
-`__name__ == "__main__"`). Every Stable Diffusion pipeline it builds, through `stepviz.load_pipeline` or
-diffusers directly, is traced from the moment it is constructed; after the script ends, however it ends
-(at its last line, by sys.exit, or by an exception), each loop it ran gets its report (the reference uses
-the pipeline's scheduler config as constructed).
+`__name__ == "__main__"`). Every Stable Diffusion pipeline it builds, and every flow pipeline (SD3, FLUX.1,
+toy-flow; flow.py names the flow mistakes), through `stepviz.load_pipeline` or diffusers directly, is traced
+from the moment it is constructed; after the script ends, however it ends (at its last line, by sys.exit, or
+by an exception), each loop it ran gets its report (the reference uses the pipeline's scheduler config as
+constructed).
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ def run_traced(path: Path, argv: list[str]) -> tuple[list, ScriptEnding]:
     """Run the script; (one `Trace` per loop it ran on a pipeline it built, how the script ended)."""
     import diffusers
 
-    from ..engine.families import SD_CLASSES
-    from .compare import Trace
+    from ..engine.families import FLOW_CLASSES, SD_CLASSES
+    from . import trace
 
-    traces: list[Trace] = []
+    traces: list = []
     originals = {}
 
     def traced_init(cls, original):
@@ -52,10 +53,10 @@ def run_traced(path: Path, argv: list[str]) -> tuple[list, ScriptEnding]:
         def __init__(pipe, *args, **kwargs):
             original(pipe, *args, **kwargs)
             if type(pipe) is cls:  # once, by the class constructed (not again by a subclass's super())
-                traces.append(Trace(pipe).__enter__())
+                traces.append(trace(pipe).__enter__())  # compare.Trace, or flow.FlowTrace for SD3 / FLUX.1
         return __init__
 
-    for name in SD_CLASSES:  # the SD 1.x/2.x pipelines (SDXL loops are not traced yet)
+    for name in SD_CLASSES + FLOW_CLASSES:  # SD 1.x/2.x and the flow family (SDXL loops are not traced yet)
         cls = getattr(diffusers, name)
         originals[cls] = cls.__init__
         cls.__init__ = traced_init(cls, cls.__init__)
@@ -72,11 +73,18 @@ def run_traced(path: Path, argv: list[str]) -> tuple[list, ScriptEnding]:
             cls.__init__ = original
         for tr in reversed(traces):
             tr.__exit__(None, None, None)
-    loops, seen_unets = [], set()
+    loops, seen_models = [], set()
     for tr in reversed(traces):  # the latest pipeline first; pipelines sharing a UNet: the latest reports
-        if tr.recording.steps and id(tr.pipe.unet) not in seen_unets:
-            seen_unets.add(id(tr.pipe.unet))
+        model = getattr(tr.pipe, "unet", None) or tr.pipe.transformer
+        if id(model) in seen_models:
+            continue
+        if hasattr(tr, "recording") and tr.recording.steps:
             loops[0:0] = tr.loops()
+        elif not hasattr(tr, "recording") and tr.steps():  # a flow loop (SD3, FLUX.1): one report per pipeline
+            loops.insert(0, tr)
+        else:
+            continue
+        seen_models.add(id(model))
     return loops, ending
 
 
