@@ -83,6 +83,62 @@ def test_memory_and_size_claims_measure_and_a_refusal_is_checked(tmp_path, capsy
     assert results[0].value > 0.5 and results[1].value < 0.01 and results[4].measured == "accepted"
 
 
+def test_guidance_gain_reads_back_the_scale_the_scheduler_got(tmp_path, monkeypatch):
+    """The gain is measured from x_t and x0-hat, not the record's own CFG line: a loop that drops s fails it."""
+    from stepviz.engine import guidance
+
+    claims = """
+        [[events.expect]]
+        metric = "guidance_gain"
+        above = 7.45
+        below = 7.55
+
+        [[events.expect]]
+        picture = "x_t"
+        step = 0
+        metric = "x_t_std"
+        above = 0.8
+        below = 1.2
+        """
+    right = check_lesson(write_lesson(tmp_path, claims))
+    assert [r.passed for r in right.results] == [True, True] and abs(right.results[0].value - 7.5) < 0.01
+    monkeypatch.setattr(guidance, "combine", lambda uncond, text, scale: text)  # the prompt's prediction alone
+    wrong = check_lesson(write_lesson(tmp_path, claims))
+    assert not wrong.results[0].passed and abs(wrong.results[0].value - 1) < 0.01
+
+
+def test_border_vs_renoised_finds_a_border_noised_otherwise(tmp_path, monkeypatch):
+    from stepviz.engine.stepper import Stepper
+
+    extra = """
+        [[events.expect]]
+        metric = "border_vs_renoised"
+        below = 0.001
+        """
+    inpaint = """
+        mode = "inpaint"
+        image = { toy_scene = "a red square on a white background", seed = 1 }
+        mask_image = { toy_scene = "a red square on a white background", seed = 1, layer = "box" }
+        """
+    path = write_lesson(tmp_path, "", extra)
+    text = open(path, encoding="utf-8").read().replace('scheduler = "ddim"\n', 'scheduler = "ddim"\n'
+                                                       + textwrap.dedent(inpaint))
+    open(path, "w", encoding="utf-8").write(text)
+    right = check_lesson(path).results[0]
+    assert right.passed, right.measured
+    blend_at_t = Stepper._noised_background  # a loop that re-noises the border to t instead of t_next
+
+    def noised_at_t(self):
+        self._loop_index -= 1
+        try:
+            return blend_at_t(self)
+        finally:
+            self._loop_index += 1
+    monkeypatch.setattr(Stepper, "_noised_background", noised_at_t)
+    wrong = check_lesson(path).results[0]
+    assert not wrong.passed and wrong.value > 0.01
+
+
 def write_lesson(tmp_path, claims: str, extra: str = "") -> str:
     path = tmp_path / "mine.toml"
     path.write_text(textwrap.dedent("""\
