@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import torch
 
-from . import flow_schedule
+from . import checks, flow_schedule
 from .checks import load_image
 from .modes import PreparedRun
 
+FLOW_MODES = ("txt2img", "img2img", "inpaint")
 # the pipelines' default strengths, diffusers 0.42: StableDiffusion3(Img2Img|Inpaint) and Flux(Img2Img|Inpaint)
 FLOW_DEFAULT_STRENGTH = 0.6
 
@@ -30,6 +31,28 @@ FLOW_DEFAULT_STRENGTH = 0.6
 class FlowRun(PreparedRun):
     mu: float | None = None  # the dynamic shift's exponent (FLUX.1), None for a fixed shift
     image_seq_len: int = 0  # the image's token count, which mu is computed from
+
+
+def check_flow_run(pipe, model_family: str, *, height, width, steps, strength, seed, mode, image, mask_image,
+                   depth_map, inpaint_noise, given_embeds: bool) -> None:
+    """What a flow run (SD3, FLUX.1) refuses before anything is computed, each in one line."""
+    checks.check_size("height", height)
+    checks.check_size("width", width)
+    checks.check_steps(steps)
+    checks.check_strength(strength)
+    checks.check_seed(seed)
+    checks.check_choice("mode", mode, FLOW_MODES, f"modes of {model_family}")
+    checks.check_mode_inputs(mode, image=image, mask_image=mask_image, strength=strength, depth_map=depth_map)
+    if given_embeds:
+        raise checks.StepvizInputError(f"prompt_embeds are not supported for {model_family} yet: give the prompt "
+                                       "as text")
+    if inpaint_noise != "fixed":
+        raise checks.StepvizInputError(f"inpaint_noise={inpaint_noise!r} is not allowed for {model_family}: its "
+                                       "pipelines re-noise with the noise drawn once ('fixed')")
+    in_channels = pipe.transformer.config.in_channels
+    if in_channels // (4 if model_family == "FLUX.1" else 1) != pipe.vae.config.latent_channels:  # FLUX.1: 2x2 packs
+        raise checks.StepvizInputError(f"a transformer with {in_channels} input channels (an inpainting or control "
+                                       f"model) cannot be stepped yet: {model_family} runs with the latents alone")
 
 
 def vae_encode(pipe, pixels: torch.Tensor, generator) -> torch.Tensor:
