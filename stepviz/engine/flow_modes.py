@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import checks, flow_schedule
+from . import checks, flow_schedule, schedulers
 from .checks import load_image
 from .modes import PreparedRun
 
@@ -53,6 +53,32 @@ def check_flow_run(pipe, model_family: str, *, height, width, steps, strength, s
     if in_channels // (4 if model_family == "FLUX.1" else 1) != pipe.vae.config.latent_channels:  # FLUX.1: 2x2 packs
         raise checks.StepvizInputError(f"a transformer with {in_channels} input channels (an inpainting or control "
                                        f"model) cannot be stepped yet: {model_family} runs with the latents alone")
+
+
+def scheduler_for(pipe, scheduler, model_family: str):
+    """A flow run's scheduler. None: a copy of the pipeline's own; a flow name: made from its config; an instance:
+    as given."""
+    if scheduler is None:
+        return schedulers.copy_of(pipe.scheduler)
+    if isinstance(scheduler, str):
+        schedulers.check_scheduler_name(scheduler)
+        check_flow_family(scheduler, model_family)
+        return flow_schedule.make_flow_scheduler(scheduler, pipe.scheduler.config)
+    if not hasattr(scheduler, "set_timesteps"):
+        raise checks.StepvizInputError(f"scheduler={scheduler!r} is not allowed: give a flow scheduler's name "
+                                       f"({', '.join(flow_schedule.FLOW_VARIANTS)}), a diffusers scheduler, or None "
+                                       "for the pipeline's own")
+    return scheduler
+
+
+def check_flow_family(name: str, model_family: str) -> None:
+    """A VP/sigma scheduler cannot step a flow model: refused in one line that says why."""
+    family = schedulers.ALL_SCHEDULERS[name].family
+    if family != "flow":
+        raise checks.StepvizInputError(
+            f"scheduler {name!r} ({family} family) cannot run {model_family}: a flow model predicts "
+            "v = eps - x0 on the straight path x_t = (1 - sigma) x0 + sigma eps, a different target and path; "
+            f"use a flow scheduler: {', '.join(flow_schedule.FLOW_VARIANTS)}")
 
 
 def vae_encode(pipe, pixels: torch.Tensor, generator) -> torch.Tensor:

@@ -142,37 +142,6 @@ def plot_shift(scheduler, mu: float | None = None) -> float | None:
     return math.exp(mu) if mu is not None else shift_of(scheduler)
 
 
-def scheduler_for(pipe, scheduler, model_family: str):
-    """A flow run's scheduler. None: a copy of the pipeline's own; a flow name: made from its config; an instance:
-    as given."""
-    from . import schedulers
-    from .checks import StepvizInputError
-
-    if scheduler is None:
-        return schedulers.copy_of(pipe.scheduler)
-    if isinstance(scheduler, str):
-        schedulers.check_scheduler_name(scheduler)
-        check_flow_family(scheduler, model_family)
-        return make_flow_scheduler(scheduler, pipe.scheduler.config)
-    if not hasattr(scheduler, "set_timesteps"):
-        raise StepvizInputError(f"scheduler={scheduler!r} is not allowed: give a flow scheduler's name "
-                                f"({', '.join(FLOW_VARIANTS)}), a diffusers scheduler, or None for the pipeline's own")
-    return scheduler
-
-
-def check_flow_family(name: str, model_family: str) -> None:
-    """A VP/sigma scheduler cannot step a flow model: refused in one line that says why."""
-    from . import schedulers
-    from .checks import StepvizInputError
-
-    family = schedulers.ALL_SCHEDULERS[name].family
-    if family != "flow":
-        raise StepvizInputError(
-            f"scheduler {name!r} ({family} family) cannot run {model_family}: a flow model predicts "
-            "v = eps - x0 on the straight path x_t = (1 - sigma) x0 + sigma eps, a different target and path; "
-            f"use a flow scheduler: {', '.join(FLOW_VARIANTS)}")
-
-
 def training_curve(scheduler) -> tuple[float, ...]:
     """1 - sigma at each training timestep t = 1000 sigma, before any shift: the straight line the flow family's
     schedule panel draws where the VP family's draws alphas_cumprod."""

@@ -74,7 +74,7 @@ class FlowLoop(RunEdits):
             self.generator.manual_seed(seed)
         self._base_config = pipe.scheduler.config
         self._pipeline_class = MODE_CLASSES[self.model_family][mode]
-        self.scheduler = flow_schedule.scheduler_for(pipe, scheduler, self.model_family)
+        self.scheduler = flow_modes.scheduler_for(pipe, scheduler, self.model_family)
         self.scheduler_name = scheduler if isinstance(scheduler, str) else self.scheduler_info.name
         self.records, self.log = [], []
         self.notices = list(facts_of(pipe).notices)
@@ -277,7 +277,7 @@ class FlowLoop(RunEdits):
 
     def _set_up_swap(self, name: str, t_now: float):
         """A flow scheduler that continues on this run's sigmas from here (a VP/sigma one is refused)."""
-        flow_schedule.check_flow_family(name, self.model_family)
+        flow_modes.check_flow_family(name, self.model_family)
         new = flow_schedule.make_flow_scheduler(name, self._base_config)
         if self.run_inputs.mu is not None:
             new.set_timesteps(self.num_inference_steps, device=self.device, mu=self.run_inputs.mu)
