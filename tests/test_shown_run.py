@@ -1,6 +1,9 @@
 """A live Stepper and a recorded loop (LoopReplay) are shown by the same code: run_view reads a run through
 run/shown_run.py's ShownRun only, and both kinds answer it."""
 
+import math
+
+import pytest
 import torch
 from diy_loops import txt2img_loop
 
@@ -47,3 +50,15 @@ def test_a_stepper_and_a_recorded_loop_answer_the_same_names(tiny_pipe):
         view = the_same_view(run)
         assert view.steps_taken == 1 and view.model_family == "SD" and view.sharing is None
     assert not hasattr(loop, "conditioning")  # no Stepper part it does not use
+
+
+def test_a_flow_run_is_shown_through_the_same_names():
+    """SD3 and FLUX.1 runs too: the schedule panel's shift (FLUX.1: e^mu) comes through ShownRun."""
+    from test_flow_views import finished
+
+    sd3, flux = finished("StableDiffusion3Pipeline"), finished("FluxPipeline")
+    for run, shift in ((sd3, 3.0), (flux, math.exp(flux.records[0].mu))):
+        assert isinstance(run, ShownRun)
+        view = the_same_view(run)
+        assert view.schedule_shift == run_view("main", OnlyTheProtocol(run), "m").schedule_shift
+        assert view.schedule_shift == pytest.approx(shift)

@@ -15,7 +15,6 @@ _WHERE = {
     "SchedulerSwap": ".edit_log",
     "Rewind": ".edit_log",
     "Fork": ".edit_log",
-    "RunLogEntry": ".edit_log",
     "StepRecord": ".records",
     "SCHEDULERS": ".schedulers",
     "NonFiniteError": ".errors",

@@ -74,6 +74,3 @@ class Rewind(RunEdit):
 @dataclass(frozen=True)
 class Fork(RunEdit):
     action: ClassVar[str] = "fork"
-
-
-RunLogEntry = RunEdit  # the log's former name (one class with an action string and a detail dict)

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import torch
 
-from . import flow_schedule
+from . import checks, flow_schedule, schedulers
 from .checks import load_image
 from .modes import PreparedRun
 
+FLOW_MODES = ("txt2img", "img2img", "inpaint")
 # the pipelines' default strengths, diffusers 0.42: StableDiffusion3(Img2Img|Inpaint) and Flux(Img2Img|Inpaint)
 FLOW_DEFAULT_STRENGTH = 0.6
 
@@ -30,6 +31,54 @@ FLOW_DEFAULT_STRENGTH = 0.6
 class FlowRun(PreparedRun):
     mu: float | None = None  # the dynamic shift's exponent (FLUX.1), None for a fixed shift
     image_seq_len: int = 0  # the image's token count, which mu is computed from
+
+
+def check_flow_run(pipe, model_family: str, *, height, width, steps, strength, seed, mode, image, mask_image,
+                   depth_map, inpaint_noise, given_embeds: bool) -> None:
+    """What a flow run (SD3, FLUX.1) refuses before anything is computed, each in one line."""
+    checks.check_size("height", height)
+    checks.check_size("width", width)
+    checks.check_steps(steps)
+    checks.check_strength(strength)
+    checks.check_seed(seed)
+    checks.check_choice("mode", mode, FLOW_MODES, f"modes of {model_family}")
+    checks.check_mode_inputs(mode, image=image, mask_image=mask_image, strength=strength, depth_map=depth_map)
+    if given_embeds:
+        raise checks.StepvizInputError(f"prompt_embeds are not supported for {model_family} yet: give the prompt "
+                                       "as text")
+    if inpaint_noise != "fixed":
+        raise checks.StepvizInputError(f"inpaint_noise={inpaint_noise!r} is not allowed for {model_family}: its "
+                                       "pipelines re-noise with the noise drawn once ('fixed')")
+    in_channels = pipe.transformer.config.in_channels
+    if in_channels // (4 if model_family == "FLUX.1" else 1) != pipe.vae.config.latent_channels:  # FLUX.1: 2x2 packs
+        raise checks.StepvizInputError(f"a transformer with {in_channels} input channels (an inpainting or control "
+                                       f"model) cannot be stepped yet: {model_family} runs with the latents alone")
+
+
+def scheduler_for(pipe, scheduler, model_family: str):
+    """A flow run's scheduler. None: a copy of the pipeline's own; a flow name: made from its config; an instance:
+    as given."""
+    if scheduler is None:
+        return schedulers.copy_of(pipe.scheduler)
+    if isinstance(scheduler, str):
+        schedulers.check_scheduler_name(scheduler)
+        check_flow_family(scheduler, model_family)
+        return flow_schedule.make_flow_scheduler(scheduler, pipe.scheduler.config)
+    if not hasattr(scheduler, "set_timesteps"):
+        raise checks.StepvizInputError(f"scheduler={scheduler!r} is not allowed: give a flow scheduler's name "
+                                       f"({', '.join(flow_schedule.FLOW_VARIANTS)}), a diffusers scheduler, or None "
+                                       "for the pipeline's own")
+    return scheduler
+
+
+def check_flow_family(name: str, model_family: str) -> None:
+    """A VP/sigma scheduler cannot step a flow model: refused in one line that says why."""
+    family = schedulers.ALL_SCHEDULERS[name].family
+    if family != "flow":
+        raise checks.StepvizInputError(
+            f"scheduler {name!r} ({family} family) cannot run {model_family}: a flow model predicts "
+            "v = eps - x0 on the straight path x_t = (1 - sigma) x0 + sigma eps, a different target and path; "
+            f"use a flow scheduler: {', '.join(flow_schedule.FLOW_VARIANTS)}")
 
 
 def vae_encode(pipe, pixels: torch.Tensor, generator) -> torch.Tensor:

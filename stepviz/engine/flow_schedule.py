@@ -154,14 +154,12 @@ def continue_on_grid(new, old, position: int, device):
     return new.timesteps[position:], position
 
 
-def plot_shift(stepper) -> float | None:
-    """The shift s that maps the run's linear schedule to its sigmas (FLUX.1: e^mu), for the schedule panel;
-    None for a VP/sigma run."""
-    if not is_flow_scheduler(stepper.scheduler):
+def plot_shift(scheduler, mu: float | None = None) -> float | None:
+    """The shift s that maps a run's linear schedule to its sigmas (FLUX.1's dynamic shift: e^mu), for the schedule
+    panel; None for a VP/sigma scheduler."""
+    if not is_flow_scheduler(scheduler):
         return None
-    inputs = getattr(stepper, "run_inputs", None)
-    mu = getattr(inputs, "mu", None)
-    return math.exp(mu) if mu is not None else shift_of(stepper.scheduler)
+    return math.exp(mu) if mu is not None else shift_of(scheduler)
 
 
 def training_curve(scheduler) -> tuple[float, ...]:

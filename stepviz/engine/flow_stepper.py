@@ -27,6 +27,7 @@ import torch
 
 from . import (checks, defaults, families, flow_modes, flow_schedule, flow_text, guidance, prediction,
                prompt_tokens)
+from .flow_modes import FLOW_MODES
 from .flow_layout import image_ids, pack, unpack
 from .errors import NonFiniteError, RunFinishedError
 from .pipeline_facts import facts_of
@@ -34,7 +35,6 @@ from .edit_log import TrueCfgChange
 from .records import StepRecord
 from .run_edits import RunEdits
 
-FLOW_MODES = ("txt2img", "img2img", "inpaint")
 MODE_CLASSES = {"SD3": dict(zip(FLOW_MODES, families.SD3_CLASSES)),
                 "FLUX.1": dict(zip(FLOW_MODES, families.FLUX_CLASSES))}
 
@@ -52,27 +52,12 @@ class FlowLoop(RunEdits):
                  inpaint_noise: str = "fixed", latents=None, prompt_embeds=None, negative_prompt_embeds=None,
                  generator_device="cpu", capture_attention: bool | str = False, true_cfg_scale: float = 1.0,
                  max_sequence_length: int | None = None):
-        class_name = type(pipe).__name__
-        self.model_family = families.model_family(class_name)
+        self.model_family = families.model_family(type(pipe).__name__)
         self.flux = self.model_family == "FLUX.1"
-        checks.check_size("height", height)
-        checks.check_size("width", width)
-        checks.check_steps(num_inference_steps)
-        checks.check_strength(strength)
-        checks.check_seed(seed)
-        checks.check_choice("mode", mode, FLOW_MODES, f"modes of {self.model_family}")
-        checks.check_mode_inputs(mode, image=image, mask_image=mask_image, strength=strength, depth_map=depth_map)
-        if prompt_embeds is not None or negative_prompt_embeds is not None:
-            raise checks.StepvizInputError(f"prompt_embeds are not supported for {self.model_family} yet: give the "
-                                           "prompt as text")
-        if inpaint_noise != "fixed":
-            raise checks.StepvizInputError(f"inpaint_noise={inpaint_noise!r} is not allowed for {self.model_family}: "
-                                           "its pipelines re-noise with the noise drawn once ('fixed')")
-        channels = pipe.transformer.config.in_channels // (4 if self.flux else 1)  # FLUX.1 reads 2x2 packs
-        if channels != pipe.vae.config.latent_channels:
-            raise checks.StepvizInputError(f"a transformer with {pipe.transformer.config.in_channels} input channels "
-                                           "(an inpainting or control model) cannot be stepped yet: "
-                                           f"{self.model_family} runs with the latents alone")
+        flow_modes.check_flow_run(pipe, self.model_family, height=height, width=width, steps=num_inference_steps,
+                                  strength=strength, seed=seed, mode=mode, image=image, mask_image=mask_image,
+                                  depth_map=depth_map, inpaint_noise=inpaint_noise,
+                                  given_embeds=prompt_embeds is not None or negative_prompt_embeds is not None)
         self.capture_attention = False
         self.sdxl = False
         self.pipe, self.mode, self.prompt = pipe, mode, prompt
@@ -89,7 +74,7 @@ class FlowLoop(RunEdits):
             self.generator.manual_seed(seed)
         self._base_config = pipe.scheduler.config
         self._pipeline_class = MODE_CLASSES[self.model_family][mode]
-        self.scheduler = self._make_scheduler(scheduler)
+        self.scheduler = flow_modes.scheduler_for(pipe, scheduler, self.model_family)
         self.scheduler_name = scheduler if isinstance(scheduler, str) else self.scheduler_info.name
         self.records, self.log = [], []
         self.notices = list(facts_of(pipe).notices)
@@ -128,32 +113,6 @@ class FlowLoop(RunEdits):
         self.grid = [float(t) for t in run.timesteps]
         self._snapshots = [self._snapshot()]
 
-    def _make_scheduler(self, scheduler):
-        """None: a copy of the pipeline's own; a flow name: made from its config; an instance: as given."""
-        from . import schedulers
-
-        if scheduler is None:
-            return schedulers.copy_of(self.pipe.scheduler)
-        if isinstance(scheduler, str):
-            schedulers.check_scheduler_name(scheduler)
-            self._check_family(scheduler)
-            return flow_schedule.make_flow_scheduler(scheduler, self._base_config)
-        if not hasattr(scheduler, "set_timesteps"):
-            raise checks.StepvizInputError(f"scheduler={scheduler!r} is not allowed: give a flow scheduler's name "
-                                           f"({', '.join(flow_schedule.FLOW_VARIANTS)}), a diffusers scheduler, or "
-                                           "None for the pipeline's own")
-        return scheduler
-
-    def _check_family(self, name: str) -> None:
-        from . import schedulers
-
-        family = schedulers.ALL_SCHEDULERS[name].family
-        if family != "flow":
-            raise checks.StepvizInputError(
-                f"scheduler {name!r} ({family} family) cannot run {self.model_family}: a flow model predicts "
-                "v = eps - x0 on the straight path x_t = (1 - sigma) x0 + sigma eps, a different target and path; "
-                f"use a flow scheduler: {', '.join(flow_schedule.FLOW_VARIANTS)}")
-
     # ---------------------------------------------------------------- state
     @property
     def prediction_type(self) -> str:
@@ -162,6 +121,11 @@ class FlowLoop(RunEdits):
     @property
     def extra_channels(self) -> dict[str, torch.Tensor]:
         return {}
+
+    @property
+    def schedule_shift(self) -> float | None:
+        """The shift s that maps the linear schedule to this run's sigmas (FLUX.1: e^mu), for the schedule panel."""
+        return flow_schedule.plot_shift(self.scheduler, self.run_inputs.mu)
 
     @property
     def shift(self) -> float | None:
@@ -313,7 +277,7 @@ class FlowLoop(RunEdits):
 
     def _set_up_swap(self, name: str, t_now: float):
         """A flow scheduler that continues on this run's sigmas from here (a VP/sigma one is refused)."""
-        self._check_family(name)
+        flow_modes.check_flow_family(name, self.model_family)
         new = flow_schedule.make_flow_scheduler(name, self._base_config)
         if self.run_inputs.mu is not None:
             new.set_timesteps(self.num_inference_steps, device=self.device, mu=self.run_inputs.mu)

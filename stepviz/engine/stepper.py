@@ -187,6 +187,7 @@ class Stepper(RunEdits):
         return getattr(self.run_inputs, "strength", None)
 
     sharing: str | None = None  # a shared engine's session says how its results relate to a solo run
+    schedule_shift: float | None = None  # the flow family's shift of its schedule (FlowLoop's); VP/sigma have none
 
     def start_on_vp_scale(self) -> torch.Tensor:
         """The run's starting latents on the VP scale, at its first step's noise level (engine/schedulers.py)."""

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 
 from .run_measures import MEASURES
 
@@ -68,10 +69,10 @@ DERIVED_METRICS = {
                           "(0..1; token = the word)",
     "attention_vs_even": "attention_on_shape / the share of the picture the shape covers: 1 is an even spread "
                          "(token = the word)",
+    "path_distance": "the distance of x_t from the straight line between the run's start noise and its final "
+                     "latents, over that line's length (engine/path_geometry.py)",
+    "sigma_step": "sigma - sigma_next: how far the step moves the noise level (a flow run's step size)",
 }
-DERIVED_METRICS["path_distance"] = ("the distance of x_t from the straight line between the run's start noise and "
-                                     "its final latents, over that line's length (engine/path_geometry.py)")
-DERIVED_METRICS["sigma_step"] = "sigma - sigma_next: how far the step moves the noise level (a flow run's step size)"
 DERIVED_METRICS.update(MEASURES)  # how the run is computed: latents' size, memory options (run_measures.py)
 ATTENTION_METRICS = ("attention_on_shape", "attention_vs_even")  # with token = "word", as the attention view names it
 METRICS = RECORD_METRICS + tuple(DERIVED_METRICS)
@@ -173,21 +174,26 @@ class Claim:
         return (self.run,) if self.other is None else (self.run, self.other)
 
 
+# a claim's kind -> the keys that make a table that kind (a table has exactly one kind)
+KIND_KEYS = {"sees": SEES_KEYS, "differs": ("differs_from",), "same": ("same_as",), "metric": ("metric",),
+             "trace": ("trace",), "refusal": ("refused",)}
+
+
 def parse_claim(table: dict, at_step: int) -> Claim:
     """A Claim from one [[events.expect]] table; raises ClaimFormError naming the key."""
-    from ..toy.world import BACKGROUNDS, COLOURS, SHAPES
-
     for key in table:
         if key not in CLAIM_KEYS:
             raise ClaimFormError(key, f"unknown key; allowed keys are {', '.join(CLAIM_KEYS)}")
-    kinds = [kind for kind, present in (("sees", any(k in table for k in SEES_KEYS)),
-                                        ("differs", "differs_from" in table), ("same", "same_as" in table),
-                                        ("metric", "metric" in table), ("trace", "trace" in table),
-                                        ("refusal", "refused" in table)) if present]
+    kinds = [kind for kind, keys in KIND_KEYS.items() if any(key in table for key in keys)]
     if len(kinds) != 1:
         raise ClaimFormError(next(iter(table), "run"), "a claim needs exactly one of: colour/shape/background, "
                              f"differs_from, same_as, metric, trace, refused (found {', '.join(kinds) or 'none'})")
     kind = kinds[0]
+    return CLAIM_PARSERS[kind](table, _common_fields(table, at_step, kind))
+
+
+def _common_fields(table: dict, at_step: int, kind: str) -> dict:
+    """run, picture, step and say, which every kind of claim takes."""
     run = _text(table, "run", "main")
     picture = _text(table, "picture", "x0_hat")
     if picture not in PICTURES:
@@ -200,38 +206,46 @@ def parse_claim(table: dict, at_step: int) -> Claim:
     say = table.get("say")
     if say is not None and not isinstance(say, str):
         raise ClaimFormError("say", f"{say!r} is not allowed: it must be a string")
-    common = dict(run=run, picture=picture, step=step, say=say)
-    if kind == "sees":
-        allowed = {"colour": tuple(COLOURS), "shape": tuple(SHAPES), "background": tuple(BACKGROUNDS)}
-        sees = {}
-        for key in SEES_KEYS:
-            if key in table:
-                names = table[key] if isinstance(table[key], list) else [table[key]]
-                bad = [n for n in names if n not in allowed[key]]
-                if bad or not names:
-                    raise ClaimFormError(key, f"{table[key]!r} is not allowed: use one of {', '.join(allowed[key])} "
-                                         "(or a list of them)")
-                sees[key] = tuple(names)
-        return Claim("sees", sees=sees, **common)
-    if kind in ("differs", "same"):
-        other_key, bound_key = ("differs_from", "by_more_than") if kind == "differs" else ("same_as", "within")
-        other = _text(table, other_key, None)
-        default = DEFAULT_SAME_WITHIN if kind == "same" else None
-        threshold = _number(table, bound_key, default)
-        if threshold is None:
-            raise ClaimFormError(other_key, f"{other_key} needs {bound_key} = N (mean |pixel difference|, 0..255)")
-        return Claim(kind, other=other, threshold=threshold, **common)
-    if kind == "trace":
-        return _trace_claim(table, common)
-    if kind == "refusal":
-        return _refusal_claim(table, common)
+    return dict(run=run, picture=picture, step=step, say=say)
+
+
+def _sees_claim(table: dict, common: dict) -> Claim:
+    """colour, shape and/or background: a name the checker may find, or a list of them (one of these)."""
+    from ..toy.world import BACKGROUNDS, COLOURS, SHAPES
+
+    allowed = {"colour": tuple(COLOURS), "shape": tuple(SHAPES), "background": tuple(BACKGROUNDS)}
+    sees = {}
+    for key in SEES_KEYS:
+        if key in table:
+            names = table[key] if isinstance(table[key], list) else [table[key]]
+            bad = [n for n in names if n not in allowed[key]]
+            if bad or not names:
+                raise ClaimFormError(key, f"{table[key]!r} is not allowed: use one of {', '.join(allowed[key])} "
+                                     "(or a list of them)")
+            sees[key] = tuple(names)
+    return Claim("sees", sees=sees, **common)
+
+
+def _comparison_claim(kind: str, table: dict, common: dict) -> Claim:
+    """differs_from with by_more_than, or same_as with within (default DEFAULT_SAME_WITHIN)."""
+    other_key, bound_key = ("differs_from", "by_more_than") if kind == "differs" else ("same_as", "within")
+    other = _text(table, other_key, None)
+    default = DEFAULT_SAME_WITHIN if kind == "same" else None
+    threshold = _number(table, bound_key, default)
+    if threshold is None:
+        raise ClaimFormError(other_key, f"{other_key} needs {bound_key} = N (mean |pixel difference|, 0..255)")
+    return Claim(kind, other=other, threshold=threshold, **common)
+
+
+def _metric_claim(table: dict, common: dict) -> Claim:
+    """metric with above and/or below; token for the attention metrics."""
     metric = _text(table, "metric", None)
     if metric not in METRICS:
         raise ClaimFormError("metric", f"{metric!r} is unknown; allowed metrics are {', '.join(METRICS)}")
     above, below = _number(table, "above", None), _number(table, "below", None)
     if above is None and below is None:
         raise ClaimFormError("metric", "a metric claim needs above = N, below = N or both")
-    if (metric in RECORD_METRICS or metric in ATTENTION_METRICS) and step == 0:
+    if (metric in RECORD_METRICS or metric in ATTENTION_METRICS) and common["step"] == 0:
         raise ClaimFormError("step", f"{metric} is recorded by a step: use step >= 1 (step 1 = the first step)")
     token = _text(table, "token", None)
     if token is None and metric in ATTENTION_METRICS:
@@ -239,7 +253,7 @@ def parse_claim(table: dict, at_step: int) -> Claim:
                              "view names it)")
     if token is not None and metric not in ATTENTION_METRICS:
         raise ClaimFormError("token", f"token = \"word\" goes only with {' and '.join(ATTENTION_METRICS)}")
-    if metric in ATTENTION_METRICS and picture != "x0_hat":
+    if metric in ATTENTION_METRICS and common["picture"] != "x0_hat":
         raise ClaimFormError("picture", f"{metric} finds the shape in x0-hat: leave picture out")
     return Claim("metric", metric=metric, above=above, below=below, token=token, **common)
 
@@ -275,6 +289,12 @@ def _refusal_claim(table: dict, common: dict) -> Claim:
     if not says:
         raise ClaimFormError("says", "a refused claim needs says = \"words of the refusal\"")
     return Claim("refusal", refused=tuple(refused.items()), says=says, **common)
+
+
+# a claim's kind -> its parser, (the table, the common fields) -> Claim
+CLAIM_PARSERS = {"sees": _sees_claim, "differs": partial(_comparison_claim, "differs"),
+                 "same": partial(_comparison_claim, "same"), "metric": _metric_claim, "trace": _trace_claim,
+                 "refusal": _refusal_claim}
 
 
 def _text(table: dict, key: str, default):

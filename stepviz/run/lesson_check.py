@@ -84,11 +84,10 @@ class LessonRuns:
     def latents(self, label: str, picture: str, taken: int):
         """x_t (on the VP scale) or x0-hat once `taken` steps are taken."""
         from ..engine.noise_scale import to_vp_scale
-        from ..engine.schedulers import start_on_vp_scale
 
         stepper = self.stepper(label)
         if picture == "x_t" and taken == 0:
-            return start_on_vp_scale(stepper)
+            return stepper.start_on_vp_scale()
         if taken == 0:
             raise LookupError("there is no x0-hat before the first step")
         record = stepper.records[taken - 1]
@@ -196,55 +195,81 @@ def _sees(claim: Claim, runs: LessonRuns, taken: int) -> ClaimResult:
 
 
 def metric_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
+    """The value of a metric claim's metric once `taken` steps are taken: computed by the checker (METRIC_MEASURES)
+    or, for a StepRecord's float, read from the record of step `taken`."""
+    stepper = runs.stepper(claim.run)
+    measured = METRIC_MEASURES.get(claim.metric)
+    if measured is not None:
+        return measured(claim, runs, taken, stepper)
+    if taken < 1:
+        raise LookupError(f"{claim.metric} is recorded by a step: there is none before step 1")
+    return float(getattr(stepper.records[taken - 1], claim.metric))
+
+
+def _picture_change(claim: Claim, runs: LessonRuns, taken: int, stepper) -> float:
+    if taken < 1 + (claim.picture == "x0_hat"):
+        raise LookupError(f"picture_change of {claim.picture} needs a step before it")
+    return mean_difference(runs.picture(claim.run, claim.picture, taken),
+                           runs.picture(claim.run, claim.picture, taken - 1))
+
+
+def _input_overlap(claim: Claim, runs: LessonRuns, taken: int, stepper) -> float:
     import numpy as np
 
-    stepper = runs.stepper(claim.run)
-    name = claim.metric
-    if name == "steps_run":
-        return float(len(stepper.records))
-    if name == "prompt_tokens":
-        return float(len(stepper.prompt_anatomy.tokens))
-    if name == "prompt_truncated":
-        return float(stepper.prompt_anatomy.truncated_text is not None)
-    if name == "x_t_vs_x0_hat":
-        return float((runs.latents(claim.run, "x_t", taken) - runs.latents(claim.run, "x0_hat", taken)).abs().mean())
-    if name == "picture_change":
-        if taken < 1 + (claim.picture == "x0_hat"):
-            raise LookupError(f"picture_change of {claim.picture} needs a step before it")
-        return mean_difference(runs.picture(claim.run, claim.picture, taken),
-                               runs.picture(claim.run, claim.picture, taken - 1))
-    if name == "input_difference":
-        return mean_difference(runs.picture(claim.run, claim.picture, taken), runs.input_picture(claim.run))
-    if name == "input_overlap":
-        from ..toy.checker import inspect
+    from ..toy.checker import inspect
 
-        mine = inspect(runs.picture(claim.run, claim.picture, taken))["mask"]
-        theirs = inspect(runs.input_picture(claim.run))["mask"]
-        union = np.logical_or(mine, theirs).sum()
-        return float(np.logical_and(mine, theirs).sum() / union) if union else 0.0
-    if name == "outside_mask_difference":
-        keep = np.asarray(runs.input_picture(claim.run, "mask_image").convert("L")) < 128
-        return mean_difference(runs.picture(claim.run, claim.picture, taken), runs.input_picture(claim.run), keep)
-    if name == "path_distance":
-        return path_distance_value(runs, claim.run, taken)
-    if name == "sigma_step":
-        return sigma_step_value(runs, claim.run, taken)
-    if name in ATTENTION_METRICS:
-        return attention_value(claim, runs, taken)
-    if name in run_measures.MEASURES:
-        return run_measures.measure(name, runs, claim.run, taken, mean_difference)
+    mine = inspect(runs.picture(claim.run, claim.picture, taken))["mask"]
+    theirs = inspect(runs.input_picture(claim.run))["mask"]
+    union = np.logical_or(mine, theirs).sum()
+    return float(np.logical_and(mine, theirs).sum() / union) if union else 0.0
+
+
+def _outside_mask_difference(claim: Claim, runs: LessonRuns, taken: int, stepper) -> float:
+    import numpy as np
+
+    keep = np.asarray(runs.input_picture(claim.run, "mask_image").convert("L")) < 128
+    return mean_difference(runs.picture(claim.run, claim.picture, taken), runs.input_picture(claim.run), keep)
+
+
+def _input_latents(claim: Claim, stepper):
+    """E(input) * scaling_factor, the latents an img2img/inpaint/depth2img run starts from."""
     latents = stepper.run_inputs.image_latents
-    if name in ("input_round_trip", "input_latents_std"):
-        if latents is None:
-            raise LookupError(f"{name} needs a run that encodes an input picture (img2img, inpaint, depth2img)")
-        if name == "input_latents_std":
-            return float(latents.std())
-        from ..render.preview import decode_images
+    if latents is None:
+        raise LookupError(f"{claim.metric} needs a run that encodes an input picture (img2img, inpaint, depth2img)")
+    return latents
 
-        return mean_difference(decode_images(stepper.pipe, latents)[0], runs.input_picture(claim.run))
-    if taken < 1:
-        raise LookupError(f"{name} is recorded by a step: there is none before step 1")
-    return float(getattr(stepper.records[taken - 1], name))
+
+def _input_round_trip(claim: Claim, runs: LessonRuns, taken: int, stepper) -> float:
+    from ..render.preview import decode_images
+
+    latents = _input_latents(claim, stepper)
+    return mean_difference(decode_images(stepper.pipe, latents)[0], runs.input_picture(claim.run))
+
+
+def _run_measure(claim: Claim, runs: LessonRuns, taken: int, stepper) -> float:
+    return run_measures.measure(claim.metric, runs, claim.run, taken, mean_difference)
+
+
+# metric -> how the checker computes it, (claim, runs, steps taken, the run's stepper) -> float; the StepRecord's
+# floats (claims.RECORD_METRICS) are read from the record instead
+METRIC_MEASURES = {
+    "steps_run": lambda claim, runs, taken, stepper: float(len(stepper.records)),
+    "prompt_tokens": lambda claim, runs, taken, stepper: float(len(stepper.prompt_anatomy.tokens)),
+    "prompt_truncated": lambda claim, runs, taken, stepper: float(stepper.prompt_anatomy.truncated_text is not None),
+    "x_t_vs_x0_hat": lambda claim, runs, taken, stepper: float(
+        (runs.latents(claim.run, "x_t", taken) - runs.latents(claim.run, "x0_hat", taken)).abs().mean()),
+    "picture_change": _picture_change,
+    "input_difference": lambda claim, runs, taken, stepper: mean_difference(
+        runs.picture(claim.run, claim.picture, taken), runs.input_picture(claim.run)),
+    "input_overlap": _input_overlap,
+    "outside_mask_difference": _outside_mask_difference,
+    **{name: (lambda claim, runs, taken, stepper: attention_value(claim, runs, taken)) for name in ATTENTION_METRICS},
+    **{name: _run_measure for name in run_measures.MEASURES},
+    "input_round_trip": _input_round_trip,
+    "input_latents_std": lambda claim, runs, taken, stepper: float(_input_latents(claim, stepper).std()),
+    "path_distance": lambda claim, runs, taken, stepper: path_distance_value(runs, claim.run, taken),
+    "sigma_step": lambda claim, runs, taken, stepper: sigma_step_value(runs, claim.run, taken),
+}
 
 
 def path_distance_value(runs: LessonRuns, label: str, taken: int) -> float:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ..engine import families, flow_schedule
+from ..engine import families
 from ..engine.pipeline_facts import facts_of
 from ..engine.schedulers import schedule_curve
 from .shown_run import ShownRun
@@ -143,6 +143,10 @@ class RunSession:
     def steps_taken(self, branch: str = MAIN) -> int:
         return len(self.steppers[branch].records)
 
+    def pipe_of(self, branch: str):
+        """The pipeline that draws `branch`'s pictures (a [[compare]] run on another model has its own)."""
+        return self.steppers[branch].pipe
+
     # ------------------------------------------------------------ edits (worker thread)
     def step(self, branch: str = MAIN):
         """One scheduler step of `branch`; None if that branch is finished."""
@@ -262,7 +266,7 @@ def run_view(branch: str, stepper: ShownRun, model: str, alphas_cumprod: tuple[f
         notices=tuple(st.notices), prediction_type=st.prediction_type, device=str(st.device),
         dtype=str(st.dtype).removeprefix("torch."), height=st.height, width=st.width,
         added_conditioning=st.added_conditioning, inputs=inputs or {}, strength=st.strength, sharing=st.sharing,
-        model_family=families.model_family(type(st.pipe).__name__), schedule_shift=flow_schedule.plot_shift(st),
+        model_family=families.model_family(type(st.pipe).__name__), schedule_shift=st.schedule_shift,
     )
 
 

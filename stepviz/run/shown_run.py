@@ -56,6 +56,9 @@ class ShownRun(Protocol):
     @property
     def sharing(self) -> str | None: ...  # a shared engine's session: how its results relate to a solo run
 
+    @property
+    def schedule_shift(self) -> float | None: ...  # the flow family's shift s (FLUX.1: e^mu); None for VP/sigma
+
     def start_on_vp_scale(self): ...  # the starting latents on the VP scale, at the first step's noise level
 
     def step(self): ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..engine import guidance, noise_scale, prediction, prompt_tokens, schedulers
+from ..engine import flow_schedule, guidance, noise_scale, prediction, prompt_tokens, schedulers
 from ..engine.checks import StepvizInputError
 from ..engine.records import StepRecord
 from .loop import LoopRecording
@@ -48,6 +48,11 @@ class LoopReplay:
     @property
     def scheduler_info(self):
         return schedulers.info_for(self.scheduler)
+
+    @property
+    def schedule_shift(self) -> float | None:
+        """A recorded flow loop's shift, read from its scheduler (None for VP/sigma)."""
+        return flow_schedule.plot_shift(self.scheduler)
 
     def start_on_vp_scale(self) -> torch.Tensor:
         """The recorded starting latents on the VP scale, at the schedule's first timestep."""

@@ -57,8 +57,9 @@ class StepvizApp(App):
         self.workers.cancel_all()
         self.exit()
 
-    def on_compare_screen_noted(self, message) -> None:
-        """Lesson notes shown in the compare grid belong to the run's notes too (`n` rereads them)."""
+    def on_engine_jobs_events_due(self, message) -> None:
+        """Lesson notes shown in the compare grid belong to the run's notes too (`n` rereads them); the main
+        screen's own stop there."""
         for note in message.notes:
             self.main.note(note)
 

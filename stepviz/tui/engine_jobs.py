@@ -1,8 +1,9 @@
 """The engine worker's side: the messages it posts to the UI, and what every job (jobs.py) shares.
 
-Jobs run in Textual thread workers (see screens/main.py): they call the session, post these messages,
-never touch widgets. Every failure a user can cause (NaN/Inf, out of memory, a bad value, a missing
-model) becomes a `Failed` message: the app shows it and stays alive.
+Jobs run in Textual thread workers of the screen that asked (screens/main.py, screens/compare.py): they
+call the session, post these messages to that screen, never touch widgets. Every failure a user can cause
+(NaN/Inf, out of memory, a bad value, a missing model) becomes a `Failed` message: the app shows it and
+stays alive.
 """
 
 from __future__ import annotations
@@ -75,12 +76,13 @@ class EngineJobs:
         from ..render.step_pictures import step_pictures  # torch: imported in the worker, after the first frame
 
         with self.reporting(branch):
-            pictures = step_pictures(self.session.pipe, record, kind, initial)
-            pictures.update(self._extra_channel_pictures(extra_channels, kind))
+            pipe = self.session.pipe_of(branch)
+            pictures = step_pictures(pipe, record, kind, initial)
+            pictures.update(self._extra_channel_pictures(pipe, extra_channels, kind))
             if not cancelled():
                 self.post(self.PicturesReady(branch, index, kind, pictures))
 
-    def _extra_channel_pictures(self, extra_channels: dict, kind: str) -> dict:
+    def _extra_channel_pictures(self, pipe, extra_channels: dict, kind: str) -> dict:
         """The extra UNet inputs' pictures: fixed for the run, so drawn once per preview kind, not per step."""
         from ..render.channel_pictures import extra_channel_pictures
 
@@ -88,9 +90,16 @@ class EngineJobs:
         cached_kind, cached_tensors, pictures = self._extra_cache
         if kind != cached_kind or len(tensors) != len(cached_tensors) or \
                 any(a is not b for a, b in zip(tensors, cached_tensors)):
-            pictures = extra_channel_pictures(self.session.pipe, extra_channels, kind)
+            pictures = extra_channel_pictures(pipe, extra_channels, kind)
             self._extra_cache = (kind, tensors, pictures)  # keeps the tensors: identity stays meaningful
         return pictures
+
+    def post_views(self, branches, reason: str) -> None:
+        """A `RunChanged` for each branch, their views taken together (under the session's lock)."""
+        with self.session.lock:
+            views = [self.session.view(branch) for branch in branches]
+        for view in views:
+            self.post(self.RunChanged(view, reason))
 
     def show_events(self, branch: str, due) -> bool:
         """Post the notes of the lesson events due now (the play loop applied them); True when one pauses."""

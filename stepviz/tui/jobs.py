@@ -1,8 +1,8 @@
 """What a key asks of the engine: one class per kind of job, each run on the engine worker's thread.
 
-A key's action builds one of these (`Rewind(keep=3)`) and hands it to the main screen's worker
-(`run_engine` for jobs that replace the one in progress, `run_edit` for those that go beside it), which
-calls `job.run(jobs, cancelled)`. `run` calls the session (plain Python, under its lock) and posts
+A key's action builds one of these (`Rewind(keep=3)`) and hands it to its screen's worker (the main screen's
+or the compare grid's: `run_engine` for jobs that replace the one in progress, `run_edit` for those that go
+beside it), which calls `job.run(jobs, cancelled)`. `run` calls the session (plain Python, under its lock) and posts
 `EngineJobs` messages back; it never touches a widget. `cancelled()` is checked between steps, so pausing,
 rewinding or quitting lets the step in progress finish and then stops cleanly.
 """
@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..run.lockstep import LockstepRuns
 from ..run.session import FORK, MAIN
-from .engine_jobs import EngineJobs
+from .engine_jobs import EngineJobs, notes_and_pause
 
 Cancelled = Callable[[], bool]
 
@@ -90,6 +91,49 @@ class Play(Step):
 
 
 @dataclass(frozen=True)
+class StepTogether(EngineJob):
+    """`count` lockstep rounds of the compare grid's branches (None: until every one is finished, a lesson pauses
+    them, or the user does); a round steps each branch at the common step (run/lockstep.py)."""
+
+    branches: tuple[str, ...]
+    count: int | None = 1
+
+    def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
+        runs, rounds = LockstepRuns(jobs.session, self.branches), 0
+        try:
+            with jobs.reporting(self.branches[0]):
+                while (self.count is None or rounds < self.count) and not cancelled():
+                    moments = runs.round(cancelled)
+                    if not moments:
+                        break
+                    rounds += 1
+                    jobs.post_views(self.branches, "step")
+                    notes, pause = notes_and_pause([event for moment in moments for event in moment.events])
+                    if notes or pause:  # the lesson's events ride on its main branch
+                        jobs.post(EngineJobs.EventsDue(notes, pause, jobs.session.view(self.branches[0])))
+                        if pause:
+                            break
+        finally:
+            jobs.post_views(self.branches, "step")  # after a failure too: the grid shows the runs as they are
+            if self.count is None:
+                jobs.post(EngineJobs.PlayStopped())
+
+
+@dataclass(frozen=True)
+class CatchUp(EngineJob):
+    """Bring the other branches to the first one's step, showing each step (the lesson's [[compare]] runs, built
+    at step 0, join the run where it is)."""
+
+    branches: tuple[str, ...]
+
+    def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
+        with jobs.reporting(self.branches[0]):
+            for _ in LockstepRuns(jobs.session, self.branches).catch_up(cancelled):
+                jobs.post_views(self.branches, "step")
+        jobs.post_views(self.branches, "refresh")
+
+
+@dataclass(frozen=True)
 class Rewind(EngineJob):
     """Keep the first `keep` steps of `branch`, drop the later ones."""
 
@@ -154,13 +198,13 @@ class BuildLessonBranches(EngineJob):
 
 @dataclass(frozen=True)
 class Refresh(EngineJob):
-    """The branch's view again (another screen stepped or edited it)."""
+    """The branches' views again (a screen opens on them, or another screen stepped or edited them)."""
 
-    branch: str = MAIN
+    branches: tuple[str, ...] = (MAIN,)
 
     def run(self, jobs: EngineJobs, cancelled: Cancelled) -> None:
-        with jobs.reporting(self.branch):
-            jobs.post(EngineJobs.RunChanged(jobs.session.view(self.branch), "refresh"))
+        with jobs.reporting(self.branches[0]):
+            jobs.post_views(self.branches, "refresh")
 
 
 @dataclass(frozen=True)

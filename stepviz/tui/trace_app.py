@@ -61,7 +61,7 @@ class TraceMainScreen(MainScreen):
             pairs = [(b, self.compare_titles[b]) for b in (MAIN, FORK)]
             self.app.push_screen(CompareScreen(session, pairs, self.graphics, kind=self.kind, selected=1,
                                                title=self.verdict),
-                                 partial(self.compare_closed, [MAIN, FORK]))
+                                 partial(self.keys.compare_closed, [MAIN, FORK]))
 
 
 class TraceApp(StepvizApp):

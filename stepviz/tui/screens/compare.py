@@ -1,36 +1,40 @@
 """2-4 runs side by side, stepping in lockstep: a fork (`f`), a lesson's [[compare]] runs (`c`), a trace.
 
-`CompareScreen(session, branches)` takes (branch, label) pairs of a RunSession and plays them in lockstep
-(lockstep.py) with the session's loop, in a worker thread, so any app with a session can show one. It knows
-nothing of the screen that opened it: it returns its preview kind when it closes, and posts lesson notes as
-`Noted` messages (they bubble to the app). A failure and a step's pictures come as the main screen's
-messages (engine_jobs.py's `EngineJobs.Failed` and `PicturesReady`), reported by the same `EngineJobs`.
+`CompareScreen(session, branches)` takes (branch, label) pairs of a RunSession and drives them as the main
+screen drives its run: each key builds a job (jobs.py: StepTogether, CatchUp, SetGuidanceScale, SetScheduler,
+Refresh) that runs in this screen's engine worker, calls the session (its lockstep rounds are
+run/lockstep.py's) and posts the same `EngineJobs` messages back. So any app with a session can show one.
+It knows nothing of the screen that opened it: it returns its preview kind when it closes, and the lesson
+notes it shows (`EngineJobs.EventsDue`) bubble on to the app, which adds them to the run's notes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import contextmanager
+from functools import partial
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
 from ...render.readouts import compare_numbers, status_text
+from ...run.lockstep import common_step, lockstep_branches
 from ...run.session import Shown
-from ..engine_jobs import EngineJobs, notes_and_pause
-from ..lockstep import LETTERS, LockstepRuns, common_step
+from ..engine_jobs import EngineJobs
+from ..jobs import CatchUp, EngineJob, Refresh, SetGuidanceScale, SetScheduler, StepTogether
 from ..widgets.key_bar import Key, KeyBar
 from ..widgets.notes_panel import NotesPanel
 from ..widgets.preview_panel import PreviewPanel, next_kind
 
+LETTERS = "ABCD"  # the columns' names
+
+
 class CompareScreen(Screen):
-    """The branches in a grid, stepped in lockstep by the screen's own worker."""
+    """The branches in a grid, stepped in lockstep by the screen's engine worker."""
 
     BINDINGS = [
         Binding("space", "step", "step all", priority=True),
@@ -44,38 +48,27 @@ class CompareScreen(Screen):
         Binding("q", "quit", "quit", priority=True),
     ]
 
-    class Changed(Message):
-        def __init__(self, views: list) -> None:
-            super().__init__()
-            self.views = views
-
-    class Noted(Message):
-        """Lesson notes due after a round (shown here; the app passes them on to the main screen's notes)."""
-
-        def __init__(self, notes: list[str], pause: bool) -> None:
-            super().__init__()
-            self.notes, self.pause = notes, pause
-
     def __init__(self, session, branches: Sequence[tuple[str, str]], graphics: str = "halfcell", *,
                  kind: str = "approx", selected: int = 0, title: str = "", catch_up: bool = False) -> None:
         """The lesson events due on the session's main branch come with its steps: their notes are shown here
-        and posted as `Noted` (which bubbles to the app); `catch_up` first brings every run to the step of
-        the first one."""
-        runs = LockstepRuns(session, [branch for branch, _ in branches])
+        and bubble on to the app (`EngineJobs.EventsDue`); `catch_up` first brings every run to the step of the
+        first one."""
         super().__init__()
-        self.runs, self.labels = runs, [label for _, label in branches]
-        self.jobs = EngineJobs(session, self.post_message)  # its failures become EngineJobs.Failed here
+        self.branches = lockstep_branches([branch for branch, _ in branches])
+        self.labels = [label for _, label in branches]
+        self.jobs = EngineJobs(session, self.post_message)  # the jobs' messages come to this screen
         self.graphics, self.kind, self.title_text = graphics, kind, title
         self.selected = selected % len(branches)
         self.catch_up = catch_up
         self.views: list = [None] * len(branches)
         self._drawn: dict[int, tuple] = {}  # column -> (record index, kind) of the pictures asked for
+        self._show_asked = False  # a repaint waits for the views that came with it (show_views)
         self.playing = False
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Label(self.title_text or "the runs side by side, same step in each", id="compare-title")
-        with Container(id="branches", classes=f"runs-{len(self.runs)}"):
+        with Container(id="branches", classes=f"runs-{len(self.branches)}"):
             for column, label in enumerate(self.labels):
                 with Vertical(classes="branch", id=f"branch-{column}"):
                     yield Label(f"{LETTERS[column]}: {label}", classes="branch-title")
@@ -83,9 +76,9 @@ class CompareScreen(Screen):
                     yield PreviewPanel(self.graphics, id=f"previews-{column}")
                     yield Static("", classes="branch-numbers")
         yield NotesPanel(id="compare-notes")
-        yield KeyBar(self.keys(), id="compare-keys")
+        yield KeyBar(self.key_bar_keys(), id="compare-keys")
 
-    def keys(self) -> list[Key]:
+    def key_bar_keys(self) -> list[Key]:
         picked = LETTERS[self.selected]
         return [Key("space", "step all", "step"), Key("p", "pause" if self.playing else "play all", "pause"
                                                       if self.playing else "play"),
@@ -95,84 +88,34 @@ class CompareScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#compare-notes").display = False
-        if self.catch_up:
-            self.catch_up_runs()
-        else:
-            self.show_runs()
+        self.run_engine(CatchUp(tuple(self.branches)) if self.catch_up else Refresh(tuple(self.branches)))
 
-    # ------------------------------------------------------------ workers
-    @contextmanager
-    def _showing_the_runs(self):
-        """Whatever happens in the worker, the columns show the runs as they are at the end; a failure (a NaN,
-        out of memory) is shown, and the screen stays."""
-        with self.jobs.reporting(self.runs.branches[0]):
-            yield
-        self.post_message(self.Changed(self.runs.views()))
-
-    @work(thread=True, exclusive=True, group="compare-engine", exit_on_error=False)
-    def show_runs(self) -> None:
-        with self._showing_the_runs():
-            pass
-
-    @work(thread=True, exclusive=True, group="compare-engine", exit_on_error=False)
-    def catch_up_runs(self) -> None:
-        """Bring every run to the step of the first one, showing each step."""
+    # ------------------------------------------------------------ workers (threads; they only post messages)
+    @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
+    def run_engine(self, job: EngineJob) -> None:
+        """Run `job` in place of the one in progress (a round, a play, the catching up)."""
         worker = get_current_worker()
-        with self._showing_the_runs():
-            for _ in self.runs.catch_up(lambda: worker.is_cancelled):
-                self.post_message(self.Changed(self.runs.views()))
+        job.run(self.jobs, cancelled=lambda: worker.is_cancelled)
 
-    @work(thread=True, exclusive=True, group="compare-engine", exit_on_error=False)
-    def take_rounds(self, count: int | None) -> None:
-        """`count` lockstep rounds (None: until every run is finished, a lesson pauses, or the user pauses)."""
+    @work(thread=True, group="edit", exit_on_error=False)
+    def run_edit(self, job: EngineJob) -> None:
+        """Run `job` beside the one in progress (it waits for the session's lock: a step in progress ends first)."""
         worker = get_current_worker()
+        job.run(self.jobs, cancelled=lambda: worker.is_cancelled)
 
-        def cancelled() -> bool:
-            return worker.is_cancelled
-
-        try:
-            with self._showing_the_runs():
-                rounds = 0
-                while (count is None or rounds < count) and not cancelled():
-                    moments = self.runs.round(cancelled)
-                    if not moments:
-                        break
-                    rounds += 1
-                    self.post_message(self.Changed(self.runs.views()))
-                    notes, pause = notes_and_pause([event for moment in moments for event in moment.events])
-                    if notes or pause:
-                        self.post_message(self.Noted(notes, pause))
-                        if pause:
-                            break
-        finally:
-            if count is None:
-                self.app.call_from_thread(self._stopped_playing)
-
-    @work(thread=True, group="compare-edit", exit_on_error=False)
     def change_guidance(self, column: int, scale: float) -> None:
-        with self._showing_the_runs():
-            self.runs.session.set_guidance_scale(scale, self.runs.branches[column])
+        self.run_edit(SetGuidanceScale(scale, self.branches[column]))
 
-    @work(thread=True, group="compare-edit", exit_on_error=False)
     def swap_scheduler(self, column: int, name: str) -> None:
-        with self._showing_the_runs():
-            notice = self.runs.session.set_scheduler(name, self.runs.branches[column])
-            if notice:
-                self.app.call_from_thread(self.notify, notice, title="Scheduler")
+        self.run_edit(SetScheduler(name, self.branches[column]))
 
     def draw(self, column: int, shown: Shown) -> None:
-        from ...render.step_pictures import step_pictures  # torch: imported in the worker
-
-        record, branch = shown.record, self.runs.branches[column]
-        index, kind, stepper = (None if record is None else record.index), self.kind, self.runs.stepper(column)
-
-        def job() -> None:
-            with self.jobs.reporting(branch):
-                pictures = step_pictures(stepper.pipe, record, kind, shown.view.initial_latents)
-                if not get_current_worker().is_cancelled:
-                    self.post_message(EngineJobs.PicturesReady(branch, index, kind, pictures))
-
-        self.run_worker(job, thread=True, exclusive=True, group=f"compare-pictures-{column}", exit_on_error=False)
+        """The pictures of the step a column shows (one worker per column; a newer request wins)."""
+        record, branch = shown.record, self.branches[column]
+        index = None if record is None else record.index
+        job = partial(self.jobs.pictures, branch, record, index, self.kind, shown.view.initial_latents, {})
+        self.run_worker(lambda: job(cancelled=lambda: get_current_worker().is_cancelled), thread=True,
+                        exclusive=True, group=f"pictures-{branch}", exit_on_error=False)
 
     # ------------------------------------------------------------ messages
     def shown(self, column: int) -> Shown | None:
@@ -184,8 +127,26 @@ class CompareScreen(Screen):
             return Shown(view)
         return Shown(view, step - 1)
 
-    def on_compare_screen_changed(self, message: Changed) -> None:
-        self.views = message.views
+    def on_engine_jobs_run_changed(self, message: EngineJobs.RunChanged) -> None:
+        if self.take_view(message.view) and message.notice:
+            self.notify(message.notice, title="Scheduler")
+
+    def take_view(self, view) -> bool:
+        """Keep a fresh view of one of the columns' branches (False: not one of them), and show the columns once
+        the views that came with it are in too: a round's views come one message each."""
+        if view is None or view.branch not in self.branches:
+            return False
+        self.views[self.branches.index(view.branch)] = view
+        if not self._show_asked:
+            self._show_asked = True
+            self.call_later(self.show_views)
+        return True
+
+    def show_views(self) -> None:
+        """Each column at the common step (once every run's view is in)."""
+        self._show_asked = False
+        if any(view is None for view in self.views) or not self.is_attached:
+            return
         for column in range(len(self.views)):
             shown = self.shown(column)
             box = self.query_one(f"#branch-{column}")
@@ -202,9 +163,9 @@ class CompareScreen(Screen):
                 "every run is finished: esc goes back, where left looks at an earlier step and f forks from it")
 
     def on_engine_jobs_pictures_ready(self, message: EngineJobs.PicturesReady) -> None:
-        if message.branch not in self.runs.branches:
+        if message.branch not in self.branches:
             return
-        column = self.runs.branches.index(message.branch)
+        column = self.branches.index(message.branch)
         shown = self.shown(column)
         record = None if shown is None else shown.record
         if message.kind == self.kind and (None if record is None else record.index) == message.index:
@@ -213,10 +174,11 @@ class CompareScreen(Screen):
 
     def on_engine_jobs_failed(self, message: EngineJobs.Failed) -> None:
         self.notify(message.text, title=message.title, severity="error", timeout=8)
-        self.playing = False
-        self.query_one(KeyBar).set_keys(self.keys())
+        self._stopped_playing()
+        self.take_view(message.view)
 
-    def on_compare_screen_noted(self, message: Noted) -> None:
+    def on_engine_jobs_events_due(self, message: EngineJobs.EventsDue) -> None:
+        """The lesson's notes due at this round (the message goes on to the app, for the run's own notes)."""
         panel = self.query_one("#compare-notes", NotesPanel)
         for note in message.notes:
             panel.display = True
@@ -225,10 +187,13 @@ class CompareScreen(Screen):
             self._stopped_playing()
             self.notify("paused by the lesson: space or p to go on", title="Lesson")
 
+    def on_engine_jobs_play_stopped(self, message: EngineJobs.PlayStopped) -> None:
+        self._stopped_playing()
+
     def _stopped_playing(self) -> None:
         self.playing = False
         if self.is_attached:
-            self.query_one(KeyBar).set_keys(self.keys())
+            self.query_one(KeyBar).set_keys(self.key_bar_keys())
 
     # ------------------------------------------------------------ keys
     def action_step(self) -> None:
@@ -236,22 +201,22 @@ class CompareScreen(Screen):
             self.notify("every run is finished: esc goes back; there left looks at an earlier step and f forks "
                         "from it", title="Finished")
             return
-        self.take_rounds(1)
+        self.run_engine(StepTogether(tuple(self.branches), 1))
 
     def action_play(self) -> None:
         if self.playing:
-            self.workers.cancel_group(self, "compare-engine")
+            self.workers.cancel_group(self, "engine")
             self._stopped_playing()
             return
         self.playing = True
-        self.query_one(KeyBar).set_keys(self.keys())
-        self.take_rounds(None)
+        self.query_one(KeyBar).set_keys(self.key_bar_keys())
+        self.run_engine(StepTogether(tuple(self.branches), None))
 
     def action_pick(self) -> None:
-        self.selected = (self.selected + 1) % len(self.runs)
-        for column in range(len(self.runs)):
+        self.selected = (self.selected + 1) % len(self.branches)
+        for column in range(len(self.branches)):
             self.query_one(f"#branch-{column}").set_class(column == self.selected, "-picked")
-        self.query_one(KeyBar).set_keys(self.keys())
+        self.query_one(KeyBar).set_keys(self.key_bar_keys())
 
     def action_guidance(self) -> None:
         from .guidance_dialog import GuidanceDialog
@@ -278,8 +243,7 @@ class CompareScreen(Screen):
 
     def action_preview(self) -> None:
         self.kind = next_kind(self.kind)
-        if all(v is not None for v in self.views):
-            self.on_compare_screen_changed(self.Changed(self.views))
+        self.show_views()
 
     def action_help(self) -> None:
         from .help import open_help

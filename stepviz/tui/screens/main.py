@@ -1,6 +1,6 @@
 """The main screen: the panels, the workers that run the engine off the UI thread, and what they answer.
 
-Its keys (what each asks of the engine) are in main_keys.py."""
+What its keys do (what each asks of the engine, or which screen it opens) is main_keys.py's `MainKeys`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
-from ..jobs import EngineJob, Load, Refresh
+from ..jobs import EngineJob, Load
 from ..engine_jobs import EngineJobs
 from ..pacer import Pacer
 from ...run.session import FORK, MAIN, RunSession, Shown
@@ -23,31 +23,20 @@ from ..widgets.extra_channels_panel import ExtraChannelsPanel
 from ..widgets.guidance_panel import GuidancePanel
 from ..widgets.key_bar import Key, KeyBar
 from ..widgets.notes_panel import NotesPanel
-from ..widgets.preview_panel import PreviewPanel
+from ..widgets.preview_panel import PreviewPanel, default_preview
 from ..widgets.prompt_panel import PromptPanel
 from ..widgets.schedule_panel import SchedulePanel
 from ..widgets.status_line import StatusLine
 from ..widgets.timeline import Timeline
-from .main_keys import MAIN_KEYS, MainKeys
+from .main_keys import KEY_BINDINGS, MAIN_KEYS, MainKeys
 
 PLAY_REPAINT_EVERY = 0.3  # seconds between two repaints while auto-play runs: the newest step wins
 
 
-def default_preview(pipe) -> str:
-    """The full VAE decode where it is cheap (pictures up to 128 px: the toy's 64 px decode takes milliseconds,
-    and only it shows the toy's colours as they are); approximate RGB for bigger models, where a decode per
-    step costs seconds on a CPU."""
-    try:
-        side = int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)
-    except (AttributeError, TypeError):
-        return "approx"
-    return "full" if side <= 128 else "approx"
+class MainScreen(Screen):
+    """The run's panels, fed by the engine worker's messages; what the keys do is `self.keys`' (main_keys.py)."""
 
-
-class MainScreen(MainKeys, Screen):
-    """The run's panels, fed by the engine worker's messages; the keys are in main_keys.py."""
-
-    BINDINGS = MainKeys.BINDINGS  # Textual reads BINDINGS from the Screen classes of the MRO only
+    BINDINGS = KEY_BINDINGS
 
     def __init__(self, session: RunSession, graphics: str = "halfcell") -> None:
         super().__init__()
@@ -64,9 +53,7 @@ class MainScreen(MainKeys, Screen):
         self.pacer = Pacer(self, self.repaint, PLAY_REPAINT_EVERY)
         self._stale: set[str] = set()  # branches changed since the last repaint
         self._main_stale = False  # the main panels missed a change while another screen was on top
-        self._hold_timer = None  # playing by itself (--auto): the wait at a note before playing on
-        self._stopped_by_user = False  # paused with p: a lesson playing by itself stays paused too
-        self._queued: EngineJob | None = None  # the Step or Play asked for while the model loaded
+        self.keys = MainKeys(self)
 
     def compose(self) -> ComposeResult:
         yield StatusLine("loading the model...", id="status")
@@ -81,13 +68,17 @@ class MainScreen(MainKeys, Screen):
                 yield PromptPanel("prompt anatomy: loading...", id="prompt")
         yield Timeline(id="timeline")
         yield NotesPanel(id="notes")
-        yield KeyBar(self.keys(), id="keys")
+        yield KeyBar(self.key_bar_keys(), id="keys")
 
-    def keys(self) -> list[Key]:
+    def key_bar_keys(self) -> list[Key]:
         keys = [Key(*row) for row in MAIN_KEYS if row[0] != "c" or self.session.settings.compare]
         if self.playing:
             keys[1] = Key("p", "pause", "pause")
         return keys
+
+    def action_key(self, name: str) -> None:
+        """Every key's binding: the MainKeys method that does what the key says (main_keys.KEYS)."""
+        getattr(self.keys, name)()
 
     def on_mount(self) -> None:
         settings = self.session.settings
@@ -151,7 +142,7 @@ class MainScreen(MainKeys, Screen):
         """Auto-play on or off: the status line says so, and the key bar offers the other."""
         self.playing = playing
         self.query_one(StatusLine).playing = playing
-        self.query_one(KeyBar).set_keys(self.keys())
+        self.query_one(KeyBar).set_keys(self.key_bar_keys())
 
     def show_busy(self) -> None:
         """Every quarter second: how long what the engine does has taken, once it takes more than half a second."""
@@ -182,15 +173,13 @@ class MainScreen(MainKeys, Screen):
                 self.tell(f"rewound to step {view.steps_taken}: later steps dropped", "Rewind")
         self._stale.add(view.branch)
         if message.reason == "fork" and view.branch == FORK:
-            self.open_compare([MAIN, FORK])
+            self.keys.open_compare([MAIN, FORK])
         self.pacer.request(soon=self.playing and message.reason == "step")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Space or p pressed while the model loaded: taken once the load (and a lesson's step-0 events) is done."""
-        if self._queued is not None and event.worker.group == "engine" and event.worker.is_finished:
-            queued, self._queued = self._queued, None
-            if MAIN in self.views:
-                self.start_steps(queued)
+        if event.worker.group == "engine" and event.worker.is_finished:
+            self.keys.start_queued()
 
     def on_engine_jobs_failed(self, message: EngineJobs.Failed) -> None:
         self.on_engine_jobs_busy(EngineJobs.Busy(None))
@@ -205,6 +194,7 @@ class MainScreen(MainKeys, Screen):
             self.on_engine_jobs_run_changed(EngineJobs.RunChanged(message.view, "failed"))
 
     def on_engine_jobs_events_due(self, message: EngineJobs.EventsDue) -> None:
+        message.stop()  # the run's own notes: the app passes on only the compare grid's (StepvizApp)
         notes = list(message.notes)
         if message.pause:
             self.set_playing(False)
@@ -214,7 +204,7 @@ class MainScreen(MainKeys, Screen):
             self.query_one(NotesPanel).note(note, step=len(message.view.records))
         self.on_engine_jobs_run_changed(EngineJobs.RunChanged(message.view, "event"))
         if message.hold is not None:
-            self.hold_then_play(message.hold)
+            self.keys.hold_then_play(message.hold)
 
     def on_engine_jobs_busy(self, message: EngineJobs.Busy) -> None:
         self.busy = None if message.text is None else (message.text, time.monotonic())
@@ -222,7 +212,7 @@ class MainScreen(MainKeys, Screen):
             self.query_one(StatusLine).busy = message.text and message.text + "..."
 
     def on_engine_jobs_branches_ready(self, message: EngineJobs.BranchesReady) -> None:
-        self.open_compare([MAIN, *message.names], catch_up=True)
+        self.keys.open_compare([MAIN, *message.names], catch_up=True)
 
     def on_engine_jobs_play_stopped(self, message: EngineJobs.PlayStopped) -> None:
         self.set_playing(False)
@@ -296,29 +286,3 @@ class MainScreen(MainKeys, Screen):
         """What the app did: a notification, and a line in the notes history (`n`), never over a note."""
         self.notify(text, title=title)
         self.query_one(NotesPanel).log(text)
-
-    def open_compare(self, branches: list[str], catch_up: bool = False) -> None:
-        """The compare grid over these branches of the session (played by the session, under its lock).
-
-        The grid and this screen share only the session: lesson notes it shows reach this screen's notes
-        through the app (StepvizApp.on_compare_screen_noted); when it closes, this screen takes its preview
-        kind and refreshes the branches it stepped.
-        """
-        from .compare import CompareScreen
-
-        session = self.session
-        fork_step = self.views[FORK].steps_taken if FORK in branches and FORK in self.views else 0
-        labels = {MAIN: f"{session.label(MAIN)}{' (with its edits)' if session.settings.events else ''}",
-                  FORK: f"fork from step {fork_step}"}
-        pairs = [(b, labels.get(b) or session.label(b)) for b in branches]
-        title = ("the run and its fork, same step in each" if FORK in branches
-                 else "the lesson's runs, same seed, same step in each")
-        compare = CompareScreen(session, pairs, self.graphics, kind=self.kind,
-                                selected=len(pairs) - 1 if FORK in branches else 0, title=title, catch_up=catch_up)
-        self.app.push_screen(compare, partial(self.compare_closed, branches))
-
-    def compare_closed(self, branches: list[str], kind: str | None) -> None:
-        """Back from the compare grid: its preview kind, and fresh views of the branches it stepped or edited."""
-        self.kind = kind or self.kind
-        for branch in branches:
-            self.run_edit(Refresh(branch))

@@ -1,29 +1,32 @@
 """The main screen's keys: what each one asks of the engine (a job from jobs.py) or opens.
 
-Follow a key from its binding to the engine: `b` -> `action_rewind` -> `Rewind(keep)` -> `Rewind.run`
--> `RunSession.rewind` -> `Stepper.rewind`. Keys only decide and ask; the answers come back as
-`EngineJobs` messages, which screens/main.py shows.
+Follow a key from its binding to the engine: `b` -> `MainScreen.action_key("rewind")` -> `MainKeys.rewind`
+-> `Rewind(keep)` -> `Rewind.run` -> `RunSession.rewind` -> `Stepper.rewind`. Keys only decide and ask; the
+answers come back as `EngineJobs` messages, which the screen (screens/main.py) shows. `MainKeys` holds what
+only the keys need (a step asked for while the model loads, the hold at a note while playing by itself);
+what is shown (the views, the step looked at, the preview kind, playing or not) is the screen's.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from textual.binding import Binding
 
 from ...run.session import FORK, MAIN
-from ..jobs import (BuildLessonBranches, ExportPage, ExportStrip, Fork, Play, Rewind, SetGuidanceScale, SetScheduler,
-                     Step)
+from ..jobs import (BuildLessonBranches, ExportPage, ExportStrip, Fork, Play, Refresh, Rewind, SetGuidanceScale,
+                    SetScheduler, Step)
 from ..widgets.notes_panel import NotesPanel
 from ..widgets.preview_panel import next_kind
 
-# Every key of the main screen, once: (key, action, as the key bar shows it, long word, short word); the key bar
-# shows the rows with a word, in this order, and keeps every one at 80 columns (right pairs with left as ←→).
+# Every key of the main screen, once: (key, MainKeys method, as the key bar shows it, long word, short word); the
+# key bar shows the rows with a word, in this order, and keeps every one at 80 columns (right pairs with left as ←→).
 KEYS = (
     ("space", "step", "space", "step", "step"),
     ("p", "play", "p", "play", "play"),
-    ("left", "look(-1)", "←→", "look back", "look"),
-    ("right", "look(1)", None, "later", None),
+    ("left", "look_back", "←→", "look back", "look"),
+    ("right", "look_later", None, "later", None),
     ("b", "rewind", "b", "rewind", "rew"),
     ("g", "guidance", "g", "guidance", "guid"),
     ("s", "scheduler", "s", "scheduler", "sched"),
@@ -38,178 +41,227 @@ KEYS = (
     ("q", "quit", "q", "quit", "quit"),
 )
 MAIN_KEYS = tuple((shown, long, short) for _, _, shown, long, short in KEYS if shown)  # the key bar's rows
+# each key calls its MainKeys method through the screen's one action (MainScreen.action_key)
+KEY_BINDINGS = [Binding(key, f"key('{method}')", long, priority=True) for key, method, _, long, _ in KEYS]
 
 
 class MainKeys:
-    """The key bindings and actions of MainScreen; the state they read and change is the screen's own
-    (MainScreen.__init__)."""
+    """What each key of the main screen does, for `screen` (a MainScreen: its views, the step looked at, its
+    workers)."""
 
-    BINDINGS = [Binding(key, action, long, priority=True) for key, action, _, long, _ in KEYS]
+    def __init__(self, screen) -> None:
+        self.screen = screen
+        self.session = screen.session
+        self.queued: Step | None = None  # the Step or Play asked for while the model loaded
+        self.hold_timer = None  # playing by itself (--auto): the wait at a note before playing on
+        self.stopped_by_user = False  # paused with p: a lesson playing by itself stays paused too
 
     # ------------------------------------------------------------ stepping and playing
-    def action_step(self) -> None:
+    def step(self) -> None:
         self.start_steps(Step())
 
-    def action_play(self) -> None:
-        if self.playing or self._hold_timer is not None:  # holding at a note counts as playing
+    def play(self) -> None:
+        if self.screen.playing or self.hold_timer is not None:  # holding at a note counts as playing
             self.pause()
         else:
             self.start_steps(Play())
 
     def start_steps(self, job: Step) -> None:
-        if not self.views:  # taken once the model is loaded (on_worker_state_changed): no need to press again
-            self._queued = job
-            self.notify("the model is still loading: " + ("step 1 follows" if job.count == 1 else "play starts") +
-                        " once it is", title="Wait")
+        screen = self.screen
+        if not screen.views:  # taken once the model is loaded (start_queued): no need to press again
+            self.queued = job
+            screen.notify("the model is still loading: " + ("step 1 follows" if job.count == 1 else "play starts")
+                          + " once it is", title="Wait")
             return
-        if all(self.views[b].done for b in job.branches if b in self.views):
-            self.notify("the run is finished: look back (left) and rewind (b), or fork (f) at an earlier step",
-                        title="Finished")
+        if all(screen.views[b].done for b in job.branches if b in screen.views):
+            screen.notify("the run is finished: look back (left) and rewind (b), or fork (f) at an earlier step",
+                          title="Finished")
             return
-        self.set_playing(job.count is None)
-        self._stopped_by_user = False
-        self._stop_hold()
-        self.run_engine(job)
+        screen.set_playing(job.count is None)
+        self.stopped_by_user = False
+        self.stop_hold()
+        screen.run_engine(job)
+
+    def start_queued(self) -> None:
+        """The Step or Play asked for while the model loaded, now that it is loaded (and the run has a view)."""
+        queued, self.queued = self.queued, None
+        if queued is not None and MAIN in self.screen.views:
+            self.start_steps(queued)
 
     def pause(self) -> None:
-        self.workers.cancel_group(self, "engine")
-        self.set_playing(False)
-        self._stopped_by_user = True  # a lesson playing by itself stays paused too, until p or space
-        self._stop_hold()
+        self.screen.workers.cancel_group(self.screen, "engine")
+        self.screen.set_playing(False)
+        self.stopped_by_user = True  # a lesson playing by itself stays paused too, until p or space
+        self.stop_hold()
 
     def hold_then_play(self, seconds: float) -> None:
         """Playing by itself (--auto): after `seconds` on this note, play on to the next one."""
         def play_on() -> None:
-            self._hold_timer = None
-            view = self.views.get(MAIN)
-            if view is not None and not view.done and not self.playing and not self._stopped_by_user:
+            self.hold_timer = None
+            view = self.screen.views.get(MAIN)
+            if view is not None and not view.done and not self.screen.playing and not self.stopped_by_user:
                 self.start_steps(Play())
 
-        self._stop_hold()
-        self._hold_timer = self.set_timer(max(seconds, 0.01), play_on)
+        self.stop_hold()
+        self.hold_timer = self.screen.set_timer(max(seconds, 0.01), play_on)
 
-    def _stop_hold(self) -> None:
-        if self._hold_timer is not None:
-            self._hold_timer.stop()
-            self._hold_timer = None
+    def stop_hold(self) -> None:
+        if self.hold_timer is not None:
+            self.hold_timer.stop()
+            self.hold_timer = None
 
     # ------------------------------------------------------------ looking back, rewinding, forking
-    def action_look(self, delta: int) -> None:
-        shown = self.shown()
+    def look_back(self) -> None:
+        self.look(-1)
+
+    def look_later(self) -> None:
+        self.look(1)
+
+    def look(self, delta: int) -> None:
+        screen = self.screen
+        shown = screen.shown()
         if shown is None or not shown.view.records:
             return
         last = shown.view.steps_taken - 1
-        current = last if self.index is None else self.index
+        current = last if screen.index is None else screen.index
         new = min(max(current + delta, -1), last)
-        self.index = None if new == last else new
-        self.show_main()
+        screen.index = None if new == last else new
+        screen.show_main()
 
-    def action_rewind(self) -> None:
-        if self.index is None:
-            self.notify("look at an earlier step first (left arrow or click the timeline), then b",
-                        title="Rewind")
+    def rewind(self) -> None:
+        if self.screen.index is None:
+            self.screen.notify("look at an earlier step first (left arrow or click the timeline), then b",
+                               title="Rewind")
             return
         self.pause()
-        self.run_engine(Rewind(keep=self.index + 1, branch=MAIN))
+        self.screen.run_engine(Rewind(keep=self.screen.index + 1, branch=MAIN))
 
-    def action_fork(self) -> None:
+    def fork(self) -> None:
         """Fork at the step looked at (the latest when following): the fork goes on from there, beside the run."""
-        shown = self.shown()
+        screen = self.screen
+        shown = screen.shown()
         if shown is None:
             return
-        steps = shown.view.steps_taken if self.index is None else self.index + 1
+        steps = shown.view.steps_taken if screen.index is None else screen.index + 1
         if shown.view.done and steps == shown.view.steps_taken:
-            self.notify("the run is finished here: look at an earlier step (left), then f forks from it",
-                        title="Fork")
+            screen.notify("the run is finished here: look at an earlier step (left), then f forks from it",
+                          title="Fork")
             return
         self.pause()
-        self.run_engine(Fork(steps))
+        screen.run_engine(Fork(steps))
 
-    def action_compare(self) -> None:
+    def compare(self) -> None:
         """The lesson's [[compare]] runs beside this one, brought to its step, then stepping with it."""
-        if MAIN not in self.views:
+        if MAIN not in self.screen.views:
             return
         if not self.session.settings.compare:
-            self.notify("this run has no [[compare]] runs: f forks it at the step looked at", title="Compare")
+            self.screen.notify("this run has no [[compare]] runs: f forks it at the step looked at", title="Compare")
             return
         self.pause()
-        self.run_engine(BuildLessonBranches())
+        self.screen.run_engine(BuildLessonBranches())
+
+    def open_compare(self, branches: list[str], catch_up: bool = False) -> None:
+        """The compare grid over these branches of the session (played by the session, under its lock).
+
+        The grid and the main screen share only the session: lesson notes it shows reach the run's notes
+        through the app (StepvizApp.on_engine_jobs_events_due); when it closes, the main screen takes its preview
+        kind and refreshes the branches it stepped.
+        """
+        from .compare import CompareScreen
+
+        screen, session = self.screen, self.session
+        fork_step = screen.views[FORK].steps_taken if FORK in branches and FORK in screen.views else 0
+        labels = {MAIN: f"{session.label(MAIN)}{' (with its edits)' if session.settings.events else ''}",
+                  FORK: f"fork from step {fork_step}"}
+        pairs = [(b, labels.get(b) or session.label(b)) for b in branches]
+        title = ("the run and its fork, same step in each" if FORK in branches
+                 else "the lesson's runs, same seed, same step in each")
+        compare = CompareScreen(session, pairs, screen.graphics, kind=screen.kind,
+                                selected=len(pairs) - 1 if FORK in branches else 0, title=title, catch_up=catch_up)
+        screen.app.push_screen(compare, partial(self.compare_closed, branches))
+
+    def compare_closed(self, branches: list[str], kind: str | None) -> None:
+        """Back from the compare grid: its preview kind, and fresh views of the branches it stepped or edited."""
+        self.screen.kind = kind or self.screen.kind
+        self.screen.run_edit(Refresh(tuple(branches)))
 
     # ------------------------------------------------------------ edits mid-run
-    def action_guidance(self) -> None:
-        if MAIN in self.views:
-            self.ask_guidance(MAIN)
-
-    def ask_guidance(self, branch: str) -> None:
+    def guidance(self) -> None:
         from .guidance_dialog import GuidanceDialog  # its checks are the engine's: imported when asked
+
+        screen = self.screen
+        if MAIN not in screen.views:
+            return
 
         def apply(scale: float | None) -> None:
             if scale is not None:
-                self.run_edit(SetGuidanceScale(scale, branch))
+                screen.run_edit(SetGuidanceScale(scale, MAIN))
 
-        label = " of the fork" if branch == FORK else ""
-        view = self.views[branch]
-        self.app.push_screen(GuidanceDialog(view.guidance_scale, label, view.prediction_type), apply)
+        view = screen.views[MAIN]
+        screen.app.push_screen(GuidanceDialog(view.guidance_scale, "", view.prediction_type), apply)
 
-    def action_scheduler(self) -> None:
-        if MAIN in self.views:
-            self.ask_scheduler(MAIN)
-
-    def ask_scheduler(self, branch: str) -> None:
+    def scheduler(self) -> None:
         from .scheduler_picker import SchedulerPicker
 
-        if self.views[branch].done:
-            self.notify("the run is finished: rewind first, then swap the scheduler", title="Scheduler")
+        screen = self.screen
+        if MAIN not in screen.views:
+            return
+        view = screen.views[MAIN]
+        if view.done:
+            screen.notify("the run is finished: rewind first, then swap the scheduler", title="Scheduler")
             return
 
         def apply(name: str | None) -> None:
             if name is not None:
-                self.run_edit(SetScheduler(name, branch))
+                screen.run_edit(SetScheduler(name, MAIN))
 
-        self.app.push_screen(SchedulerPicker(self.views[branch].scheduler, self.views[branch].family), apply)
+        screen.app.push_screen(SchedulerPicker(view.scheduler, view.family), apply)
 
     # ------------------------------------------------------------ what is shown, other screens
-    def action_preview(self) -> None:
-        self.kind = next_kind(self.kind)
-        self.query_one(NotesPanel).log(f"preview: {self.kind}")
-        if self.kind == "full" and MAIN in self.views:
+    def preview(self) -> None:
+        screen = self.screen
+        screen.kind = next_kind(screen.kind)
+        screen.query_one(NotesPanel).log(f"preview: {screen.kind}")
+        if screen.kind == "full" and MAIN in screen.views:
             from ...render.preview import slow_preview_notice  # torch is loaded by now: the model is
 
-            view = self.views[MAIN]
+            view = screen.views[MAIN]
             notice = slow_preview_notice(self.session.pipe, view.height, view.width, "v again for approx (instant)")
             if notice:
-                self.tell(notice, "Preview")
-        self.show_main()
+                screen.tell(notice, "Preview")
+        screen.show_main()
 
-    def action_notes(self) -> None:
+    def notes(self) -> None:
         from .notes_history import NotesHistory
 
-        self.app.push_screen(NotesHistory(self.query_one(NotesPanel).history))
+        self.screen.app.push_screen(NotesHistory(self.screen.query_one(NotesPanel).history))
 
-    def action_export(self) -> None:
-        if MAIN in self.views:
-            self.run_edit(ExportStrip(Path.cwd(), self.kind))
+    def export(self) -> None:
+        if MAIN in self.screen.views:
+            self.screen.run_edit(ExportStrip(Path.cwd(), self.screen.kind))
 
-    def action_export_page(self) -> None:
-        if MAIN in self.views:
-            self.run_edit(ExportPage(Path.cwd(), self.kind))
+    def export_page(self) -> None:
+        if MAIN in self.screen.views:
+            self.screen.run_edit(ExportPage(Path.cwd(), self.screen.kind))
 
-    def action_attention(self) -> None:
+    def attention(self) -> None:
         from .attention import AttentionScreen, RunWindow
 
-        if MAIN in self.views:
-            notes = self.query_one("#notes")
-            window = RunWindow(shown=self.shown, step=self.action_step, look=self.action_look,
-                               pipe=self.session.pipe, note=lambda: notes.lesson_note)
-            self.app.push_screen(AttentionScreen(window, self.graphics))
+        screen = self.screen
+        if MAIN in screen.views:
+            notes = screen.query_one(NotesPanel)
+            window = RunWindow(shown=screen.shown, step=self.step, look=self.look, pipe=self.session.pipe,
+                               note=lambda: notes.lesson_note)
+            screen.app.push_screen(AttentionScreen(window, screen.graphics))
 
-    def action_help(self) -> None:
+    def help(self) -> None:
         from .help import open_help
 
-        view = self.views.get(MAIN)  # before the model is loaded what it predicts is not known yet
-        open_help(self.app, None if view is None else view.prediction_type, None if view is None else view.sharing)
+        view = self.screen.views.get(MAIN)  # before the model is loaded what it predicts is not known yet
+        open_help(self.screen.app, None if view is None else view.prediction_type,
+                  None if view is None else view.sharing)
 
-    def action_quit(self) -> None:
+    def quit(self) -> None:
         """Quit at once: a step in progress is abandoned (run_app leaves without waiting for it)."""
-        self.workers.cancel_node(self)
-        self.app.exit()
+        self.screen.workers.cancel_node(self.screen)
+        self.screen.app.exit()

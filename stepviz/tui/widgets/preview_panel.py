@@ -18,6 +18,17 @@ def next_kind(kind: str) -> str:
     return PREVIEW_CYCLE[(PREVIEW_CYCLE.index(kind) + 1) % len(PREVIEW_CYCLE)]
 
 
+def default_preview(pipe) -> str:
+    """The full VAE decode where it is cheap (pictures up to 128 px: the toy's 64 px decode takes milliseconds,
+    and only it shows the toy's colours as they are); approximate RGB for bigger models, where a decode per
+    step costs seconds on a CPU."""
+    try:
+        side = int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)
+    except (AttributeError, TypeError):
+        return "approx"
+    return "full" if side <= 128 else "approx"
+
+
 def start_labels(mode: str, strength: float | None) -> list[str]:
     """What x_t is before the first step: noise, or (img2img, depth2img, inpaint below 1) the noised input;
     longest first, for the caption to take the longest that fits. `strength`: what the run used."""

@@ -1,17 +1,16 @@
-"""2-4 runs stepped in lockstep, the model behind the compare grid (screens/compare.py). Plain Python.
+"""Branches of a session stepped in lockstep: the compare grid's runs (the TUI's tui/screens/compare.py, through
+its jobs StepTogether and CatchUp in tui/jobs.py). Plain Python.
 
 Every run shows the same step number: a round takes the next step in each run that is at the common
 step; a run already further on shows its recorded step (looking back), a finished one its last.
-Called from a worker thread; every step and edit goes through the session, under its lock.
+Called from a worker thread; every step goes through the session's loop (`RunSession.play`), under its lock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
-from ..run.play import Played
-
-LETTERS = "ABCD"
+from .play import Played
 
 
 def common_step(views) -> int | None:
@@ -20,22 +19,24 @@ def common_step(views) -> int | None:
     return min(going) if going else None
 
 
+def lockstep_branches(branches: Sequence[str]) -> list[str]:
+    """The branches as a list, refused unless there are 1 to 4 (the grid's columns A-D)."""
+    if not 1 <= len(branches) <= 4:
+        raise ValueError(f"{len(branches)} runs cannot be compared: give 1 to 4")
+    return list(branches)
+
+
 class LockstepRuns:
-    """Branches of a session as the columns A, B, ..., each played by the session's loop (run/play.py)."""
+    """Branches of a session (2-4, the first leads), each played by the session's loop (run/play.py)."""
 
     def __init__(self, session, branches: Sequence[str]) -> None:
-        if not 1 <= len(branches) <= 4:
-            raise ValueError(f"{len(branches)} runs cannot be compared: give 1 to 4")
-        self.session, self.branches = session, list(branches)
+        self.session, self.branches = session, lockstep_branches(branches)
 
     def __len__(self) -> int:
         return len(self.branches)
 
-    def stepper(self, column: int):
-        return self.session.steppers[self.branches[column]]
-
     def views(self) -> list:
-        """A frozen view of each run, column A first."""
+        """A frozen view of each run, in the order of `branches`."""
         with self.session.lock:
             return [self.session.view(branch) for branch in self.branches]
 
