@@ -14,7 +14,7 @@ import threading
 
 from ..engine.stepper import FlowStepper
 from .shared_requests import TOLERANCE, UNetRequest
-from .shared_session import SharedSession, _locked
+from .shared_session import SharedSession, _locked, announced_step
 
 
 class SharedFlowSession(FlowStepper):
@@ -56,14 +56,7 @@ class SharedFlowSession(FlowStepper):
 
     @_locked
     def step(self):
-        self._call_coming = True  # the engine's gathering waits longer for a call it knows is coming
-        self.engine.count_coming(+1)
-        try:
-            return FlowStepper.step(self)
-        finally:
-            if self._call_coming:  # the step stopped before its call (a finished run, an error)
-                self._call_coming = False
-                self.engine.count_coming(-1)
+        return announced_step(self, FlowStepper.step)
 
     run = _locked(FlowStepper.run)
     image = _locked(FlowStepper.image)

@@ -27,6 +27,18 @@ def _locked(method):
     return under_lock
 
 
+def announced_step(session, step):
+    """`step(session)`, with the engine told a call is coming: its gathering waits longer for a call it knows of."""
+    session._call_coming = True
+    session.engine.count_coming(+1)
+    try:
+        return step(session)
+    finally:
+        if session._call_coming:  # the step stopped before its call (a finished run, an error)
+            session._call_coming = False
+            session.engine.count_coming(-1)
+
+
 def _shared_lms_coefficient(table: dict, scheduler, integrate, order: int, t: int, current_order: int) -> float:
     """diffusers' LMSDiscreteScheduler.get_lms_coefficient, computed once per schedule and step for the engine."""
     key = (scheduler.sigmas.cpu().numpy().tobytes(), order, t, current_order)
@@ -93,14 +105,7 @@ class SharedSession(Stepper):
 
     @_locked
     def step(self):
-        self._call_coming = True  # the engine's gathering waits longer for a call it knows is coming
-        self.engine.count_coming(+1)
-        try:
-            return Stepper.step(self)
-        finally:
-            if self._call_coming:  # the step stopped before its call (a finished run, an error)
-                self._call_coming = False
-                self.engine.count_coming(-1)
+        return announced_step(self, Stepper.step)
 
     def _call_scheduler(self, noise_pred, t, x_t, kwargs):
         """LMS integrates its coefficients each step (scipy quad: several ms, most of a session's own Python);

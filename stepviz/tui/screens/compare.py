@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical
@@ -24,8 +23,8 @@ from textual.worker import get_current_worker
 from ...render.readouts import compare_numbers, status_text
 from ...run.lockstep import common_step, lockstep_branches
 from ...run.session import Shown
-from ..engine_jobs import EngineJobs
-from ..jobs import CatchUp, EngineJob, Refresh, SetGuidanceScale, SetScheduler, StepTogether
+from ..engine_jobs import EngineJobs, JobWorkers
+from ..jobs import CatchUp, Refresh, SetGuidanceScale, SetScheduler, StepTogether
 from ..widgets.key_bar import Key, KeyBar
 from ..widgets.notes_panel import NotesPanel
 from ..widgets.preview_panel import PreviewPanel, next_kind
@@ -33,7 +32,7 @@ from ..widgets.preview_panel import PreviewPanel, next_kind
 LETTERS = "ABCD"  # the columns' names
 
 
-class CompareScreen(Screen):
+class CompareScreen(JobWorkers, Screen):
     """The branches in a grid, stepped in lockstep by the screen's engine worker."""
 
     BINDINGS = [
@@ -90,19 +89,8 @@ class CompareScreen(Screen):
         self.query_one("#compare-notes").display = False
         self.run_engine(CatchUp(tuple(self.branches)) if self.catch_up else Refresh(tuple(self.branches)))
 
-    # ------------------------------------------------------------ workers (threads; they only post messages)
-    @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
-    def run_engine(self, job: EngineJob) -> None:
-        """Run `job` in place of the one in progress (a round, a play, the catching up)."""
-        worker = get_current_worker()
-        job.run(self.jobs, cancelled=lambda: worker.is_cancelled)
-
-    @work(thread=True, group="edit", exit_on_error=False)
-    def run_edit(self, job: EngineJob) -> None:
-        """Run `job` beside the one in progress (it waits for the session's lock: a step in progress ends first)."""
-        worker = get_current_worker()
-        job.run(self.jobs, cancelled=lambda: worker.is_cancelled)
-
+    # ------------------------------------------------------------ workers (threads; they only post messages;
+    # run_engine and run_edit come from JobWorkers)
     def change_guidance(self, column: int, scale: float) -> None:
         self.run_edit(SetGuidanceScale(scale, self.branches[column]))
 

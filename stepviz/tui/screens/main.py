@@ -8,14 +8,13 @@ import gc
 import time
 from functools import partial
 
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
-from ..jobs import EngineJob, Load
-from ..engine_jobs import EngineJobs
+from ..jobs import Load
+from ..engine_jobs import EngineJobs, JobWorkers
 from ..pacer import Pacer
 from ...run.session import FORK, MAIN, RunSession, Shown
 from ..widgets.blend_panel import BlendPanel
@@ -33,7 +32,7 @@ from .main_keys import KEY_BINDINGS, MAIN_KEYS, MainKeys
 PLAY_REPAINT_EVERY = 0.3  # seconds between two repaints while auto-play runs: the newest step wins
 
 
-class MainScreen(Screen):
+class MainScreen(JobWorkers, Screen):
     """The run's panels, fed by the engine worker's messages; what the keys do is `self.keys`' (main_keys.py)."""
 
     BINDINGS = KEY_BINDINGS
@@ -110,19 +109,8 @@ class MainScreen(Screen):
     def on_unmount(self) -> None:
         gc.unfreeze()  # see on_engine_jobs_run_changed
 
-    # ------------------------------------------------------------ workers (threads; they only post messages)
-    @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
-    def run_engine(self, job: EngineJob) -> None:
-        """Run `job` on the engine worker, in place of the one in progress (a step, a play, a rewind...)."""
-        worker = get_current_worker()
-        job.run(self.jobs, cancelled=lambda: worker.is_cancelled)
-
-    @work(thread=True, group="edit", exit_on_error=False)
-    def run_edit(self, job: EngineJob) -> None:
-        """Run `job` beside the one in progress (it waits for the session's lock: a step in progress ends first)."""
-        worker = get_current_worker()
-        job.run(self.jobs, cancelled=lambda: worker.is_cancelled)
-
+    # ------------------------------------------------------------ workers (threads; they only post messages;
+    # run_engine and run_edit come from JobWorkers)
     def draw_pictures(self, branch: str, shown: Shown) -> None:
         """Pictures of the step looked at, in the current kind (one worker per branch; a newer request wins)."""
         if self.playing and branch in self._pictures_in_flight:  # while playing a newer request would cancel
