@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from textual import work
 from textual.message import Message
@@ -18,22 +17,19 @@ from textual.worker import get_current_worker
 
 from ..run.session import MAIN, RunSession, describe_failure
 
-if TYPE_CHECKING:
-    from .jobs import EngineJob
-
 
 class JobWorkers:
-    """The two workers a screen runs its jobs in (threads; the jobs only post messages to the screen). The screen
-    holds `self.jobs`, the EngineJobs its jobs run with."""
+    """The two workers a screen runs its jobs (jobs.EngineJob) in: threads; the jobs only post messages to the
+    screen. The screen holds `self.jobs`, the EngineJobs its jobs run with."""
 
     @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
-    def run_engine(self, job: EngineJob) -> None:
+    def run_engine(self, job) -> None:
         """Run `job` on the engine worker, in place of the one in progress (a step, a play, a rewind, a round)."""
         worker = get_current_worker()
         job.run(self.jobs, cancelled=lambda: worker.is_cancelled)
 
     @work(thread=True, group="edit", exit_on_error=False)
-    def run_edit(self, job: EngineJob) -> None:
+    def run_edit(self, job) -> None:
         """Run `job` beside the one in progress (it waits for the session's lock: a step in progress ends first)."""
         worker = get_current_worker()
         job.run(self.jobs, cancelled=lambda: worker.is_cancelled)
