@@ -102,3 +102,23 @@ def test_pair_evaluation_judges_each_prompt_by_its_own_caption(monkeypatch):
     monkeypatch.setattr(evaluate, "generate", lambda *args: drawn(*args, flip=True))
     flipped = evaluate.pair_accuracy(None, count=8, batch=3)
     assert flipped["pairs"] == 1.0 and flipped["placement"] == 0.0
+
+
+def test_a_wider_unet_is_recorded_so_resume_and_snapshot_build_the_same_network(tmp_path):
+    import argparse
+    import json
+
+    import pytest
+
+    from training.train_unet_v3 import SIZES_FILE, channel_list, stored_sizes, unet_sizes
+
+    assert stored_sizes(tmp_path) == components.FULL  # a run that recorded nothing: the base's sizes
+    sizes = unet_sizes(channel_list("64,128,128"), 2)
+    assert sizes.unet_channels == (64, 128, 128) and sizes.unet_layers == 2
+    (tmp_path / SIZES_FILE).write_text(json.dumps({"unet_channels": [64, 128, 128], "unet_layers": 2}))
+    assert stored_sizes(tmp_path) == sizes
+    unet = components.make_unet(sizes, 128)
+    assert len(unet.down_blocks) == 3 and len(unet.down_blocks[0].resnets) == 2
+    for bad in ("64", "64,100", "64,x", "0,128"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            channel_list(bad)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -37,6 +39,26 @@ from .sources import part
 from .tokenizer import write_tokenizer
 
 UNET_V3_PHASE = 12  # step_generator phase, distinct from the other trainers'
+SIZES_FILE = "unet_sizes.json"  # in OUT/scratch: the UNet's sizes the checkpoint holds, for --resume and --snapshot
+
+
+def unet_sizes(channels: tuple[int, ...] | None = None, layers: int | None = None) -> components.ToySizes:
+    """The shipped base's sizes, with the UNet's channels per level and layers per block replaced where given."""
+    sizes = components.FULL
+    if channels is not None:
+        sizes = dataclasses.replace(sizes, unet_channels=tuple(channels))
+    if layers is not None:
+        sizes = dataclasses.replace(sizes, unet_layers=layers)
+    return sizes
+
+
+def stored_sizes(scratch: Path) -> components.ToySizes:
+    """The sizes a run in `scratch` was started with (the base's when it recorded none)."""
+    path = scratch / SIZES_FILE
+    if not path.is_file():
+        return components.FULL
+    stored = json.loads(path.read_text())
+    return unet_sizes(stored["unet_channels"], stored["unet_layers"])
 
 
 def with_other_colour(text: str, which: int, shift: int) -> str:
@@ -68,6 +90,17 @@ def warm_start(module: torch.nn.Module, source: torch.nn.Module, token_rows: dic
     return copied
 
 
+def channel_list(text: str) -> tuple[int, ...]:
+    try:
+        channels = tuple(int(value) for value in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give channels per level, e.g. 64,128,128") from None
+    if len(channels) < 2 or any(c <= 0 or c % components.FULL.unet_groups for c in channels):
+        raise argparse.ArgumentTypeError(f"{text!r}: need 2 or more levels, each a positive multiple of "
+                                         f"{components.FULL.unet_groups} (the group norm's groups)")
+    return channels
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.train_unet_v3", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder with vae/ and scratch/scenes.npz (train_vae_v3's)")
@@ -84,6 +117,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--colour-noise", type=float, default=0.3, help="fraction of captions naming a wrong colour")
     parser.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--unet-channels", type=channel_list,
+                        help="the UNet's channels per resolution level, e.g. 64,128,128 (default: the base's, 64,128); "
+                             "a resumed run keeps what it started with")
+    parser.add_argument("--unet-layers", type=int, help="resnet (+ attention) layers per UNet block (default 1)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch < 1:
         parser.error(f"--steps and --batch must be at least 1, not {args.steps} and {args.batch}")
@@ -124,7 +161,7 @@ def save_snapshot(out: Path) -> Path:
         raise SystemExit(f"no checkpoint at {out / 'scratch' / 'unet.pt'} yet")
     vae = AutoencoderKL.from_pretrained(out / "vae", use_safetensors=True).eval()
     tokenizer = load_tokenizer(out / "pipeline" / "tokenizer")
-    unet = components.make_unet(components.FULL, vae.config.sample_size)
+    unet = components.make_unet(stored_sizes(out / "scratch"), vae.config.sample_size)
     text_encoder = components.make_text_encoder(components.FULL, tokenizer)
     unet.load_state_dict(state["ema_unet"])
     text_encoder.load_state_dict(state["ema_text"])
@@ -159,7 +196,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(scenes)} scenes encoded ({time.monotonic() - started:.0f} s)", flush=True)
 
     tokenizer = write_tokenizer(out / "pipeline" / "tokenizer", two_shapes=True)
-    unet = components.make_unet(components.FULL, size)
+    sizes = stored_sizes(scratch) if args.resume else unet_sizes(args.unet_channels, args.unet_layers)
+    asked = unet_sizes(args.unet_channels or sizes.unet_channels, args.unet_layers or sizes.unet_layers)
+    if asked != sizes:
+        raise SystemExit(f"--unet-channels/--unet-layers: the run in {scratch} has {list(sizes.unet_channels)} and "
+                         f"{sizes.unet_layers} per block; a resumed run keeps its sizes (start without --resume)")
+    (scratch / SIZES_FILE).write_text(json.dumps({"unet_channels": list(sizes.unet_channels),
+                                                  "unet_layers": sizes.unet_layers}))
+    unet = components.make_unet(sizes, size)
     text_encoder = components.make_text_encoder(components.FULL, tokenizer)
     if args.warm_start != "none":
         from transformers import CLIPTokenizer
