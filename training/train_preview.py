@@ -31,11 +31,12 @@ import torch
 from stepviz.render.preview import (LATENT_RGB_FILE, PREVIEW_DECODER_DIR, approx_rgb_image, tiny_decoder_images,
                                     uint8_pictures)
 from stepviz.toy.checker import inspect
-from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, draw_scene
+from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, draw_scene, random_pair
 
 from .extra_channels import pixels_from_uint8
 from .loop import Schedule, train_steps
 from .reporting import command_line, fit_latent_rgb
+from .scenes_v3 import V3_SIZE
 from .sources import SHIPPED_MODEL, load_toy_pipeline, part
 
 # Scenes are draw_scene(cell i % 36, seed=BASE + i): the training set draws its seeds from
@@ -57,10 +58,22 @@ DECODER_CONFIG = dict(
 )
 
 
-def draw_scenes(seed_base: int, count: int) -> np.ndarray:
-    """uint8 images N x 64 x 64 x 3, cycling through every colour x shape x background."""
+def draw_scenes(seed_base: int, count: int, size: int = 64) -> np.ndarray:
+    """uint8 images N x size x size x 3, cycling through every colour x shape x background; at version 3's
+    size and above every other scene shows two shapes, as its training set does."""
     cells = list(itertools.product(COLOURS, SHAPES, BACKGROUNDS))
-    return np.stack([draw_scene(*cells[i % len(cells)], seed=seed_base + i).image for i in range(count)])
+    pairs = size >= V3_SIZE
+
+    def scene(i: int):
+        if pairs and i % 2:
+            return random_pair(np.random.default_rng(seed_base + i), size)
+        return draw_scene(*cells[i % len(cells)], seed=seed_base + i, size=size)
+    return np.stack([scene(i).image for i in range(count)])
+
+
+def picture_size(unet_config) -> int:
+    """The side in pixels of the pictures a toy pipeline draws (its VAE downsamples 8x)."""
+    return int(unet_config["sample_size"]) * 8
 
 
 @torch.no_grad()
@@ -171,8 +184,9 @@ def measure_shipped(model: str, count: int) -> None:
     from diffusers import AutoencoderKL, AutoencoderTiny
 
     tiny = AutoencoderTiny.from_pretrained(part(model, PREVIEW_DECODER_DIR), use_safetensors=True).eval()
+    size = picture_size(json.loads((Path(part(model, "unet")) / "config.json").read_text()))
     held = decoded_latents(AutoencoderKL.from_pretrained(part(model, "vae")).eval(),
-                           draw_scenes(HELD_OUT_SEED_BASE, count), seed=2)
+                           draw_scenes(HELD_OUT_SEED_BASE, count, size), seed=2)
     views = _previews(held["latents"], lambda z: tiny_decoder_images(z, tiny)[0])
     decoded = uint8_pictures(held["decoded"])
     means = len(held["means"])
@@ -211,8 +225,9 @@ def main(argv: list[str] | None = None) -> None:
                      "`python -m training.train` wrote (the shipped models' parts are shared)")
     model = Path(args.model)
     pipe = load_toy_pipeline(model)
-    images = draw_scenes(FIT_SEED_BASE, args.scenes)
-    held_images = draw_scenes(HELD_OUT_SEED_BASE, args.held_out)
+    size = picture_size(pipe.unet.config)
+    images = draw_scenes(FIT_SEED_BASE, args.scenes, size)
+    held_images = draw_scenes(HELD_OUT_SEED_BASE, args.held_out, size)
     data = _load_or_make(Path(args.cache) if args.cache else None, lambda: {
         "fit": decoded_latents(pipe.vae, images, seed=1), "held": decoded_latents(pipe.vae, held_images, seed=2),
         "gen": generated_latents(pipe, GENERATED_FIRST_SEED, GENERATION_SCALES),
