@@ -36,6 +36,21 @@ A lesson event carries expectations in `[[events.expect]]` tables (after its `[[
     refused = { height = 500, width = 500 }
     says = "multiple of 8"
 
+    [[events.expect]]             # a claim counted over seeds: at how many of them it holds
+    seeds = "0-7"                 # the run (here a [[compare]] label) played at each seed
+    run = "LMS"
+    step = "end"
+    picture = "x_t"
+    colour = "red"                # the claim counted: what the checker sees, differs_from, same_as or a metric
+    count = 6                     # exactly; or at_least = N and/or at_most = N
+
+    [[events.expect]]             # a value of the run's model config (claims_beyond_the_run.py)
+    config = "vae.scaling_factor"
+    equals = 1.0
+
+Claims on the description's sentences go in top-level [[expect]] tables (measured at the run's end unless
+they say `step`).
+
 Every claim is measured when the run has taken the event's at_step steps, unless it says
 `step = N` (steps taken) or `step = "end"` (after the run's last step). `say` is an optional
 sentence printed with the result. Claims are data; this module parses and checks their shape.
@@ -79,7 +94,8 @@ METRICS = RECORD_METRICS + tuple(DERIVED_METRICS)
 # measured on `picture`
 PICTURE_METRICS = ("picture_change", "input_difference", "outside_mask_difference", "input_overlap")
 CLAIM_KEYS = ("run", "picture", "step", "say", *SEES_KEYS, "differs_from", "by_more_than", "same_as", "within",
-              "metric", "above", "below", "token", "trace", "first_divergence", "divergence_step", "refused", "says")
+              "metric", "above", "below", "token", "trace", "first_divergence", "divergence_step", "refused", "says",
+              "seeds", "count", "at_least", "at_most", "overrides", "config", "equals")
 REFUSABLE = ("height", "width", "steps", "seed", "guidance_scale", "strength")  # settings a refusal claim may give
 LOOSE_FACTOR = 3  # a lower bound under a third of the measured value proves little (see Claim.loose)
 DEFAULT_SAME_WITHIN = 2.0  # mean |pixel difference| on 0..255 that still counts as "the same picture"
@@ -95,7 +111,8 @@ class ClaimFormError(ValueError):
 
 @dataclass(frozen=True)
 class Claim:
-    """One checkable statement. kind: "sees", "differs", "same", "metric", "trace" or "refusal"."""
+    """One checkable statement. kind: "sees", "differs", "same", "metric", "trace", "refusal", "seeds" (another
+    claim counted over seeds) or "config"."""
 
     kind: str
     run: str = "main"
@@ -114,6 +131,13 @@ class Claim:
     divergence_step: int | None = None
     refused: tuple = ()  # (key, value) pairs stepviz must refuse for the run
     says: str | None = None  # words the refusal's message holds
+    seeds: tuple = ()  # a count: the seeds its per_seed claim is measured at
+    per_seed: Claim | None = None  # the claim counted
+    at_least: int | None = None  # bounds on the count, both inclusive
+    at_most: int | None = None
+    overrides: tuple = ()  # (key, value): settings the count changes on every run it plays
+    config: str | None = None  # "component.key" of the run's model config
+    equals: object = None  # the value it must have
 
     def describe(self) -> str:
         """The claim in words, e.g. "guidance 1 x0-hat: colour yellow"."""
@@ -125,15 +149,12 @@ class Claim:
             return f"{where} differs from {self.other}'s by > {self.threshold:g}"
         if self.kind == "same":
             return f"{where} same as {self.other}'s within {self.threshold:g}"
-        if self.kind == "refusal":
-            given = ", ".join(f"{key}={value!r}" for key, value in self.refused)
-            return f"{self.run} with {given} refused, saying {self.says!r}"
+        if self.kind in ("trace", "refusal", "seeds", "config"):
+            from .claims_beyond_the_run import describe
+
+            return describe(self)
         bounds = [f"> {self.above:g}" if self.above is not None else "", f"< {self.below:g}" if self.below is not None
                   else ""]
-        if self.kind == "trace":
-            at = "" if self.divergence_step is None else f" at step {self.divergence_step}"
-            final = f", final apart {' and '.join(b for b in bounds if b)}" if any(bounds) else ""
-            return f"trace {self.trace}: {self.divergence}{at}{final}"
         subject = f"{where} {self.metric}" if self.metric in PICTURE_METRICS else f"{self.run}: {self.metric}"
         if self.token is not None:
             subject += f" of '{self.token}'"
@@ -146,6 +167,9 @@ class Claim:
             return [("above", self.threshold)]
         if self.kind == "same":
             return [("below", self.threshold)]
+        if self.kind == "seeds":  # the count's bounds are inclusive: a margin of 0 still holds
+            return [(side, bound) for side, bound in (("above", self.at_least), ("below", self.at_most))
+                    if bound is not None]
         return [(side, bound) for side, bound in (("above", self.above), ("below", self.below)) if bound is not None]
 
     def margin(self, value: float | None) -> tuple[float, float] | None:
@@ -166,6 +190,10 @@ class Claim:
         if found is None:
             return ""
         distance, bound = found
+        if self.kind == "seeds":
+            unit = "seed" if abs(distance) == 1 else "seeds"
+            return f"margin {distance:g} {unit}" + (f"; LOOSE: measured over {LOOSE_FACTOR}x the lower bound"
+                                                    if self.loose(value) else "")
         share = f" ({abs(distance) / abs(bound):.0%} of the bound)" if bound else ""
         warning = f"; LOOSE: measured over {LOOSE_FACTOR}x the lower bound" if self.loose(value) else ""
         return f"margin {distance:.3g}{share}{warning}"
@@ -176,18 +204,24 @@ class Claim:
 
 # a claim's kind -> the keys that make a table that kind (a table has exactly one kind)
 KIND_KEYS = {"sees": SEES_KEYS, "differs": ("differs_from",), "same": ("same_as",), "metric": ("metric",),
-             "trace": ("trace",), "refusal": ("refused",)}
+             "trace": ("trace",), "refusal": ("refused",), "config": ("config",)}
+COUNT_KEYS = ("seeds", "count", "at_least", "at_most", "overrides")  # a count over seeds wraps another claim
 
 
-def parse_claim(table: dict, at_step: int) -> Claim:
+def parse_claim(table: dict, at_step: int | str) -> Claim:
     """A Claim from one [[events.expect]] table; raises ClaimFormError naming the key."""
     for key in table:
         if key not in CLAIM_KEYS:
             raise ClaimFormError(key, f"unknown key; allowed keys are {', '.join(CLAIM_KEYS)}")
+    if any(key in table for key in COUNT_KEYS):
+        from .claims_beyond_the_run import count_claim
+
+        return count_claim(table, at_step)
     kinds = [kind for kind, keys in KIND_KEYS.items() if any(key in table for key in keys)]
     if len(kinds) != 1:
         raise ClaimFormError(next(iter(table), "run"), "a claim needs exactly one of: colour/shape/background, "
-                             f"differs_from, same_as, metric, trace, refused (found {', '.join(kinds) or 'none'})")
+                             "differs_from, same_as, metric, trace, refused, config; seeds counts one of the first "
+                             f"four (found {', '.join(kinds) or 'none'})")
     kind = kinds[0]
     return CLAIM_PARSERS[kind](table, _common_fields(table, at_step, kind))
 
@@ -258,43 +292,17 @@ def _metric_claim(table: dict, common: dict) -> Claim:
     return Claim("metric", metric=metric, above=above, below=below, token=token, **common)
 
 
-def _trace_claim(table: dict, common: dict) -> Claim:
-    """`trace` names a shipped example (never a path: a lesson stays data) and what its trace finds."""
-    from ..trace.causes import CAUSES
-    from .shipped import example_names
+def _beyond_the_run(kind: str, table: dict, common: dict) -> Claim:
+    """trace, refusal and config claims, parsed in claims_beyond_the_run.py."""
+    from . import claims_beyond_the_run
 
-    command = _text(table, "trace", None)
-    if not command or command.split()[0] not in example_names():
-        examples = ", ".join(example_names())
-        raise ClaimFormError("trace", f"{command!r} is not allowed: name a shipped example ({examples}), then its "
-                             "arguments")
-    allowed = (*CAUSES, "unexplained", "none")
-    divergence = _text(table, "first_divergence", None)
-    if divergence not in allowed:
-        raise ClaimFormError("first_divergence", f"{divergence!r} is not allowed: use one of {', '.join(allowed)}")
-    step = table.get("divergence_step")
-    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
-        raise ClaimFormError("divergence_step", f"{step!r} is not allowed: use a loop index (an integer >= 0)")
-    return Claim("trace", trace=command, divergence=divergence, divergence_step=step,
-                 above=_number(table, "above", None), below=_number(table, "below", None), **common)
-
-
-def _refusal_claim(table: dict, common: dict) -> Claim:
-    """`refused` = a table of the run's settings that stepviz must refuse; `says` = words its message holds."""
-    refused = table["refused"]
-    if not isinstance(refused, dict) or not refused or any(key not in REFUSABLE for key in refused):
-        raise ClaimFormError("refused", f"{refused!r} is not allowed: give a table of settings from "
-                             f"{', '.join(REFUSABLE)}, e.g. {{ height = 500 }}")
-    says = _text(table, "says", None)
-    if not says:
-        raise ClaimFormError("says", "a refused claim needs says = \"words of the refusal\"")
-    return Claim("refusal", refused=tuple(refused.items()), says=says, **common)
+    return claims_beyond_the_run.PARSERS[kind](table, common)
 
 
 # a claim's kind -> its parser, (the table, the common fields) -> Claim
 CLAIM_PARSERS = {"sees": _sees_claim, "differs": partial(_comparison_claim, "differs"),
-                 "same": partial(_comparison_claim, "same"), "metric": _metric_claim, "trace": _trace_claim,
-                 "refusal": _refusal_claim}
+                 "same": partial(_comparison_claim, "same"), "metric": _metric_claim,
+                 **{kind: partial(_beyond_the_run, kind) for kind in ("trace", "refusal", "config")}}
 
 
 def _text(table: dict, key: str, default):
@@ -305,6 +313,7 @@ def _text(table: dict, key: str, default):
 
 
 def _number(table: dict, key: str, default):
+    """A finite number (as a float), or `default` when the key is absent."""
     value = table.get(key, default)
     if value is default:
         return value

@@ -50,18 +50,31 @@ def pipeline(model: str):
 
 
 class LessonRuns:
-    """The runs of one lesson, each played to its end once, with pictures decoded on demand."""
+    """The runs of one lesson, each played to its end once, with pictures decoded on demand; `changes`: settings
+    every run takes instead of its own (another seed, a count's overrides)."""
 
-    def __init__(self, settings):
-        self.settings = settings
+    def __init__(self, settings, changes: tuple = ()):
+        self.settings, self.changes = settings, changes
         self.played: dict[str, object] = {}  # label -> its stepper, played to the end
         self._pictures: dict[tuple, object] = {}
+        self._elsewhere: dict[tuple, LessonRuns] = {}  # changes -> the same lesson's runs with them
 
     def settings_of(self, label: str):
-        if label == "main":
-            return self.settings
-        branch = next(b for b in self.settings.compare if b.label == label)
-        return self.settings.branch_settings(branch)
+        settings = self.settings
+        if label != "main":
+            branch = next(b for b in self.settings.compare if b.label == label)
+            settings = self.settings.branch_settings(branch)
+        return settings.with_overrides(**dict(self.changes)) if self.changes else settings
+
+    def with_changes(self, changes: tuple) -> LessonRuns:
+        """The lesson's runs with `changes` ((key, value) pairs, e.g. (("seed", 3),)), each played once per check:
+        claims counted over the same seeds and settings share them."""
+        if changes not in self._elsewhere:
+            self._elsewhere[changes] = LessonRuns(self.settings, changes)
+        return self._elsewhere[changes]
+
+    def runs_played(self) -> int:
+        return len(self.played) + sum(runs.runs_played() for runs in self._elsewhere.values())
 
     def stepper(self, label: str):
         if label not in self.played:
@@ -116,24 +129,33 @@ class LessonRuns:
 def measure(claim: Claim, runs: LessonRuns) -> ClaimResult:
     """Measure one claim on the lesson's runs."""
     try:
-        if claim.kind == "trace":
-            return _trace(claim)
-        if claim.kind == "refusal":
-            return _refusal(claim, runs)
-        taken = runs.steps_taken(claim.run, claim.step)
-        if claim.kind == "sees":
-            return _sees(claim, runs, taken)
-        if claim.kind in ("differs", "same"):
-            other_taken = runs.steps_taken(claim.other, claim.step)
-            value = mean_difference(runs.picture(claim.run, claim.picture, taken),
-                                    runs.picture(claim.other, claim.picture, other_taken))
-            passed = value > claim.threshold if claim.kind == "differs" else value <= claim.threshold
-            return ClaimResult(claim, taken, passed, f"mean |difference| {value:.2f}", value)
-        value = metric_value(claim, runs, taken)
-        passed = (claim.above is None or value > claim.above) and (claim.below is None or value < claim.below)
-        return ClaimResult(claim, taken, passed, f"{claim.metric} = {value:.4g}", value)
+        return _measured(claim, runs)
     except LookupError as exc:
         return ClaimResult(claim, claim.step, False, f"cannot measure: {exc}")
+
+
+def _measured(claim: Claim, runs: LessonRuns) -> ClaimResult:
+    """A claim's result; LookupError when it cannot be measured."""
+    if claim.kind == "seeds":
+        return seed_count(claim, runs)
+    if claim.kind == "config":
+        return _config(claim, runs)
+    if claim.kind == "trace":
+        return _trace(claim)
+    if claim.kind == "refusal":
+        return _refusal(claim, runs)
+    taken = runs.steps_taken(claim.run, claim.step)
+    if claim.kind == "sees":
+        return _sees(claim, runs, taken)
+    if claim.kind in ("differs", "same"):
+        other_taken = runs.steps_taken(claim.other, claim.step)
+        value = mean_difference(runs.picture(claim.run, claim.picture, taken),
+                                runs.picture(claim.other, claim.picture, other_taken))
+        passed = value > claim.threshold if claim.kind == "differs" else value <= claim.threshold
+        return ClaimResult(claim, taken, passed, f"mean |difference| {value:.2f}", value)
+    value = metric_value(claim, runs, taken)
+    passed = (claim.above is None or value > claim.above) and (claim.below is None or value < claim.below)
+    return ClaimResult(claim, taken, passed, f"{claim.metric} = {value:.4g}", value)
 
 
 @functools.cache
@@ -165,6 +187,49 @@ def _trace(claim: Claim) -> ClaimResult:
     return ClaimResult(claim, "-", passed, f"found {found}{where}, final {value:.3g} apart", value)
 
 
+def seed_count(claim: Claim, runs: LessonRuns) -> ClaimResult:
+    """At how many of its seeds the counted claim holds: the lesson's run (with its events, or a [[compare]] run)
+    played at each seed with the count's overrides, pictures judged as every claim judges them. A bar with the time
+    left on a terminal."""
+    from tqdm import tqdm
+
+    from ..lessons.claims_beyond_the_run import counts_attention, seeds_words
+
+    held = []
+    with tqdm(claim.seeds, unit="seed", leave=False, file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+        for seed in bar:
+            bar.set_description(f"{claim.run}, seed {seed}")
+            changes = (("seed", seed), ("capture_attention", counts_attention(claim)), *claim.overrides)
+            try:
+                result = _measured(claim.per_seed, runs.with_changes(changes))
+            except (LookupError, ValueError) as exc:  # ValueError: an override the run refuses
+                raise LookupError(f"seed {seed}: {exc}") from None
+            if result.passed:
+                held.append(seed)
+    count = len(held)
+    passed = (claim.at_least is None or count >= claim.at_least) and (claim.at_most is None or count <= claim.at_most)
+    which = seeds_words(tuple(held)) if held else "none"
+    return ClaimResult(claim, claim.per_seed.step, passed, f"holds at {count} of {len(claim.seeds)} ({which})",
+                       float(count))
+
+
+def _config(claim: Claim, runs: LessonRuns) -> ClaimResult:
+    """A value of the run's model config (a component without one, the tokenizer: its attribute)."""
+    from ..lessons.claims_beyond_the_run import config_matches
+
+    pipe = pipeline(str(runs.settings_of(claim.run).model))
+    component_name, _, key = claim.config.partition(".")
+    component = getattr(pipe, component_name, None)
+    if component is None:
+        raise LookupError(f"the {claim.run} run's model has no {component_name}")
+    config = getattr(component, "config", component)
+    found = config.get(key) if hasattr(config, "get") else getattr(config, key, None)
+    if found is None:
+        raise LookupError(f"{component_name} has no config value {key!r}")
+    found = list(found) if isinstance(found, tuple) else found
+    return ClaimResult(claim, "-", config_matches(found, claim.equals), f"{claim.config} = {found!r}")
+
+
 def _refusal(claim: Claim, runs: LessonRuns) -> ClaimResult:
     from ..engine.checks import StepvizInputError
 
@@ -193,8 +258,9 @@ def check_lesson(name_or_path) -> LessonReport:
     path = lesson_path(name_or_path)
     settings = load_lesson(path)
     runs = LessonRuns(settings)
-    results = [measure(claim, runs) for event in settings.events for claim in event.expect]
-    return LessonReport(path.stem, settings.title, results, len(runs.played), time.perf_counter() - started,
+    claims = [*settings.expect, *(claim for event in settings.events for claim in event.expect)]
+    results = [measure(claim, runs) for claim in claims]
+    return LessonReport(path.stem, settings.title, results, runs.runs_played(), time.perf_counter() - started,
                         class_seconds(settings))
 
 
