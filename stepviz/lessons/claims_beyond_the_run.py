@@ -44,10 +44,13 @@ def describe(claim: Claim) -> str:
 
 
 def seeds_words(seeds: tuple) -> str:
-    """(0, 1, ..., 7) -> "seeds 0-7"; seeds that are no range are listed."""
-    if len(seeds) > 1 and seeds == tuple(range(seeds[0], seeds[-1] + 1)):
-        return f"seeds {seeds[0]}-{seeds[-1]}"
-    return "seed " + ", ".join(map(str, seeds)) if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
+    """(0, 1, 2, 3, 5, 7) -> "seeds 0-3, 5, 7": runs of consecutive seeds as FIRST-LAST."""
+    parts, start = [], 0
+    for i, seed in enumerate(seeds):
+        if i + 1 == len(seeds) or seeds[i + 1] != seed + 1:
+            parts.append(str(seed) if start == i else f"{seeds[start]}-{seed}")
+            start = i + 1
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(parts)
 
 
 def parse_seeds(value) -> tuple[int, ...]:
