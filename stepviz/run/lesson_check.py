@@ -2,8 +2,10 @@
 
 Each lesson's main run (with its scripted events) and each [[compare]] run a claim names is played
 once on the lesson's model; pictures are full VAE decodes, judged by the toy checker
-(stepviz.toy.checker). Every claim is printed with what was measured and pass or FAIL, and the
-lesson's time in class at its pace. Exit status: 0 when every claim passes, 1 otherwise.
+(stepviz.toy.checker). A count over seeds plays the runs it names once more per seed (shared by the
+counts over the same seeds); a config claim reads the model's config. Every claim is printed with
+what was measured, its margin and pass or FAIL, and the lesson's time in class at its pace. Exit
+status: 0 when every claim passes, 1 otherwise.
 """
 
 from __future__ import annotations
