@@ -16,7 +16,7 @@ INSTRUCTION = re.compile(r"Press\b")
 QUESTION = "Question for the class"
 OVER_SEEDS = re.compile(r"\bseeds (\d+)-(\d+)|\bover (\d+) seeds\b", re.IGNORECASE)
 CONFIG_FACT = re.compile(r"\bscaling_factor is \d|\b\d+ (?:input )?channels\b|\b\d+ \+ \d+(?: \+ \d+)? channels\b"
-                         r"|\bat most \d+ tokens\b")
+                         r"|\bat most \d+ tokens\b|\bsteps_offset \d|\bx \d+ x 4 latents\b|\bshift \d+ \(its own")
 
 
 def sentences(note: str) -> list[str]:
