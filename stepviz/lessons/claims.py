@@ -58,11 +58,15 @@ sentence printed with the result. Claims are data; this module parses and checks
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from functools import partial
 
+from . import claims_beyond_the_run
+from .claim_record import ATTENTION_METRICS, PICTURE_METRICS, Claim, ClaimFormError, _number, _text
+from .claims_beyond_the_run import COUNT_KEYS
 from .run_measures import MEASURES
+
+# Claim and ClaimFormError live in claim_record.py; other modules take them from here
+__all__ = ["ATTENTION_METRICS", "PICTURE_METRICS", "Claim", "ClaimFormError", "parse_claim"]
 
 PICTURES = ("x0_hat", "x_t")
 SEES_KEYS = ("colour", "shape", "background")
@@ -89,123 +93,16 @@ DERIVED_METRICS = {
     "sigma_step": "sigma - sigma_next: how far the step moves the noise level (a flow run's step size)",
 }
 DERIVED_METRICS.update(MEASURES)  # how the run is computed: latents' size, memory options (run_measures.py)
-ATTENTION_METRICS = ("attention_on_shape", "attention_vs_even")  # with token = "word", as the attention view names it
 METRICS = RECORD_METRICS + tuple(DERIVED_METRICS)
-# measured on `picture`
-PICTURE_METRICS = ("picture_change", "input_difference", "outside_mask_difference", "input_overlap")
 CLAIM_KEYS = ("run", "picture", "step", "say", *SEES_KEYS, "differs_from", "by_more_than", "same_as", "within",
               "metric", "above", "below", "token", "trace", "first_divergence", "divergence_step", "refused", "says",
               "seeds", "count", "at_least", "at_most", "overrides", "config", "equals")
-REFUSABLE = ("height", "width", "steps", "seed", "guidance_scale", "strength")  # settings a refusal claim may give
-LOOSE_FACTOR = 3  # a lower bound under a third of the measured value proves little (see Claim.loose)
 DEFAULT_SAME_WITHIN = 2.0  # mean |pixel difference| on 0..255 that still counts as "the same picture"
-
-
-class ClaimFormError(ValueError):
-    """A claim table is malformed: the message says which key and what is allowed."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(message)
-        self.key = key
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One checkable statement. kind: "sees", "differs", "same", "metric", "trace", "refusal", "seeds" (another
-    claim counted over seeds) or "config"."""
-
-    kind: str
-    run: str = "main"
-    picture: str = "x0_hat"
-    step: int | str = 0  # steps taken when measured, or "end"
-    sees: dict = field(default_factory=dict)  # key -> tuple of allowed names
-    other: str | None = None  # the run compared with (differs / same)
-    threshold: float | None = None
-    metric: str | None = None
-    above: float | None = None
-    below: float | None = None
-    say: str | None = None
-    token: str | None = None  # attention metrics: the prompt's word
-    trace: str | None = None  # a shipped example and its arguments, run under stepviz.trace
-    divergence: str | None = None  # its first divergence's cause id, "unexplained" or "none"
-    divergence_step: int | None = None
-    refused: tuple = ()  # (key, value) pairs stepviz must refuse for the run
-    says: str | None = None  # words the refusal's message holds
-    seeds: tuple = ()  # a count: the seeds its per_seed claim is measured at
-    per_seed: Claim | None = None  # the claim counted
-    at_least: int | None = None  # bounds on the count, both inclusive
-    at_most: int | None = None
-    overrides: tuple = ()  # (key, value): settings the count changes on every run it plays
-    config: str | None = None  # "component.key" of the run's model config
-    equals: object = None  # the value it must have
-
-    def describe(self) -> str:
-        """The claim in words, e.g. "guidance 1 x0-hat: colour yellow"."""
-        where = f"{self.run} {'x0-hat' if self.picture == 'x0_hat' else 'x_t'}"
-        if self.kind == "sees":
-            wanted = ", ".join(f"{k} {' or '.join(v)}" for k, v in self.sees.items())
-            return f"{where}: {wanted}"
-        if self.kind == "differs":
-            return f"{where} differs from {self.other}'s by > {self.threshold:g}"
-        if self.kind == "same":
-            return f"{where} same as {self.other}'s within {self.threshold:g}"
-        if self.kind in ("trace", "refusal", "seeds", "config"):
-            from .claims_beyond_the_run import describe
-
-            return describe(self)
-        bounds = [f"> {self.above:g}" if self.above is not None else "", f"< {self.below:g}" if self.below is not None
-                  else ""]
-        subject = f"{where} {self.metric}" if self.metric in PICTURE_METRICS else f"{self.run}: {self.metric}"
-        if self.token is not None:
-            subject += f" of '{self.token}'"
-        return f"{subject} {' and '.join(b for b in bounds if b)}"
-
-    def bounds(self) -> list[tuple[str, float]]:
-        """The claim's numeric bounds as ("above" | "below", value): a differs claim is a lower bound, a same claim
-        an upper one; a claim on what the checker sees has none."""
-        if self.kind == "differs":
-            return [("above", self.threshold)]
-        if self.kind == "same":
-            return [("below", self.threshold)]
-        if self.kind == "seeds":  # the count's bounds are inclusive: a margin of 0 still holds
-            return [(side, bound) for side, bound in (("above", self.at_least), ("below", self.at_most))
-                    if bound is not None]
-        return [(side, bound) for side, bound in (("above", self.above), ("below", self.below)) if bound is not None]
-
-    def margin(self, value: float | None) -> tuple[float, float] | None:
-        """How far the measured value is from the nearest bound: (distance, the bound). Positive when the claim
-        holds; None for a claim with no bound or no value. A large margin means a wrong model could pass too."""
-        if value is None or not self.bounds() or not math.isfinite(value):
-            return None
-        return min(((value - bound if side == "above" else bound - value), bound) for side, bound in self.bounds())
-
-    def loose(self, value: float | None) -> bool:
-        """True when a lower bound sits under 1/LOOSE_FACTOR of the measured value: a wrong model could pass."""
-        return value is not None and any(side == "above" and bound > 0 and value > LOOSE_FACTOR * bound
-                                         for side, bound in self.bounds())
-
-    def margin_words(self, value: float | None) -> str:
-        """The margin as the report prints it: "margin 2.1 (11% of the bound)"."""
-        found = self.margin(value)
-        if found is None:
-            return ""
-        distance, bound = found
-        if self.kind == "seeds":
-            unit = "seed" if abs(distance) == 1 else "seeds"
-            return f"margin {distance:g} {unit}" + (f"; LOOSE: measured over {LOOSE_FACTOR}x the lower bound"
-                                                    if self.loose(value) else "")
-        share = f" ({abs(distance) / abs(bound):.0%} of the bound)" if bound else ""
-        warning = f"; LOOSE: measured over {LOOSE_FACTOR}x the lower bound" if self.loose(value) else ""
-        return f"margin {distance:.3g}{share}{warning}"
-
-    def runs(self) -> tuple[str, ...]:
-        return (self.run,) if self.other is None else (self.run, self.other)
 
 
 # a claim's kind -> the keys that make a table that kind (a table has exactly one kind)
 KIND_KEYS = {"sees": SEES_KEYS, "differs": ("differs_from",), "same": ("same_as",), "metric": ("metric",),
              "trace": ("trace",), "refusal": ("refused",), "config": ("config",)}
-COUNT_KEYS = ("seeds", "count", "at_least", "at_most", "overrides")  # a count over seeds wraps another claim
 
 
 def parse_claim(table: dict, at_step: int | str) -> Claim:
@@ -214,9 +111,7 @@ def parse_claim(table: dict, at_step: int | str) -> Claim:
         if key not in CLAIM_KEYS:
             raise ClaimFormError(key, f"unknown key; allowed keys are {', '.join(CLAIM_KEYS)}")
     if any(key in table for key in COUNT_KEYS):
-        from .claims_beyond_the_run import count_claim
-
-        return count_claim(table, at_step)
+        return claims_beyond_the_run.count_claim(table, at_step, parse_claim)
     kinds = [kind for kind, keys in KIND_KEYS.items() if any(key in table for key in keys)]
     if len(kinds) != 1:
         raise ClaimFormError(next(iter(table), "run"), "a claim needs exactly one of: colour/shape/background, "
@@ -292,31 +187,7 @@ def _metric_claim(table: dict, common: dict) -> Claim:
     return Claim("metric", metric=metric, above=above, below=below, token=token, **common)
 
 
-def _beyond_the_run(kind: str, table: dict, common: dict) -> Claim:
-    """trace, refusal and config claims, parsed in claims_beyond_the_run.py."""
-    from . import claims_beyond_the_run
-
-    return claims_beyond_the_run.PARSERS[kind](table, common)
-
-
 # a claim's kind -> its parser, (the table, the common fields) -> Claim
 CLAIM_PARSERS = {"sees": _sees_claim, "differs": partial(_comparison_claim, "differs"),
                  "same": partial(_comparison_claim, "same"), "metric": _metric_claim,
-                 **{kind: partial(_beyond_the_run, kind) for kind in ("trace", "refusal", "config")}}
-
-
-def _text(table: dict, key: str, default):
-    value = table.get(key, default)
-    if value is not default and not isinstance(value, str):
-        raise ClaimFormError(key, f"{value!r} is not allowed: it must be a string")
-    return value
-
-
-def _number(table: dict, key: str, default):
-    """A finite number (as a float), or `default` when the key is absent."""
-    value = table.get(key, default)
-    if value is default:
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ClaimFormError(key, f"{value!r} is not allowed: it must be a finite number")
-    return float(value)
+                 **claims_beyond_the_run.PARSERS}  # trace, refusal, config

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import math
 
-from .claims import ATTENTION_METRICS, COUNT_KEYS, REFUSABLE, Claim, ClaimFormError, _number, _text
+from .claim_record import ATTENTION_METRICS, Claim, ClaimFormError, _number, _text
+
+COUNT_KEYS = ("seeds", "count", "at_least", "at_most", "overrides")  # a count over seeds wraps another claim
+REFUSABLE = ("height", "width", "steps", "seed", "guidance_scale", "strength")  # settings a refusal claim may give
 
 MAX_SEEDS = 64  # a count plays every run it names this many times at most: the check must stay affordable
 COUNTED_KINDS = ("sees", "differs", "same", "metric")  # what a count may count: claims on a played run's step
@@ -22,35 +25,6 @@ COUNTED_KINDS = ("sees", "differs", "same", "metric")  # what a count may count:
 OVERRIDABLE = {"model": (str,), "prompt": (str,), "negative_prompt": (str,), "scheduler": (str,),
                "steps": (int,), "guidance_scale": (int, float), "strength": (int, float)}
 CONFIG_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "transformer")
-
-
-def describe(claim: Claim) -> str:
-    """The claim in words, e.g. "seeds 0-7: LMS x_t: colour red, at 6 of 8"."""
-    if claim.kind == "seeds":
-        wanted = (f"{claim.at_least}" if claim.at_least == claim.at_most else
-                  f">= {claim.at_least}" if claim.at_most is None else
-                  f"<= {claim.at_most}" if claim.at_least is None else f"{claim.at_least}-{claim.at_most}")
-        changed = "".join(f", {key}={value!r}" for key, value in claim.overrides)
-        return f"{seeds_words(claim.seeds)}{changed}: {claim.per_seed.describe()}, at {wanted} of {len(claim.seeds)}"
-    if claim.kind == "config":
-        return f"{claim.run}'s model: {claim.config} = {claim.equals!r}"
-    if claim.kind == "refusal":
-        given = ", ".join(f"{key}={value!r}" for key, value in claim.refused)
-        return f"{claim.run} with {given} refused, saying {claim.says!r}"
-    at = "" if claim.divergence_step is None else f" at step {claim.divergence_step}"
-    bounds = " and ".join(f"{sign} {bound:g}" for sign, bound in ((">", claim.above), ("<", claim.below))
-                          if bound is not None)
-    return f"trace {claim.trace}: {claim.divergence}{at}" + (f", final apart {bounds}" if bounds else "")
-
-
-def seeds_words(seeds: tuple) -> str:
-    """(0, 1, 2, 3, 5, 7) -> "seeds 0-3, 5, 7": runs of consecutive seeds as FIRST-LAST."""
-    parts, start = [], 0
-    for i, seed in enumerate(seeds):
-        if i + 1 == len(seeds) or seeds[i + 1] != seed + 1:
-            parts.append(str(seed) if start == i else f"{seeds[start]}-{seed}")
-            start = i + 1
-    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(parts)
 
 
 def parse_seeds(value) -> tuple[int, ...]:
@@ -69,10 +43,9 @@ def parse_seeds(value) -> tuple[int, ...]:
     return seeds
 
 
-def count_claim(table: dict, at_step: int | str) -> Claim:
-    """`seeds` with count (or at_least / at_most) around another claim: at how many seeds that claim holds."""
-    from .claims import parse_claim
-
+def count_claim(table: dict, at_step: int | str, parse_claim) -> Claim:
+    """`seeds` with count (or at_least / at_most) around another claim (read by `parse_claim`, claims.py's): at
+    how many seeds that claim holds."""
     if "seeds" not in table:
         given = next(key for key in COUNT_KEYS if key in table)
         raise ClaimFormError(given, f"{given} counts a claim over seeds: add seeds = \"0-15\"")

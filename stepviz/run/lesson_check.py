@@ -195,7 +195,8 @@ def seed_count(claim: Claim, runs: LessonRuns) -> ClaimResult:
     left on a terminal."""
     from tqdm import tqdm
 
-    from ..lessons.claims_beyond_the_run import counts_attention, seeds_words
+    from ..lessons.claim_record import seeds_words
+    from ..lessons.claims_beyond_the_run import counts_attention
 
     held = []
     with tqdm(claim.seeds, unit="seed", leave=False, file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
