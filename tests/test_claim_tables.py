@@ -1,8 +1,8 @@
 """The claim checker's tables agree: every kind of claim has its keys and its parser, and every metric a lesson
-may name is measured (a record's float, or one of lesson_check's METRIC_MEASURES)."""
+may name is measured (a record's float, or one of metric_measures.METRIC_MEASURES)."""
 
 from stepviz.lessons import claims
-from stepviz.run import lesson_check
+from stepviz.run import metric_measures
 
 
 def test_every_kind_of_claim_has_its_keys_and_its_parser():
@@ -11,7 +11,7 @@ def test_every_kind_of_claim_has_its_keys_and_its_parser():
 
 
 def test_every_metric_a_claim_may_name_is_measured_one_way():
-    computed, recorded = set(lesson_check.METRIC_MEASURES), set(claims.RECORD_METRICS)
+    computed, recorded = set(metric_measures.METRIC_MEASURES), set(claims.RECORD_METRICS)
     assert computed == set(claims.DERIVED_METRICS)
     assert not computed & recorded
     assert computed | recorded == set(claims.METRICS)

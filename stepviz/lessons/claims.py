@@ -36,6 +36,21 @@ A lesson event carries expectations in `[[events.expect]]` tables (after its `[[
     refused = { height = 500, width = 500 }
     says = "multiple of 8"
 
+    [[events.expect]]             # a claim counted over seeds: at how many of them it holds
+    seeds = "0-7"                 # the run (here a [[compare]] label) played at each seed
+    run = "LMS"
+    step = "end"
+    picture = "x_t"
+    colour = "red"                # the claim counted: what the checker sees, differs_from, same_as or a metric
+    count = 6                     # exactly; or at_least = N and/or at_most = N
+
+    [[events.expect]]             # a value of the run's model config (claims_beyond_the_run.py)
+    config = "vae.scaling_factor"
+    equals = 1.0
+
+Claims on the description's sentences go in top-level [[expect]] tables (measured at the run's end unless
+they say `step`).
+
 Every claim is measured when the run has taken the event's at_step steps, unless it says
 `step = N` (steps taken) or `step = "end"` (after the run's last step). `say` is an optional
 sentence printed with the result. Claims are data; this module parses and checks their shape.
@@ -43,11 +58,15 @@ sentence printed with the result. Claims are data; this module parses and checks
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from functools import partial
 
+from . import claims_beyond_the_run
+from .claim_record import ATTENTION_METRICS, PICTURE_METRICS, Claim, ClaimFormError, _number, _text
+from .claims_beyond_the_run import COUNT_KEYS
 from .run_measures import MEASURES
+
+# Claim and ClaimFormError live in claim_record.py; other modules take them from here
+__all__ = ["ATTENTION_METRICS", "PICTURE_METRICS", "Claim", "ClaimFormError", "parse_claim"]
 
 PICTURES = ("x0_hat", "x_t")
 SEES_KEYS = ("colour", "shape", "background")
@@ -74,120 +93,30 @@ DERIVED_METRICS = {
     "sigma_step": "sigma - sigma_next: how far the step moves the noise level (a flow run's step size)",
 }
 DERIVED_METRICS.update(MEASURES)  # how the run is computed: latents' size, memory options (run_measures.py)
-ATTENTION_METRICS = ("attention_on_shape", "attention_vs_even")  # with token = "word", as the attention view names it
 METRICS = RECORD_METRICS + tuple(DERIVED_METRICS)
-# measured on `picture`
-PICTURE_METRICS = ("picture_change", "input_difference", "outside_mask_difference", "input_overlap")
 CLAIM_KEYS = ("run", "picture", "step", "say", *SEES_KEYS, "differs_from", "by_more_than", "same_as", "within",
-              "metric", "above", "below", "token", "trace", "first_divergence", "divergence_step", "refused", "says")
-REFUSABLE = ("height", "width", "steps", "seed", "guidance_scale", "strength")  # settings a refusal claim may give
-LOOSE_FACTOR = 3  # a lower bound under a third of the measured value proves little (see Claim.loose)
+              "metric", "above", "below", "token", "trace", "first_divergence", "divergence_step", "refused", "says",
+              "seeds", "count", "at_least", "at_most", "overrides", "config", "equals")
 DEFAULT_SAME_WITHIN = 2.0  # mean |pixel difference| on 0..255 that still counts as "the same picture"
-
-
-class ClaimFormError(ValueError):
-    """A claim table is malformed: the message says which key and what is allowed."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(message)
-        self.key = key
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One checkable statement. kind: "sees", "differs", "same", "metric", "trace" or "refusal"."""
-
-    kind: str
-    run: str = "main"
-    picture: str = "x0_hat"
-    step: int | str = 0  # steps taken when measured, or "end"
-    sees: dict = field(default_factory=dict)  # key -> tuple of allowed names
-    other: str | None = None  # the run compared with (differs / same)
-    threshold: float | None = None
-    metric: str | None = None
-    above: float | None = None
-    below: float | None = None
-    say: str | None = None
-    token: str | None = None  # attention metrics: the prompt's word
-    trace: str | None = None  # a shipped example and its arguments, run under stepviz.trace
-    divergence: str | None = None  # its first divergence's cause id, "unexplained" or "none"
-    divergence_step: int | None = None
-    refused: tuple = ()  # (key, value) pairs stepviz must refuse for the run
-    says: str | None = None  # words the refusal's message holds
-
-    def describe(self) -> str:
-        """The claim in words, e.g. "guidance 1 x0-hat: colour yellow"."""
-        where = f"{self.run} {'x0-hat' if self.picture == 'x0_hat' else 'x_t'}"
-        if self.kind == "sees":
-            wanted = ", ".join(f"{k} {' or '.join(v)}" for k, v in self.sees.items())
-            return f"{where}: {wanted}"
-        if self.kind == "differs":
-            return f"{where} differs from {self.other}'s by > {self.threshold:g}"
-        if self.kind == "same":
-            return f"{where} same as {self.other}'s within {self.threshold:g}"
-        if self.kind == "refusal":
-            given = ", ".join(f"{key}={value!r}" for key, value in self.refused)
-            return f"{self.run} with {given} refused, saying {self.says!r}"
-        bounds = [f"> {self.above:g}" if self.above is not None else "", f"< {self.below:g}" if self.below is not None
-                  else ""]
-        if self.kind == "trace":
-            at = "" if self.divergence_step is None else f" at step {self.divergence_step}"
-            final = f", final apart {' and '.join(b for b in bounds if b)}" if any(bounds) else ""
-            return f"trace {self.trace}: {self.divergence}{at}{final}"
-        subject = f"{where} {self.metric}" if self.metric in PICTURE_METRICS else f"{self.run}: {self.metric}"
-        if self.token is not None:
-            subject += f" of '{self.token}'"
-        return f"{subject} {' and '.join(b for b in bounds if b)}"
-
-    def bounds(self) -> list[tuple[str, float]]:
-        """The claim's numeric bounds as ("above" | "below", value): a differs claim is a lower bound, a same claim
-        an upper one; a claim on what the checker sees has none."""
-        if self.kind == "differs":
-            return [("above", self.threshold)]
-        if self.kind == "same":
-            return [("below", self.threshold)]
-        return [(side, bound) for side, bound in (("above", self.above), ("below", self.below)) if bound is not None]
-
-    def margin(self, value: float | None) -> tuple[float, float] | None:
-        """How far the measured value is from the nearest bound: (distance, the bound). Positive when the claim
-        holds; None for a claim with no bound or no value. A large margin means a wrong model could pass too."""
-        if value is None or not self.bounds() or not math.isfinite(value):
-            return None
-        return min(((value - bound if side == "above" else bound - value), bound) for side, bound in self.bounds())
-
-    def loose(self, value: float | None) -> bool:
-        """True when a lower bound sits under 1/LOOSE_FACTOR of the measured value: a wrong model could pass."""
-        return value is not None and any(side == "above" and bound > 0 and value > LOOSE_FACTOR * bound
-                                         for side, bound in self.bounds())
-
-    def margin_words(self, value: float | None) -> str:
-        """The margin as the report prints it: "margin 2.1 (11% of the bound)"."""
-        found = self.margin(value)
-        if found is None:
-            return ""
-        distance, bound = found
-        share = f" ({abs(distance) / abs(bound):.0%} of the bound)" if bound else ""
-        warning = f"; LOOSE: measured over {LOOSE_FACTOR}x the lower bound" if self.loose(value) else ""
-        return f"margin {distance:.3g}{share}{warning}"
-
-    def runs(self) -> tuple[str, ...]:
-        return (self.run,) if self.other is None else (self.run, self.other)
 
 
 # a claim's kind -> the keys that make a table that kind (a table has exactly one kind)
 KIND_KEYS = {"sees": SEES_KEYS, "differs": ("differs_from",), "same": ("same_as",), "metric": ("metric",),
-             "trace": ("trace",), "refusal": ("refused",)}
+             "trace": ("trace",), "refusal": ("refused",), "config": ("config",)}
 
 
-def parse_claim(table: dict, at_step: int) -> Claim:
+def parse_claim(table: dict, at_step: int | str) -> Claim:
     """A Claim from one [[events.expect]] table; raises ClaimFormError naming the key."""
     for key in table:
         if key not in CLAIM_KEYS:
             raise ClaimFormError(key, f"unknown key; allowed keys are {', '.join(CLAIM_KEYS)}")
+    if any(key in table for key in COUNT_KEYS):
+        return claims_beyond_the_run.count_claim(table, at_step, parse_claim)
     kinds = [kind for kind, keys in KIND_KEYS.items() if any(key in table for key in keys)]
     if len(kinds) != 1:
         raise ClaimFormError(next(iter(table), "run"), "a claim needs exactly one of: colour/shape/background, "
-                             f"differs_from, same_as, metric, trace, refused (found {', '.join(kinds) or 'none'})")
+                             "differs_from, same_as, metric, trace, refused, config; seeds counts one of the first "
+                             f"four (found {', '.join(kinds) or 'none'})")
     kind = kinds[0]
     return CLAIM_PARSERS[kind](table, _common_fields(table, at_step, kind))
 
@@ -258,56 +187,7 @@ def _metric_claim(table: dict, common: dict) -> Claim:
     return Claim("metric", metric=metric, above=above, below=below, token=token, **common)
 
 
-def _trace_claim(table: dict, common: dict) -> Claim:
-    """`trace` names a shipped example (never a path: a lesson stays data) and what its trace finds."""
-    from ..trace.causes import CAUSES
-    from .shipped import example_names
-
-    command = _text(table, "trace", None)
-    if not command or command.split()[0] not in example_names():
-        examples = ", ".join(example_names())
-        raise ClaimFormError("trace", f"{command!r} is not allowed: name a shipped example ({examples}), then its "
-                             "arguments")
-    allowed = (*CAUSES, "unexplained", "none")
-    divergence = _text(table, "first_divergence", None)
-    if divergence not in allowed:
-        raise ClaimFormError("first_divergence", f"{divergence!r} is not allowed: use one of {', '.join(allowed)}")
-    step = table.get("divergence_step")
-    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
-        raise ClaimFormError("divergence_step", f"{step!r} is not allowed: use a loop index (an integer >= 0)")
-    return Claim("trace", trace=command, divergence=divergence, divergence_step=step,
-                 above=_number(table, "above", None), below=_number(table, "below", None), **common)
-
-
-def _refusal_claim(table: dict, common: dict) -> Claim:
-    """`refused` = a table of the run's settings that stepviz must refuse; `says` = words its message holds."""
-    refused = table["refused"]
-    if not isinstance(refused, dict) or not refused or any(key not in REFUSABLE for key in refused):
-        raise ClaimFormError("refused", f"{refused!r} is not allowed: give a table of settings from "
-                             f"{', '.join(REFUSABLE)}, e.g. {{ height = 500 }}")
-    says = _text(table, "says", None)
-    if not says:
-        raise ClaimFormError("says", "a refused claim needs says = \"words of the refusal\"")
-    return Claim("refusal", refused=tuple(refused.items()), says=says, **common)
-
-
 # a claim's kind -> its parser, (the table, the common fields) -> Claim
 CLAIM_PARSERS = {"sees": _sees_claim, "differs": partial(_comparison_claim, "differs"),
-                 "same": partial(_comparison_claim, "same"), "metric": _metric_claim, "trace": _trace_claim,
-                 "refusal": _refusal_claim}
-
-
-def _text(table: dict, key: str, default):
-    value = table.get(key, default)
-    if value is not default and not isinstance(value, str):
-        raise ClaimFormError(key, f"{value!r} is not allowed: it must be a string")
-    return value
-
-
-def _number(table: dict, key: str, default):
-    value = table.get(key, default)
-    if value is default:
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ClaimFormError(key, f"{value!r} is not allowed: it must be a finite number")
-    return float(value)
+                 "same": partial(_comparison_claim, "same"), "metric": _metric_claim,
+                 **claims_beyond_the_run.PARSERS}  # trace, refusal, config

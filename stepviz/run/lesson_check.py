@@ -2,8 +2,10 @@
 
 Each lesson's main run (with its scripted events) and each [[compare]] run a claim names is played
 once on the lesson's model; pictures are full VAE decodes, judged by the toy checker
-(stepviz.toy.checker). Every claim is printed with what was measured and pass or FAIL, and the
-lesson's time in class at its pace. Exit status: 0 when every claim passes, 1 otherwise.
+(stepviz.toy.checker). A count over seeds plays the runs it names once more per seed (shared by the
+counts over the same seeds); a config claim reads the model's config. Every claim is printed with
+what was measured, its margin and pass or FAIL, and the lesson's time in class at its pace. Exit
+status: 0 when every claim passes, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import sys
 import time
 from dataclasses import dataclass
 
-from ..lessons import run_measures
-from ..lessons.claims import ATTENTION_METRICS, Claim
+from ..lessons.claims import Claim
 from ..lessons.pacing import MAX_CLASS_SECONDS, class_seconds, describe_seconds
+from .metric_measures import mean_difference, metric_value
 
 
 @dataclass
@@ -50,18 +52,31 @@ def pipeline(model: str):
 
 
 class LessonRuns:
-    """The runs of one lesson, each played to its end once, with pictures decoded on demand."""
+    """The runs of one lesson, each played to its end once, with pictures decoded on demand; `changes`: settings
+    every run takes instead of its own (another seed, a count's overrides)."""
 
-    def __init__(self, settings):
-        self.settings = settings
+    def __init__(self, settings, changes: tuple = ()):
+        self.settings, self.changes = settings, changes
         self.played: dict[str, object] = {}  # label -> its stepper, played to the end
         self._pictures: dict[tuple, object] = {}
+        self._elsewhere: dict[tuple, LessonRuns] = {}  # changes -> the same lesson's runs with them
 
     def settings_of(self, label: str):
-        if label == "main":
-            return self.settings
-        branch = next(b for b in self.settings.compare if b.label == label)
-        return self.settings.branch_settings(branch)
+        settings = self.settings
+        if label != "main":
+            branch = next(b for b in self.settings.compare if b.label == label)
+            settings = self.settings.branch_settings(branch)
+        return settings.with_overrides(**dict(self.changes)) if self.changes else settings
+
+    def with_changes(self, changes: tuple) -> LessonRuns:
+        """The lesson's runs with `changes` ((key, value) pairs, e.g. (("seed", 3),)), each played once per check:
+        claims counted over the same seeds and settings share them."""
+        if changes not in self._elsewhere:
+            self._elsewhere[changes] = LessonRuns(self.settings, changes)
+        return self._elsewhere[changes]
+
+    def runs_played(self) -> int:
+        return len(self.played) + sum(runs.runs_played() for runs in self._elsewhere.values())
 
     def stepper(self, label: str):
         if label not in self.played:
@@ -113,37 +128,36 @@ class LessonRuns:
 
 
 # ---------------------------------------------------------------- measuring
-def mean_difference(a, b, where=None) -> float:
-    """Mean |pixel difference| on 0..255 over all pixels (or where `where` is True)."""
-    import numpy as np
-
-    diff = np.abs(np.asarray(a.convert("RGB"), dtype=np.float32) - np.asarray(b.convert("RGB"), dtype=np.float32))
-    if where is not None:
-        diff = diff[where]
-    return float(diff.mean())
-
-
 def measure(claim: Claim, runs: LessonRuns) -> ClaimResult:
     """Measure one claim on the lesson's runs."""
     try:
-        if claim.kind == "trace":
-            return _trace(claim)
-        if claim.kind == "refusal":
-            return _refusal(claim, runs)
-        taken = runs.steps_taken(claim.run, claim.step)
-        if claim.kind == "sees":
-            return _sees(claim, runs, taken)
-        if claim.kind in ("differs", "same"):
-            other_taken = runs.steps_taken(claim.other, claim.step)
-            value = mean_difference(runs.picture(claim.run, claim.picture, taken),
-                                    runs.picture(claim.other, claim.picture, other_taken))
-            passed = value > claim.threshold if claim.kind == "differs" else value <= claim.threshold
-            return ClaimResult(claim, taken, passed, f"mean |difference| {value:.2f}", value)
-        value = metric_value(claim, runs, taken)
-        passed = (claim.above is None or value > claim.above) and (claim.below is None or value < claim.below)
-        return ClaimResult(claim, taken, passed, f"{claim.metric} = {value:.4g}", value)
+        return _measured(claim, runs)
     except LookupError as exc:
         return ClaimResult(claim, claim.step, False, f"cannot measure: {exc}")
+
+
+def _measured(claim: Claim, runs: LessonRuns) -> ClaimResult:
+    """A claim's result; LookupError when it cannot be measured."""
+    if claim.kind == "seeds":
+        return seed_count(claim, runs)
+    if claim.kind == "config":
+        return _config(claim, runs)
+    if claim.kind == "trace":
+        return _trace(claim)
+    if claim.kind == "refusal":
+        return _refusal(claim, runs)
+    taken = runs.steps_taken(claim.run, claim.step)
+    if claim.kind == "sees":
+        return _sees(claim, runs, taken)
+    if claim.kind in ("differs", "same"):
+        other_taken = runs.steps_taken(claim.other, claim.step)
+        value = mean_difference(runs.picture(claim.run, claim.picture, taken),
+                                runs.picture(claim.other, claim.picture, other_taken))
+        passed = value > claim.threshold if claim.kind == "differs" else value <= claim.threshold
+        return ClaimResult(claim, taken, passed, f"mean |difference| {value:.2f}", value)
+    value = metric_value(claim, runs, taken)
+    passed = (claim.above is None or value > claim.above) and (claim.below is None or value < claim.below)
+    return ClaimResult(claim, taken, passed, f"{claim.metric} = {value:.4g}", value)
 
 
 @functools.cache
@@ -175,6 +189,50 @@ def _trace(claim: Claim) -> ClaimResult:
     return ClaimResult(claim, "-", passed, f"found {found}{where}, final {value:.3g} apart", value)
 
 
+def seed_count(claim: Claim, runs: LessonRuns) -> ClaimResult:
+    """At how many of its seeds the counted claim holds: the lesson's run (with its events, or a [[compare]] run)
+    played at each seed with the count's overrides, pictures judged as every claim judges them. A bar with the time
+    left on a terminal."""
+    from tqdm import tqdm
+
+    from ..lessons.claim_record import seeds_words
+    from ..lessons.claims_beyond_the_run import counts_attention
+
+    held = []
+    with tqdm(claim.seeds, unit="seed", leave=False, file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+        for seed in bar:
+            bar.set_description(f"{claim.run}, seed {seed}")
+            changes = (("seed", seed), ("capture_attention", counts_attention(claim)), *claim.overrides)
+            try:
+                result = _measured(claim.per_seed, runs.with_changes(changes))
+            except (LookupError, ValueError) as exc:  # ValueError: an override the run refuses
+                raise LookupError(f"seed {seed}: {exc}") from None
+            if result.passed:
+                held.append(seed)
+    count = len(held)
+    passed = (claim.at_least is None or count >= claim.at_least) and (claim.at_most is None or count <= claim.at_most)
+    which = seeds_words(tuple(held)) if held else "none"
+    return ClaimResult(claim, claim.per_seed.step, passed, f"holds at {count} of {len(claim.seeds)} ({which})",
+                       float(count))
+
+
+def _config(claim: Claim, runs: LessonRuns) -> ClaimResult:
+    """A value of the run's model config (a component without one, the tokenizer: its attribute)."""
+    from ..lessons.claims_beyond_the_run import config_matches
+
+    pipe = pipeline(str(runs.settings_of(claim.run).model))
+    component_name, _, key = claim.config.partition(".")
+    component = getattr(pipe, component_name, None)
+    if component is None:
+        raise LookupError(f"the {claim.run} run's model has no {component_name}")
+    config = getattr(component, "config", component)
+    found = config.get(key) if hasattr(config, "get") else getattr(config, key, None)
+    if found is None:
+        raise LookupError(f"{component_name} has no config value {key!r}")
+    found = list(found) if isinstance(found, tuple) else found
+    return ClaimResult(claim, "-", config_matches(found, claim.equals), f"{claim.config} = {found!r}")
+
+
 def _refusal(claim: Claim, runs: LessonRuns) -> ClaimResult:
     from ..engine.checks import StepvizInputError
 
@@ -194,123 +252,6 @@ def _sees(claim: Claim, runs: LessonRuns, taken: int) -> ClaimResult:
     return ClaimResult(claim, taken, passed, f"found: {words}")
 
 
-def metric_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
-    """The value of a metric claim's metric once `taken` steps are taken: computed by the checker (METRIC_MEASURES)
-    or, for a StepRecord's float, read from the record of step `taken`."""
-    stepper = runs.stepper(claim.run)
-    measured = METRIC_MEASURES.get(claim.metric)
-    if measured is not None:
-        return measured(claim, runs, taken, stepper)
-    if taken < 1:
-        raise LookupError(f"{claim.metric} is recorded by a step: there is none before step 1")
-    return float(getattr(stepper.records[taken - 1], claim.metric))
-
-
-def _picture_change(claim: Claim, runs: LessonRuns, taken: int, stepper) -> float:
-    if taken < 1 + (claim.picture == "x0_hat"):
-        raise LookupError(f"picture_change of {claim.picture} needs a step before it")
-    return mean_difference(runs.picture(claim.run, claim.picture, taken),
-                           runs.picture(claim.run, claim.picture, taken - 1))
-
-
-def _input_overlap(claim: Claim, runs: LessonRuns, taken: int, stepper) -> float:
-    import numpy as np
-
-    from ..toy.checker import inspect
-
-    mine = inspect(runs.picture(claim.run, claim.picture, taken))["mask"]
-    theirs = inspect(runs.input_picture(claim.run))["mask"]
-    union = np.logical_or(mine, theirs).sum()
-    return float(np.logical_and(mine, theirs).sum() / union) if union else 0.0
-
-
-def _outside_mask_difference(claim: Claim, runs: LessonRuns, taken: int, stepper) -> float:
-    import numpy as np
-
-    keep = np.asarray(runs.input_picture(claim.run, "mask_image").convert("L")) < 128
-    return mean_difference(runs.picture(claim.run, claim.picture, taken), runs.input_picture(claim.run), keep)
-
-
-def _input_latents(claim: Claim, stepper):
-    """E(input) * scaling_factor, the latents an img2img/inpaint/depth2img run starts from."""
-    latents = stepper.run_inputs.image_latents
-    if latents is None:
-        raise LookupError(f"{claim.metric} needs a run that encodes an input picture (img2img, inpaint, depth2img)")
-    return latents
-
-
-def _input_round_trip(claim: Claim, runs: LessonRuns, taken: int, stepper) -> float:
-    from ..render.preview import decode_images
-
-    latents = _input_latents(claim, stepper)
-    return mean_difference(decode_images(stepper.pipe, latents)[0], runs.input_picture(claim.run))
-
-
-def _run_measure(claim: Claim, runs: LessonRuns, taken: int, stepper) -> float:
-    return run_measures.measure(claim.metric, runs, claim.run, taken, mean_difference)
-
-
-# metric -> how the checker computes it, (claim, runs, steps taken, the run's stepper) -> float; the StepRecord's
-# floats (claims.RECORD_METRICS) are read from the record instead
-METRIC_MEASURES = {
-    "steps_run": lambda claim, runs, taken, stepper: float(len(stepper.records)),
-    "prompt_tokens": lambda claim, runs, taken, stepper: float(len(stepper.prompt_anatomy.tokens)),
-    "prompt_truncated": lambda claim, runs, taken, stepper: float(stepper.prompt_anatomy.truncated_text is not None),
-    "x_t_vs_x0_hat": lambda claim, runs, taken, stepper: float(
-        (runs.latents(claim.run, "x_t", taken) - runs.latents(claim.run, "x0_hat", taken)).abs().mean()),
-    "picture_change": _picture_change,
-    "input_difference": lambda claim, runs, taken, stepper: mean_difference(
-        runs.picture(claim.run, claim.picture, taken), runs.input_picture(claim.run)),
-    "input_overlap": _input_overlap,
-    "outside_mask_difference": _outside_mask_difference,
-    **{name: (lambda claim, runs, taken, stepper: attention_value(claim, runs, taken)) for name in ATTENTION_METRICS},
-    **{name: _run_measure for name in run_measures.MEASURES},
-    "input_round_trip": _input_round_trip,
-    "input_latents_std": lambda claim, runs, taken, stepper: float(_input_latents(claim, stepper).std()),
-    "path_distance": lambda claim, runs, taken, stepper: path_distance_value(runs, claim.run, taken),
-    "sigma_step": lambda claim, runs, taken, stepper: sigma_step_value(runs, claim.run, taken),
-}
-
-
-def path_distance_value(runs: LessonRuns, label: str, taken: int) -> float:
-    """x_t's distance from the straight line between the run's start noise and its final latents, once `taken`
-    steps are taken (0 before the first step)."""
-    from ..engine.path_geometry import path_distances
-
-    return 0.0 if taken == 0 else path_distances(runs.stepper(label))[taken - 1]
-
-
-def sigma_step_value(runs: LessonRuns, label: str, taken: int) -> float:
-    """sigma - sigma_next of the step that `taken` completes: the step size on the noise level."""
-    if taken < 1:
-        raise LookupError("sigma_step is recorded by a step: there is none before step 1")
-    record = runs.stepper(label).records[taken - 1]
-    return float(record.sigma - record.sigma_next)
-
-
-def attention_value(claim: Claim, runs: LessonRuns, taken: int) -> float:
-    """A word's share of cross-attention mass on the shape in x0-hat (attention_on_shape), or that share over
-    the share of the picture the shape covers (attention_vs_even), as the TUI's attention view shows them."""
-    from ..render.attention_pictures import foreground_shares, token_labels
-
-    if taken < 1:
-        raise LookupError("the attention maps are recorded by a step: there is none before step 1")
-    stepper = runs.stepper(claim.run)
-    maps = stepper.records[taken - 1].cross_attention
-    if maps is None:
-        raise LookupError(f"the {claim.run} run records no attention maps")
-    labels = token_labels(stepper.prompt_anatomy.tokens)
-    if claim.token not in labels:
-        raise LookupError(f"token {claim.token!r} is not in the prompt; its tokens are {', '.join(labels)}")
-    cells, shares = foreground_shares(runs.picture(claim.run, "x0_hat", taken), maps)
-    share = shares[labels.index(claim.token)]
-    if claim.metric == "attention_on_shape":
-        return share
-    if cells.mean() <= 0:
-        raise LookupError("the checker finds no shape in x0-hat at this step")
-    return share / float(cells.mean())
-
-
 # ---------------------------------------------------------------- lessons
 def check_lesson(name_or_path) -> LessonReport:
     from .lesson_file import load_lesson
@@ -320,8 +261,9 @@ def check_lesson(name_or_path) -> LessonReport:
     path = lesson_path(name_or_path)
     settings = load_lesson(path)
     runs = LessonRuns(settings)
-    results = [measure(claim, runs) for event in settings.events for claim in event.expect]
-    return LessonReport(path.stem, settings.title, results, len(runs.played), time.perf_counter() - started,
+    claims = [*settings.expect, *(claim for event in settings.events for claim in event.expect)]
+    results = [measure(claim, runs) for claim in claims]
+    return LessonReport(path.stem, settings.title, results, runs.runs_played(), time.perf_counter() - started,
                         class_seconds(settings))
 
 

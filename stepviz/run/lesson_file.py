@@ -16,6 +16,13 @@
     label = "guidance 15"
     guidance_scale = 15.0
 
+    [[expect]]                  # a claim the description makes (claims.py), measured at the run's end
+    seeds = "0-15"
+    run = "guidance 15"
+    picture = "x_t"
+    colour = "yellow"
+    count = 16
+
 Pictures (`image`, `mask_image`) are paths relative to the scenario file, or drawn toy scenes:
 `image = { toy_scene = "a red circle on a black background", seed = 1 }` and the same scene's
 mask with `mask_image = { toy_scene = "...", seed = 1, layer = "mask" }` (layer "box": a box around
@@ -99,6 +106,7 @@ class _Reader:
 
     def __init__(self, path: Path, text: str):
         self.path, self.lines = path, text.splitlines()
+        self._claims_seen: dict[str, int] = {}  # claim tables read so far, per table name (for their lines)
 
     def fail(self, where: str, key: str, message: str, table: str | None = None, index: int = 0):
         line = self._line_of(key, table, index)
@@ -140,7 +148,7 @@ class _Reader:
                 self.fail(where, key, f"{value!r} is not allowed: it must be {words}", table, index)
 
     def settings(self, data: dict) -> RunSettings:
-        top = {k: v for k, v in data.items() if k not in ("events", "compare")}
+        top = {k: v for k, v in data.items() if k not in ("events", "compare", "expect")}
         self.check(TOP_KEYS, top, "")
         if "pace" in top and top["pace"] <= 0:
             self.fail("", "pace", f"{top['pace']!r} is not allowed: it must be a number of seconds > 0")
@@ -148,6 +156,7 @@ class _Reader:
         settings = RunSettings(**run, source=str(self.path))
         settings.events = [self.event(item, i, settings.steps) for i, item in enumerate(self.tables(data, "events"))]
         settings.compare = [self.branch(item, i) for i, item in enumerate(self.tables(data, "compare"))]
+        settings.expect = self.claims({"expect": self.tables(data, "expect")}, "end", "", "expect")
         self.check_claim_runs(settings)
         return settings
 
@@ -217,38 +226,38 @@ class _Reader:
                      set_scheduler=item.get("set_scheduler"), note=item.get("note"), pause=item.get("pause", False),
                      expect=self.claims(item, at_step, where))
 
-    def claims(self, item: dict, at_step: int, where: str) -> list:
-        """The event's [[events.expect]] tables as Claims (their run names are checked in check_claim_runs)."""
+    def claims(self, item: dict, at_step: int | str, where: str, table: str = "events.expect") -> list:
+        """The event's [[events.expect]] tables (or the description's [[expect]]) as Claims (their run names are
+        checked in check_claim_runs)."""
         from ..lessons.claims import ClaimFormError, parse_claim
 
         tables = item.get("expect", [])
-        if not all(isinstance(table, dict) for table in tables):
-            self.fail(where, "expect", "must be an array of tables, written [[events.expect]]", "events",
-                      self._claims_seen)
+        if not all(isinstance(claim, dict) for claim in tables):
+            self.fail(where, "expect", f"must be an array of tables, written [[{table}]]")
         found = []
-        for table in tables:
-            self._claims_seen += 1
+        for claim in tables:
+            seen = self._claims_seen[table] = self._claims_seen.get(table, 0) + 1
             try:
-                found.append(parse_claim(table, at_step))
+                found.append(parse_claim(claim, at_step))
             except ClaimFormError as exc:
-                self.fail(f"{where}[[events.expect]] #{len(found) + 1}: ", exc.key, str(exc), "events.expect",
-                          self._claims_seen - 1)
+                self.fail(f"{where}[[{table}]] #{len(found) + 1}: ", exc.key, str(exc), table, seen - 1)
         return found
-
-    _claims_seen = 0
 
     def check_claim_runs(self, settings: RunSettings) -> None:
         """Every run a claim names is "main" or a [[compare]] label."""
         labels = ["main", *(branch.label for branch in settings.compare)]
-        for event_number, event in enumerate(settings.events, start=1):
-            for number, claim in enumerate(event.expect, start=1):
+        places = [("", "[[expect]]", settings.expect)] + [
+            (f"[[events]] #{number} ", "[[events.expect]]", event.expect)
+            for number, event in enumerate(settings.events, start=1)]
+        for event_where, table, claims in places:
+            for number, claim in enumerate(claims, start=1):
+                where = f"{event_where}{table} #{number}: "
                 if claim.other == claim.run:
-                    self.fail(f"[[events]] #{event_number} [[events.expect]] #{number}: ", "run",
-                              f"the claim compares {claim.run!r} with itself: name another run")
+                    self.fail(where, "run", f"the claim compares {claim.run!r} with itself: name another run")
                 for name in claim.runs():
                     if name not in labels:
                         key = "run" if name == claim.run else ("differs_from" if claim.kind == "differs" else "same_as")
-                        self.fail(f"[[events]] #{event_number} [[events.expect]] #{number}: ", key,
+                        self.fail(where, key,
                                   f"{name!r} is not a run of this lesson: use one of {', '.join(map(repr, labels))}")
 
     def branch(self, item: dict, i: int) -> CompareBranch:

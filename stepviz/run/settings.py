@@ -43,6 +43,7 @@ class RunSettings:
     description: str = ""
     events: list[Event] = field(default_factory=list)
     compare: list[CompareBranch] = field(default_factory=list)
+    expect: list = field(default_factory=list)  # claims.Claim: what the description says, checked
     source: str | None = None  # the scenario file, if any
     pace: float | None = None  # a lesson's seconds per note when it plays itself (None: the default)
     start_at: int = 0  # the TUI opens with this many steps taken (the events before it applied)
@@ -62,7 +63,7 @@ class RunSettings:
 
     def branch_settings(self, branch: CompareBranch) -> RunSettings:
         """The settings of a [[compare]] run: these, with the branch's values, without events or branches."""
-        return self.with_overrides(**branch.overrides, events=[], compare=[], title=branch.label)
+        return self.with_overrides(**branch.overrides, events=[], compare=[], expect=[], title=branch.label)
 
     def _validate_run(self) -> None:
         from ..engine import checks
