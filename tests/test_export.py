@@ -101,7 +101,7 @@ def test_every_lesson_exports_on_a_tiny_model(name, tmp_path, tiny_model_dir, ti
     assert (out / "mask.png").is_file() == (settings.mode == "inpaint")
     extra_channels = settings.model == str(tiny_inpaint_dir) or settings.mode == "depth2img"
     assert (out / "extra_channels.png").is_file() == extra_channels
-    assert ("The extra UNet channels" in (out / "handout.html").read_text()) == extra_channels
+    assert ("The extra input channels" in (out / "handout.html").read_text()) == extra_channels
     page = (out / "index.html").read_text()
     assert ('"extra_channels":{"formula"' in page) == extra_channels
     assert ('"inputs":[{' in page) == (settings.mode != "txt2img")  # the page shows what the run starts from

@@ -125,15 +125,26 @@ def test_norms_are_of_the_velocity_branches():
     assert prediction_for(record.prediction_type).name == "v (flow)"
 
 
-def test_an_sd3_transformer_with_extra_input_channels_is_refused_in_one_line():
+def _sd3_with_transformer_channels(in_channels: int):
     from diffusers import SD3Transformer2DModel, StableDiffusion3Pipeline
     from tiny_flow import tiny_sd3_components
 
     components = tiny_sd3_components()
-    components["transformer"] = SD3Transformer2DModel(sample_size=8, patch_size=1, in_channels=33, out_channels=16,
-                                                      num_layers=1, attention_head_dim=8, num_attention_heads=2,
-                                                      joint_attention_dim=32, caption_projection_dim=16,
-                                                      pooled_projection_dim=32, pos_embed_max_size=16).eval()
-    with pytest.raises(StepvizInputError, match="33 input channels") as caught:
-        Stepper(StableDiffusion3Pipeline(**components), prompt="a red circle", num_inference_steps=2)
+    components["transformer"] = SD3Transformer2DModel(sample_size=8, patch_size=1, in_channels=in_channels,
+                                                      out_channels=16, num_layers=1, attention_head_dim=8,
+                                                      num_attention_heads=2, joint_attention_dim=32,
+                                                      caption_projection_dim=16, pooled_projection_dim=32,
+                                                      pos_embed_max_size=16).eval()
+    return StableDiffusion3Pipeline(**components)
+
+
+def test_an_sd3_inpainting_transformer_runs_inpaint_only():
+    with pytest.raises(StepvizInputError, match="takes 33.*modes that fit it: inpaint") as caught:
+        Stepper(_sd3_with_transformer_channels(33), prompt="a red circle", num_inference_steps=2)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_sd3_transformer_with_other_input_channels_is_refused_in_one_line():
+    with pytest.raises(StepvizInputError, match="20 input channels.*takes 16 \\(or 33 for inpaint\\)") as caught:
+        Stepper(_sd3_with_transformer_channels(20), prompt="a red circle", num_inference_steps=2)
     assert "\n" not in str(caught.value)

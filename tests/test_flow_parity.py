@@ -56,6 +56,8 @@ CASES = [
     ("FluxPipeline", {"guidance_embeds": False}, dict(true_cfg_scale=2.0, negative_prompt="")),  # schnell-like
     ("StableDiffusion3Img2ImgPipeline", {}, dict(guidance_scale=7.0)),
     ("StableDiffusion3InpaintPipeline", {}, dict(guidance_scale=7.0)),
+    ("StableDiffusion3InpaintPipeline", {"inpainting": True}, dict(guidance_scale=7.0)),  # 33 channels
+    ("StableDiffusion3InpaintPipeline", {"inpainting": True}, dict(guidance_scale=1.0)),  # 33, no CFG
     ("FluxImg2ImgPipeline", {}, dict(guidance_scale=3.5, true_cfg_scale=3.0, negative_prompt="blurry")),
     ("FluxInpaintPipeline", {}, dict(guidance_scale=3.5)),
 ]
@@ -78,12 +80,31 @@ def test_flow_pipelines_bit_exact(cls_name, build, call):
     assert first.alpha_cumprod == pytest.approx(1.0 - first.sigma)
 
 
-def test_sd3_strength_one_inpaint_starts_from_noise():
-    pipe = pipe_for("StableDiffusion3InpaintPipeline")
+@pytest.mark.parametrize("inpainting", [False, True], ids=["16-channels", "33-channels"])
+def test_sd3_strength_one_inpaint_starts_from_noise(inpainting):
+    pipe = pipe_for("StableDiffusion3InpaintPipeline", inpainting=inpainting)
     call = dict(guidance_scale=7.0, image=scene_image(SIZE), mask_image=square_mask(SIZE), strength=1.0)
     st = stepped(pipe, call)
     assert len(st.records) == STEPS
     assert (st.latents - reference(pipe, call)).abs().max().item() == 0.0
+    assert st.run_inputs.image_latents is None if inpainting else st.run_inputs.image_latents is not None
+
+
+def test_sd3_inpainting_transformer_gets_the_mask_and_no_blend():
+    """33 channels: [x_t, m, E(masked image)] each step, as SD's 9-channel UNet; the blend is not made."""
+    pipe = pipe_for("StableDiffusion3InpaintPipeline", inpainting=True)
+    st = stepped(pipe, dict(guidance_scale=7.0, image=scene_image(SIZE), mask_image=square_mask(SIZE),
+                            strength=0.75))
+    assert list(st.extra_channels) == ["mask", "masked_image_latents"]
+    assert st.extra_channels["masked_image_latents"].shape == st.latents.shape
+    for record in st.records:
+        assert record.background is None and record.latents_before_blend is None
+        assert record.mask is not None and record.masked_image_latents is not None
+        assert record.pred_original_sample is not None
+    # the 16-channel model blends, and says nothing of extra channels
+    plain = stepped(pipe_for("StableDiffusion3InpaintPipeline"),
+                    dict(guidance_scale=7.0, image=scene_image(SIZE), mask_image=square_mask(SIZE), strength=0.75))
+    assert plain.extra_channels == {} and plain.records[0].background is not None
 
 
 def flow_solver(name: str, **config):

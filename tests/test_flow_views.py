@@ -121,6 +121,34 @@ def test_a_saved_flow_folder_loads_and_steps_bit_exact(tmp_path, cls_name):
     assert (st.latents - reference(loaded, dict(guidance_scale=st.guidance_scale))).abs().max().item() == 0.0
 
 
+def test_the_exported_schedule_plot_draws_each_compared_runs_schedule(tiny_pipe):
+    """schedule.png of a lesson with compare runs (the-shift: shift 1 / 3 / 6; eps-v-flow: VP runs beside): one
+    labelled line per run, a VP run at the flow sigma of the same x0 : eps mix, every text >= 18 px on a slide."""
+    import matplotlib
+    from test_plots_for_a_room import text_heights
+
+    from stepviz.engine.flow_schedule import scheduler_with_shift
+    from stepviz.render import plots
+
+    st = finished("StableDiffusion3Pipeline", steps=4)
+    shift_1 = finished("StableDiffusion3Pipeline", steps=4, scheduler=scheduler_with_shift(st.pipe, None, 1.0))
+    eps = Stepper(tiny_pipe, prompt="a red circle", num_inference_steps=4, height=32, width=32, scheduler="ddim")
+    eps.run()
+    branches = {"shift 1": shift_1.records, "eps, DDIM": eps.records}
+    with matplotlib.rc_context(plots.SLIDE.style()):
+        figure = plots.build_schedule_figure(st.records, branches, size=plots.SLIDE)
+        heights = text_heights(figure)
+    top = figure.axes[0]
+    lines = {line.get_label(): list(line.get_ydata()) for line in top.get_lines()}
+    assert lines["this run, σ, shift 3"] == [r.sigma for r in st.records]
+    assert lines["shift 1"] == [r.sigma for r in shift_1.records]  # the label says the shift: not twice
+    assert lines["shift 1"] != lines["this run, σ, shift 3"]
+    vp = lines["eps, DDIM (vp: σ/(1+σ), the same x0 : ε mix)"]
+    assert vp == pytest.approx([r.sigma / (1 + r.sigma) for r in eps.records])
+    assert [text for text in top.get_legend().get_texts() if "DDIM" in text.get_text()]
+    assert min(h for _, h in heights) >= 18, sorted(heights, key=lambda item: item[1])[:3]
+
+
 def test_the_exported_schedule_plot_shows_sigma_with_and_without_the_shift():
     from stepviz.render.plots import build_schedule_figure
 

@@ -66,6 +66,33 @@ def test_a_right_flow_loop_has_no_divergence(cls_name, loop):
     report = traced(cls_name, loop)
     assert report.first_divergence is None, str(report)
     assert len(report.steps) == STEPS and "no divergence" in str(report)
+    # the pipeline's loop replayed on the loop's noise and conditioning ends where the loop ends
+    assert report.final_difference is not None and report.final_difference < 1e-5, str(report)
+    assert "final latents: max abs difference" in str(report)
+
+
+@pytest.mark.parametrize(("cls_name", "loop", "knobs"), [
+    ("StableDiffusion3Pipeline", sd3_loop, dict(t_scale=1 / 1000)),
+    ("StableDiffusion3Pipeline", sd3_loop, dict(start_scale=14.6146)),
+    ("FluxPipeline", flux_loop, dict(t_scale=1.0)),
+])
+def test_a_flow_mistake_ends_away_from_the_pipeline(cls_name, loop, knobs):
+    """final_difference, as compare.TraceReport's: the loop's final latents against the pipeline's loop run on the
+    same noise, prompt and guidance (the transformer called again at the pipeline's t)."""
+    report = traced(cls_name, loop, **knobs)
+    assert report.first_divergence is not None and report.final_difference > 1e-3, str(report)
+
+
+def test_the_guidance_line_is_read_back_from_the_loops_own_rows():
+    from stepviz.trace.flow_reference import fitted_combination
+
+    u, t = torch.randn(1, 4, 2, 2), torch.randn(1, 4, 2, 2)
+    line = fitted_combination([u, t], u + 7.0 * (t - u))
+    assert (line.uncond, line.text, line.scale) == (0, 1, 7.0)
+    swapped = fitted_combination([t, u], u + 7.0 * (t - u))  # FLUX.1's true CFG calls the prompt first
+    assert (swapped.uncond, swapped.text, swapped.scale) == (1, 0, 7.0)
+    assert fitted_combination([u], u).uncond is None
+    assert fitted_combination([u, t], u * t) is None  # not a guidance line: no reference, final_difference None
 
 
 def cause_of(report) -> str:

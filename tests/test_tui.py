@@ -483,10 +483,14 @@ async def test_inpaint_shows_the_blend(pipe):
 
 
 def extra_pipe(in_channels: int):
-    """A tiny 9-channel inpainting or 5-channel Depth2Img pipeline."""
+    """A tiny 9-channel inpainting or 5-channel Depth2Img pipeline, or SD3's 33-channel inpainting transformer."""
     import diffusers
     from tiny import tiny_components
 
+    if in_channels == 33:
+        from tiny_flow import tiny_flow_pipeline
+
+        return tiny_flow_pipeline("StableDiffusion3InpaintPipeline", inpainting=True)
     parts = tiny_components(unet_in_channels=in_channels)
     if in_channels == 5:
         for key in ("safety_checker", "requires_safety_checker"):
@@ -501,13 +505,17 @@ def extra_pipe(in_channels: int):
 @pytest.mark.parametrize("in_channels, shown, formula", [
     (9, ("mask", "masked_image_latents"), "UNet input [x_t, m, E(masked image)]: 4 + 1 + 4 = 9 channels"),
     (5, ("depth",), "UNet input [x_t, depth]: 4 + 1 = 5 channels"),
+    (33, ("mask", "masked_image_latents"),
+     "transformer input [x_t, m, E(masked image)]: 16 + 1 + 16 = 33 channels"),
 ])
 async def test_extra_unet_channels_are_shown_from_the_start(in_channels, shown, formula):
     import torch
     from textual.markup import escape
 
-    if in_channels == 9:
+    if in_channels in (9, 33):
         inputs = dict(mode="inpaint", image=scene_image(), mask_image=square_mask())
+        if in_channels == 33:  # the SD3 pipeline's own flow scheduler
+            inputs.update(scheduler=None, guidance_scale=7.0)
     else:
         ramp = torch.linspace(0, 1, 32)
         depth_map = (ramp[None, :] + ramp[:, None])[None]
@@ -529,6 +537,9 @@ async def test_extra_unet_channels_are_shown_from_the_start(in_channels, shown, 
         assert main_stepper(app).records and panel.display
         for role in shown:  # drawn once per preview kind, not again at every step
             assert panel.query_one(f"#extra-{role} .picture--image").image is before[role]
+        if "masked_image_latents" in shown:  # the caption counts the VAE's channels: SD 4, SD3 16
+            caption = panel.query_one("#extra-masked_image_latents .picture--caption").render()
+            assert f"({4 if in_channels == 9 else 16})" in str(caption)
         if in_channels == 5:  # near (high values) is light: the ramp's far corner dark, near corner light
             depth = panel.query_one("#extra-depth .picture--image").image.convert("L")
             assert depth.getpixel((0, 0)) == 0 and depth.getpixel((depth.width - 1, depth.height - 1)) == 255

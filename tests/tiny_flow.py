@@ -46,13 +46,15 @@ def _t5(tokenizer, width: int = 32):
                                    num_heads=4, relative_attention_num_buckets=8, dropout_rate=0.1)).eval()
 
 
-def tiny_sd3_components(seed: int = 0, t5: bool = True, scheduler=None) -> dict:
+def tiny_sd3_components(seed: int = 0, t5: bool = True, scheduler=None, inpainting: bool = False) -> dict:
+    """inpainting: a 33-channel transformer reading [x_t, m, E(masked image)], 16 + 1 + 16 channels."""
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
     from transformers import CLIPTokenizer
 
     torch.manual_seed(seed)
     tokenizer = CLIPTokenizer.from_pretrained(tokenizer_folder())
-    transformer = SD3Transformer2DModel(sample_size=SIZE // 4, patch_size=1, in_channels=LATENT_CHANNELS,
+    in_channels = 2 * LATENT_CHANNELS + 1 if inpainting else LATENT_CHANNELS
+    transformer = SD3Transformer2DModel(sample_size=SIZE // 4, patch_size=1, in_channels=in_channels,
                                         out_channels=LATENT_CHANNELS, num_layers=2, attention_head_dim=8,
                                         num_attention_heads=2, joint_attention_dim=32, caption_projection_dim=16,
                                         pooled_projection_dim=32, pos_embed_max_size=16).eval()

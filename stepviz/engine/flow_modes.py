@@ -7,6 +7,8 @@ Flux(Img2Img|Inpaint)Pipeline make them, so the same seed gives the same bits.
     img2img    x_T = (1 - sigma_start) E(image) + sigma_start eps        scheduler.scale_noise
     inpaint    as img2img (SD3 at strength 1: x_T = eps); each step re-noises E(image) to the next sigma and
                keeps it outside the mask: x = m x + (1 - m) scale_noise(E(image), t_next, eps)
+               SD3 inpainting transformer (33 input channels): no blend; [x_t, m, E(masked image)] is its input
+               at every step, 16 + 1 + 16 channels, and E(image) is encoded only when strength < 1
 
 E(image) = (z - shift_factor) * scaling_factor, z a sample of the VAE posterior. FLUX.1's latents are packed 2x2
 into tokens for its transformer (flow_layout.py); the run keeps them unpacked [1, 16, h, w] like SD's.
@@ -50,9 +52,24 @@ def check_flow_run(pipe, model_family: str, *, height, width, steps, strength, s
         raise checks.StepvizInputError(f"inpaint_noise={inpaint_noise!r} is not allowed for {model_family}: its "
                                        "pipelines re-noise with the noise drawn once ('fixed')")
     in_channels = pipe.transformer.config.in_channels
-    if in_channels // (4 if model_family == "FLUX.1" else 1) != pipe.vae.config.latent_channels:  # FLUX.1: 2x2 packs
-        raise checks.StepvizInputError(f"a transformer with {in_channels} input channels (an inpainting or control "
-                                       f"model) cannot be stepped yet: {model_family} runs with the latents alone")
+    latent_channels = pipe.vae.config.latent_channels
+    if inpainting_transformer(pipe, model_family):
+        if mode != "inpaint":
+            raise checks.StepvizInputError(f"mode={mode!r} needs a transformer with {latent_channels} input channels, "
+                                           f"but this {model_family} transformer takes {in_channels} (an inpainting "
+                                           "model: latents, mask and masked image); modes that fit it: inpaint")
+    elif in_channels // (4 if model_family == "FLUX.1" else 1) != latent_channels:  # FLUX.1: 2x2 packs
+        allowed = f"{latent_channels} (or {2 * latent_channels + 1} for inpaint)" if model_family == "SD3" else \
+            f"{4 * latent_channels} (its 2x2-packed latents)"
+        raise checks.StepvizInputError(f"a transformer with {in_channels} input channels (a control or fill model) "
+                                       f"cannot be stepped yet: {model_family} takes {allowed}")
+
+
+def inpainting_transformer(pipe, model_family: str) -> bool:
+    """An SD3 inpainting transformer: x_t, the mask and E(masked image) side by side, 16 + 1 + 16 = 33 channels
+    (StableDiffusion3InpaintPipeline's num_channels_transformer == 33)."""
+    return model_family == "SD3" and \
+        pipe.transformer.config.in_channels == 2 * pipe.vae.config.latent_channels + 1
 
 
 def scheduler_for(pipe, scheduler, model_family: str):
@@ -160,9 +177,12 @@ def prepare(pipe, scheduler, mode: str, *, flux: bool, num_inference_steps: int,
         return FlowRun(latents, timesteps, begin, height, width, image_latents=image_latents, noise=noise,
                        strength=strength, mu=mu, image_seq_len=image_seq_len)
 
-    # inpaint: E(image), then eps, then the mask and E(masked image), in the pipelines' order
+    # inpaint: E(image), then eps, then the mask and E(masked image), in the pipelines' order; an inpainting
+    # transformer needs E(image) only to start below pure noise (strength < 1), and draws it only then
     pixels = pixels.to(dtype=torch.float32)
-    image_latents = vae_encode(pipe, pixels.to(device=device, dtype=dtype), generator)
+    image_latents = None
+    if not inpainting_transformer(pipe, "FLUX.1" if flux else "SD3") or strength < 1.0:
+        image_latents = vae_encode(pipe, pixels.to(device=device, dtype=dtype), generator)
     noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
     if strength == 1.0 and not flux:  # SD3 starts from pure noise at strength 1; FLUX.1 always re-noises
         latents = noise

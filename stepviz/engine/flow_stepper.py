@@ -12,6 +12,8 @@ Notation (Lipman et al. 2023; Esser et al. 2024 (SD3); Black Forest Labs 2024 (F
     x0_hat     x_t - sigma v_hat                                                -> pred_original_sample
     eps_hat    x_t + (1 - sigma) v_hat
     m          mask at latent size, 1 = repaint                                 -> mask
+    E(masked)  the masked picture's latents, beside x_t and m for an SD3
+               inpainting transformer (33 channels)                             -> masked_image_latents
 
 No scale_model_input and no init_noise_sigma: the flow path starts at x_T = eps and the transformer reads
 t = 1000 sigma. Run without edits, the loop gives the same bits as diffusers' StableDiffusion3(Img2Img|Inpaint)
@@ -120,6 +122,11 @@ class FlowLoop(RunEdits):
 
     @property
     def extra_channels(self) -> dict[str, torch.Tensor]:
+        """The transformer's inputs besides x_t, fixed for the run: an SD3 inpainting transformer's mask m and
+        E(masked image) (step 3 appends them); empty otherwise."""
+        run = self.run_inputs
+        if self.mode == "inpaint" and flow_modes.inpainting_transformer(self.pipe, self.model_family):
+            return {"mask": run.mask, "masked_image_latents": run.masked_image_latents}
         return {}
 
     @property
@@ -184,15 +191,18 @@ class FlowLoop(RunEdits):
         #      and t = 1000 sigma. SD3 with CFG (s > 1): one call on [x_t, x_t]; FLUX.1: one call per branch,
         #      s embedded, and the negative prompt's call drives only with true CFG. Without CFG the prompt's call
         #      alone drives the step, as in diffusers; the negative prompt's is made beside it for the panels.
+        #      An SD3 inpainting transformer reads [x_t, m, E(masked image)]: one copy of m and E per row.
         cfg = self._noise_pred_from(s) == "cfg"
         cfg_scale = self.true_cfg_scale if self.flux else s
+        extra = self.extra_channels
         transformer_started = time.perf_counter()
         if cfg and not self.flux:
-            v_both = self._transformer(torch.cat([x_t] * 2), t, slice(0, 2))
+            v_both = self._transformer(self._with_extra_channels(torch.cat([x_t] * 2), extra), t, slice(0, 2))
             v_uncond, v_text = v_both.chunk(2)
         else:
-            v_text = self._transformer(x_t, t, slice(1, 2))
-            v_uncond = self._transformer(x_t, t, slice(0, 1))
+            x_in = self._with_extra_channels(x_t, extra)
+            v_text = self._transformer(x_in, t, slice(1, 2))
+            v_uncond = self._transformer(x_in, t, slice(0, 1))
         seconds_unet = time.perf_counter() - transformer_started
         if not self._finite(v_uncond, v_text):
             nonfinite = nonfinite or "unet"
@@ -209,8 +219,9 @@ class FlowLoop(RunEdits):
         if not self._finite(latents):
             nonfinite = nonfinite or "scheduler"
         # 6. inpaint: E(image) re-noised to the next sigma with the noise drawn once, kept outside the mask
+        #    (an inpainting transformer is shown the mask instead: no blend)
         background = latents_before_blend = None
-        if self.mode == "inpaint":
+        if self.mode == "inpaint" and not extra:
             latents_before_blend = latents
             background = run.image_latents
             if self._loop_index < len(self.timesteps) - 1:
@@ -229,7 +240,8 @@ class FlowLoop(RunEdits):
             alpha_cumprod=one_minus_sigma, guidance_scale=s, scheduler=self.scheduler_name, latents=latents,
             pred_original_sample=pred_original_sample, noise_pred_uncond=v_uncond, noise_pred_text=v_text,
             mode=self.mode, background=background, latents_before_blend=latents_before_blend, mask=run.mask,
-            nonfinite=nonfinite, seconds_unet=seconds_unet, seconds_scheduler=seconds_scheduler, family="flow",
+            masked_image_latents=extra.get("masked_image_latents"), nonfinite=nonfinite, seconds_unet=seconds_unet,
+            seconds_scheduler=seconds_scheduler, family="flow",
             prediction_type=prediction.FLOW_PREDICTION, sigma_next=self._noise_level_at(self._loop_index)[0],
             history_fill=self.history_fill, noise_pred_from="cfg" if cfg else "text",
             shift=self.shift, mu=run.mu, true_cfg_scale=self.true_cfg_scale if self.flux else None,
@@ -263,6 +275,13 @@ class FlowLoop(RunEdits):
                                      encoder_hidden_states=cond.prompt_embeds[rows],
                                      pooled_projections=cond.pooled[rows], joint_attention_kwargs=None,
                                      return_dict=False)[0]
+
+    @staticmethod
+    def _with_extra_channels(x: torch.Tensor, extra: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[x, m, E(masked image)] along the channels, one copy of each extra input per row of x."""
+        if not extra:
+            return x
+        return torch.cat([x, *(torch.cat([c] * x.shape[0]) for c in extra.values())], dim=1)
 
     def _scheduler_step(self, v_hat: torch.Tensor, t, x_t: torch.Tensor) -> torch.Tensor:
         """scheduler.step on the layout the pipeline steps (FLUX.1: packed tokens), back at [1, C, h, w]."""

@@ -53,6 +53,12 @@ def to_vp_scale(latents, family: str, sigma: float):
     return convert_latents(latents, sigma, family, "vp")
 
 
+def flow_sigma_of(sigma: float) -> float:
+    """The flow sigma of the same x0 : eps mix as the VP/sigma noise level `sigma` (x = x0 + sigma eps, the ratio
+    sigma_f / (1 - sigma_f) = sigma): sigma / (1 + sigma). Plots put VP/sigma runs beside flow runs with it."""
+    return sigma / (1.0 + sigma)
+
+
 def flow_scale(sigma: float) -> float:
     """sqrt((1 - sigma)^2 + sigma^2): the length of a flow latent's (x0, eps) mix, 1 at both ends."""
     return ((1.0 - sigma) ** 2 + sigma * sigma) ** 0.5

@@ -24,7 +24,8 @@ CAPTIONS = {
     "blend.png": "The DIY inpaint blend: after every scheduler step, the parts outside the mask are replaced by the "
                  "original picture re-noised to the next timestep (the background), so only the white part of the "
                  "mask is generated.",
-    "extra_channels.png": "What this UNet gets besides x_t at every step, the same at each: the inpainting model "
+    "extra_channels.png": "What this model (UNet, or SD3's inpainting transformer) gets besides x_t at every step, "
+                          "the same at each: the inpainting model "
                           "sees the mask and the latents of the picture with the hole blanked out, Depth2Img the "
                           "depth map (at latent size, near = light). No blend is needed: the model itself keeps "
                           "what it is shown.",
@@ -164,7 +165,7 @@ def write_handout(folder: Path, manifest: dict, records) -> Path:
     if (folder / "blend.png").is_file():
         parts.append("<h2>The inpaint blend</h2>" + figure(folder, "blend.png", CAPTIONS["blend.png"]))
     if (folder / "extra_channels.png").is_file():
-        parts.append("<h2>The extra UNet channels</h2>"
+        parts.append("<h2>The extra input channels</h2>"
                      + figure(folder, "extra_channels.png", CAPTIONS["extra_channels.png"]))
     if (folder / "attention.png").is_file():
         parts.append("<h2>What each word attends to</h2>" + figure(folder, "attention.png", CAPTIONS["attention.png"])

@@ -20,10 +20,11 @@ import math
 import numpy as np
 from PIL import Image
 
+from ..engine.families import model_family
 from ..engine.noise_scale import to_vp_scale
 from ..engine.prediction import prediction_for
 from ..render.attention_pictures import CONTRAST_TOP, HEAT_STOPS, foreground_shares, scaled, token_labels
-from ..render.channel_pictures import extra_channel_pictures, mask_picture, unet_input_formula
+from ..render.channel_pictures import denoiser_of, extra_channel_pictures, mask_picture, model_input_formula
 from ..render.preview import channels_image, preview
 from ..render.readouts import angle_degrees, rms
 
@@ -85,7 +86,7 @@ def channel_scale(latent_width: int) -> int:
 
 def main_extras(stepper, kind: str, inputs: dict) -> dict:
     """What only the main run shows: the pictures it starts from (`inputs`: RunSettings.input_pictures), the latent
-    channels per step, the inpaint blend, the extra UNet channels."""
+    channels per step, the inpaint blend, the extra input channels."""
     pipe, records = stepper.pipe, stepper.records
     scale = channel_scale(records[0].latents.shape[-1]) if records else 8
     extras = {"channels": [
@@ -99,7 +100,8 @@ def main_extras(stepper, kind: str, inputs: dict) -> dict:
     if stepper.extra_channels:
         pictures = extra_channel_pictures(pipe, stepper.extra_channels, kind)
         extras["extra_channels"] = {
-            "formula": unet_input_formula(stepper.extra_channels),
+            "formula": model_input_formula(stepper.extra_channels,
+                                           denoiser_of(model_family(type(pipe).__name__))),
             "pictures": [{"label": EXTRA_LABELS[name], "src": picture_uri(picture)}
                          for name, picture in pictures.items()]}
     return extras

@@ -8,7 +8,8 @@ from pathlib import Path
 from ..render.sheet import sheet_image
 from ..render.strip import strip_pictures
 from ..run.lesson_check import traced_run
-from ..trace.replay import replays
+from ..trace.flow import FlowTraceReport
+from ..trace.replay import flow_loop_replay, replays
 from .strip import save_atomically
 
 
@@ -27,7 +28,8 @@ def write_traced_sheets(settings, folder: Path, kind: str, progress: bool) -> li
     written = []
     for command in traced_commands(settings):
         trace, report = traced_run(command)
-        loop, _ = replays(report, trace.pipe)
+        loop = flow_loop_replay(trace, report) if isinstance(report, FlowTraceReport) else \
+            replays(report, trace.pipe)[0]
         records = loop.run()
         pictures = strip_pictures(loop.pipe, records, kind, progress)
         first = report.first_divergence  # worded as the trace report words it (report_text.py)

@@ -119,7 +119,7 @@ def config_matches(found, wanted) -> bool:
 
 def _trace_claim(table: dict, common: dict) -> Claim:
     """`trace` names a shipped example (never a path: a lesson stays data) and what its trace finds."""
-    from ..trace.causes import CAUSES
+    from ..trace.causes import CAUSES, FLOW_CAUSES
     from .shipped import example_names
 
     command = _text(table, "trace", None)
@@ -127,7 +127,7 @@ def _trace_claim(table: dict, common: dict) -> Claim:
         examples = ", ".join(example_names())
         raise ClaimFormError("trace", f"{command!r} is not allowed: name a shipped example ({examples}), then its "
                              "arguments")
-    allowed = (*CAUSES, "unexplained", "none")
+    allowed = (*CAUSES, *FLOW_CAUSES, "unexplained", "none")
     divergence = _text(table, "first_divergence", None)
     if divergence not in allowed:
         raise ClaimFormError("first_divergence", f"{divergence!r} is not allowed: use one of {', '.join(allowed)}")

@@ -94,9 +94,12 @@ def schedule_figure(records, path: Path, branches: dict[str, list] | None = None
         return _save(build_schedule_figure(records, branches, viewed, size), path, size)
 
 
-def build_flow_schedule_figure(records, viewed: int | None = None, size: PlotSize = SCREEN) -> Figure:
+def build_flow_schedule_figure(records, branches: dict[str, list] | None = None, viewed: int | None = None,
+                               size: PlotSize = SCREEN) -> Figure:
     """The flow family's schedule per step: sigma with the run's shift and without it (the even schedule it
-    was made from: sigma = s u / (1 + (s - 1) u)), and 1 - sigma, the picture's share of x_t."""
+    was made from: sigma = s u / (1 + (s - 1) u)), and 1 - sigma, the picture's share of x_t. Other runs
+    (compare branches, a fork) as thinner lines labelled with their shift; a VP/sigma run at the flow sigma of
+    the same x0 : eps mix, sigma / (1 + sigma) (engine/noise_scale.py)."""
     from ..engine.flow_schedule import unshifted_sigmas
 
     figure = Figure(figsize=size.inches, dpi=size.dpi)
@@ -104,14 +107,41 @@ def build_flow_schedule_figure(records, viewed: int | None = None, size: PlotSiz
     steps = [r.index + 1 for r in records]
     sigmas = [r.sigma for r in records]
     first = records[0]
-    shift = f"shift {first.shift:g}" if first.shift is not None else f"mu {first.mu:.3g} (s = e^mu)"
-    top.plot(steps, sigmas, "o-", color="C0", label=f"σ, {shift}")
-    top.plot(steps, unshifted_sigmas(sigmas, first.shift, first.mu), "o--", color="C1", label="σ without the shift")
+    ours, width = ("this run, ", 2.4) if branches else ("", None)
+    top.plot(steps, sigmas, "o-", color="C0", linewidth=width, label=f"{ours}σ, {_flow_shift(first)}")
+    top.plot(steps, unshifted_sigmas(sigmas, first.shift, first.mu), "o--", color="C1",
+             label=f"{ours}σ without the shift")
+    bottom.plot(steps, [r.alpha_cumprod for r in records], "o-", color="C0", linewidth=width)
+    for n, (label, other) in enumerate((branches or {}).items(), start=2):
+        if not other:
+            continue
+        other_steps, other_sigmas = [r.index + 1 for r in other], [_as_flow_sigma(r) for r in other]
+        # open markers of their own shape: a run on the same schedule as another stays visible under it
+        style = dict(color=f"C{n}", linewidth=1.6, marker="s^Dv"[(n - 2) % 4], markersize=7, fillstyle="none")
+        top.plot(other_steps, other_sigmas, label=_branch_label(label, other[0]), **style)
+        bottom.plot(other_steps, [1.0 - sigma for sigma in other_sigmas], **style)
     top.set_ylabel("σ  (noise share)")
     top.set_ylim(-0.02, 1.02)
     top.set_title("Flow schedule: x_t = (1 − σ) x0 + σ ε; the shift keeps σ high for more of the steps")
-    bottom.plot(steps, [r.alpha_cumprod for r in records], "o-", color="C0")
     return _finish_schedule(figure, top, bottom, "1 − σ  (picture's share)", records, viewed)
+
+
+def _flow_shift(record) -> str:
+    return f"shift {record.shift:g}" if record.shift is not None else f"mu {record.mu:.3g} (s = e^mu)"
+
+
+def _as_flow_sigma(record) -> float:
+    from ..engine.noise_scale import flow_sigma_of
+
+    return record.sigma if record.family == "flow" else flow_sigma_of(record.sigma)
+
+
+def _branch_label(label: str, record) -> str:
+    """A compared run's legend entry: its label, and its schedule where the label does not say it."""
+    if record.family != "flow":
+        return f"{label} ({record.family}: σ/(1+σ), the same x0 : ε mix)"
+    shift = _flow_shift(record)
+    return label if shift in label else f"{label} ({shift})"
 
 
 def norms_figure(records, path: Path, viewed: int | None = None, size: PlotSize = SCREEN) -> Path:
@@ -125,7 +155,7 @@ def build_schedule_figure(records, branches: dict[str, list] | None = None, view
     """sigma_t (log scale) and abar_t per step; other runs (compare branches) as thin lines. A flow run
     (SD3, FLUX.1): build_flow_schedule_figure."""
     if records and records[0].family == "flow":
-        return build_flow_schedule_figure(records, viewed, size)
+        return build_flow_schedule_figure(records, branches, viewed, size)
     figure = Figure(figsize=size.inches, dpi=size.dpi)
     top, bottom = figure.subplots(2, 1, sharex=True)
     steps = [r.index + 1 for r in records]

@@ -14,7 +14,8 @@ import sys
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .channel_pictures import extra_channel_pictures, mask_picture, unet_input_formula
+from .channel_pictures import denoiser_of, extra_channel_pictures, mask_picture, model_input_formula
+from ..engine.families import model_family
 from ..engine.noise_scale import to_vp_scale
 from .preview import decode_images, preview
 
@@ -161,7 +162,7 @@ def blend_image(pipe, records, kind: str, pictures, every: int = 1) -> Image.Ima
 
 
 def extra_channels_image(pipe, extra_channels: dict, kind: str) -> Image.Image | None:
-    """The inpainting model's or Depth2Img's extra UNet inputs (fixed for the run), one labelled cell each."""
+    """The inpainting model's or Depth2Img's extra inputs (fixed for the run), one labelled cell each."""
     if not extra_channels:
         return None
     labels = {"mask": "mask m", "masked_image_latents": "E(image · (1 − m))", "depth": "depth (near = light)"}
@@ -169,7 +170,7 @@ def extra_channels_image(pipe, extra_channels: dict, kind: str) -> Image.Image |
              for name, picture in extra_channel_pictures(pipe, extra_channels, kind, scale=1).items()]
     font = label_font(LABEL)
     column = max(CELL, *(text_width(label, font) for label, _ in cells)) + 4 * GAP
-    formula = unet_input_formula(extra_channels)
+    formula = model_input_formula(extra_channels, denoiser_of(model_family(type(pipe).__name__)))
     width = max(GAP + len(cells) * column, text_width(formula, font) + 2 * GAP)
     image = Image.new("RGB", (width, 2 * LINE + 2 * GAP + CELL + GAP), BACKGROUND)
     draw = ImageDraw.Draw(image)

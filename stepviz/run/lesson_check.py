@@ -184,9 +184,12 @@ def _trace(claim: Claim) -> ClaimResult:
     found = "none" if first is None else first.cause.id if first.cause else "unexplained"
     passed = found == claim.divergence and (claim.divergence_step is None or (
         first is not None and first.step == claim.divergence_step))
-    passed = passed and (claim.above is None or value > claim.above) and (claim.below is None or value < claim.below)
+    if claim.above is not None or claim.below is not None:  # a bound needs the final latents compared
+        passed = passed and value is not None and (claim.above is None or value > claim.above) and \
+            (claim.below is None or value < claim.below)
     where = "" if first is None else f" at step {first.step} ({first.quantity})"
-    return ClaimResult(claim, "-", passed, f"found {found}{where}, final {value:.3g} apart", value)
+    final = "final latents not compared" if value is None else f"final {value:.3g} apart"
+    return ClaimResult(claim, "-", passed, f"found {found}{where}, {final}", value)
 
 
 def seed_count(claim: Claim, runs: LessonRuns) -> ClaimResult:

@@ -20,6 +20,17 @@ CAUSES = {
     "img2img-start": "img2img's starting latents were noised at a timestep that does not follow strength",
     "call-timestep": "pipe.unet or scheduler.step got another t than the step's timestep",
 }
+# the classic mistakes of a flow loop (SD3, FLUX.1): flow.py finds them
+FLOW_CAUSES = {
+    "flow-timestep-as-sigma": "the transformer got sigma where it reads t = 1000 sigma",
+    "flow-timestep-times-1000": "the transformer got 1000 times the t its pipeline gives (FLUX.1: t = 1000 sigma "
+                                "where it reads sigma; SD3: 1000 t, where scheduler.timesteps are already 1000 sigma)",
+    "flow-shift-missing": "the schedule's sigmas are not shifted (shift 1 where the model's config says more)",
+    "flow-shift-twice": "the schedule's sigmas were shifted twice (shifted sigmas given to a shifting scheduler)",
+    "flow-decode-shift-factor": "vae.decode got latents / scaling_factor without + shift_factor",
+    "flow-init-noise-sigma": "the starting noise was scaled (a VP/sigma scheduler's init_noise_sigma): the flow "
+                             "path starts at x_T = eps",
+}
 SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "steps_offset",
                  "timestep_spacing", "prediction_type", "timestep_type", "rescale_betas_zero_snr", "clip_sample")
 

@@ -17,24 +17,15 @@ latents / scaling_factor + shift_factor.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from dataclasses import dataclass, field
 
 import torch
 
-from .causes import Cause
+from .causes import FLOW_CAUSES, Cause
 from .compare import Divergence, Summary, differs
 
-FLOW_CAUSES = {
-    "flow-timestep-as-sigma": "the transformer got sigma where it reads t = 1000 sigma",
-    "flow-timestep-times-1000": "the transformer got 1000 times the t its pipeline gives (FLUX.1: t = 1000 sigma "
-                                "where it reads sigma; SD3: 1000 t, where scheduler.timesteps are already 1000 sigma)",
-    "flow-shift-missing": "the schedule's sigmas are not shifted (shift 1 where the model's config says more)",
-    "flow-shift-twice": "the schedule's sigmas were shifted twice (shifted sigmas given to a shifting scheduler)",
-    "flow-decode-shift-factor": "vae.decode got latents / scaling_factor without + shift_factor",
-    "flow-init-noise-sigma": "the starting noise was scaled (a VP/sigma scheduler's init_noise_sigma): the flow "
-                             "path starts at x_T = eps",
-}
 
 
 @dataclass
@@ -50,13 +41,18 @@ class FlowStepSeen:
     model_output: torch.Tensor | None = None  # what scheduler.step got (v_hat)
     sample: torch.Tensor | None = None
     prev_sample: torch.Tensor | None = None
+    model_calls: list[dict] = field(default_factory=list)  # the transformer calls: kwargs, hidden_states, output
 
 
 @dataclass
 class FlowTraceReport:
+    """What compare() found, with the fields a lesson's `trace` claim reads as from compare.TraceReport:
+    first_divergence (step, quantity, cause) and final_difference."""
+
     steps: list[FlowStepSeen]
     expected_sigmas: list[float]
     first_divergence: Divergence | None = None
+    final_difference: float | None = None  # max abs difference of the final latents from the pipeline's loop
 
     def __str__(self) -> str:
         lines = ["flow loop against the pipeline's rules (its own noise and velocities):",
@@ -65,6 +61,9 @@ class FlowTraceReport:
             expected = self.expected_sigmas[s.index] if s.index < len(self.expected_sigmas) else float("nan")
             t = ", ".join(f"{x:g}" for x in s.model_timesteps[:1])
             lines.append(f"{s.index + 1:>4} {s.sigma:>11.4f} {expected:>11.4f} {t:>10}")
+        if self.final_difference is not None:
+            lines.append(f"final latents: max abs difference {self.final_difference:.3g} from the pipeline's loop "
+                         "on the same noise")
         d = self.first_divergence
         if d is None:
             lines.append("no divergence: the loop does what the pipeline does")
@@ -87,6 +86,7 @@ class FlowTrace:
         self.calls: list[tuple[str, object, dict]] = []  # (kind, owner, values) in call order
         self._mu: float | None = None  # the pipeline's dynamic shift for this picture (FLUX.1)
         self._undo: list = []
+        self._replaying = False  # compare()'s own transformer and scheduler calls are not the loop's
 
     # ------------------------------------------------------------ recording
     def __enter__(self) -> FlowTrace:
@@ -121,12 +121,19 @@ class FlowTrace:
         self._undo.append(lambda: setattr(owner, name, original) if had_own else delattr(owner, name))
 
     def _on_transformer(self, module, args, kwargs, output) -> None:
-        hidden = kwargs.get("hidden_states", args[0] if args else None)
-        timestep = kwargs.get("timestep", args[2] if len(args) > 2 else None)
-        self.calls.append(("transformer", module, {"hidden_states": hidden.detach().clone(),
-                                                   "timestep": float(torch.as_tensor(timestep).flatten()[0])}))
+        if self._replaying:
+            return
+        given = dict(inspect.signature(module.forward).bind_partial(*args, **kwargs).arguments)
+        hidden = given.pop("hidden_states").detach().clone()
+        timestep = given["timestep"]
+        output = output[0] if isinstance(output, tuple) else output.sample
+        self.calls.append(("transformer", module, {"hidden_states": hidden, "kwargs": given,
+                                                   "timestep": float(torch.as_tensor(timestep).flatten()[0]),
+                                                   "output": output.detach().clone()}))
 
     def _on_step(self, scheduler, args, kwargs, out) -> None:
+        if self._replaying:
+            return
         names = ("model_output", "timestep", "sample")
         values = {**dict(zip(names, args)), **{k: kwargs[k] for k in names if k in kwargs}}
         index = scheduler.step_index - 1  # step() has advanced it
@@ -145,13 +152,17 @@ class FlowTrace:
             elif kind == "step":
                 seen = FlowStepSeen(len(steps), values["timestep"], values["sigma"], values["sigma_next"],
                                     [c["timestep"] for c in pending], pending[0]["hidden_states"] if pending else None,
-                                    values["model_output"], values["sample"], values["prev_sample"])
+                                    values["model_output"], values["sample"], values["prev_sample"], pending)
                 steps.append(seen)
                 pending = []
         return steps
 
     def expected_sigmas(self, steps: list[FlowStepSeen]) -> list[float]:
         """The sigmas the pipeline schedules for this many steps at this picture size (with its shift or mu)."""
+        return [float(s) for s in self.pipeline_scheduler(steps).sigmas]
+
+    def pipeline_scheduler(self, steps: list[FlowStepSeen]):
+        """The pipeline's scheduler, set as the pipeline sets it for this many steps at this picture size."""
         from ..engine import flow_schedule
         from ..engine.schedulers import copy_of
 
@@ -161,7 +172,7 @@ class FlowTrace:
         tokens = x.shape[1] if x.ndim == 3 else (x.shape[-2] // self._patch()) * (x.shape[-1] // self._patch())
         self._mu = flow_schedule.set_timesteps(scheduler, len(steps), "cpu", flux=self.flux, image_seq_len=tokens,
                                                txt2img=True)
-        return [float(s) for s in scheduler.sigmas]
+        return scheduler
 
     def _patch(self) -> int:
         return 2 if self.flux else self.pipe.transformer.config.patch_size
@@ -173,16 +184,40 @@ class FlowTrace:
         sigmas = self.expected_sigmas(steps)
         report = FlowTraceReport(steps, sigmas)
         report.first_divergence = self._first_divergence(steps, sigmas)
+        report.final_difference = self._final_difference(steps)
         return report
 
-    def _first_divergence(self, steps: list[FlowStepSeen], sigmas: list[float]) -> Divergence | None:
+    def _starting_noise(self, steps: list[FlowStepSeen]) -> torch.Tensor:
+        """The loop's first torch.randn where it fits its x_T (FLUX.1: packed as the loop packed it), else x_T."""
         noise = next((v["output"] for kind, _, v in self.calls if kind == "randn"), None)
         start = steps[0].sample
-        if noise is not None and noise.numel() == start.numel():
-            if noise.shape != start.shape:  # FLUX.1: the loop packed its noise into tokens
-                from ..engine.flow_layout import pack
+        if noise is None or noise.numel() != start.numel():
+            return start
+        if noise.shape != start.shape:  # FLUX.1: the loop packed its noise into tokens
+            from ..engine.flow_layout import pack
 
-                noise = pack(noise)
+            noise = pack(noise)
+        return noise
+
+    def _final_difference(self, steps: list[FlowStepSeen]) -> float | None:
+        """Max abs difference of the loop's final latents from the pipeline's loop on the same noise and
+        conditioning (flow_reference.py); None where the loop's calls cannot be replayed."""
+        from .flow_reference import reference_final_latents
+
+        self._replaying = True
+        try:
+            reference = reference_final_latents(self.pipe.transformer, self.pipeline_scheduler(steps), steps,
+                                                self._starting_noise(steps), self.flux)
+        finally:
+            self._replaying = False
+        final = steps[-1].prev_sample
+        if reference is None or reference.shape != final.shape:
+            return None
+        return float((final.double() - reference.double()).abs().max())
+
+    def _first_divergence(self, steps: list[FlowStepSeen], sigmas: list[float]) -> Divergence | None:
+        noise, start = self._starting_noise(steps), steps[0].sample
+        if noise is not start:
             if differs(start, noise):
                 scale = float((start * noise).sum() / (noise * noise).sum())
                 cause = None

@@ -134,3 +134,36 @@ def replays(report, pipe) -> tuple[LoopReplay, LoopReplay]:
         records = loop_records(loop, scheduler, run.guidance_scale)
         sides.append(LoopReplay(label, records, scheduler, loop.steps[0].latents, pipe, prompt))
     return sides[0], sides[1]
+
+
+def flow_loop_replay(trace, report) -> LoopReplay:
+    """A traced flow loop (flow.FlowTraceReport) as a replay of its own steps: x0-hat = x_t - sigma v_hat, the
+    branches as its guidance line combined them (flow_reference.py), on the pipeline's scheduler. FLUX.1's packed
+    tokens are shown unpacked, as a square."""
+    from ..engine.flow_layout import unpack
+    from .flow_reference import fitted_combination, model_rows
+
+    def layout(x: torch.Tensor) -> torch.Tensor:
+        side = 2 * int(round((x.shape[1]) ** 0.5)) if x.ndim == 3 else 0
+        return unpack(x, side, side) if x.ndim == 3 else x
+
+    steps, scheduler = report.steps, trace.pipeline_scheduler(report.steps)
+    records = []
+    for step in steps:
+        x_t, v_hat, latents = layout(step.sample), layout(step.model_output), layout(step.prev_sample)
+        x0 = prediction.pred_original_flow(v_hat, x_t, step.sigma)
+        combination = fitted_combination(model_rows(step), step.model_output)
+        uncond = text = v_hat
+        if combination is not None and combination.uncond is not None:
+            rows = model_rows(step)
+            uncond, text = layout(rows[combination.uncond]), layout(rows[combination.text])
+        metrics = guidance.branch_metrics(uncond, text, v_hat, latents, x0)
+        records.append(StepRecord(
+            index=step.index, num_steps=len(steps), timestep=step.timestep, sigma=step.sigma,
+            alpha_cumprod=1.0 - step.sigma, guidance_scale=combination.scale if combination else 1.0,
+            scheduler=schedulers.info_for(scheduler).name, latents=latents, pred_original_sample=x0,
+            noise_pred_uncond=uncond, noise_pred_text=text, family="flow",
+            prediction_type=prediction.FLOW_PREDICTION, sigma_next=step.sigma_next, **metrics))
+    replay = LoopReplay("your loop", records, scheduler, layout(steps[0].sample), trace.pipe, "")
+    replay.prediction_type = prediction.FLOW_PREDICTION
+    return replay

@@ -19,6 +19,7 @@ from ..pacer import Pacer
 from ...run.session import FORK, MAIN, RunSession, Shown
 from ..widgets.blend_panel import BlendPanel
 from ..widgets.extra_channels_panel import ExtraChannelsPanel
+from ...render.channel_pictures import denoiser_of
 from ..widgets.guidance_panel import GuidancePanel
 from ..widgets.key_bar import Key, KeyBar
 from ..widgets.notes_panel import NotesPanel
@@ -263,7 +264,8 @@ class MainScreen(JobWorkers, Screen):
         self.query_one(NotesPanel).show_for_step(taken if shown.index is None else min(shown.index + 1, taken))
         self.query_one(BlendPanel).display = shown.view.mode == "inpaint" and shown.view.records != () and \
             not shown.view.extra_channels
-        self.query_one(ExtraChannelsPanel).set_channels(shown.view.extra_channels)
+        self.query_one(ExtraChannelsPanel).set_channels(shown.view.extra_channels,
+                                                        denoiser_of(shown.view.model_family))
         self.draw_pictures(MAIN, shown)
 
     def note(self, text: str) -> None:
