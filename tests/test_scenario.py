@@ -88,6 +88,7 @@ def test_a_good_file_gives_settings_events_and_branches(tmp_path):
     ("[[compare]]\nlabel = 'x'\nsteps = 0\n", "steps", ">= 1"),
     ("[[compare]]\nlabel = 'x'\ntitle = 'y'\n", "title", "unknown key"),
     ("events = 3\n", "events", "array of tables"),
+    ("".join(f"[[compare]]\nlabel = 'g{n}'\nguidance_scale = {n}\n" for n in range(1, 9)), "compare", "at most 7"),
 ])
 def test_each_error_names_file_key_and_rule(tmp_path, text, key, words):
     path = write(tmp_path, text)

@@ -162,6 +162,30 @@ async def test_a_lessons_compare_runs_play_beside_it(pipe):
         assert screen.query_one("#compare-notes").display
 
 
+async def test_seven_compare_runs_open_in_a_grid_that_keeps_their_pictures(pipe):
+    """A lesson's run and 7 [[compare]] runs (the most a lesson may have): columns A-H, three to a row, each
+    with room for its pictures, the grid scrolling to the run tab picks."""
+    compare = [CompareBranch(f"guidance {n}", {"guidance_scale": float(n)}) for n in range(1, 8)]
+    app = make_app(pipe, steps=3, compare=compare)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        assert str(screen.query_one("#branch-7 .branch-title").render()) == "H: guidance 7"
+        await pilot.press("space")
+        await settle(pilot)
+        assert [len(app.session.steppers[b].records) for b in screen.branches] == [1] * 8
+        assert all(screen.query_one(f"#previews-{n}").size.height >= 5 for n in range(8))
+        grid = screen.query_one("#branches")
+        assert grid.max_scroll_y > 0 and grid.scroll_y == 0
+        for _ in range(7):
+            await pilot.press("tab")
+        await settle(pilot)
+        assert screen.selected == 7 and grid.scroll_y > 0
+
+
 async def test_looking_back_shows_the_scheduler_that_ran_that_step(pipe):
     app = make_app(pipe, steps=6)
     async with app.run_test(size=SIZE) as pilot:

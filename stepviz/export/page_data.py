@@ -23,6 +23,7 @@ from PIL import Image
 from ..engine.families import model_family
 from ..engine.noise_scale import to_vp_scale
 from ..engine.prediction import prediction_for
+from ..run.lockstep import COLUMN_LETTERS
 from ..render.attention_pictures import CONTRAST_TOP, HEAT_STOPS, foreground_shares, scaled, token_labels
 from ..render.channel_pictures import denoiser_of, extra_channel_pictures, mask_picture, model_input_formula
 from ..render.preview import channels_image, preview
@@ -31,7 +32,7 @@ from ..render.readouts import angle_degrees, rms
 PNG_SIDE = 128
 MAX_SIDE = 384  # with WEBP_QUALITY, a 25-step lesson of 4 runs at 512 px stays under 12 MiB (bench/page_size.py)
 WEBP_QUALITY = 75
-LETTERS = "ABCDEFGH"  # the TUI's compare view names its columns A-D; a lesson may compare up to 7 runs
+LETTERS = COLUMN_LETTERS  # a lesson's run and its up to 7 [[compare]] runs, named as the TUI's compare view names them
 EXTRA_LABELS = {"mask": "mask m", "masked_image_latents": "E(image · (1 − m))", "depth": "depth (near = light)"}
 
 

@@ -41,6 +41,7 @@ from ..engine import checks, memory
 from ..engine.checks import MODES, StepvizInputError, depth_tensor
 from ..engine.schedulers import check_scheduler_name
 from ..lessons.events import CompareBranch, Event
+from .lockstep import COLUMN_LETTERS
 from .settings import RunSettings
 from ..lessons.shipped import ScenarioError, lesson_path
 from ..lessons.toy_scenes import TOY_SCENE_KEYS, TOY_SCENE_LAYERS, draw_toy_picture
@@ -156,6 +157,10 @@ class _Reader:
         settings = RunSettings(**run, source=str(self.path))
         settings.events = [self.event(item, i, settings.steps) for i, item in enumerate(self.tables(data, "events"))]
         settings.compare = [self.branch(item, i) for i, item in enumerate(self.tables(data, "compare"))]
+        if len(settings.compare) >= len(COLUMN_LETTERS):
+            self.fail("", "compare", f"{len(settings.compare)} [[compare]] tables are not allowed: at most "
+                      f"{len(COLUMN_LETTERS) - 1} runs beside the lesson's own (the compare view's columns "
+                      f"{COLUMN_LETTERS[0]}-{COLUMN_LETTERS[-1]})")
         settings.expect = self.claims({"expect": self.tables(data, "expect")}, "end", "", "expect")
         self.check_claim_runs(settings)
         return settings

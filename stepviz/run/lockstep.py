@@ -19,15 +19,18 @@ def common_step(views) -> int | None:
     return min(going) if going else None
 
 
+COLUMN_LETTERS = "ABCDEFGH"  # the runs compared side by side are named A.. (the TUI's grid, the export's page)
+
+
 def lockstep_branches(branches: Sequence[str]) -> list[str]:
-    """The branches as a list, refused unless there are 1 to 4 (the grid's columns A-D)."""
-    if not 1 <= len(branches) <= 4:
-        raise ValueError(f"{len(branches)} runs cannot be compared: give 1 to 4")
+    """The branches as a list, refused unless there are 1 to 8 (columns A-H)."""
+    if not 1 <= len(branches) <= len(COLUMN_LETTERS):
+        raise ValueError(f"{len(branches)} runs cannot be compared: give 1 to {len(COLUMN_LETTERS)}")
     return list(branches)
 
 
 class LockstepRuns:
-    """Branches of a session (2-4, the first leads), each played by the session's loop (run/play.py)."""
+    """Branches of a session (2-8, the first leads), each played by the session's loop (run/play.py)."""
 
     def __init__(self, session, branches: Sequence[str]) -> None:
         self.session, self.branches = session, lockstep_branches(branches)

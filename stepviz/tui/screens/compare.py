@@ -1,4 +1,4 @@
-"""2-4 runs side by side, stepping in lockstep: a fork (`f`), a lesson's [[compare]] runs (`c`), a trace.
+"""2-8 runs side by side, stepping in lockstep: a fork (`f`), a lesson's [[compare]] runs (`c`), a trace.
 
 `CompareScreen(session, branches)` takes (branch, label) pairs of a RunSession and drives them as the main
 screen drives its run: each key builds a job (jobs.py: StepTogether, CatchUp, SetGuidanceScale, SetScheduler,
@@ -21,7 +21,7 @@ from textual.widgets import Label, Static
 from textual.worker import get_current_worker
 
 from ...render.readouts import compare_numbers, status_text
-from ...run.lockstep import common_step, lockstep_branches
+from ...run.lockstep import COLUMN_LETTERS, common_step, lockstep_branches
 from ...run.session import Shown
 from ..engine_jobs import EngineJobs, JobWorkers
 from ..jobs import CatchUp, Refresh, SetGuidanceScale, SetScheduler, StepTogether
@@ -29,7 +29,7 @@ from ..widgets.key_bar import Key, KeyBar
 from ..widgets.notes_panel import NotesPanel
 from ..widgets.preview_panel import PreviewPanel, next_kind
 
-LETTERS = "ABCD"  # the columns' names
+LETTERS = COLUMN_LETTERS
 
 
 class CompareScreen(JobWorkers, Screen):
@@ -204,6 +204,7 @@ class CompareScreen(JobWorkers, Screen):
         self.selected = (self.selected + 1) % len(self.branches)
         for column in range(len(self.branches)):
             self.query_one(f"#branch-{column}").set_class(column == self.selected, "-picked")
+        self.query_one(f"#branch-{self.selected}").scroll_visible()  # 5 or more runs: the grid may scroll
         self.query_one(KeyBar).set_keys(self.key_bar_keys())
 
     def action_guidance(self) -> None:
