@@ -43,7 +43,7 @@ def test_no_training_or_evaluation_module_report_or_loss_curve_in_the_wheel(whee
     assert not [n for n in names if Path(n).name in ("TRAINING.md", "evaluation.md", "PREVIEW.md", "DECODER.md",
                                                      "depth_estimator.md", "latent_rgb.json")]
     # what the product loads is there: each shipped model's index and its parts
-    for model in ("toy", "toy-inpaint", "toy-depth", "toy-flow"):
+    for model in ("toy", "toy-v", "toy-inpaint", "toy-depth", "toy-flow"):
         assert f"stepviz/toy/weights/{model}/model_index.json" in names
     assert "stepviz/tui/stepviz.tcss" in names and "stepviz/lessons/unit3.ipynb" in names
     assert "stepviz/export/page_assets/page.js" in names and "stepviz/export/page_assets/page.css" in names

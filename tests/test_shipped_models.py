@@ -23,10 +23,12 @@ HASH_OF_THE_WHOLE_FOLDERS = {
     "toy": "f56fa1a01d7eeafee5482b6ad723056b9ea8e0a005900c578536e671daa7ba49",
     "toy-inpaint": "2cc5b8bcca53133222e70dc8fd475582a4fd2e2ba5c3839132ba0939abcdbc5d",
     "toy-depth": "612589dd8a1f33cdbf864c39057ff8b63cb0978ed089ef134c7c40235bca186e",
-    # toy-flow was never a whole folder: the hash it was first shipped with (issue 30)
+    # toy-flow and toy-v were never whole folders: the hashes they were first shipped with (issue 30)
     "toy-flow": "0035f451819d7eff370cac398b1171fd3f7dc8b1710c60b045bf707c92a9c450",
+    "toy-v": "a8fc167d2d3d8f615e57e9b2c0232d803d975eea199bfdd265872474e1a159c3",
 }
-MODES = {"toy": "txt2img", "toy-inpaint": "inpaint", "toy-depth": "depth2img", "toy-flow": "txt2img"}
+MODES = {"toy": "txt2img", "toy-v": "txt2img", "toy-inpaint": "inpaint", "toy-depth": "depth2img",
+         "toy-flow": "txt2img"}
 # toy-flow (a StableDiffusion3Pipeline) is loaded and stepped by stepviz once the engine has the flow family
 FLOW_ENGINE = "StableDiffusion3Pipeline" in PIPELINE_CLASSES
 
@@ -39,10 +41,10 @@ def test_no_weight_file_and_no_part_is_stored_twice():
     by_content = defaultdict(list)
     for path in SHIPPED_WEIGHTS.rglob("*.safetensors"):
         by_content[sha256(path)].append(str(path.relative_to(SHIPPED_WEIGHTS)))
-    # 3 UNets, 2 VAEs (the base's, toy-inpaint's with its fine-tuned decoder), 1 text encoder (the variants keep
-    # the base's), the preview decoder, the depth estimator; toy-flow's transformer and text encoder (its two CLIP
-    # slots share one)
-    assert len(by_content) == 10
+    # 4 UNets (the base, its v-prediction fine-tune, the two variants), 2 VAEs (the base's, toy-inpaint's with its
+    # fine-tuned decoder), 1 text encoder (toy-v and the variants keep the base's), the preview decoder, the depth
+    # estimator; toy-flow's transformer and text encoder (its two CLIP slots share one)
+    assert len(by_content) == 11
     assert [names for names in by_content.values() if len(names) > 1] == []
     # two parts of one architecture share a config file, never a whole folder
     by_folder = defaultdict(list)

@@ -1,7 +1,7 @@
 """load_pipeline: a Stable Diffusion 1.x/2.x or SDXL checkpoint, offline, safetensors only.
 
 `model` is one of
-  - "toy", "toy-inpaint", "toy-depth", "toy-flow": the models shipped inside stepviz (stepviz/toy/weights/: one
+  - "toy", "toy-v", "toy-inpaint", "toy-depth", "toy-flow": the models shipped inside stepviz (stepviz/toy/weights/: one
     folder per model holding its model_index.json, whose parts map names the shared part folders beside it);
   - a local folder holding model_index.json;
   - a hub id ("org/name") already in the local Hugging Face cache. stepviz never downloads;
@@ -24,7 +24,7 @@ from .folder_check import (PART_CONFIG_KEY, PARTS_KEY, PICKLE_SUFFIXES, UNUSED_C
                            ModelLoadError, check_model_folder, part_folders)
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "toy" / "weights"
-SHIPPED = ("toy", "toy-inpaint", "toy-depth", "toy-flow")  # each a folder of SHIPPED_WEIGHTS
+SHIPPED = ("toy", "toy-v", "toy-inpaint", "toy-depth", "toy-flow")  # each a folder of SHIPPED_WEIGHTS
 
 
 def shipped_folder(name: str) -> Path:
