@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tiny import save_tiny_toy_base
 from training import components
 from training.train_v_prediction import main as train_main, velocity
 
@@ -26,20 +27,8 @@ def test_the_target_is_diffusers_velocity_and_gives_x0_back():
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory):
-    from diffusers import StableDiffusionPipeline
-
-    from training.tokenizer import write_tokenizer
-
     root = tmp_path_factory.mktemp("toy-v")
-    torch.manual_seed(0)
-    tokenizer = write_tokenizer(root / "tokenizer-src")
-    StableDiffusionPipeline(
-        vae=components.make_vae(components.TINY, 32),
-        text_encoder=components.make_text_encoder(components.TINY, tokenizer),
-        tokenizer=tokenizer, unet=components.make_unet(components.TINY, 32),
-        scheduler=components.make_pipeline_scheduler(), safety_checker=None, feature_extractor=None,
-        requires_safety_checker=False,
-    ).save_pretrained(root / "base", safe_serialization=True)
+    save_tiny_toy_base(root)
     return root
 
 

@@ -14,7 +14,7 @@ from training.dataset import draw_scene_set
 from training.variant_data import HOLE_KINDS, draw_hole, draw_inpaint_examples
 from stepviz.toy.world import draw_scene
 
-from tiny import tiny_components, tiny_pipeline
+from tiny import save_tiny_toy_base, tiny_components, tiny_pipeline
 
 
 def test_widened_unet_starts_as_the_base_unet():
@@ -158,21 +158,10 @@ def test_inpaint_examples_are_deterministic():
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory):
     """A tiny base toy model (size 32) saved as a StableDiffusionPipeline folder, and a tiny depth estimator."""
-    from diffusers import StableDiffusionPipeline
-
     from training.depth_estimator import main as estimator_main
-    from training.tokenizer import write_tokenizer
 
     root = tmp_path_factory.mktemp("toy-variants")
-    torch.manual_seed(0)
-    tokenizer = write_tokenizer(root / "tokenizer-src")
-    StableDiffusionPipeline(
-        vae=components.make_vae(components.TINY, 32),
-        text_encoder=components.make_text_encoder(components.TINY, tokenizer),
-        tokenizer=tokenizer, unet=components.make_unet(components.TINY, 32),
-        scheduler=components.make_pipeline_scheduler(), safety_checker=None, feature_extractor=None,
-        requires_safety_checker=False,
-    ).save_pretrained(root / "base", safe_serialization=True)
+    save_tiny_toy_base(root)
     estimator_main(["--out", str(root / "estimator"), "--tiny", "--size", "32", "--steps", "2", "--batch", "4",
                     "--scenes", "8", "--held-out", "4"])
     assert "mean absolute depth error" in (root / "estimator" / "depth_estimator.md").read_text()

@@ -120,3 +120,22 @@ def tiny_sdxl_pipeline(cls_name: str = "StableDiffusionXLPipeline", **kwargs):
     pipe = getattr(diffusers, cls_name)(**tiny_sdxl_components(**kwargs))
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def save_tiny_toy_base(root) -> None:
+    """A tiny toy model (the trainers' components at their TINY sizes, 32 px) saved as a StableDiffusionPipeline
+    folder in root/base, its tokenizer's source in root/tokenizer-src: the base a trainer's test starts from."""
+    from diffusers import StableDiffusionPipeline
+
+    from training import components
+    from training.tokenizer import write_tokenizer
+
+    torch.manual_seed(0)
+    tokenizer = write_tokenizer(root / "tokenizer-src")
+    StableDiffusionPipeline(
+        vae=components.make_vae(components.TINY, 32),
+        text_encoder=components.make_text_encoder(components.TINY, tokenizer),
+        tokenizer=tokenizer, unet=components.make_unet(components.TINY, 32),
+        scheduler=components.make_pipeline_scheduler(), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
+    ).save_pretrained(root / "base", safe_serialization=True)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 import torch
+
+
+def scratch_folder(out: Path, resume: bool) -> Path:
+    """OUT/scratch, where a trainer keeps its checkpoint and caches: emptied unless the run resumes."""
+    scratch = out / "scratch"
+    if not resume and scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True, exist_ok=True)
+    return scratch
 
 
 def save_checkpoint(state: dict, path: Path) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from . import components
+from .checkpoint import scratch_folder
 from .dataset import add_min_radius_option, load_or_draw, scene_radius_range
 from .evaluate import EVAL_FIRST_SEED, accuracy_table, format_table
 from .loop import plot_losses
@@ -104,10 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     started = time.monotonic()
     out = Path(args.out)
-    scratch = out / "scratch"
-    if not args.resume and scratch.exists():
-        shutil.rmtree(scratch)
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_folder(out, args.resume)
     sizes = model_sizes(args)
     report: list[str] = [f"# Toy model training report\n\nCommand options: `{vars(args)}`\n"]
 

@@ -31,7 +31,7 @@ import torch
 from stepviz.models.loading import load_pipeline
 from stepviz.render.preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint, scratch_folder
 from .components import make_train_scheduler
 from .dataset import EMPTY_CAPTION_INDEX, load_or_draw, scene_radius_range
 from .extra_channels import encode_posterior, pixels_from_uint8, sample_posterior
@@ -138,10 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     started = time.monotonic()
     out = Path(args.out)
-    scratch = out / "scratch"
-    if not args.resume and scratch.exists():
-        shutil.rmtree(scratch)
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_folder(out, args.resume)
 
     base = load_pipeline(args.base, device="cpu", dtype="float32")
     for frozen in (base.vae, base.text_encoder):
