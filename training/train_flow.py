@@ -10,8 +10,11 @@ warm-started from the toy's:
    then shifted by SD3's shift (3.0) as diffusers' SD3 trainers and the scheduler do;
 3. captions as the toy's: about 10% dropped to "" (classifier-free guidance), 30% naming a wrong colour (so
    guidance 1 sometimes draws another colour, and guidance matters);
-4. transformer and text encoder trained together (AdamW, warm-up + cosine LR, EMA), v MSE;
-5. save a StableDiffusion3Pipeline folder to DIR/pipeline (safetensors) with FlowMatchEuler, shift 3.0.
+4. the target: eps - x_0, or with --teacher a trained v-prediction toy's estimate of its expectation given x_t
+   and the caption, where the teacher covers sigma (training/flow_teacher.py): the same minimiser, far less
+   variance in the target;
+5. transformer and text encoder trained together (AdamW, warm-up + cosine LR, EMA), v MSE;
+6. save a StableDiffusion3Pipeline folder to DIR/pipeline (safetensors) with FlowMatchEuler, shift 3.0.
 
 Resumable: the checkpoint goes to DIR/scratch/flow.pt every few minutes; rerun with --resume. --snapshot writes
 the running checkpoint's EMA networks as a pipeline folder, DIR/pipeline-step<N>, to measure a run in progress.
@@ -36,6 +39,7 @@ from .loop import Schedule, plot_losses, train_steps
 from .reporting import write_run_record
 from .sources import part
 from .train import encode_scenes
+from .flow_teacher import VelocityTeacher
 from .train_unet import other_colour_captions
 
 FLOW_PHASE = 13  # step_generator phase, distinct from the other trainers'
@@ -65,6 +69,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--caption-dropout", type=float, default=0.1, help="fraction of captions replaced by \"\"")
     parser.add_argument("--colour-noise", type=float, default=0.3, help="fraction of captions naming a wrong colour")
     parser.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
+    parser.add_argument("--teacher", metavar="MODEL",
+                        help="a v-prediction toy (e.g. toy-v) whose velocity estimate is the target where it covers "
+                             "the noise level (training/flow_teacher.py); the sample eps - x_0 elsewhere")
+    parser.add_argument("--warm-start", metavar="FOLDER",
+                        help="start the transformer and text encoder from this flow pipeline folder")
+    parser.add_argument("--warmup", type=int, default=300, help="learning-rate warm-up steps")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch < 1:
@@ -83,7 +93,14 @@ def build_networks(args: argparse.Namespace):
     side = vae.config.sample_size // 8
     transformer = flow.make_flow_transformer(layers=args.layers, heads=args.heads,
                                              text_width=toy_text.config.hidden_size, latent_side=side)
-    return transformer, flow.make_flow_text_encoder(toy_text), tokenizer, vae.eval()
+    text_encoder = flow.make_flow_text_encoder(toy_text)
+    if args.warm_start:
+        from safetensors.torch import load_file
+
+        start = Path(args.warm_start)
+        transformer.load_state_dict(load_file(start / "transformer" / "diffusion_pytorch_model.safetensors"))
+        text_encoder.load_state_dict(load_file(start / "text_encoder" / "model.safetensors"))
+    return transformer, text_encoder, tokenizer, vae.eval()
 
 
 def save_pipeline(vae, text_encoder, tokenizer, transformer, folder: Path) -> None:
@@ -190,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     parameters = list(transformer.parameters()) + list(text_encoder.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=1e-2)
     ema_transformer, ema_text = copy.deepcopy(transformer).eval(), copy.deepcopy(text_encoder).eval()
+    teacher = VelocityTeacher(args.teacher, CAPTIONS + [""]) if args.teacher else None
 
     def batch_loss(step: int, generator: torch.Generator) -> torch.Tensor:
         index = torch.randint(len(mean), (args.batch,), generator=generator)
@@ -209,9 +227,15 @@ def main(argv: list[str] | None = None) -> None:
         used, where = torch.unique(caption, return_inverse=True)
         context, pooled = flow.encode_captions(text_encoder, token_ids[used])
         v_hat = flow.predict_velocity(transformer, x_t, sigma, context[where], pooled[where])
-        return (v_hat - (eps - x_0)).pow(2).mean()
+        # 4. the target: eps - x_0, or the teacher's estimate of its expectation where the teacher covers sigma
+        target = eps - x_0
+        if teacher is not None:
+            covered = teacher.covers(sigma)
+            if covered.any():
+                target[covered] = teacher.velocity(x_t[covered], sigma[covered], caption[covered])
+        return (v_hat - target).pow(2).mean()
 
-    schedule = Schedule("flow", args.steps, args.lr, warmup=300, seed=args.seed, phase=FLOW_PHASE,
+    schedule = Schedule("flow", args.steps, args.lr, warmup=args.warmup, seed=args.seed, phase=FLOW_PHASE,
                         checkpoint=checkpoint, save_every_s=args.save_every, ema_decay=args.ema_decay,
                         report_every=100, until=args.until)
     losses = train_steps(schedule, {"transformer": transformer, "text_encoder": text_encoder}, optimizer,

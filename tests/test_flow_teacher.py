@@ -1,0 +1,56 @@
+"""The flow trainer's teacher: a v-prediction toy read as a flow velocity. The conversion between the flow path
+and the VP path must be exact: a teacher that knew x_0 and eps would give eps - x_0."""
+
+import pytest
+import torch
+
+from training.dataset import CAPTIONS
+from training.flow_teacher import VelocityTeacher
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return VelocityTeacher("toy-v", CAPTIONS + [""])
+
+
+def test_the_fractional_timestep_lands_on_the_integer_one_whose_alpha_it_is_given(teacher):
+    from diffusers import DDIMScheduler
+
+    from training.sources import part
+
+    alphas = DDIMScheduler.from_pretrained(part("toy-v", "scheduler")).alphas_cumprod
+    steps = torch.tensor([0, 1, 250, 500, 998, 999])
+    assert torch.allclose(teacher.timestep(alphas[steps]), steps.float(), atol=1e-3)
+    between = teacher.timestep(((alphas[500].log() + alphas[501].log()) / 2).exp().view(1))
+    assert 500 < float(between) < 501
+
+
+def test_a_teacher_that_knows_x0_and_eps_gives_eps_minus_x0(teacher):
+    generator = torch.Generator().manual_seed(0)
+    x_0, eps = torch.randn(2, 3, 4, 8, 8, generator=generator)
+    sigma = torch.tensor([0.1, 0.5, 0.9])
+    s = sigma.view(-1, 1, 1, 1)
+    x_t = (1 - s) * x_0 + s * eps
+
+    class KnowsTheAnswer:  # the true v_vp = sqrt(a) eps - sqrt(1 - a) x_0 at the teacher's own scale
+        def __call__(self, x_vp, timestep, encoder_hidden_states):
+            c = 1 / ((1 - s) ** 2 + s**2).sqrt()
+            alpha = ((1 - s) * c) ** 2
+            assert torch.allclose(x_vp, alpha.sqrt() * x_0 + (1 - alpha).sqrt() * eps, atol=1e-5)
+            return type("Out", (), {"sample": alpha.sqrt() * eps - (1 - alpha).sqrt() * x_0})
+
+    teacher_unet, teacher.unet = teacher.unet, KnowsTheAnswer()
+    try:
+        assert torch.allclose(teacher.velocity(x_t, sigma, torch.tensor([0, 1, 2])), eps - x_0, atol=1e-5)
+    finally:
+        teacher.unet = teacher_unet
+
+
+def test_the_teacher_covers_only_the_noise_levels_it_was_trained_on(teacher):
+    covered = teacher.covers(torch.tensor([0.0, 0.5, 0.9, 0.95, 1.0]))
+    assert covered.tolist() == [True, True, True, False, False]
+
+
+def test_a_teacher_that_does_not_predict_v_is_refused():
+    with pytest.raises(SystemExit, match="the teacher must predict v"):
+        VelocityTeacher("toy", CAPTIONS + [""])
