@@ -54,3 +54,12 @@ def test_the_teacher_covers_only_the_noise_levels_it_was_trained_on(teacher):
 def test_a_teacher_that_does_not_predict_v_is_refused():
     with pytest.raises(SystemExit, match="the teacher must predict v"):
         VelocityTeacher("toy", CAPTIONS + [""])
+
+
+def test_the_guidance_weight_without_a_teacher_is_refused_in_one_line(capsys):
+    from training.train_flow import parse_args
+
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(["--out", "unused", "--guidance-weight", "20"])
+    assert stopped.value.code == 2
+    assert "--guidance-weight 20.0 needs --teacher" in capsys.readouterr().err

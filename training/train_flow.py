@@ -34,7 +34,7 @@ import torch
 
 from . import flow_components as flow
 from .checkpoint import load_checkpoint
-from .dataset import CAPTIONS, EMPTY_CAPTION_INDEX, load_or_draw
+from .dataset import CAPTIONS, EMPTY_CAPTION_INDEX, add_min_radius_option, load_or_draw, scene_radius_range
 from .loop import Schedule, plot_losses, train_steps
 from .reporting import write_run_record
 from .sources import part
@@ -55,6 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--base", default="toy", help="the toy model whose VAE, tokenizer and text encoder start it")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scenes", type=int, default=12000, help="training pictures drawn")
+    add_min_radius_option(parser)
     parser.add_argument("--steps", type=int, default=4500)
     parser.add_argument("--until", type=int, default=0,
                         help="stop after this step (checkpoint written, no pipeline saved); the LR follows --steps")
@@ -72,11 +73,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--teacher", metavar="MODEL",
                         help="a v-prediction toy (e.g. toy-v) whose velocity estimate is the target where it covers "
                              "the noise level (training/flow_teacher.py); the sample eps - x_0 elsewhere")
+    parser.add_argument("--guidance-weight", type=float, default=0.0,
+                        help="with --teacher: also predict each x_t without its caption and add this weight times "
+                             "the error of the guidance direction (cond - uncond) against the teacher's")
     parser.add_argument("--warm-start", metavar="FOLDER",
                         help="start the transformer and text encoder from this flow pipeline folder")
     parser.add_argument("--warmup", type=int, default=300, help="learning-rate warm-up steps")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    if args.guidance_weight and not args.teacher:
+        parser.error(f"--guidance-weight {args.guidance_weight} needs --teacher (the direction is the teacher's)")
     if args.steps < 1 or args.batch < 1:
         parser.error(f"--steps and --batch must be at least 1, not {args.steps} and {args.batch}")
     return args
@@ -189,12 +195,14 @@ def main(argv: list[str] | None = None) -> None:
     if not args.resume and checkpoint.exists():
         checkpoint.unlink()
     transformer, text_encoder, tokenizer, vae = build_networks(args)
-    scenes = load_or_draw(scratch / "scenes.npz", args.scenes, vae.config.sample_size, args.seed)
+    radius_range = scene_radius_range(args.min_radius)
+    scenes = load_or_draw(scratch / "scenes.npz", args.scenes, vae.config.sample_size, args.seed, radius_range)
     cached = load_checkpoint(scratch / "latents.pt")
-    if cached is None or len(cached["mean"]) != len(scenes):
+    if (cached is None or len(cached["mean"]) != len(scenes)
+            or tuple(cached.get("radius_range", radius_range)) != tuple(radius_range)):
         with torch.no_grad():
             mean, std = encode_scenes(vae, scenes)
-        torch.save({"mean": mean, "std": std}, scratch / "latents.pt")
+        torch.save({"mean": mean, "std": std, "radius_range": radius_range}, scratch / "latents.pt")
     else:
         mean, std = cached["mean"], cached["std"]
     caption_index = torch.from_numpy(scenes.caption_index)
@@ -223,17 +231,27 @@ def main(argv: list[str] | None = None) -> None:
         eps = torch.randn(x_0.shape, generator=generator)
         s = sigma.view(-1, 1, 1, 1)
         x_t = (1 - s) * x_0 + s * eps
-        # 3. encode the distinct captions of this batch once, then predict v
+        # 3. with --guidance-weight, each x_t a second time without its caption (the pair guidance combines)
+        paired = args.guidance_weight > 0
+        if paired:
+            x_t, sigma, eps, x_0 = (torch.cat([x, x]) for x in (x_t, sigma, eps, x_0))
+            caption = torch.cat([caption, torch.full_like(caption, EMPTY_CAPTION_INDEX)])
+        # 4. encode the distinct captions of this batch once, then predict v
         used, where = torch.unique(caption, return_inverse=True)
         context, pooled = flow.encode_captions(text_encoder, token_ids[used])
         v_hat = flow.predict_velocity(transformer, x_t, sigma, context[where], pooled[where])
-        # 4. the target: eps - x_0, or the teacher's estimate of its expectation where the teacher covers sigma
+        # 5. the target: eps - x_0, or the teacher's estimate of its expectation where the teacher covers sigma
         target = eps - x_0
-        if teacher is not None:
-            covered = teacher.covers(sigma)
-            if covered.any():
-                target[covered] = teacher.velocity(x_t[covered], sigma[covered], caption[covered])
-        return (v_hat - target).pow(2).mean()
+        covered = teacher.covers(sigma) if teacher is not None else torch.zeros_like(sigma, dtype=torch.bool)
+        if covered.any():
+            target[covered] = teacher.velocity(x_t[covered], sigma[covered], caption[covered])
+        loss = (v_hat - target).pow(2).mean()
+        if paired and covered.any():  # the guidance direction (cond - uncond) against the teacher's
+            half = args.batch
+            both = covered[:half]
+            direction = (v_hat[:half] - v_hat[half:])[both] - (target[:half] - target[half:])[both]
+            loss = loss + args.guidance_weight * direction.pow(2).mean() * both.float().mean()
+        return loss
 
     schedule = Schedule("flow", args.steps, args.lr, warmup=args.warmup, seed=args.seed, phase=FLOW_PHASE,
                         checkpoint=checkpoint, save_every_s=args.save_every, ema_decay=args.ema_decay,
