@@ -1,6 +1,7 @@
 """The flow trainer's teacher: a v-prediction toy read as a flow velocity. The conversion between the flow path
 and the VP path must be exact: a teacher that knew x_0 and eps would give eps - x_0."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -63,3 +64,26 @@ def test_the_guidance_weight_without_a_teacher_is_refused_in_one_line(capsys):
         parse_args(["--out", "unused", "--guidance-weight", "20"])
     assert stopped.value.code == 2
     assert "--guidance-weight 20.0 needs --teacher" in capsys.readouterr().err
+
+
+def test_a_tiny_run_with_a_teacher_and_the_guidance_weight_writes_a_flow_pipeline(tmp_path):
+    import json
+    import shutil
+
+    from tiny import save_tiny_toy_base
+    from training.sources import load_flow_pipeline
+    from training.train_flow import main as train_main
+
+    save_tiny_toy_base(tmp_path)
+    shutil.copytree(tmp_path / "base", tmp_path / "v")  # the same random UNet, read as a v-prediction teacher
+    config = tmp_path / "v" / "scheduler" / "scheduler_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "prediction_type": "v_prediction"}))
+    out = tmp_path / "flow"
+    train_main(["--base", str(tmp_path / "base"), "--out", str(out), "--steps", "2", "--batch", "4", "--scenes", "8",
+                "--teacher", str(tmp_path / "v"), "--guidance-weight", "5", "--min-radius", "0.2", "--warmup", "1"])
+    pipe = load_flow_pipeline(out / "pipeline")
+    pipe.set_progress_bar_config(disable=True)
+    size = pipe.vae.config.sample_size
+    image = pipe("a red circle on a black background", num_inference_steps=2, height=size, width=size,
+                 generator=torch.Generator().manual_seed(0), output_type="np").images[0]
+    assert image.shape == (size, size, 3) and np.isfinite(image).all()
