@@ -122,3 +122,22 @@ def test_a_wider_unet_is_recorded_so_resume_and_snapshot_build_the_same_network(
     for bad in ("64", "64,100", "64,x", "0,128"):
         with pytest.raises(argparse.ArgumentTypeError):
             channel_list(bad)
+
+
+def test_larger_shapes_redraw_the_scenes_and_a_set_from_before_keeps_the_worlds_radii(tmp_path):
+    import numpy as np
+
+    from stepviz.toy.world import PAIR_RADIUS_RANGE, RADIUS_RANGE
+    from training.scenes_v3 import load_or_draw_v3, stored_radii
+
+    path = tmp_path / "scenes.npz"
+    world = load_or_draw_v3(path, 40, size=32, seed=3)
+    assert stored_radii(np.load(path)) == (RADIUS_RANGE, PAIR_RADIUS_RANGE)
+    larger = ((0.24, RADIUS_RANGE[1]), (0.18, PAIR_RADIUS_RANGE[1]))
+    big = load_or_draw_v3(path, 40, size=32, seed=3, radii=larger)
+    assert stored_radii(np.load(path)) == larger
+    assert big.masks.sum() > world.masks.sum()  # the same count and seed, more of each picture covered
+    assert load_or_draw_v3(path, 40, size=32, seed=3, radii=larger).masks.sum() == big.masks.sum()  # cached
+    old = {name: value for name, value in np.load(path).items() if name != "radii"}
+    np.savez(path, **old)  # a set cached before the radii were stored reads as the world's
+    assert stored_radii(np.load(path)) == (RADIUS_RANGE, PAIR_RADIUS_RANGE)

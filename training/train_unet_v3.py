@@ -27,14 +27,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stepviz.toy.world import COLOURS, caption, pair_caption, parse_scene_caption
+from stepviz.toy.world import (PAIR_RADIUS_RANGE, RADIUS_RANGE, COLOURS, caption, pair_caption,
+                               parse_scene_caption)
 
 from . import components
 from .checkpoint import load_checkpoint, save_checkpoint
 from .extra_channels import encode_posterior, sample_posterior
 from .loop import Schedule, plot_losses, train_steps
 from .reporting import write_run_record
-from .scenes_v3 import load_or_draw_v3
+from .scenes_v3 import load_or_draw_v3, stored_radii
 from .sources import part
 from .tokenizer import write_tokenizer
 
@@ -121,23 +122,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the UNet's channels per resolution level, e.g. 64,128,128 (default: the base's, 64,128); "
                              "a resumed run keeps what it started with")
     parser.add_argument("--unet-layers", type=int, help="resnet (+ attention) layers per UNet block (default 1)")
+    parser.add_argument("--min-radius", type=float,
+                        help="redraw the scenes with one-shape scenes from this circumradius (fraction of the side) "
+                             "to the world's largest (default: as the cached set was drawn)")
+    parser.add_argument("--pair-min-radius", type=float,
+                        help="the same for each shape of a pair, up to the world's largest pair shape")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch < 1:
         parser.error(f"--steps and --batch must be at least 1, not {args.steps} and {args.batch}")
     return args
 
 
-def encoded_scenes(vae, scenes, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """The scenes' scaled posterior means and stds, cached at `path`."""
+def encoded_scenes(vae, scenes, path: Path, radii=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scenes' scaled posterior means and stds, cached at `path` (for scenes drawn with `radii`)."""
     cached = load_checkpoint(path)
-    if cached is not None and len(cached["mean"]) == len(scenes):
+    if cached is not None and len(cached["mean"]) == len(scenes) and cached.get("radii") == radii:
         return cached["mean"], cached["std"]
     means, stds = [], []
     for start in range(0, len(scenes), 256):
         mean, std = encode_posterior(vae, scenes.image_tensor(np.arange(start, min(start + 256, len(scenes)))), 32)
         means.append(mean)
         stds.append(std)
-    save_checkpoint({"mean": torch.cat(means), "std": torch.cat(stds)}, path)
+    save_checkpoint({"mean": torch.cat(means), "std": torch.cat(stds), "radii": radii}, path)
     return torch.cat(means), torch.cat(stds)
 
 
@@ -189,9 +195,13 @@ def main(argv: list[str] | None = None) -> None:
     vae = AutoencoderKL.from_pretrained(out / "vae", use_safetensors=True).eval()
     size = vae.config.sample_size
     cached = np.load(scratch / "scenes.npz")
+    single, pair = stored_radii(cached)
+    radii = ((args.min_radius, RADIUS_RANGE[1]) if args.min_radius is not None else single,
+             (args.pair_min_radius, PAIR_RADIUS_RANGE[1]) if args.pair_min_radius is not None else pair)
     scenes = load_or_draw_v3(scratch / "scenes.npz", len(cached["images"]), size, int(cached["seed"]),
-                             float(cached["pair_share"]))
-    mean, std = encoded_scenes(vae, scenes, scratch / "latents.pt")
+                             float(cached["pair_share"]), radii)
+    world_radii = radii == (RADIUS_RANGE, PAIR_RADIUS_RANGE)  # keyed None, as caches from before radii were stored
+    mean, std = encoded_scenes(vae, scenes, scratch / "latents.pt", None if world_radii else radii)
     captions = [str(c) for c in scenes.captions]
     print(f"{len(scenes)} scenes encoded ({time.monotonic() - started:.0f} s)", flush=True)
 
