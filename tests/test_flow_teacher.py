@@ -87,3 +87,11 @@ def test_a_tiny_run_with_a_teacher_and_the_guidance_weight_writes_a_flow_pipelin
     image = pipe("a red circle on a black background", num_inference_steps=2, height=size, width=size,
                  generator=torch.Generator().manual_seed(0), output_type="np").images[0]
     assert image.shape == (size, size, 3) and np.isfinite(image).all()
+
+
+def test_a_warm_start_that_is_not_a_flow_pipeline_is_refused_in_one_line(tmp_path):
+    from training.train_flow import build_networks, parse_args
+
+    args = parse_args(["--out", str(tmp_path / "out"), "--warm-start", str(tmp_path)])
+    with pytest.raises(SystemExit, match="no transformer/diffusion_pytorch_model.safetensors there"):
+        build_networks(args)

@@ -35,11 +35,11 @@ import torch
 from . import flow_components as flow
 from .checkpoint import load_checkpoint
 from .dataset import CAPTIONS, EMPTY_CAPTION_INDEX, add_min_radius_option, load_or_draw, scene_radius_range
+from .flow_teacher import VelocityTeacher
 from .loop import Schedule, plot_losses, train_steps
 from .reporting import write_run_record
 from .sources import part
 from .train import encode_scenes
-from .flow_teacher import VelocityTeacher
 from .train_unet import other_colour_captions
 
 FLOW_PHASE = 13  # step_generator phase, distinct from the other trainers'
@@ -104,6 +104,10 @@ def build_networks(args: argparse.Namespace):
         from safetensors.torch import load_file
 
         start = Path(args.warm_start)
+        for name in ("transformer/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
+            if not (start / name).is_file():
+                raise SystemExit(f"--warm-start {start}: no {name} there; give a flow pipeline folder this trainer "
+                                 "wrote (DIR/pipeline or DIR/pipeline-stepN)")
         transformer.load_state_dict(load_file(start / "transformer" / "diffusion_pytorch_model.safetensors"))
         text_encoder.load_state_dict(load_file(start / "text_encoder" / "model.safetensors"))
     return transformer, text_encoder, tokenizer, vae.eval()
