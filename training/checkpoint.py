@@ -9,6 +9,16 @@ from pathlib import Path
 import torch
 
 
+def begin_run(args) -> tuple[float, Path, Path]:
+    """A trainer's first moves: torch threads and seed from `args`, the clock started, and (OUT, OUT/scratch),
+    the scratch emptied unless `args.resume`."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    started = time.monotonic()
+    out = Path(args.out)
+    return started, out, scratch_folder(out, args.resume)
+
+
 def scratch_folder(out: Path, resume: bool) -> Path:
     """OUT/scratch, where a trainer keeps its checkpoint and caches: emptied unless the run resumes."""
     scratch = out / "scratch"

@@ -17,13 +17,12 @@ import argparse
 import dataclasses
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import components
-from .checkpoint import scratch_folder
+from .checkpoint import begin_run
 from .dataset import add_min_radius_option, load_or_draw, scene_radius_range
 from .evaluate import EVAL_FIRST_SEED, accuracy_table, format_table
 from .loop import plot_losses
@@ -100,11 +99,7 @@ def encode_scenes(vae, scenes) -> tuple[torch.Tensor, torch.Tensor]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    started = time.monotonic()
-    out = Path(args.out)
-    scratch = scratch_folder(out, args.resume)
+    started, out, scratch = begin_run(args)
     sizes = model_sizes(args)
     report: list[str] = [f"# Toy model training report\n\nCommand options: `{vars(args)}`\n"]
 

@@ -31,7 +31,7 @@ import torch
 from stepviz.models.loading import load_pipeline
 from stepviz.render.preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR
 
-from .checkpoint import load_checkpoint, save_checkpoint, scratch_folder
+from .checkpoint import begin_run, load_checkpoint, save_checkpoint
 from .components import make_train_scheduler
 from .dataset import EMPTY_CAPTION_INDEX, load_or_draw, scene_radius_range
 from .extra_channels import encode_posterior, pixels_from_uint8, sample_posterior
@@ -134,11 +134,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    started = time.monotonic()
-    out = Path(args.out)
-    scratch = scratch_folder(out, args.resume)
+    started, out, scratch = begin_run(args)
 
     base = load_pipeline(args.base, device="cpu", dtype="float32")
     for frozen in (base.vae, base.text_encoder):

@@ -33,7 +33,7 @@ import torch
 from stepviz.models.loading import load_pipeline
 from stepviz.render.preview import LATENT_RGB_FILE, PREVIEW_DECODER_DIR
 
-from .checkpoint import load_checkpoint, save_checkpoint, scratch_folder
+from .checkpoint import begin_run, load_checkpoint, save_checkpoint
 from .components import make_train_scheduler
 from .dataset import EMPTY_CAPTION_INDEX, add_min_radius_option, load_or_draw, scene_radius_range
 from .extra_channels import (EXTRA_CHANNELS, LATENT_CHANNELS, depth_at_latent_size, encode_posterior,
@@ -288,11 +288,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    started = time.monotonic()
-    out, estimator = Path(args.out), args.depth_estimator
-    scratch = scratch_folder(out, args.resume)
+    started, out, scratch = begin_run(args)
+    estimator = args.depth_estimator
     if args.variant != "inpaint" and args.hole_loss_weight != 1.0:
         sys.exit(f"--hole-loss-weight {args.hole_loss_weight}: only the inpaint variant has a hole (leave it at 1)")
     if args.variant == "depth" and not part(estimator, "depth_estimator").is_dir():
