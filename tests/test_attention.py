@@ -153,3 +153,5 @@ def test_extra_channel_unets(cls_name, channels, mode, extra):
 def test_unknown_capture_value_is_a_clear_error(pipe):
     with pytest.raises(StepvizInputError, match="capture_attention='yes'"):
         Stepper(pipe, prompt=PROMPT, capture_attention="yes")
+    with pytest.raises(StepvizInputError, match=r"scheduler=42 is not allowed: give a name \(ddim, "):
+        Stepper(pipe, prompt=PROMPT, scheduler=42)

@@ -112,6 +112,17 @@ def test_a_flow_scheduler_on_an_sd_model_is_refused_saying_why():
         st.set_scheduler("flow_euler")
 
 
+@pytest.mark.parametrize("cls_name", ["StableDiffusion3Pipeline", "FluxPipeline"])
+def test_a_scheduler_argument_that_is_no_scheduler_is_refused_naming_the_flow_ones(cls_name):
+    with pytest.raises(StepvizInputError, match=r"scheduler=42 is not allowed: give a name \(flow_euler, "):
+        flow_run(cls_name, scheduler=42)
+
+
+def test_an_unknown_capture_value_is_refused_on_a_flow_model_too():
+    with pytest.raises(StepvizInputError, match="capture_attention='yes'"):
+        flow_run(capture_attention="yes")
+
+
 def test_naming_the_flow_euler_scheduler_gives_the_pipelines_own_run():
     assert torch.equal(flow_run(scheduler="flow_euler").run()[-1].latents, flow_run().run()[-1].latents)
 

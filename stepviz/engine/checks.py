@@ -173,6 +173,20 @@ def check_prompts(prompt, negative_prompt, prompt_embeds=None) -> None:
         raise StepvizInputError(f"negative_prompt={negative_prompt!r} is not allowed: give text (a str) or None")
 
 
+def check_scheduler_argument(scheduler, names) -> None:
+    """A run's scheduler argument: None (the pipeline's own), a name (checked by the caller against `names`) or a
+    diffusers scheduler instance, anything with set_timesteps."""
+    if scheduler is not None and not isinstance(scheduler, str) and not hasattr(scheduler, "set_timesteps"):
+        raise StepvizInputError(f"scheduler={scheduler!r} is not allowed: give a name ({', '.join(names)}), a "
+                                "diffusers scheduler, or None for the pipeline's own")
+
+
+def check_capture_attention(value) -> None:
+    if value not in (False, True, "layers"):
+        raise StepvizInputError(f"capture_attention={value!r} is not allowed: use False, True or 'layers' (also "
+                                "each layer's map)")
+
+
 def check_seed(value: int | None) -> None:
     if value is None:
         return

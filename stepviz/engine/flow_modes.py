@@ -81,10 +81,7 @@ def scheduler_for(pipe, scheduler, model_family: str):
         schedulers.check_scheduler_name(scheduler)
         check_flow_family(scheduler, model_family)
         return flow_schedule.make_flow_scheduler(scheduler, pipe.scheduler.config)
-    if not hasattr(scheduler, "set_timesteps"):
-        raise checks.StepvizInputError(f"scheduler={scheduler!r} is not allowed: give a flow scheduler's name "
-                                       f"({', '.join(flow_schedule.FLOW_VARIANTS)}), a diffusers scheduler, or None "
-                                       "for the pipeline's own")
+    checks.check_scheduler_argument(scheduler, flow_schedule.FLOW_VARIANTS)
     return scheduler
 
 

@@ -60,6 +60,7 @@ class FlowLoop(RunEdits):
                                   strength=strength, seed=seed, mode=mode, image=image, mask_image=mask_image,
                                   depth_map=depth_map, inpaint_noise=inpaint_noise,
                                   given_embeds=prompt_embeds is not None or negative_prompt_embeds is not None)
+        checks.check_capture_attention(capture_attention)
         self.capture_attention = False
         self.sdxl = False
         self.pipe, self.mode, self.prompt = pipe, mode, prompt

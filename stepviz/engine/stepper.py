@@ -72,16 +72,11 @@ class Stepper(RunEdits):
         self.sdxl = families.is_sdxl(pipe)
         checks.check_mode(mode, pipe.unet.config.in_channels, sdxl=self.sdxl)
         checks.check_steps_fit(num_inference_steps, pipe.scheduler.config.num_train_timesteps)
-        if scheduler is not None and not isinstance(scheduler, str) and not hasattr(scheduler, "set_timesteps"):
-            raise checks.StepvizInputError(f"scheduler={scheduler!r} is not allowed: give a name "
-                                           f"({', '.join(schedulers.SCHEDULERS)}), a diffusers scheduler, or None "
-                                           "for the pipeline's own")
+        checks.check_scheduler_argument(scheduler, schedulers.SCHEDULERS)
         if mode in ("img2img", "depth2img"):
             image = checks.load_image("image", image, mode)
         memory.check_pipeline_run(pipe, mode, height, width, image, num_inference_steps)
-        if capture_attention not in (False, True, "layers"):
-            raise checks.StepvizInputError(f"capture_attention={capture_attention!r} is not allowed: use False, True "
-                                           "or 'layers' (also each layer's map)")
+        checks.check_capture_attention(capture_attention)
         self.capture_attention = capture_attention
         self.pipe, self.mode, self.prompt = pipe, mode, prompt
         self.negative_prompt = negative_prompt or ""
