@@ -35,12 +35,13 @@ from common import large_random_pipeline  # noqa: E402
 PROMPTS = ["a red circle on a black background", "a blue square on a white background",
            "a green triangle on a black background", "a yellow star on a blue background"]
 SCHEDULERS = ["ddim", "euler", "dpmpp_2m", "euler_a", "pndm", "lms"]
+FLOW_SCHEDULERS = ["flow_euler", "flow_dpmpp_2m", "flow_unipc"]  # a flow model's (toy-flow)
 
 
-def session_kwargs(i: int, steps: int, size: int | None = None) -> dict:
+def session_kwargs(i: int, steps: int, size: int | None = None, schedulers=SCHEDULERS) -> dict:
     size_kwargs = dict(height=size, width=size) if size else {}
     return dict(prompt=PROMPTS[i % len(PROMPTS)], seed=100 + i, num_inference_steps=steps,
-                scheduler=SCHEDULERS[i % len(SCHEDULERS)], guidance_scale=[7.5, 3.0, 1.0][i % 3], **size_kwargs)
+                scheduler=schedulers[i % len(schedulers)], guidance_scale=[7.5, 3.0, 1.0][i % 3], **size_kwargs)
 
 
 def in_threads(jobs) -> float:
@@ -53,15 +54,15 @@ def in_threads(jobs) -> float:
     return time.perf_counter() - started
 
 
-def tolerance(pipe, students: int, steps: int, size: int | None, label: str) -> float:
+def tolerance(pipe, students: int, steps: int, size: int | None, label: str, schedulers=SCHEDULERS) -> float:
     import stepviz
 
     engine = stepviz.SharedEngine(pipe, max_batch_size=32, max_wait_ms=5)
-    sessions = [engine.stepper(**session_kwargs(i, steps, size)) for i in range(students)]
+    sessions = [engine.stepper(**session_kwargs(i, steps, size, schedulers)) for i in range(students)]
     in_threads([s.run for s in sessions])
     worst = 0.0
     for i, session in enumerate(sessions):
-        alone = stepviz.Stepper(pipe, **session_kwargs(i, steps, size))
+        alone = stepviz.Stepper(pipe, **session_kwargs(i, steps, size, schedulers))
         alone.run()
         worst = max(worst, float((session.latents - alone.latents).abs().max()))
     stats = engine.stats
@@ -203,6 +204,8 @@ def main() -> None:
     if args.tolerance:
         tolerance(stepviz.load_pipeline(args.model), 30, 30, None, args.model)
         tolerance(large_random_pipeline(64), 4, 4, 64, "SD-width random UNet, 64x64 px")
+        for run in range(3):  # the toy flow model: each run's batches are made up as the threads arrive
+            tolerance(stepviz.load_pipeline("toy-flow"), 8, 20, None, f"toy-flow, run {run + 1}", FLOW_SCHEDULERS)
     if args.load:
         from stepviz.run.shared_engine import default_workers
 

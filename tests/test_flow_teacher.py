@@ -88,6 +88,28 @@ def test_a_tiny_run_with_a_teacher_and_the_guidance_weight_writes_a_flow_pipelin
                  generator=torch.Generator().manual_seed(0), output_type="np").images[0]
     assert image.shape == (size, size, 3) and np.isfinite(image).all()
 
+    # --snapshot --raw: the checkpoint's own networks (what the next run warm-starts from), not the EMA
+    from safetensors.torch import load_file
+    from training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(out / "scratch" / "flow.pt")
+    common = ["--base", str(tmp_path / "base"), "--out", str(out), "--snapshot"]
+    train_main(common + ["--raw"])
+    train_main(common)
+    weights = {kind: load_file(out / f"{kind}-step2" / "transformer" / "diffusion_pytorch_model.safetensors")
+               for kind in ("raw", "pipeline")}
+    assert all(torch.equal(weights["raw"][key], value) for key, value in state["transformer"].items())
+    assert any(not torch.equal(weights["pipeline"][key], value) for key, value in state["transformer"].items())
+
+
+def test_raw_without_snapshot_is_refused_in_one_line(capsys):
+    from training.train_flow import parse_args
+
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(["--out", "unused", "--raw"])
+    assert stopped.value.code == 2
+    assert "--raw goes with --snapshot" in capsys.readouterr().err
+
 
 def test_a_warm_start_that_is_not_a_flow_pipeline_is_refused_in_one_line(tmp_path):
     from training.train_flow import build_networks, parse_args

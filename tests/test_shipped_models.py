@@ -23,8 +23,9 @@ HASH_OF_THE_WHOLE_FOLDERS = {
     "toy": "f56fa1a01d7eeafee5482b6ad723056b9ea8e0a005900c578536e671daa7ba49",
     "toy-inpaint": "2cc5b8bcca53133222e70dc8fd475582a4fd2e2ba5c3839132ba0939abcdbc5d",
     "toy-depth": "612589dd8a1f33cdbf864c39057ff8b63cb0978ed089ef134c7c40235bca186e",
-    # toy-flow and toy-v were never whole folders: the hashes they were first shipped with (issue 30)
-    "toy-flow": "0035f451819d7eff370cac398b1171fd3f7dc8b1710c60b045bf707c92a9c450",
+    # toy-flow and toy-v were never whole folders: the hashes they were shipped with (issue 30; toy-flow's
+    # distilled weights replaced 0035f451... in session 13)
+    "toy-flow": "3dd0a898269ecef4e2bb5b92337360cdc962efa8b62dde2a0519bb047cc1072f",
     "toy-v": "a8fc167d2d3d8f615e57e9b2c0232d803d975eea199bfdd265872474e1a159c3",
 }
 MODES = {"toy": "txt2img", "toy-v": "txt2img", "toy-inpaint": "inpaint", "toy-depth": "depth2img",

@@ -17,7 +17,9 @@ warm-started from the toy's:
 6. save a StableDiffusion3Pipeline folder to DIR/pipeline (safetensors) with FlowMatchEuler, shift 3.0.
 
 Resumable: the checkpoint goes to DIR/scratch/flow.pt every few minutes; rerun with --resume. --snapshot writes
-the running checkpoint's EMA networks as a pipeline folder, DIR/pipeline-step<N>, to measure a run in progress.
+the running checkpoint's EMA networks as a pipeline folder, DIR/pipeline-step<N>, to measure a run in progress;
+with --raw its own networks instead (not the EMA), DIR/raw-step<N>, to warm-start the next run from exactly
+where this one stands.
 --ship NAME copies DIR/NAME into stepviz/toy/weights as the shipped "toy-flow": its transformer, text encoder
 and scheduler as parts of their own; the VAE and tokenizer are the toy's (checked to be the same files), read
 with SD3's shift_factor and the flow tokenizer's length (the parts' config values in model_index.json).
@@ -51,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/scratch")
     parser.add_argument("--snapshot", action="store_true",
                         help="only write the running checkpoint's EMA networks as a pipeline, OUT/pipeline-step<N>")
+    parser.add_argument("--raw", action="store_true",
+                        help="with --snapshot: the checkpoint's own networks, not the EMA, as OUT/raw-step<N>")
     parser.add_argument("--ship", metavar="NAME", help="only copy OUT/NAME (e.g. pipeline) into the package")
     parser.add_argument("--base", default="toy", help="the toy model whose VAE, tokenizer and text encoder start it")
     parser.add_argument("--seed", type=int, default=0)
@@ -83,6 +87,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.guidance_weight and not args.teacher:
         parser.error(f"--guidance-weight {args.guidance_weight} needs --teacher (the direction is the teacher's)")
+    if args.raw and not args.snapshot:
+        parser.error("--raw goes with --snapshot (it picks which networks the snapshot writes)")
     if args.steps < 1 or args.batch < 1:
         parser.error(f"--steps and --batch must be at least 1, not {args.steps} and {args.batch}")
     return args
@@ -132,9 +138,9 @@ def save_snapshot(args: argparse.Namespace) -> Path:
     if state is None:
         raise SystemExit(f"no checkpoint at {out / 'scratch' / 'flow.pt'} yet")
     transformer, text_encoder, tokenizer, vae = build_networks(args)
-    transformer.load_state_dict(state["ema_transformer"])
-    text_encoder.load_state_dict(state["ema_text"])
-    folder = out / f"pipeline-step{state['step']}"
+    transformer.load_state_dict(state["transformer" if args.raw else "ema_transformer"])
+    text_encoder.load_state_dict(state["text_encoder" if args.raw else "ema_text"])
+    folder = out / f"{'raw' if args.raw else 'pipeline'}-step{state['step']}"
     save_pipeline(vae, text_encoder, tokenizer, transformer, folder)
     return folder
 
