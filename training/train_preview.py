@@ -108,6 +108,7 @@ def generated_latents(pipe, first_seed: int, scales, steps: int = 25, batch: int
     latents, final = [], []
     for i, scale in enumerate(scales):
         prompts = all_captions()
+        print(f"the model's runs at guidance {scale}: {len(prompts)} prompts x {steps} steps", flush=True)
         _, trail = generate_recording(pipe, prompts, [first_seed + 100 * i + k for k in range(len(prompts))],
                                       scale, steps)
         for k, (x_t, x0) in enumerate(trail[-LAST_STEPS:]):
@@ -228,6 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     size = picture_size(pipe.unet.config)
     images = draw_scenes(FIT_SEED_BASE, args.scenes, size)
     held_images = draw_scenes(HELD_OUT_SEED_BASE, args.held_out, size)
+    print(f"drawing and decoding {args.scenes} + {args.held_out} scenes and the model's own runs (reused from "
+          f"--cache when there)", flush=True)
     data = _load_or_make(Path(args.cache) if args.cache else None, lambda: {
         "fit": decoded_latents(pipe.vae, images, seed=1), "held": decoded_latents(pipe.vae, held_images, seed=2),
         "gen": generated_latents(pipe, GENERATED_FIRST_SEED, GENERATION_SCALES),
