@@ -141,3 +141,22 @@ def test_larger_shapes_redraw_the_scenes_and_a_set_from_before_keeps_the_worlds_
     old = {name: value for name, value in np.load(path).items() if name != "radii"}
     np.savez(path, **old)  # a set cached before the radii were stored reads as the world's
     assert stored_radii(np.load(path)) == (RADIUS_RANGE, PAIR_RADIUS_RANGE)
+
+
+def test_more_scenes_redraw_the_set_with_its_seed_and_show_more_two_shape_captions(tmp_path):
+    from training.scenes_v3 import load_or_draw_v3
+    from training.train_unet_v3 import parse_args, scene_set
+
+    path = tmp_path / "scenes.npz"
+    small = load_or_draw_v3(path, 24, size=32, seed=5)
+    same, _ = scene_set(path, 32)  # no count asked: the cached set
+    assert len(same) == 24 and (same.images == small.images).all()
+    larger, radii = scene_set(path, 32, count=60, min_radius=0.2)
+    assert len(larger) == 60 and radii[0][0] == 0.2
+    assert len(set(larger.captions.tolist())) > len(set(small.captions.tolist()))
+    again, _ = scene_set(path, 32, min_radius=0.2)  # the redrawn set is what is cached now
+    assert len(again) == 60 and (again.images == larger.images).all()
+    import pytest
+
+    with pytest.raises(SystemExit):
+        parse_args(["--out", str(tmp_path), "--scenes", "8", "--batch", "32"])

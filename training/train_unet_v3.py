@@ -127,10 +127,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "to the world's largest (default: as the cached set was drawn)")
     parser.add_argument("--pair-min-radius", type=float,
                         help="the same for each shape of a pair, up to the world's largest pair shape")
+    parser.add_argument("--scenes", type=int,
+                        help="redraw the scene set with this many scenes, the same seed and shares (default: as "
+                             "cached); more scenes show more of the two-shape captions")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch < 1:
         parser.error(f"--steps and --batch must be at least 1, not {args.steps} and {args.batch}")
+    if args.scenes is not None and args.scenes < args.batch:
+        parser.error(f"--scenes {args.scenes}: give at least one batch of scenes ({args.batch})")
     return args
+
+
+def scene_set(path: Path, size: int, count: int | None = None, min_radius: float | None = None,
+              pair_min_radius: float | None = None):
+    """The scene set cached at `path`, redrawn with the same seed and pair share where a count or a smallest
+    radius is asked that differs from the cached set's. Returns the scenes and their radius ranges."""
+    cached = np.load(path)
+    single, pair = stored_radii(cached)
+    radii = ((min_radius, RADIUS_RANGE[1]) if min_radius is not None else single,
+             (pair_min_radius, PAIR_RADIUS_RANGE[1]) if pair_min_radius is not None else pair)
+    count = len(cached["images"]) if count is None else count
+    return load_or_draw_v3(path, count, size, int(cached["seed"]), float(cached["pair_share"]), radii), radii
 
 
 def encoded_scenes(vae, scenes, path: Path, radii=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,12 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         checkpoint.unlink()
     vae = AutoencoderKL.from_pretrained(out / "vae", use_safetensors=True).eval()
     size = vae.config.sample_size
-    cached = np.load(scratch / "scenes.npz")
-    single, pair = stored_radii(cached)
-    radii = ((args.min_radius, RADIUS_RANGE[1]) if args.min_radius is not None else single,
-             (args.pair_min_radius, PAIR_RADIUS_RANGE[1]) if args.pair_min_radius is not None else pair)
-    scenes = load_or_draw_v3(scratch / "scenes.npz", len(cached["images"]), size, int(cached["seed"]),
-                             float(cached["pair_share"]), radii)
+    scenes, radii = scene_set(scratch / "scenes.npz", size, args.scenes, args.min_radius, args.pair_min_radius)
     world_radii = radii == (RADIUS_RANGE, PAIR_RADIUS_RANGE)  # keyed None, as caches from before radii were stored
     mean, std = encoded_scenes(vae, scenes, scratch / "latents.pt", None if world_radii else radii)
     captions = [str(c) for c in scenes.captions]
