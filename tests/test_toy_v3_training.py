@@ -75,7 +75,7 @@ def test_warm_start_copies_matching_weights_and_token_rows():
     assert torch.equal(new.token_embedding.weight[1], old.token_embedding.weight[2])
 
 
-def test_pair_evaluation_judges_each_prompt_by_its_own_caption(monkeypatch):
+def test_pair_evaluation_judges_each_prompt_by_its_own_caption(monkeypatch, tmp_path):
     from stepviz.toy.world import draw_pair
     from training import evaluate
 
@@ -100,8 +100,17 @@ def test_pair_evaluation_judges_each_prompt_by_its_own_caption(monkeypatch):
     right = evaluate.pair_accuracy(None, count=8, batch=3)
     assert right == {"pairs": 1.0, "placement": 1.0, "background": 1.0, "n": 8, "n_placed": 4}
     monkeypatch.setattr(evaluate, "generate", lambda *args: drawn(*args, flip=True))
-    flipped = evaluate.pair_accuracy(None, count=8, batch=3)
+    flipped = evaluate.pair_accuracy(None, count=8, batch=3, grid=tmp_path / "grid-pairs.png")
     assert flipped["pairs"] == 1.0 and flipped["placement"] == 0.0
+    from PIL import Image
+
+    grid = np.asarray(Image.open(tmp_path / "grid-pairs.png"))
+    cell = 2 * (128 + 4)  # pictures at the world's 128 px, framed, the grid at twice the size
+    assert grid.shape == (2 * cell, 4 * cell, 3)
+    frames = [tuple(grid[r * cell + 1, c * cell + 1]) for r in range(2) for c in range(4)]
+    assert frames == [(40, 200, 60) if i % 2 == 0 else (230, 40, 40) for i in range(8)]  # placements flipped
+    listed = (tmp_path / "grid-pairs.txt").read_text().splitlines()
+    assert listed[0] == f"1.1 right: {prompts[0]}" and listed[1] == f"1.2 wrong: {prompts[1]}"
 
 
 def test_a_wider_unet_is_recorded_so_resume_and_snapshot_build_the_same_network(tmp_path):

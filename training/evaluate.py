@@ -136,17 +136,25 @@ def pair_prompts(count: int, seed: int = 0) -> list[str]:
 
 
 def pair_accuracy(pipe, count: int = 48, guidance_scale: float = 7.5, steps: int = 25, batch: int = 24,
-                  first_seed: int = PAIR_FIRST_SEED) -> dict:
+                  first_seed: int = PAIR_FIRST_SEED, grid: Path | None = None) -> dict:
     """Two-shape prompts judged by check_scene: shares of both pairs right, placement right (placement prompts),
-    background right, and the counts."""
+    background right, and the counts. With `grid`, the first 16 pictures are also saved there, framed green where
+    both pairs (and the placement) are right, with their prompts beside it in a .txt of the same name."""
     from stepviz.toy.checker import check_scene
 
     prompts = pair_prompts(count)
-    results = []
+    results, pictures = [], []
     for start in range(0, count, batch):
         chunk = prompts[start:start + batch]
         images = generate(pipe, chunk, [first_seed + start + i for i in range(len(chunk))], guidance_scale, steps)
         results += [check_scene(image, prompt) for image, prompt in zip(images, chunk)]
+        pictures += list(images[:max(0, 16 - len(pictures))])
+    if grid is not None:
+        right = [r["pairs_ok"] and r["placement_ok"] is not False for r in results]
+        save_framed_grid(pictures, right, grid)
+        Path(grid).with_suffix(".txt").write_text(
+            "".join(f"{i // 4 + 1}.{i % 4 + 1} {'right' if ok else 'wrong'}: {prompt}\n"
+                    for i, (prompt, ok) in enumerate(zip(prompts, right[:len(pictures)]))))
     placed = [r["placement_ok"] for r in results if r["placement_ok"] is not None]
     return {"pairs": _share([r["pairs_ok"] for r in results]), "placement": _share(placed),
             "background": _share([r["background_ok"] for r in results]), "n": len(results), "n_placed": len(placed)}
@@ -170,8 +178,6 @@ def save_shape_grids(pipe, out_dir: str | Path, guidance_scale: float = 7.5, ste
                      first_seed: int = GRID_FIRST_SEED) -> list[Path]:
     """A 4 x 4 grid of fresh pictures per shape (colours and backgrounds in turn), framed green where the
     checker finds colour and shape right, red where not. Returns the PNG paths."""
-    from PIL import Image
-
     from stepviz.toy.world import BACKGROUNDS, COLOURS, SHAPES, caption
 
     out_dir = Path(out_dir)
@@ -181,18 +187,26 @@ def save_shape_grids(pipe, out_dir: str | Path, guidance_scale: float = 7.5, ste
         prompts = [caption(list(COLOURS)[i % len(COLOURS)], shape, list(BACKGROUNDS)[(i // len(COLOURS)) % 2])
                    for i in range(16)]
         images = generate(pipe, prompts, [first_seed + i for i in range(16)], guidance_scale, steps)
-        size = images.shape[1] + 4
-        grid = np.full((4 * size, 4 * size, 3), 128, dtype=np.uint8)
-        for i, (image, prompt) in enumerate(zip(images, prompts)):
-            result = check(image, prompt)
-            frame = (40, 200, 60) if result["colour_ok"] and result["shape_ok"] else (230, 40, 40)
-            y, x = (i // 4) * size, (i % 4) * size
-            grid[y:y + size, x:x + size] = frame
-            grid[y + 2:y + size - 2, x + 2:x + size - 2] = image
-        path = out_dir / f"grid-{shape}.png"
-        Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
-        paths.append(path)
+        right = [(lambda r: r["colour_ok"] and r["shape_ok"])(check(image, prompt))
+                 for image, prompt in zip(images, prompts)]
+        paths.append(save_framed_grid(images, right, out_dir / f"grid-{shape}.png"))
     return paths
+
+
+def save_framed_grid(images, right: list[bool], path: str | Path) -> Path:
+    """Pictures four to a row, each framed green where `right`, red where not, at twice their size."""
+    from PIL import Image
+
+    size = images[0].shape[0] + 4
+    rows = (len(images) + 3) // 4
+    grid = np.full((rows * size, 4 * size, 3), 128, dtype=np.uint8)
+    for i, (image, ok) in enumerate(zip(images, right)):
+        y, x = (i // 4) * size, (i % 4) * size
+        grid[y:y + size, x:x + size] = (40, 200, 60) if ok else (230, 40, 40)
+        grid[y + 2:y + size - 2, x + 2:x + size - 2] = image
+    path = Path(path)
+    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
+    return path
 
 
 def img2img_position_shift(model_dir: str | Path = SHIPPED_MODEL, count: int = 12, strength: float = 0.5,
@@ -230,7 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=str(SHIPPED_MODEL), help="a shipped model's name or a pipeline folder")
     parser.add_argument("--seeds", type=int, default=4, help="seeds per prompt, from --first-seed on")
     parser.add_argument("--first-seed", type=int, default=EVAL_FIRST_SEED, help="the evaluation set's first seed")
-    parser.add_argument("--grids", default=None, help="also save a 4 x 4 grid of fresh pictures per shape there")
+    parser.add_argument("--grids", default=None, help="also save a 4 x 4 grid of fresh pictures per shape there "
+                                                      "(and, with --pairs, of the first 16 two-shape pictures)")
     parser.add_argument("--steps", type=int, default=25, help="scheduler steps")
     parser.add_argument("--scheduler", default=None,
                         help="a stepviz scheduler name (`stepviz schedulers`) built from the model's config; the "
@@ -250,12 +265,15 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as exc:
             parser.error(str(exc))
     print(format_table(accuracy_table(pipe, seeds_per_prompt=args.seeds, steps=args.steps, first_seed=args.first_seed)))
+    grid = Path(args.grids) / "grid-pairs.png" if args.grids and args.pairs > 0 else None
+    if grid is not None:
+        grid.parent.mkdir(parents=True, exist_ok=True)
     if args.pairs > 0:
-        row = pair_accuracy(pipe, args.pairs, steps=args.steps)
+        row = pair_accuracy(pipe, args.pairs, steps=args.steps, grid=grid)
         print(f"two shapes, guidance 7.5: both pairs right {row['pairs']:.1%} of {row['n']}, placement right "
               f"{row['placement']:.1%} of {row['n_placed']}, background right {row['background']:.1%}")
     if args.grids:
-        for path in save_shape_grids(pipe, args.grids, steps=args.steps):
+        for path in save_shape_grids(pipe, args.grids, steps=args.steps) + ([grid] if grid else []):
             print(f"wrote {path}")
     if args.img2img:
         shifts = img2img_position_shift(args.model, steps=args.steps)
