@@ -27,12 +27,10 @@ import time
 
 import torch
 
-from . import (checks, defaults, families, flow_modes, flow_schedule, flow_text, guidance, prediction,
-               prompt_tokens)
+from . import (checks, defaults, families, flow_modes, flow_schedule, flow_text, guidance, prediction)
 from .flow_modes import FLOW_MODES
 from .flow_layout import image_ids, pack, unpack
 from .errors import NonFiniteError, RunFinishedError
-from .pipeline_facts import facts_of
 from .edit_log import TrueCfgChange
 from .records import StepRecord
 from .run_edits import RunEdits
@@ -63,28 +61,19 @@ class FlowLoop(RunEdits):
         checks.check_capture_attention(capture_attention)
         self.capture_attention = False
         self.sdxl = False
-        self.pipe, self.mode, self.prompt = pipe, mode, prompt
+        self._set_run_fields(pipe, mode, prompt, negative_prompt, seed, num_inference_steps, inpaint_noise,
+                             generator_device)
         self.has_negative_prompt = negative_prompt is not None
-        self.negative_prompt = negative_prompt or ""
-        self.seed, self.num_inference_steps, self.inpaint_noise = seed, num_inference_steps, inpaint_noise
         default_scale = defaults.GUIDANCE_SCALES[self.model_family]  # SD3 7.0 (CFG), FLUX.1 3.5 (embedded)
         self.guidance_scale = checks.check_guidance(default_scale if guidance_scale is None else guidance_scale)
         self.true_cfg_scale = checks.check_guidance(true_cfg_scale)
-        self.device = pipe._execution_device
         self.dtype = pipe.transformer.dtype
-        self.generator = torch.Generator(self.device if generator_device is None else generator_device)
-        if seed is not None:
-            self.generator.manual_seed(seed)
-        self._base_config = pipe.scheduler.config
         self._pipeline_class = MODE_CLASSES[self.model_family][mode]
         self.scheduler = flow_modes.scheduler_for(pipe, scheduler, self.model_family)
         self.scheduler_name = scheduler if isinstance(scheduler, str) else self.scheduler_info.name
-        self.records, self.log = [], []
-        self.notices = list(facts_of(pipe).notices)
         if capture_attention:  # the transformer's joint attention mixes text and image tokens in one softmax
             self.notices.append(f"no cross-attention maps for {self.model_family}: its transformer attends to text "
                                 "and image tokens jointly (MM-DiT), not through the UNet's cross-attention layers")
-        self.stopped, self._setup_nonfinite = None, None
 
         # Text conditioning, both branches (negative first) so the guidance can change mid-run
         with torch.no_grad():
@@ -93,28 +82,17 @@ class FlowLoop(RunEdits):
         self.prompt_embeds = self.conditioning.prompt_embeds
         if not self._finite(self.prompt_embeds, self.conditioning.pooled):
             self._setup_nonfinite = "text_encoder"
-        shape = tuple(self.prompt_embeds[1:].shape)
-        self.prompt_anatomy = prompt_tokens.prompt_anatomy(pipe.tokenizer, prompt, shape)
-        self.negative_anatomy = prompt_tokens.prompt_anatomy(pipe.tokenizer, self.negative_prompt, shape)
-        for anatomy in (self.prompt_anatomy, self.negative_anatomy):
-            if anatomy.notice:
-                self.notices.append(anatomy.notice)
+        self._read_prompts(pipe.tokenizer)
 
         with torch.no_grad():
             run = flow_modes.prepare(pipe, self.scheduler, mode, flux=self.flux,
                                      num_inference_steps=num_inference_steps, height=height, width=width,
                                      dtype=self.prompt_embeds.dtype, device=self.device, generator=self.generator,
                                      image=image, mask_image=mask_image, strength=strength, noise=latents)
-        self.run_inputs = run
-        self.height, self.width = run.height, run.width
-        self.latents = run.latents
         self.img_ids = image_ids(*run.latents.shape[-2:], self.device, self.prompt_embeds.dtype) if self.flux else None
         if not self._finite(run.image_latents, run.masked_image_latents):
             self._setup_nonfinite = "vae_encode"
-        self.timesteps, self._loop_index, self._steps_since_swap = run.timesteps, 0, 0
-        self._swapped = False
-        self.grid = [float(t) for t in run.timesteps]
-        self._snapshots = [self._snapshot()]
+        self._start_from(run, [float(t) for t in run.timesteps])
 
     # ---------------------------------------------------------------- state
     @property

@@ -16,10 +16,11 @@ import torch
 from . import checks, guidance, noise_scale, schedulers
 from .errors import RunFinishedError
 from .edit_log import Fork, GuidanceChange, Rewind, RunEdit, SchedulerSwap
+from .run_setup import RunSetup
 from .snapshots import Snapshot, copy_sharing_tensors
 
 
-class RunEdits:
+class RunEdits(RunSetup):
     """Guidance, scheduler, rewind and fork for a Stepper (its state: latents, scheduler, records, snapshots)."""
 
     def _snapshot(self) -> Snapshot:

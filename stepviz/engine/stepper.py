@@ -25,14 +25,11 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from . import (attention, checks, conditioning, constructor_fixes, defaults, families, guidance, memory, modes,
-               prediction, prompt_tokens, schedulers)
+               prediction, schedulers)
 from .errors import NonFiniteError, RunFinishedError
-from .pipeline_facts import facts_of
 from .flow_stepper import FlowLoop
-from .edit_log import RunEdit
-from .records import PromptAnatomy, StepRecord
+from .records import StepRecord
 from .run_edits import RunEdits
-from .snapshots import Snapshot
 from .vae import vae_upcast
 
 
@@ -78,27 +75,16 @@ class Stepper(RunEdits):
         memory.check_pipeline_run(pipe, mode, height, width, image, num_inference_steps)
         checks.check_capture_attention(capture_attention)
         self.capture_attention = capture_attention
-        self.pipe, self.mode, self.prompt = pipe, mode, prompt
-        self.negative_prompt = negative_prompt or ""
-        self.seed, self.num_inference_steps, self.inpaint_noise = seed, num_inference_steps, inpaint_noise
+        self._set_run_fields(pipe, mode, prompt, negative_prompt, seed, num_inference_steps, inpaint_noise,
+                             generator_device)
         # None: the default of the model family's pipeline (defaults.py)
         self.guidance_scale = checks.check_guidance(defaults.guidance_scale_for(self.sdxl) if guidance_scale is None
                                                     else guidance_scale)
-        self.device = pipe._execution_device
         self.dtype = pipe.unet.dtype
-        self.generator = torch.Generator(self.device if generator_device is None else generator_device)
-        if seed is not None:
-            self.generator.manual_seed(seed)
-        self._base_config = pipe.scheduler.config
         # the diffusers pipeline that runs this mode: its constructor's fixes to the scheduler config apply
         self._pipeline_class = constructor_fixes.pipeline_class_for(pipe, mode)
         self.scheduler = schedulers.scheduler_for(pipe, mode, scheduler)
         self.scheduler_name = scheduler if isinstance(scheduler, str) else schedulers.info_for(self.scheduler).name
-        self.records: list[StepRecord] = []
-        self.log: list[RunEdit] = []
-        self.notices: list[str] = list(facts_of(pipe).notices)  # what loading noticed
-        self.stopped: NonFiniteError | None = None
-        self._setup_nonfinite: str | None = None
 
         # Text conditioning, always both branches so the guidance scale can cross 1.0 later.
         # Given embeddings (diffusers' prompt_embeds / negative_prompt_embeds) are used as they are.
@@ -108,31 +94,20 @@ class Stepper(RunEdits):
         self.prompt_embeds = self.conditioning.prompt_embeds
         if not self._finite(self.prompt_embeds, self.conditioning.text_embeds):
             self._setup_nonfinite = "text_encoder"
-        tokenizer, shape = pipe.tokenizer or pipe.tokenizer_2, tuple(self.prompt_embeds[1:].shape)
-        self.prompt_anatomy: PromptAnatomy = prompt_tokens.prompt_anatomy(tokenizer, prompt, shape)
-        self.negative_anatomy = prompt_tokens.prompt_anatomy(tokenizer, self.negative_prompt, shape)
-        for anatomy in (self.prompt_anatomy, self.negative_anatomy):
-            if anatomy.notice:
-                self.notices.append(anatomy.notice)
+        self._read_prompts(pipe.tokenizer or pipe.tokenizer_2)
 
         with torch.no_grad():
             run = modes.prepare(pipe, self.scheduler, mode, num_inference_steps=num_inference_steps,
                                 height=height, width=width, dtype=self.prompt_embeds.dtype, device=self.device,
                                 generator=self.generator, image=image, mask_image=mask_image,
                                 strength=strength, depth_map=depth_map, noise=latents)
-        self.run_inputs = run
         if run.notice:
             self.notices.append(run.notice)
-        self.height, self.width = run.height, run.width
         if self.sdxl:  # SDXL's size conditioning: the picture's own size, no crop
             conditioning.add_time_ids(pipe, self.conditioning, run.height, run.width, self.device)
-        self.latents = run.latents
         if not self._finite(run.image_latents, run.masked_image_latents):
             self._setup_nonfinite = self._setup_nonfinite or "vae_encode"
-        self.timesteps, self._loop_index, self._steps_since_swap = run.timesteps, 0, 0
-        self._swapped = False  # True once set_scheduler has replaced the run's first scheduler
-        self.grid = schedulers.first_order_grid(run.timesteps)
-        self._snapshots: list[Snapshot] = [self._snapshot()]
+        self._start_from(run, schedulers.first_order_grid(run.timesteps))
 
     # ---------------------------------------------------------------- state
     @property
