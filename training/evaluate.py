@@ -187,8 +187,8 @@ def save_shape_grids(pipe, out_dir: str | Path, guidance_scale: float = 7.5, ste
         prompts = [caption(list(COLOURS)[i % len(COLOURS)], shape, list(BACKGROUNDS)[(i // len(COLOURS)) % 2])
                    for i in range(16)]
         images = generate(pipe, prompts, [first_seed + i for i in range(16)], guidance_scale, steps)
-        right = [(lambda r: r["colour_ok"] and r["shape_ok"])(check(image, prompt))
-                 for image, prompt in zip(images, prompts)]
+        results = [check(image, prompt) for image, prompt in zip(images, prompts)]
+        right = [result["colour_ok"] and result["shape_ok"] for result in results]
         paths.append(save_framed_grid(images, right, out_dir / f"grid-{shape}.png"))
     return paths
 
