@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from . import (checks, defaults, families, flow_modes, flow_schedule, flow_text, guidance, prediction)
+from . import checks, defaults, families, flow_modes, flow_schedule, flow_text, guidance, prediction
 from .flow_modes import FLOW_MODES
 from .flow_layout import image_ids, pack, unpack
 from .errors import NonFiniteError, RunFinishedError
