@@ -9,6 +9,9 @@ DIR holds version 3's VAE (DIR/vae, from train_vae_v3) and its scene set (DIR/sc
 3. train both on eps prediction as train_unet.py does (EMA, warm-up + cosine LR, captions dropped to "",
    captions naming a wrong colour), t drawn uniformly from 0..999: "Why v2 fails under LMS and PNDM"
    (training/models/toy/TRAINING.md) found the eps error lowest at the high-noise end, so its sampling stays;
+   with --agree-below T, a captioned x_t with t < T is also predicted without its caption, and the two
+   predictions are pulled together, weighted W (1 - t / T) (--agree-weight W): once x_t shows the picture the
+   caption should change little, and guidance multiplies what it does change (the PNDM/LMS failure);
 4. save a StableDiffusionPipeline folder to DIR/pipeline (safetensors) and the loss curve.
 
 Resumable: the checkpoint goes to DIR/scratch/unet.pt every few minutes; rerun with --resume. --snapshot writes
@@ -91,6 +94,29 @@ def warm_start(module: torch.nn.Module, source: torch.nn.Module, token_rows: dic
     return copied
 
 
+def agreement_weights(t: torch.Tensor, texts: list[str], below: int, weight: float) -> torch.Tensor:
+    """Per example, the weight pulling its captioned and uncaptioned eps together: weight (1 - t / below) for a
+    captioned example with t < below, 0 otherwise (and everywhere when below is 0)."""
+    if below <= 0:
+        return torch.zeros(len(texts))
+    captioned = torch.tensor([bool(text) for text in texts])
+    return weight * (1 - t.float() / below).clamp(min=0) * captioned
+
+
+def eps_loss(unet, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, states: torch.Tensor,
+             empty_state: torch.Tensor, pull: torch.Tensor) -> torch.Tensor:
+    """The batch's eps MSE, plus, for the examples with a pull (agreement_weights), that weight times the mean
+    squared gap between their captioned eps_c and their uncaptioned eps_u, summed and divided by the batch."""
+    eps_c = unet(x_t, t, states).sample
+    loss = (eps_c - eps).pow(2).mean()
+    near = pull.nonzero().flatten()
+    if len(near):
+        eps_u = unet(x_t[near], t[near], empty_state.expand(len(near), -1, -1)).sample
+        gap = (eps_c[near] - eps_u).pow(2).mean(dim=(1, 2, 3))
+        loss = loss + (pull[near] * gap).sum() / len(pull)
+    return loss
+
+
 def channel_list(text: str) -> tuple[int, ...]:
     try:
         channels = tuple(int(value) for value in text.split(","))
@@ -127,12 +153,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "to the world's largest (default: as the cached set was drawn)")
     parser.add_argument("--pair-min-radius", type=float,
                         help="the same for each shape of a pair, up to the world's largest pair shape")
+    parser.add_argument("--agree-below", type=int, default=0,
+                        help="t below which a caption's and the empty caption's eps are pulled together (0: off)")
+    parser.add_argument("--agree-weight", type=float, default=10.0,
+                        help="weight of that pull at t = 0, falling linearly to 0 at --agree-below")
     parser.add_argument("--scenes", type=int,
                         help="redraw the scene set with this many scenes, the same seed and shares (default: as "
                              "cached); more scenes show more of the two-shape captions")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch < 1:
         parser.error(f"--steps and --batch must be at least 1, not {args.steps} and {args.batch}")
+    if not 0 <= args.agree_below <= 1000 or args.agree_weight < 0:
+        parser.error(f"--agree-below {args.agree_below} / --agree-weight {args.agree_weight}: give a t in 0..1000 "
+                     f"and a weight of at least 0")
     if args.scenes is not None and args.scenes < args.batch:
         parser.error(f"--scenes {args.scenes}: give at least one batch of scenes ({args.batch})")
     return args
@@ -258,12 +291,15 @@ def main(argv: list[str] | None = None) -> None:
         eps = torch.randn(x_0.shape, generator=generator)
         a = abar[t].view(-1, 1, 1, 1)
         x_t = a.sqrt() * x_0 + (1 - a).sqrt() * eps
-        # 3. encode the distinct captions of this batch once, then predict eps
-        used = sorted(set(texts))
+        # 3. encode the distinct captions of this batch (and "") once, then predict eps; captioned x_t at
+        #    t < T also without the caption, eps_c and eps_u pulled together with weight W (1 - t / T)
+        used = sorted(set(texts) | {""})
         ids = tokenizer(used, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                         return_tensors="pt").input_ids
-        states = text_encoder(ids)[0][[used.index(text) for text in texts]]
-        return (unet(x_t, t, states).sample - eps).pow(2).mean()
+        encoded = text_encoder(ids)[0]
+        pull = agreement_weights(t, texts, args.agree_below, args.agree_weight)
+        return eps_loss(unet, x_t, t, eps, encoded[[used.index(text) for text in texts]], encoded[used.index("")],
+                        pull)
 
     schedule = Schedule("unet v3", args.steps, args.lr, warmup=200, seed=args.seed, phase=UNET_V3_PHASE,
                         checkpoint=checkpoint, save_every_s=args.save_every, ema_decay=args.ema_decay,
