@@ -19,14 +19,16 @@ from stepviz.toy.world import draw_scene
 # way hash the same: a manifest written before still names these weights. Shipping retrained weights changes
 # them (record the new ones then): toy's base v2 (issue 14) replaced f64e831c... (then ab0d4aef...); toy-depth
 # (3df30070...) and toy-inpaint (f20ea4a0...) were re-derived from it, and the preview decoder refitted on it.
+# Storing every weight in float16 (training/half_weights.py, session 15) changed all five: toy f56fa1a0...,
+# toy-inpaint 2cc5b8bc..., toy-depth 612589dd..., toy-flow 3dd0a898..., toy-v a8fc167d... before.
 HASH_OF_THE_WHOLE_FOLDERS = {
-    "toy": "f56fa1a01d7eeafee5482b6ad723056b9ea8e0a005900c578536e671daa7ba49",
-    "toy-inpaint": "2cc5b8bcca53133222e70dc8fd475582a4fd2e2ba5c3839132ba0939abcdbc5d",
-    "toy-depth": "612589dd8a1f33cdbf864c39057ff8b63cb0978ed089ef134c7c40235bca186e",
+    "toy": "acb9025af2c83c344d164bdeb1a7b11a6a4b90e531777e43fcc2746074de380b",
+    "toy-inpaint": "488d4215d34f3f187ccd1b105515750cef2c4e2529f575d53296d04196b7200c",
+    "toy-depth": "ec6b27733ee1e7d7652234edfa657e5b6b700ef79c0f4e5992d7917e6e7ec3e3",
     # toy-flow and toy-v were never whole folders: the hashes they were shipped with (issue 30; toy-flow's
     # distilled weights replaced 0035f451... in session 13)
-    "toy-flow": "3dd0a898269ecef4e2bb5b92337360cdc962efa8b62dde2a0519bb047cc1072f",
-    "toy-v": "a8fc167d2d3d8f615e57e9b2c0232d803d975eea199bfdd265872474e1a159c3",
+    "toy-flow": "6d39ca63e5216684fa3b0e6dbd0d122c000c8ccac512428e548ab14782fb2c4b",
+    "toy-v": "f2c641a1c2aad9bb8904bf20de34fc1b86f9fd5e1938eb35f8a13d92a9904f5a",
 }
 MODES = {"toy": "txt2img", "toy-v": "txt2img", "toy-inpaint": "inpaint", "toy-depth": "depth2img",
          "toy-flow": "txt2img"}
@@ -52,6 +54,20 @@ def test_no_weight_file_and_no_part_is_stored_twice():
     for folder in (p for p in SHIPPED_WEIGHTS.iterdir() if p.is_dir()):
         by_folder[tuple(sorted((f.name, sha256(f)) for f in folder.iterdir()))].append(folder.name)
     assert [names for names in by_folder.values() if len(names) > 1] == []
+
+
+def test_every_shipped_weight_is_stored_in_float16_and_loads_as_float32():
+    from safetensors import safe_open
+
+    from stepviz import load_pipeline
+
+    for path in SHIPPED_WEIGHTS.rglob("*.safetensors"):
+        with safe_open(str(path), framework="pt") as weights:
+            kinds = {weights.get_slice(name).get_dtype() for name in weights.keys()}
+        assert kinds <= {"F16", "I64"}, f"{path}: {kinds} (training/half_weights.py stores float16)"
+    pipe = load_pipeline("toy")
+    assert {p.dtype for part in (pipe.unet, pipe.vae, pipe.text_encoder) for p in part.parameters()} == {
+        torch.float32}
 
 
 def test_every_part_folder_is_a_part_of_a_shipped_model():

@@ -169,3 +169,83 @@ def test_more_scenes_redraw_the_set_with_its_seed_and_show_more_two_shape_captio
 
     with pytest.raises(SystemExit):
         parse_args(["--out", str(tmp_path), "--scenes", "8", "--batch", "32"])
+
+
+def test_agreement_pulls_only_captioned_low_noise_examples_and_its_step_narrows_the_gap():
+    import pytest
+
+    from training.train_unet_v3 import agreement_weights, eps_loss, parse_args
+
+    t = torch.tensor([0, 200, 399, 400, 900, 100])
+    texts = ["a red circle on a black background"] * 5 + [""]
+    pull = agreement_weights(t, texts, 400, 10.0)
+    assert pull.tolist() == pytest.approx([10.0, 5.0, 0.025, 0.0, 0.0, 0.0])  # falls to 0 at T; "" never pulled
+    assert not agreement_weights(t, texts, 0, 10.0).any()  # off by default
+
+    class Conditioned(torch.nn.Module):  # eps = conv(x) + a shift read from the text state
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 4, 1)
+            self.shift = torch.nn.Linear(8, 4)
+
+        def forward(self, x, t, states):
+            sample = self.conv(x) + self.shift(states.mean(dim=1))[:, :, None, None]
+            return type("Output", (), {"sample": sample})()
+
+    torch.manual_seed(0)
+    unet = Conditioned()
+    x_t, eps = torch.randn(6, 4, 8, 8), torch.randn(6, 4, 8, 8)
+    states, empty = torch.randn(6, 3, 8), torch.randn(3, 8)
+    plain = eps_loss(unet, x_t, t, eps, states, empty, torch.zeros(6))
+    with torch.no_grad():
+        assert float(plain) == pytest.approx(float((unet(x_t, t, states).sample - eps).pow(2).mean()))
+
+    def gap():
+        with torch.no_grad():
+            return float((unet(x_t[:2], t[:2], states[:2]).sample
+                          - unet(x_t[:2], t[:2], empty.expand(2, -1, -1)).sample).pow(2).mean())
+
+    before = gap()
+    pulled = eps_loss(unet, x_t, t, eps, states, empty, pull)
+    assert pulled.item() > plain.item()
+    optimizer = torch.optim.SGD(unet.parameters(), lr=0.01)
+    (pulled - plain).backward()  # a step on the agreement term alone
+    optimizer.step()
+    assert gap() < before
+    for bad in (["--agree-below", "1200"], ["--agree-weight", "-1"]):
+        with pytest.raises(SystemExit):
+            parse_args(["--out", "x", *bad])
+
+
+def test_half_weights_stores_float16_that_loads_back_as_the_same_float32_module(tmp_path, capsys):
+    import pytest
+    from safetensors.torch import load_file, save_file
+
+    from training.half_weights import halve_file, main, same_at_half
+
+    layer = torch.nn.Linear(16, 16)
+    path = tmp_path / "part" / "model.safetensors"
+    path.parent.mkdir()
+    save_file({**layer.state_dict(), "steps": torch.arange(3)}, str(path), metadata={"format": "pt"})
+    single = tmp_path / "single.safetensors"
+    single.write_bytes(path.read_bytes())
+    before, after = halve_file(path)
+    assert same_at_half(path, single) and same_at_half(single, path)  # what --ship checks of a trained VAE
+    save_file({"weight": layer.weight + 0.01, "bias": layer.bias, "steps": torch.arange(3)}, str(single))
+    assert not same_at_half(path, single)
+    assert after < 0.6 * before
+    stored = load_file(str(path))
+    assert stored["weight"].dtype == torch.float16 and stored["steps"].dtype == torch.int64
+    loaded = torch.nn.Linear(16, 16)
+    loaded.load_state_dict({k: v for k, v in stored.items() if k != "steps"})
+    assert loaded.weight.dtype == torch.float32
+    assert torch.allclose(loaded.weight, layer.weight, atol=1e-3) and not torch.equal(loaded.weight, layer.weight)
+    assert halve_file(path) == (after, after)  # already half: left alone
+    huge = tmp_path / "huge" / "model.safetensors"
+    huge.parent.mkdir()
+    save_file({"weight": torch.tensor([1e6])}, str(huge))
+    untouched = huge.read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(huge.parent)])
+    assert exit_info.value.code == 2 and "1e+06" in capsys.readouterr().err
+    assert huge.read_bytes() == untouched and not list(huge.parent.glob("*tmp*"))

@@ -21,7 +21,8 @@ the running checkpoint's EMA networks as a pipeline folder, DIR/pipeline-step<N>
 with --raw its own networks instead (not the EMA), DIR/raw-step<N>, to warm-start the next run from exactly
 where this one stands.
 --ship NAME copies DIR/NAME into stepviz/toy/weights as the shipped "toy-flow": its transformer, text encoder
-and scheduler as parts of their own; the VAE and tokenizer are the toy's (checked to be the same files), read
+and scheduler as parts of their own, the weights stored in float16 (half_weights.py); the VAE and tokenizer are
+the toy's (checked to be the same weights and vocabulary), read
 with SD3's shift_factor and the flow tokenizer's length (the parts' config values in model_index.json).
 """
 
@@ -38,6 +39,7 @@ from . import flow_components as flow
 from .checkpoint import load_checkpoint
 from .dataset import CAPTIONS, EMPTY_CAPTION_INDEX, add_min_radius_option, load_or_draw, scene_radius_range
 from .flow_teacher import VelocityTeacher
+from .half_weights import halve_folder, same_at_half
 from .loop import Schedule, plot_losses, train_steps
 from .reporting import write_run_record
 from .sources import part
@@ -153,7 +155,6 @@ TOY_PARTS = {"vae": "vae", "tokenizer": "tokenizer", "preview_decoder": "preview
 def ship(folder: Path) -> Path:
     """Copy the pipeline `folder` into stepviz/toy/weights as toy-flow (each part written under a temporary name,
     then renamed); its VAE and tokenizer must be the toy's own files."""
-    import filecmp
     import json
     import shutil
 
@@ -162,8 +163,8 @@ def ship(folder: Path) -> Path:
 
     from transformers import CLIPTokenizer
 
-    same_vae = filecmp.cmp(SHIPPED_WEIGHTS / "vae" / "diffusion_pytorch_model.safetensors",
-                           folder / "vae" / "diffusion_pytorch_model.safetensors", shallow=False)
+    same_vae = same_at_half(SHIPPED_WEIGHTS / "vae" / "diffusion_pytorch_model.safetensors",
+                            folder / "vae" / "diffusion_pytorch_model.safetensors")
     toy_tokens, own_tokens = (CLIPTokenizer.from_pretrained(str(place / "tokenizer")).get_vocab()
                               for place in (SHIPPED_WEIGHTS, folder))
     if not same_vae or toy_tokens != own_tokens:
@@ -179,6 +180,7 @@ def ship(folder: Path) -> Path:
         temporary = SHIPPED_WEIGHTS / f"{own}.tmp"
         shutil.rmtree(temporary, ignore_errors=True)
         shutil.copytree(folder / name, temporary)
+        halve_folder(temporary)
         shutil.rmtree(SHIPPED_WEIGHTS / own, ignore_errors=True)
         temporary.replace(SHIPPED_WEIGHTS / own)
     (SHIPPED_WEIGHTS / SHIPPED_NAME).mkdir(exist_ok=True)
