@@ -51,11 +51,11 @@ def halve_folder(folder: Path) -> tuple[int, int]:
 
 def same_at_half(first: Path, second: Path) -> bool:
     """Whether two safetensors files hold the same tensors once float32 ones are stored in float16."""
-    def halved(path: Path) -> dict[str, torch.Tensor]:
+    def read(path: Path) -> dict[str, torch.Tensor]:
         with safe_open(str(path), framework="pt") as weights:
             return {name: weights.get_tensor(name) for name in weights.keys()}
 
-    ours, theirs = halved(first), halved(second)
+    ours, theirs = read(first), read(second)
     at_half = lambda tensor: tensor.to(torch.float16) if tensor.dtype == torch.float32 else tensor  # noqa: E731
     return ours.keys() == theirs.keys() and all(torch.equal(at_half(ours[k]), at_half(theirs[k])) for k in ours)
 

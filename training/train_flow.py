@@ -154,7 +154,8 @@ TOY_PARTS = {"vae": "vae", "tokenizer": "tokenizer", "preview_decoder": "preview
 
 def ship(folder: Path) -> Path:
     """Copy the pipeline `folder` into stepviz/toy/weights as toy-flow (each part written under a temporary name,
-    then renamed); its VAE and tokenizer must be the toy's own files."""
+    then renamed, the weights in float16); its VAE and tokenizer must be the toy's own (the same weights at half
+    precision, the same vocabulary)."""
     import json
     import shutil
 
