@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "stepviz" / "toy" / "weights"
 HALF_MAX = torch.finfo(torch.float16).max
@@ -43,19 +43,14 @@ def halve_file(path: Path) -> tuple[int, int]:
     return before, path.stat().st_size
 
 
-def halve_folder(folder: Path) -> tuple[int, int]:
-    """halve_file on every safetensors file under `folder`; the sizes before and after, summed."""
-    sizes = [halve_file(path) for path in sorted(folder.rglob("*.safetensors"))]
-    return sum(before for before, _ in sizes), sum(after for _, after in sizes)
+def halve_folder(folder: Path) -> list[tuple[Path, int, int]]:
+    """halve_file on every safetensors file under `folder`: each file with its size before and after."""
+    return [(path, *halve_file(path)) for path in sorted(folder.rglob("*.safetensors"))]
 
 
 def same_at_half(first: Path, second: Path) -> bool:
     """Whether two safetensors files hold the same tensors once float32 ones are stored in float16."""
-    def read(path: Path) -> dict[str, torch.Tensor]:
-        with safe_open(str(path), framework="pt") as weights:
-            return {name: weights.get_tensor(name) for name in weights.keys()}
-
-    ours, theirs = read(first), read(second)
+    ours, theirs = load_file(str(first)), load_file(str(second))
     at_half = lambda tensor: tensor.to(torch.float16) if tensor.dtype == torch.float32 else tensor  # noqa: E731
     return ours.keys() == theirs.keys() and all(torch.equal(at_half(ours[k]), at_half(theirs[k])) for k in ours)
 
@@ -68,16 +63,13 @@ def main(argv: list[str] | None = None) -> None:
     for folder in args.folders:
         if not folder.is_dir():
             parser.error(f"{folder}: not a folder")
-    total_before = total_after = 0
-    for folder in args.folders:
-        for path in sorted(folder.rglob("*.safetensors")):
-            try:
-                before, after = halve_file(path)
-            except ValueError as exc:
-                parser.exit(2, f"half_weights: {exc}\n")
-            total_before, total_after = total_before + before, total_after + after
-            print(f"{path}: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
-    print(f"in all {total_before / 1e6:.1f} MB -> {total_after / 1e6:.1f} MB")
+    try:
+        files = [row for folder in args.folders for row in halve_folder(folder)]
+    except ValueError as exc:
+        parser.exit(2, f"half_weights: {exc}\n")
+    for path, before, after in files:
+        print(f"{path}: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
+    print(f"in all {sum(row[1] for row in files) / 1e6:.1f} MB -> {sum(row[2] for row in files) / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":
